@@ -1,0 +1,171 @@
+# fxscreen build.  `make` builds build/fxscreen and build/libfxscreen.a.
+#   make              CPU build (+ CUDA kernels when nvcc is found)
+#   make test         unit + integration + Python-reference + ASan/UBSan + fuzz smoke
+#   make demo         synthetic radiographs -> prep (see README)
+#   make static       build-static/fxscreen with HDF5/libpng/libtiff/libyaml linked statically
+#   make deps         install the Debian packages the build, tests and demo need
+#   make bench        bench/decode (writes bench/RESULTS.md)
+#   make check-long   longer fuzz runs and the memory-flatness soak
+# Options: CUDA=0 (skip CUDA even if nvcc exists), STATIC=1, BUILD=dir, CUDA_HOME=/path.
+
+BUILD   ?= build
+CC      ?= cc
+CLANG   ?= clang
+STATIC  ?= 0
+CUDA    ?= auto
+VERSION := 0.1.0
+
+PKGS        := libpng libtiff-4 yaml-0.1 hdf5
+PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+ifeq ($(STATIC),1)
+  # Static archives of the image/HDF5 stack (from Debian's -dev packages) so the
+  # binary runs on a GPU machine without them; libc, libm, libgomp and CUDA stay shared.
+  PKG_LIBS := -Wl,-Bstatic $(shell pkg-config --static --libs-only-l libpng libtiff-4 yaml-0.1 | sed 's/-lm //g; s/-lpthread//g') \
+              -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5 -lsz -laec -lz -Wl,-Bdynamic -lcrypto -lcurl -ldl -lm -lpthread
+else
+  PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+endif
+
+# Messages are bounded buffers by design (FX_ERROR_MSG_MAX): truncation is intended.
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation -Iinclude -Isrc $(PKG_CFLAGS) \
+               -DFX_VERSION=\"$(VERSION)\" -fopenmp -MMD -MP
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS)
+LDLIBS   = $(PKG_LIBS) -fopenmp
+
+# ---- CUDA: probed once, built only when nvcc exists -------------------------
+ifeq ($(CUDA),0)
+  NVCC :=
+else
+  NVCC := $(shell command -v nvcc 2>/dev/null || { test -n "$(CUDA_HOME)" && test -x "$(CUDA_HOME)/bin/nvcc" && echo "$(CUDA_HOME)/bin/nvcc"; })
+endif
+ifneq ($(NVCC),)
+  CUDA_ROOT   := $(abspath $(dir $(NVCC))/..)
+  CUDA_LIBDIR := $(firstword $(wildcard $(CUDA_ROOT)/lib64 $(CUDA_ROOT)/lib))
+  NVCCFLAGS   := -O2 -std=c++17 -Iinclude -Isrc -Xcompiler -Wall,-Wextra,-Werror \
+                 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -MMD -MP
+  ALL_CFLAGS  += -DFX_HAVE_CUDA=1 -I$(CUDA_ROOT)/include
+  CUDA_LIBS   := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudnn -lcublas -lcudart -lstdc++
+  CUDNN_VER   := $(shell sed -n 's/^\#define CUDNN_MAJOR \([0-9]*\)/\1/p' $(CUDA_ROOT)/include/cudnn_version.h 2>/dev/null)
+  FEAT_CUDA   := yes ($(shell $(NVCC) --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'), cuDNN $(or $(CUDNN_VER),?))
+else
+  FEAT_CUDA   := no
+endif
+
+LIB_SRC  := $(sort $(wildcard src/*/*.c))
+LIB_SRC  := $(filter-out src/cli/%,$(LIB_SRC))
+CLI_SRC  := $(wildcard src/cli/*.c)
+CU_SRC   := $(if $(NVCC),$(wildcard kernels/*.cu))
+TEST_SRC := $(wildcard tests/test_*.c)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+BENCH_SRC:= $(wildcard bench/*.c)
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+LIBA     := $(BUILD)/libfxscreen.a
+BIN      := $(BUILD)/fxscreen
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TOOLS    := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+# ASan+UBSan build of the library and unit tests (CPU only).
+ASAN_DIR   := $(BUILD)/asan
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ASAN_OBJ   := $(LIB_SRC:%.c=$(ASAN_DIR)/obj/%.o)
+ASAN_TESTS := $(TEST_SRC:tests/%.c=$(ASAN_DIR)/tests/%)
+
+# libFuzzer targets: one per decoder, built with clang from the io sources.
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_LIBSRC := src/core/status.c src/core/image.c $(wildcard src/io/*.c)
+HAVE_LIBFUZZER := $(shell echo 'int LLVMFuzzerTestOneInput(const char*d,unsigned long n){(void)d;(void)n;return 0;}' | $(CLANG) -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null && echo 1)
+
+.PHONY: all lib test test-run demo-run test-gpu demo static deps bench check-long clean features tools format
+all: features $(BIN) $(LIBA)
+
+features:
+	@echo "fxscreen $(VERSION): CUDA $(FEAT_CUDA), OpenMP yes, static $(if $(filter 1,$(STATIC)),yes,no), build $(BUILD)"
+
+lib: $(LIBA)
+
+$(LIBA): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIBA)
+	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(LIBA) $(LDLIBS) $(CUDA_LIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(BUILD)/tests/%: tests/%.c $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LIBA) $(LDLIBS) $(CUDA_LIBS)
+
+$(BUILD)/tools/%: tests/tools/%.c $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LIBA) $(LDLIBS) $(CUDA_LIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(LDLIBS) $(CUDA_LIBS)
+
+$(ASAN_DIR)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -c $< -o $@
+
+$(ASAN_DIR)/libfxscreen.a: $(ASAN_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(ASAN_DIR)/tests/%: tests/%.c $(ASAN_DIR)/libfxscreen.a
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -Itests -o $@ $< $(ASAN_DIR)/libfxscreen.a $(PKG_LIBS) -fopenmp
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC)
+	@mkdir -p $(@D)
+	$(CLANG) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS) -g -O1 \
+	  -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIBSRC) $(shell pkg-config --libs libpng libtiff-4) -lm
+
+tools: $(TOOLS)
+
+# test and demo pull in deps first, then re-enter make so pkg-config sees them.
+test: deps
+	@$(MAKE) --no-print-directory test-run
+
+test-run: all $(TESTS) $(TOOLS) $(ASAN_TESTS) $(if $(HAVE_LIBFUZZER),$(FUZZ_BINS))
+	@bash tests/run.sh $(BUILD) $(ASAN_DIR)
+
+test-gpu: all $(TESTS)
+	@bash scripts/test-gpu.sh $(BUILD)
+
+demo: deps
+	@$(MAKE) --no-print-directory demo-run
+
+demo-run: all
+	@bash scripts/demo.sh $(BUILD)
+
+static:
+	$(MAKE) STATIC=1 BUILD=build-static all
+
+deps:
+	@bash scripts/deps.sh
+
+bench: all $(BENCHES)
+	@bash bench/decode.sh $(BUILD)
+
+check-long: all $(FUZZ_BINS)
+	@bash scripts/check-long.sh $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h' '*.cu')
+
+clean:
+	rm -rf $(BUILD) build-static
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

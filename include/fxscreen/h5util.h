@@ -1,0 +1,50 @@
+/* fxscreen: small helpers over HDF5 for the writer sinks.
+ *
+ * HDF5 is used from one thread only (the writer); these helpers keep the
+ * datasets extendible along the first axis so rows can be appended batch by
+ * batch and a file is valid after every append (H5Fflush). */
+#ifndef FXSCREEN_H5UTIL_H
+#define FXSCREEN_H5UTIL_H
+
+#include <hdf5.h>
+#include <stdint.h>
+
+#include "fxscreen/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Create dataset `name` of shape (0, dims[0], ..., dims[rank-2]) extendible
+ * in the first axis, chunked as (chunk_rows, dims...), deflate level
+ * `deflate` (0 = none) with byte shuffle. Returns the dataset id or < 0. */
+hid_t fx_h5_ext_create(hid_t file, const char *name, hid_t type, int rank, const hsize_t *dims,
+                       hsize_t chunk_rows, int deflate, fx_error *err);
+
+/* Append `rows` rows of `memtype` from data (rows * prod(dims) elements). */
+fx_status fx_h5_ext_append(hid_t dset, hid_t memtype, hsize_t rows, const void *data,
+                           fx_error *err);
+
+/* Append variable-length strings (NULL is written as ""). */
+fx_status fx_h5_ext_append_str(hid_t dset, hsize_t rows, const char *const *strs, fx_error *err);
+
+/* Variable-length UTF-8 string type (caller H5Tclose()s it). */
+hid_t fx_h5_str_type(void);
+
+/* IEEE half-precision float type as h5py writes it (caller H5Tclose()s it). */
+hid_t fx_h5_f16_type(void);
+
+/* Write a scalar string / int64 / double attribute on obj. */
+fx_status fx_h5_attr_str(hid_t obj, const char *name, const char *value, fx_error *err);
+fx_status fx_h5_attr_i64(hid_t obj, const char *name, int64_t value, fx_error *err);
+
+/* Float32 -> IEEE binary16 bits, round to nearest even (inf/NaN kept). */
+uint16_t fx_f32_to_f16(float f);
+
+/* Current UTC time as ISO 8601 "YYYY-MM-DDTHH:MM:SSZ" into buf (>= 21 bytes). */
+void fx_iso8601_now(char *buf, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

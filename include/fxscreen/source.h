@@ -1,0 +1,61 @@
+/* fxscreen: where input paths come from.
+ *
+ * A source is an ordered stream of image paths built from several specs:
+ *   DIR        recursive walk, entries sorted by byte order within each
+ *              directory, depth first; only files whose extension belongs to a
+ *              loader (.png .tif .tiff) are taken; names starting with '.' are
+ *              skipped; symlinks are followed, and a directory reached twice on
+ *              the current path (a symlink loop) becomes an error item.
+ *   LIST       a file named *.txt, *.lst, *.list or *.csv: one path per line
+ *              ('#' comments and blank lines skipped), or CSV with a header
+ *              that has a `path` column (RFC 4180 quoting).  Relative paths
+ *              are taken relative to the list file's directory.
+ *   -          the same list format read from standard input (relative to cwd).
+ *   FILE       any other file: that one image (whatever its extension; the
+ *              loader is chosen by magic bytes later).
+ * The stream is produced lazily (memory is bounded by the widest directory,
+ * not by the archive size).  Items that cannot be listed (an unreadable
+ * directory, a missing path, a loop) are still yielded, with an error, so
+ * that every input ends up as a row.  Not thread-safe: the reader pool calls
+ * it under its lock. */
+#ifndef FXSCREEN_SOURCE_H
+#define FXSCREEN_SOURCE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "fxscreen/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fx_source fx_source;
+
+/* One yielded input. path is malloc'd and owned by the receiver. */
+typedef struct fx_source_item {
+    char *path;
+    fx_status status; /* FX_OK, or why the path could not be listed */
+    char error[FX_ERROR_MSG_MAX];
+} fx_source_item;
+
+/* Create a source over specs[0..n). stdin_fp is used for "-" (pass stdin;
+ * tests pass a memory stream).  Fails (FX_ERR_USAGE) only when a spec is
+ * unusable as a whole: a list file that cannot be opened, "-" given twice, a
+ * CSV without a `path` column, no specs. */
+fx_status fx_source_create(const char *const *specs, int n, FILE *stdin_fp, fx_source **out,
+                           fx_error *err);
+
+/* Next item, in order. Returns 1 and fills *item, or 0 at the end. */
+int fx_source_next(fx_source *s, fx_source_item *item);
+
+/* Total number of items the specs yield, by a separate walk (for progress
+ * ETA); -1 when unknown (stdin). Does not disturb s. */
+long fx_source_count(const char *const *specs, int n);
+
+void fx_source_destroy(fx_source *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

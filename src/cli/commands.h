@@ -1,0 +1,19 @@
+/* fxscreen CLI: one entry point per subcommand, dispatched by src/cli/main.c.
+ * Each takes the subcommand's own argv (argv[0] is the subcommand name) and
+ * returns the process exit code:
+ *   0   the run completed (inputs that failed are rows in the outputs)
+ *   1   a runtime failure (an output could not be written, out of memory)
+ *   2   usage or configuration error (the message names the fix)
+ *   130 interrupted (Ctrl-C); outputs written so far are valid */
+#ifndef FX_CLI_COMMANDS_H
+#define FX_CLI_COMMANDS_H
+
+enum { FX_EXIT_OK = 0, FX_EXIT_FAIL = 1, FX_EXIT_USAGE = 2, FX_EXIT_INTERRUPTED = 130 };
+
+/* `fxscreen synth`: write synthetic radiographs and labels.csv (cmd_synth.c). */
+int fx_cmd_synth(int argc, char **argv);
+
+/* `fxscreen prep`: decode + preprocess into prep.h5 and summary.csv (cmd_prep.c). */
+int fx_cmd_prep(int argc, char **argv);
+
+#endif
