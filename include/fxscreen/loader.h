@@ -54,6 +54,13 @@ typedef struct fx_decode_limits {
     double max_megapixels; /* width*height/1e6; 0 = no limit */
 } fx_decode_limits;
 
+/* Phase one of a decode: sniff (when *ld is NULL; *ld receives the loader),
+ * read the header into info, and check the limits and the byte count before
+ * any pixel buffer is allocated.  The caller then allocates
+ * fx_image_bytes(info) bytes (or reuses a buffer) and calls (*ld)->load(). */
+fx_status fx_decode_header(const fx_loader **ld, const uint8_t *bytes, size_t n,
+                           const fx_decode_limits *lim, fx_image_info *info, fx_error *err);
+
 /* Convenience for one buffer: sniff, header, check limits, allocate, load.
  * On success img owns a malloc'd plane (free with fx_image_free).  Error
  * messages do not name the file: callers prefix it. */

@@ -66,28 +66,11 @@ static fx_status decode_into(const fx_pool_config *cfg, const char *path, fx_wor
     if (st != FX_OK)
         return st;
     memset(img, 0, sizeof *img);
-    const fx_loader *ld = fx_loader_find(bytes, n);
-    if (!ld) {
-        st = fx_error_set(err, n == 0 ? FX_ERR_FORMAT : FX_ERR_UNSUPPORTED,
-                          n == 0 ? "empty file" : "not a PNG or TIFF file (unknown magic bytes)");
+    const fx_loader *ld = NULL;
+    fx_decode_limits lim = {cfg->prep.max_megapixels};
+    if ((st = fx_decode_header(&ld, bytes, n, &lim, &img->info, err)) != FX_OK)
         goto done;
-    }
-    if ((st = ld->header(bytes, n, &img->info, err)) != FX_OK)
-        goto done;
-    double mp = (double)img->info.width * (double)img->info.height / 1e6;
-    if (cfg->prep.max_megapixels > 0 && mp > cfg->prep.max_megapixels) {
-        st = fx_error_set(err, FX_ERR_LIMIT,
-                          "%dx%d is %.1f megapixels, over the limit of %.1f (raise "
-                          "limits.max_megapixels in the config)",
-                          img->info.width, img->info.height, mp, cfg->prep.max_megapixels);
-        goto done;
-    }
     size_t need = fx_image_bytes(&img->info);
-    if (need == 0) {
-        st = fx_error_set(err, FX_ERR_LIMIT, "image size %dx%d overflows", img->info.width,
-                          img->info.height);
-        goto done;
-    }
     if (need > buf->plane_cap) {
         void *np = realloc(buf->plane, need);
         if (!np) {

@@ -1,0 +1,96 @@
+/* fx_png_save: grey 8/16-bit PNG writer on libpng.
+ *
+ * Output is deterministic: no tIME (or any text) chunk, fixed zlib level 6
+ * and libpng's default filter heuristics, so the same pixels always give the
+ * same bytes.  libpng reports errors by longjmp; the handler copies the
+ * message into a per-call context (no global state). */
+#include <errno.h>
+#include <png.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fxscreen/loader.h"
+
+typedef struct png_save_ctx {
+    char msg[256];
+} png_save_ctx;
+
+static void png_save_error(png_structp png, png_const_charp msg)
+{
+    png_save_ctx *ctx = (png_save_ctx *)png_get_error_ptr(png);
+    if (ctx)
+        snprintf(ctx->msg, sizeof ctx->msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void png_save_warning(png_structp png, png_const_charp msg)
+{
+    (void)png; /* warnings (e.g. about chunks) do not change the output */
+    (void)msg;
+}
+
+static int host_is_little_endian(void)
+{
+    const uint16_t probe = 1;
+    uint8_t b;
+    memcpy(&b, &probe, 1);
+    return b == 1;
+}
+
+fx_status fx_png_save(const char *path, const fx_image *img, fx_error *err)
+{
+    if (!path || !img || !img->pixels || img->info.width <= 0 || img->info.height <= 0)
+        return fx_error_set(err, FX_ERR_USAGE, "png save: no image or path");
+    if (img->info.type != FX_PIX_U8 && img->info.type != FX_PIX_U16)
+        return fx_error_set(err, FX_ERR_UNSUPPORTED, "%s: PNG writer takes U8 or U16 grey", path);
+    if (img->info.width > 0x7fffffff / 2 || (uint64_t)img->info.width * img->info.height > (1u << 30))
+        return fx_error_set(err, FX_ERR_LIMIT, "%s: image too large for the PNG writer", path);
+
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return fx_error_set(err, FX_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+
+    png_save_ctx ctx = {{0}};
+    png_structp png =
+        png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_save_error, png_save_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) {
+        png_destroy_write_struct(&png, &info);
+        fclose(f);
+        remove(path);
+        return fx_error_set(err, FX_ERR_NOMEM, "%s: cannot allocate libpng state", path);
+    }
+    const int w = img->info.width, h = img->info.height;
+    const int bits = img->info.type == FX_PIX_U16 ? 16 : 8;
+    const size_t stride = (size_t)w * (size_t)(bits / 8);
+    const uint8_t *base = (const uint8_t *)img->pixels;
+
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        fclose(f);
+        remove(path); /* never leave a truncated file behind */
+        return fx_error_set(err, FX_ERR_IO, "%s: libpng: %s", path, ctx.msg[0] ? ctx.msg : "error");
+    }
+    png_init_io(png, f);
+    png_set_compression_level(png, 6);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, bits, PNG_COLOR_TYPE_GRAY,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    /* PNG stores 16-bit samples big-endian; libpng swaps from host order on a
+     * copy of each row, so the caller's pixels stay untouched. */
+    if (bits == 16 && host_is_little_endian())
+        png_set_swap(png);
+    for (int y = 0; y < h; y++)
+        png_write_row(png, base + (size_t)y * stride);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        remove(path);
+        return fx_error_set(err, FX_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    }
+    return FX_OK;
+}
