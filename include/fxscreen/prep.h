@@ -7,10 +7,14 @@
  *                  FIXED       lo/hi given in stored units, then clip;
  *                  NONE        divide by the type's full range (255, 65535; F32 as is).
  *                  v = (clip(x, lo, hi) - lo) / (hi - lo)   (0 when hi == lo)
+ *                  NaN pixels give 0; a window that is not finite gives 0
+ *                  everywhere; F32 under NONE is clipped to [0,1].
  *   2. invert    : v = 1 - v (optional; MONOCHROME1-style images)
  *   3. resize    : aspect-preserving to fit (PAD) or fill (CROP) out_h x out_w.
  *                  scale = min(out_w/w, out_h/h) for PAD, max(...) for CROP;
- *                  new size = max(1, round(w*scale)) x max(1, round(h*scale)).
+ *                  new size = max(1, round(w*scale)) x max(1, round(h*scale)),
+ *                  round half up, computed exactly in integers (the limiting
+ *                  side is exactly out_w or out_h).
  *                  Per axis: exact area averaging when shrinking, bilinear with
  *                  half-pixel centres (align_corners=False) when enlarging.
  *   4. pad/crop  : centre the resized plane; pad with pad_value (in [0,1] units),

@@ -1,0 +1,45 @@
+/* fxscreen: plain C entry points of the CUDA code in kernels/ (.cu files).
+ *
+ * These symbols exist only in a build with CUDA (FX_HAVE_CUDA defined by the
+ * Makefile when nvcc is found): call them only under #ifdef FX_HAVE_CUDA.
+ * This header itself needs no CUDA headers.  Every function checks every
+ * CUDA call and returns FX_ERR_DEVICE with the call and CUDA's message. */
+#ifndef FXSCREEN_CUDA_KERNELS_H
+#define FXSCREEN_CUDA_KERNELS_H
+
+#include "fxscreen/prep.h"
+#include "fxscreen/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Number of CUDA devices visible.  *count = 0 and FX_ERR_DEVICE with the
+ * driver's reason when the runtime cannot be queried (no driver, no device). */
+fx_status fx_cuda_device_count(int *count, fx_error *err);
+
+/* GPU buffers for fx_prep_resize_norm_cuda, grown on demand and reused
+ * across calls (one per worker thread; not thread-safe).  Creating one does
+ * not touch the GPU; destroy frees everything (NULL is fine). */
+typedef struct fx_cuda_prep fx_cuda_prep;
+fx_cuda_prep *fx_cuda_prep_create(void);
+void fx_cuda_prep_destroy(fx_cuda_prep *ctx);
+
+/* Steps 3-6 of fxscreen/prep.h on the GPU: resize (same weight tables as
+ * the C reference, src/prep/resize.c), pad/crop, normalise, replicate.
+ *   src : float (sh, sw), the windowed (and inverted) [0,1] plane;
+ *         device memory when src_on_device, else host memory.
+ *   out : float (cfg->channels, cfg->out_h, cfg->out_w), i.e. one CHW item
+ *         of an NCHW batch; device memory when out_on_device, else host.
+ *   geom: optional; gets fx_prep_geometry(sw, sh) (win_lo/hi = 0/1).
+ * Runs on the current device, on the context's own stream, and returns after
+ * the work has finished.  A device src must already be complete (the call
+ * does not wait for other streams). */
+fx_status fx_prep_resize_norm_cuda(fx_cuda_prep *ctx, const float *src, int sh, int sw,
+                                   int src_on_device, const fx_prep_config *cfg, float *out,
+                                   int out_on_device, fx_prep_geom *geom, fx_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

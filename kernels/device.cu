@@ -1,0 +1,18 @@
+// CUDA device discovery behind a plain C function (fxscreen/cuda_kernels.h).
+#include <cuda_runtime.h>
+
+#include "fxscreen/cuda_kernels.h"
+
+extern "C" fx_status fx_cuda_device_count(int *count, fx_error *err)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        *count = 0;
+        (void)cudaGetLastError(); // clear the sticky-free error so later calls start clean
+        return fx_error_set(err, FX_ERR_DEVICE, "cudaGetDeviceCount: %s (%s)",
+                            cudaGetErrorString(e), cudaGetErrorName(e));
+    }
+    *count = n;
+    return FX_OK;
+}
