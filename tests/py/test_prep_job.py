@@ -153,6 +153,29 @@ def main():
         st = list(h["status"][:])
         check("csv_list_relative_and_missing", rc == 0 and st[0] == 0 and st[1] < 0, (rc, se, st))
 
+    # Ctrl-C: the current batch finishes, outputs are valid and agree, exit 130.
+    synth = os.path.join(tmp, "synth")
+    subprocess.run([FX, "synth", "--out", synth, "--n", "300", "--size", "512", "--bits", "16"],
+                   capture_output=True, check=True)
+    out4 = os.path.join(tmp, "out4")
+    p = subprocess.Popen([FX, "prep", synth, "--out", out4, "--threads", "1", "--batch", "4", "--quiet"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    import signal
+    import time
+    time.sleep(0.4)
+    p.send_signal(signal.SIGINT)
+    _, se = p.communicate(timeout=120)
+    with h5py.File(os.path.join(out4, "prep.h5"), "r") as h:
+        n5 = h["path"].shape[0]
+        same = all(h[k].shape[0] == n5 for k in ("images", "status", "error", "original_size", "bit_depth"))
+        prefix = [os.path.basename(x.decode() if isinstance(x, bytes) else x) for x in h["path"][:]]
+    with open(os.path.join(out4, "summary.csv")) as f:
+        nrows = len(list(csv.DictReader(f)))
+    want = ["img_%06d.png" % i for i in range(n5)]
+    check("sigint_valid_consistent_prefix",
+          p.returncode == 130 and 0 < n5 < 300 and same and nrows == n5 and prefix == want and "interrupted" in se.decode(),
+          (p.returncode, n5, same, nrows, se.decode()[-200:]))
+
     # Usage and config errors: exit 2 with a message naming the fix.
     rc, so, se = run(["prep", src])
     check("usage_missing_out", rc == 2 and "--out" in se, (rc, se))
