@@ -9,6 +9,8 @@
  * into one buffer (libpng: png_read_row with png_set_swap; libtiff:
  * TIFFReadEncodedStrip).  Pool: fx_pool over the same files with the default
  * preprocessing (percentile window, area resize to 256x256, float32 NCHW).
+ * Plain loop: the pool worker's per-file function on one thread without the
+ * pool, so pool / plain is what the threads, queues and batching cost.
  * Each figure is the median of R runs.  Prints a Markdown table. */
 #include <png.h>
 #include <stdio.h>
@@ -131,6 +133,28 @@ static double time_bare(int png, char **paths, int n, uint8_t *buf, size_t cap)
     return now_s() - t0;
 }
 
+/* The same per-file work as a pool worker (read, decode, stats, prep) in a
+ * plain loop on this thread: pool time over this is the pool's own cost. */
+static double time_plain(char **paths, int n)
+{
+    fx_pool_config c = {0};
+    fx_prep_config_default(&c.prep);
+    fx_worker_buf wb = {0};
+    size_t per = (size_t)c.prep.channels * (size_t)c.prep.out_h * (size_t)c.prep.out_w;
+    float *out = malloc(per * sizeof *out);
+    fx_item item;
+    double t0 = now_s();
+    for (int i = 0; i < n; i++) {
+        fx_pool_process_one(&c, paths[i], &wb, out, NULL, &item);
+        if (item.status != FX_OK)
+            fprintf(stderr, "decode: %s\n", item.error);
+    }
+    double t = now_s() - t0;
+    fx_worker_buf_free(&wb);
+    free(out);
+    return t;
+}
+
 static double time_pool(char **paths, int n, int threads)
 {
     size_t len = 0;
@@ -174,7 +198,7 @@ static double time_pool(char **paths, int n, int threads)
 int main(int argc, char **argv)
 {
     const char *dir = "/tmp/fx_bench_decode";
-    int n = 12, size = 2048, reps = 3;
+    int n = 24, size = 2048, reps = 3;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--dir"))
             dir = argv[i + 1];
@@ -203,20 +227,25 @@ int main(int argc, char **argv)
         double mb;
         if (ensure_files(sub, exts[f], n, size, paths, &mb) != 0)
             return 1;
-        double tb[31], t1[31], t2[31];
+        double tb[31], tp[31], t1[31], t2[31];
         time_bare(f == 0, paths, n, buf, cap); /* warm the page cache */
         for (int r = 0; r < reps; r++) {
             tb[r] = time_bare(f == 0, paths, n, buf, cap);
+            tp[r] = time_plain(paths, n);
             t1[r] = time_pool(paths, n, 1);
             t2[r] = time_pool(paths, n, 2);
         }
-        double b = median(tb, reps), p1 = median(t1, reps), p2 = median(t2, reps);
+        double b = median(tb, reps), pl = median(tp, reps), p1 = median(t1, reps), p2 = median(t2, reps);
         const char *set = f == 0 ? "PNG 16-bit" : "TIFF 16-bit Deflate";
         const char *lib = f == 0 ? "libpng bare decode" : "libtiff bare decode";
         printf("| %s %dpx x%d | %s | 1 | %.2f | %.1f | %.1f | 1.00 |\n", set, size, n, lib, n / b,
                mb / b, n * mpix / b);
-        printf("| %s %dpx x%d | fx pool decode+prep | 1 | %.2f | %.1f | %.1f | %.2f |\n", set, size,
-               n, n / p1, mb / p1, n * mpix / p1, p1 / b);
+        printf("| %s %dpx x%d | fx decode+prep, plain loop (no pool) | 1 | %.2f | %.1f | %.1f | %.2f "
+               "|\n",
+               set, size, n, n / pl, mb / pl, n * mpix / pl, pl / b);
+        printf("| %s %dpx x%d | fx pool decode+prep | 1 | %.2f | %.1f | %.1f | %.2f (pool vs plain "
+               "loop: %.3f) |\n",
+               set, size, n, n / p1, mb / p1, n * mpix / p1, p1 / b, p1 / pl);
         printf("| %s %dpx x%d | fx pool decode+prep | 2 | %.2f | %.1f | %.1f | %.2f (2 vs 1 "
                "thread: %.2fx) |\n",
                set, size, n, n / p2, mb / p2, n * mpix / p2, p2 / b, p1 / p2);

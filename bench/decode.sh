@@ -3,7 +3,7 @@
 # the machine and the exact command.
 set -euo pipefail
 build=${1:-build}
-n=${FX_BENCH_N:-12}
+n=${FX_BENCH_N:-24}
 reps=${FX_BENCH_REPS:-3}
 cmd="$build/bench/decode --n $n --size 2048 --reps $reps"
 echo "running: $cmd"

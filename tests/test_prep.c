@@ -217,7 +217,7 @@ static void test_run_pad_small(void)
     float out[48], plane[16];
     fx_prep_geom g;
     fx_error err = {0};
-    CHECK(fx_prep_run(&im, &c, s, out, plane, &g, &err) == FX_OK);
+    CHECK(fx_prep_run(&im, &c, s, out, plane, &g, NULL, &err) == FX_OK);
     CHECK(g.new_w == 4 && g.new_h == 2 && g.off_x == 0 && g.off_y == 1);
     CHECK(g.win_lo == 0 && g.win_hi == 255);
     for (int y = 0; y < 4; y++)
@@ -229,7 +229,7 @@ static void test_run_pad_small(void)
         }
     /* inverted: plane = 1 - v inside, pad unchanged */
     c.invert = 1;
-    CHECK(fx_prep_run(&im, &c, s, out, plane, &g, &err) == FX_OK);
+    CHECK(fx_prep_run(&im, &c, s, out, plane, &g, NULL, &err) == FX_OK);
     CHECK_NEAR(plane[4], 1.0, 1e-7);
     CHECK_NEAR(plane[7], 0.0, 1e-7);
     CHECK_NEAR(plane[0], 0.5, 0);
@@ -254,7 +254,7 @@ static void test_run_windows(void)
     fx_prep_scratch *s = fx_prep_scratch_create();
     float out[16];
     fx_prep_geom g;
-    CHECK(fx_prep_run(&im, &c, s, out, NULL, &g, NULL) == FX_OK);
+    CHECK(fx_prep_run(&im, &c, s, out, NULL, &g, NULL, NULL) == FX_OK);
     for (int i = 0; i < 16; i++) {
         double v = (i * 100.0 - 300) / 800;
         CHECK_NEAR(out[i], v < 0 ? 0 : v > 1 ? 1 : v, 1e-7);
@@ -262,7 +262,7 @@ static void test_run_windows(void)
     c.window = FX_WINDOW_PERCENTILE;
     c.p_lo = 10; /* idx 1.5 -> 150 */
     c.p_hi = 90; /* idx 13.5 -> 1350 */
-    CHECK(fx_prep_run(&im, &c, s, out, NULL, &g, NULL) == FX_OK);
+    CHECK(fx_prep_run(&im, &c, s, out, NULL, &g, NULL, NULL) == FX_OK);
     CHECK_NEAR(g.win_lo, 150, 1e-9);
     CHECK_NEAR(g.win_hi, 1350, 1e-9);
     CHECK_NEAR(out[5], (500 - 150) / 1200.0, 1e-7);
@@ -270,7 +270,7 @@ static void test_run_windows(void)
     CHECK_NEAR(out[15], 1, 0);
     for (int i = 0; i < 16; i++)
         px[i] = 7; /* constant: hi == lo -> 0 */
-    CHECK(fx_prep_run(&im, &c, s, out, NULL, &g, NULL) == FX_OK);
+    CHECK(fx_prep_run(&im, &c, s, out, NULL, &g, NULL, NULL) == FX_OK);
     for (int i = 0; i < 16; i++)
         CHECK(out[i] == 0.0f);
     /* F32 with window none: clipped to [0,1], NaN -> 0 */
@@ -278,7 +278,7 @@ static void test_run_windows(void)
     fx_image imf = wrap(f, 2, 2, FX_PIX_F32);
     c.window = FX_WINDOW_NONE;
     c.out_w = c.out_h = 2;
-    CHECK(fx_prep_run(&imf, &c, s, out, NULL, &g, NULL) == FX_OK);
+    CHECK(fx_prep_run(&imf, &c, s, out, NULL, &g, NULL, NULL) == FX_OK);
     CHECK(out[0] == 0.0f && out[1] == 0.25f && out[2] == 1.0f && out[3] == 0.0f);
     fx_prep_scratch_destroy(s);
 }
@@ -302,7 +302,7 @@ static void test_run_crop_matches_full(void)
     fx_prep_scratch *s = fx_prep_scratch_create();
     float out[11 * 9];
     fx_prep_geom g;
-    CHECK(fx_prep_run(&im, &c, s, out, NULL, &g, NULL) == FX_OK);
+    CHECK(fx_prep_run(&im, &c, s, out, NULL, &g, NULL, NULL) == FX_OK);
     /* 37x23 -> fill 11x9: height limits? 11*23=253 vs 9*37=333: width scale
      * 11/37 < 9/23, so crop uses height: new_h = 9, new_w = round(37*9/23 = 14.48) = 14,
      * off_x = floor((11 - 14)/2) = -2 */
@@ -326,11 +326,11 @@ static void test_run_limits(void)
     fx_prep_scratch *s = fx_prep_scratch_create();
     float *out = malloc(256 * 256 * sizeof *out);
     fx_error err = {0};
-    CHECK(fx_prep_run(&im, &c, s, out, NULL, NULL, &err) == FX_ERR_LIMIT);
+    CHECK(fx_prep_run(&im, &c, s, out, NULL, NULL, NULL, &err) == FX_ERR_LIMIT);
     CHECK(strstr(err.msg, "max_megapixels") != NULL);
     c.max_megapixels = 100;
     c.std[0] = 0;
-    CHECK(fx_prep_run(&im, &c, s, out, NULL, NULL, &err) == FX_ERR_CONFIG);
+    CHECK(fx_prep_run(&im, &c, s, out, NULL, NULL, NULL, &err) == FX_ERR_CONFIG);
     free(out);
     fx_prep_scratch_destroy(s);
 }

@@ -97,7 +97,7 @@ static int run_case(fx_cuda_prep *ctx, const gcase *c)
     img.pixels = src;
     fx_error err = {0};
     fx_prep_geom gr, gg;
-    if (fx_prep_run(&img, &cfg, s, ref, NULL, &gr, &err) != FX_OK) {
+    if (fx_prep_run(&img, &cfg, s, ref, NULL, &gr, NULL, &err) != FX_OK) {
         printf("FAIL %s: reference: %s\n", name, err.msg);
         fails = 1;
         goto done;

@@ -90,9 +90,13 @@ void fx_prep_scratch_destroy(fx_prep_scratch *s);
 
 /* Reference preprocessing of img into out: float (channels, out_h, out_w).
  * If plane01 is non-NULL it also receives the single [0,1] plane after
- * pad/crop, before normalisation (out_h*out_w floats), for the uint8 store. */
+ * pad/crop, before normalisation (out_h*out_w floats), for the uint8 store.
+ * If stats is non-NULL it receives min/max/mean of img in stored units; for
+ * U8/U16 they come exactly from the histogram the percentile window builds
+ * anyway, which saves a pass over the full-size plane. */
 fx_status fx_prep_run(const fx_image *img, const fx_prep_config *cfg, fx_prep_scratch *s,
-                      float *out, float *plane01, fx_prep_geom *geom, fx_error *err);
+                      float *out, float *plane01, fx_prep_geom *geom, fx_image_stats *stats,
+                      fx_error *err);
 
 /* The individual steps, exposed for tests and for the GPU path's checks. */
 

@@ -100,11 +100,11 @@ void fx_pool_process_one(const fx_pool_config *cfg, const char *path, fx_worker_
     fx_status st = decode_into(cfg, path, buf, &img, &err);
     if (st == FX_OK) {
         item->info = img.info;
-        fx_image_stats_compute(&img, &item->stats);
         if (!buf->scratch && !(buf->scratch = fx_prep_scratch_create()))
             st = fx_error_set(&err, FX_ERR_NOMEM, "out of memory for preprocessing scratch");
         else
-            st = fx_prep_run(&img, &cfg->prep, buf->scratch, out, plane01, &item->geom, &err);
+            st = fx_prep_run(&img, &cfg->prep, buf->scratch, out, plane01, &item->geom,
+                             &item->stats, &err);
     } else if (img.info.width > 0) {
         item->info = img.info; /* header was read: keep size/bit depth for the row */
     }

@@ -68,7 +68,8 @@ void fx_prep_geometry(int orig_w, int orig_h, const fx_prep_config *cfg, fx_prep
 }
 
 fx_status fx_prep_run(const fx_image *img, const fx_prep_config *cfg, fx_prep_scratch *s,
-                      float *out, float *plane01, fx_prep_geom *geom, fx_error *err)
+                      float *out, float *plane01, fx_prep_geom *geom, fx_image_stats *stats,
+                      fx_error *err)
 {
     if (!img || !img->pixels || !cfg || !s || !out)
         return fx_error_set(err, FX_ERR_USAGE, "fx_prep_run: NULL argument");
@@ -86,12 +87,21 @@ fx_status fx_prep_run(const fx_image *img, const fx_prep_config *cfg, fx_prep_sc
                             "image is %d x %d = %.1f MP, over limits.max_megapixels %.1f", w, h, mp,
                             cfg->max_megapixels);
 
-    /* 1. window bounds in stored units */
+    /* 1. window bounds in stored units.  Integer planes get one histogram
+     * pass that serves both the percentiles and the stats. */
     double lo = 0, hi = 1;
+    size_t bins = 0;
+    int use_hist = t != FX_PIX_F32 && (stats || cfg->window == FX_WINDOW_PERCENTILE);
+    if (use_hist && (st = fx_prep_histogram(img, s, &bins, stats, err)) != FX_OK)
+        return st;
+    if (stats && !use_hist)
+        fx_image_stats_compute(img, stats);
     switch (cfg->window) {
     case FX_WINDOW_PERCENTILE:
-        st = fx_prep_percentiles2(img, cfg->p_lo, cfg->p_hi, s, &lo, &hi, err);
-        if (st != FX_OK)
+        if (use_hist)
+            fx_prep_hist_percentiles(s->hist, bins, (size_t)w * (size_t)h, cfg->p_lo, cfg->p_hi,
+                                     &lo, &hi);
+        else if ((st = fx_prep_percentiles2(img, cfg->p_lo, cfg->p_hi, s, &lo, &hi, err)) != FX_OK)
             return st;
         break;
     case FX_WINDOW_FIXED:

@@ -63,6 +63,16 @@ struct fx_prep_scratch {
 };
 
 /* Two percentiles (numpy 'linear') in one pass over the data. */
+/* Exact histogram of a U8/U16 plane into s->hist (256 or 65536 bins,
+ * returned in *bins), and the plane's stats read off it (min/max/mean exact:
+ * the sum is taken in integers).  One pass over the plane for both. */
+fx_status fx_prep_histogram(const fx_image *img, fx_prep_scratch *s, size_t *bins,
+                            fx_image_stats *stats, fx_error *err);
+
+/* Percentiles p_lo/p_hi (numpy 'linear') from a histogram of n values. */
+void fx_prep_hist_percentiles(const uint64_t *h, size_t bins, size_t n, double p_lo, double p_hi,
+                              double *lo, double *hi);
+
 fx_status fx_prep_percentiles2(const fx_image *img, double p_lo, double p_hi, fx_prep_scratch *s,
                                double *lo, double *hi, fx_error *err);
 

@@ -112,6 +112,50 @@ static double f32_pct(f32_select *fs, size_t m, double p)
     return lerp_np(a, b, t);
 }
 
+fx_status fx_prep_histogram(const fx_image *img, fx_prep_scratch *s, size_t *bins,
+                            fx_image_stats *stats, fx_error *err)
+{
+    size_t n = (size_t)img->info.width * (size_t)img->info.height;
+    if (img->info.type != FX_PIX_U8 && img->info.type != FX_PIX_U16)
+        return fx_error_set(err, FX_ERR_USAGE, "histogram: pixel type %d is not U8/U16",
+                            (int)img->info.type);
+    if (!s->hist && !(s->hist = malloc(65536 * sizeof *s->hist)))
+        return fx_error_set(err, FX_ERR_NOMEM, "percentile: out of memory");
+    size_t nb = img->info.type == FX_PIX_U8 ? 256 : 65536;
+    memset(s->hist, 0, nb * sizeof *s->hist);
+    if (img->info.type == FX_PIX_U8) {
+        const uint8_t *p = img->pixels;
+        for (size_t i = 0; i < n; i++)
+            s->hist[p[i]]++;
+    } else {
+        const uint16_t *p = img->pixels;
+        for (size_t i = 0; i < n; i++)
+            s->hist[p[i]]++;
+    }
+    *bins = nb;
+    if (stats && n > 0) {
+        size_t v0 = 0, v1 = nb - 1;
+        while (s->hist[v0] == 0)
+            v0++;
+        while (s->hist[v1] == 0)
+            v1--;
+        uint64_t sum = 0; /* < 2^16 * 2^47 pixels: no overflow */
+        for (size_t v = v0; v <= v1; v++)
+            sum += (uint64_t)v * s->hist[v];
+        stats->min = (double)v0;
+        stats->max = (double)v1;
+        stats->mean = (double)sum / (double)n;
+    }
+    return FX_OK;
+}
+
+void fx_prep_hist_percentiles(const uint64_t *h, size_t bins, size_t n, double p_lo, double p_hi,
+                              double *lo, double *hi)
+{
+    *lo = hist_pct(h, bins, n, p_lo);
+    *hi = hist_pct(h, bins, n, p_hi);
+}
+
 fx_status fx_prep_percentiles2(const fx_image *img, double p_lo, double p_hi, fx_prep_scratch *s,
                                double *lo, double *hi, fx_error *err)
 {
@@ -120,22 +164,11 @@ fx_status fx_prep_percentiles2(const fx_image *img, double p_lo, double p_hi, fx
     if (n == 0)
         return FX_OK;
     if (img->info.type == FX_PIX_U8 || img->info.type == FX_PIX_U16) {
-        if (!s->hist && !(s->hist = malloc(65536 * sizeof *s->hist)))
-            return fx_error_set(err, FX_ERR_NOMEM, "percentile: out of memory");
-        size_t bins = img->info.type == FX_PIX_U8 ? 256 : 65536;
-        memset(s->hist, 0, bins * sizeof *s->hist);
-        if (img->info.type == FX_PIX_U8) {
-            const uint8_t *p = img->pixels;
-            for (size_t i = 0; i < n; i++)
-                s->hist[p[i]]++;
-        } else {
-            const uint16_t *p = img->pixels;
-            for (size_t i = 0; i < n; i++)
-                s->hist[p[i]]++;
-        }
-        *lo = hist_pct(s->hist, bins, n, p_lo);
-        *hi = hist_pct(s->hist, bins, n, p_hi);
-        return FX_OK;
+        size_t bins;
+        fx_status st = fx_prep_histogram(img, s, &bins, NULL, err);
+        if (st == FX_OK)
+            fx_prep_hist_percentiles(s->hist, bins, n, p_lo, p_hi, lo, hi);
+        return st;
     }
     if (img->info.type != FX_PIX_F32)
         return fx_error_set(err, FX_ERR_USAGE, "percentile: bad pixel type %d",

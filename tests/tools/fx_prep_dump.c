@@ -57,7 +57,7 @@ int main(int argc, char **argv)
     int rc = 1;
     if (!out || !s)
         fprintf(stderr, "out of memory\n");
-    else if (fx_prep_run(&img, &cfg, s, out, NULL, &g, &err) != FX_OK)
+    else if (fx_prep_run(&img, &cfg, s, out, NULL, &g, NULL, &err) != FX_OK)
         fprintf(stderr, "%s: %s\n", argv[2], err.msg);
     else if (!(f = fopen(argv[6], "wb")) || fwrite(out, sizeof *out, n, f) != n || fclose(f))
         fprintf(stderr, "%s: cannot write\n", argv[6]);
