@@ -15,13 +15,15 @@ STATIC  ?= 0
 CUDA    ?= auto
 VERSION := 0.1.0
 
-PKGS        := libpng libtiff-4 yaml-0.1 hdf5
+PKGS        := libpng libtiff-4 yaml-0.1 hdf5 openblas
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ifeq ($(STATIC),1)
   # Static archives of the image/HDF5 stack (from Debian's -dev packages) so the
   # binary runs on a GPU machine without them; libc, libm, libgomp and CUDA stay shared.
   PKG_LIBS := -Wl,-Bstatic $(shell pkg-config --static --libs-only-l libpng libtiff-4 yaml-0.1 | sed 's/-lm //g; s/-lpthread//g') \
-              -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5 -lsz -laec -lz -Wl,-Bdynamic -lcrypto -lcurl -ldl -lm -lpthread
+              -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5 -lsz -laec -lz \
+              -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas \
+              -Wl,-Bdynamic -lgfortran -lcrypto -lcurl -ldl -lm -lpthread
 else
   PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 endif

@@ -1,0 +1,132 @@
+/* bench/conv: GFLOP/s of fx_op_conv2d_fast vs fx_op_conv2d_ref on
+ * ResNet-18-like layers (plus a ResNet-50 1x1 and a MobileNetV2 depthwise).
+ *
+ *   build/bench/conv [--batch N] [--reps R] [--no-ref]
+ *
+ * The fast path runs at batch N (default 8), best of R (default 3) runs;
+ * the reference runs once at batch 1 (it is slow and its rate does not
+ * depend on the batch).  FLOPs = 2 * N * C_out * OH * OW * C_in/groups * kh * kw.
+ * Threads: OpenMP (depthwise) and OpenBLAS (sgemm) use their defaults
+ * (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS).  Links the production kernels. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fxscreen/ops.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct layer {
+    const char *name;
+    int c_in, c_out, hw, k, stride, pad, groups;
+} layer;
+
+static const layer LAYERS[] = {
+    {"conv1 7x7/2 3->64 @224", 3, 64, 224, 7, 2, 3, 1},
+    {"layer1 3x3 64->64 @56", 64, 64, 56, 3, 1, 1, 1},
+    {"layer2 3x3 128->128 @28", 128, 128, 28, 3, 1, 1, 1},
+    {"layer3 3x3 256->256 @14", 256, 256, 14, 3, 1, 1, 1},
+    {"layer4 3x3 512->512 @7", 512, 512, 7, 3, 1, 1, 1},
+    {"down 1x1/2 64->128 @56", 64, 128, 56, 1, 2, 0, 1},
+    {"r50 1x1 256->64 @56", 256, 64, 56, 1, 1, 0, 1},
+    {"mbv2 dw3x3 144 @56", 144, 144, 56, 3, 1, 1, 144},
+};
+
+static fx_conv2d_params params_of(const layer *l, int n)
+{
+    fx_conv2d_params p = {.n = n,
+                          .c_in = l->c_in,
+                          .h = l->hw,
+                          .w = l->hw,
+                          .c_out = l->c_out,
+                          .kh = l->k,
+                          .kw = l->k,
+                          .stride_h = l->stride,
+                          .stride_w = l->stride,
+                          .dil_h = 1,
+                          .dil_w = 1,
+                          .pad_t = l->pad,
+                          .pad_l = l->pad,
+                          .pad_b = l->pad,
+                          .pad_r = l->pad,
+                          .groups = l->groups};
+    return p;
+}
+
+/* Best-of-reps seconds for one call of fn on p; -1 on failure. */
+static double time_conv(fx_status (*fn)(const fx_conv2d_params *, const float *, const float *,
+                                        const float *, float *),
+                        const fx_conv2d_params *p, int reps, double *gflop)
+{
+    int oh, ow;
+    if (fx_conv2d_out_hw(p, &oh, &ow, NULL) != FX_OK)
+        return -1;
+    size_t nx = (size_t)p->n * p->c_in * p->h * p->w;
+    size_t nw = (size_t)p->c_out * (p->c_in / p->groups) * p->kh * p->kw;
+    size_t ny = (size_t)p->n * p->c_out * oh * ow;
+    float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w), *b = calloc(p->c_out, 4);
+    float *y = malloc(ny * sizeof *y);
+    double best = -1;
+    if (x && w && b && y) {
+        for (size_t i = 0; i < nx; i++)
+            x[i] = (float)(i % 17) * 0.01f;
+        for (size_t i = 0; i < nw; i++)
+            w[i] = (float)(i % 13) * 0.01f - 0.06f;
+        for (int r = 0; r < reps; r++) {
+            double t0 = now_s();
+            if (fn(p, x, w, b, y) != FX_OK)
+                break;
+            double t = now_s() - t0;
+            best = best < 0 || t < best ? t : best;
+        }
+    }
+    *gflop = 2.0 * ny * (double)(p->c_in / p->groups) * p->kh * p->kw * 1e-9;
+    free(x), free(w), free(b), free(y);
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    int batch = 8, reps = 3, ref = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
+            batch = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--no-ref") == 0)
+            ref = 0;
+        else {
+            fprintf(stderr, "usage: %s [--batch N] [--reps R] [--no-ref]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (batch < 1 || reps < 1)
+        return 2;
+    printf("| layer | fast ms (batch %d) | fast GFLOP/s | ref GFLOP/s (batch 1) | speed-up |\n",
+           batch);
+    printf("|---|---:|---:|---:|---:|\n");
+    for (size_t i = 0; i < sizeof LAYERS / sizeof LAYERS[0]; i++) {
+        fx_conv2d_params pf = params_of(&LAYERS[i], batch), pr = params_of(&LAYERS[i], 1);
+        double gf, gr = 0, tr = -1;
+        double tf = time_conv(fx_op_conv2d_fast, &pf, reps, &gf);
+        if (ref)
+            tr = time_conv(fx_op_conv2d_ref, &pr, 1, &gr);
+        if (tf <= 0) {
+            printf("| %s | failed | | | |\n", LAYERS[i].name);
+            continue;
+        }
+        if (tr > 0)
+            printf("| %s | %.1f | %.1f | %.2f | %.0fx |\n", LAYERS[i].name, tf * 1e3, gf / tf,
+                   gr / tr, (gf / tf) / (gr / tr));
+        else
+            printf("| %s | %.1f | %.1f | - | - |\n", LAYERS[i].name, tf * 1e3, gf / tf);
+        fflush(stdout);
+    }
+    return 0;
+}

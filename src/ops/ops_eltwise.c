@@ -1,0 +1,193 @@
+/* Reference activations and broadcasting binary ops: see include/fxscreen/ops.h. */
+#include <math.h>
+#include <string.h>
+
+#include "ops_internal.h"
+
+/* ---- activations --------------------------------------------------------- */
+
+fx_status fx_op_relu_ref(const fx_act_params *p, const float *x, float *y)
+{
+    if (p->n < 0)
+        return FX_ERR_USAGE;
+    for (int64_t i = 0; i < p->n; i++)
+        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    return FX_OK;
+}
+
+fx_status fx_op_leaky_relu_ref(const fx_act_params *p, const float *x, float *y)
+{
+    if (p->n < 0)
+        return FX_ERR_USAGE;
+    for (int64_t i = 0; i < p->n; i++)
+        y[i] = x[i] < 0.0f ? p->alpha * x[i] : x[i];
+    return FX_OK;
+}
+
+fx_status fx_op_clip_ref(const fx_act_params *p, const float *x, float *y)
+{
+    if (p->n < 0)
+        return FX_ERR_USAGE;
+    for (int64_t i = 0; i < p->n; i++) {
+        float v = x[i] < p->alpha ? p->alpha : x[i];
+        y[i] = v > p->beta ? p->beta : v;
+    }
+    return FX_OK;
+}
+
+fx_status fx_op_sigmoid_ref(const fx_act_params *p, const float *x, float *y)
+{
+    if (p->n < 0)
+        return FX_ERR_USAGE;
+    for (int64_t i = 0; i < p->n; i++)
+        y[i] = (float)(1.0 / (1.0 + exp(-(double)x[i])));
+    return FX_OK;
+}
+
+fx_status fx_op_hard_sigmoid_ref(const fx_act_params *p, const float *x, float *y)
+{
+    if (p->n < 0)
+        return FX_ERR_USAGE;
+    for (int64_t i = 0; i < p->n; i++) {
+        float v = p->alpha * x[i] + p->beta;
+        y[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+    }
+    return FX_OK;
+}
+
+fx_status fx_op_hard_swish_ref(const fx_act_params *p, const float *x, float *y)
+{
+    if (p->n < 0)
+        return FX_ERR_USAGE;
+    for (int64_t i = 0; i < p->n; i++) {
+        float r = x[i] + 3.0f;
+        r = r < 0.0f ? 0.0f : r > 6.0f ? 6.0f : r;
+        y[i] = x[i] * r / 6.0f;
+    }
+    return FX_OK;
+}
+
+fx_status fx_op_tanh_ref(const fx_act_params *p, const float *x, float *y)
+{
+    if (p->n < 0)
+        return FX_ERR_USAGE;
+    for (int64_t i = 0; i < p->n; i++)
+        y[i] = tanhf(x[i]);
+    return FX_OK;
+}
+
+/* ---- broadcasting -------------------------------------------------------- */
+
+int64_t fx_shape_numel(const fx_shape *s)
+{
+    if (s->rank < 0 || s->rank > FX_OPS_MAX_RANK)
+        return -1;
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++) {
+        if (s->d[i] < 0 || (s->d[i] > 0 && n > INT64_MAX / s->d[i]))
+            return -1;
+        n *= s->d[i];
+    }
+    return n;
+}
+
+fx_status fx_broadcast_shape(const fx_binary_params *p, fx_shape *out, fx_error *err)
+{
+    if (fx_shape_numel(&p->a) < 0 || fx_shape_numel(&p->b) < 0)
+        return fx_error_set(err, FX_ERR_USAGE, "broadcast: invalid input shape");
+    int r = p->a.rank > p->b.rank ? p->a.rank : p->b.rank;
+    fx_shape o = {.rank = r};
+    for (int i = 0; i < r; i++) {
+        /* Right-aligned: a missing leading dim acts as 1. */
+        int ia = i - (r - p->a.rank), ib = i - (r - p->b.rank);
+        int64_t da = ia >= 0 ? p->a.d[ia] : 1, db = ib >= 0 ? p->b.d[ib] : 1;
+        if (da != db && da != 1 && db != 1)
+            return fx_error_set(err, FX_ERR_USAGE, "broadcast: dim %d: %lld vs %lld", i,
+                                (long long)da, (long long)db);
+        o.d[i] = da == 1 ? db : da;
+    }
+    *out = o;
+    return FX_OK;
+}
+
+/* Strides of `in` seen from the broadcast output of rank r: 0 on dims where
+ * `in` is 1 (or absent), so the same element is read again. */
+static void broadcast_strides(const fx_shape *in, int r, int64_t *st)
+{
+    int64_t own[FX_OPS_MAX_RANK];
+    fx_ops_strides(in, own);
+    for (int i = 0; i < r; i++) {
+        int j = i - (r - in->rank);
+        st[i] = (j >= 0 && in->d[j] != 1) ? own[j] : 0;
+    }
+}
+
+typedef enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV, BIN_PRELU } bin_kind;
+
+static inline float bin_apply(bin_kind k, float a, float b)
+{
+    switch (k) {
+    case BIN_ADD: return a + b;
+    case BIN_SUB: return a - b;
+    case BIN_MUL: return a * b;
+    case BIN_DIV: return a / b;
+    case BIN_PRELU: return a < 0.0f ? a * b : a;
+    }
+    return 0.0f;
+}
+
+/* Walk the output in row-major order, carrying an offset into a and b. */
+static fx_status binary_run(bin_kind k, const fx_binary_params *p, const float *a, const float *b,
+                            float *y)
+{
+    fx_shape o;
+    if (fx_broadcast_shape(p, &o, NULL) != FX_OK)
+        return FX_ERR_USAGE;
+    int64_t n = fx_shape_numel(&o);
+    if (n == 0)
+        return FX_OK;
+    int r = o.rank;
+    int64_t sa[FX_OPS_MAX_RANK], sb[FX_OPS_MAX_RANK], idx[FX_OPS_MAX_RANK] = {0};
+    broadcast_strides(&p->a, r, sa);
+    broadcast_strides(&p->b, r, sb);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t oa = 0, ob = 0;
+        for (int d = 0; d < r; d++) {
+            oa += idx[d] * sa[d];
+            ob += idx[d] * sb[d];
+        }
+        y[i] = bin_apply(k, a[oa], b[ob]);
+        fx_ops_next_index(idx, o.d, r);
+    }
+    return FX_OK;
+}
+
+fx_status fx_op_add_ref(const fx_binary_params *p, const float *a, const float *b, float *y)
+{
+    return binary_run(BIN_ADD, p, a, b, y);
+}
+
+fx_status fx_op_sub_ref(const fx_binary_params *p, const float *a, const float *b, float *y)
+{
+    return binary_run(BIN_SUB, p, a, b, y);
+}
+
+fx_status fx_op_mul_ref(const fx_binary_params *p, const float *a, const float *b, float *y)
+{
+    return binary_run(BIN_MUL, p, a, b, y);
+}
+
+fx_status fx_op_div_ref(const fx_binary_params *p, const float *a, const float *b, float *y)
+{
+    return binary_run(BIN_DIV, p, a, b, y);
+}
+
+fx_status fx_op_prelu_ref(const fx_binary_params *p, const float *x, const float *slope, float *y)
+{
+    fx_shape o;
+    /* Unidirectional: the broadcast shape must be x's own shape. */
+    if (fx_broadcast_shape(p, &o, NULL) != FX_OK || o.rank != p->a.rank ||
+        memcmp(o.d, p->a.d, sizeof(int64_t) * (size_t)o.rank) != 0)
+        return FX_ERR_USAGE;
+    return binary_run(BIN_PRELU, p, x, slope, y);
+}

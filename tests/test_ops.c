@@ -1,0 +1,601 @@
+/* Operator library: fast conv vs the reference on random odd sizes,
+ * hand-checkable cases for every reference kernel, and the checked-in
+ * PyTorch outputs in tests/data/ops_ref.h5 (see tests/py/gen_ops_ref.py). */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "fxscreen/ops.h"
+#include "ops_case.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FX_TEST_SMALL 1 /* ASan build: fewer / smaller random convs */
+#else
+#define FX_TEST_SMALL 0
+#endif
+
+/* xorshift64*: a deterministic stream per test, no global state. */
+typedef struct rng {
+    uint64_t s;
+} rng;
+
+static uint32_t rng_u32(rng *r)
+{
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return (uint32_t)((r->s * 2685821657736338717ULL) >> 32);
+}
+
+static int rng_int(rng *r, int lo, int hi) /* inclusive */
+{
+    return lo + (int)(rng_u32(r) % (uint32_t)(hi - lo + 1));
+}
+
+static float *rand_buf(rng *r, size_t n)
+{
+    float *b = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++)
+        b[i] = (float)rng_u32(r) / 2147483648.0f - 1.0f; /* [-1, 1) */
+    return b;
+}
+
+/* ---- fast conv vs reference ---------------------------------------------- */
+
+/* Runs both convolutions on random data; tolerance per element:
+ * |fast - ref| <= 1e-4 + 1e-4 * |ref|.  The reference sums in double, the
+ * fast path in float32 in sgemm's order; with inputs in [-1, 1) and at most
+ * ~2000 terms the float32 error stays well under 1e-4 absolute. */
+static int conv_compare(const fx_conv2d_params *p, rng *r)
+{
+    int oh, ow;
+    fx_error err = {0};
+    if (fx_conv2d_out_hw(p, &oh, &ow, &err) != FX_OK) {
+        fprintf(stderr, "  bad params: %s\n", err.msg);
+        return 1;
+    }
+    size_t nx = (size_t)p->n * p->c_in * p->h * p->w;
+    size_t nw = (size_t)p->c_out * (p->c_in / p->groups) * p->kh * p->kw;
+    size_t ny = (size_t)p->n * p->c_out * oh * ow;
+    float *x = rand_buf(r, nx), *w = rand_buf(r, nw), *b = rand_buf(r, (size_t)p->c_out);
+    float *y0 = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);
+    int bad = 0;
+    if (fx_op_conv2d_ref(p, x, w, b, y0) != FX_OK || fx_op_conv2d_fast(p, x, w, b, y1) != FX_OK)
+        bad = 1;
+    for (size_t i = 0; i < ny && !bad; i++)
+        if (!(fabsf(y1[i] - y0[i]) <= 1e-4f + 1e-4f * fabsf(y0[i]))) {
+            fprintf(stderr,
+                    "  conv n%d c%d->%d %dx%d k%dx%d s%d,%d d%d,%d p%d,%d,%d,%d g%d: "
+                    "y[%zu] fast %.7g ref %.7g\n",
+                    p->n, p->c_in, p->c_out, p->h, p->w, p->kh, p->kw, p->stride_h, p->stride_w,
+                    p->dil_h, p->dil_w, p->pad_t, p->pad_l, p->pad_b, p->pad_r, p->groups, i, y1[i],
+                    y0[i]);
+            bad = 1;
+        }
+    free(x), free(w), free(b), free(y0), free(y1);
+    return bad;
+}
+
+static fx_conv2d_params conv_p(int n, int ci, int co, int h, int w, int k, int s, int d, int pad,
+                               int g)
+{
+    fx_conv2d_params p = {.n = n,
+                          .c_in = ci,
+                          .h = h,
+                          .w = w,
+                          .c_out = co,
+                          .kh = k,
+                          .kw = k,
+                          .stride_h = s,
+                          .stride_w = s,
+                          .dil_h = d,
+                          .dil_w = d,
+                          .pad_t = pad,
+                          .pad_l = pad,
+                          .pad_b = pad,
+                          .pad_r = pad,
+                          .groups = g};
+    return p;
+}
+
+static void test_conv_fast_named_shapes(void)
+{
+    rng r = {0x9e3779b97f4a7c15ULL};
+    fx_conv2d_params cases[] = {
+        conv_p(1, 3, 5, 7, 9, 1, 1, 1, 0, 1),   /* 1x1 pointwise */
+        conv_p(3, 8, 6, 5, 5, 1, 1, 1, 0, 2),   /* 1x1 pointwise, groups 2 */
+        conv_p(3, 4, 7, 6, 5, 1, 2, 1, 0, 1),   /* 1x1 stride 2 (ResNet downsample) */
+        conv_p(1, 3, 4, 9, 11, 3, 1, 1, 1, 1),  /* 3x3 same */
+        conv_p(3, 5, 3, 8, 7, 5, 1, 1, 2, 1),   /* 5x5 */
+        conv_p(1, 3, 8, 33, 31, 7, 2, 1, 3, 1), /* 7x7 stride 2 stem */
+        conv_p(1, 6, 4, 13, 12, 3, 1, 2, 2, 1), /* dilation 2 */
+        conv_p(3, 6, 10, 9, 9, 3, 2, 1, 1, 2),  /* groups 2 */
+        conv_p(3, 7, 7, 10, 9, 3, 1, 1, 1, 7),  /* depthwise */
+        conv_p(1, 5, 10, 11, 8, 5, 2, 1, 2, 5), /* depthwise x2 multiplier, stride 2 */
+        conv_p(1, 37, 5, 1, 1, 1, 1, 1, 0, 1),  /* 1x1 spatial */
+        conv_p(1, 3, 2, 1, 1, 3, 1, 1, 1, 1),   /* 3x3 on 1x1 (all but centre padded) */
+        conv_p(1, 4, 4, 3, 3, 3, 1, 3, 3, 4),   /* depthwise dilation 3 */
+    };
+    fx_conv2d_params asym = conv_p(3, 4, 6, 9, 10, 3, 2, 1, 0, 1);
+    asym.pad_t = 0, asym.pad_l = 1, asym.pad_b = 2, asym.pad_r = 0; /* asymmetric */
+    fx_conv2d_params rect = conv_p(1, 5, 3, 12, 7, 1, 1, 1, 0, 1);
+    rect.kh = 3, rect.kw = 5, rect.stride_h = 1, rect.stride_w = 3, rect.pad_l = 2, rect.pad_r = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        CHECK_MSG(conv_compare(&cases[i], &r) == 0, "case %zu", i);
+    CHECK(conv_compare(&asym, &r) == 0);
+    CHECK(conv_compare(&rect, &r) == 0);
+}
+
+/* Random params drawn across every path; sizes shrink under ASan. */
+static void test_conv_fast_random(void)
+{
+    rng r = {0x243f6a8885a308d3ULL};
+    int trials = FX_TEST_SMALL ? 40 : 200, hmax = FX_TEST_SMALL ? 17 : 33;
+    for (int t = 0; t < trials; t++) {
+        static const int ks[] = {1, 3, 5, 7};
+        fx_conv2d_params p;
+        memset(&p, 0, sizeof p);
+        p.n = rng_int(&r, 0, 1) ? 3 : 1;
+        p.kh = ks[rng_int(&r, 0, 3)];
+        p.kw = rng_int(&r, 0, 3) ? p.kh : ks[rng_int(&r, 0, 3)];
+        p.stride_h = rng_int(&r, 1, 2), p.stride_w = rng_int(&r, 1, 2);
+        p.dil_h = rng_int(&r, 1, 2), p.dil_w = rng_int(&r, 1, 2);
+        p.pad_t = rng_int(&r, 0, 3), p.pad_b = rng_int(&r, 0, 3);
+        p.pad_l = rng_int(&r, 0, 3), p.pad_r = rng_int(&r, 0, 3);
+        int kind = rng_int(&r, 0, 2); /* 0 dense, 1 groups 2, 2 depthwise */
+        int cg = rng_int(&r, 3, FX_TEST_SMALL ? 9 : 37);
+        p.groups = kind == 0 ? 1 : kind == 1 ? 2 : cg;
+        p.c_in = kind == 1 ? 2 * ((cg + 1) / 2) : cg;
+        p.c_out = kind == 2 ? p.c_in * rng_int(&r, 1, 2) : p.groups * rng_int(&r, 1, 8);
+        p.h = rng_int(&r, 1, hmax), p.w = rng_int(&r, 1, hmax);
+        int oh, ow;
+        if (fx_conv2d_out_hw(&p, &oh, &ow, NULL) != FX_OK) {
+            t--; /* kernel larger than the padded input: draw again */
+            continue;
+        }
+        CHECK_MSG(conv_compare(&p, &r) == 0, "trial %d", t);
+    }
+}
+
+static void test_conv_fast_ws(void)
+{
+    fx_conv2d_params p = conv_p(1, 3, 4, 9, 9, 3, 1, 1, 1, 1);
+    CHECK(fx_conv2d_fast_ws_floats(&p) >= 27 * 9);
+    float x[243] = {0}, w[108] = {0}, y[324];
+    CHECK(fx_op_conv2d_fast_ws(&p, x, w, NULL, y, NULL) == FX_ERR_USAGE); /* needs scratch */
+    p.groups = 3;
+    p.c_out = 3;
+    CHECK(fx_conv2d_fast_ws_floats(&p) == 0); /* depthwise: no scratch */
+    p.groups = 2;
+    CHECK(fx_conv2d_fast_ws_floats(&p) == -1); /* 2 does not divide 3 */
+}
+
+/* ---- hand-checkable reference cases -------------------------------------- */
+
+static void test_conv_ramp(void)
+{
+    /* 4x4 ramp 0..15, 3x3 box filter, pad 1: each output is the sum of the
+     * in-image neighbours. */
+    float x[16], w[9], y[16], b = 0.5f;
+    for (int i = 0; i < 16; i++)
+        x[i] = (float)i;
+    for (int i = 0; i < 9; i++)
+        w[i] = 1.0f;
+    fx_conv2d_params p = conv_p(1, 1, 1, 4, 4, 3, 1, 1, 1, 1);
+    int oh, ow;
+    CHECK(fx_conv2d_out_hw(&p, &oh, &ow, NULL) == FX_OK && oh == 4 && ow == 4);
+    CHECK(fx_op_conv2d_ref(&p, x, w, &b, y) == FX_OK);
+    CHECK_NEAR(y[0], 0 + 1 + 4 + 5 + 0.5, 1e-6);
+    CHECK_NEAR(y[5], 9 * 5 + 0.5, 1e-6); /* mean 5 * 9 */
+    CHECK_NEAR(y[15], 10 + 11 + 14 + 15 + 0.5, 1e-6);
+    CHECK_NEAR(y[3], 2 + 3 + 6 + 7 + 0.5, 1e-6);
+    /* stride 2, no pad, 2x2 output of the centre windows */
+    p = conv_p(1, 1, 1, 5, 5, 3, 2, 1, 0, 1);
+    float x5[25], y4[4];
+    for (int i = 0; i < 25; i++)
+        x5[i] = (float)i;
+    CHECK(fx_op_conv2d_ref(&p, x5, w, NULL, y4) == FX_OK);
+    CHECK_NEAR(y4[0], 9 * 6, 1e-6);
+    CHECK_NEAR(y4[3], 9 * 18, 1e-6);
+    fx_error err = {0};
+    p.kh = 9;
+    CHECK(fx_conv2d_out_hw(&p, &oh, &ow, &err) == FX_ERR_USAGE && err.msg[0]);
+}
+
+static void test_auto_pad(void)
+{
+    int b = -7, e = -7;
+    CHECK(fx_auto_pad_resolve(FX_PAD_SAME_UPPER, 5, 3, 2, 1, &b, &e, NULL) == FX_OK);
+    CHECK(b == 1 && e == 1); /* out 3, total (3-1)*2+3-5 = 2 */
+    CHECK(fx_auto_pad_resolve(FX_PAD_SAME_UPPER, 6, 3, 2, 1, &b, &e, NULL) == FX_OK);
+    CHECK(b == 0 && e == 1); /* total 1: the odd one at the end */
+    CHECK(fx_auto_pad_resolve(FX_PAD_SAME_LOWER, 6, 3, 2, 1, &b, &e, NULL) == FX_OK);
+    CHECK(b == 1 && e == 0);
+    CHECK(fx_auto_pad_resolve(FX_PAD_SAME_UPPER, 7, 3, 1, 2, &b, &e, NULL) == FX_OK);
+    CHECK(b == 2 && e == 2); /* dilated 3x3 spans 5 */
+    CHECK(fx_auto_pad_resolve(FX_PAD_SAME_UPPER, 8, 1, 3, 1, &b, &e, NULL) == FX_OK);
+    CHECK(b == 0 && e == 0); /* total would be negative */
+    CHECK(fx_auto_pad_resolve(FX_PAD_VALID, 8, 3, 1, 1, &b, &e, NULL) == FX_OK && b == 0 && e == 0);
+    b = 4, e = 5;
+    CHECK(fx_auto_pad_resolve(FX_PAD_NOTSET, 8, 3, 1, 1, &b, &e, NULL) == FX_OK && b == 4 &&
+          e == 5);
+    CHECK(fx_auto_pad_resolve(FX_PAD_SAME_UPPER, 8, 3, 0, 1, &b, &e, NULL) == FX_ERR_USAGE);
+}
+
+static void test_batchnorm(void)
+{
+    float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, y[8];
+    float scale[2] = {2, 1}, bias[2] = {0, 1}, mean[2] = {1, 0}, var[2] = {4, 0};
+    fx_batchnorm_params p = {.n = 2, .c = 2, .spatial = 2, .epsilon = 0.0f};
+    p.epsilon = 1.0f / 4096; /* var 0 with eps 0 would divide by zero */
+    CHECK(fx_op_batchnorm_ref(&p, x, scale, bias, mean, var, y) == FX_OK);
+    CHECK_NEAR(y[0], 2 * (1 - 1) / sqrt(4 + 1.0 / 4096), 1e-6);
+    CHECK_NEAR(y[1], 2 * (2 - 1) / sqrt(4 + 1.0 / 4096), 1e-6);
+    CHECK_NEAR(y[2], 3 * 64 + 1, 1e-3); /* 1/sqrt(1/4096) = 64 */
+    CHECK_NEAR(y[7], 8 * 64 + 1, 1e-3);
+}
+
+static void test_activations(void)
+{
+    float x[5] = {-4, -1, 0, 0.5f, 4}, y[5];
+    fx_act_params p = {.n = 5, .alpha = 0.1f, .beta = 0.0f};
+    CHECK(fx_op_relu_ref(&p, x, y) == FX_OK && y[0] == 0 && y[3] == 0.5f && y[4] == 4);
+    CHECK(fx_op_leaky_relu_ref(&p, x, y) == FX_OK);
+    CHECK_NEAR(y[0], -0.4, 1e-7);
+    CHECK(y[4] == 4);
+    p.alpha = 0.0f, p.beta = 6.0f; /* Clip(0, 6) = ReLU6 */
+    CHECK(fx_op_clip_ref(&p, x, y) == FX_OK && y[0] == 0 && y[3] == 0.5f && y[4] == 4);
+    p.alpha = -0.5f, p.beta = 0.25f;
+    CHECK(fx_op_clip_ref(&p, x, y) == FX_OK && y[0] == -0.5f && y[2] == 0 && y[4] == 0.25f);
+    CHECK(fx_op_sigmoid_ref(&p, x, y) == FX_OK);
+    CHECK_NEAR(y[2], 0.5, 1e-7);
+    CHECK_NEAR(y[4], 1 / (1 + exp(-4.0)), 1e-7);
+    p.alpha = 1.0f / 6, p.beta = 0.5f;
+    CHECK(fx_op_hard_sigmoid_ref(&p, x, y) == FX_OK);
+    CHECK(y[0] == 0 && y[4] == 1);
+    CHECK_NEAR(y[1], 1.0 / 3, 1e-7);
+    CHECK(fx_op_hard_swish_ref(&p, x, y) == FX_OK);
+    CHECK(y[0] == 0 && y[4] == 4);
+    CHECK_NEAR(y[1], -1.0 / 3, 1e-7); /* -1 * 2 / 6 */
+    CHECK_NEAR(y[3], 0.5 * 3.5 / 6, 1e-7);
+    CHECK(fx_op_tanh_ref(&p, x, x) == FX_OK); /* in place */
+    CHECK_NEAR(x[1], tanh(-1.0), 1e-7);
+}
+
+static void test_broadcast_binary(void)
+{
+    /* (2,1,3) + (4,1) -> (2,4,3): y[i][j][k] = 100i + k + 10j */
+    fx_binary_params p = {.a = {3, {2, 1, 3}}, .b = {2, {4, 1}}};
+    fx_shape o;
+    CHECK(fx_broadcast_shape(&p, &o, NULL) == FX_OK);
+    CHECK(o.rank == 3 && o.d[0] == 2 && o.d[1] == 4 && o.d[2] == 3);
+    float a[6], b[4], y[24];
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 3; k++)
+            a[i * 3 + k] = (float)(100 * i + k);
+    for (int j = 0; j < 4; j++)
+        b[j] = (float)(10 * j);
+    CHECK(fx_op_add_ref(&p, a, b, y) == FX_OK);
+    int ok = 1;
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++)
+            for (int k = 0; k < 3; k++)
+                ok &= y[(i * 4 + j) * 3 + k] == (float)(100 * i + 10 * j + k);
+    CHECK(ok);
+    CHECK(fx_op_sub_ref(&p, a, b, y) == FX_OK && y[1 * 12 + 3 * 3 + 2] == 100 - 30 + 2);
+    CHECK(fx_op_mul_ref(&p, a, b, y) == FX_OK && y[1 * 12 + 2 * 3 + 1] == 101 * 20);
+    CHECK(fx_op_div_ref(&p, a, b, y) == FX_OK && isinf(y[1 * 12 + 0 * 3 + 1]));
+    /* scalar (rank 0) with a rank-6 tensor */
+    fx_binary_params q = {.a = {6, {1, 2, 1, 1, 1, 2}}, .b = {0, {0}}};
+    float a6[4] = {1, 2, 3, 4}, s = 0.5f, y6[4];
+    CHECK(fx_op_mul_ref(&q, a6, &s, y6) == FX_OK && y6[3] == 2);
+    fx_binary_params bad = {.a = {2, {2, 3}}, .b = {1, {2}}};
+    fx_error err = {0};
+    CHECK(fx_broadcast_shape(&bad, &o, &err) == FX_ERR_USAGE && err.msg[0]);
+    CHECK(fx_op_add_ref(&bad, a, b, y) == FX_ERR_USAGE);
+}
+
+static void test_prelu(void)
+{
+    /* x (1, 2, 1, 2), per-channel slope (2, 1, 1) */
+    fx_binary_params p = {.a = {4, {1, 2, 1, 2}}, .b = {3, {2, 1, 1}}};
+    float x[4] = {-1, 2, -3, 4}, s[2] = {0.5f, 0.25f}, y[4];
+    CHECK(fx_op_prelu_ref(&p, x, s, y) == FX_OK);
+    CHECK(y[0] == -0.5f && y[1] == 2 && y[2] == -0.75f && y[3] == 4);
+    fx_binary_params wide = {.a = {1, {2}}, .b = {1, {4}}}; /* slope bigger than x */
+    CHECK(fx_op_prelu_ref(&wide, x, s, y) == FX_ERR_USAGE);
+}
+
+static void test_concat_split(void)
+{
+    /* (2,1,2) ++ (2,2,2) on axis 1 -> (2,3,2) */
+    fx_shape shapes[2] = {{3, {2, 1, 2}}, {3, {2, 2, 2}}};
+    float a[4] = {0, 1, 6, 7}, b[8] = {2, 3, 4, 5, 8, 9, 10, 11}, y[12];
+    const float *xs[2] = {a, b};
+    fx_concat_params p = {.n_inputs = 2, .shapes = shapes, .axis = -2};
+    fx_shape o;
+    CHECK(fx_concat_out_shape(&p, &o, NULL) == FX_OK && o.d[1] == 3);
+    CHECK(fx_op_concat_ref(&p, xs, y) == FX_OK);
+    int ok = 1;
+    for (int i = 0; i < 12; i++)
+        ok &= y[i] == (float)i;
+    CHECK(ok);
+    float s0[4], s1[8];
+    float *ys[2] = {s0, s1};
+    int64_t sizes[2] = {1, 2};
+    fx_split_params sp = {.x = o, .axis = 1, .n_outputs = 2, .sizes = sizes};
+    CHECK(fx_op_split_ref(&sp, y, ys) == FX_OK);
+    CHECK(memcmp(s0, a, sizeof a) == 0 && memcmp(s1, b, sizeof b) == 0);
+    sizes[1] = 3;
+    CHECK(fx_op_split_ref(&sp, y, ys) == FX_ERR_USAGE);
+}
+
+static void test_transpose(void)
+{
+    fx_transpose_params p = {.x = {3, {2, 3, 4}}, .perm = {2, 0, 1}};
+    float x[24], y[24];
+    for (int i = 0; i < 24; i++)
+        x[i] = (float)i;
+    fx_shape o;
+    CHECK(fx_transpose_out_shape(&p, &o, NULL) == FX_OK);
+    CHECK(o.d[0] == 4 && o.d[1] == 2 && o.d[2] == 3);
+    CHECK(fx_op_transpose_ref(&p, x, y) == FX_OK);
+    /* y[k][i][j] = x[i][j][k] */
+    CHECK(y[(3 * 2 + 1) * 3 + 2] == x[(1 * 3 + 2) * 4 + 3]);
+    CHECK(y[(1 * 2 + 0) * 3 + 1] == x[(0 * 3 + 1) * 4 + 1]);
+    p.perm[1] = 2;
+    CHECK(fx_op_transpose_ref(&p, x, y) == FX_ERR_USAGE);
+}
+
+static void test_pad(void)
+{
+    float x[3] = {1, 2, 3}, y[7];
+    fx_pad_params p = {.x = {1, {3}}, .pads = {2, 2}, .mode = FX_PADMODE_REFLECT};
+    CHECK(fx_op_pad_ref(&p, x, y) == FX_OK);
+    float refl[7] = {3, 2, 1, 2, 3, 2, 1}, edge[7] = {1, 1, 1, 2, 3, 3, 3};
+    CHECK(memcmp(y, refl, sizeof y) == 0);
+    p.mode = FX_PADMODE_EDGE;
+    CHECK(fx_op_pad_ref(&p, x, y) == FX_OK && memcmp(y, edge, sizeof y) == 0);
+    p.mode = FX_PADMODE_CONSTANT, p.value = -1;
+    CHECK(fx_op_pad_ref(&p, x, y) == FX_OK && y[0] == -1 && y[2] == 1 && y[6] == -1);
+    p.pads[0] = -1, p.pads[1] = 1; /* crop one at the start, add one at the end */
+    CHECK(fx_op_pad_ref(&p, x, y) == FX_OK && y[0] == 2 && y[1] == 3 && y[2] == -1);
+    p.pads[0] = 3, p.mode = FX_PADMODE_REFLECT;
+    CHECK(fx_op_pad_ref(&p, x, y) == FX_ERR_USAGE); /* reflect pad must be < dim */
+    /* 2-D: pad the first axis only */
+    float x2[4] = {1, 2, 3, 4}, y2[8];
+    fx_pad_params q = {.x = {2, {2, 2}}, .pads = {1, 0, 1, 0}, .mode = FX_PADMODE_EDGE};
+    CHECK(fx_op_pad_ref(&q, x2, y2) == FX_OK);
+    float e2[8] = {1, 2, 1, 2, 3, 4, 3, 4};
+    CHECK(memcmp(y2, e2, sizeof y2) == 0);
+}
+
+static void test_maxpool_ceil(void)
+{
+    /* 5x5 ramp, 2x2 stride 2: floor gives 2x2, ceil 3x3 whose last
+     * row/column windows hold only the input's last row/column. */
+    float x[25], y[9];
+    for (int i = 0; i < 25; i++)
+        x[i] = (float)i;
+    fx_pool2d_params p = {.n = 1,
+                          .c = 1,
+                          .h = 5,
+                          .w = 5,
+                          .kh = 2,
+                          .kw = 2,
+                          .stride_h = 2,
+                          .stride_w = 2,
+                          .dil_h = 1,
+                          .dil_w = 1};
+    int oh, ow;
+    CHECK(fx_pool2d_out_hw(&p, &oh, &ow, NULL) == FX_OK && oh == 2 && ow == 2);
+    p.ceil_mode = 1;
+    CHECK(fx_pool2d_out_hw(&p, &oh, &ow, NULL) == FX_OK && oh == 3 && ow == 3);
+    CHECK(fx_op_maxpool2d_ref(&p, x, y) == FX_OK);
+    CHECK(y[0] == 6 && y[2] == 9 && y[6] == 21 && y[8] == 24);
+    /* pad 1, ceil: ceil(5/2)+1 = 4 windows, but the 4th would start at
+     * 6 >= 5 + 1 (past input and begin pad): dropped. */
+    p.pad_t = p.pad_l = p.pad_b = p.pad_r = 1;
+    CHECK(fx_pool2d_out_hw(&p, &oh, &ow, NULL) == FX_OK && oh == 3 && ow == 3);
+    /* MaxPool 3x3 s2 p1 (ResNet stem) on 5x5: 3x3 */
+    p.kh = p.kw = 3, p.ceil_mode = 0;
+    CHECK(fx_pool2d_out_hw(&p, &oh, &ow, NULL) == FX_OK && oh == 3 && ow == 3);
+    CHECK(fx_op_maxpool2d_ref(&p, x, y) == FX_OK && y[0] == 6 && y[4] == 18 && y[8] == 24);
+    /* dilation 2, 2x2 kernel at stride 1 on 5x5: taps (i, i+2) */
+    fx_pool2d_params d = {.n = 1,
+                          .c = 1,
+                          .h = 5,
+                          .w = 5,
+                          .kh = 2,
+                          .kw = 2,
+                          .stride_h = 1,
+                          .stride_w = 1,
+                          .dil_h = 2,
+                          .dil_w = 2};
+    CHECK(fx_pool2d_out_hw(&d, &oh, &ow, NULL) == FX_OK && oh == 3 && ow == 3);
+    CHECK(fx_op_maxpool2d_ref(&d, x, y) == FX_OK && y[0] == 12 && y[8] == 24);
+}
+
+static void test_avgpool_pad(void)
+{
+    float x[9], y[9];
+    for (int i = 0; i < 9; i++)
+        x[i] = 1.0f;
+    fx_pool2d_params p = {.n = 1,
+                          .c = 1,
+                          .h = 3,
+                          .w = 3,
+                          .kh = 3,
+                          .kw = 3,
+                          .stride_h = 1,
+                          .stride_w = 1,
+                          .dil_h = 1,
+                          .dil_w = 1,
+                          .pad_t = 1,
+                          .pad_l = 1,
+                          .pad_b = 1,
+                          .pad_r = 1,
+                          .count_include_pad = 1};
+    CHECK(fx_op_avgpool2d_ref(&p, x, y) == FX_OK);
+    CHECK_NEAR(y[0], 4.0 / 9, 1e-7);
+    CHECK_NEAR(y[1], 6.0 / 9, 1e-7);
+    CHECK_NEAR(y[4], 1.0, 1e-7);
+    p.count_include_pad = 0;
+    CHECK(fx_op_avgpool2d_ref(&p, x, y) == FX_OK && y[0] == 1 && y[1] == 1);
+    /* ceil_mode overhang past the end padding is not counted: 4x4 ramp,
+     * 3x3 stride 2 pad 0 ceil -> 2x2; the last window covers rows/cols 2..3
+     * (2x2 inputs) and divides by 4 even with count_include_pad. */
+    float r[16], yr[4];
+    for (int i = 0; i < 16; i++)
+        r[i] = (float)i;
+    fx_pool2d_params c = {.n = 1,
+                          .c = 1,
+                          .h = 4,
+                          .w = 4,
+                          .kh = 3,
+                          .kw = 3,
+                          .stride_h = 2,
+                          .stride_w = 2,
+                          .dil_h = 1,
+                          .dil_w = 1,
+                          .ceil_mode = 1,
+                          .count_include_pad = 1};
+    int oh, ow;
+    CHECK(fx_pool2d_out_hw(&c, &oh, &ow, NULL) == FX_OK && oh == 2 && ow == 2);
+    CHECK(fx_op_avgpool2d_ref(&c, r, yr) == FX_OK);
+    CHECK_NEAR(yr[3], (10 + 11 + 14 + 15) / 4.0, 1e-6);
+    CHECK_NEAR(yr[0], 5.0, 1e-6);
+    c.dil_h = 2;
+    CHECK(fx_op_avgpool2d_ref(&c, r, yr) == FX_ERR_USAGE);
+}
+
+static void test_global_pools(void)
+{
+    float x[12] = {1, 2, 3, -1, -2, -3, 0, 0, 6, 5, 5, 5}, y[4];
+    fx_global_pool_params p = {.n = 2, .c = 2, .spatial = 3};
+    CHECK(fx_op_global_avgpool_ref(&p, x, y) == FX_OK);
+    CHECK(y[0] == 2 && y[1] == -2 && y[2] == 2 && y[3] == 5);
+    CHECK(fx_op_global_maxpool_ref(&p, x, y) == FX_OK);
+    CHECK(y[0] == 3 && y[1] == -1 && y[2] == 6 && y[3] == 5);
+}
+
+static void test_gemm(void)
+{
+    /* A (2,3), B stored (2,3) with transB (Linear), C row (1,2) */
+    float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 0, 0, 0, 1, 1}, c[2] = {10, 20}, y[4], yf[4];
+    fx_gemm_params p = {
+        .m = 2, .n = 2, .k = 3, .trans_b = 1, .alpha = 2, .beta = 0.5f, .c_rows = 1, .c_cols = 2};
+    CHECK(fx_op_gemm_ref(&p, a, b, c, y) == FX_OK);
+    CHECK(y[0] == 2 * 1 + 5 && y[1] == 2 * 5 + 10 && y[2] == 2 * 4 + 5 && y[3] == 2 * 11 + 10);
+    CHECK(fx_op_gemm_fast(&p, a, b, c, yf) == FX_OK && memcmp(y, yf, sizeof y) == 0);
+    /* transA: A stored (3,2) */
+    float at[6] = {1, 4, 2, 5, 3, 6};
+    p.trans_a = 1;
+    CHECK(fx_op_gemm_ref(&p, at, b, NULL, y) == FX_OK && y[3] == 22);
+    CHECK(fx_op_gemm_fast(&p, at, b, NULL, yf) == FX_OK && memcmp(y, yf, sizeof y) == 0);
+    p.c_cols = 3;
+    CHECK(fx_op_gemm_ref(&p, a, b, c, y) == FX_ERR_USAGE);
+}
+
+static void test_matmul(void)
+{
+    /* (3) @ (2,3,4) -> (2,4); b[t][k][j] = t*100 + k*10 + j, a = (1,1,1) */
+    fx_matmul_params p = {.a = {1, {3}}, .b = {3, {2, 3, 4}}};
+    fx_shape o;
+    CHECK(fx_matmul_out_shape(&p, &o, NULL) == FX_OK && o.rank == 2 && o.d[0] == 2 && o.d[1] == 4);
+    float a[3] = {1, 1, 1}, b[24], y[8];
+    for (int t = 0; t < 2; t++)
+        for (int k = 0; k < 3; k++)
+            for (int j = 0; j < 4; j++)
+                b[(t * 3 + k) * 4 + j] = (float)(t * 100 + k * 10 + j);
+    CHECK(fx_op_matmul_ref(&p, a, b, y) == FX_OK);
+    CHECK(y[0] == 30 && y[7] == 300 + 30 + 9);
+    /* (2,1,2,3) @ (3,3,2) -> (2,3,2,2); check shape and one element */
+    fx_matmul_params q = {.a = {4, {2, 1, 2, 3}}, .b = {3, {3, 3, 2}}};
+    CHECK(fx_matmul_out_shape(&q, &o, NULL) == FX_OK && o.rank == 4 && o.d[0] == 2 && o.d[1] == 3 &&
+          o.d[2] == 2 && o.d[3] == 2);
+    float qa[12], qb[18], qy[24];
+    for (int i = 0; i < 12; i++)
+        qa[i] = (float)i;
+    for (int i = 0; i < 18; i++)
+        qb[i] = (float)(i % 5);
+    CHECK(fx_op_matmul_ref(&q, qa, qb, qy) == FX_OK);
+    /* y[1][2][1][0] = sum_k a[1][0][1][k] * b[2][k][0] */
+    double want = 0;
+    for (int k = 0; k < 3; k++)
+        want += qa[6 + 3 + k] * qb[12 + k * 2];
+    CHECK_NEAR(qy[((1 * 3 + 2) * 2 + 1) * 2 + 0], want, 1e-6);
+    fx_matmul_params bad = {.a = {2, {2, 3}}, .b = {2, {2, 3}}};
+    CHECK(fx_matmul_out_shape(&bad, &o, NULL) == FX_ERR_USAGE);
+}
+
+static void test_softmax(void)
+{
+    float x[6] = {1, 2, 3, 1000, 1000, 1000}, y[6];
+    fx_softmax_params p = {.x = {2, {2, 3}}, .axis = -1};
+    CHECK(fx_op_softmax_ref(&p, x, y) == FX_OK);
+    double z = exp(1.0) + exp(2.0) + exp(3.0);
+    CHECK_NEAR(y[0], exp(1.0) / z, 1e-7);
+    CHECK_NEAR(y[2], exp(3.0) / z, 1e-7);
+    CHECK_NEAR(y[4], 1.0 / 3, 1e-7); /* no overflow with large inputs */
+    p.axis = 0;
+    CHECK(fx_op_softmax_ref(&p, x, y) == FX_OK && y[0] == 0.0f && y[3] == 1.0f);
+}
+
+static void test_reduce_mean(void)
+{
+    float x[6] = {1, 2, 3, 4, 5, 6}, y[6];
+    fx_reduce_params p = {.x = {2, {2, 3}}, .n_axes = 1, .axes = {1}, .keepdims = 1};
+    fx_shape o;
+    CHECK(fx_reduce_out_shape(&p, &o, NULL) == FX_OK && o.rank == 2 && o.d[1] == 1);
+    CHECK(fx_op_reduce_mean_ref(&p, x, y) == FX_OK && y[0] == 2 && y[1] == 5);
+    p.axes[0] = -2, p.keepdims = 0;
+    CHECK(fx_reduce_out_shape(&p, &o, NULL) == FX_OK && o.rank == 1 && o.d[0] == 3);
+    CHECK(fx_op_reduce_mean_ref(&p, x, y) == FX_OK && y[0] == 2.5f && y[2] == 4.5f);
+    p.n_axes = 0; /* all */
+    CHECK(fx_op_reduce_mean_ref(&p, x, y) == FX_OK && y[0] == 3.5f);
+    p.n_axes = 2, p.axes[0] = 1, p.axes[1] = -1; /* repeated */
+    CHECK(fx_op_reduce_mean_ref(&p, x, y) == FX_ERR_USAGE);
+}
+
+/* ---- PyTorch outputs checked in as tests/data/ops_ref.h5 ----------------- */
+
+static void test_torch_reference_file(void)
+{
+    char path[4096];
+    if (!fx_case_find_ref_file(path, sizeof path)) {
+        fprintf(stderr, "  tests/data/ops_ref.h5 not found (set FX_OPS_REF)\n");
+        check_failures_current++;
+        return;
+    }
+    int n_cases = 0, n_bad = fx_case_check_file(path, &n_cases);
+    CHECK_MSG(n_bad == 0, "%d of %d cases failed", n_bad, n_cases);
+    CHECK(n_cases > 50);
+}
+
+int main(void)
+{
+    RUN(test_conv_fast_named_shapes);
+    RUN(test_conv_fast_random);
+    RUN(test_conv_fast_ws);
+    RUN(test_conv_ramp);
+    RUN(test_auto_pad);
+    RUN(test_batchnorm);
+    RUN(test_activations);
+    RUN(test_broadcast_binary);
+    RUN(test_prelu);
+    RUN(test_concat_split);
+    RUN(test_transpose);
+    RUN(test_pad);
+    RUN(test_maxpool_ceil);
+    RUN(test_avgpool_pad);
+    RUN(test_global_pools);
+    RUN(test_gemm);
+    RUN(test_matmul);
+    RUN(test_softmax);
+    RUN(test_reduce_mean);
+    RUN(test_torch_reference_file);
+    return check_summary();
+}
