@@ -1,0 +1,162 @@
+/* fxscreen: the model graph IR and its executor plan.
+ *
+ * A graph holds named tensors and nodes (ONNX-like: op_type + generic
+ * attributes), built by an importer (model/onnx.c, later Keras .h5) through
+ * the builder calls below.  The graph module owns op semantics: it binds
+ * attributes to the fx_op_* params of include/fxscreen/ops.h, infers shapes,
+ * and rewrites.  Importers know nothing about individual ops.
+ *
+ * Lifecycle:
+ *   fx_graph_create -> add inputs/outputs/constants/nodes (importer)
+ *   -> fx_graph_check_supported (one message listing EVERY unsupported op)
+ *   -> fx_graph_prepare(batch, H, W): shape inference for that batch and
+ *      input size, then load-time rewrites that pay on every backend:
+ *      BatchNorm folded into the preceding Conv, Identity/Dropout removed,
+ *      constant subgraphs folded (Shape/Gather/Concat/Unsqueeze arithmetic
+ *      as exporters emit it), dead nodes dropped.  Intermediate tensors keep
+ *      their ONNX names.
+ *   -> fx_plan_create: topological order, a memory plan reusing buffers by
+ *      liveness, per-op backend choice (CPU: fast path where one exists,
+ *      else the reference).  fx_plan_run executes a batch.
+ * Tensors are float32 NCHW unless their dtype says INT64 (shape arithmetic,
+ * always constant after prepare). Not thread-safe: one plan per thread. */
+#ifndef FXSCREEN_GRAPH_H
+#define FXSCREEN_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fxscreen/ops.h"
+#include "fxscreen/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Element types, numbered as ONNX TensorProto.DataType. */
+typedef enum fx_dtype { FX_DT_FLOAT = 1, FX_DT_INT64 = 7 } fx_dtype;
+
+typedef enum fx_attr_type {
+    FX_ATTR_INT = 0,
+    FX_ATTR_FLOAT,
+    FX_ATTR_STRING,
+    FX_ATTR_INTS,
+    FX_ATTR_FLOATS,
+    FX_ATTR_TENSOR, /* a constant tensor (Constant's `value`) */
+} fx_attr_type;
+
+/* One node attribute as the importer read it.  Arrays are borrowed by
+ * fx_graph_add_node, which copies what it keeps. */
+typedef struct fx_attr {
+    const char *name;
+    fx_attr_type type;
+    int64_t i;            /* INT */
+    float f;              /* FLOAT */
+    const char *s;        /* STRING */
+    const int64_t *ints;  /* INTS, n values */
+    const float *floats;  /* FLOATS, n values */
+    int n;
+    /* TENSOR: dtype, shape and data (float32 or int64, row-major) */
+    fx_dtype t_dtype;
+    fx_shape t_shape;
+    const void *t_data;
+} fx_attr;
+
+typedef struct fx_graph fx_graph;
+
+fx_graph *fx_graph_create(void);
+void fx_graph_destroy(fx_graph *g);
+
+/* The model's opset (ai.onnx domain); 0 = unknown. */
+void fx_graph_set_opset(fx_graph *g, int opset);
+int fx_graph_opset(const fx_graph *g);
+
+/* A graph input. dims < 0 are dynamic (the batch dimension); prepare fixes
+ * them.  Only float32 NCHW inputs of rank 4 are accepted by prepare. */
+fx_status fx_graph_add_input(fx_graph *g, const char *name, fx_dtype dt, const fx_shape *shape,
+                             fx_error *err);
+
+/* A graph output, by tensor name (kept alive and written by the plan). */
+fx_status fx_graph_add_output(fx_graph *g, const char *name, fx_error *err);
+
+/* A constant tensor (an initializer).  data (float32 or int64, row-major,
+ * fx_shape_numel(shape) elements) is copied. */
+fx_status fx_graph_add_constant(fx_graph *g, const char *name, fx_dtype dt, const fx_shape *shape,
+                                const void *data, fx_error *err);
+
+/* A node.  inputs[k] == "" marks an absent optional input.  Node names may
+ * be empty (a name is made up from the first output). */
+fx_status fx_graph_add_node(fx_graph *g, const char *name, const char *op_type,
+                            const char *const *inputs, int n_in, const char *const *outputs,
+                            int n_out, const fx_attr *attrs, int n_attrs, fx_error *err);
+
+/* 1 if op_type (ai.onnx domain) is one the graph can bind. */
+int fx_graph_op_known(const char *op_type);
+
+/* FX_ERR_UNSUPPORTED with one message listing every unsupported op with its
+ * node name ("unsupported ops: Foo (node 'a'), Bar (node 'b', 'c')"), or
+ * FX_OK. */
+fx_status fx_graph_check_supported(const fx_graph *g, fx_error *err);
+
+/* Fix the batch size and input H x W, infer every shape, apply the rewrites.
+ * Errors name the node and the reason. */
+fx_status fx_graph_prepare(fx_graph *g, int batch, int in_h, int in_w, fx_error *err);
+
+/* ---- queries (valid after prepare) ---------------------------------------- */
+
+int fx_graph_num_nodes(const fx_graph *g);
+int fx_graph_num_inputs(const fx_graph *g);
+int fx_graph_num_outputs(const fx_graph *g);
+const char *fx_graph_input_name(const fx_graph *g, int i);
+const char *fx_graph_output_name(const fx_graph *g, int i);
+
+/* Shape of a named tensor; FX_ERR_USAGE if there is none by that name. */
+fx_status fx_graph_tensor_shape(const fx_graph *g, const char *name, fx_shape *out,
+                                fx_error *err);
+
+/* Per-node facts for `fxscreen model info`. */
+typedef struct fx_node_info {
+    const char *name, *op_type;
+    const char *output;      /* first output's name */
+    fx_shape out_shape;
+    int64_t params;          /* weights + biases it owns */
+    int64_t macs;            /* multiply-accumulates for the prepared batch */
+} fx_node_info;
+fx_status fx_graph_node_info(const fx_graph *g, int i, fx_node_info *out);
+
+/* The suggested Grad-CAM layer: the last 4-D tensor with spatial extent > 1
+ * before global pooling.  NULL if there is none. */
+const char *fx_graph_cam_layer(const fx_graph *g);
+
+/* ---- the executor ---------------------------------------------------------- */
+
+typedef struct fx_plan fx_plan;
+
+typedef struct fx_plan_opts {
+    const char *const *keep; /* intermediate tensor names to keep readable */
+    int n_keep;
+    int use_reference;       /* 1: reference kernels only (for tests) */
+} fx_plan_opts;
+
+/* Build the plan for the prepared graph (which must outlive the plan). */
+fx_status fx_plan_create(const fx_graph *g, const fx_plan_opts *opts, fx_plan **out,
+                         fx_error *err);
+void fx_plan_destroy(fx_plan *p);
+
+/* Run one batch: input is float32 (batch, C, H, W) as prepared. */
+fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err);
+
+/* A graph output or kept tensor after fx_plan_run: pointer into the plan's
+ * memory (valid until the next run or destroy) and its shape. NULL if the
+ * name is neither an output nor kept. */
+const float *fx_plan_tensor(const fx_plan *p, const char *name, fx_shape *shape);
+
+/* Bytes of activation memory the plan reserved (the liveness peak), and
+ * what it would be without reuse. */
+size_t fx_plan_peak_bytes(const fx_plan *p);
+size_t fx_plan_naive_bytes(const fx_plan *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
