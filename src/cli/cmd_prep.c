@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "fxscreen/prepjob.h"
 
@@ -64,8 +65,18 @@ int fx_cmd_prep(int argc, char **argv)
         switch (c) {
         case 'o': out = optarg; break;
         case 'c': config = optarg; break;
-        case 't': threads = atoi(optarg); break;
-        case 'b': batch = atoi(optarg); break;
+        case 't':
+            if (!fx_cli_parse_int(optarg, 0, 1024, &threads)) {
+                fprintf(stderr, "prep: --threads '%s': give 0..1024 (0 = online cores)\n", optarg);
+                return FX_EXIT_USAGE;
+            }
+            break;
+        case 'b':
+            if (!fx_cli_parse_int(optarg, 1, 4096, &batch)) {
+                fprintf(stderr, "prep: --batch '%s': give 1..4096\n", optarg);
+                return FX_EXIT_USAGE;
+            }
+            break;
         case 's': store = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': prep_usage(stdout); return FX_EXIT_OK;
@@ -75,10 +86,6 @@ int fx_cmd_prep(int argc, char **argv)
     if (!out || optind >= argc) {
         fprintf(stderr, "prep: %s\n", !out ? "--out DIR is required" : "no SOURCES given");
         prep_usage(stderr);
-        return FX_EXIT_USAGE;
-    }
-    if (threads < 0 || batch < 1 || batch > 4096) {
-        fprintf(stderr, "prep: --threads must be >= 0 and --batch 1..4096\n");
         return FX_EXIT_USAGE;
     }
     fx_prep_job job = {0};
@@ -121,6 +128,9 @@ int fx_cmd_prep(int argc, char **argv)
         fprintf(stderr, "prep: %s\n", err.msg);
         return st == FX_ERR_USAGE || st == FX_ERR_CONFIG ? FX_EXIT_USAGE : FX_EXIT_FAIL;
     }
+    if (res.total == 0)
+        fprintf(stderr, "prep: no inputs found (directories are searched for *.png *.tif "
+                        "*.tiff; lists name one path per line)\n");
     fprintf(stderr, "prep: %zu images (%zu ok, %zu errors) in %.2f s%s; wrote %s/prep.h5 and %s/summary.csv\n",
             res.total, res.ok, res.errors, res.seconds, res.cancelled ? ", interrupted" : "", out,
             out);

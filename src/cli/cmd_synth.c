@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "fxscreen/synth.h"
 
@@ -38,17 +39,6 @@ static int synth_bad(const char *what)
     return FX_EXIT_USAGE;
 }
 
-static int parse_int(const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return 0;
-    *out = (int)v;
-    return 1;
-}
-
 int fx_cmd_synth(int argc, char **argv)
 {
     enum { OPT_SIZE = 256, OPT_BITS, OPT_FORMAT, OPT_RATE };
@@ -74,7 +64,7 @@ int fx_cmd_synth(int argc, char **argv)
         switch (c) {
         case 'o': o.out_dir = optarg; break;
         case 'n':
-            if (!parse_int(optarg, 1, 10000000, &o.n)) {
+            if (!fx_cli_parse_int(optarg, 1, 10000000, &o.n)) {
                 snprintf(msg, sizeof msg, "--n must be an integer 1..10000000 (got '%s')", optarg);
                 return synth_bad(msg);
             }
@@ -91,14 +81,14 @@ int fx_cmd_synth(int argc, char **argv)
             break;
         }
         case OPT_SIZE:
-            if (!parse_int(optarg, FX_SYNTH_MIN_SIZE, FX_SYNTH_MAX_SIZE, &o.size)) {
+            if (!fx_cli_parse_int(optarg, FX_SYNTH_MIN_SIZE, FX_SYNTH_MAX_SIZE, &o.size)) {
                 snprintf(msg, sizeof msg, "--size must be an integer %d..%d (got '%s')",
                          FX_SYNTH_MIN_SIZE, FX_SYNTH_MAX_SIZE, optarg);
                 return synth_bad(msg);
             }
             break;
         case OPT_BITS:
-            if (!parse_int(optarg, 8, 16, &o.bits) || (o.bits != 8 && o.bits != 16)) {
+            if (!fx_cli_parse_int(optarg, 8, 16, &o.bits) || (o.bits != 8 && o.bits != 16)) {
                 snprintf(msg, sizeof msg, "--bits must be 8 or 16 (got '%s')", optarg);
                 return synth_bad(msg);
             }
@@ -126,7 +116,7 @@ int fx_cmd_synth(int argc, char **argv)
             break;
         }
         case 'j':
-            if (!parse_int(optarg, 0, 1024, &o.threads)) {
+            if (!fx_cli_parse_int(optarg, 0, 1024, &o.threads)) {
                 snprintf(msg, sizeof msg, "--threads must be an integer 0..1024 (got '%s')", optarg);
                 return synth_bad(msg);
             }
