@@ -15,6 +15,11 @@
 extern "C" {
 #endif
 
+/* Create (truncate) an HDF5 file for a long-running writer: the metadata
+ * cache is capped at a few MiB so memory stays flat however many rows are
+ * appended.  Returns the file id or < 0 (err filled). */
+hid_t fx_h5_create_file(const char *path, fx_error *err);
+
 /* Create dataset `name` of shape (0, dims[0], ..., dims[rank-2]) extendible
  * in the first axis, chunked as (chunk_rows, dims...), deflate level
  * `deflate` (0 = none) with byte shuffle. Returns the dataset id or < 0. */

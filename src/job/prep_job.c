@@ -90,9 +90,9 @@ static fx_status prep_out_open(prep_out *o, const char *dir, const fx_pool_confi
     o->store = c->store;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors come back as our messages */
     snprintf(path, sizeof path, "%s/prep.h5", dir);
-    o->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    o->file = fx_h5_create_file(path, err);
     if (o->file < 0)
-        return fx_error_set(err, FX_ERR_IO, "%s: cannot create HDF5 file", path);
+        return FX_ERR_IO;
     hsize_t dims[3];
     hid_t f16 = fx_h5_f16_type(), str = fx_h5_str_type();
     if (c->store == FX_STORE_F16) {

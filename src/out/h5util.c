@@ -6,6 +6,39 @@
 
 #define FX_H5_MAX_RANK 8
 
+hid_t fx_h5_create_file(const char *path, fx_error *err)
+{
+    /* HDF5's adaptive metadata cache grows towards 32 MiB as the chunk index
+     * of a many-row dataset grows; cap it so peak memory does not depend on
+     * the number of images. */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    /* The 1.10 format indexes chunks of an extendible dataset with an
+     * extensible array instead of a v1 B-tree: appends stay O(1) and the
+     * index does not pile up in memory.  Readers need HDF5 >= 1.10. */
+    if (fapl >= 0)
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110);
+    /* Freed HDF5 blocks go to the library's free lists; cap them (process
+     * wide, the library's own setting) so they do not grow with the run. */
+    H5set_free_list_limits(1 << 20, 1 << 18, 1 << 20, 1 << 18, 1 << 20, 1 << 18);
+    H5AC_cache_config_t mdc;
+    memset(&mdc, 0, sizeof mdc);
+    mdc.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+    hid_t f = -1;
+    if (fapl >= 0 && H5Pget_mdc_config(fapl, &mdc) >= 0) {
+        mdc.set_initial_size = 1;
+        mdc.initial_size = 1 << 20;
+        mdc.max_size = 4 << 20;
+        mdc.min_size = 1 << 20;
+        if (H5Pset_mdc_config(fapl, &mdc) >= 0)
+            f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    }
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    if (f < 0)
+        fx_error_set(err, FX_ERR_IO, "%s: cannot create HDF5 file", path);
+    return f;
+}
+
 hid_t fx_h5_ext_create(hid_t file, const char *name, hid_t type, int rank, const hsize_t *dims,
                        hsize_t chunk_rows, int deflate, fx_error *err)
 {
