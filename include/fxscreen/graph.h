@@ -98,8 +98,16 @@ int fx_graph_op_known(const char *op_type);
  * FX_OK. */
 fx_status fx_graph_check_supported(const fx_graph *g, fx_error *err);
 
+/* Load-time rewrites fx_graph_prepare applies (constant folding, which
+ * shape arithmetic needs, and dead-node removal always happen).  Default:
+ * all.  Tests turn them off to compare a rewritten graph with the original. */
+#define FX_REWRITE_FOLD_BN 1u         /* BatchNorm folded into the preceding Conv */
+#define FX_REWRITE_ELIDE_IDENTITY 2u  /* Identity / Dropout removed */
+void fx_graph_set_rewrites(fx_graph *g, unsigned flags);
+
 /* Fix the batch size and input H x W, infer every shape, apply the rewrites.
- * Errors name the node and the reason. */
+ * Errors name the node and the reason.  Call once per graph (the rewrites
+ * change it): a second call returns FX_ERR_USAGE. */
 fx_status fx_graph_prepare(fx_graph *g, int batch, int in_h, int in_w, fx_error *err);
 
 /* ---- queries (valid after prepare) ---------------------------------------- */
@@ -136,6 +144,8 @@ typedef struct fx_plan_opts {
     const char *const *keep; /* intermediate tensor names to keep readable */
     int n_keep;
     int use_reference;       /* 1: reference kernels only (for tests) */
+    int poison;              /* 1: fill activation memory with NaN before each
+                                run, so an unwritten element shows (tests) */
 } fx_plan_opts;
 
 /* Build the plan for the prepared graph (which must outlive the plan). */
