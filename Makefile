@@ -5,6 +5,7 @@
 #   make static       build-static/fxscreen with HDF5/libpng/libtiff/libyaml linked statically
 #   make deps         install the Debian packages the build, tests and demo need
 #   make bench        bench/decode (writes bench/RESULTS.md)
+#   make bench-infer  fxscreen vs PyTorch vs onnxruntime CPU inference (BENCH_ARGS=--quick)
 #   make check-long   longer fuzz runs and the memory-flatness soak
 # Options: CUDA=0 (skip CUDA even if nvcc exists), STATIC=1, BUILD=dir, CUDA_HOME=/path.
 
@@ -15,21 +16,22 @@ STATIC  ?= 0
 CUDA    ?= auto
 VERSION := 0.1.0
 
-PKGS        := libpng libtiff-4 yaml-0.1 hdf5 openblas
+PKGS        := libpng libtiff-4 yaml-0.1 hdf5 openblas libprotobuf-c
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ifeq ($(STATIC),1)
   # Static archives of the image/HDF5 stack (from Debian's -dev packages) so the
-  # binary runs on a GPU machine without them; libc, libm, libgomp and CUDA stay shared.
+  # binary runs on a GPU machine without them; libc, libm, libgomp, libstdc++ (libLerc
+  # is C++) and CUDA stay shared.
   PKG_LIBS := -Wl,-Bstatic $(shell pkg-config --static --libs-only-l libpng libtiff-4 yaml-0.1 | sed 's/-lm //g; s/-lpthread//g') \
               -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5 -lsz -laec -lz \
-              -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas \
-              -Wl,-Bdynamic -lgfortran -lcrypto -lcurl -ldl -lm -lpthread
+              -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas -lprotobuf-c \
+              -Wl,-Bdynamic -lstdc++ -lgfortran -lcrypto -lcurl -ldl -lm -lpthread
 else
   PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 endif
 
 # Messages are bounded buffers by design (FX_ERROR_MSG_MAX): truncation is intended.
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation -Iinclude -Isrc $(PKG_CFLAGS) \
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) \
                -DFX_VERSION=\"$(VERSION)\" -fopenmp -MMD -MP
 CFLAGS   ?= -O2 -g
 ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS)
@@ -55,7 +57,7 @@ else
 endif
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
-LIB_SRC  := $(filter-out src/cli/%,$(LIB_SRC))
+LIB_SRC  := $(filter-out src/cli/%,$(LIB_SRC)) $(BUILD)/gen/onnx.pb-c.c
 CLI_SRC  := $(wildcard src/cli/*.c)
 CU_SRC   := $(if $(NVCC),$(wildcard kernels/*.cu))
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -82,7 +84,7 @@ FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIBSRC := src/core/status.c src/core/image.c $(wildcard src/io/*.c)
 HAVE_LIBFUZZER := $(shell echo 'int LLVMFuzzerTestOneInput(const char*d,unsigned long n){(void)d;(void)n;return 0;}' | $(CLANG) -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null && echo 1)
 
-.PHONY: all lib test test-run demo-run test-gpu demo static deps bench check-long clean features tools format
+.PHONY: all lib test test-run demo-run test-gpu demo static deps bench bench-infer check-long clean features tools format
 all: features $(BIN) $(LIBA)
 
 features:
@@ -96,6 +98,13 @@ $(LIBA): $(LIB_OBJ)
 
 $(BIN): $(CLI_OBJ) $(LIBA)
 	$(CC) $(ALL_CFLAGS) -o $@ $(CLI_OBJ) $(LIBA) $(LDLIBS) $(CUDA_LIBS)
+
+# The ONNX schema subset, compiled by protoc-c (one rule makes both files);
+# objects wait for the header (order-only: -MMD tracks it after that).
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: src/model/%.proto
+	@mkdir -p $(@D)
+	protoc-c --c_out=$(@D) --proto_path=src/model $<
+$(LIB_OBJ) $(ASAN_OBJ): | $(BUILD)/gen/onnx.pb-c.h
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -129,10 +138,16 @@ $(ASAN_DIR)/tests/%: tests/%.c $(ASAN_DIR)/libfxscreen.a
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -Itests -o $@ $< $(ASAN_DIR)/libfxscreen.a $(PKG_LIBS) -fopenmp
 
+# fuzz_onnx also needs the importer, the graph, the ops and protobuf-c.
+FUZZ_ONNX_SRC := $(BUILD)/gen/onnx.pb-c.c $(wildcard src/model/*.c src/ops/*.c)
+$(BUILD)/fuzz/fuzz_onnx: $(FUZZ_ONNX_SRC)
+$(BUILD)/fuzz/fuzz_onnx: FUZZ_LIBSRC += $(FUZZ_ONNX_SRC)
+$(BUILD)/fuzz/fuzz_onnx: FUZZ_LIBS := -lprotobuf-c -lopenblas
+
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC)
 	@mkdir -p $(@D)
-	$(CLANG) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(PKG_CFLAGS) -g -O1 \
-	  -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIBSRC) $(shell pkg-config --libs libpng libtiff-4) -lm
+	$(CLANG) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) -g -O1 \
+	  -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIBSRC) $(FUZZ_LIBS) $(shell pkg-config --libs libpng libtiff-4) -lm
 
 tools: $(TOOLS)
 
@@ -160,6 +175,9 @@ deps:
 
 bench: all $(BENCHES)
 	@bash bench/decode.sh $(BUILD)
+
+bench-infer: all $(BUILD)/bench/infer_fx
+	@bash bench/infer.sh $(BUILD) $(BENCH_ARGS)
 
 check-long: all $(FUZZ_BINS)
 	@bash scripts/check-long.sh $(BUILD)

@@ -16,11 +16,23 @@
 extern "C" {
 #endif
 
-/* Load path into a new graph (caller destroys it).  Errors name the file and
- * the reason (not ONNX, opset out of range, missing external data, ...). */
+/* Load path into a new graph (caller destroys it with fx_graph_destroy).
+ * Errors name the file and the reason (not ONNX, opset out of range, missing
+ * external data, ...).  The load ends with fx_graph_check_supported, so a
+ * model with unsupported ops (including any node outside the ai.onnx domain,
+ * listed as "domain::Op") fails here with FX_ERR_UNSUPPORTED and one message
+ * listing every one of them with its node names; *out is then NULL.
+ * Initializers become constants (also those listed as graph inputs):
+ * FLOAT, FLOAT16 (exactly) and DOUBLE (rounded) as float32, INT32 and INT64
+ * as int64; from raw_data (little-endian), the typed fields or external data
+ * (location/offset/length relative to the model's directory; absolute paths,
+ * '..' and symlinks leading out of it are refused).  Constant nodes' tensors
+ * are converted the same way.  Input dims given by dim_param or not at all
+ * are dynamic (-1). */
 fx_status fx_onnx_load(const char *path, fx_graph **out, fx_error *err);
 
-/* Same from memory; base_dir resolves external data (NULL: none allowed). */
+/* Same from memory; base_dir resolves external data (NULL: none allowed).
+ * Messages name no file: callers prefix it. */
 fx_status fx_onnx_load_memory(const void *bytes, size_t n, const char *base_dir, fx_graph **out,
                               fx_error *err);
 
