@@ -16,4 +16,8 @@ int fx_cmd_synth(int argc, char **argv);
 /* `fxscreen prep`: decode + preprocess into prep.h5 and summary.csv (cmd_prep.c). */
 int fx_cmd_prep(int argc, char **argv);
 
+/* `fxscreen model info|run`: inspect an ONNX model or run it on /input of an
+ * HDF5 file, writing outputs and dumped tensors (cmd_model.c). */
+int fx_cmd_model(int argc, char **argv);
+
 #endif

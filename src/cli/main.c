@@ -12,6 +12,7 @@ static const struct {
 } cmds[] = {
     {"synth", fx_cmd_synth, "generate synthetic radiographs with ground truth"},
     {"prep", fx_cmd_prep, "decode + preprocess inputs into prep.h5 and summary.csv (dataset QA)"},
+    {"model", fx_cmd_model, "inspect an ONNX model (info) or run it on an HDF5 batch (run)"},
 };
 
 static void usage(FILE *f)

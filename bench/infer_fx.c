@@ -1,0 +1,136 @@
+/* bench/infer_fx: fxscreen's CPU inference throughput for bench/infer.py.
+ *
+ *   build/bench/infer_fx MODEL.onnx --batch N [--size HxW] [--warmup W] [--reps R]
+ *                        [--min-seconds S]
+ *
+ * Loads the ONNX model with the production library (fx_onnx_load,
+ * fx_graph_prepare, fx_plan_create), times fx_plan_run on a random batch
+ * (W warm-up runs, then at least R timed runs and at least S seconds, at most
+ * 50) and prints one JSON line:
+ *   {"engine": "fxscreen", "batch": N, "ips": images/s from the median run,
+ *    "median_ms": ..., "runs": ..., "rss_mib": peak RSS (VmHWM) of this process,
+ *    "plan_mib": activation memory the plan reserved}
+ * Threads: whatever the library uses (OpenMP / OpenBLAS; set OMP_NUM_THREADS). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "fxscreen/graph.h"
+#include "fxscreen/onnx.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Peak RSS in MiB: VmHWM of this process image (ru_maxrss would include the
+ * peak of the parent that forked us), else ru_maxrss. */
+static double peak_rss_mib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    if (kb < 0) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        kb = ru.ru_maxrss;
+    }
+    return (double)kb / 1024.0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    int batch = 1, h = 224, w = 224, warmup = 2, reps = 3;
+    double min_s = 2.0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--batch") && v)
+            batch = atoi(argv[++i]);
+        else if (!strcmp(a, "--size") && v) {
+            if (sscanf(argv[++i], "%dx%d", &h, &w) != 2)
+                h = 0;
+        } else if (!strcmp(a, "--warmup") && v)
+            warmup = atoi(argv[++i]);
+        else if (!strcmp(a, "--reps") && v)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(a, "--min-seconds") && v)
+            min_s = atof(argv[++i]);
+        else if (a[0] != '-' && !path)
+            path = a;
+        else
+            path = NULL, i = argc;
+    }
+    if (!path || batch < 1 || h < 1 || w < 1 || warmup < 0 || reps < 1) {
+        fprintf(stderr, "usage: infer_fx MODEL.onnx --batch N [--size HxW] [--warmup W] "
+                        "[--reps R] [--min-seconds S]\n");
+        return 2;
+    }
+    fx_error err = {0};
+    fx_graph *g = NULL;
+    fx_plan *p = NULL;
+    float *x = NULL;
+    int rc = 1;
+    if (fx_onnx_load(path, &g, &err) || fx_graph_check_supported(g, &err) ||
+        fx_graph_prepare(g, batch, h, w, &err) || fx_plan_create(g, NULL, &p, &err)) {
+        fprintf(stderr, "infer_fx: %s: %s\n", path, err.msg);
+        goto done;
+    }
+    fx_shape is;
+    if (fx_graph_tensor_shape(g, fx_graph_input_name(g, 0), &is, &err) != FX_OK) {
+        fprintf(stderr, "infer_fx: %s\n", err.msg);
+        goto done;
+    }
+    size_t n = (size_t)fx_shape_numel(&is);
+    x = malloc(n * sizeof *x);
+    if (!x)
+        goto done;
+    unsigned s = 12345;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = (float)((s >> 8) & 0xffff) / 32768.0f - 1.0f;
+    }
+    for (int i = 0; i < warmup; i++)
+        if (fx_plan_run(p, x, &err) != FX_OK) {
+            fprintf(stderr, "infer_fx: %s\n", err.msg);
+            goto done;
+        }
+    double t[50], total = 0;
+    int runs = 0;
+    while (runs < 50 && (runs < reps || total < min_s)) {
+        double t0 = now();
+        if (fx_plan_run(p, x, &err) != FX_OK) {
+            fprintf(stderr, "infer_fx: %s\n", err.msg);
+            goto done;
+        }
+        t[runs] = now() - t0;
+        total += t[runs++];
+    }
+    qsort(t, (size_t)runs, sizeof t[0], cmp_double);
+    double med = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+    printf("{\"engine\": \"fxscreen\", \"batch\": %d, \"ips\": %.3f, \"median_ms\": %.3f, "
+           "\"runs\": %d, \"rss_mib\": %.1f, \"plan_mib\": %.1f}\n",
+           batch, batch / med, med * 1e3, runs, peak_rss_mib(),
+           (double)fx_plan_peak_bytes(p) / 1048576.0);
+    rc = 0;
+done:
+    free(x);
+    fx_plan_destroy(p);
+    fx_graph_destroy(g);
+    return rc;
+}
