@@ -57,12 +57,6 @@ typedef struct fx_prep_job_result {
  * fail are rows, not errors. */
 fx_status fx_prep_job_run(const fx_prep_job *job, fx_prep_job_result *res, fx_error *err);
 
-/* Write one CSV field, quoted per RFC 4180 when it needs it. */
-void fx_csv_field(FILE *f, const char *s);
-
-/* mkdir -p. */
-fx_status fx_mkdirs(const char *path, fx_error *err);
-
 #ifdef __cplusplus
 }
 #endif

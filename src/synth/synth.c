@@ -14,6 +14,8 @@
  * pixel index), so nothing depends on thread scheduling. */
 #include "fxscreen/synth.h"
 
+#include "fxscreen/fsutil.h"
+
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -949,36 +951,12 @@ fail:
     return st;
 }
 
-/* mkdir -p */
-static fx_status make_dirs(const char *path, fx_error *err)
-{
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf)
-        return fx_error_set(err, FX_ERR_USAGE, "synth: bad output directory '%s'", path);
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        char keep = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return fx_error_set(err, FX_ERR_IO, "%s: cannot create directory: %s", buf,
-                                strerror(errno));
-        buf[i] = keep;
-    }
-    struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return fx_error_set(err, FX_ERR_IO, "%s: not a directory", path);
-    return FX_OK;
-}
-
 fx_status fx_synth_run_ex(const fx_synth_opts *o, int *n_fractured, fx_error *err)
 {
     fx_status st = fx_synth_opts_check(o, 1, err);
     if (st != FX_OK)
         return st;
-    st = make_dirs(o->out_dir, err);
+    st = fx_mkdirs(o->out_dir, err);
     if (st != FX_OK)
         return st;
     const int n = o->n;
