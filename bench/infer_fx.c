@@ -1,7 +1,7 @@
 /* bench/infer_fx: fxscreen's CPU inference throughput for bench/infer.py.
  *
  *   build/bench/infer_fx MODEL.onnx --batch N [--size HxW] [--warmup W] [--reps R]
- *                        [--min-seconds S]
+ *                        [--min-seconds S] [--profile]
  *
  * Loads the ONNX model with the production library (fx_onnx_load,
  * fx_graph_prepare, fx_plan_create), times fx_plan_run on a random batch
@@ -10,7 +10,10 @@
  *   {"engine": "fxscreen", "batch": N, "ips": images/s from the median run,
  *    "median_ms": ..., "runs": ..., "rss_mib": peak RSS (VmHWM) of this process,
  *    "plan_mib": activation memory the plan reserved}
- * Threads: whatever the library uses (OpenMP / OpenBLAS; set OMP_NUM_THREADS). */
+ * Threads: whatever the library uses (OpenMP / OpenBLAS; set OMP_NUM_THREADS).
+ * --profile: the plan times every node; after the JSON line a table on
+ * stderr gives seconds per image per op label over the timed runs only
+ * (warm-up runs are subtracted), sorted by time. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,10 +56,35 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The plan's per-label totals cover warm-up and timed runs alike; scale
+ * them to the timed share (every run executes the same nodes). */
+static void print_profile(const fx_plan *p, int warmup, int runs, int batch)
+{
+    const char *label[64];
+    double sec[64], total = 0;
+    long long calls;
+    int n = 0;
+    while (n < 64 && fx_plan_profile(p, n, &label[n], &sec[n], &calls) == FX_OK)
+        total += sec[n++];
+    for (int i = 0; i < n; i++) /* selection sort, largest first */
+        for (int j = i + 1; j < n; j++)
+            if (sec[j] > sec[i]) {
+                double t = sec[i];
+                const char *l = label[i];
+                sec[i] = sec[j], label[i] = label[j], sec[j] = t, label[j] = l;
+            }
+    double per = 1.0 / ((double)(warmup + runs) * batch);
+    fprintf(stderr, "%-16s %10s %6s\n", "op", "ms/image", "share");
+    for (int i = 0; i < n; i++)
+        fprintf(stderr, "%-16s %10.3f %5.1f%%\n", label[i], sec[i] * per * 1e3,
+                100.0 * sec[i] / total);
+    fprintf(stderr, "%-16s %10.3f\n", "total", total * per * 1e3);
+}
+
 int main(int argc, char **argv)
 {
     const char *path = NULL;
-    int batch = 1, h = 224, w = 224, warmup = 2, reps = 3;
+    int batch = 1, h = 224, w = 224, warmup = 2, reps = 3, profile = 0;
     double min_s = 2.0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -71,6 +99,8 @@ int main(int argc, char **argv)
             reps = atoi(argv[++i]);
         else if (!strcmp(a, "--min-seconds") && v)
             min_s = atof(argv[++i]);
+        else if (!strcmp(a, "--profile"))
+            profile = 1;
         else if (a[0] != '-' && !path)
             path = a;
         else
@@ -78,16 +108,17 @@ int main(int argc, char **argv)
     }
     if (!path || batch < 1 || h < 1 || w < 1 || warmup < 0 || reps < 1) {
         fprintf(stderr, "usage: infer_fx MODEL.onnx --batch N [--size HxW] [--warmup W] "
-                        "[--reps R] [--min-seconds S]\n");
+                        "[--reps R] [--min-seconds S] [--profile]\n");
         return 2;
     }
     fx_error err = {0};
+    fx_plan_opts po = {.profile = profile};
     fx_graph *g = NULL;
     fx_plan *p = NULL;
     float *x = NULL;
     int rc = 1;
     if (fx_onnx_load(path, &g, &err) || fx_graph_check_supported(g, &err) ||
-        fx_graph_prepare(g, batch, h, w, &err) || fx_plan_create(g, NULL, &p, &err)) {
+        fx_graph_prepare(g, batch, h, w, &err) || fx_plan_create(g, &po, &p, &err)) {
         fprintf(stderr, "infer_fx: %s: %s\n", path, err.msg);
         goto done;
     }
@@ -127,6 +158,8 @@ int main(int argc, char **argv)
            "\"runs\": %d, \"rss_mib\": %.1f, \"plan_mib\": %.1f}\n",
            batch, batch / med, med * 1e3, runs, peak_rss_mib(),
            (double)fx_plan_peak_bytes(p) / 1048576.0);
+    if (profile)
+        print_profile(p, warmup, runs, batch);
     rc = 0;
 done:
     free(x);

@@ -301,6 +301,87 @@ static void test_memory_plan_reuses(void)
     fx_graph_destroy(g);
 }
 
+/* x(2,5,9,7) -> Conv 3x3 -> Add(x) -> Relu -> Conv 1x1 -> Sigmoid, Mul (SiLU):
+ * the fast plan fuses Add+Relu and the SiLU pair into the convs (nothing but
+ * Conv shows in its profile) and agrees with the unfused reference plan;
+ * keeping the Add's output stops the Relu from being fused away. */
+static fx_graph *build_fusable(void)
+{
+    fx_graph *g = fx_graph_create();
+    fx_graph_set_opset(g, 13);
+    fx_shape in = shp4(-1, 5, 9, 7);
+    CHECK(fx_graph_add_input(g, "x", FX_DT_FLOAT, &in, &err) == FX_OK);
+    add_const(g, "w1", shp4(5, 5, 3, 3), 11);
+    add_const(g, "b1", (fx_shape){1, {5}}, 12);
+    add_const(g, "w2", shp4(6, 5, 1, 1), 13);
+    int64_t pads[4] = {1, 1, 1, 1};
+    fx_attr ca[1] = {{.name = "pads", .type = FX_ATTR_INTS, .ints = pads, .n = 4}};
+    node(g, "c1", "Conv", (const char *[]){"x", "w1", "b1"}, 3, "a", ca, 1);
+    node(g, "add", "Add", (const char *[]){"a", "x"}, 2, "s", NULL, 0);
+    node(g, "relu", "Relu", (const char *[]){"s"}, 1, "r", NULL, 0);
+    node(g, "c2", "Conv", (const char *[]){"r", "w2"}, 2, "c", NULL, 0);
+    node(g, "sig", "Sigmoid", (const char *[]){"c"}, 1, "sg", NULL, 0);
+    node(g, "mul", "Mul", (const char *[]){"sg", "c"}, 2, "y", NULL, 0);
+    fx_graph_add_output(g, "y", &err);
+    CHECK_MSG(fx_graph_prepare(g, 2, 9, 7, &err) == FX_OK, "%s", err.msg);
+    return g;
+}
+
+static int profile_has(const fx_plan *p, const char *label)
+{
+    const char *l;
+    double sec;
+    long long calls;
+    for (int i = 0; fx_plan_profile(p, i, &l, &sec, &calls) == FX_OK; i++)
+        if (!strcmp(l, label))
+            return calls > 0 && sec >= 0;
+    return 0;
+}
+
+static void test_plan_fusion_and_profile(void)
+{
+    fx_graph *g = build_fusable();
+    float x[2 * 5 * 63];
+    fill(x, 2 * 5 * 63, 9);
+    fx_plan *pr = NULL, *pf = NULL, *pk = NULL;
+    const float *yr = run_plan(g, &pr, 1, x, "y", NULL);
+    fx_plan_opts o = {.poison = 1, .profile = 1};
+    CHECK_MSG(fx_plan_create(g, &o, &pf, &err) == FX_OK, "%s", err.msg);
+    CHECK(pf && fx_plan_run(pf, x, &err) == FX_OK && fx_plan_run(pf, x, &err) == FX_OK);
+    const float *yf = pf ? fx_plan_tensor(pf, "y", NULL) : NULL;
+    CHECK(yr && yf && close_rel(yf, yr, 2 * 6 * 63, 1e-4));
+    if (pf) {
+        CHECK(profile_has(pf, "Conv 3x3") && profile_has(pf, "Conv 1x1"));
+        CHECK(!profile_has(pf, "Add") && !profile_has(pf, "Relu") && !profile_has(pf, "Mul") &&
+              !profile_has(pf, "Sigmoid"));
+        const char *l;
+        double sec;
+        long long calls;
+        CHECK(fx_plan_profile(pf, 2, &l, &sec, &calls) == FX_ERR_USAGE); /* two entries */
+        CHECK(fx_plan_profile(pr, 0, &l, &sec, &calls) == FX_ERR_USAGE); /* not profiling */
+    }
+    const char *keep[1] = {"s"};
+    fx_plan_opts ok = {.keep = keep, .n_keep = 1, .poison = 1, .profile = 1};
+    CHECK_MSG(fx_plan_create(g, &ok, &pk, &err) == FX_OK, "%s", err.msg);
+    CHECK(pk && fx_plan_run(pk, x, &err) == FX_OK);
+    const float *yk = pk ? fx_plan_tensor(pk, "y", NULL) : NULL;
+    const float *sk = pk ? fx_plan_tensor(pk, "s", NULL) : NULL;
+    CHECK(yk && yr && close_rel(yk, yr, 2 * 6 * 63, 1e-4));
+    CHECK(sk && pk && profile_has(pk, "Relu") && !profile_has(pk, "Add"));
+    if (sk && pr) { /* s = conv1(x) + x, checked against a reference plan keeping it */
+        fx_plan *pks = NULL;
+        fx_plan_opts rk = {.keep = keep, .n_keep = 1, .use_reference = 1};
+        CHECK(fx_plan_create(g, &rk, &pks, &err) == FX_OK && fx_plan_run(pks, x, &err) == FX_OK);
+        const float *sr = pks ? fx_plan_tensor(pks, "s", NULL) : NULL;
+        CHECK(sr && close_rel(sk, sr, 2 * 5 * 63, 1e-4));
+        fx_plan_destroy(pks);
+    }
+    fx_plan_destroy(pr);
+    fx_plan_destroy(pf);
+    fx_plan_destroy(pk);
+    fx_graph_destroy(g);
+}
+
 static void test_errors_name_the_node(void)
 {
     fx_graph *g = fx_graph_create();
@@ -329,5 +410,6 @@ int main(void)
     RUN(test_identity_and_dead_branch);
     RUN(test_memory_plan_reuses);
     RUN(test_errors_name_the_node);
+    RUN(test_plan_fusion_and_profile);
     return check_summary();
 }

@@ -1,6 +1,7 @@
 /* Operator library: fast conv vs the reference on random odd sizes,
  * hand-checkable cases for every reference kernel, and the checked-in
  * PyTorch outputs in tests/data/ops_ref.h5 (see tests/py/gen_ops_ref.py). */
+#include <cblas.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -170,6 +171,204 @@ static void test_conv_fast_ws(void)
     CHECK(fx_conv2d_fast_ws_floats(&p) == 0); /* depthwise: no scratch */
     p.groups = 2;
     CHECK(fx_conv2d_fast_ws_floats(&p) == -1); /* 2 does not divide 3 */
+}
+
+/* ---- fast kernels with threads and epilogues vs the references ----------- */
+
+static int near_all(const float *got, const float *want, size_t n, float atol, float rtol,
+                    const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(fabsf(got[i] - want[i]) <= atol + rtol * fabsf(want[i]))) {
+            fprintf(stderr, "  %s: [%zu] fast %.9g ref %.9g\n", what, i, got[i], want[i]);
+            return 0;
+        }
+    return 1;
+}
+
+/* fx_op_conv2d_fast_mt with OpenBLAS at 1 thread (so the OpenMP task loop
+ * really runs) and 1..3 threads, each epilogue, against conv_ref followed
+ * by the reference Add and activations; tolerance as conv_compare. */
+static int conv_mt_compare(const fx_conv2d_params *p, rng *r, int threads, fx_act_kind act,
+                           int with_res)
+{
+    int oh, ow;
+    if (fx_conv2d_out_hw(p, &oh, &ow, NULL) != FX_OK)
+        return 1;
+    size_t nx = (size_t)p->n * p->c_in * p->h * p->w;
+    size_t nw = (size_t)p->c_out * (p->c_in / p->groups) * p->kh * p->kw;
+    size_t ny = (size_t)p->n * p->c_out * oh * ow;
+    float *x = rand_buf(r, nx), *w = rand_buf(r, nw), *b = rand_buf(r, (size_t)p->c_out);
+    float *res = rand_buf(r, ny), *y0 = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);
+    int64_t nws = fx_conv2d_fast_ws_floats_mt(p, threads);
+    float *ws = nws > 0 ? malloc(sizeof(float) * (size_t)nws) : NULL;
+    fx_conv_epilogue ep = {with_res ? res : NULL, act, -0.25f, 0.5f};
+    int bad = fx_op_conv2d_ref(p, x, w, b, y0) != FX_OK ||
+              fx_op_conv2d_fast_mt(p, &ep, x, w, b, y1, ws, threads) != FX_OK;
+    fx_shape s = {1, {(int64_t)ny}};
+    fx_binary_params bp = {s, s};
+    fx_act_params ap = {(int64_t)ny, -0.25f, 0.5f};
+    if (with_res)
+        fx_op_add_ref(&bp, y0, res, y0);
+    if (act == FX_ACT_RELU)
+        fx_op_relu_ref(&ap, y0, y0);
+    else if (act == FX_ACT_CLIP)
+        fx_op_clip_ref(&ap, y0, y0);
+    else if (act == FX_ACT_SILU) {
+        float *sg = malloc(sizeof(float) * ny);
+        fx_op_sigmoid_ref(&ap, y0, sg);
+        fx_op_mul_ref(&bp, y0, sg, y0);
+        free(sg);
+    }
+    if (!bad && !near_all(y1, y0, ny, 1e-4f, 1e-4f, "conv_mt")) {
+        fprintf(stderr, "  n%d c%d->%d %dx%d k%dx%d s%d g%d threads %d act %d res %d\n", p->n,
+                p->c_in, p->c_out, p->h, p->w, p->kh, p->kw, p->stride_h, p->groups, threads,
+                (int)act, with_res);
+        bad = 1;
+    }
+    free(x), free(w), free(b), free(res), free(y0), free(y1), free(ws);
+    return bad;
+}
+
+static void test_conv_fast_mt_epilogue(void)
+{
+    int blas = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    rng r = {0x452821e638d01377ULL};
+    fx_conv2d_params cases[] = {
+        conv_p(1, 5, 7, 9, 11, 1, 1, 1, 0, 1),   /* 1x1, batch 1: column chunks */
+        conv_p(3, 6, 8, 7, 5, 1, 1, 1, 0, 2),    /* 1x1 groups 2 */
+        conv_p(3, 17, 9, 1, 1, 1, 1, 1, 0, 1),   /* 1x1 on 1x1 planes: one sgemm */
+        conv_p(1, 3, 5, 13, 11, 3, 1, 1, 1, 1),  /* 3x3 batch 1: finer bands */
+        conv_p(3, 4, 6, 9, 7, 3, 2, 1, 1, 1),    /* 3x3 stride 2 */
+        conv_p(2, 6, 4, 11, 9, 3, 1, 1, 1, 2),   /* groups 2 */
+        conv_p(3, 7, 7, 13, 9, 3, 1, 1, 1, 7),   /* depthwise s1 */
+        conv_p(1, 5, 10, 11, 13, 5, 2, 1, 2, 5), /* depthwise x2, 5x5 s2 */
+        conv_p(1, 3, 8, 23, 21, 7, 2, 1, 3, 1),  /* 7x7 s2 stem */
+    };
+    static const fx_act_kind acts[] = {FX_ACT_NONE, FX_ACT_RELU, FX_ACT_CLIP, FX_ACT_SILU};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int t = 1; t <= 3; t++)
+            for (int a = 0; a < 4; a++)
+                CHECK_MSG(conv_mt_compare(&cases[i], &r, t, acts[a], (a + t) % 2) == 0,
+                          "case %zu threads %d act %d", i, t, a);
+    /* Misuse: scratch missing, or zero threads. */
+    fx_conv2d_params p = conv_p(1, 3, 4, 9, 9, 3, 1, 1, 1, 1);
+    float x[243] = {0}, w[108] = {0}, y[324];
+    CHECK(fx_conv2d_fast_ws_floats_mt(&p, 2) == 2 * fx_conv2d_fast_ws_floats(&p));
+    CHECK(fx_op_conv2d_fast_mt(&p, NULL, x, w, NULL, y, NULL, 2) == FX_ERR_USAGE);
+    CHECK(fx_op_conv2d_fast_mt(&p, NULL, x, w, NULL, y, y, 0) == FX_ERR_USAGE);
+    openblas_set_num_threads(blas);
+}
+
+/* Odd n, above and below the parallel threshold. */
+static void test_act_fast(void)
+{
+    rng r = {0x13198a2e03707344ULL};
+    static const int64_t ns[] = {1, 7, 1001, 70001};
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+        int64_t n = ns[k];
+        float *x = rand_buf(&r, (size_t)n), *y0 = malloc(sizeof(float) * (size_t)n);
+        float *y1 = malloc(sizeof(float) * (size_t)n);
+        for (int64_t i = 0; i < n; i++)
+            x[i] *= 12.0f; /* [-12, 12): sigmoid's tails and HardSwish's bends */
+        if (n > 3)
+            x[0] = -100.0f, x[1] = 100.0f, x[2] = 0.0f;
+        fx_act_params p = {n, -0.5f, 2.5f};
+        fx_op_relu_ref(&p, x, y0), fx_op_relu_fast(&p, x, y1);
+        CHECK(near_all(y1, y0, (size_t)n, 0, 0, "relu"));
+        fx_op_clip_ref(&p, x, y0), fx_op_clip_fast(&p, x, y1);
+        CHECK(near_all(y1, y0, (size_t)n, 0, 0, "clip"));
+        fx_op_hard_swish_ref(&p, x, y0), fx_op_hard_swish_fast(&p, x, y1);
+        CHECK(near_all(y1, y0, (size_t)n, 0, 0, "hard_swish"));
+        fx_op_sigmoid_ref(&p, x, y0), fx_op_sigmoid_fast(&p, x, y1);
+        CHECK(near_all(y1, y0, (size_t)n, 1e-30f, 1e-6f, "sigmoid"));
+        free(x), free(y0), free(y1);
+    }
+    fx_act_params bad = {-1, 0, 0};
+    float v = 0;
+    CHECK(fx_op_relu_fast(&bad, &v, &v) == FX_ERR_USAGE);
+}
+
+static void test_binary_fast(void)
+{
+    rng r = {0xa4093822299f31d0ULL};
+    struct {
+        fx_shape a, b;
+    } cases[] = {
+        {{4, {3, 5, 7, 9}}, {4, {3, 5, 7, 9}}}, /* same shape */
+        {{4, {3, 5, 7, 9}}, {4, {3, 5, 1, 1}}}, /* squeeze-excitation */
+        {{4, {3, 5, 1, 1}}, {4, {3, 5, 7, 9}}}, /* the same, swapped */
+        {{4, {2, 37, 29, 31}}, {4, {2, 37, 1, 1}}}, /* above the parallel threshold */
+        {{4, {3, 5, 7, 9}}, {1, {9}}},          /* other broadcast: reference */
+        {{2, {1, 1}}, {2, {1, 1}}},
+    };
+    static const char ops[] = {'A', 'S', 'M', 'D'};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        fx_binary_params p = {cases[c].a, cases[c].b};
+        fx_shape o;
+        CHECK(fx_broadcast_shape(&p, &o, NULL) == FX_OK);
+        size_t na = (size_t)fx_shape_numel(&p.a), nb = (size_t)fx_shape_numel(&p.b);
+        size_t no = (size_t)fx_shape_numel(&o);
+        float *a = rand_buf(&r, na), *b = rand_buf(&r, nb);
+        float *y0 = malloc(sizeof(float) * no), *y1 = malloc(sizeof(float) * no);
+        for (int k = 0; k < 4; k++) {
+            fx_status s0 = ops[k] == 'A'   ? fx_op_add_ref(&p, a, b, y0)
+                           : ops[k] == 'S' ? fx_op_sub_ref(&p, a, b, y0)
+                           : ops[k] == 'M' ? fx_op_mul_ref(&p, a, b, y0)
+                                           : fx_op_div_ref(&p, a, b, y0);
+            CHECK(s0 == FX_OK && fx_op_binary_fast(ops[k], &p, a, b, y1) == FX_OK);
+            CHECK_MSG(near_all(y1, y0, no, 0, 0, "binary"), "case %zu op %c", c, ops[k]);
+        }
+        free(a), free(b), free(y0), free(y1);
+    }
+}
+
+static void test_bn_pool_fast(void)
+{
+    rng r = {0x082efa98ec4e6c89ULL};
+    fx_batchnorm_params bp = {3, 7, 11 * 13, 1e-5f};
+    size_t n = 3 * 7 * 11 * 13;
+    float *x = rand_buf(&r, n), *y0 = malloc(sizeof(float) * n), *y1 = malloc(sizeof(float) * n);
+    float *sc = rand_buf(&r, 7), *bi = rand_buf(&r, 7), *mu = rand_buf(&r, 7);
+    float *var = rand_buf(&r, 7);
+    for (int c = 0; c < 7; c++)
+        var[c] = fabsf(var[c]) + 0.1f;
+    fx_act_params ap = {(int64_t)n, -0.25f, 0.5f};
+    fx_op_batchnorm_ref(&bp, x, sc, bi, mu, var, y0);
+    CHECK(fx_op_batchnorm_fast(&bp, x, sc, bi, mu, var, FX_ACT_NONE, 0, 0, y1) == FX_OK);
+    CHECK(near_all(y1, y0, n, 0, 0, "bn"));
+    fx_op_relu_ref(&ap, y0, y0);
+    CHECK(fx_op_batchnorm_fast(&bp, x, sc, bi, mu, var, FX_ACT_RELU, 0, 0, y1) == FX_OK);
+    CHECK(near_all(y1, y0, n, 0, 0, "bn+relu"));
+    fx_op_batchnorm_ref(&bp, x, sc, bi, mu, var, y0);
+    fx_op_clip_ref(&ap, y0, y0);
+    CHECK(fx_op_batchnorm_fast(&bp, x, sc, bi, mu, var, FX_ACT_CLIP, -0.25f, 0.5f, y1) == FX_OK);
+    CHECK(near_all(y1, y0, n, 0, 0, "bn+clip"));
+    CHECK(fx_op_batchnorm_fast(&bp, x, sc, bi, mu, var, FX_ACT_SILU, 0, 0, y1) == FX_ERR_USAGE);
+    /* pools on (3, 7, 11, 13): 3x3 s2 pad 1 (ResNet), 2x2 s2 ceil, avg with/without pad */
+    fx_pool2d_params pp[] = {
+        {3, 7, 11, 13, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0},
+        {3, 7, 11, 13, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0},
+        {3, 7, 11, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1},
+        {3, 7, 11, 13, 3, 2, 2, 1, 1, 1, 1, 0, 1, 1, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof pp / sizeof pp[0]; i++) {
+        int oh, ow;
+        CHECK(fx_pool2d_out_hw(&pp[i], &oh, &ow, NULL) == FX_OK);
+        size_t no = (size_t)3 * 7 * oh * ow;
+        fx_op_maxpool2d_ref(&pp[i], x, y0);
+        CHECK(fx_op_maxpool2d_fast(&pp[i], x, y1) == FX_OK);
+        CHECK_MSG(near_all(y1, y0, no, 0, 0, "maxpool"), "pool %zu", i);
+        fx_op_avgpool2d_ref(&pp[i], x, y0);
+        CHECK(fx_op_avgpool2d_fast(&pp[i], x, y1) == FX_OK);
+        CHECK_MSG(near_all(y1, y0, no, 0, 0, "avgpool"), "pool %zu", i);
+    }
+    fx_global_pool_params gp = {3, 7, 11 * 13};
+    fx_op_global_avgpool_ref(&gp, x, y0);
+    CHECK(fx_op_global_avgpool_fast(&gp, x, y1) == FX_OK);
+    CHECK(near_all(y1, y0, 21, 0, 0, "global_avgpool"));
+    free(x), free(y0), free(y1), free(sc), free(bi), free(mu), free(var);
 }
 
 /* ---- hand-checkable reference cases -------------------------------------- */
@@ -580,6 +779,10 @@ int main(void)
     RUN(test_conv_fast_named_shapes);
     RUN(test_conv_fast_random);
     RUN(test_conv_fast_ws);
+    RUN(test_conv_fast_mt_epilogue);
+    RUN(test_act_fast);
+    RUN(test_binary_fast);
+    RUN(test_bn_pool_fast);
     RUN(test_conv_ramp);
     RUN(test_auto_pad);
     RUN(test_batchnorm);

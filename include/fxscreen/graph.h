@@ -146,6 +146,8 @@ typedef struct fx_plan_opts {
     int use_reference;       /* 1: reference kernels only (for tests) */
     int poison;              /* 1: fill activation memory with NaN before each
                                 run, so an unwritten element shows (tests) */
+    int profile;             /* 1: time every node, summed per label over all
+                                runs (fx_plan_profile); costs a clock read per node */
 } fx_plan_opts;
 
 /* Build the plan for the prepared graph (which must outlive the plan). */
@@ -160,6 +162,14 @@ fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err);
  * memory (valid until the next run or destroy) and its shape. NULL if the
  * name is neither an output nor kept. */
 const float *fx_plan_tensor(const fx_plan *p, const char *name, fx_shape *shape);
+
+/* Entry i (from 0) of a profiling plan's table (opts->profile): label (the
+ * op type; Conv split into "Conv 1x1", "Conv dw", "Conv KxK" by kernel
+ * path; nodes fused into a Conv or BatchNormalization count there), wall
+ * seconds summed over every run since create, and executions.  label is
+ * owned by the plan.  FX_ERR_USAGE past the last entry or without profile. */
+fx_status fx_plan_profile(const fx_plan *p, int i, const char **label, double *seconds,
+                          long long *calls);
 
 /* Bytes of activation memory the plan reserved (the liveness peak), and
  * what it would be without reuse. */

@@ -100,9 +100,44 @@ fx_status fx_op_conv2d_fast(const fx_conv2d_params *p, const float *x, const flo
 int64_t fx_conv2d_fast_ws_floats(const fx_conv2d_params *p);
 
 /* fx_op_conv2d_fast with caller-owned scratch ws of at least
- * fx_conv2d_fast_ws_floats(p) floats (NULL when that is 0). Never allocates. */
+ * fx_conv2d_fast_ws_floats(p) floats (NULL when that is 0). Never allocates.
+ * One scratch slot: the sgemm paths run their task loop on one thread
+ * (OpenBLAS may thread each sgemm); fx_op_conv2d_fast_mt below spreads it. */
 fx_status fx_op_conv2d_fast_ws(const fx_conv2d_params *p, const float *x, const float *w,
                                const float *b, float *y, float *ws);
+
+/* What a fused conv does after the sum, in this order (the graph plan
+ * folds a following Add / Relu / Clip / Sigmoid+Mul into the conv so the
+ * output is written once, while it is still in cache):
+ *   y = act(conv(x, w) + b + residual). */
+typedef enum fx_act_kind {
+    FX_ACT_NONE = 0,
+    FX_ACT_RELU, /* max(v, 0) */
+    FX_ACT_CLIP, /* min(max(v, lo), hi) */
+    FX_ACT_SILU, /* v * sigmoid(v), sigmoid as fx_op_sigmoid_fast */
+} fx_act_kind;
+
+typedef struct fx_conv_epilogue {
+    const float *residual; /* (N, C_out, OH, OW) added before act, or NULL; must not overlap y */
+    fx_act_kind act;
+    float lo, hi;          /* FX_ACT_CLIP bounds */
+} fx_conv_epilogue;
+
+/* Scratch floats fx_op_conv2d_fast_mt needs for p with up to `threads`
+ * OpenMP threads (one im2col band each), or -1 for invalid params. */
+int64_t fx_conv2d_fast_ws_floats_mt(const fx_conv2d_params *p, int threads);
+
+/* fx_op_conv2d_fast_ws with an epilogue (ep may be NULL: none) and the work
+ * (images x groups x row bands, or column chunks for 1x1) spread over
+ * `threads` OpenMP threads, each calling a single-threaded sgemm on its own
+ * scratch slice.  ws: fx_conv2d_fast_ws_floats_mt(p, threads) floats.
+ * OpenBLAS must then run single-threaded (openblas_set_num_threads(1), as
+ * fx_plan_create does): when openblas_get_num_threads() > 1 the sgemm loop
+ * runs on one OpenMP thread and OpenBLAS threads each sgemm instead, so the
+ * two thread pools never spin against each other. */
+fx_status fx_op_conv2d_fast_mt(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
+                               const float *x, const float *w, const float *b, float *y,
+                               float *ws, int threads);
 
 /* ---- BatchNormalization, inference (ops_conv.c) ------------------------- */
 
@@ -116,6 +151,13 @@ typedef struct fx_batchnorm_params {
  *   x, y: (N, C, spatial)   scale, bias, mean, var: (C).  y may equal x. */
 fx_status fx_op_batchnorm_ref(const fx_batchnorm_params *p, const float *x, const float *scale,
                               const float *bias, const float *mean, const float *var, float *y);
+
+/* Fast CPU BatchNormalization (OpenMP over N*C, same double arithmetic as
+ * the reference, so bit-identical) followed by act (FX_ACT_NONE / RELU /
+ * CLIP with lo, hi; SILU is not supported here).  y may equal x. */
+fx_status fx_op_batchnorm_fast(const fx_batchnorm_params *p, const float *x, const float *scale,
+                               const float *bias, const float *mean, const float *var,
+                               fx_act_kind act, float lo, float hi, float *y);
 
 /* ---- Activations (ops_eltwise.c); all on n elements, y may equal x ------- */
 
@@ -141,6 +183,15 @@ fx_status fx_op_hard_swish_ref(const fx_act_params *p, const float *x, float *y)
 /* y = tanh(x) */
 fx_status fx_op_tanh_ref(const fx_act_params *p, const float *x, float *y);
 
+/* Fast CPU activations (ops_fast.c): OpenMP + SIMD, same contract.  Relu,
+ * Clip and HardSwish are bit-identical to the references; Sigmoid uses a
+ * float exp (polynomial, |rel err| < 1e-6 for x >= -80, absolute < 1e-30
+ * below). */
+fx_status fx_op_relu_fast(const fx_act_params *p, const float *x, float *y);
+fx_status fx_op_clip_fast(const fx_act_params *p, const float *x, float *y);
+fx_status fx_op_sigmoid_fast(const fx_act_params *p, const float *x, float *y);
+fx_status fx_op_hard_swish_fast(const fx_act_params *p, const float *x, float *y);
+
 /* ---- Broadcasting binary ops (ops_eltwise.c) ----------------------------- */
 
 /* Shapes of the two inputs of a binary op; numpy/ONNX multidirectional
@@ -158,6 +209,14 @@ fx_status fx_op_add_ref(const fx_binary_params *p, const float *a, const float *
 fx_status fx_op_sub_ref(const fx_binary_params *p, const float *a, const float *b, float *y);
 fx_status fx_op_mul_ref(const fx_binary_params *p, const float *a, const float *b, float *y);
 fx_status fx_op_div_ref(const fx_binary_params *p, const float *a, const float *b, float *y);
+
+/* Fast CPU Add/Sub/Mul/Div (ops_fast.c), bit-identical to the references:
+ * OpenMP + SIMD when both shapes are equal, or when one operand is the
+ * output's shape and the other matches it on leading dims and is 1 on the
+ * rest ((N, C, 1, 1) against (N, C, H, W): squeeze-excitation); any other
+ * broadcast falls back to the reference. op: 'A', 'S', 'M' or 'D'. */
+fx_status fx_op_binary_fast(char op, const fx_binary_params *p, const float *a, const float *b,
+                            float *y);
 
 /* PRelu: y = x < 0 ? slope * x : x.  p->a is x's shape, p->b the slope's,
  * which must broadcast to x's shape (ONNX unidirectional): (C, 1, 1) for a
@@ -262,6 +321,12 @@ typedef struct fx_global_pool_params {
  * shape (N, C, 1, 1): same bytes). */
 fx_status fx_op_global_avgpool_ref(const fx_global_pool_params *p, const float *x, float *y);
 fx_status fx_op_global_maxpool_ref(const fx_global_pool_params *p, const float *x, float *y);
+
+/* Fast CPU pools (ops_fast.c): the reference's per-window arithmetic with
+ * OpenMP over N*C planes (bit-identical). */
+fx_status fx_op_maxpool2d_fast(const fx_pool2d_params *p, const float *x, float *y);
+fx_status fx_op_avgpool2d_fast(const fx_pool2d_params *p, const float *x, float *y);
+fx_status fx_op_global_avgpool_fast(const fx_global_pool_params *p, const float *x, float *y);
 
 /* ---- Gemm and MatMul (ops_gemm.c) ---------------------------------------- */
 

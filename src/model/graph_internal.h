@@ -109,6 +109,23 @@ typedef struct fx_exec {
     int fast;
 } fx_exec;
 
+/* A fast plan's fx_exec (fast == 1 always comes wrapped in one; constant
+ * folding runs with fast == 0): ws is scratch for `threads` OpenMP
+ * threads, ep what the plan fused into the node (Conv: residual Add and
+ * activation; BatchNormalization: activation), and out[0] is then the
+ * fused chain's last tensor.  A separate struct so that fx_exec's
+ * positional initialisers elsewhere stay complete. */
+typedef struct fx_exec_fast {
+    fx_exec x; /* first: an fx_exec * with fast == 1 points here */
+    int threads;
+    fx_conv_epilogue ep;
+} fx_exec_fast;
+
+static inline const fx_exec_fast *fx_exec_fast_of(const fx_exec *x)
+{
+    return (const fx_exec_fast *)x;
+}
+
 /* Op categories used by rewrites and queries. */
 enum {
     FX_OPK_OTHER = 0,

@@ -103,7 +103,8 @@ fx_status fx_exec_conv(const fx_node *n, const fx_exec *x)
 {
     const float *b = n->n_in > 2 ? x->in[2] : NULL;
     if (x->fast)
-        return fx_op_conv2d_fast_ws(&n->b.u.conv, x->in[0], x->in[1], b, x->out[0], x->ws);
+        return fx_op_conv2d_fast_mt(&n->b.u.conv, &fx_exec_fast_of(x)->ep, x->in[0], x->in[1], b,
+                                    x->out[0], x->ws, fx_exec_fast_of(x)->threads);
     return fx_op_conv2d_ref(&n->b.u.conv, x->in[0], x->in[1], b, x->out[0]);
 }
 
@@ -135,6 +136,10 @@ fx_status fx_bind_batchnorm(fx_graph *g, fx_node *n, fx_error *err)
 
 fx_status fx_exec_batchnorm(const fx_node *n, const fx_exec *x)
 {
+    if (x->fast)
+        return fx_op_batchnorm_fast(&n->b.u.bn, x->in[0], x->in[1], x->in[2], x->in[3], x->in[4],
+                                    fx_exec_fast_of(x)->ep.act, fx_exec_fast_of(x)->ep.lo,
+                                    fx_exec_fast_of(x)->ep.hi, x->out[0]);
     return fx_op_batchnorm_ref(&n->b.u.bn, x->in[0], x->in[1], x->in[2], x->in[3], x->in[4],
                                x->out[0]);
 }
@@ -182,6 +187,15 @@ fx_status fx_exec_act(const fx_node *n, const fx_exec *x)
     const fx_act_params *p = &n->b.u.act;
     const float *in = x->in[0];
     float *out = x->out[0];
+    if (x->fast)
+        switch (n->op_type[0]) {
+        case 'R': return fx_op_relu_fast(p, in, out);
+        case 'C': return fx_op_clip_fast(p, in, out);
+        case 'S': return fx_op_sigmoid_fast(p, in, out);
+        case 'H':
+            if (!strcmp(n->op_type, "HardSwish"))
+                return fx_op_hard_swish_fast(p, in, out);
+        }
     switch (n->op_type[0]) {
     case 'R': return fx_op_relu_ref(p, in, out);
     case 'L': return fx_op_leaky_relu_ref(p, in, out);
@@ -288,6 +302,8 @@ fx_status fx_exec_binary(const fx_node *n, const fx_exec *x)
     if (x->g->t[n->out[0]].dt == FX_DT_INT64)
         return exec_binary_int(n, x);
     const fx_binary_params *p = &n->b.u.bin;
+    if (x->fast)
+        return fx_op_binary_fast(n->op_type[0], p, x->in[0], x->in[1], x->out[0]);
     switch (n->op_type[0]) {
     case 'A': return fx_op_add_ref(p, x->in[0], x->in[1], x->out[0]);
     case 'S': return fx_op_sub_ref(p, x->in[0], x->in[1], x->out[0]);
@@ -339,6 +355,9 @@ fx_status fx_bind_pool(fx_graph *g, fx_node *n, fx_error *err)
 
 fx_status fx_exec_pool(const fx_node *n, const fx_exec *x)
 {
+    if (x->fast)
+        return n->op_type[0] == 'A' ? fx_op_avgpool2d_fast(&n->b.u.pool, x->in[0], x->out[0])
+                                    : fx_op_maxpool2d_fast(&n->b.u.pool, x->in[0], x->out[0]);
     if (n->op_type[0] == 'A')
         return fx_op_avgpool2d_ref(&n->b.u.pool, x->in[0], x->out[0]);
     return fx_op_maxpool2d_ref(&n->b.u.pool, x->in[0], x->out[0]);
@@ -363,6 +382,8 @@ fx_status fx_bind_gpool(fx_graph *g, fx_node *n, fx_error *err)
 
 fx_status fx_exec_gpool(const fx_node *n, const fx_exec *x)
 {
+    if (x->fast && n->op_type[6] == 'A')
+        return fx_op_global_avgpool_fast(&n->b.u.gpool, x->in[0], x->out[0]);
     if (n->op_type[6] == 'A')
         return fx_op_global_avgpool_ref(&n->b.u.gpool, x->in[0], x->out[0]);
     return fx_op_global_maxpool_ref(&n->b.u.gpool, x->in[0], x->out[0]);

@@ -1,10 +1,39 @@
 /* The executor: memory plan by liveness over the prepared graph's
- * topological order, one arena, per-op kernel choice, fx_plan_run. */
+ * topological order, one arena, per-op kernel choice, fx_plan_run.
+ *
+ * Fusion (fast plans only): a Conv whose output feeds only an Add with a
+ * same-shape operand computed earlier, and/or then only a Relu, a Clip or
+ * the SiLU pair Sigmoid(t) + Mul(t, sigmoid), runs them in its epilogue and
+ * writes the chain's last tensor directly; a BatchNormalization followed by
+ * Relu / Clip likewise.  The skipped intermediates get no memory.  This is
+ * done here, not as a graph rewrite, because only the plan knows which
+ * tensors the caller keeps (opts->keep): those are never fused away.
+ *
+ * Threads: fast plans set OpenBLAS to one thread, process-wide, once at
+ * create (openblas_set_num_threads(1)), and parallelise every kernel with
+ * OpenMP instead (omp_get_max_threads() at create), so that one pool of
+ * threads runs everything; see src/ops/conv_fast.c for why.  Any other
+ * sgemm caller in the process then also runs single-threaded. */
+#include <cblas.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "model/memplan.h"
 #include "model/ops_common.h"
+#include "ops/ops_internal.h"
+
+#define PLAN_MAX_PROF 48
+
+/* Per node: what it writes and what it absorbed (see the top comment). */
+typedef struct plan_fuse {
+    int out;         /* tensor output 0 writes: its own, or the fused chain's last */
+    int res;         /* Conv: residual tensor added in the epilogue, or -1 */
+    fx_act_kind act; /* activation applied in the epilogue */
+    float lo, hi;    /* FX_ACT_CLIP bounds */
+    char skip;       /* absorbed into an earlier node: not run */
+} plan_fuse;
 
 struct fx_plan {
     const fx_graph *g;
@@ -13,10 +42,17 @@ struct fx_plan {
     char *keep;     /* per tensor: readable after run (outputs, opts->keep) */
     char *arena;
     size_t peak, naive;
-    float *ws;      /* conv scratch, the max over convs */
-    int fast, poison, max_io;
+    float *ws;      /* conv scratch, the max over convs, for `threads` threads */
+    int fast, poison, max_io, threads;
     const void **inb;
     void **outb;
+    plan_fuse *fuse; /* per node */
+    int profile, n_prof;
+    struct {
+        char label[24];
+        double seconds;
+        long long calls;
+    } prof[PLAN_MAX_PROF];
 };
 
 static size_t tensor_bytes(const fx_tensor *t)
@@ -39,11 +75,16 @@ static void liveness(fx_plan *p, int *def, int *last)
         p->root[g->inputs[i]] = g->inputs[i], def[g->inputs[i]] = -1;
     for (int s = 0; s < g->n_nodes; s++) {
         const fx_node *n = &g->nodes[s];
-        for (int k = 0; k < n->n_in; k++)
-            if (is_runtime(g, n->in[k]) && last[p->root[n->in[k]]] < s)
-                last[p->root[n->in[k]]] = s;
+        const plan_fuse *f = &p->fuse[s];
+        if (f->skip)
+            continue; /* its tensors are read / written by the fused node */
+        for (int k = 0; k <= n->n_in; k++) {
+            int t = k < n->n_in ? n->in[k] : f->res;
+            if (is_runtime(g, t) && last[p->root[t]] < s)
+                last[p->root[t]] = s;
+        }
         for (int k = 0; k < n->n_out; k++) {
-            int t = n->out[k];
+            int t = k ? n->out[k] : f->out;
             int view = (n->def->kind & FX_OPK_VIEW) && k == 0;
             p->root[t] = view ? p->root[n->in[0]] : t;
             if (!view)
@@ -86,6 +127,103 @@ static void fix_last_for_free(const fx_graph *g, int *last, const int *def)
             last[t] = def[t];
 }
 
+/* Consumers of tensor t among the nodes; first, second: the first two. */
+static int consumers(const fx_graph *g, int t, int *first, int *second)
+{
+    int c = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++)
+            if (g->nodes[i].in[k] == t) {
+                if (c == 0)
+                    *first = i;
+                else if (c == 1)
+                    *second = i;
+                c++;
+            }
+    return c;
+}
+
+static int same_shape(const fx_graph *g, int a, int b)
+{
+    return g->t[a].dt == FX_DT_FLOAT && g->t[b].dt == FX_DT_FLOAT &&
+           g->t[a].shape.rank == g->t[b].shape.rank &&
+           !memcmp(g->t[a].shape.d, g->t[b].shape.d, sizeof(int64_t) * (size_t)g->t[a].shape.rank);
+}
+
+/* The only consumer of t (which must not be kept), or -1. */
+static int sole_consumer(const fx_plan *p, int t)
+{
+    int a = -1, b = -1;
+    return !p->keep[t] && consumers(p->g, t, &a, &b) == 1 ? a : -1;
+}
+
+/* Sigmoid(t) and Mul(t, that) as t's only two consumers: the Mul's index. */
+static int silu_pair(const fx_plan *p, int t, int *sig)
+{
+    const fx_graph *g = p->g;
+    int a = -1, b = -1;
+    if (p->keep[t] || consumers(g, t, &a, &b) != 2)
+        return -1;
+    int cand[2][2] = {{a, b}, {b, a}}; /* (Sigmoid, Mul) in either order */
+    for (int k = 0; k < 2; k++) {
+        const fx_node *s = &g->nodes[cand[k][0]], *m = &g->nodes[cand[k][1]];
+        if (strcmp(s->op_type, "Sigmoid") || strcmp(m->op_type, "Mul") || m->n_in != 2 ||
+            s->in[0] != t || sole_consumer(p, s->out[0]) != cand[k][1])
+            continue;
+        if ((m->in[0] == t && m->in[1] == s->out[0]) || (m->in[1] == t && m->in[0] == s->out[0])) {
+            *sig = cand[k][0];
+            return cand[k][1];
+        }
+    }
+    return -1;
+}
+
+static void plan_fusion(fx_plan *p)
+{
+    const fx_graph *g = p->g;
+    for (int i = 0; i < g->n_nodes; i++)
+        p->fuse[i] = (plan_fuse){.out = g->nodes[i].n_out ? g->nodes[i].out[0] : -1, .res = -1};
+    if (!p->fast)
+        return; /* reference plans run the graph as it is */
+    for (int i = 0; i < g->n_nodes; i++) {
+        const fx_node *n = &g->nodes[i];
+        int conv = !strcmp(n->op_type, "Conv"), bn = !strcmp(n->op_type, "BatchNormalization");
+        if ((!conv && !bn) || p->fuse[i].skip || n->n_out != 1)
+            continue;
+        plan_fuse *f = &p->fuse[i];
+        int cur = n->out[0], j = sole_consumer(p, cur), sig;
+        if (conv && j >= 0 && !strcmp(g->nodes[j].op_type, "Add") && g->nodes[j].n_in == 2) {
+            const fx_node *a = &g->nodes[j];
+            int other = a->in[0] == cur ? a->in[1] : a->in[0];
+            const fx_tensor *o = &g->t[other];
+            /* The operand must exist when the conv runs. */
+            int ready = o->kind == FX_T_INPUT || o->kind == FX_T_CONST ||
+                        (o->kind == FX_T_NODE && o->producer < i);
+            if (other != cur && ready && same_shape(g, other, cur) && same_shape(g, a->out[0], cur)) {
+                f->res = other;
+                p->fuse[j].skip = 1;
+                cur = a->out[0];
+                j = sole_consumer(p, cur);
+            }
+        }
+        if (j >= 0 && !strcmp(g->nodes[j].op_type, "Relu")) {
+            f->act = FX_ACT_RELU;
+        } else if (j >= 0 && !strcmp(g->nodes[j].op_type, "Clip")) {
+            f->act = FX_ACT_CLIP;
+            f->lo = g->nodes[j].b.u.act.alpha, f->hi = g->nodes[j].b.u.act.beta;
+        } else if (conv && (j = silu_pair(p, cur, &sig)) >= 0) {
+            f->act = FX_ACT_SILU;
+            p->fuse[sig].skip = 1;
+        } else
+            j = -1;
+        if (j >= 0) {
+            p->fuse[j].skip = 1;
+            cur = g->nodes[j].out[0];
+        }
+        f->out = cur;
+    }
+}
+
 static fx_status mark_keep(fx_plan *p, const fx_plan_opts *o, fx_error *err)
 {
     const fx_graph *g = p->g;
@@ -112,7 +250,7 @@ static fx_status reserve(fx_plan *p, fx_error *err)
         if (n->n_out > p->max_io)
             p->max_io = n->n_out;
         if (p->fast && !strcmp(n->op_type, "Conv")) {
-            int64_t w = fx_conv2d_fast_ws_floats(&n->b.u.conv);
+            int64_t w = fx_conv2d_fast_ws_floats_mt(&n->b.u.conv, p->threads);
             ws = w > ws ? w : ws;
         }
     }
@@ -143,13 +281,19 @@ fx_status fx_plan_create(const fx_graph *g, const fx_plan_opts *opts, fx_plan **
     p->g = g;
     p->fast = !(opts && opts->use_reference);
     p->poison = opts && opts->poison;
+    p->profile = opts && opts->profile;
+    p->threads = fx_omp_max_threads();
+    if (p->fast)
+        openblas_set_num_threads(1); /* process-wide: see the top comment */
     p->root = malloc(((size_t)g->n_t + 1) * sizeof *p->root);
     p->offset = calloc((size_t)g->n_t + 1, sizeof *p->offset);
     p->keep = calloc((size_t)g->n_t + 1, 1);
-    if (!p->root || !p->offset || !p->keep)
+    p->fuse = calloc((size_t)g->n_nodes + 1, sizeof *p->fuse);
+    if (!p->root || !p->offset || !p->keep || !p->fuse)
         goto fail;
     if ((st = mark_keep(p, opts, err)) != FX_OK)
         goto fail;
+    plan_fusion(p);
     liveness(p, def, last);
     fix_last_for_free(g, last, def);
     if ((st = assign_offsets(p, def, last, err)) != FX_OK || (st = reserve(p, err)) != FX_OK)
@@ -178,6 +322,7 @@ void fx_plan_destroy(fx_plan *p)
     free(p->ws);
     free(p->inb);
     free(p->outb);
+    free(p->fuse);
     free(p);
 }
 
@@ -187,6 +332,55 @@ static void *buffer_of(const fx_plan *p, int t)
     if (x->kind == FX_T_CONST)
         return x->data;
     return p->root[t] >= 0 ? p->arena + p->offset[p->root[t]] : NULL;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Profile label of a node: its op type, Conv split by kernel path. */
+static void profile_label(const fx_node *n, char *buf, size_t cap)
+{
+    const fx_conv2d_params *c = &n->b.u.conv;
+    if (strcmp(n->op_type, "Conv"))
+        snprintf(buf, cap, "%s", n->op_type);
+    else if (c->c_in == c->groups)
+        snprintf(buf, cap, "Conv dw");
+    else if (c->kh == 1 && c->kw == 1 && c->stride_h == 1 && c->stride_w == 1)
+        snprintf(buf, cap, "Conv 1x1");
+    else
+        snprintf(buf, cap, "Conv %dx%d", c->kh, c->kw);
+}
+
+static void profile_add(fx_plan *p, const fx_node *n, double sec)
+{
+    char label[24];
+    profile_label(n, label, sizeof label);
+    int i = 0;
+    while (i < p->n_prof && strcmp(p->prof[i].label, label))
+        i++;
+    if (i == p->n_prof) {
+        if (i == PLAN_MAX_PROF)
+            i--; /* out of slots: the last one collects the rest */
+        else
+            snprintf(p->prof[p->n_prof++].label, sizeof p->prof[i].label, "%s", label);
+    }
+    p->prof[i].seconds += sec;
+    p->prof[i].calls++;
+}
+
+fx_status fx_plan_profile(const fx_plan *p, int i, const char **label, double *seconds,
+                          long long *calls)
+{
+    if (!p->profile || i < 0 || i >= p->n_prof)
+        return FX_ERR_USAGE;
+    *label = p->prof[i].label;
+    *seconds = p->prof[i].seconds;
+    *calls = p->prof[i].calls;
+    return FX_OK;
 }
 
 fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err)
@@ -200,14 +394,20 @@ fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err)
     memcpy(buffer_of(p, in), input, tensor_bytes(&g->t[in]));
     for (int s = 0; s < g->n_nodes; s++) {
         const fx_node *n = &g->nodes[s];
-        if (n->def->kind & FX_OPK_VIEW)
-            continue; /* same bytes, aliased */
+        const plan_fuse *f = &p->fuse[s];
+        if ((n->def->kind & FX_OPK_VIEW) || f->skip)
+            continue; /* same bytes, aliased; or run by a fused node */
         for (int k = 0; k < n->n_in; k++)
             p->inb[k] = n->in[k] >= 0 ? buffer_of(p, n->in[k]) : NULL;
         for (int k = 0; k < n->n_out; k++)
-            p->outb[k] = buffer_of(p, n->out[k]);
-        fx_exec x = {g, p->inb, p->outb, p->ws, p->fast};
-        fx_status st = n->def->exec(n, &x);
+            p->outb[k] = buffer_of(p, k ? n->out[k] : f->out);
+        fx_exec_fast x = {{g, p->inb, p->outb, p->ws, p->fast},
+                          p->threads,
+                          {f->res >= 0 ? buffer_of(p, f->res) : NULL, f->act, f->lo, f->hi}};
+        double t0 = p->profile ? now_s() : 0.0;
+        fx_status st = n->def->exec(n, &x.x);
+        if (p->profile)
+            profile_add(p, n, now_s() - t0);
         if (st != FX_OK)
             return fx_error_set(err, st, "node '%s' (%s): kernel failed (%s)", n->name,
                                 n->op_type, fx_status_str(st));

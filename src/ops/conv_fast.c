@@ -9,22 +9,26 @@
  *              is unfolded into a (C_in/g*kh*kw, rows*OW) matrix and
  *              multiplied by the (C_out/g, C_in/g*kh*kw) weights.
  *
- * Threads: one level of parallelism per path.  The sgemm paths rely on
- * OpenBLAS's own threads and run the image/group loop serially, so we never
- * nest OpenMP around a threaded BLAS (oversubscription) and never change
- * OpenBLAS's process-wide thread count (that would be global state shared
- * with every other caller).  A caller that already runs convs in parallel
- * should set OPENBLAS_NUM_THREADS=1 for the process.  The depthwise loop
- * has no BLAS and uses OpenMP.
- * Measured (bench/conv, 2 cores, Debian's pthread OpenBLAS): an OpenMP
- * im2col in front of the threaded sgemm made 3x3 layers 1.5-2x slower,
- * because idle OpenMP threads spin while OpenBLAS's threads work; so
- * im2col stays serial.  With the OpenMP build of OpenBLAS
- * (libopenblas0-openmp) both would share one pool and this could change. */
+ * Threads (fx_op_conv2d_fast_mt): one OpenMP team per conv; the work is
+ * cut into tasks (image x group x band of output rows, or image x group x
+ * column chunk for 1x1), each task does its im2col into its thread's own
+ * scratch slice, a single-threaded sgemm and the epilogue (bias, residual,
+ * activation) while the band is still in cache.  At batch 32 that is 32+
+ * equal tasks for 2 threads; at batch 1 the bands are cut finer so every
+ * thread gets work.  History: the first version ran the loop serially and
+ * let OpenBLAS's pthreads split each sgemm; OpenMP regions elsewhere (the
+ * depthwise loop, later the elementwise ops) then spun against OpenBLAS's
+ * threads, and an OpenMP im2col in front of a threaded sgemm was 1.5-2x
+ * slower (bench/conv, 2 cores, Debian's pthread OpenBLAS).  One pool (ours)
+ * with OpenBLAS at 1 thread removes the fight; the plan sets that once.
+ * When OpenBLAS still has > 1 thread (a caller that did not set it) the
+ * sgemm loop runs on one OpenMP thread, as before, so the pools never nest.
+ * Epilogue order, as the unfused graph computes it: ((acc + b) + residual)
+ * then the activation; acc is sgemm's sum with beta 0. */
 #include <cblas.h>
 #include <stdlib.h>
 
-#include "fxscreen/ops.h"
+#include "ops_internal.h"
 
 /* Target size of one im2col band (2 MiB): bounds the scratch of big
  * layers (a 7x7 stem at 224 would need 7 MiB unbanded).  bench/conv showed
@@ -53,14 +57,20 @@ static int band_rows(const fx_conv2d_params *p, int oh, int ow)
     return rows < 1 ? 1 : rows > oh ? oh : (int)rows;
 }
 
-int64_t fx_conv2d_fast_ws_floats(const fx_conv2d_params *p)
+int64_t fx_conv2d_fast_ws_floats_mt(const fx_conv2d_params *p, int threads)
 {
     int oh, ow;
     if (fx_conv2d_out_hw(p, &oh, &ow, NULL) != FX_OK)
         return -1;
     if (is_pointwise(p) || is_depthwise(p))
         return 0;
-    return (int64_t)(p->c_in / p->groups) * p->kh * p->kw * band_rows(p, oh, ow) * ow;
+    return (int64_t)(p->c_in / p->groups) * p->kh * p->kw * band_rows(p, oh, ow) * ow *
+           (threads > 1 ? threads : 1);
+}
+
+int64_t fx_conv2d_fast_ws_floats(const fx_conv2d_params *p)
+{
+    return fx_conv2d_fast_ws_floats_mt(p, 1);
 }
 
 /* First output index o with o*s + off >= 0 and the end of the run with
@@ -106,53 +116,133 @@ static void im2col_band(const fx_conv2d_params *p, const float *xg, int ow, int 
     }
 }
 
-/* y planes (N, C_out, OH*OW) set to the bias (or 0), for sgemm with beta 1. */
-static void fill_bias(const fx_conv2d_params *p, const float *b, size_t plane, float *y)
+/* The epilogue on an (og rows x ncol) block of y with row stride ld, rows
+ * being channels oc0.. : y = act((y + b) + res).  res has y's layout (or
+ * NULL); b may be NULL. */
+FX_OPS_NO_TRAP static void epilogue(const fx_conv_epilogue *ep, const float *b, int oc0, int og, int ncol,
+                     float *y, const float *res, size_t ld)
 {
-    for (size_t nc = 0; nc < (size_t)p->n * p->c_out; nc++) {
-        float v = b ? b[nc % (size_t)p->c_out] : 0.0f;
-        for (size_t i = 0; i < plane; i++)
-            y[nc * plane + i] = v;
+    fx_act_kind act = ep ? ep->act : FX_ACT_NONE;
+    float lo = ep ? ep->lo : 0.0f, hi = ep ? ep->hi : 0.0f;
+    for (int o = 0; o < og; o++) {
+        float *yr = y + (size_t)o * ld;
+        const float *rr = res ? res + (size_t)o * ld : NULL;
+        float bv = b ? b[oc0 + o] : 0.0f;
+        if (rr) {
+#pragma omp simd
+            for (int j = 0; j < ncol; j++)
+                yr[j] = (yr[j] + bv) + rr[j];
+        } else if (b) {
+#pragma omp simd
+            for (int j = 0; j < ncol; j++)
+                yr[j] += bv;
+        }
+        switch (act) {
+        case FX_ACT_RELU:
+#pragma omp simd
+            for (int j = 0; j < ncol; j++)
+                yr[j] = yr[j] > 0.0f ? yr[j] : 0.0f;
+            break;
+        case FX_ACT_CLIP:
+#pragma omp simd
+            for (int j = 0; j < ncol; j++) {
+                float v = yr[j] < lo ? lo : yr[j];
+                yr[j] = v > hi ? hi : v;
+            }
+            break;
+        case FX_ACT_SILU:
+#pragma omp simd
+            for (int j = 0; j < ncol; j++)
+                yr[j] = yr[j] * fx_ops_sigmoidf(yr[j]);
+            break;
+        case FX_ACT_NONE: break;
+        }
     }
 }
 
-static void conv_pointwise(const fx_conv2d_params *p, const float *x, const float *w, float *y)
+/* 1x1 convs on 1x1 planes (squeeze-excitation, heads): one sgemm for the
+ * whole batch, Y (N, C_out) = X (N, C_in) W^T, instead of N matrix-vector
+ * products. */
+static void conv_pointwise_1x1plane(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
+                                    const float *x, const float *w, const float *b, float *y)
 {
-    int cg = p->c_in / p->groups, og = p->c_out / p->groups, hw = p->h * p->w;
-    for (int n = 0; n < p->n; n++)
-        for (int g = 0; g < p->groups; g++) {
-            const float *xg = x + ((size_t)n * p->c_in + (size_t)g * cg) * hw;
-            float *yg = y + ((size_t)n * p->c_out + (size_t)g * og) * hw;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, hw, cg, 1.0f,
-                        w + (size_t)g * og * cg, cg, xg, hw, 1.0f, yg, hw);
-        }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->n, p->c_out, p->c_in, 1.0f, x,
+                p->c_in, w, p->c_in, 0.0f, y, p->c_out);
+    for (int n = 0; n < p->n; n++) {
+        float *yr = y + (size_t)n * p->c_out;
+        const float *rr = ep && ep->residual ? ep->residual + (size_t)n * p->c_out : NULL;
+        for (int o = 0; o < p->c_out; o++) /* per channel: o is the row of epilogue() */
+            epilogue(ep, b, o, 1, 1, yr + o, rr ? rr + o : NULL, 1);
+    }
 }
 
-static void conv_im2col(const fx_conv2d_params *p, const float *x, const float *w, float *y, int oh,
-                        int ow, float *col)
+static void conv_pointwise(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *x,
+                           const float *w, const float *b, float *y, int team)
+{
+    int cg = p->c_in / p->groups, og = p->c_out / p->groups, hw = p->h * p->w;
+    int64_t ng = (int64_t)p->n * p->groups;
+    /* Few images: cut each plane's columns so every thread has a chunk. */
+    int chunks = ng >= team ? 1 : (int)((team + ng - 1) / ng);
+    int width = (hw + chunks - 1) / chunks;
+    width = (width + 15) / 16 * 16;
+    int64_t tasks = ng * chunks;
+    const float *res = ep ? ep->residual : NULL;
+#pragma omp parallel for num_threads(team) schedule(static)
+    for (int64_t t = 0; t < tasks; t++) {
+        int64_t gi = t / chunks;
+        int c0 = (int)(t % chunks) * width;
+        if (c0 >= hw)
+            continue;
+        int cw = hw - c0 < width ? hw - c0 : width;
+        int n = (int)(gi / p->groups), g = (int)(gi % p->groups);
+        const float *xg = x + ((size_t)n * p->c_in + (size_t)g * cg) * hw + c0;
+        size_t yoff = ((size_t)n * p->c_out + (size_t)g * og) * hw + c0;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, cw, cg, 1.0f,
+                    w + (size_t)g * og * cg, cg, xg, hw, 0.0f, y + yoff, hw);
+        epilogue(ep, b, g * og, og, cw, y + yoff, res ? res + yoff : NULL, (size_t)hw);
+    }
+}
+
+static void conv_im2col(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *x,
+                        const float *w, const float *b, float *y, int oh, int ow, float *col,
+                        int team)
 {
     int cg = p->c_in / p->groups, og = p->c_out / p->groups, k = cg * p->kh * p->kw;
     int band = band_rows(p, oh, ow), ohw = oh * ow;
-    for (int n = 0; n < p->n; n++)
-        for (int g = 0; g < p->groups; g++) {
-            const float *xg = x + ((size_t)n * p->c_in + (size_t)g * cg) * p->h * p->w;
-            float *yg = y + ((size_t)n * p->c_out + (size_t)g * og) * ohw;
-            for (int r0 = 0; r0 < oh; r0 += band) {
-                int r1 = r0 + band < oh ? r0 + band : oh, ncol = (r1 - r0) * ow;
-                im2col_band(p, xg, ow, r0, r1, col);
-                /* The band's outputs are columns [r0*ow, r1*ow) of each
-                 * (OH*OW) plane: ldc = OH*OW writes them in place. */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, ncol, k, 1.0f,
-                            w + (size_t)g * og * k, k, col, ncol, 1.0f, yg + (size_t)r0 * ow, ohw);
-            }
-        }
+    size_t slot = (size_t)k * band * ow; /* per-thread scratch, as ws_floats_mt counts it */
+    int64_t ng = (int64_t)p->n * p->groups;
+    if (ng < team) { /* few images: finer bands so every thread has one */
+        int want = (int)((team + ng - 1) / ng), b2 = (oh + want - 1) / want;
+        band = b2 < band ? b2 : band;
+    }
+    int nb = (oh + band - 1) / band;
+    int64_t tasks = ng * nb;
+    const float *res = ep ? ep->residual : NULL;
+#pragma omp parallel for num_threads(team) schedule(static)
+    for (int64_t t = 0; t < tasks; t++) {
+        float *c = col + slot * (size_t)fx_omp_thread_num();
+        int64_t gi = t / nb;
+        int n = (int)(gi / p->groups), g = (int)(gi % p->groups);
+        int r0 = (int)(t % nb) * band, r1 = r0 + band < oh ? r0 + band : oh, ncol = (r1 - r0) * ow;
+        const float *xg = x + ((size_t)n * p->c_in + (size_t)g * cg) * p->h * p->w;
+        size_t yoff = ((size_t)n * p->c_out + (size_t)g * og) * ohw + (size_t)r0 * ow;
+        im2col_band(p, xg, ow, r0, r1, c);
+        /* The band's outputs are columns [r0*ow, r1*ow) of each (OH*OW)
+         * plane: ldc = OH*OW writes them in place. */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, ncol, k, 1.0f,
+                    w + (size_t)g * og * k, k, c, ncol, 0.0f, y + yoff, ohw);
+        epilogue(ep, b, g * og, og, ncol, y + yoff, res ? res + yoff : NULL, (size_t)ohw);
+    }
 }
 
 /* One depthwise output plane (already holding the bias): accumulate each
- * tap over the run of outputs whose input lies inside the image. */
+ * tap over the run of outputs whose input lies inside the image.  The
+ * inner loops are contiguous in ow (stride 1) and marked simd: without the
+ * pragma gcc -O2 leaves them scalar (it cannot prove yr and xr apart). */
 static void dw_plane(const fx_conv2d_params *p, const float *xc, const float *wc, float *yp, int oh,
                      int ow)
 {
+    int sw = p->stride_w;
     for (int oy = 0; oy < oh; oy++) {
         float *yr = yp + (size_t)oy * ow;
         for (int ky = 0; ky < p->kh; ky++) {
@@ -163,55 +253,86 @@ static void dw_plane(const fx_conv2d_params *p, const float *xc, const float *wc
             for (int kx = 0; kx < p->kw; kx++) {
                 int off = kx * p->dil_w - p->pad_l, ox0, ox1;
                 float wv = wc[ky * p->kw + kx];
-                valid_range(off, p->stride_w, p->w, ow, &ox0, &ox1);
-                for (int ox = ox0; ox < ox1; ox++)
-                    yr[ox] += wv * xr[ox * p->stride_w + off];
+                valid_range(off, sw, p->w, ow, &ox0, &ox1);
+                const float *xs = xr + off;
+                if (sw == 1) {
+#pragma omp simd
+                    for (int ox = ox0; ox < ox1; ox++)
+                        yr[ox] += wv * xs[ox];
+                } else {
+#pragma omp simd
+                    for (int ox = ox0; ox < ox1; ox++)
+                        yr[ox] += wv * xs[ox * sw];
+                }
             }
         }
     }
 }
 
-static void conv_depthwise(const fx_conv2d_params *p, const float *x, const float *w, float *y,
-                           int oh, int ow)
+static void conv_depthwise(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *x,
+                           const float *w, const float *b, float *y, int oh, int ow, int team)
 {
     int og = p->c_out / p->groups; /* channel multiplier */
     int64_t planes = (int64_t)p->n * p->c_out;
-#pragma omp parallel for schedule(static)
+    size_t plane = (size_t)oh * ow;
+    const float *res = ep ? ep->residual : NULL;
+#pragma omp parallel for num_threads(team) schedule(static)
     for (int64_t nc = 0; nc < planes; nc++) {
         int64_t n = nc / p->c_out, oc = nc % p->c_out;
         const float *xc = x + ((size_t)n * p->c_in + (size_t)(oc / og)) * p->h * p->w;
-        dw_plane(p, xc, w + (size_t)oc * p->kh * p->kw, y + (size_t)nc * oh * ow, oh, ow);
+        float *yp = y + (size_t)nc * plane;
+        for (size_t i = 0; i < plane; i++)
+            yp[i] = 0.0f;
+        dw_plane(p, xc, w + (size_t)oc * p->kh * p->kw, yp, oh, ow);
+        epilogue(ep, b, (int)oc, 1, (int)plane, yp, res ? res + (size_t)nc * plane : NULL, plane);
     }
+}
+
+fx_status fx_op_conv2d_fast_mt(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
+                               const float *x, const float *w, const float *b, float *y,
+                               float *ws, int threads)
+{
+    int oh, ow;
+    if (fx_conv2d_out_hw(p, &oh, &ow, NULL) != FX_OK || threads < 1)
+        return FX_ERR_USAGE;
+    if (fx_conv2d_fast_ws_floats_mt(p, threads) > 0 && !ws)
+        return FX_ERR_USAGE;
+    if (ep && ep->act != FX_ACT_NONE && ep->act != FX_ACT_RELU && ep->act != FX_ACT_CLIP &&
+        ep->act != FX_ACT_SILU)
+        return FX_ERR_USAGE;
+    /* sgemm inside our threads only when OpenBLAS itself is single-threaded. */
+    int team = openblas_get_num_threads() > 1 ? 1 : threads;
+    if (is_depthwise(p))
+        conv_depthwise(p, ep, x, w, b, y, oh, ow, threads);
+    else if (is_pointwise(p) && p->h * p->w == 1 && p->groups == 1)
+        conv_pointwise_1x1plane(p, ep, x, w, b, y);
+    else if (is_pointwise(p))
+        conv_pointwise(p, ep, x, w, b, y, team);
+    else
+        conv_im2col(p, ep, x, w, b, y, oh, ow, ws, team);
+    return FX_OK;
 }
 
 fx_status fx_op_conv2d_fast_ws(const fx_conv2d_params *p, const float *x, const float *w,
                                const float *b, float *y, float *ws)
 {
-    int oh, ow;
-    if (fx_conv2d_out_hw(p, &oh, &ow, NULL) != FX_OK)
-        return FX_ERR_USAGE;
-    if (fx_conv2d_fast_ws_floats(p) > 0 && !ws)
-        return FX_ERR_USAGE;
-    fill_bias(p, b, (size_t)oh * ow, y);
-    if (is_depthwise(p))
-        conv_depthwise(p, x, w, y, oh, ow);
-    else if (is_pointwise(p))
-        conv_pointwise(p, x, w, y);
-    else
-        conv_im2col(p, x, w, y, oh, ow, ws);
-    return FX_OK;
+    /* One scratch slot: the sgemm paths run on one thread; the depthwise
+     * path needs no scratch and keeps OpenMP's default team. */
+    int t = is_depthwise(p) ? fx_omp_max_threads() : 1;
+    return fx_op_conv2d_fast_mt(p, NULL, x, w, b, y, ws, t);
 }
 
 fx_status fx_op_conv2d_fast(const fx_conv2d_params *p, const float *x, const float *w,
                             const float *b, float *y)
 {
-    int64_t nws = fx_conv2d_fast_ws_floats(p);
+    int threads = fx_omp_max_threads();
+    int64_t nws = fx_conv2d_fast_ws_floats_mt(p, threads);
     if (nws < 0)
         return FX_ERR_USAGE;
     float *ws = nws > 0 ? malloc(sizeof(float) * (size_t)nws) : NULL;
     if (nws > 0 && !ws)
         return FX_ERR_NOMEM;
-    fx_status st = fx_op_conv2d_fast_ws(p, x, w, b, y, ws);
+    fx_status st = fx_op_conv2d_fast_mt(p, NULL, x, w, b, y, ws, threads);
     free(ws);
     return st;
 }

@@ -2,6 +2,8 @@
 #ifndef FX_OPS_INTERNAL_H
 #define FX_OPS_INTERNAL_H
 
+#include <stdint.h>
+
 #include "fxscreen/ops.h"
 
 /* Row-major element strides of s (strides[i] = prod(d[i+1..])). */
@@ -40,6 +42,72 @@ static inline void fx_ops_next_index(int64_t *idx, const int64_t *d, int rank)
             return;
         idx[i] = 0;
     }
+}
+
+/* For functions whose loops call fx_ops_expf: with the default
+ * -ftrapping-math gcc will not if-convert the clamps below (a compare may
+ * raise FE_INVALID), so the loop stays scalar; nothing in fxscreen reads
+ * the FP exception flags.  Measured: the SiLU epilogue 4x faster. */
+#if defined(__clang__)
+#define FX_OPS_NO_TRAP /* clang ignores optimize(); the fuzz build needs no speed */
+#else
+#define FX_OPS_NO_TRAP __attribute__((optimize("no-trapping-math")))
+#endif
+
+/* OpenMP queries that also compile without -fopenmp (the clang fuzz build):
+ * one thread then. */
+#ifdef _OPENMP
+#include <omp.h>
+static inline int fx_omp_max_threads(void)
+{
+    return omp_get_max_threads();
+}
+static inline int fx_omp_thread_num(void)
+{
+    return omp_get_thread_num();
+}
+#else
+static inline int fx_omp_max_threads(void)
+{
+    return 1;
+}
+static inline int fx_omp_thread_num(void)
+{
+    return 0;
+}
+#endif
+
+/* exp(x) in float for the fast kernels: Cephes' expf (range reduction by
+ * ln 2, degree-6 polynomial), about 1 ulp, written without library calls so
+ * `#pragma omp simd` loops vectorise.  x is clamped to [-87.3, 88.3] (the
+ * normal float range of the result): below that it returns ~1.2e-38, not 0. */
+FX_OPS_NO_TRAP static inline float fx_ops_expf(float x)
+{
+    x = x > 88.3f ? 88.3f : x;
+    x = x < -87.3f ? -87.3f : x;
+    /* round(x / ln 2) by the 1.5 * 2^23 trick (no floorf call: keeps SIMD) */
+    float t = x * 1.44269504088896341f + 12582912.0f;
+    t -= 12582912.0f;
+    float r = x - t * 0.693359375f;
+    r = r - t * -2.12194440e-4f;
+    float q = 1.9875691500e-4f;
+    q = q * r + 1.3981999507e-3f;
+    q = q * r + 8.3334519073e-3f;
+    q = q * r + 4.1665795894e-2f;
+    q = q * r + 1.6666665459e-1f;
+    q = q * r + 5.0000001201e-1f;
+    float e = q * r * r + r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } sc = {.i = ((int32_t)t + 127) << 23};
+    return e * sc.f;
+}
+
+/* 1 / (1 + exp(-x)) with fx_ops_expf. */
+FX_OPS_NO_TRAP static inline float fx_ops_sigmoidf(float x)
+{
+    return 1.0f / (1.0f + fx_ops_expf(-x));
 }
 
 #endif

@@ -1,0 +1,226 @@
+/* Fast CPU variants of the non-conv ops: see include/fxscreen/ops.h.
+ *
+ * The references are single-threaded loops written for clarity; at batch 32
+ * the elementwise ops, pools and BatchNorm together took about a third of
+ * densenet121's time (plan profile, bench/infer_fx --profile).  These are
+ * the same arithmetic per element (bit-identical, except Sigmoid's float
+ * exp) with OpenMP over the elements or planes and `omp simd` inner loops,
+ * which gcc -O2 otherwise leaves scalar. */
+#include <math.h>
+#include <string.h>
+
+#include "ops_internal.h"
+
+/* Below this many elements a parallel region costs more than it saves. */
+#define PAR_MIN 32768
+
+fx_status fx_op_relu_fast(const fx_act_params *p, const float *x, float *y)
+{
+    if (p->n < 0)
+        return FX_ERR_USAGE;
+#pragma omp parallel for simd schedule(static) if (p->n >= PAR_MIN)
+    for (int64_t i = 0; i < p->n; i++)
+        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    return FX_OK;
+}
+
+fx_status fx_op_clip_fast(const fx_act_params *p, const float *x, float *y)
+{
+    if (p->n < 0)
+        return FX_ERR_USAGE;
+    float lo = p->alpha, hi = p->beta;
+#pragma omp parallel for simd schedule(static) if (p->n >= PAR_MIN)
+    for (int64_t i = 0; i < p->n; i++) {
+        float v = x[i] < lo ? lo : x[i];
+        y[i] = v > hi ? hi : v;
+    }
+    return FX_OK;
+}
+
+FX_OPS_NO_TRAP fx_status fx_op_sigmoid_fast(const fx_act_params *p, const float *x, float *y)
+{
+    if (p->n < 0)
+        return FX_ERR_USAGE;
+#pragma omp parallel for simd schedule(static) if (p->n >= PAR_MIN)
+    for (int64_t i = 0; i < p->n; i++)
+        y[i] = fx_ops_sigmoidf(x[i]);
+    return FX_OK;
+}
+
+fx_status fx_op_hard_swish_fast(const fx_act_params *p, const float *x, float *y)
+{
+    if (p->n < 0)
+        return FX_ERR_USAGE;
+#pragma omp parallel for simd schedule(static) if (p->n >= PAR_MIN)
+    for (int64_t i = 0; i < p->n; i++) {
+        float r = x[i] + 3.0f;
+        r = r < 0.0f ? 0.0f : r > 6.0f ? 6.0f : r;
+        y[i] = x[i] * r / 6.0f;
+    }
+    return FX_OK;
+}
+
+/* ---- binaries ------------------------------------------------------------- */
+
+static inline float bin1(char op, float a, float b)
+{
+    return op == 'A' ? a + b : op == 'S' ? a - b : op == 'M' ? a * b : a / b;
+}
+
+/* y = a OP b elementwise; the switch is hoisted so each loop vectorises. */
+static void bin_flat(char op, int64_t n, const float *a, const float *b, float *y)
+{
+#define BIN_LOOP(expr)                                                                             \
+    _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN)") for (int64_t i = 0; i < n; \
+                                                                             i++) y[i] = (expr)
+    switch (op) {
+    case 'A': BIN_LOOP(a[i] + b[i]); break;
+    case 'S': BIN_LOOP(a[i] - b[i]); break;
+    case 'M': BIN_LOOP(a[i] * b[i]); break;
+    default: BIN_LOOP(a[i] / b[i]); break;
+    }
+#undef BIN_LOOP
+}
+
+/* If s (the smaller operand) equals o on dims [0, k) and is 1 on [k, rank)
+ * (same rank), the number of blocks prod(o[0..k)); else -1. */
+static int64_t block_bcast(const fx_shape *s, const fx_shape *o)
+{
+    if (s->rank != o->rank)
+        return -1;
+    int k = 0;
+    while (k < o->rank && s->d[k] == o->d[k])
+        k++;
+    for (int i = k; i < o->rank; i++)
+        if (s->d[i] != 1)
+            return -1;
+    return fx_ops_prod(o, 0, k);
+}
+
+fx_status fx_op_binary_fast(char op, const fx_binary_params *p, const float *a, const float *b,
+                            float *y)
+{
+    fx_shape o;
+    if (fx_broadcast_shape(p, &o, NULL) != FX_OK)
+        return FX_ERR_USAGE;
+    int64_t n = fx_shape_numel(&o);
+    int same_a = p->a.rank == o.rank && !memcmp(p->a.d, o.d, sizeof(int64_t) * (size_t)o.rank);
+    int same_b = p->b.rank == o.rank && !memcmp(p->b.d, o.d, sizeof(int64_t) * (size_t)o.rank);
+    if (same_a && same_b) {
+        bin_flat(op, n, a, b, y);
+        return FX_OK;
+    }
+    /* One operand per block (N, C, 1, 1) against the other (N, C, H, W). */
+    int64_t blocks = same_a ? block_bcast(&p->b, &o) : same_b ? block_bcast(&p->a, &o) : -1;
+    if (blocks > 0 && n % blocks == 0) {
+        int64_t inner = n / blocks;
+        int big_is_a = same_a;
+        const float *big = big_is_a ? a : b, *small = big_is_a ? b : a;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+        for (int64_t k = 0; k < blocks; k++) {
+            const float *xs = big + k * inner;
+            float *ys = y + k * inner, s = small[k];
+            if (big_is_a) {
+#pragma omp simd
+                for (int64_t i = 0; i < inner; i++)
+                    ys[i] = bin1(op, xs[i], s);
+            } else {
+#pragma omp simd
+                for (int64_t i = 0; i < inner; i++)
+                    ys[i] = bin1(op, s, xs[i]);
+            }
+        }
+        return FX_OK;
+    }
+    switch (op) {
+    case 'A': return fx_op_add_ref(p, a, b, y);
+    case 'S': return fx_op_sub_ref(p, a, b, y);
+    case 'M': return fx_op_mul_ref(p, a, b, y);
+    case 'D': return fx_op_div_ref(p, a, b, y);
+    }
+    return FX_ERR_USAGE;
+}
+
+/* ---- BatchNorm -------------------------------------------------------------- */
+
+fx_status fx_op_batchnorm_fast(const fx_batchnorm_params *p, const float *x, const float *scale,
+                               const float *bias, const float *mean, const float *var,
+                               fx_act_kind act, float lo, float hi, float *y)
+{
+    if (p->n < 0 || p->c < 1 || p->spatial < 0 || !(p->epsilon >= 0.0f) ||
+        (act != FX_ACT_NONE && act != FX_ACT_RELU && act != FX_ACT_CLIP))
+        return FX_ERR_USAGE;
+    int64_t planes = p->n * p->c;
+#pragma omp parallel for schedule(static) if (planes * p->spatial >= PAR_MIN)
+    for (int64_t nc = 0; nc < planes; nc++) {
+        int64_t c = nc % p->c;
+        /* The reference's arithmetic: a, s in double, y = (float)(a*x + s). */
+        double a = scale[c] / sqrt((double)var[c] + p->epsilon);
+        double s = bias[c] - a * mean[c];
+        const float *xs = x + nc * p->spatial;
+        float *ys = y + nc * p->spatial;
+#pragma omp simd
+        for (int64_t i = 0; i < p->spatial; i++)
+            ys[i] = (float)(a * xs[i] + s);
+        if (act == FX_ACT_RELU) {
+#pragma omp simd
+            for (int64_t i = 0; i < p->spatial; i++)
+                ys[i] = ys[i] > 0.0f ? ys[i] : 0.0f;
+        } else if (act == FX_ACT_CLIP) {
+#pragma omp simd
+            for (int64_t i = 0; i < p->spatial; i++) {
+                float v = ys[i] < lo ? lo : ys[i];
+                ys[i] = v > hi ? hi : v;
+            }
+        }
+    }
+    return FX_OK;
+}
+
+/* ---- pools ------------------------------------------------------------------ */
+
+/* Run the reference on one (1, 1, H, W) plane per N*C, in parallel: the
+ * references are per-plane loops, so this is bit-identical. */
+static fx_status pool_planes(const fx_pool2d_params *p, const float *x, float *y, int is_max)
+{
+    int oh, ow;
+    if (fx_pool2d_out_hw(p, &oh, &ow, NULL) != FX_OK || (!is_max && (p->dil_h != 1 || p->dil_w != 1)))
+        return FX_ERR_USAGE;
+    fx_pool2d_params one = *p;
+    one.n = 1, one.c = 1;
+    int64_t planes = (int64_t)p->n * p->c;
+    size_t in = (size_t)p->h * p->w, out = (size_t)oh * ow;
+#pragma omp parallel for schedule(static) if (planes * (int64_t)in >= PAR_MIN)
+    for (int64_t nc = 0; nc < planes; nc++) {
+        if (is_max)
+            fx_op_maxpool2d_ref(&one, x + nc * in, y + nc * out);
+        else
+            fx_op_avgpool2d_ref(&one, x + nc * in, y + nc * out);
+    }
+    return FX_OK;
+}
+
+fx_status fx_op_maxpool2d_fast(const fx_pool2d_params *p, const float *x, float *y)
+{
+    return pool_planes(p, x, y, 1);
+}
+
+fx_status fx_op_avgpool2d_fast(const fx_pool2d_params *p, const float *x, float *y)
+{
+    return pool_planes(p, x, y, 0);
+}
+
+fx_status fx_op_global_avgpool_fast(const fx_global_pool_params *p, const float *x, float *y)
+{
+    if (p->n < 0 || p->c < 0 || p->spatial < 1)
+        return FX_ERR_USAGE;
+    int64_t planes = p->n * p->c;
+#pragma omp parallel for schedule(static) if (planes * p->spatial >= PAR_MIN)
+    for (int64_t nc = 0; nc < planes; nc++) {
+        double s = 0.0; /* the reference's double sum, same order */
+        for (int64_t i = 0; i < p->spatial; i++)
+            s += x[nc * p->spatial + i];
+        y[nc] = (float)(s / p->spatial);
+    }
+    return FX_OK;
+}
