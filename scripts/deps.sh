@@ -10,7 +10,7 @@ pkgs=(
   libprotobuf-c-dev protobuf-c-compiler libopenblas-dev
   libpng-tools libtiff-tools hdf5-tools
   python3 python3-numpy python3-pil python3-h5py python3-tifffile
-  python3-torch python3-torchvision python3-onnx
+  python3-torch python3-torchvision python3-onnx python3-sklearn
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -18,6 +18,20 @@ fx_status fx_mkdirs(const char *path, fx_error *err);
 /* Write one CSV field, quoted per RFC 4180 when it needs it (NULL = ""). */
 void fx_csv_field(FILE *f, const char *s);
 
+/* Split one CSV record in place (RFC 4180: a field may be "quoted", with ""
+ * for a quote inside; commas and newlines inside quotes are data).  Writes at
+ * most max field pointers, all pointing into line (which is modified), and
+ * returns the field count (>= 1; an empty line is one empty field).  Fields
+ * past max are dropped.  Characters after a closing quote are kept. */
+int fx_csv_split(char *line, char **fields, int max);
+
+/* Read one CSV record from f into *buf (getline-style: *buf and *cap are grown
+ * with realloc; the caller frees *buf): one line, plus the following lines
+ * while a quoted field is still open.  The final "\n" or "\r\n" is removed.
+ * *lines (if non-NULL) is increased by the physical lines read.  Returns 1
+ * with a record, 0 at end of file, -1 on a read error or out of memory. */
+int fx_csv_read_record(FILE *f, char **buf, size_t *cap, long *lines);
+
 #ifdef __cplusplus
 }
 #endif

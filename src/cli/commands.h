@@ -20,4 +20,11 @@ int fx_cmd_prep(int argc, char **argv);
  * HDF5 file, writing outputs and dumped tensors (cmd_model.c). */
 int fx_cmd_model(int argc, char **argv);
 
+/* `fxscreen model cam`: class activation maps for /input of an HDF5 file
+ * (cmd_cam.c; argv[0] is "cam"). */
+int fx_cmd_model_cam(int argc, char **argv);
+
+/* `fxscreen eval`: screening statistics of a run's results against labels.csv (cmd_eval.c). */
+int fx_cmd_eval(int argc, char **argv);
+
 #endif

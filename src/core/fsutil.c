@@ -2,6 +2,7 @@
 #include "fxscreen/fsutil.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -20,6 +21,89 @@ void fx_csv_field(FILE *f, const char *s)
         fputc(*s, f);
     }
     fputc('"', f);
+}
+
+int fx_csv_split(char *line, char **fields, int max)
+{
+    int n = 0;
+    char *r = line, *w = line;
+    while (n < max) {
+        fields[n++] = w;
+        if (*r == '"') {
+            r++;
+            for (;;) {
+                if (*r == '\0')
+                    break;
+                if (*r == '"' && r[1] == '"') {
+                    *w++ = '"';
+                    r += 2;
+                } else if (*r == '"') {
+                    r++;
+                    break;
+                } else {
+                    *w++ = *r++;
+                }
+            }
+        }
+        while (*r && *r != ',')
+            *w++ = *r++;
+        if (*r == ',') {
+            *w++ = '\0';
+            r++;
+            continue;
+        }
+        *w = '\0';
+        break;
+    }
+    return n;
+}
+
+/* Make room for n + 2 bytes in *buf. Returns 0, or -1 when out of memory. */
+static int csv_reserve(char **buf, size_t *cap, size_t n)
+{
+    if (*buf && n + 2 <= *cap)
+        return 0;
+    size_t nc = *cap ? *cap : 256;
+    while (nc < n + 2)
+        nc *= 2;
+    char *nb = realloc(*buf, nc);
+    if (!nb)
+        return -1;
+    *buf = nb;
+    *cap = nc;
+    return 0;
+}
+
+int fx_csv_read_record(FILE *f, char **buf, size_t *cap, long *lines)
+{
+    size_t n = 0;
+    int inq = 0, any = 0, c = EOF;
+    if (csv_reserve(buf, cap, 0) != 0)
+        return -1;
+    while ((c = getc_unlocked(f)) != EOF) {
+        any = 1;
+        if (c == '"')
+            inq = !inq; /* "" inside quotes toggles twice: parity is the state */
+        if (c == '\n') {
+            if (lines)
+                (*lines)++;
+            if (!inq)
+                break;
+        }
+        if (csv_reserve(buf, cap, n) != 0)
+            return -1;
+        (*buf)[n++] = (char)c;
+    }
+    if (ferror(f))
+        return -1;
+    if (!any)
+        return 0;
+    if (c == EOF && lines)
+        (*lines)++; /* last line without a newline */
+    if (n > 0 && (*buf)[n - 1] == '\r')
+        n--;
+    (*buf)[n] = '\0';
+    return 1;
 }
 
 fx_status fx_mkdirs(const char *path, fx_error *err)

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "fxscreen/fsutil.h"
 #include "fxscreen/loader.h"
 
 /* One directory on the walk stack: its sorted entry names and a cursor. */
@@ -224,43 +225,6 @@ static int walk_next(fx_source *s, fx_source_item *it)
 
 /* ---- list files ---------------------------------------------------------- */
 
-/* Split one CSV line in place (RFC 4180 quotes, "" escapes). Returns the
- * field count; fields[] point into line. */
-static int csv_split(char *line, char **fields, int max)
-{
-    int n = 0;
-    char *r = line, *w = line;
-    while (n < max) {
-        fields[n++] = w;
-        if (*r == '"') {
-            r++;
-            for (;;) {
-                if (*r == '\0')
-                    break;
-                if (*r == '"' && r[1] == '"') {
-                    *w++ = '"';
-                    r += 2;
-                } else if (*r == '"') {
-                    r++;
-                    break;
-                } else {
-                    *w++ = *r++;
-                }
-            }
-        }
-        while (*r && *r != ',')
-            *w++ = *r++;
-        if (*r == ',') {
-            *w++ = '\0';
-            r++;
-            continue;
-        }
-        *w = '\0';
-        break;
-    }
-    return n;
-}
-
 static void chomp(char *s)
 {
     size_t n = strlen(s);
@@ -303,7 +267,7 @@ static fx_status open_list(fx_source *s, const char *spec, fx_error *err)
         return FX_OK;
     }
     char *fields[256];
-    int nf = csv_split(s->line, fields, 256);
+    int nf = fx_csv_split(s->line, fields, 256);
     for (int k = 0; k < nf; k++)
         if (strcmp(fields[k], "path") == 0)
             s->csv_col = k;
@@ -338,7 +302,7 @@ static int list_next(fx_source *s, fx_source_item *it)
         char *p = s->line;
         if (s->csv_col >= 0) {
             char *fields[256];
-            int nf = csv_split(s->line, fields, 256);
+            int nf = fx_csv_split(s->line, fields, 256);
             if (nf == 1 && fields[0][0] == '\0')
                 continue;
             p = s->csv_col < nf ? fields[s->csv_col] : (char *)"";

@@ -1,0 +1,160 @@
+/* fxscreen: screening statistics for `fxscreen eval`.
+ *
+ * Two layers:
+ *   - pure functions on arrays (src/eval/metrics.c): AUROC with a DeLong
+ *     interval, the confusion matrix at a threshold, sensitivity,
+ *     specificity, PPV, NPV and accuracy with Wilson score intervals,
+ *     Cohen's kappa, and the pointing-game hit test.  No I/O, no global state.
+ *   - the job (src/eval/eval.c): joins a results directory's summary.csv to a
+ *     labels.csv, computes everything, writes eval.json and prints a table.
+ *
+ * Conventions: label 1 = fractured (positive), 0 = normal.  A score is the
+ * model's probability of the fracture class; prediction = (score >= threshold).
+ * A statistic whose denominator is 0 is NaN here and null in eval.json.
+ * All 95% intervals use z = 1.959963984540054 (the 0.975 normal quantile). */
+#ifndef FXSCREEN_EVAL_H
+#define FXSCREEN_EVAL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "fxscreen/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FX_EVAL_Z95 1.959963984540054
+
+/* Growth of the true box for the pointing game, as a fraction of the box's
+ * width (x) and height (y) added on EACH side. */
+#define FX_EVAL_POINTING_MARGIN 0.1
+
+/* ---- AUROC ------------------------------------------------------------- */
+
+typedef struct fx_auroc {
+    size_t npos, nneg; /* label 1 / label 0 counts */
+    double auc;        /* P(score_pos > score_neg) + 0.5 P(equal): the Mann-Whitney
+                          statistic / (npos*nneg); equals sklearn's roc_auc_score.
+                          NaN when npos == 0 or nneg == 0 */
+    double se;         /* DeLong (1988) standard error: sqrt(S10/npos + S01/nneg),
+                          S10, S01 the sample variances (n-1 denominators) of the
+                          structural components. NaN when npos < 2 or nneg < 2 */
+    double lo, hi;     /* auc -/+ z*se clipped to [0, 1] (Wald interval on the
+                          DeLong variance, as pROC's ci.auc(method="delong")).
+                          NaN when se is NaN */
+} fx_auroc;
+
+/* AUROC of score (n values) against label (n values, 0 or 1; any other value
+ * is FX_ERR_USAGE) with its DeLong interval, in O(n log n) via midranks
+ * (Sun & Xu 2014).  Allocates scratch (FX_ERR_NOMEM).  Scores must not be
+ * NaN (FX_ERR_USAGE).  out is fully written on FX_OK. */
+fx_status fx_eval_auroc(const double *score, const int *label, size_t n, fx_auroc *out,
+                        fx_error *err);
+
+/* ---- confusion matrix and the proportions ------------------------------- */
+
+typedef struct fx_confusion {
+    /* tp: truth 1, pred 1; fp: truth 0, pred 1; tn: truth 0, pred 0; fn: truth 1, pred 0 */
+    size_t tp, fp, tn, fn;
+} fx_confusion;
+
+/* Confusion matrix of prediction = (score[i] >= threshold) against label[i]
+ * (0 or 1; other labels are ignored). Pure; never fails. */
+fx_confusion fx_eval_confusion(const double *score, const int *label, size_t n, double threshold);
+
+/* A proportion x/n with its 95% Wilson score interval:
+ *   p = x/n,  c = (p + z^2/(2n)) / (1 + z^2/n),
+ *   h = z / (1 + z^2/n) * sqrt(p(1-p)/n + z^2/(4n^2)),  [lo, hi] = [c - h, c + h]
+ * (clamped to [0, 1] against rounding).  n == 0: value, lo, hi are NaN. */
+typedef struct fx_proportion {
+    size_t x, n;
+    double value, lo, hi;
+} fx_proportion;
+
+fx_proportion fx_eval_wilson(size_t x, size_t n);
+
+/* The confusion matrix's proportions, each with its Wilson interval:
+ * sensitivity TP/(TP+FN), specificity TN/(TN+FP), PPV TP/(TP+FP),
+ * NPV TN/(TN+FN), accuracy (TP+TN)/N. */
+typedef struct fx_rates {
+    fx_proportion sensitivity, specificity, ppv, npv, accuracy;
+} fx_rates;
+
+fx_rates fx_eval_rates(const fx_confusion *cm);
+
+/* Cohen's kappa of prediction vs truth from the confusion matrix:
+ * (po - pe) / (1 - pe), po = (TP+TN)/N,
+ * pe = ((TP+FP)(TP+FN) + (TN+FN)(TN+FP)) / N^2.  NaN when N == 0 or pe == 1
+ * (both raters constant and equal; sklearn's cohen_kappa_score is NaN there too). */
+double fx_eval_kappa(const fx_confusion *cm);
+
+/* ---- pointing game ------------------------------------------------------ */
+
+/* 1 when the peak (px, py) lies in the true box [x0, x1) x [y0, y1) grown by
+ * FX_EVAL_POINTING_MARGIN of its width and height on each side, exactly:
+ *   gx = 0.1 * (x1 - x0), gy = 0.1 * (y1 - y0),
+ *   hit = x0 - gx <= px < x1 + gx  and  y0 - gy <= py < y1 + gy
+ * in double precision, with no clipping to the image; else 0.  A box with
+ * x1 <= x0 or y1 <= y0, or a NaN coordinate, is never hit. */
+int fx_eval_pointing_hit(double px, double py, double x0, double y0, double x1, double y1);
+
+/* ---- the job ------------------------------------------------------------ */
+
+typedef struct fx_eval_job {
+    const char *results_dir; /* holds summary.csv and (optionally) results.h5 */
+    const char *labels_path; /* labels.csv: path,label[,cx,cy],x0,y0,x1,y1 */
+    const char *json_path;   /* NULL: results_dir/eval.json */
+    int threshold_given;     /* 1: use `threshold`, whatever results.h5 says */
+    double threshold;        /* used when threshold_given (else 0.5 when there is no results.h5) */
+} fx_eval_job;
+
+typedef struct fx_eval_report {
+    /* inputs */
+    char summary_path[4096], labels_path[4096], results_h5[4096], json_path[4096];
+    int have_results_h5; /* results.h5 existed (its threshold attribute was read) */
+    double threshold;
+    const char *threshold_source; /* "--threshold", "results.h5" or "default" (static) */
+    /* the join */
+    size_t rows;             /* data rows in summary.csv */
+    size_t rows_error;       /* status != ok: excluded (counted whether matched or not) */
+    size_t rows_unmatched;   /* ok rows with no label (basename absent or ambiguous) */
+    size_t rows_duplicate;   /* ok rows whose label was already taken by an earlier row: excluded */
+    size_t matched_basename; /* ok rows matched by the basename fallback (included in n) */
+    size_t labels;           /* data rows in labels.csv */
+    size_t labels_unmatched; /* labels no summary row (ok or error) matched */
+    /* evaluated rows whose `prediction` column != (probability >= threshold) */
+    size_t prediction_mismatch;
+    size_t n; /* evaluated rows: ok and matched, first match per label */
+    /* statistics */
+    fx_auroc auroc;
+    fx_confusion cm;
+    fx_rates rates;
+    double kappa;
+    /* pointing game: fractured images with a box */
+    size_t pg_fractured_box; /* evaluated label-1 rows whose label has a box */
+    size_t pg_no_peak;       /* ... of which the result has no peak */
+    fx_proportion pointing;  /* hits / (pg_fractured_box - pg_no_peak) */
+    char created[32];        /* ISO 8601 UTC */
+} fx_eval_report;
+
+/* Run the evaluation: read results_dir/summary.csv and labels_path, join
+ * them (summary paths as given to `run`, i.e. relative to the current
+ * directory; label paths relative to the labels file's directory; both
+ * normalised with realpath(3); a row whose realpath is not among the labels
+ * falls back to its basename when exactly one label has that basename),
+ * take the threshold (job->threshold if given, else results.h5's root
+ * attribute `threshold` if results.h5 exists, else 0.5), compute every
+ * statistic into *rep and write eval.json.  Errors: FX_ERR_USAGE (missing
+ * input file, missing column, bad threshold), FX_ERR_FORMAT (a malformed
+ * row, named by file and line; results.h5 without a numeric `threshold`),
+ * FX_ERR_IO (eval.json not writable), FX_ERR_NOMEM. */
+fx_status fx_eval_job_run(const fx_eval_job *job, fx_eval_report *rep, fx_error *err);
+
+/* Print the report as a readable table (stdout in the CLI). */
+void fx_eval_report_print(FILE *f, const fx_eval_report *rep);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,687 @@
+/* The `fxscreen eval` job: join summary.csv to labels.csv, compute the
+ * statistics (metrics.c), write eval.json, print a table.  See
+ * include/fxscreen/eval.h for the contract. */
+#include <errno.h>
+#include <hdf5.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fxscreen/eval.h"
+#include "fxscreen/fsutil.h"
+#include "fxscreen/h5util.h"
+
+#define MAX_COLS 64
+
+/* One labels.csv row. */
+typedef struct label_row {
+    char *real;       /* realpath of the labelled image; NULL when it does not resolve */
+    const char *base; /* basename, inside `path` */
+    char *path;       /* as joined: labels dir + relative path */
+    int label;        /* 0 / 1 */
+    int has_box;
+    double x0, y0, x1, y1;
+    int seen;  /* some summary row (ok or error) matched it */
+    int taken; /* an ok row was evaluated against it */
+} label_row;
+
+/* Everything the job allocates, freed in one place. */
+typedef struct eval_state {
+    label_row *lab;
+    size_t nlab, caplab;
+    size_t *by_real, nreal; /* label indices sorted by realpath (resolved ones only) */
+    size_t *by_base;        /* label indices sorted by basename (all) */
+    double *score;
+    int *truth;
+    size_t n, cap;
+    char *rec;
+    size_t rec_cap;
+    FILE *f;
+} eval_state;
+
+static void state_free(eval_state *s)
+{
+    for (size_t i = 0; i < s->nlab; i++) {
+        free(s->lab[i].real);
+        free(s->lab[i].path);
+    }
+    free(s->lab);
+    free(s->by_real);
+    free(s->by_base);
+    free(s->score);
+    free(s->truth);
+    free(s->rec);
+    if (s->f)
+        fclose(s->f);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- small parsers ------------------------------------------------------- */
+
+/* Whole-string finite double. Returns 1 and sets *v, else 0. */
+static int parse_double(const char *t, double *v)
+{
+    char *end;
+    if (!*t)
+        return 0;
+    errno = 0;
+    double x = strtod(t, &end);
+    while (*end == ' ')
+        end++;
+    if (end == t || *end || errno == ERANGE || !isfinite(x))
+        return 0;
+    *v = x;
+    return 1;
+}
+
+/* "0" or "1" (surrounding spaces allowed). Returns 0/1, or -1. */
+static int parse_bit(const char *t)
+{
+    double v;
+    if (!parse_double(t, &v) || (v != 0.0 && v != 1.0))
+        return -1;
+    return (int)v;
+}
+
+static int find_col(char **names, int n, const char *want)
+{
+    for (int k = 0; k < n; k++)
+        if (strcmp(names[k], want) == 0)
+            return k;
+    return -1;
+}
+
+static const char *field(char **f, int nf, int col)
+{
+    return col >= 0 && col < nf ? f[col] : "";
+}
+
+static const char *base_of(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* Read the header record of s->f into cols (pointing into s->rec). Returns
+ * the column count, 0 for an empty file, -1 on a read error. */
+static int read_header(eval_state *s, char **cols, long *line)
+{
+    int r = fx_csv_read_record(s->f, &s->rec, &s->rec_cap, line);
+    if (r <= 0)
+        return r;
+    char *h = s->rec;
+    if ((unsigned char)h[0] == 0xEF && (unsigned char)h[1] == 0xBB && (unsigned char)h[2] == 0xBF)
+        h += 3; /* UTF-8 byte-order mark */
+    return fx_csv_split(h, cols, MAX_COLS);
+}
+
+/* ---- labels -------------------------------------------------------------- */
+
+static int cmp_real(const void *a, const void *b, void *ctx)
+{
+    const label_row *L = ctx;
+    return strcmp(L[*(const size_t *)a].real, L[*(const size_t *)b].real);
+}
+
+static int cmp_base(const void *a, const void *b, void *ctx)
+{
+    const label_row *L = ctx;
+    return strcmp(L[*(const size_t *)a].base, L[*(const size_t *)b].base);
+}
+
+static fx_status read_labels(eval_state *s, const char *path, fx_error *err)
+{
+    s->f = fopen(path, "r");
+    if (!s->f)
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "%s: cannot open labels file: %s (give --labels "
+                            "the labels.csv written by `fxscreen synth` or in its format)",
+                            path, strerror(errno));
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path + 1) : 0; /* keeps the '/' */
+    char *cols[MAX_COLS];
+    long line = 0;
+    int nc = read_header(s, cols, &line);
+    if (nc < 0)
+        return fx_error_set(err, FX_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+    int cp = find_col(cols, nc, "path"), cl = find_col(cols, nc, "label");
+    int cx0 = find_col(cols, nc, "x0"), cy0 = find_col(cols, nc, "y0");
+    int cx1 = find_col(cols, nc, "x1"), cy1 = find_col(cols, nc, "y1");
+    if (cp < 0 || cl < 0)
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "%s: header needs 'path' and 'label' columns "
+                            "(labels.csv format: path,label,cx,cy,x0,y0,x1,y1)",
+                            path);
+    int boxcols = cx0 >= 0 && cy0 >= 0 && cx1 >= 0 && cy1 >= 0;
+    for (;;) {
+        long at = line + 1;
+        int r = fx_csv_read_record(s->f, &s->rec, &s->rec_cap, &line);
+        if (r < 0)
+            return fx_error_set(err, FX_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+        if (r == 0)
+            break;
+        char *f[MAX_COLS];
+        int nf = fx_csv_split(s->rec, f, MAX_COLS);
+        if (nf == 1 && f[0][0] == '\0')
+            continue;
+        const char *rel = field(f, nf, cp);
+        if (!*rel)
+            return fx_error_set(err, FX_ERR_FORMAT, "%s: line %ld: empty path", path, at);
+        int lab = parse_bit(field(f, nf, cl));
+        if (lab < 0)
+            return fx_error_set(err, FX_ERR_FORMAT, "%s: line %ld: label '%s' is not 0 or 1", path,
+                                at, field(f, nf, cl));
+        label_row L = {.label = lab};
+        if (boxcols) {
+            const char *b[4] = {field(f, nf, cx0), field(f, nf, cy0), field(f, nf, cx1),
+                                field(f, nf, cy1)};
+            int empty = !*b[0] && !*b[1] && !*b[2] && !*b[3];
+            if (!empty) {
+                if (!parse_double(b[0], &L.x0) || !parse_double(b[1], &L.y0) ||
+                    !parse_double(b[2], &L.x1) || !parse_double(b[3], &L.y1))
+                    return fx_error_set(err, FX_ERR_FORMAT,
+                                        "%s: line %ld: box '%s,%s,%s,%s' "
+                                        "needs four numbers x0,y0,x1,y1 or four empty fields",
+                                        path, at, b[0], b[1], b[2], b[3]);
+                L.has_box = 1;
+            }
+        }
+        size_t rl = strlen(rel), dl = rel[0] == '/' ? 0 : dirlen;
+        if (!(L.path = malloc(dl + rl + 1)))
+            return fx_error_set(err, FX_ERR_NOMEM, "%s: out of memory", path);
+        memcpy(L.path, path, dl);
+        memcpy(L.path + dl, rel, rl + 1);
+        L.base = base_of(L.path);
+        L.real = realpath(L.path, NULL); /* NULL: file absent here; basename fallback */
+        if (s->nlab == s->caplab) {
+            size_t nc2 = s->caplab ? s->caplab * 2 : 256;
+            label_row *nl = realloc(s->lab, nc2 * sizeof *nl);
+            if (!nl) {
+                free(L.path);
+                free(L.real);
+                return fx_error_set(err, FX_ERR_NOMEM, "%s: out of memory", path);
+            }
+            s->lab = nl;
+            s->caplab = nc2;
+        }
+        s->lab[s->nlab++] = L;
+    }
+    fclose(s->f);
+    s->f = NULL;
+    /* indices for the join */
+    size_t nl = s->nlab ? s->nlab : 1;
+    s->by_real = malloc(nl * sizeof *s->by_real);
+    s->by_base = malloc(nl * sizeof *s->by_base);
+    if (!s->by_real || !s->by_base)
+        return fx_error_set(err, FX_ERR_NOMEM, "%s: out of memory", path);
+    for (size_t i = 0; i < s->nlab; i++) {
+        s->by_base[i] = i;
+        if (s->lab[i].real)
+            s->by_real[s->nreal++] = i;
+    }
+    qsort_r(s->by_real, s->nreal, sizeof(size_t), cmp_real, s->lab);
+    qsort_r(s->by_base, s->nlab, sizeof(size_t), cmp_base, s->lab);
+    return FX_OK;
+}
+
+/* Label index for a summary path, or -1. *by_base set when the basename
+ * fallback found it. */
+static long lookup(const eval_state *s, const char *path, int *by_base)
+{
+    *by_base = 0;
+    char *rp = realpath(path, NULL);
+    if (rp) {
+        size_t lo = 0, hi = s->nreal;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            int c = strcmp(s->lab[s->by_real[mid]].real, rp);
+            if (c == 0) {
+                free(rp);
+                return (long)s->by_real[mid];
+            }
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        free(rp);
+    }
+    const char *b = base_of(path);
+    size_t lo = 0, hi = s->nlab;
+    while (lo < hi) { /* lower bound */
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(s->lab[s->by_base[mid]].base, b) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < s->nlab && strcmp(s->lab[s->by_base[lo]].base, b) == 0 &&
+        (lo + 1 == s->nlab || strcmp(s->lab[s->by_base[lo + 1]].base, b) != 0)) {
+        *by_base = 1;
+        return (long)s->by_base[lo];
+    }
+    return -1;
+}
+
+/* ---- threshold ----------------------------------------------------------- */
+
+static fx_status read_h5_threshold(const char *path, double *thr, fx_error *err)
+{
+    fx_status st = FX_OK;
+    hid_t f = -1, a = -1, sp = -1, ty = -1;
+    H5E_BEGIN_TRY
+    {
+        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        if (f < 0) {
+            st = fx_error_set(err, FX_ERR_FORMAT,
+                              "%s: cannot open as HDF5 (pass --threshold T "
+                              "to evaluate without it)",
+                              path);
+        } else if (H5Aexists(f, "threshold") <= 0 ||
+                   (a = H5Aopen(f, "threshold", H5P_DEFAULT)) < 0) {
+            st = fx_error_set(err, FX_ERR_FORMAT,
+                              "%s: no root attribute 'threshold' (pass "
+                              "--threshold T)",
+                              path);
+        } else {
+            sp = H5Aget_space(a);
+            ty = H5Aget_type(a);
+            H5T_class_t cls = ty >= 0 ? H5Tget_class(ty) : H5T_NO_CLASS;
+            hssize_t np = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+            double v = NAN;
+            if ((cls != H5T_FLOAT && cls != H5T_INTEGER) || np != 1 ||
+                H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0 || !isfinite(v))
+                st = fx_error_set(err, FX_ERR_FORMAT,
+                                  "%s: attribute 'threshold' is not one "
+                                  "finite number (pass --threshold T)",
+                                  path);
+            else
+                *thr = v;
+        }
+        if (ty >= 0)
+            H5Tclose(ty);
+        if (sp >= 0)
+            H5Sclose(sp);
+        if (a >= 0)
+            H5Aclose(a);
+        if (f >= 0)
+            H5Fclose(f);
+    }
+    H5E_END_TRY;
+    return st;
+}
+
+/* ---- summary.csv and the join -------------------------------------------- */
+
+static fx_status push_obs(eval_state *s, double p, int y)
+{
+    if (s->n == s->cap) {
+        size_t nc = s->cap ? s->cap * 2 : 1024;
+        double *ns = realloc(s->score, nc * sizeof *ns);
+        if (!ns)
+            return FX_ERR_NOMEM;
+        s->score = ns;
+        int *nt = realloc(s->truth, nc * sizeof *nt);
+        if (!nt)
+            return FX_ERR_NOMEM;
+        s->truth = nt;
+        s->cap = nc;
+    }
+    s->score[s->n] = p;
+    s->truth[s->n] = y;
+    s->n++;
+    return FX_OK;
+}
+
+static fx_status read_summary(eval_state *s, const char *path, fx_eval_report *rep, size_t *hits,
+                              fx_error *err)
+{
+    s->f = fopen(path, "r");
+    if (!s->f)
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "%s: cannot open: %s (give --results the "
+                            "directory `fxscreen run --out` wrote)",
+                            path, strerror(errno));
+    char *cols[MAX_COLS];
+    long line = 0;
+    int nc = read_header(s, cols, &line);
+    if (nc < 0)
+        return fx_error_set(err, FX_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+    int cp = find_col(cols, nc, "path"), cs = find_col(cols, nc, "status");
+    int cprob = find_col(cols, nc, "probability"), cpred = find_col(cols, nc, "prediction");
+    int cpx = find_col(cols, nc, "peak_x"), cpy = find_col(cols, nc, "peak_y");
+    if (cp < 0 || cs < 0 || cprob < 0)
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "%s: header needs 'path', 'status' and "
+                            "'probability' columns (is this the summary.csv of `fxscreen run`?)",
+                            path);
+    for (;;) {
+        long at = line + 1;
+        int r = fx_csv_read_record(s->f, &s->rec, &s->rec_cap, &line);
+        if (r < 0)
+            return fx_error_set(err, FX_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+        if (r == 0)
+            break;
+        char *f[MAX_COLS];
+        int nf = fx_csv_split(s->rec, f, MAX_COLS);
+        if (nf == 1 && f[0][0] == '\0')
+            continue;
+        rep->rows++;
+        const char *p = field(f, nf, cp);
+        int by_base = 0;
+        long li = *p ? lookup(s, p, &by_base) : -1;
+        if (li >= 0)
+            s->lab[li].seen = 1;
+        if (strcmp(field(f, nf, cs), "ok") != 0) {
+            rep->rows_error++;
+            continue;
+        }
+        double prob;
+        if (!parse_double(field(f, nf, cprob), &prob) || prob < 0.0 || prob > 1.0)
+            return fx_error_set(err, FX_ERR_FORMAT,
+                                "%s: line %ld: probability '%s' of an ok "
+                                "row is not a number in [0, 1]",
+                                path, at, field(f, nf, cprob));
+        const char *pxs = field(f, nf, cpx), *pys = field(f, nf, cpy);
+        double px = NAN, py = NAN;
+        int has_peak = *pxs || *pys;
+        if (has_peak && (!parse_double(pxs, &px) || !parse_double(pys, &py)))
+            return fx_error_set(err, FX_ERR_FORMAT,
+                                "%s: line %ld: peak '%s,%s' needs two "
+                                "numbers or two empty fields",
+                                path, at, pxs, pys);
+        const char *pr = field(f, nf, cpred);
+        int pv = -1;
+        if (*pr && (pv = parse_bit(pr)) < 0)
+            return fx_error_set(err, FX_ERR_FORMAT,
+                                "%s: line %ld: prediction '%s' is not 0 "
+                                "or 1",
+                                path, at, pr);
+        if (li < 0) {
+            rep->rows_unmatched++;
+            continue;
+        }
+        label_row *L = &s->lab[li];
+        if (L->taken) {
+            rep->rows_duplicate++;
+            continue;
+        }
+        if (pv >= 0)
+            rep->prediction_mismatch += pv != (prob >= rep->threshold);
+        L->taken = 1;
+        rep->matched_basename += by_base;
+        if (push_obs(s, prob, L->label) != FX_OK)
+            return fx_error_set(err, FX_ERR_NOMEM, "%s: out of memory", path);
+        if (L->label == 1 && L->has_box) {
+            rep->pg_fractured_box++;
+            if (!has_peak)
+                rep->pg_no_peak++;
+            else
+                *hits += (size_t)fx_eval_pointing_hit(px, py, L->x0, L->y0, L->x1, L->y1);
+        }
+    }
+    fclose(s->f);
+    s->f = NULL;
+    return FX_OK;
+}
+
+/* ---- eval.json ----------------------------------------------------------- */
+
+static void json_str(FILE *f, const char *s)
+{
+    if (!s) {
+        fputs("null", f);
+        return;
+    }
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* Shortest of %.15g / %.16g / %.17g that reads back as v; null for NaN/inf. */
+static void json_num(FILE *f, double v)
+{
+    if (!isfinite(v)) {
+        fputs("null", f);
+        return;
+    }
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    fputs(buf, f);
+}
+
+static void json_prop(FILE *f, const char *name, const fx_proportion *p, int last)
+{
+    fprintf(f, "  \"%s\": {\"value\": ", name);
+    json_num(f, p->value);
+    fputs(", \"ci95\": [", f);
+    json_num(f, p->lo);
+    fputs(", ", f);
+    json_num(f, p->hi);
+    fprintf(f, "], \"x\": %zu, \"n\": %zu, \"ci_method\": \"Wilson score\"}%s\n", p->x, p->n,
+            last ? "" : ",");
+}
+
+static fx_status write_json(const fx_eval_report *r, const char *results_dir, fx_error *err)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", r->json_path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return fx_error_set(err, FX_ERR_IO, "%s: cannot write: %s (pass --json PATH elsewhere)",
+                            tmp, strerror(errno));
+    fputs("{\n  \"fxscreen_version\": ", f);
+    json_str(f, FX_VERSION);
+    fputs(",\n  \"created\": ", f);
+    json_str(f, r->created);
+    fputs(",\n  \"inputs\": {\"results_dir\": ", f);
+    json_str(f, results_dir);
+    fputs(", \"summary_csv\": ", f);
+    json_str(f, r->summary_path);
+    fputs(", \"results_h5\": ", f);
+    json_str(f, r->have_results_h5 ? r->results_h5 : NULL);
+    fputs(", \"labels_csv\": ", f);
+    json_str(f, r->labels_path);
+    fputs("},\n  \"threshold\": ", f);
+    json_num(f, r->threshold);
+    fputs(",\n  \"threshold_source\": ", f);
+    json_str(f, r->threshold_source);
+    fprintf(f,
+            ",\n  \"counts\": {\"summary_rows\": %zu, \"error_rows\": %zu, \"unmatched_rows\": "
+            "%zu, \"duplicate_rows\": %zu, \"matched_by_basename\": %zu, \"label_rows\": %zu, "
+            "\"unmatched_labels\": %zu, \"prediction_mismatch\": %zu, \"evaluated\": %zu, "
+            "\"positives\": %zu, \"negatives\": %zu},\n",
+            r->rows, r->rows_error, r->rows_unmatched, r->rows_duplicate, r->matched_basename,
+            r->labels, r->labels_unmatched, r->prediction_mismatch, r->n, r->auroc.npos,
+            r->auroc.nneg);
+    fputs("  \"auroc\": {\"value\": ", f);
+    json_num(f, r->auroc.auc);
+    fputs(", \"ci95\": [", f);
+    json_num(f, r->auroc.lo);
+    fputs(", ", f);
+    json_num(f, r->auroc.hi);
+    fputs("], \"se\": ", f);
+    json_num(f, r->auroc.se);
+    fputs(", \"ci_method\": \"DeLong variance, Wald interval clipped to [0,1]\"},\n", f);
+    fprintf(f,
+            "  \"confusion_matrix\": {\"tp\": %zu, \"fp\": %zu, \"tn\": %zu, \"fn\": %zu, "
+            "\"matrix\": [[%zu, %zu], [%zu, %zu]], \"layout\": \"rows truth 0,1; columns "
+            "prediction 0,1\"},\n",
+            r->cm.tp, r->cm.fp, r->cm.tn, r->cm.fn, r->cm.tn, r->cm.fp, r->cm.fn, r->cm.tp);
+    json_prop(f, "sensitivity", &r->rates.sensitivity, 0);
+    json_prop(f, "specificity", &r->rates.specificity, 0);
+    json_prop(f, "ppv", &r->rates.ppv, 0);
+    json_prop(f, "npv", &r->rates.npv, 0);
+    json_prop(f, "accuracy", &r->rates.accuracy, 0);
+    fputs("  \"kappa\": ", f);
+    json_num(f, r->kappa);
+    fprintf(f,
+            ",\n  \"pointing_game\": {\"fractured_with_box\": %zu, \"without_peak\": %zu, "
+            "\"hits\": %zu, \"n\": %zu, \"rate\": ",
+            r->pg_fractured_box, r->pg_no_peak, r->pointing.x, r->pointing.n);
+    json_num(f, r->pointing.value);
+    fputs(", \"ci95\": [", f);
+    json_num(f, r->pointing.lo);
+    fputs(", ", f);
+    json_num(f, r->pointing.hi);
+    fputs("], \"rule\": \"hit iff x0-0.1w <= peak_x < x1+0.1w and y0-0.1h <= peak_y < y1+0.1h "
+          "(w=x1-x0, h=y1-y0; true box half-open); n = fractured images with a box and a "
+          "peak\"}\n}\n",
+          f);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        unlink(tmp);
+        return fx_error_set(err, FX_ERR_IO, "%s: write failed", tmp);
+    }
+    if (rename(tmp, r->json_path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return fx_error_set(err, FX_ERR_IO, "%s: cannot rename into place: %s", r->json_path,
+                            strerror(e));
+    }
+    return FX_OK;
+}
+
+/* ---- the job ------------------------------------------------------------- */
+
+/* Absolute form of p for the report (realpath when it resolves). */
+static void abs_copy(char *dst, size_t n, const char *p)
+{
+    char *rp = realpath(p, NULL);
+    snprintf(dst, n, "%s", rp ? rp : p);
+    free(rp);
+}
+
+fx_status fx_eval_job_run(const fx_eval_job *job, fx_eval_report *rep, fx_error *err)
+{
+    memset(rep, 0, sizeof *rep);
+    if (!job->results_dir || !job->labels_path)
+        return fx_error_set(err, FX_ERR_USAGE, "eval needs --results DIR and --labels FILE");
+    if (job->threshold_given && !(job->threshold >= 0.0 && job->threshold <= 1.0))
+        return fx_error_set(err, FX_ERR_USAGE, "threshold %g is not in [0, 1]", job->threshold);
+    fx_iso8601_now(rep->created, sizeof rep->created);
+
+    char summary[4200], h5[4200];
+    snprintf(summary, sizeof summary, "%s/summary.csv", job->results_dir);
+    snprintf(h5, sizeof h5, "%s/results.h5", job->results_dir);
+    abs_copy(rep->summary_path, sizeof rep->summary_path, summary);
+    abs_copy(rep->labels_path, sizeof rep->labels_path, job->labels_path);
+    if (job->json_path)
+        snprintf(rep->json_path, sizeof rep->json_path, "%s", job->json_path);
+    else
+        snprintf(rep->json_path, sizeof rep->json_path, "%s/eval.json", job->results_dir);
+
+    rep->have_results_h5 = access(h5, F_OK) == 0;
+    if (rep->have_results_h5)
+        abs_copy(rep->results_h5, sizeof rep->results_h5, h5);
+    if (job->threshold_given) {
+        rep->threshold = job->threshold;
+        rep->threshold_source = "--threshold";
+    } else if (rep->have_results_h5) {
+        fx_status st = read_h5_threshold(h5, &rep->threshold, err);
+        if (st != FX_OK)
+            return st;
+        rep->threshold_source = "results.h5";
+    } else {
+        rep->threshold = 0.5;
+        rep->threshold_source = "default";
+    }
+
+    eval_state s = {0};
+    size_t hits = 0;
+    fx_status st = read_labels(&s, job->labels_path, err);
+    if (st == FX_OK)
+        st = read_summary(&s, summary, rep, &hits, err);
+    if (st == FX_OK) {
+        rep->labels = s.nlab;
+        for (size_t i = 0; i < s.nlab; i++)
+            rep->labels_unmatched += !s.lab[i].seen;
+        rep->n = s.n;
+        st = fx_eval_auroc(s.score, s.truth, s.n, &rep->auroc, err);
+    }
+    if (st == FX_OK) {
+        rep->cm = fx_eval_confusion(s.score, s.truth, s.n, rep->threshold);
+        rep->rates = fx_eval_rates(&rep->cm);
+        rep->kappa = fx_eval_kappa(&rep->cm);
+        rep->pointing = fx_eval_wilson(hits, rep->pg_fractured_box - rep->pg_no_peak);
+        st = write_json(rep, job->results_dir, err);
+    }
+    state_free(&s);
+    return st;
+}
+
+/* ---- the table ------------------------------------------------------------ */
+
+static void print_value(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%8.4f", v);
+    else
+        fprintf(f, "%8s", "n/a");
+}
+
+static void print_ci(FILE *f, double lo, double hi)
+{
+    if (isfinite(lo) && isfinite(hi))
+        fprintf(f, "  [%.4f, %.4f]", lo, hi);
+    else
+        fprintf(f, "  %-16s", "[n/a]");
+}
+
+static void print_prop(FILE *f, const char *name, const char *what, const fx_proportion *p)
+{
+    fprintf(f, "  %-14s", name);
+    print_value(f, p->value);
+    print_ci(f, p->lo, p->hi);
+    fprintf(f, "  %zu/%zu %s\n", p->x, p->n, what);
+}
+
+void fx_eval_report_print(FILE *f, const fx_eval_report *r)
+{
+    fprintf(f, "eval: %zu images evaluated (%zu fractured, %zu normal) at threshold %g (%s)\n",
+            r->n, r->auroc.npos, r->auroc.nneg, r->threshold, r->threshold_source);
+    fprintf(f,
+            "  summary.csv: %zu rows, %zu error rows excluded, %zu unmatched, %zu duplicates, "
+            "%zu matched by basename\n",
+            r->rows, r->rows_error, r->rows_unmatched, r->rows_duplicate, r->matched_basename);
+    fprintf(f, "  labels.csv:  %zu rows, %zu without a result row\n", r->labels,
+            r->labels_unmatched);
+    if (r->prediction_mismatch)
+        fprintf(f, "  note: %zu rows' prediction column differs from probability >= %g\n",
+                r->prediction_mismatch, r->threshold);
+    fprintf(f, "\n  %-14s%8s  %-16s  %s\n", "metric", "value", "95% CI", "count");
+    fprintf(f, "  %-14s", "AUROC");
+    print_value(f, r->auroc.auc);
+    print_ci(f, r->auroc.lo, r->auroc.hi);
+    fprintf(f, "  %zu+ / %zu- (DeLong)\n", r->auroc.npos, r->auroc.nneg);
+    print_prop(f, "sensitivity", "TP/(TP+FN)", &r->rates.sensitivity);
+    print_prop(f, "specificity", "TN/(TN+FP)", &r->rates.specificity);
+    print_prop(f, "PPV", "TP/(TP+FP)", &r->rates.ppv);
+    print_prop(f, "NPV", "TN/(TN+FN)", &r->rates.npv);
+    print_prop(f, "accuracy", "", &r->rates.accuracy);
+    fprintf(f, "  %-14s", "Cohen's kappa");
+    print_value(f, r->kappa);
+    fputc('\n', f);
+    fprintf(f, "\n  confusion matrix     pred 0   pred 1\n");
+    fprintf(f, "    truth 0 (normal)  %7zu  %7zu\n", r->cm.tn, r->cm.fp);
+    fprintf(f, "    truth 1 (fracture)%7zu  %7zu\n", r->cm.fn, r->cm.tp);
+    fprintf(f, "\n  %-14s", "pointing game");
+    print_value(f, r->pointing.value);
+    print_ci(f, r->pointing.lo, r->pointing.hi);
+    fprintf(f, "  %zu/%zu hits (fractured with a box and a peak; %zu of %zu had no peak)\n",
+            r->pointing.x, r->pointing.n, r->pg_no_peak, r->pg_fractured_box);
+    fprintf(f, "\nwrote %s\n", r->json_path);
+}
