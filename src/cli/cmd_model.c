@@ -23,6 +23,8 @@ static void model_usage(FILE *f)
     fprintf(f,
             "usage: fxscreen model info MODEL [--input-size HxW] [--batch N]\n"
             "       fxscreen model run MODEL --input IN.h5 --output OUT.h5 [--dump NAME,...]\n"
+            "       fxscreen model cam MODEL --input IN.h5 --output OUT.h5 [--method M] ...\n"
+            "                          (class activation maps; `model cam --help`)\n"
             "\n"
             "info   prints every node (after BatchNorm folding and the other load-time\n"
             "       rewrites) with its op, output shape, parameters and multiply-accumulates,\n"
@@ -529,7 +531,9 @@ int fx_cmd_model(int argc, char **argv)
         return model_info(argc - 1, argv + 1);
     if (!strcmp(argv[1], "run"))
         return model_run(argc - 1, argv + 1);
-    fprintf(stderr, "model: unknown subcommand '%s'; use 'info' or 'run' (fxscreen model --help)\n",
+    if (!strcmp(argv[1], "cam"))
+        return fx_cmd_model_cam(argc - 1, argv + 1);
+    fprintf(stderr, "model: unknown subcommand '%s'; use 'info', 'run' or 'cam' (fxscreen model --help)\n",
             argv[1]);
     return FX_EXIT_USAGE;
 }

@@ -1,0 +1,270 @@
+/* CAM methods on (A, dA), normalisation, upsampling and localisation: see
+ * include/fxscreen/cam.h.  Definitions follow pytorch-grad-cam (BaseCAM's
+ * get_cam_image, scale_cam_image, get_2d_projection). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fxscreen/cam.h"
+
+static const char *const method_names[FX_CAM_NUM_METHODS] = {
+    "gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam"};
+
+const char *fx_cam_method_name(fx_cam_method m)
+{
+    return m >= 0 && m < FX_CAM_NUM_METHODS ? method_names[m] : "?";
+}
+
+fx_status fx_cam_method_parse(const char *name, fx_cam_method *m, fx_error *err)
+{
+    for (int i = 0; name && i < FX_CAM_NUM_METHODS; i++)
+        if (!strcmp(name, method_names[i])) {
+            *m = (fx_cam_method)i;
+            return FX_OK;
+        }
+    return fx_error_set(err, FX_ERR_USAGE,
+                        "unknown CAM method '%s' (use gradcam, gradcam++, xgradcam, hirescam, "
+                        "layercam or eigencam)",
+                        name ? name : "");
+}
+
+int fx_cam_method_needs_grad(fx_cam_method m)
+{
+    return m != FX_CAM_EIGENCAM;
+}
+
+/* Per-channel weights of the weighted-sum methods for one image. */
+static void channel_weights(fx_cam_method m, const float *A, const float *G, int c, int hw,
+                            double *wt)
+{
+    for (int ch = 0; ch < c; ch++) {
+        const float *a = A + (int64_t)ch * hw, *g = G + (int64_t)ch * hw;
+        double sa = 0.0, s = 0.0;
+        for (int j = 0; j < hw; j++)
+            sa += a[j];
+        for (int j = 0; j < hw; j++) {
+            double gv = g[j];
+            if (m == FX_CAM_GRADCAM)
+                s += gv;
+            else if (m == FX_CAM_XGRADCAM)
+                s += gv * a[j];
+            else if (gv != 0.0) { /* Grad-CAM++ */
+                double g2 = gv * gv, aij = g2 / (2.0 * g2 + sa * g2 * gv + 1e-6);
+                s += (gv > 0.0 ? gv : 0.0) * aij;
+            }
+        }
+        wt[ch] = m == FX_CAM_GRADCAM ? s / hw : m == FX_CAM_XGRADCAM ? s / (sa + 1e-7) : s;
+    }
+}
+
+/* Top eigenvector of the symmetric PSD d x d matrix G by power iteration,
+ * started from G's column with the largest diagonal. */
+static void top_eigvec(const double *G, int d, double *v, double *tmp)
+{
+    int best = 0;
+    for (int i = 1; i < d; i++)
+        if (G[(int64_t)i * d + i] > G[(int64_t)best * d + best])
+            best = i;
+    double nrm = 0.0;
+    for (int i = 0; i < d; i++)
+        v[i] = G[(int64_t)i * d + best], nrm += v[i] * v[i];
+    nrm = sqrt(nrm);
+    for (int i = 0; i < d; i++)
+        v[i] = nrm > 0 ? v[i] / nrm : (i == 0);
+    for (int it = 0; it < 20000; it++) {
+        double n2 = 0.0, diff = 0.0;
+        for (int i = 0; i < d; i++) {
+            double s = 0.0;
+            for (int j = 0; j < d; j++)
+                s += G[(int64_t)i * d + j] * v[j];
+            tmp[i] = s, n2 += s * s;
+        }
+        n2 = sqrt(n2);
+        if (n2 == 0.0)
+            return;
+        for (int i = 0; i < d; i++) {
+            double x = tmp[i] / n2;
+            diff += (x - v[i]) * (x - v[i]);
+            v[i] = x;
+        }
+        if (diff < 1e-26)
+            return;
+    }
+}
+
+/* EigenCAM for one image: X (hw, c) = A^T minus column means; the
+ * projection X v on the first right singular vector, via the smaller of
+ * X X^T and X^T X. */
+static fx_status eigen_one(const float *A, int c, int hw, float *cam)
+{
+    int d = hw <= c ? hw : c;
+    double *X = malloc((size_t)hw * c * sizeof *X), *G = malloc((size_t)d * d * sizeof *G);
+    double *u = malloc((size_t)d * sizeof *u), *tmp = malloc((size_t)(d > c ? d : c) * sizeof *tmp);
+    if (!X || !G || !u || !tmp) {
+        free(X), free(G), free(u), free(tmp);
+        return FX_ERR_NOMEM;
+    }
+    for (int ch = 0; ch < c; ch++) {
+        double mean = 0.0;
+        for (int j = 0; j < hw; j++)
+            mean += A[(int64_t)ch * hw + j];
+        mean /= hw;
+        for (int j = 0; j < hw; j++)
+            X[(int64_t)j * c + ch] = A[(int64_t)ch * hw + j] - mean;
+    }
+    for (int i = 0; i < d; i++)
+        for (int j = 0; j <= i; j++) {
+            double s = 0.0;
+            if (d == hw)
+                for (int k = 0; k < c; k++)
+                    s += X[(int64_t)i * c + k] * X[(int64_t)j * c + k];
+            else
+                for (int k = 0; k < hw; k++)
+                    s += X[(int64_t)k * c + i] * X[(int64_t)k * c + j];
+            G[(int64_t)i * d + j] = G[(int64_t)j * d + i] = s;
+        }
+    top_eigvec(G, d, u, tmp);
+    /* v: the right singular vector (up to scale); tmp holds it. */
+    double vsum = 0.0;
+    for (int k = 0; k < c; k++) {
+        double s = 0.0;
+        if (d == hw)
+            for (int j = 0; j < hw; j++)
+                s += X[(int64_t)j * c + k] * u[j];
+        else
+            s = u[k];
+        tmp[k] = s, vsum += s;
+    }
+    double vn = 0.0;
+    for (int k = 0; k < c; k++)
+        vn += tmp[k] * tmp[k];
+    vn = sqrt(vn);
+    double sign = vsum < 0.0 ? -1.0 : 1.0;
+    for (int j = 0; j < hw; j++) {
+        double s = 0.0;
+        for (int k = 0; k < c; k++)
+            s += X[(int64_t)j * c + k] * tmp[k];
+        cam[j] = vn > 0.0 ? (float)(sign * s / vn) : 0.0f;
+    }
+    free(X), free(G), free(u), free(tmp);
+    return FX_OK;
+}
+
+fx_status fx_cam_compute(fx_cam_method m, const float *A, const float *dA, int n, int c, int h,
+                         int w, float *cam)
+{
+    if (n < 0 || c < 1 || h < 1 || w < 1 || m < 0 || m >= FX_CAM_NUM_METHODS ||
+        (fx_cam_method_needs_grad(m) && !dA))
+        return FX_ERR_USAGE;
+    int hw = h * w;
+    double *wt = malloc((size_t)c * sizeof *wt);
+    if (!wt)
+        return FX_ERR_NOMEM;
+    fx_status st = FX_OK;
+    for (int i = 0; i < n && st == FX_OK; i++) {
+        const float *a = A + (int64_t)i * c * hw, *g = dA ? dA + (int64_t)i * c * hw : NULL;
+        float *out = cam + (int64_t)i * hw;
+        if (m == FX_CAM_EIGENCAM) {
+            st = eigen_one(a, c, hw, out);
+            continue;
+        }
+        int spatial = m == FX_CAM_HIRESCAM || m == FX_CAM_LAYERCAM;
+        if (!spatial)
+            channel_weights(m, a, g, c, hw, wt);
+        for (int j = 0; j < hw; j++) {
+            double s = 0.0;
+            for (int ch = 0; ch < c; ch++) {
+                double av = a[(int64_t)ch * hw + j], gv = spatial ? g[(int64_t)ch * hw + j] : 0;
+                s += spatial ? (m == FX_CAM_LAYERCAM && gv < 0 ? 0.0 : gv) * av : wt[ch] * av;
+            }
+            out[j] = (float)s;
+        }
+    }
+    free(wt);
+    return st;
+}
+
+void fx_cam_normalize(float *cam, int n, int h, int w)
+{
+    int64_t hw = (int64_t)h * w;
+    for (int i = 0; i < n; i++) {
+        float *p = cam + i * hw, lo = INFINITY, hi = -INFINITY;
+        for (int64_t j = 0; j < hw; j++) {
+            p[j] = p[j] > 0.0f ? p[j] : 0.0f;
+            lo = p[j] < lo ? p[j] : lo;
+        }
+        for (int64_t j = 0; j < hw; j++) {
+            p[j] -= lo;
+            hi = p[j] > hi ? p[j] : hi;
+        }
+        for (int64_t j = 0; j < hw; j++)
+            p[j] /= 1e-7f + hi;
+    }
+}
+
+/* PyTorch's source index for align_corners=False (area_pixel_compute_source_index). */
+static void src_index(int dst, int in, int out, int *i0, int *i1, float *l1)
+{
+    float scale = (float)in / (float)out;
+    float s = scale * ((float)dst + 0.5f) - 0.5f;
+    if (s < 0.0f)
+        s = 0.0f;
+    *i0 = (int)s;
+    *i1 = *i0 + (*i0 < in - 1);
+    *l1 = s - (float)*i0;
+}
+
+void fx_cam_upsample(const float *src, int n, int h, int w, float *dst, int H, int W)
+{
+    for (int i = 0; i < n; i++) {
+        const float *s = src + (int64_t)i * h * w;
+        float *d = dst + (int64_t)i * H * W;
+        for (int y = 0; y < H; y++) {
+            int y0, y1, x0, x1;
+            float ly, lx;
+            src_index(y, h, H, &y0, &y1, &ly);
+            for (int x = 0; x < W; x++) {
+                src_index(x, w, W, &x0, &x1, &lx);
+                float top = (1.0f - lx) * s[y0 * w + x0] + lx * s[y0 * w + x1];
+                float bot = (1.0f - lx) * s[y1 * w + x0] + lx * s[y1 * w + x1];
+                d[(int64_t)y * W + x] = (1.0f - ly) * top + ly * bot;
+            }
+        }
+    }
+}
+
+static double clampd(double v, double lo, double hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+fx_status fx_cam_locate(const float *map, int H, int W, const fx_prep_geom *geom, double frac,
+                        fx_cam_region *r)
+{
+    if (H < 1 || W < 1 || !(frac > 0.0 && frac <= 1.0) ||
+        (geom && (geom->scale_x <= 0 || geom->scale_y <= 0)))
+        return FX_ERR_USAGE;
+    int64_t at = 0;
+    for (int64_t j = 1; j < (int64_t)H * W; j++)
+        if (map[j] > map[at])
+            at = j;
+    float peak = map[at], thr = (float)(frac * peak);
+    int bx0 = W, by0 = H, bx1 = -1, by1 = -1;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            if (map[(int64_t)y * W + x] >= thr) {
+                bx0 = x < bx0 ? x : bx0, bx1 = x > bx1 ? x : bx1;
+                by0 = y < by0 ? y : by0, by1 = y > by1 ? y : by1;
+            }
+    double sx = geom ? geom->scale_x : 1.0, sy = geom ? geom->scale_y : 1.0;
+    double ox = geom ? geom->off_x : 0.0, oy = geom ? geom->off_y : 0.0;
+    double ow = geom ? geom->orig_w : W, oh = geom ? geom->orig_h : H;
+    r->peak = peak;
+    r->peak_x = ((double)(at % W) + 0.5 - ox) / sx - 0.5;
+    r->peak_y = ((double)(at / W) + 0.5 - oy) / sy - 0.5;
+    r->x0 = clampd((bx0 - ox) / sx, 0.0, ow);
+    r->x1 = clampd((bx1 + 1 - ox) / sx, 0.0, ow);
+    r->y0 = clampd((by0 - oy) / sy, 0.0, oh);
+    r->y1 = clampd((by1 + 1 - oy) / sy, 0.0, oh);
+    return FX_OK;
+}
