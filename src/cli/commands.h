@@ -24,6 +24,9 @@ int fx_cmd_model(int argc, char **argv);
  * (cmd_cam.c; argv[0] is "cam"). */
 int fx_cmd_model_cam(int argc, char **argv);
 
+/* `fxscreen run`: screen images with a model + Grad-CAM into results.h5 and summary.csv (cmd_run.c). */
+int fx_cmd_run(int argc, char **argv);
+
 /* `fxscreen eval`: screening statistics of a run's results against labels.csv (cmd_eval.c). */
 int fx_cmd_eval(int argc, char **argv);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 void fx_csv_field(FILE *f, const char *s)
 {
@@ -127,4 +128,29 @@ fx_status fx_mkdirs(const char *path, fx_error *err)
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
         return fx_error_set(err, FX_ERR_IO, "%s: exists and is not a directory", path);
     return FX_OK;
+}
+
+void fx_json_str(FILE *f, const char *s)
+{
+    if (!s) {
+        fputs("null", f);
+        return;
+    }
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+double fx_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

@@ -429,24 +429,6 @@ static fx_status read_summary(eval_state *s, const char *path, fx_eval_report *r
 
 /* ---- eval.json ----------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s)
-{
-    if (!s) {
-        fputs("null", f);
-        return;
-    }
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 /* Shortest of %.15g / %.16g / %.17g that reads back as v; null for NaN/inf. */
 static void json_num(FILE *f, double v)
 {
@@ -484,21 +466,21 @@ static fx_status write_json(const fx_eval_report *r, const char *results_dir, fx
         return fx_error_set(err, FX_ERR_IO, "%s: cannot write: %s (pass --json PATH elsewhere)",
                             tmp, strerror(errno));
     fputs("{\n  \"fxscreen_version\": ", f);
-    json_str(f, FX_VERSION);
+    fx_json_str(f, FX_VERSION);
     fputs(",\n  \"created\": ", f);
-    json_str(f, r->created);
+    fx_json_str(f, r->created);
     fputs(",\n  \"inputs\": {\"results_dir\": ", f);
-    json_str(f, results_dir);
+    fx_json_str(f, results_dir);
     fputs(", \"summary_csv\": ", f);
-    json_str(f, r->summary_path);
+    fx_json_str(f, r->summary_path);
     fputs(", \"results_h5\": ", f);
-    json_str(f, r->have_results_h5 ? r->results_h5 : NULL);
+    fx_json_str(f, r->have_results_h5 ? r->results_h5 : NULL);
     fputs(", \"labels_csv\": ", f);
-    json_str(f, r->labels_path);
+    fx_json_str(f, r->labels_path);
     fputs("},\n  \"threshold\": ", f);
     json_num(f, r->threshold);
     fputs(",\n  \"threshold_source\": ", f);
-    json_str(f, r->threshold_source);
+    fx_json_str(f, r->threshold_source);
     fprintf(f,
             ",\n  \"counts\": {\"summary_rows\": %zu, \"error_rows\": %zu, \"unmatched_rows\": "
             "%zu, \"duplicate_rows\": %zu, \"matched_by_basename\": %zu, \"label_rows\": %zu, "

@@ -20,13 +20,6 @@ typedef struct prep_out {
     uint8_t *u8;
 } prep_out;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void prep_out_close(prep_out *o)
 {
     hid_t *ids[] = {&o->images, &o->path, &o->status, &o->error, &o->size, &o->bits};
@@ -192,7 +185,7 @@ fx_status fx_prep_job_run(const fx_prep_job *job, fx_prep_job_result *res, fx_er
         goto done;
     if ((st = fx_pool_create(&pc, src, &pool, err)) != FX_OK)
         goto done;
-    double t0 = now_s();
+    double t0 = fx_now_s();
     for (;;) {
         if (job->cancel && *job->cancel && !res->cancelled) {
             fx_pool_cancel(pool);
@@ -214,11 +207,11 @@ fx_status fx_prep_job_run(const fx_prep_job *job, fx_prep_job_result *res, fx_er
         if (st != FX_OK)
             break;
         if (job->progress) {
-            fx_progress p = {res->total, total, res->errors, now_s() - t0};
+            fx_progress p = {res->total, total, res->errors, fx_now_s() - t0};
             job->progress(job->progress_ctx, &p);
         }
     }
-    res->seconds = now_s() - t0;
+    res->seconds = fx_now_s() - t0;
 done:
     fx_pool_destroy(pool);
     prep_out_close(&out);

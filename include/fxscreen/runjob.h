@@ -1,0 +1,93 @@
+/* fxscreen: the `run` job (screening: model + Grad-CAM over many images).
+ *
+ * sources -> reader pool (N threads, preprocessing)
+ *         -> consumer thread, batches in input order: engine (one fx_plan at
+ *            the job's batch size; a short last batch is zero-padded and the
+ *            pad rows ignored) + CAM (gradient w.r.t. the CAM layer, method,
+ *            normalise, upsample, locate in original pixels)
+ *         -> bounded queue (2 batches) -> ONE writer thread: results.h5 and
+ *            summary.csv, both flushed (CSV fsync'd) after every batch.
+ * HDF5 is used by one thread at a time: the calling thread before the writer
+ * starts and after it is joined, the writer in between.
+ *
+ * DIR/results.h5 (one row per input, in input order):
+ *   /score       float32 (N, K)   graph output 0 as the model gives it
+ *   /probability float32 (N)      softmax of the logits, class 1 (fracture),
+ *                                 or sigmoid of the single logit (K == 1)
+ *   /prediction  int8 (N)         probability >= threshold (1/0); -1 on error
+ *   /heatmap     uint8 (N, H, W)  CAM of the fracture class at model-input
+ *                                 resolution, x255; one image per chunk, deflate
+ *   /peak_xy     float32 (N, 2)   the map's peak in original-image pixels
+ *   /bbox        float32 (N, 4)   x0, y0, x1, y1 around map >= 0.5 * peak,
+ *                                 original pixels
+ *   /path, /error strings; /status int8 (0 ok, else a negative fx_status)
+ *   error rows: NaN score/probability/peak/bbox, prediction -1, zero heatmap
+ *   root attributes: fxscreen_version, model, model_sha256, config (effective
+ *   YAML), cam_method, cam_layer, threshold, start_time, end_time
+ * DIR/summary.csv: path,status,probability,prediction,peak_x,peak_y,x0,y0,x1,y1,error
+ * DIR/run.json: the run's parameters, written at start, read by --resume.
+ *
+ * Crash safety: results.h5 is written in HDF5's SWMR mode (ordered metadata
+ * flushes), so a process killed at any moment leaves a file that opens; the
+ * CSV is appended after the HDF5 flush of the same batch.  Resume takes the
+ * minimum row count over every dataset and the CSV's complete records,
+ * truncates everything back to it, skips that many inputs and appends.  A
+ * results.h5 that still cannot be opened is moved aside to results.h5.bad and
+ * the run starts again from row 0 (slower, still every input exactly once). */
+#ifndef FXSCREEN_RUNJOB_H
+#define FXSCREEN_RUNJOB_H
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "fxscreen/cam.h"
+#include "fxscreen/device.h"
+#include "fxscreen/pool.h"
+#include "fxscreen/prepjob.h"
+#include "fxscreen/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fx_run_job {
+    /* What to run (ignored with resume: taken from DIR/run.json). */
+    const char *model;           /* ONNX file */
+    const char *config;          /* YAML path or NULL (then the model's sidecar
+                                    M.yaml if it exists, else the defaults) */
+    const char *const *sources;  /* specs, see source.h ("-" cannot be resumed) */
+    int nsources;
+    FILE *stdin_fp;              /* for "-" */
+    int batch;                   /* engine and pool batch, >= 1 */
+    int threads;                 /* reader threads; <= 0: online cores */
+    fx_cam_method method;
+    const char *layer;           /* CAM layer or NULL: fx_graph_cam_layer */
+    double threshold;            /* on /probability; NaN = 0.5 */
+    fx_device_kind device;
+    /* Where, and how. */
+    const char *out_dir;         /* created if missing */
+    int resume;                  /* 1: continue the run recorded in out_dir */
+    const volatile sig_atomic_t *cancel; /* polled between batches; may be NULL */
+    int count_first;             /* count the inputs first (ETA) */
+    void (*progress)(void *ctx, const fx_progress *p); /* after each batch; may be NULL */
+    void *progress_ctx;
+    FILE *log;                   /* one-line notices (device fallback, resume); may be NULL */
+} fx_run_job;
+
+typedef struct fx_run_job_result {
+    size_t total, ok, errors; /* rows written by this call */
+    size_t resumed_from;      /* rows kept from an earlier call (resume) */
+    double seconds;
+    int cancelled;            /* stopped early on request; outputs are valid */
+} fx_run_job_result;
+
+/* Run (or resume) the job.  Errors: FX_ERR_USAGE / FX_ERR_CONFIG /
+ * FX_ERR_UNSUPPORTED / FX_ERR_DEVICE for unusable arguments, config, model
+ * or device (checked before any output is written), FX_ERR_IO when an output
+ * cannot be written, FX_ERR_NOMEM.  Inputs that fail are rows, not errors. */
+fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,170 @@
+/* fxscreen run --model M --out DIR SOURCES... | fxscreen run --resume DIR:
+ * argument parsing, Ctrl-C and the progress line; the work is
+ * fx_run_job_run(). */
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "fxscreen/runjob.h"
+
+/* The only process-wide state: set by the SIGINT handler, polled by the job. */
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static void run_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: fxscreen run --model M.onnx --out DIR [options] SOURCES...\n"
+            "       fxscreen run --resume DIR\n"
+            "  SOURCES       directories, list files or image files (as `fxscreen prep`)\n"
+            "  --model M     ONNX classifier (2 logits: class 1 = fracture, or 1 logit)\n"
+            "  --out DIR     writes DIR/results.h5, DIR/summary.csv and DIR/run.json\n"
+            "  --config C    preprocessing YAML (default: M.yaml beside the model if it\n"
+            "                exists, else configs/default.yaml values)\n"
+            "  --batch N     images per engine batch (default 8)\n"
+            "  --threads N   reader threads (default: online cores)\n"
+            "  --method M    gradcam (default), gradcam++, xgradcam, hirescam, layercam, eigencam\n"
+            "  --layer NAME  CAM layer (default: the suggested one, see `fxscreen model info`)\n"
+            "  --threshold T prediction = probability >= T (default 0.5)\n"
+            "  --device D    auto (default), cpu or cuda\n"
+            "  --resume DIR  continue an interrupted run (every input ends up exactly once)\n"
+            "  --quiet       no progress line\n");
+}
+
+static void progress_line(void *ctx, const fx_progress *p)
+{
+    (void)ctx;
+    double rate = p->seconds > 0 ? (double)p->done / p->seconds : 0;
+    fprintf(stderr, "\rrun: %zu", p->done);
+    if (p->total >= 0)
+        fprintf(stderr, "/%ld", p->total);
+    fprintf(stderr, " images, %zu errors, %.1f img/s", p->errors, rate);
+    if (p->total >= 0 && rate > 0) {
+        double eta = ((double)p->total - (double)p->done) / rate;
+        fprintf(stderr, ", ETA %dm%02ds", (int)(eta / 60), (int)eta % 60);
+    }
+    fputs("   ", stderr);
+    fflush(stderr);
+}
+
+int fx_cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},   {"out", required_argument, 0, 'o'},
+        {"config", required_argument, 0, 'c'},  {"batch", required_argument, 0, 'b'},
+        {"threads", required_argument, 0, 't'}, {"method", required_argument, 0, 'M'},
+        {"layer", required_argument, 0, 'l'},   {"threshold", required_argument, 0, 'T'},
+        {"device", required_argument, 0, 'd'},  {"resume", required_argument, 0, 'r'},
+        {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    fx_run_job job = {.batch = 8, .threshold = NAN, .device = FX_DEVICE_AUTO};
+    const char *resume = NULL;
+    int quiet = 0, c;
+    char *end;
+    fx_error err = {0};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:o:c:b:t:M:l:T:d:r:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': job.model = optarg; break;
+        case 'o': job.out_dir = optarg; break;
+        case 'c': job.config = optarg; break;
+        case 'l': job.layer = optarg; break;
+        case 'r': resume = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'b':
+            if (!fx_cli_parse_int(optarg, 1, 4096, &job.batch)) {
+                fprintf(stderr, "run: --batch '%s': give 1..4096\n", optarg);
+                return FX_EXIT_USAGE;
+            }
+            break;
+        case 't':
+            if (!fx_cli_parse_int(optarg, 0, 1024, &job.threads)) {
+                fprintf(stderr, "run: --threads '%s': give 0..1024 (0 = online cores)\n", optarg);
+                return FX_EXIT_USAGE;
+            }
+            break;
+        case 'M':
+            if (fx_cam_method_parse(optarg, &job.method, &err) != FX_OK) {
+                fprintf(stderr, "run: --method: %s\n", err.msg);
+                return FX_EXIT_USAGE;
+            }
+            break;
+        case 'T':
+            job.threshold = strtod(optarg, &end);
+            if (*end || !(job.threshold >= 0.0 && job.threshold <= 1.0)) {
+                fprintf(stderr, "run: --threshold '%s': want a number in [0, 1]\n", optarg);
+                return FX_EXIT_USAGE;
+            }
+            break;
+        case 'd':
+            if (fx_device_parse(optarg, &job.device)) {
+                fprintf(stderr, "run: --device '%s': use auto, cpu or cuda\n", optarg);
+                return FX_EXIT_USAGE;
+            }
+            break;
+        case 'h': run_usage(stdout); return FX_EXIT_OK;
+        default: run_usage(stderr); return FX_EXIT_USAGE;
+        }
+    }
+    if (resume) {
+        if (job.model || job.out_dir || job.config || optind < argc) {
+            fprintf(stderr, "run: --resume DIR takes everything from DIR/run.json; give no "
+                            "--model, --out, --config or SOURCES with it\n");
+            return FX_EXIT_USAGE;
+        }
+        job.out_dir = resume;
+        job.resume = 1;
+    } else if (!job.model || !job.out_dir || optind >= argc) {
+        fprintf(stderr, "run: %s\n", !job.model     ? "--model M.onnx is required"
+                                     : !job.out_dir ? "--out DIR is required"
+                                                    : "no SOURCES given");
+        run_usage(stderr);
+        return FX_EXIT_USAGE;
+    }
+    job.sources = (const char *const *)(argv + optind);
+    job.nsources = argc - optind;
+    job.stdin_fp = stdin;
+    job.cancel = &interrupted;
+    job.log = stderr;
+    int show = !quiet && isatty(STDERR_FILENO);
+    job.count_first = show;
+    job.progress = show ? progress_line : NULL;
+
+    struct sigaction sa = {0};
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+
+    fx_run_job_result res;
+    fx_status st = fx_run_job_run(&job, &res, &err);
+    if (show)
+        fputc('\n', stderr);
+    if (st != FX_OK) {
+        fprintf(stderr, "run: %s\n", err.msg);
+        return st == FX_ERR_USAGE || st == FX_ERR_CONFIG || st == FX_ERR_UNSUPPORTED ||
+                       st == FX_ERR_DEVICE
+                   ? FX_EXIT_USAGE
+                   : FX_EXIT_FAIL;
+    }
+    if (res.total + res.resumed_from == 0)
+        fprintf(stderr, "run: no inputs found (directories are searched for *.png *.tif "
+                        "*.tiff; lists name one path per line)\n");
+    if (!quiet || res.cancelled)
+        fprintf(stderr, "run: %zu images (%zu ok, %zu errors) in %.2f s%s; %s/results.h5 and "
+                        "%s/summary.csv hold %zu rows\n",
+                res.total, res.ok, res.errors, res.seconds,
+                res.cancelled ? ", interrupted (continue with --resume)" : "", job.out_dir,
+                job.out_dir, res.total + res.resumed_from);
+    return res.cancelled ? FX_EXIT_INTERRUPTED : FX_EXIT_OK;
+}

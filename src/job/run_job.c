@@ -1,0 +1,1137 @@
+/* The run job: see include/fxscreen/runjob.h.
+ *
+ * Threads: the pool's readers; the calling thread (consumer: engine + CAM);
+ * one writer thread (HDF5 + CSV).  The consumer hands a finished batch to
+ * the writer through two output slots: it fills slot k % 2 only once the
+ * writer has finished batch k - 2, so at most two batches wait. */
+#include "fxscreen/runjob.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fxscreen/fsutil.h"
+#include "fxscreen/graph.h"
+#include "fxscreen/h5util.h"
+#include "fxscreen/loader.h"
+#include "fxscreen/onnx.h"
+#include "fxscreen/sha256.h"
+#include "fxscreen/source.h"
+
+#define RUN_CSV_HEADER "path,status,probability,prediction,peak_x,peak_y,x0,y0,x1,y1,error"
+#define RUN_BOX_FRAC 0.5
+
+/* ---- parameters and run.json ------------------------------------------------ */
+
+/* Everything that defines a run; all strings owned. */
+typedef struct run_params {
+    char *model, *config, *cwd, *layer;
+    char **sources;
+    int nsources;
+    int batch, threads;
+    fx_cam_method method;
+    double threshold;
+    fx_device_kind device;
+} run_params;
+
+static void params_free(run_params *p)
+{
+    free(p->model);
+    free(p->config);
+    free(p->cwd);
+    free(p->layer);
+    for (int i = 0; i < p->nsources; i++)
+        free(p->sources[i]);
+    free(p->sources);
+    memset(p, 0, sizeof *p);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* realpath of an existing file, or a copy of path (the later open names it). */
+static char *abs_path(const char *path)
+{
+    char buf[PATH_MAX];
+    return strdup(realpath(path, buf) ? buf : path);
+}
+
+/* Parameters of a fresh run from the job (model/config made absolute). */
+static fx_status params_from_job(const fx_run_job *job, run_params *p, fx_error *err)
+{
+    char cwd[PATH_MAX];
+    memset(p, 0, sizeof *p);
+    if (!job->model || !job->sources || job->nsources < 1)
+        return fx_error_set(err, FX_ERR_USAGE, "run: a model and at least one source are needed");
+    if (job->batch < 1 || job->batch > 4096)
+        return fx_error_set(err, FX_ERR_USAGE, "run: batch %d out of range (1..4096)", job->batch);
+    if (!getcwd(cwd, sizeof cwd))
+        return fx_error_set(err, FX_ERR_IO, "run: cannot read the working directory");
+    p->model = abs_path(job->model);
+    p->cwd = strdup(cwd);
+    p->sources = calloc((size_t)job->nsources, sizeof *p->sources);
+    if (!p->model || !p->cwd || !p->sources)
+        return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
+    p->nsources = job->nsources;
+    for (int i = 0; i < job->nsources; i++)
+        if (!(p->sources[i] = strdup(job->sources[i])))
+            return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
+    if (job->config)
+        p->config = abs_path(job->config);
+    else {
+        /* The sidecar: M without .onnx, plus .yaml. */
+        size_t n = strlen(p->model);
+        char *side = malloc(n + 6);
+        if (!side)
+            return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
+        memcpy(side, p->model, n + 1);
+        if (n > 5 && !strcmp(side + n - 5, ".onnx"))
+            side[n - 5] = 0;
+        strcat(side, ".yaml");
+        if (access(side, R_OK) == 0)
+            p->config = side;
+        else
+            free(side);
+    }
+    p->layer = dup_or_null(job->layer);
+    p->batch = job->batch;
+    p->threads = job->threads;
+    p->method = job->method;
+    p->threshold = isnan(job->threshold) ? 0.5 : job->threshold;
+    p->device = job->device;
+    return FX_OK;
+}
+
+/* Writes DIR/run.json through a temporary file, fsync'd and renamed. */
+static fx_status params_save(const run_params *p, const char *dir, fx_error *err)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return fx_error_set(err, FX_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    fputs("{\n  \"fxscreen_version\": ", f);
+    fx_json_str(f, FX_VERSION);
+    fputs(",\n  \"model\": ", f);
+    fx_json_str(f, p->model);
+    fputs(",\n  \"config\": ", f);
+    fx_json_str(f, p->config);
+    fputs(",\n  \"cwd\": ", f);
+    fx_json_str(f, p->cwd);
+    fputs(",\n  \"sources\": [", f);
+    for (int i = 0; i < p->nsources; i++) {
+        fputs(i ? ", " : "", f);
+        fx_json_str(f, p->sources[i]);
+    }
+    fprintf(f, "],\n  \"batch\": %d,\n  \"threads\": %d,\n  \"method\": ", p->batch, p->threads);
+    fx_json_str(f, fx_cam_method_name(p->method));
+    fputs(",\n  \"layer\": ", f);
+    fx_json_str(f, p->layer);
+    fprintf(f, ",\n  \"threshold\": %.17g,\n  \"device\": ", p->threshold);
+    fx_json_str(f, fx_device_name(p->device));
+    fputs("\n}\n", f);
+    int bad = fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        return fx_error_set(err, FX_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    return FX_OK;
+}
+
+/* A tiny reader for the JSON run.json is written as: an object whose values
+ * are strings, null, numbers or arrays of strings. */
+typedef struct json_in {
+    const char *s;
+    int bad;
+} json_in;
+
+static void json_ws(json_in *j)
+{
+    while (*j->s == ' ' || *j->s == '\n' || *j->s == '\r' || *j->s == '\t')
+        j->s++;
+}
+
+/* A string literal into a malloc'd copy; NULL (and j->bad) on bad input. */
+static char *json_string(json_in *j)
+{
+    json_ws(j);
+    if (*j->s != '"') {
+        j->bad = 1;
+        return NULL;
+    }
+    j->s++;
+    size_t cap = strlen(j->s) + 1, n = 0;
+    char *out = malloc(cap);
+    if (!out) {
+        j->bad = 1;
+        return NULL;
+    }
+    while (*j->s && *j->s != '"') {
+        char c = *j->s++;
+        if (c == '\\') {
+            c = *j->s++;
+            if (c == 'u') {
+                unsigned v = 0;
+                if (sscanf(j->s, "%4x", &v) != 1 || v == 0 || v > 0x7f)
+                    break;
+                j->s += 4;
+                c = (char)v;
+            } else if (c == 'n')
+                c = '\n';
+            else if (c == 't')
+                c = '\t';
+            else if (c != '"' && c != '\\' && c != '/')
+                break;
+        }
+        out[n++] = c;
+    }
+    if (*j->s != '"') {
+        free(out);
+        j->bad = 1;
+        return NULL;
+    }
+    j->s++;
+    out[n] = 0;
+    return out;
+}
+
+static int json_lit(json_in *j, char c)
+{
+    json_ws(j);
+    if (*j->s != c)
+        return 0;
+    j->s++;
+    return 1;
+}
+
+/* Reads DIR/run.json into p. */
+static fx_status params_load(const char *dir, run_params *p, fx_error *err)
+{
+    char path[PATH_MAX];
+    memset(p, 0, sizeof *p);
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    uint8_t *raw = NULL;
+    size_t n = 0;
+    if (fx_read_file(path, 1 << 24, &raw, &n, NULL) != FX_OK)
+        return fx_error_set(err, FX_ERR_USAGE, "%s: cannot read (is %s the --out DIR of an "
+                            "earlier `fxscreen run`?)", path, dir);
+    char *bytes = malloc(n + 1);
+    if (!bytes) {
+        free(raw);
+        return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
+    }
+    memcpy(bytes, raw, n);
+    bytes[n] = 0;
+    free(raw);
+    json_in j = {bytes, 0};
+    int have_model = 0, have_sources = 0;
+    p->batch = 16;
+    p->threshold = 0.5;
+    if (!json_lit(&j, '{'))
+        j.bad = 1;
+    while (!j.bad && !json_lit(&j, '}')) {
+        char *key = json_string(&j);
+        if (!key || !json_lit(&j, ':')) {
+            free(key);
+            j.bad = 1;
+            break;
+        }
+        json_ws(&j);
+        char *sval = NULL;
+        double num = 0;
+        if (!strcmp(key, "sources")) {
+            if (!json_lit(&j, '['))
+                j.bad = 1;
+            while (!j.bad && !json_lit(&j, ']')) {
+                char *s = json_string(&j);
+                char **grown = realloc(p->sources, sizeof *grown * (size_t)(p->nsources + 1));
+                if (!s || !grown) {
+                    free(s);
+                    if (grown)
+                        p->sources = grown;
+                    j.bad = 1;
+                    break;
+                }
+                p->sources = grown;
+                p->sources[p->nsources++] = s;
+                json_lit(&j, ',');
+            }
+            have_sources = 1;
+        } else if (*j.s == '"') {
+            sval = json_string(&j);
+        } else if (!strncmp(j.s, "null", 4)) {
+            j.s += 4;
+        } else {
+            char *end;
+            num = strtod(j.s, &end);
+            if (end == j.s)
+                j.bad = 1;
+            j.s = end;
+        }
+        if (!strcmp(key, "model"))
+            p->model = sval, have_model = sval != NULL, sval = NULL;
+        else if (!strcmp(key, "config"))
+            p->config = sval, sval = NULL;
+        else if (!strcmp(key, "cwd"))
+            p->cwd = sval, sval = NULL;
+        else if (!strcmp(key, "layer"))
+            p->layer = sval, sval = NULL;
+        else if (!strcmp(key, "batch"))
+            p->batch = (int)num;
+        else if (!strcmp(key, "threads"))
+            p->threads = (int)num;
+        else if (!strcmp(key, "threshold"))
+            p->threshold = num;
+        else if (!strcmp(key, "method") && sval && fx_cam_method_parse(sval, &p->method, NULL))
+            j.bad = 1;
+        else if (!strcmp(key, "device") && sval && fx_device_parse(sval, &p->device))
+            j.bad = 1;
+        free(sval);
+        free(key);
+        json_lit(&j, ',');
+    }
+    free(bytes);
+    if (j.bad || !have_model || !have_sources || p->nsources < 1 || p->batch < 1 ||
+        p->batch > 4096)
+        return fx_error_set(err, FX_ERR_USAGE, "%s: not a run.json written by `fxscreen run` "
+                            "(damaged or edited); start a new run with a fresh --out DIR", path);
+    return FX_OK;
+}
+
+/* ---- model ------------------------------------------------------------------- */
+
+typedef struct run_model {
+    fx_graph *g;
+    fx_grad *gr;
+    fx_plan *plan;
+    const char *layer, *logits, *output; /* borrowed from the graph */
+    int batch, C, H, W;
+    int K;          /* logits per image */
+    int S;          /* graph output 0 values per image (/score width) */
+    int lc, lh, lw; /* the CAM layer's channels and grid */
+    int target;     /* the fracture class the maps explain */
+    char sha[FX_SHA256_HEX];
+} run_model;
+
+static void model_free(run_model *m)
+{
+    fx_plan_destroy(m->plan);
+    fx_grad_destroy(m->gr);
+    fx_graph_destroy(m->g);
+    memset(m, 0, sizeof *m);
+}
+
+/* Load, prepare at (batch, C, H, W) and plan with the CAM layer's tensors kept. */
+static fx_status model_load(run_model *m, const run_params *p, const fx_prep_config *pc,
+                            fx_error *err)
+{
+    memset(m, 0, sizeof *m);
+    fx_status st = fx_sha256_file(p->model, m->sha, err);
+    if (st != FX_OK)
+        return st == FX_ERR_IO ? fx_error_set(err, FX_ERR_USAGE, "%s", err->msg) : st;
+    if ((st = fx_onnx_load(p->model, &m->g, err)) != FX_OK) {
+        fx_error_prefix(err, "%s: ", p->model);
+        return st == FX_ERR_IO ? FX_ERR_USAGE : st;
+    }
+    fx_shape in;
+    if (fx_graph_num_inputs(m->g) < 1 ||
+        fx_graph_tensor_shape(m->g, fx_graph_input_name(m->g, 0), &in, NULL) != FX_OK ||
+        in.rank != 4)
+        return fx_error_set(err, FX_ERR_UNSUPPORTED, "%s: the model's first input is not an "
+                            "N x C x H x W image tensor", p->model);
+    if (in.d[1] > 0 && in.d[1] != pc->channels)
+        return fx_error_set(err, FX_ERR_CONFIG, "%s: the model takes %lld channel(s) but the "
+                            "config gives %d (set input.channels in the config)", p->model,
+                            (long long)in.d[1], pc->channels);
+    if ((in.d[2] > 0 && in.d[2] != pc->out_h) || (in.d[3] > 0 && in.d[3] != pc->out_w))
+        return fx_error_set(err, FX_ERR_CONFIG, "%s: the model takes %lld x %lld images but the "
+                            "config gives %d x %d (set input.height/width)", p->model,
+                            (long long)in.d[2], (long long)in.d[3], pc->out_h, pc->out_w);
+    m->batch = p->batch, m->C = pc->channels, m->H = pc->out_h, m->W = pc->out_w;
+    if ((st = fx_graph_prepare(m->g, m->batch, m->H, m->W, err)) != FX_OK) {
+        fx_error_prefix(err, "%s: ", p->model);
+        return st;
+    }
+    m->layer = p->layer ? p->layer : fx_graph_cam_layer(m->g);
+    if (!m->layer)
+        return fx_error_set(err, FX_ERR_USAGE, "%s: no suggested Grad-CAM layer (no global "
+                            "pooling head); name one with --layer", p->model);
+    fx_shape a, o;
+    if (fx_graph_tensor_shape(m->g, m->layer, &a, NULL) != FX_OK || a.rank != 4)
+        return fx_error_set(err, FX_ERR_USAGE, "%s: --layer '%s' is not a 4-D tensor of the "
+                            "prepared graph (`fxscreen model info` lists them)", p->model,
+                            m->layer);
+    m->lc = (int)a.d[1], m->lh = (int)a.d[2], m->lw = (int)a.d[3];
+    if ((st = fx_grad_create(m->g, m->layer, &m->gr, err)) != FX_OK) {
+        fx_error_prefix(err, "%s: ", p->model);
+        return st;
+    }
+    m->logits = fx_grad_logits_name(m->gr);
+    m->K = fx_grad_num_classes(m->gr);
+    m->target = m->K >= 2 ? 1 : 0;
+    m->output = fx_graph_output_name(m->g, 0);
+    if (fx_graph_tensor_shape(m->g, m->output, &o, NULL) != FX_OK || o.rank < 1 ||
+        fx_shape_numel(&o) % m->batch)
+        return fx_error_set(err, FX_ERR_UNSUPPORTED, "%s: output 0 has no per-image shape",
+                            p->model);
+    m->S = (int)(fx_shape_numel(&o) / m->batch);
+    fx_plan_opts po = {.keep = fx_grad_keep(m->gr), .n_keep = fx_grad_num_keep(m->gr)};
+    return fx_plan_create(m->g, &po, &m->plan, err);
+}
+
+/* ---- one batch of results (consumer side) ------------------------------------ */
+
+typedef struct out_batch {
+    int n;
+    float *score;    /* (n, S) */
+    float *prob;     /* (n) */
+    int8_t *pred;    /* (n) */
+    uint8_t *heat;   /* (n, H, W) */
+    float *peak;     /* (n, 2) */
+    float *bbox;     /* (n, 4) */
+    int8_t *status;  /* (n) */
+    char **path;     /* (n) owned */
+    char **error;    /* (n) owned */
+} out_batch;
+
+static void out_batch_clear(out_batch *o)
+{
+    for (int i = 0; i < o->n; i++) {
+        free(o->path[i]);
+        o->path[i] = NULL;
+        free(o->error[i]);
+        o->error[i] = NULL;
+    }
+    o->n = 0;
+}
+
+static void out_batch_free(out_batch *o)
+{
+    if (o->path)
+        out_batch_clear(o);
+    free(o->score);
+    free(o->prob);
+    free(o->pred);
+    free(o->heat);
+    free(o->peak);
+    free(o->bbox);
+    free(o->status);
+    free(o->path);
+    free(o->error);
+    memset(o, 0, sizeof *o);
+}
+
+static fx_status out_batch_alloc(out_batch *o, const run_model *m, fx_error *err)
+{
+    size_t b = (size_t)m->batch;
+    memset(o, 0, sizeof *o);
+    o->score = malloc(b * (size_t)m->S * sizeof(float));
+    o->prob = malloc(b * sizeof(float));
+    o->pred = malloc(b);
+    o->heat = malloc(b * (size_t)m->H * (size_t)m->W);
+    o->peak = malloc(b * 2 * sizeof(float));
+    o->bbox = malloc(b * 4 * sizeof(float));
+    o->status = malloc(b);
+    o->path = calloc(b, sizeof(char *));
+    o->error = calloc(b, sizeof(char *));
+    if (!o->score || !o->prob || !o->pred || !o->heat || !o->peak || !o->bbox || !o->status ||
+        !o->path || !o->error)
+        return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory for the output buffers");
+    return FX_OK;
+}
+
+/* Per-batch engine scratch. */
+typedef struct run_scratch {
+    float *x;      /* (batch, C, H, W) zero-padded input */
+    float *dA;     /* the layer's shape */
+    float *low;    /* (batch, lh, lw) */
+    float *cam;    /* (batch, H, W) */
+    int *targets;  /* (batch) */
+} run_scratch;
+
+static void scratch_free(run_scratch *s)
+{
+    free(s->x);
+    free(s->dA);
+    free(s->low);
+    free(s->cam);
+    free(s->targets);
+}
+
+static fx_status scratch_alloc(run_scratch *s, const run_model *m, fx_error *err)
+{
+    size_t b = (size_t)m->batch;
+    s->x = calloc(b * (size_t)m->C * (size_t)m->H * (size_t)m->W, sizeof(float));
+    s->dA = malloc(b * (size_t)m->lc * (size_t)m->lh * (size_t)m->lw * sizeof(float));
+    s->low = malloc(b * (size_t)m->lh * (size_t)m->lw * sizeof(float));
+    s->cam = malloc(b * (size_t)m->H * (size_t)m->W * sizeof(float));
+    s->targets = malloc(b * sizeof(int));
+    if (!s->x || !s->dA || !s->low || !s->cam || !s->targets)
+        return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory for the engine buffers");
+    for (size_t i = 0; i < b; i++)
+        s->targets[i] = m->target;
+    return FX_OK;
+}
+
+/* Engine + CAM on one pool batch, results into o (which must be empty). */
+static fx_status run_batch(run_model *m, run_scratch *s, fx_cam_method method, double thr,
+                           const fx_batch *b, out_batch *o, fx_error *err)
+{
+    size_t item = (size_t)m->C * m->H * m->W, hw = (size_t)m->H * m->W;
+    const float *x = b->tensor;
+    if (b->count < m->batch) { /* short last batch: zero rows after the real ones */
+        memcpy(s->x, b->tensor, (size_t)b->count * item * sizeof(float));
+        memset(s->x + (size_t)b->count * item, 0,
+               (size_t)(m->batch - b->count) * item * sizeof(float));
+        x = s->x;
+    }
+    fx_status st = fx_plan_run(m->plan, x, err);
+    if (st == FX_OK && fx_cam_method_needs_grad(method))
+        st = fx_grad_run(m->gr, m->plan, s->targets, 1, s->dA, err);
+    if (st != FX_OK)
+        return st;
+    const float *logits = fx_plan_tensor(m->plan, m->logits, NULL);
+    const float *score = fx_plan_tensor(m->plan, m->output, NULL);
+    const float *A = fx_plan_tensor(m->plan, m->layer, NULL);
+    if (!logits || !score || !A)
+        return fx_error_set(err, FX_ERR_INTERNAL, "run: the plan did not keep the CAM tensors");
+    if ((st = fx_cam_compute(method, A, s->dA, m->batch, m->lc, m->lh, m->lw, s->low)) != FX_OK)
+        return fx_error_set(err, st, "run: %s failed", fx_cam_method_name(method));
+    fx_cam_normalize(s->low, m->batch, m->lh, m->lw);
+    fx_cam_upsample(s->low, m->batch, m->lh, m->lw, s->cam, m->H, m->W);
+    o->n = b->count;
+    for (int i = 0; i < b->count; i++) {
+        const fx_item *it = &b->items[i];
+        o->path[i] = strdup(it->path ? it->path : "");
+        o->error[i] = strdup(it->error);
+        if (!o->path[i] || !o->error[i])
+            return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
+        o->status[i] = (int8_t)it->status;
+        float *sc = o->score + (size_t)i * m->S, *pk = o->peak + 2 * i, *bx = o->bbox + 4 * i;
+        uint8_t *h = o->heat + (size_t)i * hw;
+        if (it->status != FX_OK) {
+            for (int k = 0; k < m->S; k++)
+                sc[k] = NAN;
+            o->prob[i] = NAN;
+            o->pred[i] = -1;
+            memset(h, 0, hw);
+            pk[0] = pk[1] = NAN;
+            bx[0] = bx[1] = bx[2] = bx[3] = NAN;
+            continue;
+        }
+        memcpy(sc, score + (size_t)i * m->S, (size_t)m->S * sizeof(float));
+        const float *l = logits + (size_t)i * m->K;
+        double p;
+        if (m->K == 1)
+            p = 1.0 / (1.0 + exp(-(double)l[0]));
+        else {
+            double mx = l[0], sum = 0;
+            for (int k = 1; k < m->K; k++)
+                mx = l[k] > mx ? l[k] : mx;
+            for (int k = 0; k < m->K; k++)
+                sum += exp((double)l[k] - mx);
+            p = exp((double)l[1] - mx) / sum;
+        }
+        o->prob[i] = (float)p;
+        o->pred[i] = (int8_t)(p >= thr);
+        const float *c = s->cam + (size_t)i * hw;
+        for (size_t q = 0; q < hw; q++) {
+            float v = c[q] * 255.0f + 0.5f;
+            h[q] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+        fx_cam_region r;
+        if (fx_cam_locate(c, m->H, m->W, &it->geom, RUN_BOX_FRAC, &r) == FX_OK) {
+            pk[0] = (float)r.peak_x, pk[1] = (float)r.peak_y;
+            bx[0] = (float)r.x0, bx[1] = (float)r.y0, bx[2] = (float)r.x1, bx[3] = (float)r.y1;
+        } else {
+            pk[0] = pk[1] = NAN;
+            bx[0] = bx[1] = bx[2] = bx[3] = NAN;
+        }
+    }
+    return FX_OK;
+}
+
+/* ---- outputs (writer side) ------------------------------------------------------ */
+
+enum { D_SCORE, D_PROB, D_PRED, D_HEAT, D_PEAK, D_BBOX, D_PATH, D_STATUS, D_ERROR, D_N };
+static const char *const dset_names[D_N] = {"score", "probability", "prediction",
+                                            "heatmap", "peak_xy", "bbox",
+                                            "path", "status", "error"};
+
+typedef struct run_out {
+    hid_t file;
+    hid_t ds[D_N];
+    FILE *csv;
+    char h5_path[PATH_MAX], csv_path[PATH_MAX];
+} run_out;
+
+static void out_close(run_out *o)
+{
+    for (int d = 0; d < D_N; d++)
+        if (o->ds[d] > 0)
+            H5Dclose(o->ds[d]);
+    if (o->file > 0)
+        H5Fclose(o->file);
+    if (o->csv)
+        fclose(o->csv);
+    o->file = -1;
+    o->csv = NULL;
+    for (int d = 0; d < D_N; d++)
+        o->ds[d] = -1;
+}
+
+static fx_status csv_sync(FILE *f, const char *path, fx_error *err)
+{
+    if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0)
+        return fx_error_set(err, FX_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    return FX_OK;
+}
+
+/* A fresh results.h5 (datasets, attributes, SWMR on) and summary.csv. */
+static fx_status out_create(run_out *o, const run_model *m, const run_params *p, const char *yaml,
+                            fx_error *err)
+{
+    o->file = fx_h5_create_file(o->h5_path, err);
+    if (o->file < 0)
+        return FX_ERR_IO;
+    hid_t str = fx_h5_str_type();
+    hsize_t sdim = (hsize_t)m->S, hw[2] = {(hsize_t)m->H, (hsize_t)m->W}, two = 2, four = 4;
+    o->ds[D_SCORE] = fx_h5_ext_create(o->file, "score", H5T_IEEE_F32LE, 2, &sdim, 1024, 4, err);
+    o->ds[D_PROB] = fx_h5_ext_create(o->file, "probability", H5T_IEEE_F32LE, 1, NULL, 1024, 4, err);
+    o->ds[D_PRED] = fx_h5_ext_create(o->file, "prediction", H5T_STD_I8LE, 1, NULL, 4096, 4, err);
+    o->ds[D_HEAT] = fx_h5_ext_create(o->file, "heatmap", H5T_STD_U8LE, 3, hw, 1, 4, err);
+    o->ds[D_PEAK] = fx_h5_ext_create(o->file, "peak_xy", H5T_IEEE_F32LE, 2, &two, 1024, 4, err);
+    o->ds[D_BBOX] = fx_h5_ext_create(o->file, "bbox", H5T_IEEE_F32LE, 2, &four, 1024, 4, err);
+    o->ds[D_PATH] = fx_h5_ext_create(o->file, "path", str, 1, NULL, 1024, 4, err);
+    o->ds[D_STATUS] = fx_h5_ext_create(o->file, "status", H5T_STD_I8LE, 1, NULL, 4096, 4, err);
+    o->ds[D_ERROR] = fx_h5_ext_create(o->file, "error", str, 1, NULL, 1024, 4, err);
+    H5Tclose(str);
+    for (int d = 0; d < D_N; d++)
+        if (o->ds[d] < 0)
+            return FX_ERR_IO;
+    char when[32], thr[64];
+    fx_iso8601_now(when, sizeof when);
+    snprintf(thr, sizeof thr, "%.17g", p->threshold);
+    fx_status st = fx_h5_attr_str(o->file, "fxscreen_version", FX_VERSION, err);
+    if (st == FX_OK)
+        st = fx_h5_attr_str(o->file, "model", p->model, err);
+    if (st == FX_OK)
+        st = fx_h5_attr_str(o->file, "model_sha256", m->sha, err);
+    if (st == FX_OK)
+        st = fx_h5_attr_str(o->file, "config", yaml, err);
+    if (st == FX_OK)
+        st = fx_h5_attr_str(o->file, "cam_method", fx_cam_method_name(p->method), err);
+    if (st == FX_OK)
+        st = fx_h5_attr_str(o->file, "cam_layer", m->layer, err);
+    if (st == FX_OK)
+        st = fx_h5_attr_str(o->file, "start_time", when, err);
+    if (st == FX_OK) {
+        hid_t sp = H5Screate(H5S_SCALAR);
+        hid_t a = H5Acreate2(o->file, "threshold", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+        if (a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, &p->threshold) < 0)
+            st = fx_error_set(err, FX_ERR_IO, "%s: cannot write attribute threshold", o->h5_path);
+        if (a >= 0)
+            H5Aclose(a);
+        H5Sclose(sp);
+    }
+    if (st != FX_OK)
+        return st;
+    /* From here on metadata is flushed in an order that keeps the file
+     * readable whenever the process dies (no new objects or attributes). */
+    if (H5Fflush(o->file, H5F_SCOPE_LOCAL) < 0 || H5Fstart_swmr_write(o->file) < 0)
+        return fx_error_set(err, FX_ERR_IO, "%s: cannot start SWMR writing", o->h5_path);
+    if (!(o->csv = fopen(o->csv_path, "w")))
+        return fx_error_set(err, FX_ERR_IO, "%s: cannot create: %s", o->csv_path,
+                            strerror(errno));
+    fputs(RUN_CSV_HEADER "\n", o->csv);
+    return csv_sync(o->csv, o->csv_path, err);
+}
+
+/* Opens results.h5 after a crash: clears the "open for writing" flags a
+ * killed SWMR writer leaves behind (what h5clear -s does). */
+static hid_t h5_open_crashed(const char *path)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0)
+        return -1;
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110);
+    hbool_t clear = 1;
+    if (H5Pexist(fapl, "clear_status_flags") > 0)
+        H5Pset(fapl, "clear_status_flags", &clear);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, fapl);
+    H5Pclose(fapl);
+    return f;
+}
+
+/* Rows of dataset ds (first axis) and, when dims is non-NULL, the rest. */
+static long long h5_rows(hid_t ds, int want_rank, hsize_t *dims)
+{
+    hsize_t d[8];
+    hid_t sp = H5Dget_space(ds);
+    int r = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    if (r != want_rank || r > 8 || H5Sget_simple_extent_dims(sp, d, NULL) < 0) {
+        if (sp >= 0)
+            H5Sclose(sp);
+        return -1;
+    }
+    H5Sclose(sp);
+    if (dims)
+        memcpy(dims, d, sizeof(hsize_t) * (size_t)r);
+    return (long long)d[0];
+}
+
+/* Complete records of summary.csv (after a valid header); -1 if absent or
+ * without a whole header line. Record end offsets go to *ends (malloc'd). */
+static long csv_complete_rows(const char *path, long **ends_out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    char *buf = NULL;
+    size_t cap = 0;
+    long n = -1, ncap = 0, *ends = NULL;
+    if (fx_csv_read_record(f, &buf, &cap, NULL) == 1 && !strcmp(buf, RUN_CSV_HEADER)) {
+        n = 0;
+        long hdr_end = ftell(f);
+        for (;;) {
+            if (fx_csv_read_record(f, &buf, &cap, NULL) != 1)
+                break;
+            long pos = ftell(f);
+            if (pos <= 0 || fseek(f, pos - 1, SEEK_SET) != 0 || fgetc(f) != '\n')
+                break; /* a record cut short by the kill: not complete */
+            if (n + 1 >= ncap) {
+                long *g = realloc(ends, sizeof *g * (size_t)(ncap = 2 * ncap + 64));
+                if (!g)
+                    break;
+                ends = g;
+            }
+            ends[++n] = pos;
+        }
+        if (!ends && (ends = malloc(sizeof *ends)) == NULL)
+            n = -1;
+        else
+            ends[0] = hdr_end;
+    }
+    free(buf);
+    fclose(f);
+    *ends_out = ends;
+    return n;
+}
+
+/* Copies the first `bytes` bytes of src to dst (fsync'd), then renames. */
+static fx_status csv_cut(const char *path, long bytes, fx_error *err)
+{
+    int fd = open(path, O_WRONLY);
+    if (fd < 0 || ftruncate(fd, (off_t)bytes) != 0 || fsync(fd) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return fx_error_set(err, FX_ERR_IO, "%s: cannot truncate: %s", path, strerror(errno));
+    }
+    close(fd);
+    return FX_OK;
+}
+
+/* Recovers DIR's outputs to their longest consistent prefix; *rows gets it. */
+static fx_status out_recover(run_out *o, const run_model *m, const run_params *p,
+                             const char *yaml, size_t *rows, FILE *log, fx_error *err)
+{
+    *rows = 0;
+    long *ends = NULL;
+    long csv_rows = csv_complete_rows(o->csv_path, &ends);
+    hid_t f = access(o->h5_path, F_OK) == 0 ? h5_open_crashed(o->h5_path) : -1;
+    long long n = csv_rows;
+    int h5_ok = f >= 0;
+    for (int d = 0; d < D_N && h5_ok; d++) {
+        o->ds[d] = H5Lexists(f, dset_names[d], H5P_DEFAULT) > 0
+                       ? H5Dopen2(f, dset_names[d], H5P_DEFAULT) : -1;
+        if (o->ds[d] < 0) {
+            h5_ok = 0;
+            break;
+        }
+        hsize_t dims[3] = {0};
+        int rank = d == D_HEAT ? 3 : (d == D_SCORE || d == D_PEAK || d == D_BBOX) ? 2 : 1;
+        long long r = h5_rows(o->ds[d], rank, dims);
+        if (r < 0)
+            h5_ok = 0;
+        else if ((d == D_SCORE && dims[1] != (hsize_t)m->S) ||
+                 (d == D_HEAT && (dims[1] != (hsize_t)m->H || dims[2] != (hsize_t)m->W))) {
+            free(ends);
+            for (int e = 0; e <= d; e++)
+                if (o->ds[e] >= 0)
+                    H5Dclose(o->ds[e]), o->ds[e] = -1;
+            H5Fclose(f);
+            return fx_error_set(err, FX_ERR_USAGE, "%s: made with another model or input size "
+                                "than run.json names; start a new run", o->h5_path);
+        }
+        if (r < n)
+            n = r;
+    }
+    if (!h5_ok || csv_rows < 0) {
+        for (int d = 0; d < D_N; d++)
+            if (o->ds[d] >= 0)
+                H5Dclose(o->ds[d]), o->ds[d] = -1;
+        if (f >= 0)
+            H5Fclose(f);
+        free(ends);
+        if (!h5_ok && access(o->h5_path, F_OK) == 0) {
+            char bad[PATH_MAX + 8];
+            snprintf(bad, sizeof bad, "%s.bad", o->h5_path);
+            rename(o->h5_path, bad);
+            if (log)
+                fprintf(log, "run: %s could not be read back; moved to %s, starting again\n",
+                        o->h5_path, bad);
+        }
+        return out_create(o, m, p, yaml, err);
+    }
+    o->file = f;
+    fx_status st = FX_OK;
+    for (int d = 0; d < D_N && st == FX_OK; d++) {
+        hsize_t dims[3];
+        int rank = d == D_HEAT ? 3 : (d == D_SCORE || d == D_PEAK || d == D_BBOX) ? 2 : 1;
+        if (h5_rows(o->ds[d], rank, dims) > n) {
+            dims[0] = (hsize_t)n;
+            if (H5Dset_extent(o->ds[d], dims) < 0)
+                st = fx_error_set(err, FX_ERR_IO, "%s: cannot truncate /%s", o->h5_path,
+                                  dset_names[d]);
+        }
+    }
+    if (st == FX_OK && (H5Fflush(o->file, H5F_SCOPE_LOCAL) < 0 || H5Fstart_swmr_write(o->file) < 0))
+        st = fx_error_set(err, FX_ERR_IO, "%s: cannot reopen for writing", o->h5_path);
+    if (st == FX_OK)
+        st = csv_cut(o->csv_path, ends[n], err);
+    free(ends);
+    if (st != FX_OK)
+        return st;
+    if (!(o->csv = fopen(o->csv_path, "a")))
+        return fx_error_set(err, FX_ERR_IO, "%s: cannot open: %s", o->csv_path, strerror(errno));
+    *rows = (size_t)n;
+    return FX_OK;
+}
+
+static void csv_num(FILE *f, float v)
+{
+    if (!isnan(v))
+        fprintf(f, "%.9g", (double)v);
+}
+
+/* Appends one batch to both outputs and makes it durable. */
+static fx_status out_append(run_out *o, const out_batch *b, fx_error *err)
+{
+    hsize_t n = (hsize_t)b->n;
+    fx_status st = fx_h5_ext_append(o->ds[D_SCORE], H5T_NATIVE_FLOAT, n, b->score, err);
+    if (st == FX_OK)
+        st = fx_h5_ext_append(o->ds[D_PROB], H5T_NATIVE_FLOAT, n, b->prob, err);
+    if (st == FX_OK)
+        st = fx_h5_ext_append(o->ds[D_PRED], H5T_NATIVE_INT8, n, b->pred, err);
+    if (st == FX_OK)
+        st = fx_h5_ext_append(o->ds[D_HEAT], H5T_NATIVE_UINT8, n, b->heat, err);
+    if (st == FX_OK)
+        st = fx_h5_ext_append(o->ds[D_PEAK], H5T_NATIVE_FLOAT, n, b->peak, err);
+    if (st == FX_OK)
+        st = fx_h5_ext_append(o->ds[D_BBOX], H5T_NATIVE_FLOAT, n, b->bbox, err);
+    if (st == FX_OK)
+        st = fx_h5_ext_append_str(o->ds[D_PATH], n, (const char *const *)b->path, err);
+    if (st == FX_OK)
+        st = fx_h5_ext_append(o->ds[D_STATUS], H5T_NATIVE_INT8, n, b->status, err);
+    if (st == FX_OK)
+        st = fx_h5_ext_append_str(o->ds[D_ERROR], n, (const char *const *)b->error, err);
+    if (st == FX_OK && H5Fflush(o->file, H5F_SCOPE_LOCAL) < 0)
+        st = fx_error_set(err, FX_ERR_IO, "%s: flush failed (disk full?)", o->h5_path);
+    if (st != FX_OK)
+        return st;
+    /* The CSV goes second: its complete rows never outnumber the HDF5's. */
+    for (int i = 0; i < b->n; i++) {
+        fx_csv_field(o->csv, b->path[i]);
+        fputs(b->status[i] == FX_OK ? ",ok," : ",error,", o->csv);
+        csv_num(o->csv, b->prob[i]);
+        if (b->pred[i] >= 0)
+            fprintf(o->csv, ",%d", b->pred[i]);
+        else
+            fputc(',', o->csv);
+        for (int k = 0; k < 2; k++)
+            fputc(',', o->csv), csv_num(o->csv, b->peak[2 * i + k]);
+        for (int k = 0; k < 4; k++)
+            fputc(',', o->csv), csv_num(o->csv, b->bbox[4 * i + k]);
+        fputc(',', o->csv);
+        fx_csv_field(o->csv, b->error[i]);
+        fputc('\n', o->csv);
+    }
+    return csv_sync(o->csv, o->csv_path, err);
+}
+
+/* Closes the outputs and stamps end_time (after SWMR: reopened normally). */
+static fx_status out_finish(run_out *o, fx_error *err)
+{
+    int had_file = o->file > 0;
+    out_close(o);
+    if (!had_file)
+        return FX_OK;
+    hid_t f = H5Fopen(o->h5_path, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (f < 0)
+        return fx_error_set(err, FX_ERR_IO, "%s: cannot reopen to stamp end_time", o->h5_path);
+    char when[32];
+    fx_iso8601_now(when, sizeof when);
+    if (H5Aexists(f, "end_time") > 0)
+        H5Adelete(f, "end_time");
+    fx_status st = fx_h5_attr_str(f, "end_time", when, err);
+    if (H5Fclose(f) < 0 && st == FX_OK)
+        st = fx_error_set(err, FX_ERR_IO, "%s: cannot close", o->h5_path);
+    return st;
+}
+
+/* ---- the writer thread ------------------------------------------------------------ */
+
+typedef struct writer {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    out_batch slot[2];
+    size_t produced, written; /* batches handed over / made durable */
+    int closing;              /* no more batches will come */
+    fx_status st;             /* first write failure */
+    fx_error err;
+    run_out *out;
+} writer;
+
+static void *writer_main(void *arg)
+{
+    writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->written == w->produced && !w->closing)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->written == w->produced)
+            break;
+        out_batch *b = &w->slot[w->written % 2];
+        pthread_mutex_unlock(&w->mu);
+        fx_error e = {0};
+        fx_status st = out_append(w->out, b, &e);
+        out_batch_clear(b);
+        pthread_mutex_lock(&w->mu);
+        if (st != FX_OK && w->st == FX_OK) {
+            w->st = st;
+            w->err = e;
+        }
+        w->written++;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* The slot the consumer may fill next (waits while two batches are pending);
+ * NULL once the writer has failed. */
+static out_batch *writer_acquire(writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (w->produced - w->written >= 2 && w->st == FX_OK)
+        pthread_cond_wait(&w->cv, &w->mu);
+    out_batch *b = w->st == FX_OK ? &w->slot[w->produced % 2] : NULL;
+    pthread_mutex_unlock(&w->mu);
+    return b;
+}
+
+static void writer_submit(writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->produced++;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- the job ---------------------------------------------------------------------- */
+
+/* Effective preprocessing: the config file (or sidecar) over the defaults. */
+static fx_status load_prep(const run_params *p, fx_prep_config *pc, fx_error *err)
+{
+    fx_prep_config_default(pc);
+    if (p->config) {
+        fx_status st = fx_prep_config_load(p->config, pc, err);
+        if (st != FX_OK)
+            return st == FX_ERR_IO ? FX_ERR_CONFIG : st;
+    }
+    return fx_prep_config_validate(pc, err);
+}
+
+static fx_status check_device(fx_device_kind want, FILE *log, fx_error *err)
+{
+    if (want == FX_DEVICE_CUDA)
+        return fx_error_set(err, FX_ERR_DEVICE, "--device cuda: the engine has no CUDA path "
+                            "yet (its layers run on the CPU); use --device cpu or auto");
+    if (want == FX_DEVICE_AUTO) {
+        fx_device_kind got;
+        char notice[256] = "";
+        fx_device_resolve(FX_DEVICE_AUTO, &got, notice, sizeof notice, NULL);
+        if (got == FX_DEVICE_CUDA)
+            snprintf(notice, sizeof notice, "a CUDA device is present but the engine has no "
+                     "CUDA path yet; running on CPU");
+        if (log && notice[0])
+            fprintf(log, "run: %s\n", notice);
+    }
+    return FX_OK;
+}
+
+/* Sources are relative to the directory the run started in. */
+static fx_status check_cwd(const run_params *p, fx_error *err)
+{
+    char cwd[PATH_MAX];
+    int relative = 0;
+    for (int i = 0; i < p->nsources; i++) {
+        if (!strcmp(p->sources[i], "-"))
+            return fx_error_set(err, FX_ERR_USAGE, "run --resume: the run read its list from "
+                                "stdin ('-'), which cannot be replayed; pass a list file instead");
+        relative |= p->sources[i][0] != '/';
+    }
+    if (relative && p->cwd && (!getcwd(cwd, sizeof cwd) || strcmp(cwd, p->cwd)))
+        return fx_error_set(err, FX_ERR_USAGE, "run --resume: the sources are relative to %s; "
+                            "cd there and resume again", p->cwd);
+    return FX_OK;
+}
+
+fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error *err)
+{
+    memset(res, 0, sizeof *res);
+    run_params p;
+    run_model m = {0};
+    run_scratch sc = {0};
+    run_out out = {.file = -1};
+    writer w = {.out = &out};
+    fx_source *src = NULL;
+    fx_pool *pool = NULL;
+    char *yaml = NULL;
+    int writer_started = 0;
+    pthread_t tid;
+    for (int d = 0; d < D_N; d++)
+        out.ds[d] = -1;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    fx_status st = job->resume ? params_load(job->out_dir, &p, err)
+                               : params_from_job(job, &p, err);
+    fx_pool_config pc = {.threads = p.threads, .batch = p.batch};
+    if (st == FX_OK && job->resume)
+        st = check_cwd(&p, err);
+    if (st == FX_OK)
+        st = load_prep(&p, &pc.prep, err);
+    if (st == FX_OK)
+        st = check_device(p.device, job->log, err);
+    if (st == FX_OK)
+        st = model_load(&m, &p, &pc.prep, err);
+    if (st == FX_OK)
+        st = scratch_alloc(&sc, &m, err);
+    for (int i = 0; i < 2 && st == FX_OK; i++)
+        st = out_batch_alloc(&w.slot[i], &m, err);
+    if (st == FX_OK && !(yaml = fx_prep_config_to_yaml(&pc.prep)))
+        st = fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
+    if (st == FX_OK)
+        st = fx_source_create((const char *const *)p.sources, p.nsources, job->stdin_fp, &src,
+                              err);
+    if (st == FX_OK && !job->resume)
+        st = fx_mkdirs(job->out_dir, err);
+    if (st != FX_OK)
+        goto done;
+    snprintf(out.h5_path, sizeof out.h5_path, "%s/results.h5", job->out_dir);
+    snprintf(out.csv_path, sizeof out.csv_path, "%s/summary.csv", job->out_dir);
+    if (job->resume) {
+        if ((st = out_recover(&out, &m, &p, yaml, &res->resumed_from, job->log, err)) != FX_OK)
+            goto done;
+        fx_source_item si;
+        for (size_t i = 0; i < res->resumed_from && fx_source_next(src, &si); i++)
+            free(si.path);
+        if (job->log)
+            fprintf(job->log, "run: resuming %s after %zu rows\n", job->out_dir,
+                    res->resumed_from);
+    } else if ((st = params_save(&p, job->out_dir, err)) != FX_OK ||
+               (st = out_create(&out, &m, &p, yaml, err)) != FX_OK)
+        goto done;
+    long total = -1;
+    if (job->count_first) {
+        total = fx_source_count((const char *const *)p.sources, p.nsources);
+        if (total >= 0)
+            total = total > (long)res->resumed_from ? total - (long)res->resumed_from : 0;
+    }
+    if ((st = fx_pool_create(&pc, src, &pool, err)) != FX_OK)
+        goto done;
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    if (pthread_create(&tid, NULL, writer_main, &w) != 0) {
+        st = fx_error_set(err, FX_ERR_NOMEM, "run: cannot start the writer thread");
+        goto done;
+    }
+    writer_started = 1;
+    double t0 = fx_now_s();
+    for (;;) {
+        if (job->cancel && *job->cancel && !res->cancelled) {
+            fx_pool_cancel(pool);
+            res->cancelled = 1;
+        }
+        fx_batch *b;
+        fx_pool_next(pool, &b);
+        if (!b)
+            break;
+        out_batch *o = writer_acquire(&w);
+        if (o)
+            st = run_batch(&m, &sc, p.method, p.threshold, b, o, err);
+        if (o && st == FX_OK) {
+            for (int r = 0; r < b->count; r++) {
+                if (b->items[r].status == FX_OK)
+                    res->ok++;
+                else
+                    res->errors++;
+            }
+            res->total += (size_t)b->count;
+            writer_submit(&w);
+        } else if (o)
+            out_batch_clear(o);
+        fx_pool_release(pool, b);
+        if (!o || st != FX_OK) {
+            fx_pool_cancel(pool);
+            break;
+        }
+        if (job->progress) {
+            fx_progress pr = {res->total, total, res->errors, fx_now_s() - t0};
+            job->progress(job->progress_ctx, &pr);
+        }
+    }
+    res->seconds = fx_now_s() - t0;
+done:
+    fx_pool_destroy(pool);
+    if (writer_started) {
+        pthread_mutex_lock(&w.mu);
+        w.closing = 1;
+        pthread_cond_broadcast(&w.cv);
+        pthread_mutex_unlock(&w.mu);
+        pthread_join(tid, NULL);
+        if (w.st != FX_OK && st == FX_OK) {
+            st = w.st;
+            *err = w.err;
+        }
+        pthread_cond_destroy(&w.cv);
+        pthread_mutex_destroy(&w.mu);
+    }
+    if (out.file > 0) {
+        fx_error e2 = {0};
+        fx_status st2 = out_finish(&out, &e2);
+        if (st == FX_OK && st2 != FX_OK) {
+            st = st2;
+            *err = e2;
+        }
+    } else
+        out_close(&out);
+    for (int i = 0; i < 2; i++)
+        out_batch_free(&w.slot[i]);
+    fx_source_destroy(src);
+    scratch_free(&sc);
+    model_free(&m);
+    free(yaml);
+    params_free(&p);
+    return st;
+}
