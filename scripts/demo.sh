@@ -1,19 +1,33 @@
 #!/usr/bin/env bash
-# make demo: synthetic radiographs -> fxscreen prep, then where the outputs are.
-# (The model, `fxscreen run` and eval join this demo with the engine issues.)
+# make demo: 200 new synthetic radiographs -> fxscreen run with the demo model
+# -> fxscreen eval, then a one-screen summary with the paths of the outputs.
+# Without models/fxdemo.onnx it falls back to synth -> prep.
 set -euo pipefail
 build=${1:-build}
 fx="$build/fxscreen"
 out=${FX_DEMO_OUT:-demo-out}
+model=models/fxdemo.onnx
 rm -rf "$out"
-echo "== fxscreen synth: 200 synthetic 16-bit radiographs (512 px) with ground truth"
+t0=$(date +%s.%N)
+echo "== fxscreen synth: 200 synthetic 16-bit radiographs (512 px) with ground truth, seed 2026"
 "$fx" synth --out "$out/images" --n 200 --seed 2026 --size 512 --bits 16 --format png
-echo "== fxscreen prep: decode + preprocess into a model-ready cache"
-"$fx" prep "$out/images" --out "$out/prep" --config configs/default.yaml --quiet
+if [ ! -f "$model" ]; then
+  echo "== $model not found: running fxscreen prep only"
+  "$fx" prep "$out/images" --out "$out/prep" --config configs/default.yaml --quiet
+  echo "outputs: $out/images/ (PNG + labels.csv), $out/prep/prep.h5, $out/prep/summary.csv"
+  exit 0
+fi
+echo "== fxscreen run: $model (config models/fxdemo.yaml), Grad-CAM, device auto"
+"$fx" run --model "$model" --out "$out/run" "$out/images" 2>&1 | tee "$out/run.log"
+echo "== fxscreen eval against the ground truth"
+"$fx" eval --results "$out/run" --labels "$out/images/labels.csv" | tee "$out/eval.txt"
+t1=$(date +%s.%N)
+pos=$(awk -F, 'NR>1 && $2=="ok" && $4==1' "$out/run/summary.csv" | wc -l)
+rate=$(sed -n 's/.* in \([0-9.]*\) s.*/\1/p' "$out/run.log" | tail -1)
 echo
+echo "summary: 200 images, $pos predicted positive; run took ${rate:-?} s ($(awk -v s="${rate:-0}" 'BEGIN{if(s>0)printf "%.1f", 200/s; else print "?"}') images/s); whole demo $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", b-a}') s"
 echo "outputs:"
-echo "  $out/images/            200 PNG radiographs + labels.csv (path,label,cx,cy,x0,y0,x1,y1)"
-echo "  $out/prep/prep.h5       /images (N,C,H,W float16), /path, /status, /error, /original_size, /bit_depth"
-echo "  $out/prep/summary.csv   one row per input: status, size, bit depth, min/max/mean, error"
-ok=$(awk -F, 'NR>1 && $2=="ok"' "$out/prep/summary.csv" | wc -l)
-echo "  $ok of 200 inputs prepared; fractured: $(awk -F, 'NR>1 && $2==1' "$out/images/labels.csv" | wc -l)"
+echo "  $out/images/             the radiographs + labels.csv (path,label,cx,cy,x0,y0,x1,y1)"
+echo "  $out/run/results.h5      /score /probability /prediction /heatmap /peak_xy /bbox /path /status /error"
+echo "  $out/run/summary.csv     path,status,probability,prediction,peak_x,peak_y,x0,y0,x1,y1,error"
+echo "  $out/run/eval.json       AUROC, sensitivity, specificity, PPV, NPV, kappa (with CIs), pointing game"
