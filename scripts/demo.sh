@@ -26,6 +26,10 @@ pos=$(awk -F, 'NR>1 && $2=="ok" && $4==1' "$out/run/summary.csv" | wc -l)
 rate=$(sed -n 's/.* in \([0-9.]*\) s.*/\1/p' "$out/run.log" | tail -1)
 echo
 echo "summary: 200 images, $pos predicted positive; run took ${rate:-?} s ($(awk -v s="${rate:-0}" 'BEGIN{if(s>0)printf "%.1f", 200/s; else print "?"}') images/s); whole demo $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", b-a}') s"
+if grep -q "Status: work in progress" models/fxdemo.md 2>/dev/null; then
+  echo "note: models/fxdemo.onnx is still a work-in-progress model that does not meet its"
+  echo "      targets (see the status line of models/fxdemo.md): judge the pipeline, not the scores."
+fi
 echo "outputs:"
 echo "  $out/images/             the radiographs + labels.csv (path,label,cx,cy,x0,y0,x1,y1)"
 echo "  $out/run/results.h5      /score /probability /prediction /heatmap /peak_xy /bbox /path /status /error"
