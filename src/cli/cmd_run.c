@@ -42,22 +42,6 @@ static void run_usage(FILE *f)
             "  --quiet       no progress line\n");
 }
 
-static void progress_line(void *ctx, const fx_progress *p)
-{
-    (void)ctx;
-    double rate = p->seconds > 0 ? (double)p->done / p->seconds : 0;
-    fprintf(stderr, "\rrun: %zu", p->done);
-    if (p->total >= 0)
-        fprintf(stderr, "/%ld", p->total);
-    fprintf(stderr, " images, %zu errors, %.1f img/s", p->errors, rate);
-    if (p->total >= 0 && rate > 0) {
-        double eta = ((double)p->total - (double)p->done) / rate;
-        fprintf(stderr, ", ETA %dm%02ds", (int)(eta / 60), (int)eta % 60);
-    }
-    fputs("   ", stderr);
-    fflush(stderr);
-}
-
 int fx_cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -139,7 +123,8 @@ int fx_cmd_run(int argc, char **argv)
     job.log = stderr;
     int show = !quiet && isatty(STDERR_FILENO);
     job.count_first = show;
-    job.progress = show ? progress_line : NULL;
+    job.progress = show ? fx_cli_progress : NULL;
+    job.progress_ctx = (void *)"run";
 
     struct sigaction sa = {0};
     sa.sa_handler = on_sigint;
