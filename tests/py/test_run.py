@@ -191,14 +191,19 @@ def main():
     check("uninterrupted run of 300", rc == 0, err)
     with h5py.File(os.path.join(ref, "results.h5"), "r") as rh:
         ref_prob = rh["probability"][:]
-    t_ref = time.time()
-    rc, _, _ = run(["run", "--model", model, "--config", cfg, "--out", ref, "--batch", "4",
-                    "--threads", "1", "--quiet", big])
-    full_s = time.time() - t_ref
     sig = os.path.join(tmp, "sigint")
     p = subprocess.Popen([FX, "run", "--model", model, "--config", cfg, "--out", sig, "--batch",
                           "4", "--threads", "1", "--quiet", big], stderr=subprocess.PIPE, text=True)
-    time.sleep(max(0.3, full_s * 0.4))
+    # Interrupt once a third of the rows are written (not after a fixed
+    # sleep, which a fast machine can outrun).
+    while p.poll() is None:
+        try:
+            with open(os.path.join(sig, "summary.csv")) as f:
+                if sum(1 for _ in f) - 1 >= 100:
+                    break
+        except OSError:
+            pass
+        time.sleep(0.005)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
     with h5py.File(os.path.join(sig, "results.h5"), "r") as sh:
@@ -212,10 +217,24 @@ def main():
     cmd = [FX, "run", "--model", model, "--config", cfg, "--out", kill, "--batch", "4",
            "--threads", "1", "--quiet", big]
     done_kills = 0
-    for attempt in range(3):
+    # Kill once the CSV has passed a random row target (plus a random few ms,
+    # so the kill can land anywhere inside a batch): a kill then always hits
+    # a running process, however fast the machine.
+    csv_path = os.path.join(kill, "summary.csv")
+    targets = sorted(rnd.sample(range(20, 280), 3))
+    for attempt, target in enumerate(targets):
         p = subprocess.Popen(cmd if attempt == 0 else [FX, "run", "--resume", kill, "--quiet"],
                              stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(0.25, max(0.3, full_s * 0.35)))
+        while p.poll() is None:
+            try:
+                with open(csv_path) as f:
+                    rows = sum(1 for _ in f) - 1
+            except OSError:
+                rows = 0
+            if rows >= target:
+                time.sleep(rnd.uniform(0.0, 0.02))
+                break
+            time.sleep(0.005)
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             done_kills += 1
