@@ -6,10 +6,20 @@
  * 0 (and *out untouched) on garbage, trailing characters or out of range. */
 int fx_cli_parse_int(const char *s, long lo, long hi, int *out);
 
+#include <hdf5.h>
+
 #include "fxscreen/prepjob.h"
 
 /* Progress callback for the jobs: one carriage-returned line on stderr with
  * count, errors, images/s and ETA; ctx is the command name ("prep", "run"). */
 void fx_cli_progress(void *ctx, const fx_progress *p);
+
+/* Read the dataset /input of the HDF5 file `path` (rank 4, N x C x H x W,
+ * every dimension 1..max_dim) into a new float32 buffer (caller frees *out).
+ * float_only: refuse a non-float dataset instead of letting HDF5 convert it.
+ * Messages on stderr start with `cmd` ("model run").  Returns an exit code:
+ * 0, 2 (unusable input, naming the fix) or 1 (out of memory, read failure). */
+int fx_cli_read_input(const char *cmd, const char *path, unsigned max_dim, int float_only,
+                      float **out, hsize_t dims[4]);
 
 #endif

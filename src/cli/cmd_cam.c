@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "fxscreen/cam.h"
 #include "fxscreen/h5util.h"
@@ -42,55 +43,6 @@ static void cam_usage(FILE *f)
             "  --frac F       box threshold as a fraction of the peak (default 0.5)\n"
             "  --no-shortcut  always run the backward pass (tests; the exact GAP + Gemm\n"
             "                 shortcut gives the same maps)\n");
-}
-
-/* Reads /input (rank-4 float) into a new buffer; exit code. */
-static int cam_read_input(const char *path, float **out, hsize_t dims[4])
-{
-    int rc = FX_EXIT_USAGE;
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), ds = -1, sp = -1;
-    if (f < 0) {
-        fprintf(stderr, "model cam: %s: cannot open as HDF5 (want a float32 /input N x C x H x W)\n",
-                path);
-        return rc;
-    }
-    if (H5Lexists(f, "input", H5P_DEFAULT) <= 0 || (ds = H5Dopen2(f, "input", H5P_DEFAULT)) < 0) {
-        fprintf(stderr, "model cam: %s: no dataset /input (write the batch there as float32 "
-                        "N x C x H x W)\n", path);
-        goto done;
-    }
-    sp = H5Dget_space(ds);
-    if (H5Sget_simple_extent_ndims(sp) != 4) {
-        fprintf(stderr, "model cam: %s: /input must have rank 4 (N x C x H x W)\n", path);
-        goto done;
-    }
-    H5Sget_simple_extent_dims(sp, dims, NULL);
-    for (int i = 0; i < 4; i++)
-        if (dims[i] < 1 || dims[i] > 1u << 16) {
-            fprintf(stderr, "model cam: %s: /input dimension %d is %llu (want 1..65536)\n", path,
-                    i, (unsigned long long)dims[i]);
-            goto done;
-        }
-    size_t n = (size_t)(dims[0] * dims[1] * dims[2] * dims[3]);
-    rc = FX_EXIT_FAIL;
-    if (!(*out = malloc(n * sizeof(float)))) {
-        fprintf(stderr, "model cam: out of memory reading %s\n", path);
-        goto done;
-    }
-    if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0) {
-        fprintf(stderr, "model cam: %s: cannot read /input (want a float dataset)\n", path);
-        free(*out);
-        *out = NULL;
-        goto done;
-    }
-    rc = FX_EXIT_OK;
-done:
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (ds >= 0)
-        H5Dclose(ds);
-    H5Fclose(f);
-    return rc;
 }
 
 static fx_status put(hid_t f, const char *name, hid_t type, hid_t mem, int rank,
@@ -286,7 +238,7 @@ int fx_cmd_model_cam(int argc, char **argv)
     fx_graph *g = NULL;
     fx_cam_result r = {0};
     fx_status st;
-    if ((rc = cam_read_input(a.in, &x, dims)) || (rc = cam_targets(&a, (int)dims[0], &targets)))
+    if ((rc = fx_cli_read_input("model cam", a.in, 1u << 16, 0, &x, dims)) || (rc = cam_targets(&a, (int)dims[0], &targets)))
         goto done;
     rc = FX_EXIT_USAGE;
     if ((st = fx_onnx_load(a.model, &g, &err)) != FX_OK ||

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "fxscreen/graph.h"
 #include "fxscreen/h5util.h"
@@ -259,70 +260,6 @@ static int model_info(int argc, char **argv)
 
 /* ---- run ------------------------------------------------------------------- */
 
-/* Reads /input (float class, rank 4) into a new float32 buffer. */
-static int read_input(const char *path, float **out, hsize_t dims[4])
-{
-    int rc = FX_EXIT_USAGE;
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    hid_t ds = -1, sp = -1, ty = -1;
-    if (f < 0) {
-        fprintf(stderr, "model run: %s: cannot open as HDF5 (--input wants an .h5 file with a "
-                        "float32 dataset /input of shape N x C x H x W)\n",
-                path);
-        return rc;
-    }
-    if (H5Lexists(f, "input", H5P_DEFAULT) <= 0 || (ds = H5Dopen2(f, "input", H5P_DEFAULT)) < 0) {
-        fprintf(stderr, "model run: %s: no dataset /input (write the batch there as float32 "
-                        "N x C x H x W)\n",
-                path);
-        goto done;
-    }
-    sp = H5Dget_space(ds);
-    ty = H5Dget_type(ds);
-    int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
-    if (rank != 4 || H5Tget_class(ty) != H5T_FLOAT) {
-        fprintf(stderr, "model run: %s: /input must be a rank-4 float dataset (N x C x H x W), "
-                        "found rank %d%s\n",
-                path, rank, H5Tget_class(ty) != H5T_FLOAT ? " of a non-float type" : "");
-        goto done;
-    }
-    H5Sget_simple_extent_dims(sp, dims, NULL);
-    for (int i = 0; i < 4; i++)
-        if (dims[i] < 1 || dims[i] > 1u << 20) {
-            fprintf(stderr, "model run: %s: /input dimension %d is %llu (want 1..%u)\n", path, i,
-                    (unsigned long long)dims[i], 1u << 20);
-            goto done;
-        }
-    if (dims[0] * dims[1] > SIZE_MAX / sizeof(float) / dims[2] / dims[3]) {
-        fprintf(stderr, "model run: %s: /input is too large\n", path);
-        goto done;
-    }
-    size_t n = (size_t)(dims[0] * dims[1] * dims[2] * dims[3]);
-    *out = malloc(n * sizeof(float));
-    if (!*out) {
-        fprintf(stderr, "model run: out of memory reading %s (%zu floats)\n", path, n);
-        rc = FX_EXIT_FAIL;
-        goto done;
-    }
-    if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0) {
-        fprintf(stderr, "model run: %s: cannot read /input\n", path);
-        free(*out);
-        *out = NULL;
-        rc = FX_EXIT_FAIL;
-        goto done;
-    }
-    rc = FX_EXIT_OK;
-done:
-    if (ty >= 0)
-        H5Tclose(ty);
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (ds >= 0)
-        H5Dclose(ds);
-    H5Fclose(f);
-    return rc;
-}
-
 /* Writes one tensor as a float32 dataset named after it ('/' -> '_'). */
 static fx_status write_tensor(hid_t f, const char *tensor, const float *data, const fx_shape *s,
                               fx_error *err)
@@ -417,7 +354,7 @@ static int model_run(int argc, char **argv)
     hid_t f = -1;
     char tmp[4096] = "";
     fx_error err = {0};
-    if ((rc = read_input(in, &x, dims)))
+    if ((rc = fx_cli_read_input("model run", in, 1u << 20, 1, &x, dims)))
         goto cleanup;
     if ((rc = load_model(path, &g)))
         goto done;
