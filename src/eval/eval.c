@@ -131,6 +131,21 @@ static int cmp_base(const void *a, const void *b, void *ctx)
     return strcmp(L[*(const size_t *)a].base, L[*(const size_t *)b].base);
 }
 
+/* Next non-blank CSV record split into f[]: its field count, 0 at the end,
+ * -1 on a read error (errno set).  *at is the record's first line number. */
+static int next_record(eval_state *s, long *line, long *at, char **f)
+{
+    for (;;) {
+        *at = *line + 1;
+        int r = fx_csv_read_record(s->f, &s->rec, &s->rec_cap, line);
+        if (r <= 0)
+            return r < 0 ? -1 : 0;
+        int nf = fx_csv_split(s->rec, f, MAX_COLS);
+        if (!(nf == 1 && f[0][0] == '\0'))
+            return nf;
+    }
+}
+
 static fx_status read_labels(eval_state *s, const char *path, fx_error *err)
 {
     s->f = fopen(path, "r");
@@ -156,16 +171,13 @@ static fx_status read_labels(eval_state *s, const char *path, fx_error *err)
                             path);
     int boxcols = cx0 >= 0 && cy0 >= 0 && cx1 >= 0 && cy1 >= 0;
     for (;;) {
-        long at = line + 1;
-        int r = fx_csv_read_record(s->f, &s->rec, &s->rec_cap, &line);
-        if (r < 0)
-            return fx_error_set(err, FX_ERR_IO, "%s: read failed: %s", path, strerror(errno));
-        if (r == 0)
-            break;
+        long at;
         char *f[MAX_COLS];
-        int nf = fx_csv_split(s->rec, f, MAX_COLS);
-        if (nf == 1 && f[0][0] == '\0')
-            continue;
+        int nf = next_record(s, &line, &at, f);
+        if (nf < 0)
+            return fx_error_set(err, FX_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+        if (nf == 0)
+            break;
         const char *rel = field(f, nf, cp);
         if (!*rel)
             return fx_error_set(err, FX_ERR_FORMAT, "%s: line %ld: empty path", path, at);
@@ -358,16 +370,13 @@ static fx_status read_summary(eval_state *s, const char *path, fx_eval_report *r
                             "'probability' columns (is this the summary.csv of `fxscreen run`?)",
                             path);
     for (;;) {
-        long at = line + 1;
-        int r = fx_csv_read_record(s->f, &s->rec, &s->rec_cap, &line);
-        if (r < 0)
-            return fx_error_set(err, FX_ERR_IO, "%s: read failed: %s", path, strerror(errno));
-        if (r == 0)
-            break;
+        long at;
         char *f[MAX_COLS];
-        int nf = fx_csv_split(s->rec, f, MAX_COLS);
-        if (nf == 1 && f[0][0] == '\0')
-            continue;
+        int nf = next_record(s, &line, &at, f);
+        if (nf < 0)
+            return fx_error_set(err, FX_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+        if (nf == 0)
+            break;
         rep->rows++;
         const char *p = field(f, nf, cp);
         int by_base = 0;
