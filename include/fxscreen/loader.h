@@ -96,6 +96,11 @@ typedef enum fx_tiff_compression {
 fx_status fx_png_save(const char *path, const fx_image *img, fx_error *err);
 fx_status fx_tiff_save(const char *path, const fx_image *img, fx_tiff_compression comp,
                        fx_error *err);
+/* 8-bit RGB PNG: rgb is (height, width, 3) row-major, borrowed.  zlib_level
+ * 0..9 (overlays use 3: fast, a little larger).  Deterministic bytes, as
+ * fx_png_save; on error no file is left at path. */
+fx_status fx_png_save_rgb8(const char *path, int width, int height, const uint8_t *rgb,
+                           int zlib_level, fx_error *err);
 
 #ifdef __cplusplus
 }

@@ -94,3 +94,58 @@ fx_status fx_png_save(const char *path, const fx_image *img, fx_error *err)
     }
     return FX_OK;
 }
+
+/* fx_png_save_rgb8: 8-bit RGB (overlays).  Same determinism as fx_png_save
+ * (no text or time chunks, libpng's default filters) with the zlib level
+ * given by the caller, since overlays of 2-4k px originals are written per
+ * image and level 6 would dominate their cost. */
+fx_status fx_png_save_rgb8(const char *path, int width, int height, const uint8_t *rgb,
+                           int zlib_level, fx_error *err)
+{
+    if (!path || !rgb || width <= 0 || height <= 0)
+        return fx_error_set(err, FX_ERR_USAGE, "png save: no image or path");
+    if (zlib_level < 0 || zlib_level > 9)
+        return fx_error_set(err, FX_ERR_USAGE, "%s: zlib level %d is not in 0..9", path,
+                            zlib_level);
+    if (width > 0x7fffffff / 3 || (uint64_t)width * (uint64_t)height > (1u << 30))
+        return fx_error_set(err, FX_ERR_LIMIT, "%s: image too large for the PNG writer", path);
+
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return fx_error_set(err, FX_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+
+    png_save_ctx ctx = {{0}};
+    png_structp png =
+        png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_save_error, png_save_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) {
+        png_destroy_write_struct(&png, &info);
+        fclose(f);
+        remove(path);
+        return fx_error_set(err, FX_ERR_NOMEM, "%s: cannot allocate libpng state", path);
+    }
+    const size_t stride = (size_t)width * 3;
+
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        fclose(f);
+        remove(path); /* never leave a truncated file behind */
+        return fx_error_set(err, FX_ERR_IO, "%s: libpng: %s", path, ctx.msg[0] ? ctx.msg : "error");
+    }
+    png_init_io(png, f);
+    png_set_compression_level(png, zlib_level);
+    png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8, PNG_COLOR_TYPE_RGB,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int y = 0; y < height; y++)
+        png_write_row(png, rgb + (size_t)y * stride);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        remove(path);
+        return fx_error_set(err, FX_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    }
+    return FX_OK;
+}
