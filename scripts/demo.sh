@@ -17,8 +17,8 @@ if [ ! -f "$model" ]; then
   echo "outputs: $out/images/ (PNG + labels.csv), $out/prep/prep.h5, $out/prep/summary.csv"
   exit 0
 fi
-echo "== fxscreen run: $model (config models/fxdemo.yaml), Grad-CAM, device auto"
-"$fx" run --model "$model" --out "$out/run" "$out/images" 2>&1 | tee "$out/run.log"
+echo "== fxscreen run: $model (sidecar models/fxdemo.yaml), Grad-CAM, overlays for the positives, device auto"
+"$fx" run --model "$model" --out "$out/run" --overlays "$out/images" 2>&1 | tee "$out/run.log"
 echo "== fxscreen eval against the ground truth"
 "$fx" eval --results "$out/run" --labels "$out/images/labels.csv" | tee "$out/eval.txt"
 t1=$(date +%s.%N)
@@ -34,4 +34,5 @@ echo "outputs:"
 echo "  $out/images/             the radiographs + labels.csv (path,label,cx,cy,x0,y0,x1,y1)"
 echo "  $out/run/results.h5      /score /probability /prediction /heatmap /peak_xy /bbox /path /status /error"
 echo "  $out/run/summary.csv     path,status,probability,prediction,peak_x,peak_y,x0,y0,x1,y1,error"
+echo "  $out/run/overlays/      ROW_NAME.png: each predicted positive with its Grad-CAM blended on top"
 echo "  $out/run/eval.json       AUROC, sensitivity, specificity, PPV, NPV, kappa (with CIs), pointing game"

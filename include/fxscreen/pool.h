@@ -28,34 +28,36 @@ extern "C" {
 #endif
 
 typedef struct fx_pool_config {
-    int threads;          /* workers; <= 0: online cores */
-    int batch;            /* items per batch, >= 1 */
-    int queue;            /* batch slots in flight, >= 2 (default 2 + threads/batch) */
-    int keep_plane01;     /* also fill fx_batch.plane01 ([0,1] plane, for uint8 stores) */
-    size_t max_file_bytes;/* refuse larger files; 0 = 1 GiB */
-    fx_prep_config prep;  /* output size/channels, windowing, megapixel limit */
+    int threads;           /* workers; <= 0: online cores */
+    int batch;             /* items per batch, >= 1 */
+    int queue;             /* batch slots in flight, >= 2 (default 2 + threads/batch) */
+    int keep_plane01;      /* also fill fx_batch.plane01 ([0,1] plane, for uint8 stores) */
+    size_t max_file_bytes; /* refuse larger files; 0 = 1 GiB */
+    fx_prep_config prep;   /* output size/channels, windowing, megapixel limit */
 } fx_pool_config;
 
 /* One input's outcome. Strings are owned by the batch. */
 typedef struct fx_item {
-    size_t index;          /* position in the input order (0-based) */
+    size_t index; /* position in the input order (0-based) */
     char *path;
-    fx_status status;      /* FX_OK or why it failed */
+    fx_status status;             /* FX_OK or why it failed */
     char error[FX_ERROR_MSG_MAX]; /* "" when ok; names the file and the reason */
-    fx_image_info info;    /* decoded header; zero if the header was not read */
-    fx_image_stats stats;  /* min/max/mean in stored units (ok items) */
-    fx_prep_geom geom;     /* how original pixels map to model pixels (ok items) */
+    fx_image_info info;           /* decoded header; zero if the header was not read */
+    fx_image_stats stats;         /* min/max/mean in stored units (ok items) */
+    fx_prep_geom geom;            /* how original pixels map to model pixels (ok items) */
+    double decode_s;              /* seconds reading + decoding the file (one worker thread) */
+    double prep_s;                /* seconds preprocessing it */
 } fx_item;
 
 /* A batch handed to the consumer; valid until fx_pool_release(). */
 typedef struct fx_batch {
-    size_t number;   /* batch k of the run */
-    size_t first;    /* index of items[0] */
-    int count;       /* items in this batch (only the last may be short) */
+    size_t number; /* batch k of the run */
+    size_t first;  /* index of items[0] */
+    int count;     /* items in this batch (only the last may be short) */
     int channels, height, width;
-    fx_item *items;  /* [count] */
-    float *tensor;   /* (count, C, H, W) NCHW float32; rows of failed items are 0 */
-    float *plane01;  /* (count, H, W) or NULL (see keep_plane01) */
+    fx_item *items; /* [count] */
+    float *tensor;  /* (count, C, H, W) NCHW float32; rows of failed items are 0 */
+    float *plane01; /* (count, H, W) or NULL (see keep_plane01) */
 } fx_batch;
 
 typedef struct fx_pool fx_pool;
@@ -86,7 +88,7 @@ void fx_pool_destroy(fx_pool *p);
  * into out (C,H,W) and optionally plane01 (H,W).  Fills item (its path is
  * not touched). dec/scratch are the caller's reusable buffers. */
 typedef struct fx_worker_buf {
-    void *plane;       /* decoded plane, grown as needed */
+    void *plane; /* decoded plane, grown as needed */
     size_t plane_cap;
     fx_prep_scratch *scratch;
 } fx_worker_buf;

@@ -50,35 +50,83 @@
 extern "C" {
 #endif
 
+/* The run sections of a model sidecar (models/NAME.yaml) or --config file,
+ * beside the preprocessing keys of prep.h (which `prep` reads and `run`
+ * shares; `prep` ignores these):
+ *   model:   {classes: [normal, fracture], positive: fracture, threshold: 0.5}
+ *   cam:     {layer: NAME, method: gradcam, box_fraction: 0.5}
+ *   overlay: {colormap: inferno, opacity: 0.5}
+ * Every key is optional; "not given" is the value fx_run_config_init sets.
+ * Effective value: the command line, else the file, else the default
+ * (classes: none; positive: 1, or the single logit; threshold 0.5; layer:
+ * the suggested one; gradcam; box 0.5 of the peak; inferno; opacity 0.5). */
+#define FX_RUN_MAX_CLASSES 16
+#define FX_RUN_NAME_MAX    64
+typedef struct fx_run_config {
+    int nclasses;                                      /* 0: not given */
+    char classes[FX_RUN_MAX_CLASSES][FX_RUN_NAME_MAX]; /* names of the logits, in order */
+    int positive;        /* index of the fracture class (its probability is
+                            /probability and its map /heatmap); -1 not given */
+    double threshold;    /* prediction = probability >= threshold; NaN not given */
+    char cam_layer[512]; /* "" not given */
+    int cam_method;      /* fx_cam_method; -1 not given */
+    double box_fraction; /* box around map >= fraction * peak, (0, 1]; NaN not given */
+    int colormap;        /* fx_colormap (overlay.h); -1 not given */
+    double opacity;      /* overlay alpha where the map is 1, [0, 1]; NaN not given */
+} fx_run_config;
+
+/* Everything "not given". */
+void fx_run_config_init(fx_run_config *rc);
+
+/* Read the model/cam/overlay sections of a YAML file (other top-level keys
+ * are the preprocessing config's and are skipped here).  A bad value or an
+ * unknown key inside these sections is FX_ERR_CONFIG naming the file, line,
+ * key and fix; on error rc is unchanged. */
+fx_status fx_run_config_load(const char *path, fx_run_config *rc, fx_error *err);
+
+typedef enum fx_overlay_mode {
+    FX_OVERLAY_NONE = 0,
+    FX_OVERLAY_POSITIVES, /* one PNG per image predicted positive */
+    FX_OVERLAY_ALL
+} fx_overlay_mode;
+
 typedef struct fx_run_job {
     /* What to run (ignored with resume: taken from DIR/run.json). */
-    const char *model;           /* ONNX file */
-    const char *config;          /* YAML path or NULL (then the model's sidecar
-                                    M.yaml if it exists, else the defaults) */
-    const char *const *sources;  /* specs, see source.h ("-" cannot be resumed) */
+    const char *model;          /* ONNX file */
+    const char *config;         /* YAML path or NULL (then the model's sidecar
+                                   M.yaml if it exists, else the defaults) */
+    const char *const *sources; /* specs, see source.h ("-" cannot be resumed) */
     int nsources;
-    FILE *stdin_fp;              /* for "-" */
-    int batch;                   /* engine and pool batch, >= 1 */
-    int threads;                 /* reader threads; <= 0: online cores */
-    fx_cam_method method;
-    const char *layer;           /* CAM layer or NULL: fx_graph_cam_layer */
-    double threshold;            /* on /probability; NaN = 0.5 */
+    FILE *stdin_fp;           /* for "-" */
+    int batch;                /* engine and pool batch, >= 1 */
+    int threads;              /* reader threads; <= 0: online cores */
+    int method;               /* fx_cam_method; -1: the config's, else gradcam */
+    const char *layer;        /* CAM layer or NULL: the config's, else fx_graph_cam_layer */
+    double threshold;         /* on /probability; NaN: the config's, else 0.5 */
+    fx_overlay_mode overlays; /* DIR/overlays/NNNNNNNN_NAME.png (see above) */
     fx_device_kind device;
     /* Where, and how. */
-    const char *out_dir;         /* created if missing */
-    int resume;                  /* 1: continue the run recorded in out_dir */
-    const volatile sig_atomic_t *cancel; /* polled between batches; may be NULL */
-    int count_first;             /* count the inputs first (ETA) */
+    const char *out_dir;                               /* created if missing */
+    int resume;                                        /* 1: continue the run recorded in out_dir */
+    const volatile sig_atomic_t *cancel;               /* polled between batches; may be NULL */
+    int count_first;                                   /* count the inputs first (ETA) */
     void (*progress)(void *ctx, const fx_progress *p); /* after each batch; may be NULL */
     void *progress_ctx;
-    FILE *log;                   /* one-line notices (device fallback, resume); may be NULL */
+    FILE *log; /* one-line notices (device fallback, resume); may be NULL */
 } fx_run_job;
 
 typedef struct fx_run_job_result {
     size_t total, ok, errors; /* rows written by this call */
     size_t resumed_from;      /* rows kept from an earlier call (resume) */
     double seconds;
-    int cancelled;            /* stopped early on request; outputs are valid */
+    int cancelled;                   /* stopped early on request; outputs are valid */
+    size_t overlays, overlay_errors; /* PNGs written / not written (noticed in the log) */
+    /* Seconds spent per stage by this call, summed over the threads doing it
+     * (stages overlap, so they add up to more than `seconds` when the pool
+     * and the writer keep up): reading + decoding files and preprocessing
+     * (reader threads), inference and CAM (consumer), HDF5 + CSV writing and
+     * overlays (writer). */
+    double decode_s, prep_s, infer_s, cam_s, write_s, overlay_s;
 } fx_run_job_result;
 
 /* Run (or resume) the job.  Errors: FX_ERR_USAGE / FX_ERR_CONFIG /

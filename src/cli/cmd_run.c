@@ -30,13 +30,19 @@ static void run_usage(FILE *f)
             "  SOURCES       directories, list files or image files (as `fxscreen prep`)\n"
             "  --model M     ONNX classifier (2 logits: class 1 = fracture, or 1 logit)\n"
             "  --out DIR     writes DIR/results.h5, DIR/summary.csv and DIR/run.json\n"
-            "  --config C    preprocessing YAML (default: M.yaml beside the model if it\n"
-            "                exists, else configs/default.yaml values)\n"
+            "  --config C    the model's sidecar YAML: preprocessing keys plus the model:,\n"
+            "                cam: and overlay: sections (default: M.yaml beside the model\n"
+            "                if it exists, else configs/default.yaml values)\n"
             "  --batch N     images per engine batch (default 8)\n"
             "  --threads N   reader threads (default: online cores)\n"
-            "  --method M    gradcam (default), gradcam++, xgradcam, hirescam, layercam, eigencam\n"
-            "  --layer NAME  CAM layer (default: the suggested one, see `fxscreen model info`)\n"
-            "  --threshold T prediction = probability >= T (default 0.5)\n"
+            "  --method M    gradcam, gradcam++, xgradcam, hirescam, layercam, eigencam\n"
+            "                (default: cam.method of the config, else gradcam)\n"
+            "  --layer NAME  CAM layer (default: cam.layer, else the suggested one, see\n"
+            "                `fxscreen model info`)\n"
+            "  --threshold T prediction = probability >= T (default: model.threshold, else 0.5)\n"
+            "  --overlays [all|positives]  also write DIR/overlays/ROW_NAME.png: the original\n"
+            "                with the heatmap blended on top, for predicted positives (default)\n"
+            "                or all images (colormap/opacity: the config's overlay: section)\n"
             "  --device D    auto (default), cpu or cuda\n"
             "  --resume DIR  continue an interrupted run (every input ends up exactly once)\n"
             "  --quiet       no progress line\n");
@@ -45,14 +51,14 @@ static void run_usage(FILE *f)
 int fx_cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},   {"out", required_argument, 0, 'o'},
-        {"config", required_argument, 0, 'c'},  {"batch", required_argument, 0, 'b'},
-        {"threads", required_argument, 0, 't'}, {"method", required_argument, 0, 'M'},
-        {"layer", required_argument, 0, 'l'},   {"threshold", required_argument, 0, 'T'},
-        {"device", required_argument, 0, 'd'},  {"resume", required_argument, 0, 'r'},
-        {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    fx_run_job job = {.batch = 8, .threshold = NAN, .device = FX_DEVICE_AUTO};
+        {"model", required_argument, 0, 'm'},    {"out", required_argument, 0, 'o'},
+        {"config", required_argument, 0, 'c'},   {"batch", required_argument, 0, 'b'},
+        {"threads", required_argument, 0, 't'},  {"method", required_argument, 0, 'M'},
+        {"layer", required_argument, 0, 'l'},    {"threshold", required_argument, 0, 'T'},
+        {"device", required_argument, 0, 'd'},   {"resume", required_argument, 0, 'r'},
+        {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
+        {"overlays", optional_argument, 0, 'O'}, {0, 0, 0, 0}};
+    fx_run_job job = {.batch = 8, .method = -1, .threshold = NAN, .device = FX_DEVICE_AUTO};
     const char *resume = NULL;
     int quiet = 0, c;
     char *end;
@@ -66,6 +72,23 @@ int fx_cmd_run(int argc, char **argv)
         case 'l': job.layer = optarg; break;
         case 'r': resume = optarg; break;
         case 'q': quiet = 1; break;
+        case 'O': {
+            /* `--overlays all` as well as `--overlays=all`: a following word
+             * that names a mode is taken as the mode, not as a source. */
+            const char *mode = optarg;
+            if (!mode && optind < argc &&
+                (!strcmp(argv[optind], "all") || !strcmp(argv[optind], "positives")))
+                mode = argv[optind++];
+            if (!mode || !strcmp(mode, "positives"))
+                job.overlays = FX_OVERLAY_POSITIVES;
+            else if (!strcmp(mode, "all"))
+                job.overlays = FX_OVERLAY_ALL;
+            else {
+                fprintf(stderr, "run: --overlays '%s': use all or positives\n", mode);
+                return FX_EXIT_USAGE;
+            }
+            break;
+        }
         case 'b':
             if (!fx_cli_parse_int(optarg, 1, 4096, &job.batch)) {
                 fprintf(stderr, "run: --batch '%s': give 1..4096\n", optarg);
@@ -78,12 +101,15 @@ int fx_cmd_run(int argc, char **argv)
                 return FX_EXIT_USAGE;
             }
             break;
-        case 'M':
-            if (fx_cam_method_parse(optarg, &job.method, &err) != FX_OK) {
+        case 'M': {
+            fx_cam_method cm;
+            if (fx_cam_method_parse(optarg, &cm, &err) != FX_OK) {
                 fprintf(stderr, "run: --method: %s\n", err.msg);
                 return FX_EXIT_USAGE;
             }
+            job.method = (int)cm;
             break;
+        }
         case 'T':
             job.threshold = strtod(optarg, &end);
             if (*end || !(job.threshold >= 0.0 && job.threshold <= 1.0)) {
@@ -102,17 +128,20 @@ int fx_cmd_run(int argc, char **argv)
         }
     }
     if (resume) {
-        if (job.model || job.out_dir || job.config || optind < argc) {
+        if (job.model || job.out_dir || job.config || optind < argc || job.overlays ||
+            job.method >= 0 || job.layer || !isnan(job.threshold)) {
             fprintf(stderr, "run: --resume DIR takes everything from DIR/run.json; give no "
-                            "--model, --out, --config or SOURCES with it\n");
+                            "--model, --out, --config, --overlays, --method, --layer, "
+                            "--threshold or SOURCES with it\n");
             return FX_EXIT_USAGE;
         }
         job.out_dir = resume;
         job.resume = 1;
     } else if (!job.model || !job.out_dir || optind >= argc) {
-        fprintf(stderr, "run: %s\n", !job.model     ? "--model M.onnx is required"
-                                     : !job.out_dir ? "--out DIR is required"
-                                                    : "no SOURCES given");
+        fprintf(stderr, "run: %s\n",
+                !job.model     ? "--model M.onnx is required"
+                : !job.out_dir ? "--out DIR is required"
+                               : "no SOURCES given");
         run_usage(stderr);
         return FX_EXIT_USAGE;
     }
@@ -146,10 +175,22 @@ int fx_cmd_run(int argc, char **argv)
         fprintf(stderr, "run: no inputs found (directories are searched for *.png *.tif "
                         "*.tiff; lists name one path per line)\n");
     if (!quiet || res.cancelled)
-        fprintf(stderr, "run: %zu images (%zu ok, %zu errors) in %.2f s%s; %s/results.h5 and "
-                        "%s/summary.csv hold %zu rows\n",
+        fprintf(stderr,
+                "run: %zu images (%zu ok, %zu errors) in %.2f s%s; %s/results.h5 and "
+                "%s/summary.csv hold %zu rows\n",
                 res.total, res.ok, res.errors, res.seconds,
                 res.cancelled ? ", interrupted (continue with --resume)" : "", job.out_dir,
                 job.out_dir, res.total + res.resumed_from);
+    if (!quiet && res.total > 0) {
+        double per = 1000.0 / (double)res.total;
+        fprintf(stderr,
+                "run: per image (ms, summed over threads): decode %.1f, preprocess %.1f, "
+                "inference %.1f, CAM %.1f, write %.1f, overlays %.1f\n",
+                res.decode_s * per, res.prep_s * per, res.infer_s * per, res.cam_s * per,
+                res.write_s * per, res.overlay_s * per);
+    }
+    if (res.overlays || res.overlay_errors)
+        fprintf(stderr, "run: %zu overlays in %s/overlays/%s\n", res.overlays, job.out_dir,
+                res.overlay_errors ? " (some failed: see the notices above)" : "");
     return res.cancelled ? FX_EXIT_INTERRUPTED : FX_EXIT_OK;
 }

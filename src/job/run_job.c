@@ -22,11 +22,13 @@
 #include "fxscreen/h5util.h"
 #include "fxscreen/loader.h"
 #include "fxscreen/onnx.h"
+#include "fxscreen/overlay.h"
 #include "fxscreen/sha256.h"
 #include "fxscreen/source.h"
 
-#define RUN_CSV_HEADER "path,status,probability,prediction,peak_x,peak_y,x0,y0,x1,y1,error"
-#define RUN_BOX_FRAC 0.5
+#define RUN_CSV_HEADER   "path,status,probability,prediction,peak_x,peak_y,x0,y0,x1,y1,error"
+#define RUN_BOX_FRACTION 0.5
+#define RUN_OPACITY      0.5
 
 /* ---- parameters and run.json ------------------------------------------------ */
 
@@ -36,9 +38,12 @@ typedef struct run_params {
     char **sources;
     int nsources;
     int batch, threads;
-    fx_cam_method method;
-    double threshold;
+    int method;       /* as given on the command line: -1 not given */
+    double threshold; /* NaN not given */
+    fx_overlay_mode overlays;
     fx_device_kind device;
+    /* What the run was started with (run.json; checked on resume). */
+    char *model_sha, *effective;
 } run_params;
 
 static void params_free(run_params *p)
@@ -47,6 +52,8 @@ static void params_free(run_params *p)
     free(p->config);
     free(p->cwd);
     free(p->layer);
+    free(p->model_sha);
+    free(p->effective);
     for (int i = 0; i < p->nsources; i++)
         free(p->sources[i]);
     free(p->sources);
@@ -105,8 +112,9 @@ static fx_status params_from_job(const fx_run_job *job, run_params *p, fx_error 
     p->layer = dup_or_null(job->layer);
     p->batch = job->batch;
     p->threads = job->threads;
-    p->method = job->method;
-    p->threshold = isnan(job->threshold) ? 0.5 : job->threshold;
+    p->method = job->method >= 0 && job->method < FX_CAM_NUM_METHODS ? job->method : -1;
+    p->threshold = job->threshold;
+    p->overlays = job->overlays;
     p->device = job->device;
     return FX_OK;
 }
@@ -134,11 +142,19 @@ static fx_status params_save(const run_params *p, const char *dir, fx_error *err
         fx_json_str(f, p->sources[i]);
     }
     fprintf(f, "],\n  \"batch\": %d,\n  \"threads\": %d,\n  \"method\": ", p->batch, p->threads);
-    fx_json_str(f, fx_cam_method_name(p->method));
+    fx_json_str(f, p->method >= 0 ? fx_cam_method_name((fx_cam_method)p->method) : NULL);
     fputs(",\n  \"layer\": ", f);
     fx_json_str(f, p->layer);
-    fprintf(f, ",\n  \"threshold\": %.17g,\n  \"device\": ", p->threshold);
+    if (isnan(p->threshold))
+        fputs(",\n  \"threshold\": null", f);
+    else
+        fprintf(f, ",\n  \"threshold\": %.17g", p->threshold);
+    fprintf(f, ",\n  \"overlays\": %d,\n  \"device\": ", (int)p->overlays);
     fx_json_str(f, fx_device_name(p->device));
+    fputs(",\n  \"model_sha256\": ", f);
+    fx_json_str(f, p->model_sha);
+    fputs(",\n  \"effective_config\": ", f);
+    fx_json_str(f, p->effective);
     fputs("\n}\n", f);
     int bad = fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0;
     bad |= fclose(f) != 0;
@@ -224,8 +240,10 @@ static fx_status params_load(const char *dir, run_params *p, fx_error *err)
     uint8_t *raw = NULL;
     size_t n = 0;
     if (fx_read_file(path, 1 << 24, &raw, &n, NULL) != FX_OK)
-        return fx_error_set(err, FX_ERR_USAGE, "%s: cannot read (is %s the --out DIR of an "
-                            "earlier `fxscreen run`?)", path, dir);
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "%s: cannot read (is %s the --out DIR of an "
+                            "earlier `fxscreen run`?)",
+                            path, dir);
     char *bytes = malloc(n + 1);
     if (!bytes) {
         free(raw);
@@ -237,7 +255,8 @@ static fx_status params_load(const char *dir, run_params *p, fx_error *err)
     json_in j = {bytes, 0};
     int have_model = 0, have_sources = 0;
     p->batch = 16;
-    p->threshold = 0.5;
+    p->threshold = NAN;
+    p->method = -1;
     if (!json_lit(&j, '{'))
         j.bad = 1;
     while (!j.bad && !json_lit(&j, '}')) {
@@ -272,6 +291,7 @@ static fx_status params_load(const char *dir, run_params *p, fx_error *err)
             sval = json_string(&j);
         } else if (!strncmp(j.s, "null", 4)) {
             j.s += 4;
+            num = NAN;
         } else {
             char *end;
             num = strtod(j.s, &end);
@@ -291,21 +311,33 @@ static fx_status params_load(const char *dir, run_params *p, fx_error *err)
             p->batch = (int)num;
         else if (!strcmp(key, "threads"))
             p->threads = (int)num;
+        else if (!strcmp(key, "model_sha256"))
+            p->model_sha = sval, sval = NULL;
+        else if (!strcmp(key, "effective_config"))
+            p->effective = sval, sval = NULL;
         else if (!strcmp(key, "threshold"))
             p->threshold = num;
-        else if (!strcmp(key, "method") && sval && fx_cam_method_parse(sval, &p->method, NULL))
-            j.bad = 1;
-        else if (!strcmp(key, "device") && sval && fx_device_parse(sval, &p->device))
+        else if (!strcmp(key, "overlays"))
+            p->overlays = num >= FX_OVERLAY_NONE && num <= FX_OVERLAY_ALL ? (fx_overlay_mode)num
+                                                                          : (j.bad = 1, 0);
+        else if (!strcmp(key, "method") && sval) {
+            fx_cam_method cm;
+            if (fx_cam_method_parse(sval, &cm, NULL))
+                j.bad = 1;
+            else
+                p->method = (int)cm;
+        } else if (!strcmp(key, "device") && sval && fx_device_parse(sval, &p->device))
             j.bad = 1;
         free(sval);
         free(key);
         json_lit(&j, ',');
     }
     free(bytes);
-    if (j.bad || !have_model || !have_sources || p->nsources < 1 || p->batch < 1 ||
-        p->batch > 4096)
-        return fx_error_set(err, FX_ERR_USAGE, "%s: not a run.json written by `fxscreen run` "
-                            "(damaged or edited); start a new run with a fresh --out DIR", path);
+    if (j.bad || !have_model || !have_sources || p->nsources < 1 || p->batch < 1 || p->batch > 4096)
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "%s: not a run.json written by `fxscreen run` "
+                            "(damaged or edited); start a new run with a fresh --out DIR",
+                            path);
     return FX_OK;
 }
 
@@ -332,9 +364,42 @@ static void model_free(run_model *m)
     memset(m, 0, sizeof *m);
 }
 
+/* The config's classes against the model's K logits; fills eff->positive. */
+static fx_status resolve_classes(fx_run_config *eff, int K, const run_params *p, fx_error *err)
+{
+    const char *where = p->config ? p->config : "the config";
+    if (K == 1) { /* sigmoid: the one logit is the fracture class */
+        if (eff->nclasses && eff->nclasses != 2)
+            return fx_error_set(err, FX_ERR_CONFIG,
+                                "%s: key 'model.classes': %d names but "
+                                "%s has one (sigmoid) logit; write classes: [normal, fracture]",
+                                where, eff->nclasses, p->model);
+        if (eff->positive >= 0 && eff->positive != (eff->nclasses ? 1 : 0))
+            return fx_error_set(err, FX_ERR_CONFIG,
+                                "%s: key 'model.positive': %s has one "
+                                "(sigmoid) logit, which is the positive class; remove the key",
+                                where, p->model);
+        eff->positive = eff->nclasses ? 1 : 0;
+        return FX_OK;
+    }
+    if (eff->nclasses && eff->nclasses != K)
+        return fx_error_set(err, FX_ERR_CONFIG,
+                            "%s: key 'model.classes': %d names but %s has "
+                            "%d logits; name each logit once",
+                            where, eff->nclasses, p->model, K);
+    if (eff->positive < 0)
+        eff->positive = 1;
+    if (eff->positive >= K)
+        return fx_error_set(err, FX_ERR_CONFIG,
+                            "%s: key 'model.positive': class %d but %s has "
+                            "%d logits; use 0..%d",
+                            where, eff->positive, p->model, K, K - 1);
+    return FX_OK;
+}
+
 /* Load, prepare at (batch, C, H, W) and plan with the CAM layer's tensors kept. */
 static fx_status model_load(run_model *m, const run_params *p, const fx_prep_config *pc,
-                            fx_error *err)
+                            fx_run_config *eff, fx_error *err)
 {
     memset(m, 0, sizeof *m);
     fx_status st = fx_sha256_file(p->model, m->sha, err);
@@ -348,30 +413,43 @@ static fx_status model_load(run_model *m, const run_params *p, const fx_prep_con
     if (fx_graph_num_inputs(m->g) < 1 ||
         fx_graph_tensor_shape(m->g, fx_graph_input_name(m->g, 0), &in, NULL) != FX_OK ||
         in.rank != 4)
-        return fx_error_set(err, FX_ERR_UNSUPPORTED, "%s: the model's first input is not an "
-                            "N x C x H x W image tensor", p->model);
+        return fx_error_set(err, FX_ERR_UNSUPPORTED,
+                            "%s: the model's first input is not an "
+                            "N x C x H x W image tensor",
+                            p->model);
     if (in.d[1] > 0 && in.d[1] != pc->channels)
-        return fx_error_set(err, FX_ERR_CONFIG, "%s: the model takes %lld channel(s) but the "
-                            "config gives %d (set input.channels in the config)", p->model,
-                            (long long)in.d[1], pc->channels);
+        return fx_error_set(err, FX_ERR_CONFIG,
+                            "%s: the model takes %lld channel(s) but the "
+                            "config gives %d (set input.channels in the config)",
+                            p->model, (long long)in.d[1], pc->channels);
     if ((in.d[2] > 0 && in.d[2] != pc->out_h) || (in.d[3] > 0 && in.d[3] != pc->out_w))
-        return fx_error_set(err, FX_ERR_CONFIG, "%s: the model takes %lld x %lld images but the "
-                            "config gives %d x %d (set input.height/width)", p->model,
-                            (long long)in.d[2], (long long)in.d[3], pc->out_h, pc->out_w);
+        return fx_error_set(err, FX_ERR_CONFIG,
+                            "%s: the model takes %lld x %lld images but the "
+                            "config gives %d x %d (set input.height/width)",
+                            p->model, (long long)in.d[2], (long long)in.d[3], pc->out_h, pc->out_w);
     m->batch = p->batch, m->C = pc->channels, m->H = pc->out_h, m->W = pc->out_w;
     if ((st = fx_graph_prepare(m->g, m->batch, m->H, m->W, err)) != FX_OK) {
         fx_error_prefix(err, "%s: ", p->model);
         return st;
     }
-    m->layer = p->layer ? p->layer : fx_graph_cam_layer(m->g);
+    m->layer = eff->cam_layer[0] ? eff->cam_layer : fx_graph_cam_layer(m->g);
     if (!m->layer)
-        return fx_error_set(err, FX_ERR_USAGE, "%s: no suggested Grad-CAM layer (no global "
-                            "pooling head); name one with --layer", p->model);
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "%s: no suggested Grad-CAM layer (no global "
+                            "pooling head); name one with --layer or cam.layer",
+                            p->model);
+    if (strlen(m->layer) >= sizeof eff->cam_layer)
+        return fx_error_set(err, FX_ERR_UNSUPPORTED,
+                            "%s: CAM layer name longer than %zu "
+                            "characters",
+                            p->model, sizeof eff->cam_layer - 1);
     fx_shape a, o;
     if (fx_graph_tensor_shape(m->g, m->layer, &a, NULL) != FX_OK || a.rank != 4)
-        return fx_error_set(err, FX_ERR_USAGE, "%s: --layer '%s' is not a 4-D tensor of the "
-                            "prepared graph (`fxscreen model info` lists them)", p->model,
-                            m->layer);
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "%s: CAM layer '%s' is not a 4-D tensor of the "
+                            "prepared graph (`fxscreen model info` lists them; fix --layer or "
+                            "cam.layer)",
+                            p->model, m->layer);
     m->lc = (int)a.d[1], m->lh = (int)a.d[2], m->lw = (int)a.d[3];
     if ((st = fx_grad_create(m->g, m->layer, &m->gr, err)) != FX_OK) {
         fx_error_prefix(err, "%s: ", p->model);
@@ -379,7 +457,13 @@ static fx_status model_load(run_model *m, const run_params *p, const fx_prep_con
     }
     m->logits = fx_grad_logits_name(m->gr);
     m->K = fx_grad_num_classes(m->gr);
-    m->target = m->K >= 2 ? 1 : 0;
+    if ((st = resolve_classes(eff, m->K, p, err)) != FX_OK)
+        return st;
+    m->target = m->K == 1 ? 0 : eff->positive;
+    if (m->layer != eff->cam_layer) {
+        snprintf(eff->cam_layer, sizeof eff->cam_layer, "%s", m->layer);
+        m->layer = eff->cam_layer;
+    }
     m->output = fx_graph_output_name(m->g, 0);
     if (fx_graph_tensor_shape(m->g, m->output, &o, NULL) != FX_OK || o.rank < 1 ||
         fx_shape_numel(&o) % m->batch)
@@ -394,15 +478,17 @@ static fx_status model_load(run_model *m, const run_params *p, const fx_prep_con
 
 typedef struct out_batch {
     int n;
-    float *score;    /* (n, S) */
-    float *prob;     /* (n) */
-    int8_t *pred;    /* (n) */
-    uint8_t *heat;   /* (n, H, W) */
-    float *peak;     /* (n, 2) */
-    float *bbox;     /* (n, 4) */
-    int8_t *status;  /* (n) */
-    char **path;     /* (n) owned */
-    char **error;    /* (n) owned */
+    size_t row0;        /* row of item 0 in the outputs */
+    fx_prep_geom *geom; /* (n) for the overlays */
+    float *score;       /* (n, S) */
+    float *prob;        /* (n) */
+    int8_t *pred;       /* (n) */
+    uint8_t *heat;      /* (n, H, W) */
+    float *peak;        /* (n, 2) */
+    float *bbox;        /* (n, 4) */
+    int8_t *status;     /* (n) */
+    char **path;        /* (n) owned */
+    char **error;       /* (n) owned */
 } out_batch;
 
 static void out_batch_clear(out_batch *o)
@@ -427,6 +513,7 @@ static void out_batch_free(out_batch *o)
     free(o->peak);
     free(o->bbox);
     free(o->status);
+    free(o->geom);
     free(o->path);
     free(o->error);
     memset(o, 0, sizeof *o);
@@ -443,21 +530,22 @@ static fx_status out_batch_alloc(out_batch *o, const run_model *m, fx_error *err
     o->peak = malloc(b * 2 * sizeof(float));
     o->bbox = malloc(b * 4 * sizeof(float));
     o->status = malloc(b);
+    o->geom = calloc(b, sizeof *o->geom);
     o->path = calloc(b, sizeof(char *));
     o->error = calloc(b, sizeof(char *));
     if (!o->score || !o->prob || !o->pred || !o->heat || !o->peak || !o->bbox || !o->status ||
-        !o->path || !o->error)
+        !o->geom || !o->path || !o->error)
         return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory for the output buffers");
     return FX_OK;
 }
 
 /* Per-batch engine scratch. */
 typedef struct run_scratch {
-    float *x;      /* (batch, C, H, W) zero-padded input */
-    float *dA;     /* the layer's shape */
-    float *low;    /* (batch, lh, lw) */
-    float *cam;    /* (batch, H, W) */
-    int *targets;  /* (batch) */
+    float *x;     /* (batch, C, H, W) zero-padded input */
+    float *dA;    /* the layer's shape */
+    float *low;   /* (batch, lh, lw) */
+    float *cam;   /* (batch, H, W) */
+    int *targets; /* (batch) */
 } run_scratch;
 
 static void scratch_free(run_scratch *s)
@@ -484,10 +572,17 @@ static fx_status scratch_alloc(run_scratch *s, const run_model *m, fx_error *err
     return FX_OK;
 }
 
+/* Thread-seconds spent in each stage (bench/run's breakdown). */
+typedef struct run_times {
+    double infer, cam;
+} run_times;
+
 /* Engine + CAM on one pool batch, results into o (which must be empty). */
-static fx_status run_batch(run_model *m, run_scratch *s, fx_cam_method method, double thr,
-                           const fx_batch *b, out_batch *o, fx_error *err)
+static fx_status run_batch(run_model *m, run_scratch *s, const fx_run_config *eff,
+                           const fx_batch *b, out_batch *o, run_times *t, fx_error *err)
 {
+    fx_cam_method method = (fx_cam_method)eff->cam_method;
+    double t0 = fx_now_s();
     size_t item = (size_t)m->C * m->H * m->W, hw = (size_t)m->H * m->W;
     const float *x = b->tensor;
     if (b->count < m->batch) { /* short last batch: zero rows after the real ones */
@@ -497,6 +592,8 @@ static fx_status run_batch(run_model *m, run_scratch *s, fx_cam_method method, d
         x = s->x;
     }
     fx_status st = fx_plan_run(m->plan, x, err);
+    double t1 = fx_now_s();
+    t->infer += t1 - t0;
     if (st == FX_OK && fx_cam_method_needs_grad(method))
         st = fx_grad_run(m->gr, m->plan, s->targets, 1, s->dA, err);
     if (st != FX_OK)
@@ -511,6 +608,7 @@ static fx_status run_batch(run_model *m, run_scratch *s, fx_cam_method method, d
     fx_cam_normalize(s->low, m->batch, m->lh, m->lw);
     fx_cam_upsample(s->low, m->batch, m->lh, m->lw, s->cam, m->H, m->W);
     o->n = b->count;
+    o->row0 = b->first;
     for (int i = 0; i < b->count; i++) {
         const fx_item *it = &b->items[i];
         o->path[i] = strdup(it->path ? it->path : "");
@@ -518,6 +616,7 @@ static fx_status run_batch(run_model *m, run_scratch *s, fx_cam_method method, d
         if (!o->path[i] || !o->error[i])
             return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
         o->status[i] = (int8_t)it->status;
+        o->geom[i] = it->geom;
         float *sc = o->score + (size_t)i * m->S, *pk = o->peak + 2 * i, *bx = o->bbox + 4 * i;
         uint8_t *h = o->heat + (size_t)i * hw;
         if (it->status != FX_OK) {
@@ -541,17 +640,17 @@ static fx_status run_batch(run_model *m, run_scratch *s, fx_cam_method method, d
                 mx = l[k] > mx ? l[k] : mx;
             for (int k = 0; k < m->K; k++)
                 sum += exp((double)l[k] - mx);
-            p = exp((double)l[1] - mx) / sum;
+            p = exp((double)l[m->target] - mx) / sum;
         }
         o->prob[i] = (float)p;
-        o->pred[i] = (int8_t)(p >= thr);
+        o->pred[i] = (int8_t)(p >= eff->threshold);
         const float *c = s->cam + (size_t)i * hw;
         for (size_t q = 0; q < hw; q++) {
             float v = c[q] * 255.0f + 0.5f;
             h[q] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
         }
         fx_cam_region r;
-        if (fx_cam_locate(c, m->H, m->W, &it->geom, RUN_BOX_FRAC, &r) == FX_OK) {
+        if (fx_cam_locate(c, m->H, m->W, &it->geom, eff->box_fraction, &r) == FX_OK) {
             pk[0] = (float)r.peak_x, pk[1] = (float)r.peak_y;
             bx[0] = (float)r.x0, bx[1] = (float)r.y0, bx[2] = (float)r.x1, bx[3] = (float)r.y1;
         } else {
@@ -559,15 +658,15 @@ static fx_status run_batch(run_model *m, run_scratch *s, fx_cam_method method, d
             bx[0] = bx[1] = bx[2] = bx[3] = NAN;
         }
     }
+    t->cam += fx_now_s() - t1;
     return FX_OK;
 }
 
 /* ---- outputs (writer side) ------------------------------------------------------ */
 
 enum { D_SCORE, D_PROB, D_PRED, D_HEAT, D_PEAK, D_BBOX, D_PATH, D_STATUS, D_ERROR, D_N };
-static const char *const dset_names[D_N] = {"score", "probability", "prediction",
-                                            "heatmap", "peak_xy", "bbox",
-                                            "path", "status", "error"};
+static const char *const dset_names[D_N] = {
+    "score", "probability", "prediction", "heatmap", "peak_xy", "bbox", "path", "status", "error"};
 
 typedef struct run_out {
     hid_t file;
@@ -598,9 +697,22 @@ static fx_status csv_sync(FILE *f, const char *path, fx_error *err)
     return FX_OK;
 }
 
+static fx_status h5_attr_f64(run_out *o, const char *name, double v, fx_error *err)
+{
+    fx_status st = FX_OK;
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(o->file, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, &v) < 0)
+        st = fx_error_set(err, FX_ERR_IO, "%s: cannot write attribute %s", o->h5_path, name);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(sp);
+    return st;
+}
+
 /* A fresh results.h5 (datasets, attributes, SWMR on) and summary.csv. */
-static fx_status out_create(run_out *o, const run_model *m, const run_params *p, const char *yaml,
-                            fx_error *err)
+static fx_status out_create(run_out *o, const run_model *m, const run_params *p,
+                            const fx_run_config *eff, const char *yaml, fx_error *err)
 {
     o->file = fx_h5_create_file(o->h5_path, err);
     if (o->file < 0)
@@ -620,9 +732,12 @@ static fx_status out_create(run_out *o, const run_model *m, const run_params *p,
     for (int d = 0; d < D_N; d++)
         if (o->ds[d] < 0)
             return FX_ERR_IO;
-    char when[32], thr[64];
+    char when[32], classes[FX_RUN_MAX_CLASSES * (FX_RUN_NAME_MAX + 1) + 1] = "";
     fx_iso8601_now(when, sizeof when);
-    snprintf(thr, sizeof thr, "%.17g", p->threshold);
+    for (int k = 0; k < eff->nclasses; k++) {
+        strcat(classes, k ? "," : "");
+        strcat(classes, eff->classes[k]);
+    }
     fx_status st = fx_h5_attr_str(o->file, "fxscreen_version", FX_VERSION, err);
     if (st == FX_OK)
         st = fx_h5_attr_str(o->file, "model", p->model, err);
@@ -631,20 +746,20 @@ static fx_status out_create(run_out *o, const run_model *m, const run_params *p,
     if (st == FX_OK)
         st = fx_h5_attr_str(o->file, "config", yaml, err);
     if (st == FX_OK)
-        st = fx_h5_attr_str(o->file, "cam_method", fx_cam_method_name(p->method), err);
+        st = fx_h5_attr_str(o->file, "cam_method",
+                            fx_cam_method_name((fx_cam_method)eff->cam_method), err);
     if (st == FX_OK)
         st = fx_h5_attr_str(o->file, "cam_layer", m->layer, err);
     if (st == FX_OK)
         st = fx_h5_attr_str(o->file, "start_time", when, err);
-    if (st == FX_OK) {
-        hid_t sp = H5Screate(H5S_SCALAR);
-        hid_t a = H5Acreate2(o->file, "threshold", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-        if (a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, &p->threshold) < 0)
-            st = fx_error_set(err, FX_ERR_IO, "%s: cannot write attribute threshold", o->h5_path);
-        if (a >= 0)
-            H5Aclose(a);
-        H5Sclose(sp);
-    }
+    if (st == FX_OK)
+        st = fx_h5_attr_str(o->file, "classes", classes, err);
+    if (st == FX_OK)
+        st = h5_attr_f64(o, "threshold", eff->threshold, err);
+    if (st == FX_OK)
+        st = h5_attr_f64(o, "box_fraction", eff->box_fraction, err);
+    if (st == FX_OK)
+        st = h5_attr_f64(o, "positive_class", eff->positive, err);
     if (st != FX_OK)
         return st;
     /* From here on metadata is flushed in an order that keeps the file
@@ -652,8 +767,7 @@ static fx_status out_create(run_out *o, const run_model *m, const run_params *p,
     if (H5Fflush(o->file, H5F_SCOPE_LOCAL) < 0 || H5Fstart_swmr_write(o->file) < 0)
         return fx_error_set(err, FX_ERR_IO, "%s: cannot start SWMR writing", o->h5_path);
     if (!(o->csv = fopen(o->csv_path, "w")))
-        return fx_error_set(err, FX_ERR_IO, "%s: cannot create: %s", o->csv_path,
-                            strerror(errno));
+        return fx_error_set(err, FX_ERR_IO, "%s: cannot create: %s", o->csv_path, strerror(errno));
     fputs(RUN_CSV_HEADER "\n", o->csv);
     return csv_sync(o->csv, o->csv_path, err);
 }
@@ -744,7 +858,8 @@ static fx_status csv_cut(const char *path, long bytes, fx_error *err)
 
 /* Recovers DIR's outputs to their longest consistent prefix; *rows gets it. */
 static fx_status out_recover(run_out *o, const run_model *m, const run_params *p,
-                             const char *yaml, size_t *rows, FILE *log, fx_error *err)
+                             const fx_run_config *eff, const char *yaml, size_t *rows, FILE *log,
+                             fx_error *err)
 {
     *rows = 0;
     long *ends = NULL;
@@ -754,7 +869,8 @@ static fx_status out_recover(run_out *o, const run_model *m, const run_params *p
     int h5_ok = f >= 0;
     for (int d = 0; d < D_N && h5_ok; d++) {
         o->ds[d] = H5Lexists(f, dset_names[d], H5P_DEFAULT) > 0
-                       ? H5Dopen2(f, dset_names[d], H5P_DEFAULT) : -1;
+                       ? H5Dopen2(f, dset_names[d], H5P_DEFAULT)
+                       : -1;
         if (o->ds[d] < 0) {
             h5_ok = 0;
             break;
@@ -771,8 +887,10 @@ static fx_status out_recover(run_out *o, const run_model *m, const run_params *p
                 if (o->ds[e] >= 0)
                     H5Dclose(o->ds[e]), o->ds[e] = -1;
             H5Fclose(f);
-            return fx_error_set(err, FX_ERR_USAGE, "%s: made with another model or input size "
-                                "than run.json names; start a new run", o->h5_path);
+            return fx_error_set(err, FX_ERR_USAGE,
+                                "%s: made with another model or input size "
+                                "than run.json names; start a new run",
+                                o->h5_path);
         }
         if (r < n)
             n = r;
@@ -792,7 +910,7 @@ static fx_status out_recover(run_out *o, const run_model *m, const run_params *p
                 fprintf(log, "run: %s could not be read back; moved to %s, starting again\n",
                         o->h5_path, bad);
         }
-        return out_create(o, m, p, yaml, err);
+        return out_create(o, m, p, eff, yaml, err);
     }
     o->file = f;
     fx_status st = FX_OK;
@@ -901,7 +1019,56 @@ typedef struct writer {
     fx_status st;             /* first write failure */
     fx_error err;
     run_out *out;
+    /* Overlays (set before the thread starts; counters only the writer touches). */
+    fx_overlay_mode overlays;
+    char overlay_dir[PATH_MAX];
+    fx_overlay_opts opts;
+    double max_megapixels;
+    int H, W;
+    FILE *log;
+    size_t overlays_written, overlay_errors;
+    double write_s, overlay_s; /* seconds in each (bench/run's breakdown) */
 } writer;
+
+/* DIR/overlays/RRRRRRRR_NAME.png: the row number keeps names unique and in
+ * input order; NAME is the source file's name without its extension. */
+static void overlay_name(const writer *w, size_t row, const char *path, char *out, size_t n)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    int len = dot && dot != base ? (int)(dot - base) : (int)strlen(base);
+    snprintf(out, n, "%s/%08zu_%.*s.png", w->overlay_dir, row, len, base);
+}
+
+/* The overlay PNGs of one batch.  They are written before the batch's rows:
+ * a kill in between leaves PNGs that the resumed run writes again under the
+ * same names, never rows without their overlays.  A failed overlay is a
+ * notice, not a failed run: the row itself is complete. */
+static void write_overlays(writer *w, const out_batch *b)
+{
+    size_t ok = 0, bad = 0, hw = (size_t)w->H * (size_t)w->W;
+#pragma omp parallel for schedule(dynamic) reduction(+ : ok, bad)
+    for (int i = 0; i < b->n; i++) {
+        if (b->status[i] != FX_OK || (w->overlays == FX_OVERLAY_POSITIVES && b->pred[i] != 1))
+            continue;
+        char out[PATH_MAX];
+        overlay_name(w, b->row0 + (size_t)i, b->path[i], out, sizeof out);
+        fx_error e = {0};
+        if (fx_overlay_write_file(b->path[i], w->max_megapixels, &b->geom[i],
+                                  b->heat + (size_t)i * hw, w->H, w->W, b->bbox + 4 * i, &w->opts,
+                                  out, &e) == FX_OK)
+            ok++;
+        else {
+            bad++;
+#pragma omp critical(fx_run_overlay_log)
+            if (w->log)
+                fprintf(w->log, "run: overlay not written: %s\n", e.msg);
+        }
+    }
+    w->overlays_written += ok;
+    w->overlay_errors += bad;
+}
 
 static void *writer_main(void *arg)
 {
@@ -915,7 +1082,13 @@ static void *writer_main(void *arg)
         out_batch *b = &w->slot[w->written % 2];
         pthread_mutex_unlock(&w->mu);
         fx_error e = {0};
+        double t0 = fx_now_s();
+        if (w->overlays != FX_OVERLAY_NONE)
+            write_overlays(w, b);
+        double t1 = fx_now_s();
         fx_status st = out_append(w->out, b, &e);
+        w->overlay_s += t1 - t0;
+        w->write_s += fx_now_s() - t1;
         out_batch_clear(b);
         pthread_mutex_lock(&w->mu);
         if (st != FX_OK && w->st == FX_OK) {
@@ -951,29 +1124,123 @@ static void writer_submit(writer *w)
 
 /* ---- the job ---------------------------------------------------------------------- */
 
-/* Effective preprocessing: the config file (or sidecar) over the defaults. */
-static fx_status load_prep(const run_params *p, fx_prep_config *pc, fx_error *err)
+/* Effective settings: the command line over the config file (or sidecar)
+ * over the defaults.  The CAM layer and the positive class are completed
+ * by model_load, which knows the graph. */
+static fx_status load_settings(const run_params *p, fx_prep_config *pc, fx_run_config *eff,
+                               fx_error *err)
 {
     fx_prep_config_default(pc);
+    fx_run_config_init(eff);
     if (p->config) {
         fx_status st = fx_prep_config_load(p->config, pc, err);
+        if (st == FX_OK)
+            st = fx_run_config_load(p->config, eff, err);
         if (st != FX_OK)
             return st == FX_ERR_IO ? FX_ERR_CONFIG : st;
     }
+    if (p->method >= 0)
+        eff->cam_method = p->method;
+    if (p->layer)
+        snprintf(eff->cam_layer, sizeof eff->cam_layer, "%s", p->layer);
+    if (!isnan(p->threshold))
+        eff->threshold = p->threshold;
+    if (eff->cam_method < 0)
+        eff->cam_method = FX_CAM_GRADCAM;
+    if (isnan(eff->threshold))
+        eff->threshold = 0.5;
+    if (isnan(eff->box_fraction))
+        eff->box_fraction = RUN_BOX_FRACTION;
+    if (eff->colormap < 0)
+        eff->colormap = FX_CMAP_INFERNO;
+    if (isnan(eff->opacity))
+        eff->opacity = RUN_OPACITY;
     return fx_prep_config_validate(pc, err);
+}
+
+/* A YAML double-quoted scalar (names may hold ':', '#', quotes). */
+static void yaml_quoted(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fputc('\\', f);
+        if ((unsigned char)*s < 0x20)
+            fprintf(f, "\\x%02x", (unsigned char)*s);
+        else
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* The effective config as YAML text (results.h5's `config` attribute and
+ * run.json): the preprocessing keys, then the run sections, every value
+ * filled in.  The text loads back with --config. Caller frees. */
+static char *effective_yaml(const fx_prep_config *pc, const fx_run_config *eff)
+{
+    char *prep = fx_prep_config_to_yaml(pc), *out = NULL;
+    size_t n = 0;
+    FILE *f = prep ? open_memstream(&out, &n) : NULL;
+    if (!f) {
+        free(prep);
+        return NULL;
+    }
+    fputs(prep, f);
+    free(prep);
+    fputs("model: {", f);
+    if (eff->nclasses) {
+        fputs("classes: [", f);
+        for (int k = 0; k < eff->nclasses; k++) {
+            fputs(k ? ", " : "", f);
+            yaml_quoted(f, eff->classes[k]);
+        }
+        fputs("], ", f);
+    }
+    fprintf(f, "positive: %d, threshold: %.17g}\ncam: {layer: ", eff->positive, eff->threshold);
+    yaml_quoted(f, eff->cam_layer);
+    fprintf(f, ", method: %s, box_fraction: %.17g}\n",
+            fx_cam_method_name((fx_cam_method)eff->cam_method), eff->box_fraction);
+    fprintf(f, "overlay: {colormap: %s, opacity: %.17g}\n",
+            fx_colormap_name((fx_colormap)eff->colormap), eff->opacity);
+    if (fclose(f) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* A resumed run must use the model and settings it started with. */
+static fx_status check_unchanged(const run_params *p, const run_model *m, const char *yaml,
+                                 const char *dir, fx_error *err)
+{
+    if (p->model_sha && strcmp(p->model_sha, m->sha))
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "run --resume: %s changed since the run in %s "
+                            "started (SHA-256 %.12s..., now %.12s...); restore it or start a new "
+                            "run with a fresh --out DIR",
+                            p->model, dir, p->model_sha, m->sha);
+    if (p->effective && strcmp(p->effective, yaml))
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "run --resume: the effective config changed "
+                            "since the run in %s started (%s edited?); restore it or start a "
+                            "new run with a fresh --out DIR",
+                            dir, p->config ? p->config : "defaults");
+    return FX_OK;
 }
 
 static fx_status check_device(fx_device_kind want, FILE *log, fx_error *err)
 {
     if (want == FX_DEVICE_CUDA)
-        return fx_error_set(err, FX_ERR_DEVICE, "--device cuda: the engine has no CUDA path "
+        return fx_error_set(err, FX_ERR_DEVICE,
+                            "--device cuda: the engine has no CUDA path "
                             "yet (its layers run on the CPU); use --device cpu or auto");
     if (want == FX_DEVICE_AUTO) {
         fx_device_kind got;
         char notice[256] = "";
         fx_device_resolve(FX_DEVICE_AUTO, &got, notice, sizeof notice, NULL);
         if (got == FX_DEVICE_CUDA)
-            snprintf(notice, sizeof notice, "a CUDA device is present but the engine has no "
+            snprintf(notice, sizeof notice,
+                     "a CUDA device is present but the engine has no "
                      "CUDA path yet; running on CPU");
         if (log && notice[0])
             fprintf(log, "run: %s\n", notice);
@@ -988,13 +1255,16 @@ static fx_status check_cwd(const run_params *p, fx_error *err)
     int relative = 0;
     for (int i = 0; i < p->nsources; i++) {
         if (!strcmp(p->sources[i], "-"))
-            return fx_error_set(err, FX_ERR_USAGE, "run --resume: the run read its list from "
+            return fx_error_set(err, FX_ERR_USAGE,
+                                "run --resume: the run read its list from "
                                 "stdin ('-'), which cannot be replayed; pass a list file instead");
         relative |= p->sources[i][0] != '/';
     }
     if (relative && p->cwd && (!getcwd(cwd, sizeof cwd) || strcmp(cwd, p->cwd)))
-        return fx_error_set(err, FX_ERR_USAGE, "run --resume: the sources are relative to %s; "
-                            "cd there and resume again", p->cwd);
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "run --resume: the sources are relative to %s; "
+                            "cd there and resume again",
+                            p->cwd);
     return FX_OK;
 }
 
@@ -1006,6 +1276,8 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
     run_scratch sc = {0};
     run_out out = {.file = -1};
     writer w = {.out = &out};
+    fx_run_config eff;
+    run_times times = {0};
     fx_source *src = NULL;
     fx_pool *pool = NULL;
     char *yaml = NULL;
@@ -1014,43 +1286,62 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
     for (int d = 0; d < D_N; d++)
         out.ds[d] = -1;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    fx_status st = job->resume ? params_load(job->out_dir, &p, err)
-                               : params_from_job(job, &p, err);
+    fx_status st = job->resume ? params_load(job->out_dir, &p, err) : params_from_job(job, &p, err);
     fx_pool_config pc = {.threads = p.threads, .batch = p.batch};
     if (st == FX_OK && job->resume)
         st = check_cwd(&p, err);
     if (st == FX_OK)
-        st = load_prep(&p, &pc.prep, err);
+        st = load_settings(&p, &pc.prep, &eff, err);
     if (st == FX_OK)
         st = check_device(p.device, job->log, err);
     if (st == FX_OK)
-        st = model_load(&m, &p, &pc.prep, err);
+        st = model_load(&m, &p, &pc.prep, &eff, err);
     if (st == FX_OK)
         st = scratch_alloc(&sc, &m, err);
     for (int i = 0; i < 2 && st == FX_OK; i++)
         st = out_batch_alloc(&w.slot[i], &m, err);
-    if (st == FX_OK && !(yaml = fx_prep_config_to_yaml(&pc.prep)))
+    if (st == FX_OK && !(yaml = effective_yaml(&pc.prep, &eff)))
         st = fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
+    if (st == FX_OK && job->resume)
+        st = check_unchanged(&p, &m, yaml, job->out_dir, err);
+    if (st == FX_OK && !job->resume) {
+        free(p.model_sha);
+        free(p.effective);
+        p.model_sha = strdup(m.sha);
+        p.effective = strdup(yaml);
+        if (!p.model_sha || !p.effective)
+            st = fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
+    }
     if (st == FX_OK)
-        st = fx_source_create((const char *const *)p.sources, p.nsources, job->stdin_fp, &src,
-                              err);
+        st = fx_source_create((const char *const *)p.sources, p.nsources, job->stdin_fp, &src, err);
     if (st == FX_OK && !job->resume)
         st = fx_mkdirs(job->out_dir, err);
+    w.overlays = p.overlays;
+    snprintf(w.overlay_dir, sizeof w.overlay_dir, "%s/overlays", job->out_dir);
+    if (st == FX_OK && w.overlays != FX_OVERLAY_NONE)
+        st = fx_mkdirs(w.overlay_dir, err);
     if (st != FX_OK)
         goto done;
+    w.opts = (fx_overlay_opts){.cmap = (fx_colormap)eff.colormap,
+                               .opacity = eff.opacity,
+                               .invert = pc.prep.invert,
+                               .draw_box = 1};
+    w.max_megapixels = pc.prep.max_megapixels;
+    w.H = m.H, w.W = m.W;
+    w.log = job->log;
     snprintf(out.h5_path, sizeof out.h5_path, "%s/results.h5", job->out_dir);
     snprintf(out.csv_path, sizeof out.csv_path, "%s/summary.csv", job->out_dir);
     if (job->resume) {
-        if ((st = out_recover(&out, &m, &p, yaml, &res->resumed_from, job->log, err)) != FX_OK)
+        if ((st = out_recover(&out, &m, &p, &eff, yaml, &res->resumed_from, job->log, err)) !=
+            FX_OK)
             goto done;
         fx_source_item si;
         for (size_t i = 0; i < res->resumed_from && fx_source_next(src, &si); i++)
             free(si.path);
         if (job->log)
-            fprintf(job->log, "run: resuming %s after %zu rows\n", job->out_dir,
-                    res->resumed_from);
+            fprintf(job->log, "run: resuming %s after %zu rows\n", job->out_dir, res->resumed_from);
     } else if ((st = params_save(&p, job->out_dir, err)) != FX_OK ||
-               (st = out_create(&out, &m, &p, yaml, err)) != FX_OK)
+               (st = out_create(&out, &m, &p, &eff, yaml, err)) != FX_OK)
         goto done;
     long total = -1;
     if (job->count_first) {
@@ -1079,13 +1370,16 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
             break;
         out_batch *o = writer_acquire(&w);
         if (o)
-            st = run_batch(&m, &sc, p.method, p.threshold, b, o, err);
+            st = run_batch(&m, &sc, &eff, b, o, &times, err);
         if (o && st == FX_OK) {
+            o->row0 = res->resumed_from + b->first;
             for (int r = 0; r < b->count; r++) {
                 if (b->items[r].status == FX_OK)
                     res->ok++;
                 else
                     res->errors++;
+                res->decode_s += b->items[r].decode_s;
+                res->prep_s += b->items[r].prep_s;
             }
             res->total += (size_t)b->count;
             writer_submit(&w);
@@ -1117,6 +1411,12 @@ done:
         pthread_cond_destroy(&w.cv);
         pthread_mutex_destroy(&w.mu);
     }
+    res->infer_s = times.infer;
+    res->cam_s = times.cam;
+    res->write_s = w.write_s;
+    res->overlay_s = w.overlay_s;
+    res->overlays = w.overlays_written;
+    res->overlay_errors = w.overlay_errors;
     if (out.file > 0) {
         fx_error e2 = {0};
         fx_status st2 = out_finish(&out, &e2);

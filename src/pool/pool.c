@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fxscreen/fsutil.h"
 #include "fxscreen/loader.h"
 
 #define FX_POOL_ALIGN 4096
@@ -28,12 +29,12 @@ struct fx_pool {
     pthread_cond_t ready;     /* an item finished */
     slot *slots;
     int nslots;
-    size_t next_index;  /* next input to claim */
-    size_t end_index;   /* inputs in the run, once known (SIZE_MAX before) */
-    size_t next_out;    /* next batch number to hand out */
+    size_t next_index; /* next input to claim */
+    size_t end_index;  /* inputs in the run, once known (SIZE_MAX before) */
+    size_t next_out;   /* next batch number to hand out */
     int cancelled;
-    size_t item_floats; /* C*H*W */
-    size_t plane_floats;/* H*W */
+    size_t item_floats;  /* C*H*W */
+    size_t plane_floats; /* H*W */
 };
 
 static void *aligned_alloc_zero(size_t bytes)
@@ -74,8 +75,8 @@ static fx_status decode_into(const fx_pool_config *cfg, const char *path, fx_wor
     if (need > buf->plane_cap) {
         void *np = realloc(buf->plane, need);
         if (!np) {
-            st = fx_error_set(err, FX_ERR_NOMEM, "out of memory for a %dx%d plane",
-                              img->info.width, img->info.height);
+            st = fx_error_set(err, FX_ERR_NOMEM, "out of memory for a %dx%d plane", img->info.width,
+                              img->info.height);
             goto done;
         }
         buf->plane = np;
@@ -97,7 +98,11 @@ void fx_pool_process_one(const fx_pool_config *cfg, const char *path, fx_worker_
     item->status = FX_OK;
     item->error[0] = '\0';
     memset(&item->info, 0, sizeof item->info);
+    double t0 = fx_now_s();
     fx_status st = decode_into(cfg, path, buf, &img, &err);
+    double t1 = fx_now_s();
+    item->decode_s = t1 - t0;
+    item->prep_s = 0;
     if (st == FX_OK) {
         item->info = img.info;
         if (!buf->scratch && !(buf->scratch = fx_prep_scratch_create()))
@@ -105,14 +110,16 @@ void fx_pool_process_one(const fx_pool_config *cfg, const char *path, fx_worker_
         else
             st = fx_prep_run(&img, &cfg->prep, buf->scratch, out, plane01, &item->geom,
                              &item->stats, &err);
+        item->prep_s = fx_now_s() - t1;
     } else if (img.info.width > 0) {
         item->info = img.info; /* header was read: keep size/bit depth for the row */
     }
     if (st != FX_OK) {
         item->status = st;
         snprintf(item->error, sizeof item->error, "%s: %s", path, err.msg);
-        memset(out, 0, sizeof(float) * (size_t)cfg->prep.channels * (size_t)cfg->prep.out_h *
-                           (size_t)cfg->prep.out_w);
+        memset(out, 0,
+               sizeof(float) * (size_t)cfg->prep.channels * (size_t)cfg->prep.out_h *
+                   (size_t)cfg->prep.out_w);
         if (plane01)
             memset(plane01, 0, sizeof(float) * (size_t)cfg->prep.out_h * (size_t)cfg->prep.out_w);
     }

@@ -1,13 +1,12 @@
 /* Preprocessing configuration: defaults, YAML load (libyaml document API,
  * for line numbers), validation and YAML output. */
-#include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
+#include "core/yamlcfg.h"
 #include "fxscreen/prep.h"
 
 void fx_prep_config_default(fx_prep_config *cfg)
@@ -88,156 +87,62 @@ fx_status fx_prep_config_validate(const fx_prep_config *cfg, fx_error *err)
 /* ---- YAML load ---------------------------------------------------------- */
 
 typedef struct loader {
-    const char *path;
-    yaml_document_t *doc;
-    fx_error *err;
+    fx_ycfg y;
     int n_mean, n_std; /* values given, 0 when the key is absent */
 } loader;
-
-static fx_status fail(loader *L, const yaml_node_t *at, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static fx_status fail(loader *L, const yaml_node_t *at, const char *key, const char *fmt, ...)
-{
-    char why[FX_ERROR_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof why, fmt, ap);
-    va_end(ap);
-    return fx_error_set(L->err, FX_ERR_CONFIG, "%s: line %lu: key '%s': %s", L->path,
-                        (unsigned long)at->start_mark.line + 1, key, why);
-}
-
-static const char *scalar(const yaml_node_t *n)
-{
-    return n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-static fx_status get_double(loader *L, const yaml_node_t *n, const char *key, double *out)
-{
-    const char *s = scalar(n);
-    if (!s || !*s)
-        return fail(L, n, key, "expected a number; write e.g. %s: 1.0", key);
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (*end || errno == ERANGE || !isfinite(v))
-        return fail(L, n, key, "'%s' is not a finite number; write e.g. %s: 1.0", s, key);
-    *out = v;
-    return FX_OK;
-}
-
-static fx_status get_int(loader *L, const yaml_node_t *n, const char *key, int lo, int hi, int *out)
-{
-    const char *s = scalar(n);
-    if (!s || !*s)
-        return fail(L, n, key, "expected an integer; write e.g. %s: %d", key, hi < 256 ? hi : 256);
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (*end || errno == ERANGE)
-        return fail(L, n, key, "'%s' is not an integer; write e.g. %s: %d", s, key,
-                    hi < 256 ? hi : 256);
-    if (v < lo || v > hi)
-        return fail(L, n, key, "%ld is outside %d..%d; pick a value in range", v, lo, hi);
-    *out = (int)v;
-    return FX_OK;
-}
-
-/* Match a scalar against "a|b|c"; returns the index or -1. */
-static int get_enum(const yaml_node_t *n, const char *const *names, int count)
-{
-    const char *s = scalar(n);
-    for (int i = 0; s && i < count; i++)
-        if (strcmp(s, names[i]) == 0)
-            return i;
-    return -1;
-}
-
-static fx_status need_map(loader *L, const yaml_node_t *n, const char *key, const char *example)
-{
-    if (n->type != YAML_MAPPING_NODE)
-        return fail(L, n, key, "expected a mapping; write e.g. %s: %s", key, example);
-    return FX_OK;
-}
-
-/* Key and value of one pair, with the dotted key name for messages. */
-static void pair_kv(loader *L, const yaml_node_pair_t *p, const char *prefix, yaml_node_t **k,
-                    yaml_node_t **v, char *kname, size_t n)
-{
-    *k = yaml_document_get_node(L->doc, p->key);
-    *v = yaml_document_get_node(L->doc, p->value);
-    snprintf(kname, n, "%s%s", prefix, scalar(*k) ? scalar(*k) : "?");
-}
-
-#define FOR_PAIRS(map, p)                                                                          \
-    for (yaml_node_pair_t *p = (map)->data.mapping.pairs.start; p < (map)->data.mapping.pairs.top; \
-         p++)
-
-/* A repeated key is almost always an edit mistake (YAML leaves it undefined). */
-static fx_status check_dup(loader *L, const yaml_node_t *map, const yaml_node_pair_t *upto,
-                           const yaml_node_t *key, const char *kname)
-{
-    const char *ks = scalar(key);
-    if (!ks)
-        return fail(L, key, kname, "keys must be plain words; see configs/default.yaml");
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < upto; p++) {
-        const char *o = scalar(yaml_document_get_node(L->doc, p->key));
-        if (o && strcmp(o, ks) == 0)
-            return fail(L, key, kname, "given twice; keep one");
-    }
-    return FX_OK;
-}
 
 static fx_status load_window(loader *L, yaml_node_t *map, fx_prep_config *cfg)
 {
     static const char *const modes[] = {"none", "percentile", "fixed"};
-    fx_status st = need_map(L, map, "window", "{mode: percentile, low: 0.5, high: 99.5}");
+    fx_status st =
+        fx_ycfg_need_map(&L->y, map, "window", "{mode: percentile, low: 0.5, high: 99.5}");
     if (st)
         return st;
     /* mode first: it decides what low/high mean. */
     const yaml_node_t *low = NULL, *high = NULL;
-    FOR_PAIRS(map, p)
+    FX_YCFG_FOR_PAIRS(map, p)
     {
         yaml_node_t *k, *v;
         char kname[96];
-        pair_kv(L, p, "window.", &k, &v, kname, sizeof kname);
-        if ((st = check_dup(L, map, p, k, kname)))
+        fx_ycfg_pair(&L->y, p, "window.", &k, &v, kname, sizeof kname);
+        if ((st = fx_ycfg_check_dup(&L->y, map, p, k, kname)))
             return st;
-        const char *ks = scalar(k);
+        const char *ks = fx_ycfg_scalar(k);
         if (strcmp(ks, "mode") == 0) {
-            int m = get_enum(v, modes, 3);
+            int m = fx_ycfg_enum(v, modes, 3);
             if (m < 0)
-                return fail(L, v, kname, "'%s' is not a mode; use percentile, fixed or none",
-                            scalar(v) ? scalar(v) : "(not a word)");
+                return fx_ycfg_fail(&L->y, v, kname,
+                                    "'%s' is not a mode; use percentile, fixed or none",
+                                    fx_ycfg_scalar(v) ? fx_ycfg_scalar(v) : "(not a word)");
             cfg->window = (fx_window_mode)m;
         } else if (strcmp(ks, "low") == 0) {
             low = v;
         } else if (strcmp(ks, "high") == 0) {
             high = v;
         } else {
-            return fail(L, k, kname, "unknown key; window takes mode, low, high");
+            return fx_ycfg_fail(&L->y, k, kname, "unknown key; window takes mode, low, high");
         }
     }
     if ((low || high) && cfg->window == FX_WINDOW_NONE)
-        return fail(L, low ? low : high, low ? "window.low" : "window.high",
-                    "not used with mode none; remove it or set mode: percentile|fixed");
+        return fx_ycfg_fail(&L->y, low ? low : high, low ? "window.low" : "window.high",
+                            "not used with mode none; remove it or set mode: percentile|fixed");
     double *plo = cfg->window == FX_WINDOW_FIXED ? &cfg->w_lo : &cfg->p_lo;
     double *phi = cfg->window == FX_WINDOW_FIXED ? &cfg->w_hi : &cfg->p_hi;
-    if (low && (st = get_double(L, low, "window.low", plo)))
+    if (low && (st = fx_ycfg_double(&L->y, low, "window.low", plo)))
         return st;
-    if (high && (st = get_double(L, high, "window.high", phi)))
+    if (high && (st = fx_ycfg_double(&L->y, high, "window.high", phi)))
         return st;
     if (cfg->window == FX_WINDOW_PERCENTILE) {
         if (low && !(*plo >= 0 && *plo <= 100))
-            return fail(L, low, "window.low", "percentile %g outside [0, 100]; use e.g. 0.5", *plo);
+            return fx_ycfg_fail(&L->y, low, "window.low",
+                                "percentile %g outside [0, 100]; use e.g. 0.5", *plo);
         if (high && !(*phi >= 0 && *phi <= 100))
-            return fail(L, high, "window.high", "percentile %g outside [0, 100]; use e.g. 99.5",
-                        *phi);
+            return fx_ycfg_fail(&L->y, high, "window.high",
+                                "percentile %g outside [0, 100]; use e.g. 99.5", *phi);
     }
     if ((low || high) && !(*plo < *phi))
-        return fail(L, low ? low : high, low ? "window.low" : "window.high",
-                    "low %g must be below high %g; swap them", *plo, *phi);
+        return fx_ycfg_fail(&L->y, low ? low : high, low ? "window.low" : "window.high",
+                            "low %g must be below high %g; swap them", *plo, *phi);
     return FX_OK;
 }
 
@@ -246,20 +151,22 @@ static fx_status load_floats(loader *L, yaml_node_t *v, const char *key, float *
     double d;
     fx_status st;
     if (v->type == YAML_SCALAR_NODE) { /* `mean: 0.5` is taken as [0.5] */
-        if ((st = get_double(L, v, key, &d)))
+        if ((st = fx_ycfg_double(&L->y, v, key, &d)))
             return st;
         out[0] = out[1] = out[2] = (float)d;
         *count = 1;
         return FX_OK;
     }
     if (v->type != YAML_SEQUENCE_NODE)
-        return fail(L, v, key, "expected a list of 1 or 3 numbers; write e.g. %s: [0.5]", key);
+        return fx_ycfg_fail(&L->y, v, key,
+                            "expected a list of 1 or 3 numbers; write e.g. %s: [0.5]", key);
     int n = (int)(v->data.sequence.items.top - v->data.sequence.items.start);
     if (n != 1 && n != 3)
-        return fail(L, v, key, "has %d values; give 1 (grey) or 3 (one per channel)", n);
+        return fx_ycfg_fail(&L->y, v, key, "has %d values; give 1 (grey) or 3 (one per channel)",
+                            n);
     for (int i = 0; i < n; i++) {
-        yaml_node_t *it = yaml_document_get_node(L->doc, v->data.sequence.items.start[i]);
-        if ((st = get_double(L, it, key, &d)))
+        yaml_node_t *it = yaml_document_get_node(L->y.doc, v->data.sequence.items.start[i]);
+        if ((st = fx_ycfg_double(&L->y, it, key, &d)))
             return st;
         out[i] = (float)d;
     }
@@ -277,71 +184,73 @@ static fx_status load_root(loader *L, yaml_node_t *root, fx_prep_config *cfg)
     fx_status st;
     yaml_node_t *mean_node = NULL, *std_node = NULL;
     if (root->type != YAML_MAPPING_NODE)
-        return fail(L, root, "(top)",
-                    "the file must be a mapping of keys; see configs/default.yaml");
-    FOR_PAIRS(root, p)
+        return fx_ycfg_fail(&L->y, root, "(top)",
+                            "the file must be a mapping of keys; see configs/default.yaml");
+    FX_YCFG_FOR_PAIRS(root, p)
     {
         yaml_node_t *k, *v;
         char kname[96];
-        pair_kv(L, p, "", &k, &v, kname, sizeof kname);
-        if ((st = check_dup(L, root, p, k, kname)))
+        fx_ycfg_pair(&L->y, p, "", &k, &v, kname, sizeof kname);
+        if ((st = fx_ycfg_check_dup(&L->y, root, p, k, kname)))
             return st;
-        const char *ks = scalar(k);
+        const char *ks = fx_ycfg_scalar(k);
         if (strcmp(ks, "window") == 0) {
             if ((st = load_window(L, v, cfg)))
                 return st;
         } else if (strcmp(ks, "invert") == 0) {
-            int b = get_enum(v, bools, 2);
+            int b = fx_ycfg_enum(v, bools, 2);
             if (b < 0)
-                return fail(L, v, kname, "expected true or false");
+                return fx_ycfg_fail(&L->y, v, kname, "expected true or false");
             cfg->invert = b;
         } else if (strcmp(ks, "input") == 0) {
-            if ((st = need_map(L, v, kname, "{height: 256, width: 256, channels: 1}")))
+            if ((st = fx_ycfg_need_map(&L->y, v, kname, "{height: 256, width: 256, channels: 1}")))
                 return st;
-            FOR_PAIRS(v, q)
+            FX_YCFG_FOR_PAIRS(v, q)
             {
                 yaml_node_t *k2, *v2;
                 char kn2[96];
-                pair_kv(L, q, "input.", &k2, &v2, kn2, sizeof kn2);
-                if ((st = check_dup(L, v, q, k2, kn2)))
+                fx_ycfg_pair(&L->y, q, "input.", &k2, &v2, kn2, sizeof kn2);
+                if ((st = fx_ycfg_check_dup(&L->y, v, q, k2, kn2)))
                     return st;
-                const char *s2 = scalar(k2);
+                const char *s2 = fx_ycfg_scalar(k2);
                 if (strcmp(s2, "height") == 0)
-                    st = get_int(L, v2, kn2, 1, FX_OUT_MAX, &cfg->out_h);
+                    st = fx_ycfg_int(&L->y, v2, kn2, 1, FX_OUT_MAX, &cfg->out_h);
                 else if (strcmp(s2, "width") == 0)
-                    st = get_int(L, v2, kn2, 1, FX_OUT_MAX, &cfg->out_w);
+                    st = fx_ycfg_int(&L->y, v2, kn2, 1, FX_OUT_MAX, &cfg->out_w);
                 else if (strcmp(s2, "channels") == 0) {
-                    st = get_int(L, v2, kn2, 1, 3, &cfg->channels);
+                    st = fx_ycfg_int(&L->y, v2, kn2, 1, 3, &cfg->channels);
                     if (!st && cfg->channels == 2)
-                        st = fail(L, v2, kn2, "2 channels; use 1 or 3");
+                        st = fx_ycfg_fail(&L->y, v2, kn2, "2 channels; use 1 or 3");
                 } else
-                    st = fail(L, k2, kn2, "unknown key; input takes height, width, channels");
+                    st = fx_ycfg_fail(&L->y, k2, kn2,
+                                      "unknown key; input takes height, width, channels");
                 if (st)
                     return st;
             }
         } else if (strcmp(ks, "fit") == 0) {
-            int f = get_enum(v, fits, 2);
+            int f = fx_ycfg_enum(v, fits, 2);
             if (f < 0)
-                return fail(L, v, kname, "expected pad or crop");
+                return fx_ycfg_fail(&L->y, v, kname, "expected pad or crop");
             cfg->fit = (fx_fit_mode)f;
         } else if (strcmp(ks, "pad_value") == 0) {
             double d;
-            if ((st = get_double(L, v, kname, &d)))
+            if ((st = fx_ycfg_double(&L->y, v, kname, &d)))
                 return st;
             if (!(d >= 0 && d <= 1))
-                return fail(L, v, kname, "%g outside [0, 1] (windowed units); use e.g. 0.0", d);
+                return fx_ycfg_fail(&L->y, v, kname,
+                                    "%g outside [0, 1] (windowed units); use e.g. 0.0", d);
             cfg->pad_value = (float)d;
         } else if (strcmp(ks, "normalize") == 0) {
-            if ((st = need_map(L, v, kname, "{mean: [0.5], std: [0.25]}")))
+            if ((st = fx_ycfg_need_map(&L->y, v, kname, "{mean: [0.5], std: [0.25]}")))
                 return st;
-            FOR_PAIRS(v, q)
+            FX_YCFG_FOR_PAIRS(v, q)
             {
                 yaml_node_t *k2, *v2;
                 char kn2[96];
-                pair_kv(L, q, "normalize.", &k2, &v2, kn2, sizeof kn2);
-                if ((st = check_dup(L, v, q, k2, kn2)))
+                fx_ycfg_pair(&L->y, q, "normalize.", &k2, &v2, kn2, sizeof kn2);
+                if ((st = fx_ycfg_check_dup(&L->y, v, q, k2, kn2)))
                     return st;
-                const char *s2 = scalar(k2);
+                const char *s2 = fx_ycfg_scalar(k2);
                 if (strcmp(s2, "mean") == 0) {
                     st = load_floats(L, v2, kn2, cfg->mean, &L->n_mean);
                     mean_node = v2;
@@ -349,75 +258,65 @@ static fx_status load_root(loader *L, yaml_node_t *root, fx_prep_config *cfg)
                     st = load_floats(L, v2, kn2, cfg->std, &L->n_std);
                     for (int i = 0; !st && i < L->n_std; i++)
                         if (cfg->std[i] == 0.0f)
-                            st = fail(L, v2, kn2, "value %d is 0; use a non-zero std", i);
+                            st = fx_ycfg_fail(&L->y, v2, kn2, "value %d is 0; use a non-zero std",
+                                              i);
                     std_node = v2;
                 } else
-                    st = fail(L, k2, kn2, "unknown key; normalize takes mean, std");
+                    st = fx_ycfg_fail(&L->y, k2, kn2, "unknown key; normalize takes mean, std");
                 if (st)
                     return st;
             }
         } else if (strcmp(ks, "limits") == 0) {
-            if ((st = need_map(L, v, kname, "{max_megapixels: 100}")))
+            if ((st = fx_ycfg_need_map(&L->y, v, kname, "{max_megapixels: 100}")))
                 return st;
-            FOR_PAIRS(v, q)
+            FX_YCFG_FOR_PAIRS(v, q)
             {
                 yaml_node_t *k2, *v2;
                 char kn2[96];
-                pair_kv(L, q, "limits.", &k2, &v2, kn2, sizeof kn2);
-                if ((st = check_dup(L, v, q, k2, kn2)))
+                fx_ycfg_pair(&L->y, q, "limits.", &k2, &v2, kn2, sizeof kn2);
+                if ((st = fx_ycfg_check_dup(&L->y, v, q, k2, kn2)))
                     return st;
-                if (strcmp(scalar(k2), "max_megapixels") == 0) {
-                    if ((st = get_double(L, v2, kn2, &cfg->max_megapixels)))
+                if (strcmp(fx_ycfg_scalar(k2), "max_megapixels") == 0) {
+                    if ((st = fx_ycfg_double(&L->y, v2, kn2, &cfg->max_megapixels)))
                         return st;
                     if (cfg->max_megapixels < 0)
-                        return fail(L, v2, kn2, "negative; use a number >= 0 (0 = no limit)");
+                        return fx_ycfg_fail(&L->y, v2, kn2,
+                                            "negative; use a number >= 0 (0 = no limit)");
                 } else
-                    return fail(L, k2, kn2, "unknown key; limits takes max_megapixels");
+                    return fx_ycfg_fail(&L->y, k2, kn2, "unknown key; limits takes max_megapixels");
             }
         } else if (strcmp(ks, "store") == 0) {
-            int s = get_enum(v, stores, 2);
+            int s = fx_ycfg_enum(v, stores, 2);
             if (s < 0)
-                return fail(L, v, kname, "expected float16 or uint8");
+                return fx_ycfg_fail(&L->y, v, kname, "expected float16 or uint8");
             cfg->store = (fx_store_type)s;
-        } else {
-            return fail(L, k, kname,
-                        "unknown key; known keys: window, invert, input, fit, pad_value, "
-                        "normalize, limits, store");
+        } else if (strcmp(ks, "model") && strcmp(ks, "cam") && strcmp(ks, "overlay")) {
+            /* model/cam/overlay are the sidecar's run sections: fx_run_config_load
+             * reads and checks them; preprocessing has no use for them. */
+            return fx_ycfg_fail(&L->y, k, kname,
+                                "unknown key; known keys: window, invert, input, fit, "
+                                "pad_value, normalize, limits, store (and model, cam, "
+                                "overlay for fxscreen run)");
         }
     }
     /* Three mean/std values for a grey model is a mismatch, not a broadcast. */
     if (cfg->channels == 1 && (L->n_mean == 3 || L->n_std == 3)) {
         const yaml_node_t *at = L->n_mean == 3 ? mean_node : std_node;
-        return fail(L, at, L->n_mean == 3 ? "normalize.mean" : "normalize.std",
-                    "3 values but input.channels is 1; give one value or set channels: 3");
+        return fx_ycfg_fail(&L->y, at, L->n_mean == 3 ? "normalize.mean" : "normalize.std",
+                            "3 values but input.channels is 1; give one value or set channels: 3");
     }
     return FX_OK;
 }
 
 fx_status fx_prep_config_load(const char *path, fx_prep_config *cfg, fx_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return fx_error_set(err, FX_ERR_CONFIG, "%s: cannot open: %s", path, strerror(errno));
-    yaml_parser_t parser;
     yaml_document_t doc;
-    fx_status st = FX_OK;
-    if (!yaml_parser_initialize(&parser)) {
-        fclose(f);
-        return fx_error_set(err, FX_ERR_NOMEM, "%s: yaml parser init failed", path);
-    }
-    yaml_parser_set_input_file(&parser, f);
-    if (!yaml_parser_load(&parser, &doc)) {
-        st = fx_error_set(err, FX_ERR_CONFIG, "%s: line %lu: YAML syntax: %s; fix the file", path,
-                          (unsigned long)parser.problem_mark.line + 1,
-                          parser.problem ? parser.problem : "parse error");
-        yaml_parser_delete(&parser);
-        fclose(f);
+    fx_status st = fx_ycfg_parse_file(path, &doc, err);
+    if (st != FX_OK)
         return st;
-    }
     /* Load into a copy so a failed load leaves cfg untouched. */
     fx_prep_config c = *cfg;
-    loader L = {.path = path, .doc = &doc, .err = err};
+    loader L = {.y = {.path = path, .doc = &doc, .err = err}};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (root) /* an empty file keeps every default */
         st = load_root(&L, root, &c);
@@ -429,8 +328,6 @@ fx_status fx_prep_config_load(const char *path, fx_prep_config *cfg, fx_error *e
     if (st == FX_OK)
         *cfg = c;
     yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
-    fclose(f);
     return st;
 }
 
