@@ -45,7 +45,8 @@ fx_status fx_png_save(const char *path, const fx_image *img, fx_error *err)
         return fx_error_set(err, FX_ERR_USAGE, "png save: no image or path");
     if (img->info.type != FX_PIX_U8 && img->info.type != FX_PIX_U16)
         return fx_error_set(err, FX_ERR_UNSUPPORTED, "%s: PNG writer takes U8 or U16 grey", path);
-    if (img->info.width > 0x7fffffff / 2 || (uint64_t)img->info.width * img->info.height > (1u << 30))
+    if (img->info.width > 0x7fffffff / 2 ||
+        (uint64_t)img->info.width * img->info.height > (1u << 30))
         return fx_error_set(err, FX_ERR_LIMIT, "%s: image too large for the PNG writer", path);
 
     FILE *f = fopen(path, "wb");
@@ -134,6 +135,9 @@ fx_status fx_png_save_rgb8(const char *path, int width, int height, const uint8_
     }
     png_init_io(png, f);
     png_set_compression_level(png, zlib_level);
+    /* One fixed filter: libpng's adaptive choice tries all five per row,
+     * which was 40% of an overlay's time for 2% smaller files. */
+    png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_SUB);
     png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8, PNG_COLOR_TYPE_RGB,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);

@@ -1282,6 +1282,7 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
     fx_pool *pool = NULL;
     char *yaml = NULL;
     int writer_started = 0;
+    double t0 = 0;
     pthread_t tid;
     for (int d = 0; d < D_N; d++)
         out.ds[d] = -1;
@@ -1358,7 +1359,7 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
         goto done;
     }
     writer_started = 1;
-    double t0 = fx_now_s();
+    t0 = fx_now_s();
     for (;;) {
         if (job->cancel && *job->cancel && !res->cancelled) {
             fx_pool_cancel(pool);
@@ -1395,7 +1396,6 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
             job->progress(job->progress_ctx, &pr);
         }
     }
-    res->seconds = fx_now_s() - t0;
 done:
     fx_pool_destroy(pool);
     if (writer_started) {
@@ -1411,6 +1411,8 @@ done:
         pthread_cond_destroy(&w.cv);
         pthread_mutex_destroy(&w.mu);
     }
+    if (t0 > 0) /* until the writer has made the last batch durable */
+        res->seconds = fx_now_s() - t0;
     res->infer_s = times.infer;
     res->cam_s = times.cam;
     res->write_s = w.write_s;
