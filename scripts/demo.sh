@@ -24,8 +24,11 @@ echo "== fxscreen eval against the ground truth"
 t1=$(date +%s.%N)
 pos=$(awk -F, 'NR>1 && $2=="ok" && $4==1' "$out/run/summary.csv" | wc -l)
 rate=$(sed -n 's/.* in \([0-9.]*\) s.*/\1/p' "$out/run.log" | tail -1)
+fmt3() { if [ -n "$1" ]; then printf '%.3f' "$1"; else printf 'n/a'; fi; }
+auroc=$(sed -n 's/.*"auroc": {"value": \([0-9.]*\).*/\1/p' "$out/run/eval.json" | head -1)
+hit=$(sed -n 's/.*"pointing_game": {[^}]*"rate": \([0-9.]*\).*/\1/p' "$out/run/eval.json" | head -1)
 echo
-echo "summary: 200 images, $pos predicted positive; run took ${rate:-?} s ($(awk -v s="${rate:-0}" 'BEGIN{if(s>0)printf "%.1f", 200/s; else print "?"}') images/s); whole demo $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", b-a}') s"
+echo "summary: 200 images, $pos predicted positive, AUROC $(fmt3 "$auroc"), pointing-game hit rate $(fmt3 "$hit"); run took ${rate:-?} s ($(awk -v s="${rate:-0}" 'BEGIN{if(s>0)printf "%.1f", 200/s; else print "?"}') images/s); whole demo $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", b-a}') s"
 if grep -q "Status: work in progress" models/fxdemo.md 2>/dev/null; then
   echo "note: models/fxdemo.onnx is still a work-in-progress model that does not meet its"
   echo "      targets (see the status line of models/fxdemo.md): judge the pipeline, not the scores."
