@@ -88,6 +88,20 @@ def main():
           and dec(a["classes"]) == "normal,fracture" and a["positive_class"] == 0, a)
     check("effective config holds every section",
           all(s in eff for s in ("window:", "model:", "cam:", "overlay:", "eigencam", "viridis")), eff)
+    # pandas reads summary.csv as the numbers h5py reads from results.h5.
+    try:
+        import pandas as pd
+        df = pd.read_csv(os.path.join(out, "summary.csv"))
+        with h5py.File(os.path.join(out, "results.h5"), "r") as h:
+            hp = [dec(v) for v in h["path"][:]]
+        check("pandas reads summary.csv: columns, dtypes, same rows and values as results.h5",
+              list(df.columns) == ["path", "status", "probability", "prediction", "peak_x", "peak_y",
+                                   "x0", "y0", "x1", "y1", "error"]
+              and len(df) == n and list(df["path"]) == hp and df["probability"].dtype == np.float64
+              and np.allclose(df["probability"].to_numpy()[ok], prob[ok], rtol=0, atol=1e-7)
+              and df["probability"].isna().sum() == n - len(ok), df.dtypes.to_dict())
+    except ImportError:
+        print("SKIP pandas check: python3-pandas not installed (make deps installs it)")
     # The effective config loads back and gives the same run.
     back = os.path.join(tmp, "effective.yaml")
     write(back, eff)
