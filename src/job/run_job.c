@@ -6,6 +6,7 @@
  * writer has finished batch k - 2, so at most two batches wait. */
 #include "fxscreen/runjob.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -1122,6 +1123,23 @@ static void writer_submit(writer *w)
     pthread_mutex_unlock(&w->mu);
 }
 
+/* A kill while an overlay was being written leaves NAME.png.tmp.PID (the
+ * final name appears only by rename); the resumed run rewrites that row's
+ * PNG, so the leftovers go. */
+static void remove_partial_overlays(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char path[PATH_MAX];
+    while ((e = readdir(d)) != NULL)
+        if (strstr(e->d_name, ".png.tmp.") &&
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path)
+            unlink(path);
+    closedir(d);
+}
+
 /* ---- the job ---------------------------------------------------------------------- */
 
 /* Effective settings: the command line over the config file (or sidecar)
@@ -1321,6 +1339,8 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
     snprintf(w.overlay_dir, sizeof w.overlay_dir, "%s/overlays", job->out_dir);
     if (st == FX_OK && w.overlays != FX_OVERLAY_NONE)
         st = fx_mkdirs(w.overlay_dir, err);
+    if (st == FX_OK && w.overlays != FX_OVERLAY_NONE && job->resume)
+        remove_partial_overlays(w.overlay_dir);
     if (st != FX_OK)
         goto done;
     w.opts = (fx_overlay_opts){.cmap = (fx_colormap)eff.colormap,

@@ -7,9 +7,12 @@ earlier output of ours."""
 import hashlib
 import os
 import shutil
+import signal
 import struct
+import subprocess
 import sys
 import tempfile
+import time
 
 import h5py
 import numpy as np
@@ -162,6 +165,38 @@ def main():
     rc, _, err = run(["run", "--model", model, "--config", thr, "--out", os.path.join(tmp, "ovb"),
                       "--overlays=some", src])
     check("--overlays=some exits 2", rc == 2 and "overlays" in err, (rc, err))
+
+    # SIGKILL during an --overlays all run, then --resume: every decoded row
+    # ends with exactly its overlay, and no partial PNG is left behind.
+    many = os.path.join(tmp, "many")
+    rc, _, err = run(["synth", "--out", many, "--n", "60", "--size", "256", "--bits", "16",
+                      "--seed", "8", "--threads", "2"])
+    kdir = os.path.join(tmp, "kill_ov")
+    p = subprocess.Popen([FX, "run", "--model", model, "--config", thr, "--out", kdir, "--batch",
+                          "4", "--threads", "1", "--quiet", "--overlays", "all", many],
+                         stderr=subprocess.DEVNULL)
+    while p.poll() is None:
+        try:
+            with open(os.path.join(kdir, "summary.csv")) as f:
+                if sum(1 for _ in f) - 1 >= 20:
+                    break
+        except OSError:
+            pass
+        time.sleep(0.005)
+    killed = p.poll() is None
+    if killed:
+        p.send_signal(signal.SIGKILL)
+    p.wait()
+    # A partial PNG as a kill inside the PNG writer leaves it.
+    open(os.path.join(kdir, "overlays", "00000059_img_000059.png.tmp.12345"), "wb").write(b"\x89PNG")
+    rc, _, err = run(["run", "--resume", kdir, "--quiet"])
+    rows = read_csv(os.path.join(kdir, "summary.csv"))
+    names = sorted(os.listdir(os.path.join(kdir, "overlays")))
+    want = ["%08d_%s.png" % (i, os.path.splitext(os.path.basename(r["path"]))[0])
+            for i, r in enumerate(rows)]
+    check("kill -9 during --overlays all, then --resume: one overlay per row, no partial files",
+          killed and rc == 0 and len(rows) == 60 and names == want,
+          (killed, rc, err, len(rows), [x for x in names if x not in want][:3]))
 
     # --resume refuses a changed model or config, and accepts an unchanged one.
     rc, _, err = run(["run", "--resume", out, "--quiet"])
