@@ -1,19 +1,29 @@
 /* bench/conv: GFLOP/s of fx_op_conv2d_fast vs fx_op_conv2d_ref on
- * ResNet-18-like layers (plus a ResNet-50 1x1 and a MobileNetV2 depthwise).
+ * ResNet-18-like layers (plus DenseNet-121's 3x3s, a ResNet-50 1x1 and a
+ * MobileNetV2 depthwise).
  *
  *   build/bench/conv [--batch N] [--reps R] [--no-ref]
+ *   build/bench/conv --paths [--batch N] [--reps R]
  *
  * The fast path runs at batch N (default 8), best of R (default 3) runs;
  * the reference runs once at batch 1 (it is slow and its rate does not
  * depend on the batch).  FLOPs = 2 * N * C_out * OH * OW * C_in/groups * kh * kw.
  * Threads: OpenMP (depthwise) and OpenBLAS (sgemm) use their defaults
- * (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS).  Links the production kernels. */
+ * (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS).  Links the production kernels.
+ *
+ * --paths: im2col vs Winograd on the 3x3 stride-1 layers, threaded as a
+ * plan runs them (OpenBLAS at 1 thread, fx_conv_fast_mt_path with all
+ * OpenMP threads and preallocated scratch); the two alternate run by run
+ * and the medians of R runs (default 3) are printed, so that load from
+ * other processes hits both alike.  GFLOP/s counts direct-conv FLOPs. */
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "fxscreen/ops.h"
+#include "ops/ops_internal.h"
 
 static double now_s(void)
 {
@@ -33,6 +43,10 @@ static const layer LAYERS[] = {
     {"layer2 3x3 128->128 @28", 128, 128, 28, 3, 1, 1, 1},
     {"layer3 3x3 256->256 @14", 256, 256, 14, 3, 1, 1, 1},
     {"layer4 3x3 512->512 @7", 512, 512, 7, 3, 1, 1, 1},
+    {"dn121 3x3 128->32 @56", 128, 32, 56, 3, 1, 1, 1},
+    {"dn121 3x3 128->32 @28", 128, 32, 28, 3, 1, 1, 1},
+    {"dn121 3x3 128->32 @14", 128, 32, 14, 3, 1, 1, 1},
+    {"dn121 3x3 128->32 @7", 128, 32, 7, 3, 1, 1, 1},
     {"down 1x1/2 64->128 @56", 64, 128, 56, 1, 2, 0, 1},
     {"r50 1x1 256->64 @56", 256, 64, 56, 1, 1, 0, 1},
     {"mbv2 dw3x3 144 @56", 144, 144, 56, 3, 1, 1, 144},
@@ -91,9 +105,65 @@ static double time_conv(fx_status (*fn)(const fx_conv2d_params *, const float *,
     return best;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* --paths: median ms of im2col and Winograd on the 3x3 stride-1 layers. */
+static int compare_paths(int batch, int reps)
+{
+    static const fx_conv_path paths[2] = {FX_CONV_IM2COL, FX_CONV_WINOGRAD};
+    int threads = fx_omp_max_threads();
+    openblas_set_num_threads(1);
+    printf("| layer (batch %d, %d threads) | im2col ms | im2col GFLOP/s | winograd ms | "
+           "winograd GFLOP/s | speed-up |\n",
+           batch, threads);
+    printf("|---|---:|---:|---:|---:|---:|\n");
+    double *t = malloc(sizeof(double) * 2 * (size_t)reps);
+    for (size_t i = 0; i < sizeof LAYERS / sizeof LAYERS[0]; i++) {
+        fx_conv2d_params p = params_of(&LAYERS[i], batch);
+        if (!fx_wino_applies(&p))
+            continue;
+        int oh, ow;
+        fx_conv2d_out_hw(&p, &oh, &ow, NULL);
+        size_t nx = (size_t)p.n * p.c_in * p.h * p.w, nw = (size_t)p.c_out * p.c_in * 9;
+        size_t ny = (size_t)p.n * p.c_out * oh * ow;
+        int64_t n0 = fx_conv_fast_ws_floats_path(&p, threads, paths[0]);
+        int64_t n1 = fx_conv_fast_ws_floats_path(&p, threads, paths[1]);
+        float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w);
+        float *b = calloc((size_t)p.c_out, sizeof *b), *y = malloc(ny * sizeof *y);
+        float *ws = malloc(sizeof(float) * (size_t)(n0 > n1 ? n0 : n1));
+        if (!x || !w || !b || !y || !ws)
+            return 1;
+        for (size_t j = 0; j < nx; j++)
+            x[j] = (float)(j % 17) * 0.01f;
+        for (size_t j = 0; j < nw; j++)
+            w[j] = (float)(j % 13) * 0.01f - 0.06f;
+        for (int r = -1; r < reps; r++) /* r = -1: warm-up */
+            for (int k = 0; k < 2; k++) {
+                double t0 = now_s();
+                if (fx_conv_fast_mt_path(&p, NULL, x, w, b, y, ws, threads, paths[k]) != FX_OK)
+                    return 1;
+                if (r >= 0)
+                    t[k * reps + r] = now_s() - t0;
+            }
+        qsort(t, (size_t)reps, sizeof *t, cmp_double);
+        qsort(t + reps, (size_t)reps, sizeof *t, cmp_double);
+        double gflop = 2.0 * ny * p.c_in * 9 * 1e-9, ti = t[reps / 2], tw = t[reps + reps / 2];
+        printf("| %s | %.2f | %.1f | %.2f | %.1f | %.2fx |\n", LAYERS[i].name, ti * 1e3, gflop / ti,
+               tw * 1e3, gflop / tw, ti / tw);
+        fflush(stdout);
+        free(x), free(w), free(b), free(y), free(ws);
+    }
+    free(t);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    int batch = 8, reps = 3, ref = 1;
+    int batch = 8, reps = 3, ref = 1, paths = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
             batch = atoi(argv[++i]);
@@ -101,13 +171,17 @@ int main(int argc, char **argv)
             reps = atoi(argv[++i]);
         else if (strcmp(argv[i], "--no-ref") == 0)
             ref = 0;
+        else if (strcmp(argv[i], "--paths") == 0)
+            paths = 1;
         else {
-            fprintf(stderr, "usage: %s [--batch N] [--reps R] [--no-ref]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--batch N] [--reps R] [--no-ref] [--paths]\n", argv[0]);
             return 2;
         }
     }
     if (batch < 1 || reps < 1)
         return 2;
+    if (paths)
+        return compare_paths(batch, reps);
     printf("| layer | fast ms (batch %d) | fast GFLOP/s | ref GFLOP/s (batch 1) | speed-up |\n",
            batch);
     printf("|---|---:|---:|---:|---:|\n");

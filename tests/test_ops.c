@@ -9,6 +9,7 @@
 
 #include "check.h"
 #include "fxscreen/ops.h"
+#include "ops/ops_internal.h"
 #include "ops_case.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -199,7 +200,8 @@ static int conv_mt_compare(const fx_conv2d_params *p, rng *r, int threads, fx_ac
     size_t nw = (size_t)p->c_out * (p->c_in / p->groups) * p->kh * p->kw;
     size_t ny = (size_t)p->n * p->c_out * oh * ow;
     float *x = rand_buf(r, nx), *w = rand_buf(r, nw), *b = rand_buf(r, (size_t)p->c_out);
-    float *res = rand_buf(r, ny), *y0 = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);
+    float *res = rand_buf(r, ny), *y0 = malloc(sizeof(float) * ny),
+          *y1 = malloc(sizeof(float) * ny);
     int64_t nws = fx_conv2d_fast_ws_floats_mt(p, threads);
     float *ws = nws > 0 ? malloc(sizeof(float) * (size_t)nws) : NULL;
     fx_conv_epilogue ep = {with_res ? res : NULL, act, -0.25f, 0.5f};
@@ -261,6 +263,123 @@ static void test_conv_fast_mt_epilogue(void)
     openblas_set_num_threads(blas);
 }
 
+/* The Winograd path forced on p (1..3 threads, epilogue act, residual and
+ * bias on or off) against conv_ref + the unfused reference ops.  Returns
+ * max |fast - ref| / max |ref| or -1 if a call failed; max |ref| is taken
+ * before the activation (Clip bounds the output, not the conv's error). */
+static double wino_rel_err(const fx_conv2d_params *p, rng *r, int threads, fx_act_kind act,
+                           int with_res, int with_bias)
+{
+    int oh, ow;
+    if (fx_conv2d_out_hw(p, &oh, &ow, NULL) != FX_OK)
+        return -1;
+    size_t nx = (size_t)p->n * p->c_in * p->h * p->w, nw = (size_t)p->c_out * p->c_in * 9;
+    size_t ny = (size_t)p->n * p->c_out * oh * ow;
+    float *x = rand_buf(r, nx), *w = rand_buf(r, nw), *b = rand_buf(r, (size_t)p->c_out);
+    float *res = rand_buf(r, ny), *y0 = malloc(sizeof(float) * ny),
+          *y1 = malloc(sizeof(float) * ny);
+    int64_t nws = fx_conv_fast_ws_floats_path(p, threads, FX_CONV_WINOGRAD);
+    float *ws = nws > 0 ? malloc(sizeof(float) * (size_t)nws) : NULL;
+    fx_conv_epilogue ep = {with_res ? res : NULL, act, -0.25f, 0.5f};
+    const float *bb = with_bias ? b : NULL;
+    double rel = -1;
+    if (nws > 0 && fx_op_conv2d_ref(p, x, w, bb, y0) == FX_OK &&
+        fx_conv_fast_mt_path(p, &ep, x, w, bb, y1, ws, threads, FX_CONV_WINOGRAD) == FX_OK) {
+        fx_shape s = {1, {(int64_t)ny}};
+        fx_binary_params bp = {s, s};
+        fx_act_params ap = {(int64_t)ny, -0.25f, 0.5f};
+        if (with_res)
+            fx_op_add_ref(&bp, y0, res, y0);
+        double err = 0, big = 0;
+        for (size_t i = 0; i < ny; i++)
+            big = fabs((double)y0[i]) > big ? fabs((double)y0[i]) : big;
+        if (act == FX_ACT_RELU)
+            fx_op_relu_ref(&ap, y0, y0);
+        else if (act == FX_ACT_CLIP)
+            fx_op_clip_ref(&ap, y0, y0);
+        else if (act == FX_ACT_SILU) {
+            float *sg = malloc(sizeof(float) * ny);
+            fx_op_sigmoid_ref(&ap, y0, sg);
+            fx_op_mul_ref(&bp, y0, sg, y0);
+            free(sg);
+        }
+        for (size_t i = 0; i < ny; i++) {
+            double d = fabs((double)y1[i] - y0[i]);
+            err = d > err || d != d ? d : err; /* a NaN fails the check */
+        }
+        rel = big > 0 ? err / big : err;
+    }
+    free(x), free(w), free(b), free(res), free(y0), free(y1), free(ws);
+    return rel;
+}
+
+/* Winograd F(2x2, 3x3) vs the reference: random odd planes (1x1..13x17),
+ * asymmetric pads 0..2, batch 1..3, 16..64 channels (and a few below the
+ * dispatch threshold, forced), every epilogue; max |err| / max |ref| <= 1e-5. */
+static void test_conv_winograd(void)
+{
+    int blas = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    rng r = {0xbe5466cf34e90c6cULL};
+    static const fx_act_kind acts[] = {FX_ACT_NONE, FX_ACT_RELU, FX_ACT_CLIP, FX_ACT_SILU};
+    int trials = FX_TEST_SMALL ? 12 : 60;
+    double worst = 0;
+    for (int t = 0; t < trials; t++) {
+        fx_conv2d_params p = conv_p(rng_int(&r, 1, 3), rng_int(&r, 16, 64), rng_int(&r, 16, 64),
+                                    rng_int(&r, 1, 13), rng_int(&r, 1, 17), 3, 1, 1, 0, 1);
+        if (t % 8 == 7) /* below the dispatch threshold: the path itself still works */
+            p.c_in = rng_int(&r, 1, 15), p.c_out = rng_int(&r, 1, 15);
+        p.pad_t = rng_int(&r, 0, 2), p.pad_b = rng_int(&r, 0, 2);
+        p.pad_l = rng_int(&r, 0, 2), p.pad_r = rng_int(&r, 0, 2);
+        int oh, ow;
+        if (fx_conv2d_out_hw(&p, &oh, &ow, NULL) != FX_OK) {
+            t--; /* 3x3 larger than the padded input: draw again */
+            continue;
+        }
+        int threads = rng_int(&r, 1, 3);
+        double e = wino_rel_err(&p, &r, threads, acts[t % 4], t % 3 == 0, t % 5 != 0);
+        worst = e > worst ? e : worst;
+        CHECK_MSG(e >= 0 && e <= 1e-5,
+                  "trial %d: n%d c%d->%d %dx%d pads %d,%d,%d,%d threads %d: %g", t, p.n, p.c_in,
+                  p.c_out, p.h, p.w, p.pad_t, p.pad_l, p.pad_b, p.pad_r, threads, e);
+    }
+    /* Shapes the dispatch sends to Winograd (>= 24 tiles a thread; smaller
+     * planes under ASan) */
+    int big = FX_TEST_SMALL ? 7 : 14;
+    fx_conv2d_params named[] = {
+        conv_p(2, 64, 64, 2 * big, 2 * big, 3, 1, 1, 1, 1),
+        conv_p(4, 128, 128, big, big, 3, 1, 1, 1, 1),
+        conv_p(6, 160, 96, 7, 7, 3, 1, 1, 1, 1),
+    };
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+        CHECK(fx_conv_fast_path(&named[i], 1) == FX_CONV_WINOGRAD);
+        double e = wino_rel_err(&named[i], &r, 2, FX_ACT_RELU, 1, 1);
+        worst = e > worst ? e : worst;
+        CHECK_MSG(e >= 0 && e <= 1e-5, "named %zu: %g", i, e);
+    }
+    fprintf(stderr, "  winograd: worst max|err| / max|ref| = %.3g\n", worst);
+    /* Not for Winograd: stride 2, dilation 2, groups 2, 5x5, few channels. */
+    fx_conv2d_params no[] = {
+        conv_p(1, 32, 32, 9, 9, 3, 2, 1, 1, 1), conv_p(1, 32, 32, 9, 9, 3, 1, 2, 2, 1),
+        conv_p(1, 32, 32, 9, 9, 3, 1, 1, 1, 2), conv_p(1, 32, 32, 9, 9, 5, 1, 1, 2, 1)};
+    float *x = calloc(32 * 81, sizeof(float)), *w = calloc(32 * 32 * 25, sizeof(float));
+    float *y = calloc(32 * 81, sizeof(float)), *ws = calloc(1 << 20, sizeof(float));
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+        CHECK(fx_conv_fast_path(&no[i], 1) == FX_CONV_IM2COL);
+        CHECK(fx_conv_fast_ws_floats_path(&no[i], 1, FX_CONV_WINOGRAD) == -1);
+        CHECK(fx_conv_fast_mt_path(&no[i], NULL, x, w, NULL, y, ws, 1, FX_CONV_WINOGRAD) ==
+              FX_ERR_USAGE);
+    }
+    fx_conv2d_params few = conv_p(1, 8, 32, 9, 9, 3, 1, 1, 1, 1);
+    CHECK(fx_conv_fast_path(&few, 1) == FX_CONV_IM2COL); /* few channels */
+    few = conv_p(1, 512, 512, 7, 7, 3, 1, 1, 1, 1);
+    CHECK(fx_conv_fast_path(&few, 2) == FX_CONV_IM2COL); /* 16 tiles */
+    few.n = 8;
+    CHECK(fx_conv_fast_path(&few, 2) == FX_CONV_WINOGRAD);
+    free(x), free(w), free(y), free(ws);
+    openblas_set_num_threads(blas);
+}
+
 /* Odd n, above and below the parallel threshold. */
 static void test_act_fast(void)
 {
@@ -296,11 +415,11 @@ static void test_binary_fast(void)
     struct {
         fx_shape a, b;
     } cases[] = {
-        {{4, {3, 5, 7, 9}}, {4, {3, 5, 7, 9}}}, /* same shape */
-        {{4, {3, 5, 7, 9}}, {4, {3, 5, 1, 1}}}, /* squeeze-excitation */
-        {{4, {3, 5, 1, 1}}, {4, {3, 5, 7, 9}}}, /* the same, swapped */
+        {{4, {3, 5, 7, 9}}, {4, {3, 5, 7, 9}}},     /* same shape */
+        {{4, {3, 5, 7, 9}}, {4, {3, 5, 1, 1}}},     /* squeeze-excitation */
+        {{4, {3, 5, 1, 1}}, {4, {3, 5, 7, 9}}},     /* the same, swapped */
         {{4, {2, 37, 29, 31}}, {4, {2, 37, 1, 1}}}, /* above the parallel threshold */
-        {{4, {3, 5, 7, 9}}, {1, {9}}},          /* other broadcast: reference */
+        {{4, {3, 5, 7, 9}}, {1, {9}}},              /* other broadcast: reference */
         {{2, {1, 1}}, {2, {1, 1}}},
     };
     static const char ops[] = {'A', 'S', 'M', 'D'};
@@ -369,6 +488,60 @@ static void test_bn_pool_fast(void)
     CHECK(fx_op_global_avgpool_fast(&gp, x, y1) == FX_OK);
     CHECK(near_all(y1, y0, 21, 0, 0, "global_avgpool"));
     free(x), free(y0), free(y1), free(sc), free(bi), free(mu), free(var);
+}
+
+/* The separable MaxPool fast path against the per-window reference: random
+ * shapes, strides, pads and ceil_mode, NaNs sprinkled in (a NaN in a window
+ * must win, as in PyTorch), windows that hang over the end (ceil_mode), and
+ * the reference fallbacks (dilation, rows wider than the stack buffer).
+ * Equal means bit-equal, or both NaN. */
+static int same_or_both_nan(const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(a[i] == b[i] || (isnan(a[i]) && isnan(b[i])))) {
+            fprintf(stderr, "  maxpool: [%zu] fast %.9g ref %.9g\n", i, a[i], b[i]);
+            return 0;
+        }
+    return 1;
+}
+
+static void test_maxpool_fast(void)
+{
+    rng r = {0x6d61787030ULL};
+    for (int trial = 0; trial < 60; trial++) {
+        fx_pool2d_params p = {0};
+        p.n = rng_int(&r, 1, 3), p.c = rng_int(&r, 1, 5);
+        p.h = rng_int(&r, 1, 19), p.w = rng_int(&r, 1, 23);
+        p.kh = rng_int(&r, 1, 4), p.kw = rng_int(&r, 1, 4);
+        p.stride_h = rng_int(&r, 1, 3), p.stride_w = rng_int(&r, 1, 3);
+        p.dil_h = trial % 10 == 9 ? 2 : 1, p.dil_w = 1;
+        p.pad_t = rng_int(&r, 0, p.kh - 1), p.pad_b = rng_int(&r, 0, p.kh - 1);
+        p.pad_l = rng_int(&r, 0, p.kw - 1), p.pad_r = rng_int(&r, 0, p.kw - 1);
+        p.ceil_mode = rng_int(&r, 0, 1);
+        int oh, ow;
+        if (fx_pool2d_out_hw(&p, &oh, &ow, NULL) != FX_OK)
+            continue;
+        size_t n = (size_t)p.n * p.c * p.h * p.w, no = (size_t)p.n * p.c * oh * ow;
+        float *x = rand_buf(&r, n), *y0 = malloc(no * sizeof *y0), *y1 = malloc(no * sizeof *y1);
+        for (int k = 0; trial % 3 == 0 && k < 3; k++)
+            x[rng_u32(&r) % n] = NAN;
+        fx_op_maxpool2d_ref(&p, x, y0);
+        CHECK(fx_op_maxpool2d_fast(&p, x, y1) == FX_OK);
+        CHECK_MSG(same_or_both_nan(y1, y0, no),
+                  "trial %d: %dx%d k%dx%d s%d,%d pads %d%d%d%d ceil %d", trial, p.h, p.w, p.kh,
+                  p.kw, p.stride_h, p.stride_w, p.pad_t, p.pad_l, p.pad_b, p.pad_r, p.ceil_mode);
+        free(x), free(y0), free(y1);
+    }
+    /* A row wider than the separable path's buffer takes the reference. */
+    fx_pool2d_params wide = {1, 2, 3, 9001, 2, 3, 2, 2, 1, 1, 0, 1, 0, 1, 1, 0};
+    int oh, ow;
+    CHECK(fx_pool2d_out_hw(&wide, &oh, &ow, NULL) == FX_OK);
+    size_t n = (size_t)2 * 3 * 9001, no = (size_t)2 * oh * ow;
+    float *x = rand_buf(&r, n), *y0 = malloc(no * sizeof *y0), *y1 = malloc(no * sizeof *y1);
+    fx_op_maxpool2d_ref(&wide, x, y0);
+    CHECK(fx_op_maxpool2d_fast(&wide, x, y1) == FX_OK);
+    CHECK(same_or_both_nan(y1, y0, no));
+    free(x), free(y0), free(y1);
 }
 
 /* ---- hand-checkable reference cases -------------------------------------- */
@@ -780,6 +953,7 @@ int main(void)
     RUN(test_conv_fast_random);
     RUN(test_conv_fast_ws);
     RUN(test_conv_fast_mt_epilogue);
+    RUN(test_conv_winograd);
     RUN(test_act_fast);
     RUN(test_binary_fast);
     RUN(test_bn_pool_fast);
@@ -793,6 +967,7 @@ int main(void)
     RUN(test_transpose);
     RUN(test_pad);
     RUN(test_maxpool_ceil);
+    RUN(test_maxpool_fast);
     RUN(test_avgpool_pad);
     RUN(test_global_pools);
     RUN(test_gemm);

@@ -90,8 +90,10 @@ fx_status fx_op_conv2d_ref(const fx_conv2d_params *p, const float *x, const floa
 /* Fast CPU convolution, same contract as fx_op_conv2d_ref (results agree to
  * float32 summation-order error).  1x1 stride-1 unpadded convs go straight
  * to sgemm, depthwise-like convs (C_in/groups == 1) use a direct loop,
- * everything else im2col + OpenBLAS sgemm.  Allocates its scratch with
- * malloc and frees it before returning; FX_ERR_NOMEM if that fails. */
+ * 3x3 stride-1 convs with >= 16 channels and enough 2x2 output tiles
+ * Winograd F(2x2, 3x3) (16 sgemms), everything else im2col + OpenBLAS
+ * sgemm.  Allocates its scratch with malloc and frees it before returning;
+ * FX_ERR_NOMEM if that fails. */
 fx_status fx_op_conv2d_fast(const fx_conv2d_params *p, const float *x, const float *w,
                             const float *b, float *y);
 
@@ -124,7 +126,8 @@ typedef struct fx_conv_epilogue {
 } fx_conv_epilogue;
 
 /* Scratch floats fx_op_conv2d_fast_mt needs for p with up to `threads`
- * OpenMP threads (one im2col band each), or -1 for invalid params. */
+ * OpenMP threads (one im2col or Winograd band each, plus the transformed
+ * weights for Winograd), or -1 for invalid params. */
 int64_t fx_conv2d_fast_ws_floats_mt(const fx_conv2d_params *p, int threads);
 
 /* fx_op_conv2d_fast_ws with an epilogue (ep may be NULL: none) and the work

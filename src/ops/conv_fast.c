@@ -5,6 +5,8 @@
  *              (C_in/g, H*W) matrix, so one sgemm per image and group;
  *   depthwise  C_in/groups == 1: a direct loop, OpenMP over N*C_out (sgemm
  *              with K = kh*kw would be all overhead);
+ *   winograd   3x3, stride 1, dilation 1, groups 1 with enough channels:
+ *              F(2x2, 3x3) in winograd.c (16 sgemms of 4/9 the FLOPs);
  *   im2col     everything else: per image and group, a band of output rows
  *              is unfolded into a (C_in/g*kh*kw, rows*OW) matrix and
  *              multiplied by the (C_out/g, C_in/g*kh*kw) weights.
@@ -57,15 +59,57 @@ static int band_rows(const fx_conv2d_params *p, int oh, int ow)
     return rows < 1 ? 1 : rows > oh ? oh : (int)rows;
 }
 
-int64_t fx_conv2d_fast_ws_floats_mt(const fx_conv2d_params *p, int threads)
+/* Winograd needs about 24 tiles (2x2 outputs) per thread to pay for
+ * transforming the weights and streaming them through every sgemm.
+ * bench/conv --paths, one thread (2 threads at batch 1 were all scheduler
+ * noise on the shared machine): 512x7x7 is 0.70x im2col at 16 tiles, 1.05x
+ * at 32, 1.42x at 64; 256x14x14 1.38x at 49; 128->32 1.25x at 16. */
+fx_conv_path fx_conv_fast_path(const fx_conv2d_params *p, int threads)
 {
     int oh, ow;
-    if (fx_conv2d_out_hw(p, &oh, &ow, NULL) != FX_OK)
+    if (is_depthwise(p))
+        return FX_CONV_DEPTHWISE;
+    if (is_pointwise(p))
+        return FX_CONV_POINTWISE;
+    if (fx_wino_applies(p) && p->c_in >= 16 && p->c_out >= 16 &&
+        fx_conv2d_out_hw(p, &oh, &ow, NULL) == FX_OK &&
+        (int64_t)p->n * ((oh + 1) / 2) * ((ow + 1) / 2) >=
+            24 * (int64_t)(threads > 1 ? threads : 1))
+        return FX_CONV_WINOGRAD;
+    return FX_CONV_IM2COL;
+}
+
+/* Whether path can run p (valid params). */
+static int path_fits(const fx_conv2d_params *p, fx_conv_path path)
+{
+    switch (path) {
+    case FX_CONV_AUTO: return 1;
+    case FX_CONV_DEPTHWISE: return is_depthwise(p);
+    case FX_CONV_POINTWISE: return is_pointwise(p);
+    case FX_CONV_IM2COL: return 1;
+    case FX_CONV_WINOGRAD: return fx_wino_applies(p);
+    }
+    return 0;
+}
+
+int64_t fx_conv_fast_ws_floats_path(const fx_conv2d_params *p, int threads, fx_conv_path path)
+{
+    int oh, ow;
+    if (fx_conv2d_out_hw(p, &oh, &ow, NULL) != FX_OK || !path_fits(p, path))
         return -1;
-    if (is_pointwise(p) || is_depthwise(p))
+    if (path == FX_CONV_AUTO)
+        path = fx_conv_fast_path(p, threads);
+    if (path == FX_CONV_WINOGRAD)
+        return fx_wino_ws_floats(p, oh, ow, threads);
+    if (path != FX_CONV_IM2COL)
         return 0;
     return (int64_t)(p->c_in / p->groups) * p->kh * p->kw * band_rows(p, oh, ow) * ow *
            (threads > 1 ? threads : 1);
+}
+
+int64_t fx_conv2d_fast_ws_floats_mt(const fx_conv2d_params *p, int threads)
+{
+    return fx_conv_fast_ws_floats_path(p, threads, FX_CONV_AUTO);
 }
 
 int64_t fx_conv2d_fast_ws_floats(const fx_conv2d_params *p)
@@ -116,11 +160,9 @@ static void im2col_band(const fx_conv2d_params *p, const float *xg, int ow, int 
     }
 }
 
-/* The epilogue on an (og rows x ncol) block of y with row stride ld, rows
- * being channels oc0.. : y = act((y + b) + res).  res has y's layout (or
- * NULL); b may be NULL. */
-FX_OPS_NO_TRAP static void epilogue(const fx_conv_epilogue *ep, const float *b, int oc0, int og, int ncol,
-                     float *y, const float *res, size_t ld)
+/* Shared with winograd.c; see ops_internal.h. */
+FX_OPS_NO_TRAP void fx_conv_epilogue_apply(const fx_conv_epilogue *ep, const float *b, int oc0,
+                                           int og, int ncol, float *y, const float *res, size_t ld)
 {
     fx_act_kind act = ep ? ep->act : FX_ACT_NONE;
     float lo = ep ? ep->lo : 0.0f, hi = ep ? ep->hi : 0.0f;
@@ -171,8 +213,8 @@ static void conv_pointwise_1x1plane(const fx_conv2d_params *p, const fx_conv_epi
     for (int n = 0; n < p->n; n++) {
         float *yr = y + (size_t)n * p->c_out;
         const float *rr = ep && ep->residual ? ep->residual + (size_t)n * p->c_out : NULL;
-        for (int o = 0; o < p->c_out; o++) /* per channel: o is the row of epilogue() */
-            epilogue(ep, b, o, 1, 1, yr + o, rr ? rr + o : NULL, 1);
+        for (int o = 0; o < p->c_out; o++) /* per channel: o is the epilogue row */
+            fx_conv_epilogue_apply(ep, b, o, 1, 1, yr + o, rr ? rr + o : NULL, 1);
     }
 }
 
@@ -199,7 +241,8 @@ static void conv_pointwise(const fx_conv2d_params *p, const fx_conv_epilogue *ep
         size_t yoff = ((size_t)n * p->c_out + (size_t)g * og) * hw + c0;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, cw, cg, 1.0f,
                     w + (size_t)g * og * cg, cg, xg, hw, 0.0f, y + yoff, hw);
-        epilogue(ep, b, g * og, og, cw, y + yoff, res ? res + yoff : NULL, (size_t)hw);
+        fx_conv_epilogue_apply(ep, b, g * og, og, cw, y + yoff, res ? res + yoff : NULL,
+                               (size_t)hw);
     }
 }
 
@@ -231,7 +274,8 @@ static void conv_im2col(const fx_conv2d_params *p, const fx_conv_epilogue *ep, c
          * plane: ldc = OH*OW writes them in place. */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, ncol, k, 1.0f,
                     w + (size_t)g * og * k, k, c, ncol, 0.0f, y + yoff, ohw);
-        epilogue(ep, b, g * og, og, ncol, y + yoff, res ? res + yoff : NULL, (size_t)ohw);
+        fx_conv_epilogue_apply(ep, b, g * og, og, ncol, y + yoff, res ? res + yoff : NULL,
+                               (size_t)ohw);
     }
 }
 
@@ -284,33 +328,47 @@ static void conv_depthwise(const fx_conv2d_params *p, const fx_conv_epilogue *ep
         for (size_t i = 0; i < plane; i++)
             yp[i] = 0.0f;
         dw_plane(p, xc, w + (size_t)oc * p->kh * p->kw, yp, oh, ow);
-        epilogue(ep, b, (int)oc, 1, (int)plane, yp, res ? res + (size_t)nc * plane : NULL, plane);
+        fx_conv_epilogue_apply(ep, b, (int)oc, 1, (int)plane, yp,
+                               res ? res + (size_t)nc * plane : NULL, plane);
     }
 }
 
-fx_status fx_op_conv2d_fast_mt(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
-                               const float *x, const float *w, const float *b, float *y,
-                               float *ws, int threads)
+fx_status fx_conv_fast_mt_path(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
+                               const float *x, const float *w, const float *b, float *y, float *ws,
+                               int threads, fx_conv_path path)
 {
     int oh, ow;
-    if (fx_conv2d_out_hw(p, &oh, &ow, NULL) != FX_OK || threads < 1)
+    if (fx_conv2d_out_hw(p, &oh, &ow, NULL) != FX_OK || threads < 1 || !path_fits(p, path))
         return FX_ERR_USAGE;
-    if (fx_conv2d_fast_ws_floats_mt(p, threads) > 0 && !ws)
+    if (fx_conv_fast_ws_floats_path(p, threads, path) > 0 && !ws)
         return FX_ERR_USAGE;
     if (ep && ep->act != FX_ACT_NONE && ep->act != FX_ACT_RELU && ep->act != FX_ACT_CLIP &&
         ep->act != FX_ACT_SILU)
         return FX_ERR_USAGE;
+    if (path == FX_CONV_AUTO)
+        path = fx_conv_fast_path(p, threads);
     /* sgemm inside our threads only when OpenBLAS itself is single-threaded. */
     int team = openblas_get_num_threads() > 1 ? 1 : threads;
-    if (is_depthwise(p))
-        conv_depthwise(p, ep, x, w, b, y, oh, ow, threads);
-    else if (is_pointwise(p) && p->h * p->w == 1 && p->groups == 1)
-        conv_pointwise_1x1plane(p, ep, x, w, b, y);
-    else if (is_pointwise(p))
-        conv_pointwise(p, ep, x, w, b, y, team);
-    else
-        conv_im2col(p, ep, x, w, b, y, oh, ow, ws, team);
+    switch (path) {
+    case FX_CONV_DEPTHWISE: conv_depthwise(p, ep, x, w, b, y, oh, ow, threads); break;
+    case FX_CONV_POINTWISE:
+        if (p->h * p->w == 1 && p->groups == 1)
+            conv_pointwise_1x1plane(p, ep, x, w, b, y);
+        else
+            conv_pointwise(p, ep, x, w, b, y, team);
+        break;
+    case FX_CONV_WINOGRAD: fx_conv_winograd(p, ep, x, w, b, y, oh, ow, ws, team); break;
+    case FX_CONV_IM2COL:
+    case FX_CONV_AUTO: conv_im2col(p, ep, x, w, b, y, oh, ow, ws, team); break;
+    }
     return FX_OK;
+}
+
+fx_status fx_op_conv2d_fast_mt(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
+                               const float *x, const float *w, const float *b, float *y, float *ws,
+                               int threads)
+{
+    return fx_conv_fast_mt_path(p, ep, x, w, b, y, ws, threads, FX_CONV_AUTO);
 }
 
 fx_status fx_op_conv2d_fast_ws(const fx_conv2d_params *p, const float *x, const float *w,

@@ -184,7 +184,8 @@ fx_status fx_op_batchnorm_fast(const fx_batchnorm_params *p, const float *x, con
 static fx_status pool_planes(const fx_pool2d_params *p, const float *x, float *y, int is_max)
 {
     int oh, ow;
-    if (fx_pool2d_out_hw(p, &oh, &ow, NULL) != FX_OK || (!is_max && (p->dil_h != 1 || p->dil_w != 1)))
+    if (fx_pool2d_out_hw(p, &oh, &ow, NULL) != FX_OK ||
+        (!is_max && (p->dil_h != 1 || p->dil_w != 1)))
         return FX_ERR_USAGE;
     fx_pool2d_params one = *p;
     one.n = 1, one.c = 1;
@@ -200,9 +201,65 @@ static fx_status pool_planes(const fx_pool2d_params *p, const float *x, float *y
     return FX_OK;
 }
 
+/* max with the reference's NaN rule: a NaN anywhere in the window wins. */
+static inline float max_nan(float m, float v)
+{
+    return (v > m || v != v) ? v : m;
+}
+
+/* One plane, dilation 1: per output row, the max over the window's input
+ * rows first (contiguous, vectorised over the whole row), then the max over
+ * kw neighbours of that row.  Same result as the per-window reference: max
+ * is order-independent, and NaN wins in both orders. */
+static void maxpool_plane(const fx_pool2d_params *p, const float *xp, float *yp, int oh, int ow,
+                          float *vmax)
+{
+    int w = p->w;
+    for (int oy = 0; oy < oh; oy++) {
+        int y0 = oy * p->stride_h - p->pad_t, y1 = y0 + p->kh;
+        y0 = y0 < 0 ? 0 : y0;
+        y1 = y1 > p->h ? p->h : y1;
+#pragma omp simd
+        for (int ix = 0; ix < w; ix++)
+            vmax[ix] = -INFINITY;
+        for (int iy = y0; iy < y1; iy++) {
+            const float *r = xp + (size_t)iy * w;
+#pragma omp simd
+            for (int ix = 0; ix < w; ix++)
+                vmax[ix] = max_nan(vmax[ix], r[ix]);
+        }
+        float *yr = yp + (size_t)oy * ow;
+        for (int ox = 0; ox < ow; ox++) {
+            int x0 = ox * p->stride_w - p->pad_l, x1 = x0 + p->kw;
+            x0 = x0 < 0 ? 0 : x0;
+            x1 = x1 > w ? w : x1;
+            float m = -INFINITY;
+            for (int ix = x0; ix < x1; ix++)
+                m = max_nan(m, vmax[ix]);
+            yr[ox] = m;
+        }
+    }
+}
+
+#define MAXPOOL_ROW_MAX 8192 /* widest row the separable path buffers on the stack */
+
 fx_status fx_op_maxpool2d_fast(const fx_pool2d_params *p, const float *x, float *y)
 {
-    return pool_planes(p, x, y, 1);
+    int oh, ow;
+    if (p->dil_h != 1 || p->dil_w != 1 || p->w > MAXPOOL_ROW_MAX)
+        return pool_planes(p, x, y, 1);
+    if (fx_pool2d_out_hw(p, &oh, &ow, NULL) != FX_OK)
+        return FX_ERR_USAGE;
+    int64_t planes = (int64_t)p->n * p->c;
+    size_t in = (size_t)p->h * p->w, out = (size_t)oh * ow;
+#pragma omp parallel if (planes * (int64_t)in >= PAR_MIN)
+    {
+        float vmax[MAXPOOL_ROW_MAX];
+#pragma omp for schedule(static)
+        for (int64_t nc = 0; nc < planes; nc++)
+            maxpool_plane(p, x + nc * in, y + nc * out, oh, ow, vmax);
+    }
+    return FX_OK;
 }
 
 fx_status fx_op_avgpool2d_fast(const fx_pool2d_params *p, const float *x, float *y)

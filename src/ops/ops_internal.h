@@ -2,6 +2,7 @@
 #ifndef FX_OPS_INTERNAL_H
 #define FX_OPS_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "fxscreen/ops.h"
@@ -43,6 +44,43 @@ static inline void fx_ops_next_index(int64_t *idx, const int64_t *d, int rank)
         idx[i] = 0;
     }
 }
+
+/* ---- Fast convolution paths (conv_fast.c, winograd.c) -------------------- */
+
+/* The paths of fx_op_conv2d_fast_mt.  Tests and bench/conv force one with
+ * fx_conv_fast_mt_path to compare them on the same shape. */
+typedef enum fx_conv_path {
+    FX_CONV_AUTO = 0,  /* the dispatch's choice, fx_conv_fast_path */
+    FX_CONV_DEPTHWISE, /* C_in / groups == 1: direct loop */
+    FX_CONV_POINTWISE, /* 1x1, stride 1, no padding: sgemm on the planes */
+    FX_CONV_IM2COL,    /* anything */
+    FX_CONV_WINOGRAD,  /* 3x3, stride 1, dilation 1, groups 1: F(2x2, 3x3) */
+} fx_conv_path;
+
+/* The path fx_op_conv2d_fast_mt takes for p with `threads` threads. */
+fx_conv_path fx_conv_fast_path(const fx_conv2d_params *p, int threads);
+
+/* fx_conv2d_fast_ws_floats_mt / fx_op_conv2d_fast_mt on a given path;
+ * -1 / FX_ERR_USAGE when that path cannot run p. */
+int64_t fx_conv_fast_ws_floats_path(const fx_conv2d_params *p, int threads, fx_conv_path path);
+fx_status fx_conv_fast_mt_path(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
+                               const float *x, const float *w, const float *b, float *y, float *ws,
+                               int threads, fx_conv_path path);
+
+/* The conv epilogue on an (og rows x ncol) block of y with row stride ld,
+ * rows being channels oc0..: y = act((y + b) + res).  res has y's layout
+ * (or NULL); b and ep may be NULL. */
+void fx_conv_epilogue_apply(const fx_conv_epilogue *ep, const float *b, int oc0, int og, int ncol,
+                            float *y, const float *res, size_t ld);
+
+/* winograd.c: whether F(2x2, 3x3) can run p (3x3, stride 1, dilation 1,
+ * groups 1; any padding), its scratch for `threads` threads, and the conv
+ * itself with a team of `team` threads (OpenBLAS single-threaded when > 1). */
+int fx_wino_applies(const fx_conv2d_params *p);
+int64_t fx_wino_ws_floats(const fx_conv2d_params *p, int oh, int ow, int threads);
+void fx_conv_winograd(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *x,
+                      const float *w, const float *b, float *y, int oh, int ow, float *ws,
+                      int team);
 
 /* For functions whose loops call fx_ops_expf: with the default
  * -ftrapping-math gcc will not if-convert the clamps below (a compare may
