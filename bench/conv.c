@@ -4,6 +4,7 @@
  *
  *   build/bench/conv [--batch N] [--reps R] [--no-ref]
  *   build/bench/conv --paths [--batch N] [--reps R]
+ *   build/bench/conv --dw [--batch N] [--reps R] [--no-act]
  *
  * The fast path runs at batch N (default 8), best of R (default 3) runs;
  * the reference runs once at batch 1 (it is slow and its rate does not
@@ -15,7 +16,13 @@
  * plan runs them (OpenBLAS at 1 thread, fx_conv_fast_mt_path with all
  * OpenMP threads and preallocated scratch); the two alternate run by run
  * and the medians of R runs (default 3) are printed, so that load from
- * other processes hits both alike.  GFLOP/s counts direct-conv FLOPs. */
+ * other processes hits both alike.  GFLOP/s counts direct-conv FLOPs.
+ *
+ * --dw: EfficientNet-B0's depthwise convs ("same" pads), threaded as a plan
+ * runs them (all OpenMP threads, bias and the SiLU epilogue fused, or no
+ * activation with --no-act); median
+ * of R runs (default 3) after a warm-up.  Default batch 32 here.  To
+ * compare two builds, alternate their binaries (one process each). */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +57,22 @@ static const layer LAYERS[] = {
     {"down 1x1/2 64->128 @56", 64, 128, 56, 1, 2, 0, 1},
     {"r50 1x1 256->64 @56", 256, 64, 56, 1, 1, 0, 1},
     {"mbv2 dw3x3 144 @56", 144, 144, 56, 3, 1, 1, 144},
+};
+
+/* EfficientNet-B0's depthwise layers at 224 (name: channels @ input size). */
+static const layer DW_LAYERS[] = {
+    {"effb0 dw3x3 32 @112", 32, 32, 112, 3, 1, 1, 32},
+    {"effb0 dw3x3/2 96 @112", 96, 96, 112, 3, 2, 1, 96},
+    {"effb0 dw3x3 144 @56", 144, 144, 56, 3, 1, 1, 144},
+    {"effb0 dw5x5/2 144 @56", 144, 144, 56, 5, 2, 2, 144},
+    {"effb0 dw5x5 240 @28", 240, 240, 28, 5, 1, 2, 240},
+    {"effb0 dw3x3/2 240 @28", 240, 240, 28, 3, 2, 1, 240},
+    {"effb0 dw3x3 480 @14", 480, 480, 14, 3, 1, 1, 480},
+    {"effb0 dw5x5 480 @14", 480, 480, 14, 5, 1, 2, 480},
+    {"effb0 dw5x5 672 @14", 672, 672, 14, 5, 1, 2, 672},
+    {"effb0 dw5x5/2 672 @14", 672, 672, 14, 5, 2, 2, 672},
+    {"effb0 dw5x5 1152 @7", 1152, 1152, 7, 5, 1, 2, 1152},
+    {"effb0 dw3x3 1152 @7", 1152, 1152, 7, 3, 1, 1, 1152},
 };
 
 static fx_conv2d_params params_of(const layer *l, int n)
@@ -161,9 +184,52 @@ static int compare_paths(int batch, int reps)
     return 0;
 }
 
+/* --dw: median ms and GFLOP/s of the depthwise path on DW_LAYERS. */
+static int bench_depthwise(int batch, int reps, fx_act_kind act)
+{
+    int threads = fx_omp_max_threads();
+    openblas_set_num_threads(1);
+    printf("| layer (batch %d, %d threads, %s) | ms | GFLOP/s |\n", batch, threads,
+           act == FX_ACT_SILU ? "SiLU" : "no act");
+    printf("|---|---:|---:|\n");
+    double *t = malloc(sizeof(double) * (size_t)reps);
+    for (size_t i = 0; i < sizeof DW_LAYERS / sizeof DW_LAYERS[0]; i++) {
+        fx_conv2d_params p = params_of(&DW_LAYERS[i], batch);
+        int oh, ow;
+        fx_conv2d_out_hw(&p, &oh, &ow, NULL);
+        size_t nx = (size_t)p.n * p.c_in * p.h * p.w, nw = (size_t)p.c_out * p.kh * p.kw;
+        size_t ny = (size_t)p.n * p.c_out * oh * ow;
+        float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w);
+        float *b = calloc((size_t)p.c_out, sizeof *b), *y = malloc(ny * sizeof *y);
+        if (!t || !x || !w || !b || !y)
+            return 1;
+        for (size_t j = 0; j < nx; j++)
+            x[j] = (float)(j % 17) * 0.01f;
+        for (size_t j = 0; j < nw; j++)
+            w[j] = (float)(j % 13) * 0.01f - 0.06f;
+        fx_conv_epilogue ep = {NULL, act, 0.0f, 0.0f};
+        for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
+            double t0 = now_s();
+            if (fx_conv_fast_mt_path(&p, &ep, x, w, b, y, NULL, threads, FX_CONV_DEPTHWISE) !=
+                FX_OK)
+                return 1;
+            if (r >= 0)
+                t[r] = now_s() - t0;
+        }
+        qsort(t, (size_t)reps, sizeof *t, cmp_double);
+        double gflop = 2.0 * ny * p.kh * p.kw * 1e-9, tm = t[reps / 2];
+        printf("| %s | %.2f | %.1f |\n", DW_LAYERS[i].name, tm * 1e3, gflop / tm);
+        fflush(stdout);
+        free(x), free(w), free(b), free(y);
+    }
+    free(t);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    int batch = 8, reps = 3, ref = 1, paths = 0;
+    int batch = 0, reps = 3, ref = 1, paths = 0, dw = 0;
+    fx_act_kind act = FX_ACT_SILU;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
             batch = atoi(argv[++i]);
@@ -173,13 +239,23 @@ int main(int argc, char **argv)
             ref = 0;
         else if (strcmp(argv[i], "--paths") == 0)
             paths = 1;
+        else if (strcmp(argv[i], "--dw") == 0)
+            dw = 1;
+        else if (strcmp(argv[i], "--no-act") == 0)
+            act = FX_ACT_NONE;
         else {
-            fprintf(stderr, "usage: %s [--batch N] [--reps R] [--no-ref] [--paths]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--batch N] [--reps R] [--no-ref] [--paths | --dw [--no-act]]\n",
+                    argv[0]);
             return 2;
         }
     }
+    if (batch == 0)
+        batch = dw ? 32 : 8;
     if (batch < 1 || reps < 1)
         return 2;
+    if (dw)
+        return bench_depthwise(batch, reps, act);
     if (paths)
         return compare_paths(batch, reps);
     printf("| layer | fast ms (batch %d) | fast GFLOP/s | ref GFLOP/s (batch 1) | speed-up |\n",

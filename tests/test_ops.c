@@ -169,7 +169,12 @@ static void test_conv_fast_ws(void)
     CHECK(fx_op_conv2d_fast_ws(&p, x, w, NULL, y, NULL) == FX_ERR_USAGE); /* needs scratch */
     p.groups = 3;
     p.c_out = 3;
-    CHECK(fx_conv2d_fast_ws_floats(&p) == 0); /* depthwise: no scratch */
+    /* depthwise 3x3: the fast kernel's padded plane, one per thread */
+    CHECK(fx_conv2d_fast_ws_floats(&p) >= 11 * 11);
+    CHECK(fx_op_conv2d_fast_ws(&p, x, w, NULL, y, NULL) == FX_ERR_USAGE);
+    fx_conv2d_params p7 = p;
+    p7.kh = p7.kw = 7, p7.pad_t = p7.pad_l = p7.pad_b = p7.pad_r = 3;
+    CHECK(fx_conv2d_fast_ws_floats(&p7) == 0); /* 7x7 depthwise: the generic loop, no scratch */
     p.groups = 2;
     CHECK(fx_conv2d_fast_ws_floats(&p) == -1); /* 2 does not divide 3 */
 }
@@ -263,28 +268,29 @@ static void test_conv_fast_mt_epilogue(void)
     openblas_set_num_threads(blas);
 }
 
-/* The Winograd path forced on p (1..3 threads, epilogue act, residual and
+/* The given path (Winograd, depthwise) forced on p (1..3 threads, epilogue act, residual and
  * bias on or off) against conv_ref + the unfused reference ops.  Returns
  * max |fast - ref| / max |ref| or -1 if a call failed; max |ref| is taken
  * before the activation (Clip bounds the output, not the conv's error). */
-static double wino_rel_err(const fx_conv2d_params *p, rng *r, int threads, fx_act_kind act,
-                           int with_res, int with_bias)
+static double path_rel_err(const fx_conv2d_params *p, rng *r, int threads, fx_act_kind act,
+                           int with_res, int with_bias, fx_conv_path path)
 {
     int oh, ow;
     if (fx_conv2d_out_hw(p, &oh, &ow, NULL) != FX_OK)
         return -1;
-    size_t nx = (size_t)p->n * p->c_in * p->h * p->w, nw = (size_t)p->c_out * p->c_in * 9;
+    size_t nx = (size_t)p->n * p->c_in * p->h * p->w;
+    size_t nw = (size_t)p->c_out * (p->c_in / p->groups) * p->kh * p->kw;
     size_t ny = (size_t)p->n * p->c_out * oh * ow;
     float *x = rand_buf(r, nx), *w = rand_buf(r, nw), *b = rand_buf(r, (size_t)p->c_out);
     float *res = rand_buf(r, ny), *y0 = malloc(sizeof(float) * ny),
           *y1 = malloc(sizeof(float) * ny);
-    int64_t nws = fx_conv_fast_ws_floats_path(p, threads, FX_CONV_WINOGRAD);
+    int64_t nws = fx_conv_fast_ws_floats_path(p, threads, path);
     float *ws = nws > 0 ? malloc(sizeof(float) * (size_t)nws) : NULL;
     fx_conv_epilogue ep = {with_res ? res : NULL, act, -0.25f, 0.5f};
     const float *bb = with_bias ? b : NULL;
     double rel = -1;
-    if (nws > 0 && fx_op_conv2d_ref(p, x, w, bb, y0) == FX_OK &&
-        fx_conv_fast_mt_path(p, &ep, x, w, bb, y1, ws, threads, FX_CONV_WINOGRAD) == FX_OK) {
+    if (nws >= 0 && (nws == 0 || ws) && fx_op_conv2d_ref(p, x, w, bb, y0) == FX_OK &&
+        fx_conv_fast_mt_path(p, &ep, x, w, bb, y1, ws, threads, path) == FX_OK) {
         fx_shape s = {1, {(int64_t)ny}};
         fx_binary_params bp = {s, s};
         fx_act_params ap = {(int64_t)ny, -0.25f, 0.5f};
@@ -337,7 +343,8 @@ static void test_conv_winograd(void)
             continue;
         }
         int threads = rng_int(&r, 1, 3);
-        double e = wino_rel_err(&p, &r, threads, acts[t % 4], t % 3 == 0, t % 5 != 0);
+        double e =
+            path_rel_err(&p, &r, threads, acts[t % 4], t % 3 == 0, t % 5 != 0, FX_CONV_WINOGRAD);
         worst = e > worst ? e : worst;
         CHECK_MSG(e >= 0 && e <= 1e-5,
                   "trial %d: n%d c%d->%d %dx%d pads %d,%d,%d,%d threads %d: %g", t, p.n, p.c_in,
@@ -353,7 +360,7 @@ static void test_conv_winograd(void)
     };
     for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
         CHECK(fx_conv_fast_path(&named[i], 1) == FX_CONV_WINOGRAD);
-        double e = wino_rel_err(&named[i], &r, 2, FX_ACT_RELU, 1, 1);
+        double e = path_rel_err(&named[i], &r, 2, FX_ACT_RELU, 1, 1, FX_CONV_WINOGRAD);
         worst = e > worst ? e : worst;
         CHECK_MSG(e >= 0 && e <= 1e-5, "named %zu: %g", i, e);
     }
@@ -381,6 +388,63 @@ static void test_conv_winograd(void)
 }
 
 /* Odd n, above and below the parallel threshold. */
+/* The depthwise path (3x3/5x5 stride 1/2 take depthwise.c's padded-plane
+ * kernel) vs the reference: random planes 1x1..17x19, asymmetric pads
+ * 0..2, batch 1..3, 1..40 channels, 1..3 threads, every epilogue (SiLU as
+ * EfficientNet uses it), bias and residual on or off; max |err| / max |ref|
+ * <= 1e-5.  A few shapes with dilation 2 or a 7x7 kernel check the generic
+ * loop that the rest falls back to. */
+static void test_conv_depthwise(void)
+{
+    int blas = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    rng r = {0x9216d5d98979fb1bULL};
+    static const fx_act_kind acts[] = {FX_ACT_NONE, FX_ACT_RELU, FX_ACT_CLIP, FX_ACT_SILU};
+    int trials = FX_TEST_SMALL ? 60 : 400, fast = 0;
+    double worst = 0;
+    for (int t = 0; t < trials; t++) {
+        int c = rng_int(&r, 1, 40), k = rng_int(&r, 0, 1) ? 5 : 3;
+        fx_conv2d_params p = conv_p(rng_int(&r, 1, 3), c, c, rng_int(&r, 1, 17), rng_int(&r, 1, 19),
+                                    k, rng_int(&r, 1, 2), 1, 0, c);
+        p.pad_t = rng_int(&r, 0, 2), p.pad_b = rng_int(&r, 0, 2);
+        p.pad_l = rng_int(&r, 0, 2), p.pad_r = rng_int(&r, 0, 2);
+        if (t % 10 == 9) /* the generic loop */
+            p.dil_h = p.dil_w = 2;
+        int oh, ow;
+        if (fx_conv2d_out_hw(&p, &oh, &ow, NULL) != FX_OK) {
+            t--; /* kernel larger than the padded input: draw again */
+            continue;
+        }
+        fast += fx_dw_fast_applies(&p);
+        int threads = rng_int(&r, 1, 3);
+        double e =
+            path_rel_err(&p, &r, threads, acts[t % 4], t % 3 == 0, t % 5 != 0, FX_CONV_DEPTHWISE);
+        worst = e > worst ? e : worst;
+        CHECK_MSG(e >= 0 && e <= 1e-5,
+                  "trial %d: n%d c%d %dx%d k%d s%d d%d pads %d,%d,%d,%d threads %d act %d: %g", t,
+                  p.n, p.c_in, p.h, p.w, k, p.stride_h, p.dil_h, p.pad_t, p.pad_l, p.pad_b, p.pad_r,
+                  threads, (int)acts[t % 4], e);
+    }
+    CHECK(fast >= trials * 8 / 10); /* the fast kernel really ran */
+    /* EfficientNet-like planes, and shapes the fast kernel must refuse. */
+    fx_conv2d_params named[] = {
+        conv_p(2, 24, 24, 28, 28, 3, 1, 1, 1, 24), conv_p(2, 16, 16, 29, 27, 5, 2, 1, 2, 16),
+        conv_p(1, 40, 40, 7, 7, 5, 1, 1, 2, 40),   conv_p(3, 8, 8, 14, 14, 3, 2, 1, 1, 8),
+        conv_p(1, 4, 4, 15, 13, 7, 1, 1, 3, 4),
+    };
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+        double e = path_rel_err(&named[i], &r, 2, FX_ACT_SILU, 1, 1, FX_CONV_DEPTHWISE);
+        worst = e > worst ? e : worst;
+        CHECK_MSG(e >= 0 && e <= 1e-5, "named %zu: %g", i, e);
+    }
+    CHECK(fx_dw_fast_applies(&named[0]) && !fx_dw_fast_applies(&named[4]));
+    fx_conv2d_params mult = conv_p(1, 5, 10, 11, 13, 3, 1, 1, 1, 5); /* multiplier 2 */
+    fx_conv2d_params pad3 = conv_p(1, 5, 5, 11, 13, 3, 1, 1, 3, 5);
+    CHECK(!fx_dw_fast_applies(&mult) && !fx_dw_fast_applies(&pad3));
+    fprintf(stderr, "  depthwise: worst max|err| / max|ref| = %.3g\n", worst);
+    openblas_set_num_threads(blas);
+}
+
 static void test_act_fast(void)
 {
     rng r = {0x13198a2e03707344ULL};
@@ -954,6 +1018,7 @@ int main(void)
     RUN(test_conv_fast_ws);
     RUN(test_conv_fast_mt_epilogue);
     RUN(test_conv_winograd);
+    RUN(test_conv_depthwise);
     RUN(test_act_fast);
     RUN(test_binary_fast);
     RUN(test_bn_pool_fast);

@@ -82,6 +82,17 @@ void fx_conv_winograd(const fx_conv2d_params *p, const fx_conv_epilogue *ep, con
                       const float *w, const float *b, float *y, int oh, int ow, float *ws,
                       int team);
 
+/* depthwise.c: the fast depthwise kernel (3x3/5x5, stride 1/2, dilation 1,
+ * C_in == C_out == groups, pads < k).  fx_dw_plane_fast computes one plane
+ * yp = act((conv(xc, wc) + bias) + res) using pp, a per-thread scratch of
+ * fx_dw_scratch_floats(p) floats that must be zero on first use (its pad
+ * cells are never written, so it can be reused across planes). */
+int fx_dw_fast_applies(const fx_conv2d_params *p);
+size_t fx_dw_scratch_floats(const fx_conv2d_params *p);
+void fx_dw_plane_fast(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *xc,
+                      const float *wc, float bias, float *yp, const float *res, int oh, int ow,
+                      float *pp);
+
 /* For functions whose loops call fx_ops_expf: with the default
  * -ftrapping-math gcc will not if-convert the clamps below (a compare may
  * raise FE_INVALID), so the loop stays scalar; nothing in fxscreen reads
