@@ -9,23 +9,17 @@ set -euo pipefail
 build=${1:-build}
 shift || true
 root=$(cd "$(dirname "$0")/.." && pwd)
-venv="$build/venv-bench"
-if [ ! -x "$venv/bin/python" ]; then
-  /usr/bin/python3 -m venv --system-site-packages "$venv"
-fi
-if ! "$venv/bin/python" -c 'import onnxruntime' 2>/dev/null; then
-  if ! "$venv/bin/pip" install -q onnxruntime; then
-    echo "infer.sh: pip install onnxruntime failed: benchmarking without onnxruntime" >&2
-  fi
-fi
-cmd="$venv/bin/python bench/infer.py --build $build $*"
+# shellcheck source=bench/venv.sh
+. "$root/bench/venv.sh"
+py=$(bench_venv "$build" infer.sh)
+cmd="$py bench/infer.py --build $build $*"
 echo "running: $cmd"
 table=$(cd "$root" && $cmd)
 echo "$table"
 res="$root/bench/RESULTS.md"
 [ -f "$res" ] || printf '# Benchmark results\n\nEach section: date, machine, exact command, then the figures measured in that run.\n' >"$res"
-ortv=$("$venv/bin/python" -c 'import onnxruntime as o; print(o.__version__)' 2>/dev/null || echo 'not installed')
-torchv=$("$venv/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo '?')
+ortv=$("$py" -c 'import onnxruntime as o; print(o.__version__)' 2>/dev/null || echo 'not installed')
+torchv=$("$py" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo '?')
 {
   echo
   echo "## infer: $(date -u +%Y-%m-%d) on $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"

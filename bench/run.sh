@@ -44,17 +44,10 @@ if [ "$have" -ne "$n" ]; then
 fi
 bytes=$(find "$set_dir" -maxdepth 1 -name '*.png' -printf '%s\n' | awk '{s += $1} END {print s}')
 
-# ---- the peer's venv (bench/infer.sh's logic) -------------------------------------
-venv="$build/venv-bench"
-if [ ! -x "$venv/bin/python" ]; then
-  /usr/bin/python3 -m venv --system-site-packages "$venv"
-fi
-if ! "$venv/bin/python" -c 'import onnxruntime' 2>/dev/null; then
-  if ! "$venv/bin/pip" install -q onnxruntime; then
-    echo "run.sh: pip install onnxruntime failed: benchmarking without the peer" >&2
-  fi
-fi
-py="$venv/bin/python"
+# ---- the peer's venv ----------------------------------------------------------------
+# shellcheck source=bench/venv.sh
+. "$(dirname "$0")/venv.sh"
+py=$(bench_venv "$build" run.sh)
 peer_ok=1
 "$py" -c 'import onnxruntime, onnx, h5py, PIL, numpy, yaml' 2>/dev/null || peer_ok=0
 

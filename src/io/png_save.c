@@ -39,16 +39,19 @@ static int host_is_little_endian(void)
     return b == 1;
 }
 
-fx_status fx_png_save(const char *path, const fx_image *img, fx_error *err)
-{
-    if (!path || !img || !img->pixels || img->info.width <= 0 || img->info.height <= 0)
-        return fx_error_set(err, FX_ERR_USAGE, "png save: no image or path");
-    if (img->info.type != FX_PIX_U8 && img->info.type != FX_PIX_U16)
-        return fx_error_set(err, FX_ERR_UNSUPPORTED, "%s: PNG writer takes U8 or U16 grey", path);
-    if (img->info.width > 0x7fffffff / 2 ||
-        (uint64_t)img->info.width * img->info.height > (1u << 30))
-        return fx_error_set(err, FX_ERR_LIMIT, "%s: image too large for the PNG writer", path);
+/* How one PNG is written: the layout and the encoder's settings. */
+typedef struct png_spec {
+    int width, height, bits, color_type;
+    const uint8_t *rows; /* height rows of stride bytes, host byte order */
+    size_t stride;
+    int zlib_level;
+    int filters; /* PNG_ALL_FILTERS (libpng's adaptive choice) or one filter */
+} png_spec;
 
+/* Writes spec to path; any failure removes the file, so a truncated PNG
+ * never stays behind. */
+static fx_status png_write(const char *path, const png_spec *sp, fx_error *err)
+{
     FILE *f = fopen(path, "wb");
     if (!f)
         return fx_error_set(err, FX_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
@@ -63,28 +66,25 @@ fx_status fx_png_save(const char *path, const fx_image *img, fx_error *err)
         remove(path);
         return fx_error_set(err, FX_ERR_NOMEM, "%s: cannot allocate libpng state", path);
     }
-    const int w = img->info.width, h = img->info.height;
-    const int bits = img->info.type == FX_PIX_U16 ? 16 : 8;
-    const size_t stride = (size_t)w * (size_t)(bits / 8);
-    const uint8_t *base = (const uint8_t *)img->pixels;
-
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
         fclose(f);
-        remove(path); /* never leave a truncated file behind */
+        remove(path);
         return fx_error_set(err, FX_ERR_IO, "%s: libpng: %s", path, ctx.msg[0] ? ctx.msg : "error");
     }
     png_init_io(png, f);
-    png_set_compression_level(png, 6);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, bits, PNG_COLOR_TYPE_GRAY,
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_set_compression_level(png, sp->zlib_level);
+    png_set_filter(png, PNG_FILTER_TYPE_BASE, sp->filters);
+    png_set_IHDR(png, info, (png_uint_32)sp->width, (png_uint_32)sp->height, sp->bits,
+                 sp->color_type, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
     /* PNG stores 16-bit samples big-endian; libpng swaps from host order on a
      * copy of each row, so the caller's pixels stay untouched. */
-    if (bits == 16 && host_is_little_endian())
+    if (sp->bits == 16 && host_is_little_endian())
         png_set_swap(png);
-    for (int y = 0; y < h; y++)
-        png_write_row(png, base + (size_t)y * stride);
+    for (int y = 0; y < sp->height; y++)
+        png_write_row(png, sp->rows + (size_t)y * sp->stride);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
 
@@ -96,10 +96,32 @@ fx_status fx_png_save(const char *path, const fx_image *img, fx_error *err)
     return FX_OK;
 }
 
-/* fx_png_save_rgb8: 8-bit RGB (overlays).  Same determinism as fx_png_save
- * (no text or time chunks, libpng's default filters) with the zlib level
- * given by the caller, since overlays of 2-4k px originals are written per
- * image and level 6 would dominate their cost. */
+fx_status fx_png_save(const char *path, const fx_image *img, fx_error *err)
+{
+    if (!path || !img || !img->pixels || img->info.width <= 0 || img->info.height <= 0)
+        return fx_error_set(err, FX_ERR_USAGE, "png save: no image or path");
+    if (img->info.type != FX_PIX_U8 && img->info.type != FX_PIX_U16)
+        return fx_error_set(err, FX_ERR_UNSUPPORTED, "%s: PNG writer takes U8 or U16 grey", path);
+    if (img->info.width > 0x7fffffff / 2 ||
+        (uint64_t)img->info.width * img->info.height > (1u << 30))
+        return fx_error_set(err, FX_ERR_LIMIT, "%s: image too large for the PNG writer", path);
+    const int bits = img->info.type == FX_PIX_U16 ? 16 : 8;
+    png_spec sp = {img->info.width,
+                   img->info.height,
+                   bits,
+                   PNG_COLOR_TYPE_GRAY,
+                   (const uint8_t *)img->pixels,
+                   (size_t)img->info.width * (size_t)(bits / 8),
+                   6,
+                   PNG_ALL_FILTERS};
+    return png_write(path, &sp, err);
+}
+
+/* fx_png_save_rgb8: 8-bit RGB (overlays).  Deterministic like fx_png_save
+ * (no text or time chunks) with the zlib level given by the caller and one
+ * fixed filter (SUB): overlays of 2-4k px originals are written per image,
+ * and libpng's adaptive filter choice (all five tried per row) was 40% of
+ * an overlay's time for 2% smaller files. */
 fx_status fx_png_save_rgb8(const char *path, int width, int height, const uint8_t *rgb,
                            int zlib_level, fx_error *err)
 {
@@ -110,46 +132,7 @@ fx_status fx_png_save_rgb8(const char *path, int width, int height, const uint8_
                             zlib_level);
     if (width > 0x7fffffff / 3 || (uint64_t)width * (uint64_t)height > (1u << 30))
         return fx_error_set(err, FX_ERR_LIMIT, "%s: image too large for the PNG writer", path);
-
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return fx_error_set(err, FX_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-
-    png_save_ctx ctx = {{0}};
-    png_structp png =
-        png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_save_error, png_save_warning);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!png || !info) {
-        png_destroy_write_struct(&png, &info);
-        fclose(f);
-        remove(path);
-        return fx_error_set(err, FX_ERR_NOMEM, "%s: cannot allocate libpng state", path);
-    }
-    const size_t stride = (size_t)width * 3;
-
-    if (setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info);
-        fclose(f);
-        remove(path); /* never leave a truncated file behind */
-        return fx_error_set(err, FX_ERR_IO, "%s: libpng: %s", path, ctx.msg[0] ? ctx.msg : "error");
-    }
-    png_init_io(png, f);
-    png_set_compression_level(png, zlib_level);
-    /* One fixed filter: libpng's adaptive choice tries all five per row,
-     * which was 40% of an overlay's time for 2% smaller files. */
-    png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_SUB);
-    png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8, PNG_COLOR_TYPE_RGB,
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (int y = 0; y < height; y++)
-        png_write_row(png, rgb + (size_t)y * stride);
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
-        remove(path);
-        return fx_error_set(err, FX_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    }
-    return FX_OK;
+    png_spec sp = {width,      height,        8, PNG_COLOR_TYPE_RGB, rgb, (size_t)width * 3,
+                   zlib_level, PNG_FILTER_SUB};
+    return png_write(path, &sp, err);
 }
