@@ -47,131 +47,127 @@ static fx_status get_name(fx_ycfg *L, const yaml_node_t *v, const char *key, cha
     return FX_OK;
 }
 
-static fx_status load_model(fx_ycfg *L, yaml_node_t *map, fx_run_config *rc)
+/* What the section readers fill: the config, and model.positive's node
+ * (a class name can only be resolved once model.classes is read). */
+typedef struct run_loader {
+    fx_ycfg y;
+    fx_run_config *rc;
+    const yaml_node_t *positive;
+} run_loader;
+
+/* One key of a section: set it in L->rc, or fail naming it. */
+typedef fx_status (*key_fn)(run_loader *L, const char *key, yaml_node_t *k, yaml_node_t *v,
+                            const char *kname);
+
+/* Walks the mapping of section `name`: duplicate keys fail, each key goes to fn. */
+static fx_status load_section(run_loader *L, yaml_node_t *map, const char *name,
+                              const char *example, key_fn fn)
 {
-    fx_status st = fx_ycfg_need_map(L, map, "model",
-                                    "{classes: [normal, fracture], "
-                                    "positive: fracture, threshold: 0.5}");
+    fx_status st = fx_ycfg_need_map(&L->y, map, name, example);
     if (st)
         return st;
-    const yaml_node_t *pos = NULL;
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "%s.", name);
     FX_YCFG_FOR_PAIRS(map, p)
     {
         if (st)
             break;
         yaml_node_t *k, *v;
         char kname[96];
-        fx_ycfg_pair(L, p, "model.", &k, &v, kname, sizeof kname);
-        if ((st = fx_ycfg_check_dup(L, map, p, k, kname)))
-            return st;
-        const char *ks = fx_ycfg_scalar(k);
-        if (!strcmp(ks, "classes")) {
-            int n = v->type == YAML_SEQUENCE_NODE
-                        ? (int)(v->data.sequence.items.top - v->data.sequence.items.start)
-                        : 0;
-            if (n < 1 || n > FX_RUN_MAX_CLASSES)
-                return fx_ycfg_fail(L, v, kname,
-                                    "expected a list of 1..%d names, one per logit "
-                                    "in order; write e.g. classes: [normal, fracture]",
-                                    FX_RUN_MAX_CLASSES);
-            for (int i = 0; i < n && !st; i++)
-                st = get_name(L, yaml_document_get_node(L->doc, v->data.sequence.items.start[i]),
-                              kname, rc->classes[i], FX_RUN_NAME_MAX);
-            for (int i = 0; i < n && !st; i++)
-                for (int j = 0; j < i && !st; j++)
-                    if (!strcmp(rc->classes[i], rc->classes[j]))
-                        st = fx_ycfg_fail(L, v, kname, "'%s' is listed twice", rc->classes[i]);
-            rc->nclasses = n;
-        } else if (!strcmp(ks, "positive")) {
-            pos = v; /* a name needs classes, which may come later */
-        } else if (!strcmp(ks, "threshold")) {
-            st = get_unit(L, v, kname, 0, 0, 1, &rc->threshold);
-        } else {
-            st = fx_ycfg_fail(L, k, kname, "unknown key; model takes classes, positive, threshold");
-        }
+        fx_ycfg_pair(&L->y, p, prefix, &k, &v, kname, sizeof kname);
+        if ((st = fx_ycfg_check_dup(&L->y, map, p, k, kname)) == FX_OK)
+            st = fn(L, fx_ycfg_scalar(k), k, v, kname);
     }
-    if (st || !pos)
+    return st;
+}
+
+static fx_status model_key(run_loader *L, const char *key, yaml_node_t *k, yaml_node_t *v,
+                           const char *kname)
+{
+    fx_run_config *rc = L->rc;
+    fx_status st = FX_OK;
+    if (!strcmp(key, "classes")) {
+        int n = v->type == YAML_SEQUENCE_NODE
+                    ? (int)(v->data.sequence.items.top - v->data.sequence.items.start)
+                    : 0;
+        if (n < 1 || n > FX_RUN_MAX_CLASSES)
+            return fx_ycfg_fail(&L->y, v, kname,
+                                "expected a list of 1..%d names, one per logit "
+                                "in order; write e.g. classes: [normal, fracture]",
+                                FX_RUN_MAX_CLASSES);
+        for (int i = 0; i < n && !st; i++)
+            st = get_name(&L->y, yaml_document_get_node(L->y.doc, v->data.sequence.items.start[i]),
+                          kname, rc->classes[i], FX_RUN_NAME_MAX);
+        for (int i = 0; i < n && !st; i++)
+            for (int j = 0; j < i && !st; j++)
+                if (!strcmp(rc->classes[i], rc->classes[j]))
+                    st = fx_ycfg_fail(&L->y, v, kname, "'%s' is listed twice", rc->classes[i]);
+        rc->nclasses = n;
         return st;
-    const char *s = fx_ycfg_scalar(pos);
-    for (int i = 0; s && i < rc->nclasses; i++)
-        if (!strcmp(s, rc->classes[i])) {
-            rc->positive = i;
+    }
+    if (!strcmp(key, "positive")) {
+        L->positive = v;
+        return FX_OK;
+    }
+    if (!strcmp(key, "threshold"))
+        return get_unit(&L->y, v, kname, 0, 0, 1, &rc->threshold);
+    return fx_ycfg_fail(&L->y, k, kname, "unknown key; model takes classes, positive, threshold");
+}
+
+/* model.positive: a name among model.classes, or an index. */
+static fx_status resolve_positive(run_loader *L)
+{
+    const char *s = fx_ycfg_scalar(L->positive);
+    for (int i = 0; s && i < L->rc->nclasses; i++)
+        if (!strcmp(s, L->rc->classes[i])) {
+            L->rc->positive = i;
             return FX_OK;
         }
     if (s && *s >= '0' && *s <= '9')
-        return fx_ycfg_int(L, pos, "model.positive", 0, FX_RUN_MAX_CLASSES - 1, &rc->positive);
-    return fx_ycfg_fail(L, pos, "model.positive",
+        return fx_ycfg_int(&L->y, L->positive, "model.positive", 0, FX_RUN_MAX_CLASSES - 1,
+                           &L->rc->positive);
+    return fx_ycfg_fail(&L->y, L->positive, "model.positive",
                         "'%s' is neither a class index nor one of "
                         "model.classes; write e.g. positive: fracture",
                         s ? s : "(not a word)");
 }
 
-static fx_status load_cam(fx_ycfg *L, yaml_node_t *map, fx_run_config *rc)
+static fx_status cam_key(run_loader *L, const char *key, yaml_node_t *k, yaml_node_t *v,
+                         const char *kname)
 {
-    fx_status st = fx_ycfg_need_map(L, map, "cam", "{layer: NAME, method: gradcam}");
-    if (st)
-        return st;
-    FX_YCFG_FOR_PAIRS(map, p)
-    {
-        if (st)
-            break;
-        yaml_node_t *k, *v;
-        char kname[96];
-        fx_ycfg_pair(L, p, "cam.", &k, &v, kname, sizeof kname);
-        if ((st = fx_ycfg_check_dup(L, map, p, k, kname)))
-            return st;
-        const char *ks = fx_ycfg_scalar(k);
-        if (!strcmp(ks, "layer")) {
-            st = get_name(L, v, kname, rc->cam_layer, sizeof rc->cam_layer);
-        } else if (!strcmp(ks, "method")) {
-            fx_cam_method m;
-            fx_error e = {0};
-            const char *s = fx_ycfg_scalar(v);
-            if (!s || fx_cam_method_parse(s, &m, &e) != FX_OK)
-                st = fx_ycfg_fail(L, v, kname, "%s", s ? e.msg : "expected a method name");
-            else
-                rc->cam_method = (int)m;
-        } else if (!strcmp(ks, "box_fraction")) {
-            st = get_unit(L, v, kname, 0, 1, 1, &rc->box_fraction);
-        } else {
-            st = fx_ycfg_fail(L, k, kname, "unknown key; cam takes layer, method, box_fraction");
-        }
+    if (!strcmp(key, "layer"))
+        return get_name(&L->y, v, kname, L->rc->cam_layer, sizeof L->rc->cam_layer);
+    if (!strcmp(key, "method")) {
+        fx_cam_method m;
+        fx_error e = {0};
+        const char *s = fx_ycfg_scalar(v);
+        if (!s || fx_cam_method_parse(s, &m, &e) != FX_OK)
+            return fx_ycfg_fail(&L->y, v, kname, "%s", s ? e.msg : "expected a method name");
+        L->rc->cam_method = (int)m;
+        return FX_OK;
     }
-    return st;
+    if (!strcmp(key, "box_fraction"))
+        return get_unit(&L->y, v, kname, 0, 1, 1, &L->rc->box_fraction);
+    return fx_ycfg_fail(&L->y, k, kname, "unknown key; cam takes layer, method, box_fraction");
 }
 
-static fx_status load_overlay(fx_ycfg *L, yaml_node_t *map, fx_run_config *rc)
+static fx_status overlay_key(run_loader *L, const char *key, yaml_node_t *k, yaml_node_t *v,
+                             const char *kname)
 {
-    fx_status st = fx_ycfg_need_map(L, map, "overlay", "{colormap: inferno, opacity: 0.5}");
-    if (st)
-        return st;
-    FX_YCFG_FOR_PAIRS(map, p)
-    {
-        if (st)
-            break;
-        yaml_node_t *k, *v;
-        char kname[96];
-        fx_ycfg_pair(L, p, "overlay.", &k, &v, kname, sizeof kname);
-        if ((st = fx_ycfg_check_dup(L, map, p, k, kname)))
-            return st;
-        const char *ks = fx_ycfg_scalar(k);
-        if (!strcmp(ks, "colormap")) {
-            fx_colormap c;
-            const char *s = fx_ycfg_scalar(v);
-            if (!s || fx_colormap_parse(s, &c) != 0)
-                st = fx_ycfg_fail(L, v, kname,
-                                  "'%s' is not a colormap; use inferno, viridis, "
-                                  "magma, plasma or cividis",
-                                  s ? s : "(not a word)");
-            else
-                rc->colormap = (int)c;
-        } else if (!strcmp(ks, "opacity")) {
-            st = get_unit(L, v, kname, 0, 0, 1, &rc->opacity);
-        } else {
-            st = fx_ycfg_fail(L, k, kname, "unknown key; overlay takes colormap, opacity");
-        }
+    if (!strcmp(key, "colormap")) {
+        fx_colormap c;
+        const char *s = fx_ycfg_scalar(v);
+        if (!s || fx_colormap_parse(s, &c) != 0)
+            return fx_ycfg_fail(&L->y, v, kname,
+                                "'%s' is not a colormap; use inferno, viridis, "
+                                "magma, plasma or cividis",
+                                s ? s : "(not a word)");
+        L->rc->colormap = (int)c;
+        return FX_OK;
     }
-    return st;
+    if (!strcmp(key, "opacity"))
+        return get_unit(&L->y, v, kname, 0, 0, 1, &L->rc->opacity);
+    return fx_ycfg_fail(&L->y, k, kname, "unknown key; overlay takes colormap, opacity");
 }
 
 fx_status fx_run_config_load(const char *path, fx_run_config *rc, fx_error *err)
@@ -181,28 +177,33 @@ fx_status fx_run_config_load(const char *path, fx_run_config *rc, fx_error *err)
     if (st != FX_OK)
         return st;
     fx_run_config c = *rc;
-    fx_ycfg L = {.path = path, .doc = &doc, .err = err};
+    run_loader L = {.y = {.path = path, .doc = &doc, .err = err}, .rc = &c};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (root && root->type == YAML_MAPPING_NODE) {
         /* Duplicates and non-mapping roots are the prep loader's to report. */
         FX_YCFG_FOR_PAIRS(root, p)
         {
-            yaml_node_t *k, *v;
-            char kname[96];
-            fx_ycfg_pair(&L, p, "", &k, &v, kname, sizeof kname);
+            yaml_node_t *k = yaml_document_get_node(&doc, p->key);
+            yaml_node_t *v = yaml_document_get_node(&doc, p->value);
             const char *ks = fx_ycfg_scalar(k);
             if (!ks)
                 continue;
             if (!strcmp(ks, "model"))
-                st = load_model(&L, v, &c);
+                st = load_section(&L, v, "model",
+                                  "{classes: [normal, fracture], positive: fracture, "
+                                  "threshold: 0.5}",
+                                  model_key);
             else if (!strcmp(ks, "cam"))
-                st = load_cam(&L, v, &c);
+                st = load_section(&L, v, "cam", "{layer: NAME, method: gradcam}", cam_key);
             else if (!strcmp(ks, "overlay"))
-                st = load_overlay(&L, v, &c);
+                st = load_section(&L, v, "overlay", "{colormap: inferno, opacity: 0.5}",
+                                  overlay_key);
             if (st)
                 break;
         }
     }
+    if (st == FX_OK && L.positive)
+        st = resolve_positive(&L);
     if (st == FX_OK && c.positive >= 0 && c.nclasses > 0 && c.positive >= c.nclasses)
         st = fx_error_set(err, FX_ERR_CONFIG,
                           "%s: key 'model.positive': index %d but "
