@@ -589,7 +589,7 @@ def main():
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--test-seed", type=int, default=20250)
     ap.add_argument("--crop", type=int, default=96, help="phase 1 crop size (model px)")
-    ap.add_argument("--crop-steps", type=int, default=2400, help="phase 1 steps")
+    ap.add_argument("--crop-steps", type=int, default=4000, help="phase 1 steps")
     ap.add_argument("--crop-batch", type=int, default=32)
     ap.add_argument("--p-frac", type=float, default=0.5,
                     help="phase 1: share of fractured images cropped around the fracture")
