@@ -16,6 +16,7 @@
 #ifndef FXSCREEN_POOL_H
 #define FXSCREEN_POOL_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #include "fxscreen/image.h"
@@ -77,6 +78,11 @@ void fx_pool_release(fx_pool *p, fx_batch *batch);
  * delivered by fx_pool_next.  Safe to call from any thread, not from a
  * signal handler (poll a flag and call it from the consumer instead). */
 void fx_pool_cancel(fx_pool *p);
+
+/* The jobs' consume step: once *cancel is set (a Ctrl-C flag; may be NULL)
+ * cancel the pool and set *cancelled, then return the next batch as
+ * fx_pool_next does, NULL at the end. */
+fx_batch *fx_pool_next_polled(fx_pool *p, const volatile sig_atomic_t *cancel, int *cancelled);
 
 /* Inputs claimed so far (for progress). */
 size_t fx_pool_claimed(fx_pool *p);

@@ -66,8 +66,7 @@ static fx_status prep_out_open(prep_out *o, const char *dir, const fx_pool_confi
     o->bits = fx_h5_ext_create(o->file, "bit_depth", H5T_STD_U8LE, 1, NULL, 4096, 4, err);
     H5Tclose(f16);
     H5Tclose(str);
-    if (o->images < 0 || o->path < 0 || o->status < 0 || o->error < 0 || o->size < 0 ||
-        o->bits < 0)
+    if (o->images < 0 || o->path < 0 || o->status < 0 || o->error < 0 || o->size < 0 || o->bits < 0)
         return FX_ERR_IO;
     char *yaml = fx_prep_config_to_yaml(c);
     char when[32];
@@ -187,12 +186,7 @@ fx_status fx_prep_job_run(const fx_prep_job *job, fx_prep_job_result *res, fx_er
         goto done;
     double t0 = fx_now_s();
     for (;;) {
-        if (job->cancel && *job->cancel && !res->cancelled) {
-            fx_pool_cancel(pool);
-            res->cancelled = 1;
-        }
-        fx_batch *b;
-        fx_pool_next(pool, &b);
+        fx_batch *b = fx_pool_next_polled(pool, job->cancel, &res->cancelled);
         if (!b)
             break;
         st = prep_out_append(&out, b, err);

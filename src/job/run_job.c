@@ -1381,12 +1381,7 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
     writer_started = 1;
     t0 = fx_now_s();
     for (;;) {
-        if (job->cancel && *job->cancel && !res->cancelled) {
-            fx_pool_cancel(pool);
-            res->cancelled = 1;
-        }
-        fx_batch *b;
-        fx_pool_next(pool, &b);
+        fx_batch *b = fx_pool_next_polled(pool, job->cancel, &res->cancelled);
         if (!b)
             break;
         out_batch *o = writer_acquire(&w);

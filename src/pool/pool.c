@@ -281,6 +281,17 @@ void fx_pool_release(fx_pool *p, fx_batch *b)
     pthread_mutex_unlock(&p->mu);
 }
 
+fx_batch *fx_pool_next_polled(fx_pool *p, const volatile sig_atomic_t *cancel, int *cancelled)
+{
+    if (cancel && *cancel && !*cancelled) {
+        fx_pool_cancel(p);
+        *cancelled = 1;
+    }
+    fx_batch *b;
+    fx_pool_next(p, &b);
+    return b;
+}
+
 void fx_pool_cancel(fx_pool *p)
 {
     pthread_mutex_lock(&p->mu);
