@@ -107,6 +107,10 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: src/model/%.proto
 	protoc-c --c_out=$(@D) --proto_path=src/model $<
 $(LIB_OBJ) $(ASAN_OBJ): | $(BUILD)/gen/onnx.pb-c.h
 
+# The fast-path ops: their AVX2 clones (FX_SIMD_CLONES) may fuse a*b + c.
+FAST_OPS_OBJ := $(patsubst %,$(BUILD)/obj/src/ops/%.o,conv_fast depthwise winograd ops_fast)
+$(FAST_OPS_OBJ): ALL_CFLAGS += -ffp-contract=fast
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@

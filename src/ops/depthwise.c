@@ -52,7 +52,7 @@ size_t fx_dw_scratch_floats(const fx_conv2d_params *p)
 
 /* Copy input plane xc into the interior of the padded plane pp.  The pad
  * cells are never written: the caller zeroes pp once per thread. */
-static void fill_padded(const fx_conv2d_params *p, const float *xc, float *pp)
+FX_OPS_INLINE void fill_padded(const fx_conv2d_params *p, const float *xc, float *pp)
 {
     int rows, pitch, half, pl = p->pad_l, w = p->w;
     pad_geometry(p, &rows, &pitch, &half);
@@ -78,8 +78,8 @@ static void fill_padded(const fx_conv2d_params *p, const float *xc, float *pp)
 
 /* yr[ox] (= bias when first, else +=) w0*t0[ox] + ... over one kernel row.
  * restrict: the taps point into the scratch plane, yr into the output. */
-static void taps3(float *restrict yr, const float *restrict t0, const float *restrict t1,
-                  const float *restrict t2, const float *wr, float bias, int first, int ow)
+FX_OPS_INLINE void taps3(float *restrict yr, const float *restrict t0, const float *restrict t1,
+                         const float *restrict t2, const float *wr, float bias, int first, int ow)
 {
     float w0 = wr[0], w1 = wr[1], w2 = wr[2];
     if (first) {
@@ -93,8 +93,8 @@ static void taps3(float *restrict yr, const float *restrict t0, const float *res
     }
 }
 
-static void taps5(float *restrict yr, const float *const t[5], const float *wr, float bias,
-                  int first, int ow)
+FX_OPS_INLINE void taps5(float *restrict yr, const float *const t[5], const float *wr, float bias,
+                         int first, int ow)
 {
     const float *restrict t0 = t[0], *restrict t1 = t[1], *restrict t2 = t[2];
     const float *restrict t3 = t[3], *restrict t4 = t[4];
@@ -112,9 +112,9 @@ static void taps5(float *restrict yr, const float *const t[5], const float *wr, 
 
 /* One output plane of channel oc: yp = act((conv + bias) + res), pp being
  * this thread's zeroed scratch (fx_dw_scratch_floats). */
-void fx_dw_plane_fast(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *xc,
-                      const float *wc, float bias, float *yp, const float *res, int oh, int ow,
-                      float *pp)
+FX_SIMD_CLONES void fx_dw_plane_fast(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
+                                     const float *xc, const float *wc, float bias, float *yp,
+                                     const float *res, int oh, int ow, float *pp)
 {
     int rows, pitch, half, k = p->kh, s = p->stride_h;
     pad_geometry(p, &rows, &pitch, &half);

@@ -62,13 +62,8 @@ fx_status fx_op_hard_swish_fast(const fx_act_params *p, const float *x, float *y
 
 /* ---- binaries ------------------------------------------------------------- */
 
-static inline float bin1(char op, float a, float b)
-{
-    return op == 'A' ? a + b : op == 'S' ? a - b : op == 'M' ? a * b : a / b;
-}
-
 /* y = a OP b elementwise; the switch is hoisted so each loop vectorises. */
-static void bin_flat(char op, int64_t n, const float *a, const float *b, float *y)
+FX_SIMD_CLONES static void bin_flat(char op, int64_t n, const float *a, const float *b, float *y)
 {
 #define BIN_LOOP(expr)                                                                             \
     _Pragma("omp parallel for simd schedule(static) if (n >= PAR_MIN)") for (int64_t i = 0; i < n; \
@@ -80,6 +75,21 @@ static void bin_flat(char op, int64_t n, const float *a, const float *b, float *
     default: BIN_LOOP(a[i] / b[i]); break;
     }
 #undef BIN_LOOP
+}
+
+/* y = x OP s (x_first) or s OP x over n elements; the switch is hoisted. */
+FX_OPS_INLINE void bin_block(char op, int64_t n, const float *x, float s, int x_first, float *y)
+{
+#define BLOCK_LOOP(expr) _Pragma("omp simd") for (int64_t i = 0; i < n; i++) y[i] = (expr)
+    switch (x_first ? op : op == 'S' ? 's' : op == 'D' ? 'd' : op) {
+    case 'A': BLOCK_LOOP(x[i] + s); break;
+    case 'M': BLOCK_LOOP(x[i] * s); break;
+    case 'S': BLOCK_LOOP(x[i] - s); break;
+    case 's': BLOCK_LOOP(s - x[i]); break;
+    case 'D': BLOCK_LOOP(x[i] / s); break;
+    default: BLOCK_LOOP(s / x[i]); break;
+    }
+#undef BLOCK_LOOP
 }
 
 /* If s (the smaller operand) equals o on dims [0, k) and is 1 on [k, rank)
@@ -97,8 +107,8 @@ static int64_t block_bcast(const fx_shape *s, const fx_shape *o)
     return fx_ops_prod(o, 0, k);
 }
 
-fx_status fx_op_binary_fast(char op, const fx_binary_params *p, const float *a, const float *b,
-                            float *y)
+FX_SIMD_CLONES fx_status fx_op_binary_fast(char op, const fx_binary_params *p, const float *a,
+                                           const float *b, float *y)
 {
     fx_shape o;
     if (fx_broadcast_shape(p, &o, NULL) != FX_OK)
@@ -117,19 +127,8 @@ fx_status fx_op_binary_fast(char op, const fx_binary_params *p, const float *a, 
         int big_is_a = same_a;
         const float *big = big_is_a ? a : b, *small = big_is_a ? b : a;
 #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-        for (int64_t k = 0; k < blocks; k++) {
-            const float *xs = big + k * inner;
-            float *ys = y + k * inner, s = small[k];
-            if (big_is_a) {
-#pragma omp simd
-                for (int64_t i = 0; i < inner; i++)
-                    ys[i] = bin1(op, xs[i], s);
-            } else {
-#pragma omp simd
-                for (int64_t i = 0; i < inner; i++)
-                    ys[i] = bin1(op, s, xs[i]);
-            }
-        }
+        for (int64_t k = 0; k < blocks; k++)
+            bin_block(op, inner, big + k * inner, small[k], big_is_a, y + k * inner);
         return FX_OK;
     }
     switch (op) {
@@ -267,16 +266,21 @@ fx_status fx_op_avgpool2d_fast(const fx_pool2d_params *p, const float *x, float 
     return pool_planes(p, x, y, 0);
 }
 
-fx_status fx_op_global_avgpool_fast(const fx_global_pool_params *p, const float *x, float *y)
+FX_SIMD_CLONES fx_status fx_op_global_avgpool_fast(const fx_global_pool_params *p, const float *x,
+                                                   float *y)
 {
     if (p->n < 0 || p->c < 0 || p->spatial < 1)
         return FX_ERR_USAGE;
     int64_t planes = p->n * p->c;
 #pragma omp parallel for schedule(static) if (planes * p->spatial >= PAR_MIN)
     for (int64_t nc = 0; nc < planes; nc++) {
-        double s = 0.0; /* the reference's double sum, same order */
+        /* A double sum like the reference's, in SIMD lanes: the order
+         * differs, the float result by at most an ulp or so. */
+        double s = 0.0;
+        const float *xp = x + nc * p->spatial;
+#pragma omp simd reduction(+ : s)
         for (int64_t i = 0; i < p->spatial; i++)
-            s += x[nc * p->spatial + i];
+            s += xp[i];
         y[nc] = (float)(s / p->spatial);
     }
     return FX_OK;

@@ -93,6 +93,22 @@ void fx_dw_plane_fast(const fx_conv2d_params *p, const fx_conv_epilogue *ep, con
                       const float *wc, float bias, float *yp, const float *res, int oh, int ow,
                       float *pp);
 
+/* Hot loops get an AVX2 + FMA clone (x86-64-v3) beside the generic
+ * x86-64 one; glibc's loader picks one by CPU at startup (gcc
+ * target_clones, an ifunc), so the build stays portable.  The static
+ * helpers such a function calls must be inlined into it to run in the
+ * clone's instruction set (FX_OPS_INLINE), and must carry the same
+ * optimize() attributes or gcc will not inline them.  The Makefile builds
+ * the fast-path files with -ffp-contract=fast so that the clone fuses
+ * a*b + c (-std=c11 turns contraction off); the fast paths are checked
+ * against the references with a tolerance, not bit for bit. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(FX_NO_SIMD_CLONES)
+#define FX_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define FX_SIMD_CLONES
+#endif
+#define FX_OPS_INLINE static inline __attribute__((always_inline))
+
 /* For functions whose loops call fx_ops_expf: with the default
  * -ftrapping-math gcc will not if-convert the clamps below (a compare may
  * raise FE_INVALID), so the loop stays scalar; nothing in fxscreen reads
