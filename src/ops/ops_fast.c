@@ -14,7 +14,7 @@
 /* Below this many elements a parallel region costs more than it saves. */
 #define PAR_MIN 32768
 
-fx_status fx_op_relu_fast(const fx_act_params *p, const float *x, float *y)
+FX_SIMD_CLONES fx_status fx_op_relu_fast(const fx_act_params *p, const float *x, float *y)
 {
     if (p->n < 0)
         return FX_ERR_USAGE;
@@ -24,7 +24,7 @@ fx_status fx_op_relu_fast(const fx_act_params *p, const float *x, float *y)
     return FX_OK;
 }
 
-fx_status fx_op_clip_fast(const fx_act_params *p, const float *x, float *y)
+FX_SIMD_CLONES fx_status fx_op_clip_fast(const fx_act_params *p, const float *x, float *y)
 {
     if (p->n < 0)
         return FX_ERR_USAGE;
@@ -142,9 +142,10 @@ FX_SIMD_CLONES fx_status fx_op_binary_fast(char op, const fx_binary_params *p, c
 
 /* ---- BatchNorm -------------------------------------------------------------- */
 
-fx_status fx_op_batchnorm_fast(const fx_batchnorm_params *p, const float *x, const float *scale,
-                               const float *bias, const float *mean, const float *var,
-                               fx_act_kind act, float lo, float hi, float *y)
+FX_SIMD_CLONES fx_status fx_op_batchnorm_fast(const fx_batchnorm_params *p, const float *x,
+                                              const float *scale, const float *bias,
+                                              const float *mean, const float *var, fx_act_kind act,
+                                              float lo, float hi, float *y)
 {
     if (p->n < 0 || p->c < 1 || p->spatial < 0 || !(p->epsilon >= 0.0f) ||
         (act != FX_ACT_NONE && act != FX_ACT_RELU && act != FX_ACT_CLIP))
@@ -201,7 +202,7 @@ static fx_status pool_planes(const fx_pool2d_params *p, const float *x, float *y
 }
 
 /* max with the reference's NaN rule: a NaN anywhere in the window wins. */
-static inline float max_nan(float m, float v)
+FX_OPS_INLINE float max_nan(float m, float v)
 {
     return (v > m || v != v) ? v : m;
 }
@@ -210,8 +211,8 @@ static inline float max_nan(float m, float v)
  * rows first (contiguous, vectorised over the whole row), then the max over
  * kw neighbours of that row.  Same result as the per-window reference: max
  * is order-independent, and NaN wins in both orders. */
-static void maxpool_plane(const fx_pool2d_params *p, const float *xp, float *yp, int oh, int ow,
-                          float *vmax)
+FX_OPS_INLINE void maxpool_plane(const fx_pool2d_params *p, const float *xp, float *yp, int oh,
+                                 int ow, float *vmax)
 {
     int w = p->w;
     for (int oy = 0; oy < oh; oy++) {
@@ -242,7 +243,7 @@ static void maxpool_plane(const fx_pool2d_params *p, const float *xp, float *yp,
 
 #define MAXPOOL_ROW_MAX 8192 /* widest row the separable path buffers on the stack */
 
-fx_status fx_op_maxpool2d_fast(const fx_pool2d_params *p, const float *x, float *y)
+FX_SIMD_CLONES fx_status fx_op_maxpool2d_fast(const fx_pool2d_params *p, const float *x, float *y)
 {
     int oh, ow;
     if (p->dil_h != 1 || p->dil_w != 1 || p->w > MAXPOOL_ROW_MAX)

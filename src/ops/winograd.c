@@ -87,7 +87,7 @@ int64_t fx_wino_ws_floats(const fx_conv2d_params *p, int oh, int ow, int threads
  * G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] (its 0, 1 and 1/2 make the
  * products exact).  Row by row of G g so that only 4 of the 16 U_k are
  * written at a time: 16 streams a power of two apart thrash L1 (5x slower). */
-static void weight_transform(const fx_conv2d_params *p, const float *w, float *u, int o)
+FX_OPS_INLINE void weight_transform(const fx_conv2d_params *p, const float *w, float *u, int o)
 {
     static const float G[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
     size_t kstride = (size_t)p->c_out * p->c_in;
@@ -116,9 +116,9 @@ static void weight_transform(const fx_conv2d_params *p, const float *w, float *u
  * 4 input rows (the zero row for those in the padding) into the strip,
  * whose padding columns the caller has zeroed; the row pass reads it at
  * stride 2. */
-static void input_transform(const fx_conv2d_params *p, const float *x, int th, int tw, int64_t g0,
-                            int64_t g1, size_t nt, size_t kstride, int c, float *v, float *strip,
-                            const float *zero)
+FX_OPS_INLINE void input_transform(const fx_conv2d_params *p, const float *x, int th, int tw,
+                                   int64_t g0, int64_t g1, size_t nt, size_t kstride, int c,
+                                   float *v, float *strip, const float *zero)
 {
     int sw = 2 * tw + 2, w = p->w;
     size_t plane = (size_t)p->h * w;
@@ -156,9 +156,10 @@ static void input_transform(const fx_conv2d_params *p, const float *x, int th, i
 /* Output channel o of tile rows [g0, g1) from M[k][o][t], then its
  * epilogue; A^T = [1 1 1 0; 0 1 -1 -1].  Each tile row goes through a 2-row
  * strip (2 * 2*TW floats) so that odd OH / OW just copy less. */
-static void output_transform(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *b,
-                             const float *m, int th, int tw, int oh, int ow, int64_t g0, int64_t g1,
-                             size_t nt, size_t kstride, int o, float *y, float *strip)
+FX_OPS_INLINE void output_transform(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
+                                    const float *b, const float *m, int th, int tw, int oh, int ow,
+                                    int64_t g0, int64_t g1, size_t nt, size_t kstride, int o,
+                                    float *y, float *strip)
 {
     size_t ohw = (size_t)oh * ow;
     const float *mo = m + (size_t)o * nt;
@@ -201,8 +202,9 @@ static void output_transform(const fx_conv2d_params *p, const fx_conv_epilogue *
     }
 }
 
-void fx_conv_winograd(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *x,
-                      const float *w, const float *b, float *y, int oh, int ow, float *ws, int team)
+FX_SIMD_CLONES void fx_conv_winograd(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
+                                     const float *x, const float *w, const float *b, float *y,
+                                     int oh, int ow, float *ws, int team)
 {
     int th = (oh + 1) / 2, tw = (ow + 1) / 2;
     int64_t rows = (int64_t)p->n * th, band = band_rows_max(p, th, tw);
