@@ -209,7 +209,7 @@ static int conv_mt_compare(const fx_conv2d_params *p, rng *r, int threads, fx_ac
           *y1 = malloc(sizeof(float) * ny);
     int64_t nws = fx_conv2d_fast_ws_floats_mt(p, threads);
     float *ws = nws > 0 ? malloc(sizeof(float) * (size_t)nws) : NULL;
-    fx_conv_epilogue ep = {with_res ? res : NULL, act, -0.25f, 0.5f};
+    fx_conv_epilogue ep = {.residual = with_res ? res : NULL, .act = act, .lo = -0.25f, .hi = 0.5f};
     int bad = fx_op_conv2d_ref(p, x, w, b, y0) != FX_OK ||
               fx_op_conv2d_fast_mt(p, &ep, x, w, b, y1, ws, threads) != FX_OK;
     fx_shape s = {1, {(int64_t)ny}};
@@ -235,6 +235,65 @@ static int conv_mt_compare(const fx_conv2d_params *p, rng *r, int threads, fx_ac
     }
     free(x), free(w), free(b), free(res), free(y0), free(y1), free(ws);
     return bad;
+}
+
+/* The pointwise prologue (a fused BatchNorm + Relu in front of a 1x1 conv):
+ * x' = max(a[c] * x + s[c], 0) (or without the max) computed here, then
+ * the reference conv and epilogue, against the fast path with the
+ * prologue; batch 1 (column chunks per thread), big planes (cache-sized
+ * chunks), 1x1 planes, 1-3 threads.  Other paths refuse a prologue. */
+static void test_conv_prologue(void)
+{
+    int blas = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    rng r = {0xbe5466cf34e90c6cULL};
+    fx_conv2d_params cases[] = {
+        conv_p(1, 5, 7, 9, 11, 1, 1, 1, 0, 1),    conv_p(3, 17, 9, 1, 1, 1, 1, 1, 0, 1),
+        conv_p(2, 12, 8, 40, 37, 1, 1, 1, 0, 1),  conv_p(4, 33, 16, 7, 7, 1, 1, 1, 0, 1),
+        conv_p(1, 3, 300, 30, 30, 1, 1, 1, 0, 1), /* og 300: the narrowest chunks */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const fx_conv2d_params *p = &cases[i];
+        size_t hw = (size_t)p->h * p->w, nx = (size_t)p->n * p->c_in * hw;
+        size_t ny = (size_t)p->n * p->c_out * hw;
+        float *x = rand_buf(&r, nx), *w = rand_buf(&r, (size_t)p->c_out * p->c_in);
+        float *b = rand_buf(&r, (size_t)p->c_out), *res = rand_buf(&r, ny);
+        float *ab = rand_buf(&r, 2 * (size_t)p->c_in), *xp = malloc(sizeof(float) * nx);
+        float *y0 = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);
+        for (int t = 1; t <= 3; t++)
+            for (int relu = 0; relu < 2; relu++) {
+                for (size_t k = 0; k < nx; k++) {
+                    int c = (int)(k / hw % (size_t)p->c_in);
+                    float v = ab[c] * x[k] + ab[p->c_in + c];
+                    xp[k] = relu && v < 0.0f ? 0.0f : v;
+                }
+                fx_act_kind act = t == 2 ? FX_ACT_SILU : FX_ACT_RELU;
+                fx_conv_epilogue ep = {.residual = t == 3 ? res : NULL,
+                                       .act = act,
+                                       .pre_scale = ab,
+                                       .pre_shift = ab + p->c_in,
+                                       .pre_relu = relu};
+                int64_t nws = fx_conv2d_fast_ws_floats_mt(p, t);
+                float *ws = malloc(sizeof(float) * (size_t)(nws > 0 ? nws : 1));
+                CHECK(nws > 0 && fx_op_conv2d_ref(p, xp, w, b, y0) == FX_OK);
+                CHECK(fx_op_conv2d_fast_mt(p, &ep, x, w, b, y1, ws, t) == FX_OK);
+                fx_conv_epilogue ref = {.residual = ep.residual, .act = act};
+                fx_conv_epilogue_apply(&ref, NULL, 0, p->c_out * p->n, (int)hw, y0, ep.residual,
+                                       hw); /* (N*C_out) rows of H*W */
+                CHECK_MSG(near_all(y1, y0, ny, 1e-4f, 1e-4f, "prologue"), "case %zu t %d relu %d",
+                          i, t, relu);
+                CHECK(fx_op_conv2d_fast_mt(p, &ep, x, w, b, y1, NULL, t) == FX_ERR_USAGE);
+                free(ws);
+            }
+        free(x), free(w), free(b), free(res), free(ab), free(xp), free(y0), free(y1);
+    }
+    /* not pointwise: refused */
+    fx_conv2d_params p3 = conv_p(1, 3, 4, 9, 9, 3, 1, 1, 1, 1);
+    float one[3] = {1, 1, 1}, x[243] = {0}, w[108] = {0}, y[324], ws[4096];
+    fx_conv_epilogue ep = {.pre_scale = one, .pre_shift = one};
+    CHECK(fx_conv2d_fast_ws_floats_mt(&p3, 1) <= 4096);
+    CHECK(fx_op_conv2d_fast_mt(&p3, &ep, x, w, NULL, y, ws, 1) == FX_ERR_USAGE);
+    openblas_set_num_threads(blas);
 }
 
 static void test_conv_fast_mt_epilogue(void)
@@ -286,7 +345,7 @@ static double path_rel_err(const fx_conv2d_params *p, rng *r, int threads, fx_ac
           *y1 = malloc(sizeof(float) * ny);
     int64_t nws = fx_conv_fast_ws_floats_path(p, threads, path);
     float *ws = nws > 0 ? malloc(sizeof(float) * (size_t)nws) : NULL;
-    fx_conv_epilogue ep = {with_res ? res : NULL, act, -0.25f, 0.5f};
+    fx_conv_epilogue ep = {.residual = with_res ? res : NULL, .act = act, .lo = -0.25f, .hi = 0.5f};
     const float *bb = with_bias ? b : NULL;
     double rel = -1;
     if (nws >= 0 && (nws == 0 || ws) && fx_op_conv2d_ref(p, x, w, bb, y0) == FX_OK &&
@@ -1052,6 +1111,7 @@ int main(void)
     RUN(test_act_fast);
     RUN(test_binary_fast);
     RUN(test_silu_epilogue);
+    RUN(test_conv_prologue);
     RUN(test_bn_pool_fast);
     RUN(test_conv_ramp);
     RUN(test_auto_pad);

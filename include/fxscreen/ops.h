@@ -122,12 +122,21 @@ typedef enum fx_act_kind {
 typedef struct fx_conv_epilogue {
     const float *residual; /* (N, C_out, OH, OW) added before act, or NULL; must not overlap y */
     fx_act_kind act;
-    float lo, hi;          /* FX_ACT_CLIP bounds */
+    float lo, hi; /* FX_ACT_CLIP bounds */
+    /* Prologue (pointwise path only: 1x1, stride 1, no pads, groups 1;
+     * FX_ERR_USAGE elsewhere): the conv reads x' = pre_scale[c] * x +
+     * pre_shift[c], then max(x', 0) when pre_relu, per input channel c
+     * (C_in floats each), instead of x: an inference BatchNorm (+ Relu) in
+     * front of the conv, applied to each column chunk in cache (DenseNet's
+     * pre-activation layers).  NULL pre_scale: none. */
+    const float *pre_scale, *pre_shift;
+    int pre_relu;
 } fx_conv_epilogue;
 
 /* Scratch floats fx_op_conv2d_fast_mt needs for p with up to `threads`
  * OpenMP threads (one im2col or Winograd band each, plus the transformed
- * weights for Winograd), or -1 for invalid params. */
+ * weights for Winograd, or one prologue chunk each for a pointwise conv),
+ * or -1 for invalid params. */
 int64_t fx_conv2d_fast_ws_floats_mt(const fx_conv2d_params *p, int threads);
 
 /* fx_op_conv2d_fast_ws with an epilogue (ep may be NULL: none) and the work
@@ -139,8 +148,8 @@ int64_t fx_conv2d_fast_ws_floats_mt(const fx_conv2d_params *p, int threads);
  * runs on one OpenMP thread and OpenBLAS threads each sgemm instead, so the
  * two thread pools never spin against each other. */
 fx_status fx_op_conv2d_fast_mt(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
-                               const float *x, const float *w, const float *b, float *y,
-                               float *ws, int threads);
+                               const float *x, const float *w, const float *b, float *y, float *ws,
+                               int threads);
 
 /* ---- BatchNormalization, inference (ops_conv.c) ------------------------- */
 

@@ -5,7 +5,10 @@
  * same-shape operand computed earlier, and/or then only a Relu, a Clip or
  * the SiLU pair Sigmoid(t) + Mul(t, sigmoid), runs them in its epilogue and
  * writes the chain's last tensor directly; a BatchNormalization followed by
- * Relu / Clip likewise.  The skipped intermediates get no memory.  This is
+ * Relu / Clip likewise.  A BatchNormalization (+ Relu) read only by a
+ * pointwise Conv becomes that conv's prologue instead (DenseNet's
+ * pre-activation layers: the BN output is never written).  The skipped
+ * intermediates get no memory.  This is
  * done here, not as a graph rewrite, because only the plan knows which
  * tensors the caller keeps (opts->keep): those are never fused away.
  *
@@ -16,7 +19,9 @@
  * sgemm caller in the process then also runs single-threaded. */
 #include <cblas.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -29,7 +34,10 @@
 /* Per node: what it writes and what it absorbed (see the top comment). */
 typedef struct plan_fuse {
     int out;         /* tensor output 0 writes: its own, or the fused chain's last */
+    int in0;         /* tensor input 0 reads: its own, or (prologue) the BatchNorm's input */
     int res;         /* Conv: residual tensor added in the epilogue, or -1 */
+    float *pre;      /* Conv prologue: C_in scales then C_in shifts (owned), or NULL */
+    int pre_relu;    /* ... followed by Relu */
     fx_act_kind act; /* activation applied in the epilogue */
     float lo, hi;    /* FX_ACT_CLIP bounds */
     char skip;       /* absorbed into an earlier node: not run */
@@ -42,7 +50,7 @@ struct fx_plan {
     char *keep;     /* per tensor: readable after run (outputs, opts->keep) */
     char *arena;
     size_t peak, naive;
-    float *ws;      /* conv scratch, the max over convs, for `threads` threads */
+    float *ws; /* conv scratch, the max over convs, for `threads` threads */
     int fast, poison, max_io, threads;
     const void **inb;
     void **outb;
@@ -79,7 +87,7 @@ static void liveness(fx_plan *p, int *def, int *last)
         if (f->skip)
             continue; /* its tensors are read / written by the fused node */
         for (int k = 0; k <= n->n_in; k++) {
-            int t = k < n->n_in ? n->in[k] : f->res;
+            int t = k == 0 && n->n_in ? f->in0 : k < n->n_in ? n->in[k] : f->res;
             if (is_runtime(g, t) && last[p->root[t]] < s)
                 last[p->root[t]] = s;
         }
@@ -178,11 +186,49 @@ static int silu_pair(const fx_plan *p, int t, int *sig)
     return -1;
 }
 
+/* A BatchNormalization (node b, with its Relu when fused; out its chain's
+ * last tensor) whose output only a pointwise Conv reads becomes that
+ * conv's prologue (fx_conv_epilogue.pre_*): the BN's folded scale and
+ * shift per channel, computed here once, as the reference computes them
+ * (double, then float).  The BN is then not run and `out` never written;
+ * the conv reads the BN's input.  Without memory for the table nothing is
+ * fused. */
+static void fuse_prologue(fx_plan *p, int b, int out)
+{
+    const fx_graph *g = p->g;
+    const fx_node *bn = &g->nodes[b];
+    int c = sole_consumer(p, out);
+    if (c < 0 || strcmp(g->nodes[c].op_type, "Conv") || g->nodes[c].in[0] != out || p->fuse[c].pre)
+        return;
+    const fx_conv2d_params *cp = &g->nodes[c].b.u.conv;
+    if (fx_conv_fast_path(cp, p->threads) != FX_CONV_POINTWISE || cp->groups != 1 ||
+        cp->c_in != bn->b.u.bn.c)
+        return;
+    for (int k = 1; k < 5; k++)
+        if (g->t[bn->in[k]].kind != FX_T_CONST)
+            return;
+    float *ab = malloc(sizeof(float) * 2 * (size_t)cp->c_in);
+    if (!ab)
+        return;
+    const float *sc = g->t[bn->in[1]].data, *bi = g->t[bn->in[2]].data;
+    const float *mu = g->t[bn->in[3]].data, *var = g->t[bn->in[4]].data;
+    for (int k = 0; k < cp->c_in; k++) {
+        double a = sc[k] / sqrt((double)var[k] + bn->b.u.bn.epsilon);
+        ab[k] = (float)a, ab[cp->c_in + k] = (float)(bi[k] - a * mu[k]);
+    }
+    p->fuse[c].pre = ab;
+    p->fuse[c].pre_relu = p->fuse[b].act == FX_ACT_RELU;
+    p->fuse[c].in0 = bn->in[0];
+    p->fuse[b].skip = 1;
+}
+
 static void plan_fusion(fx_plan *p)
 {
     const fx_graph *g = p->g;
     for (int i = 0; i < g->n_nodes; i++)
-        p->fuse[i] = (plan_fuse){.out = g->nodes[i].n_out ? g->nodes[i].out[0] : -1, .res = -1};
+        p->fuse[i] = (plan_fuse){.out = g->nodes[i].n_out ? g->nodes[i].out[0] : -1,
+                                 .in0 = g->nodes[i].n_in ? g->nodes[i].in[0] : -1,
+                                 .res = -1};
     if (!p->fast)
         return; /* reference plans run the graph as it is */
     for (int i = 0; i < g->n_nodes; i++) {
@@ -199,7 +245,8 @@ static void plan_fusion(fx_plan *p)
             /* The operand must exist when the conv runs. */
             int ready = o->kind == FX_T_INPUT || o->kind == FX_T_CONST ||
                         (o->kind == FX_T_NODE && o->producer < i);
-            if (other != cur && ready && same_shape(g, other, cur) && same_shape(g, a->out[0], cur)) {
+            if (other != cur && ready && same_shape(g, other, cur) &&
+                same_shape(g, a->out[0], cur)) {
                 f->res = other;
                 p->fuse[j].skip = 1;
                 cur = a->out[0];
@@ -221,6 +268,8 @@ static void plan_fusion(fx_plan *p)
             cur = g->nodes[j].out[0];
         }
         f->out = cur;
+        if (bn && (f->act == FX_ACT_NONE || f->act == FX_ACT_RELU))
+            fuse_prologue(p, i, cur);
     }
 }
 
@@ -231,8 +280,7 @@ static fx_status mark_keep(fx_plan *p, const fx_plan_opts *o, fx_error *err)
         p->keep[g->outputs[i]] = 1;
     for (int i = 0; o && i < o->n_keep; i++) {
         int t = fx_graph_find(g, o->keep[i]);
-        if (t < 0 || (g->t[t].kind == FX_T_NODE && g->t[t].producer < 0) ||
-            !g->t[t].shape_known)
+        if (t < 0 || (g->t[t].kind == FX_T_NODE && g->t[t].producer < 0) || !g->t[t].shape_known)
             return fx_error_set(err, FX_ERR_USAGE, "plan: no tensor '%s' to keep", o->keep[i]);
         p->keep[t] = 1;
     }
@@ -263,15 +311,13 @@ static fx_status reserve(fx_plan *p, fx_error *err)
     return FX_OK;
 }
 
-fx_status fx_plan_create(const fx_graph *g, const fx_plan_opts *opts, fx_plan **out,
-                         fx_error *err)
+fx_status fx_plan_create(const fx_graph *g, const fx_plan_opts *opts, fx_plan **out, fx_error *err)
 {
     *out = NULL;
     if (!g->prepared)
         return fx_error_set(err, FX_ERR_USAGE, "plan: graph not prepared");
     if (g->n_inputs != 1)
-        return fx_error_set(err, FX_ERR_UNSUPPORTED, "plan: %d graph inputs (want 1)",
-                            g->n_inputs);
+        return fx_error_set(err, FX_ERR_UNSUPPORTED, "plan: %d graph inputs (want 1)", g->n_inputs);
     fx_plan *p = calloc(1, sizeof *p);
     int *def = malloc(((size_t)g->n_t + 1) * sizeof *def);
     int *last = malloc(((size_t)g->n_t + 1) * sizeof *last);
@@ -322,6 +368,8 @@ void fx_plan_destroy(fx_plan *p)
     free(p->ws);
     free(p->inb);
     free(p->outb);
+    for (int i = 0; p->fuse && i < p->g->n_nodes; i++)
+        free(p->fuse[i].pre);
     free(p->fuse);
     free(p);
 }
@@ -397,20 +445,24 @@ fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err)
         const plan_fuse *f = &p->fuse[s];
         if ((n->def->kind & FX_OPK_VIEW) || f->skip)
             continue; /* same bytes, aliased; or run by a fused node */
-        for (int k = 0; k < n->n_in; k++)
-            p->inb[k] = n->in[k] >= 0 ? buffer_of(p, n->in[k]) : NULL;
+        for (int k = 0; k < n->n_in; k++) {
+            int t = k ? n->in[k] : f->in0;
+            p->inb[k] = t >= 0 ? buffer_of(p, t) : NULL;
+        }
         for (int k = 0; k < n->n_out; k++)
             p->outb[k] = buffer_of(p, k ? n->out[k] : f->out);
+        int c_in = f->pre ? n->b.u.conv.c_in : 0;
         fx_exec_fast x = {{g, p->inb, p->outb, p->ws, p->fast},
                           p->threads,
-                          {f->res >= 0 ? buffer_of(p, f->res) : NULL, f->act, f->lo, f->hi}};
+                          {f->res >= 0 ? buffer_of(p, f->res) : NULL, f->act, f->lo, f->hi, f->pre,
+                           f->pre ? f->pre + c_in : NULL, f->pre_relu}};
         double t0 = p->profile ? now_s() : 0.0;
         fx_status st = n->def->exec(n, &x.x);
         if (p->profile)
             profile_add(p, n, now_s() - t0);
         if (st != FX_OK)
-            return fx_error_set(err, st, "node '%s' (%s): kernel failed (%s)", n->name,
-                                n->op_type, fx_status_str(st));
+            return fx_error_set(err, st, "node '%s' (%s): kernel failed (%s)", n->name, n->op_type,
+                                fx_status_str(st));
     }
     return FX_OK;
 }

@@ -69,6 +69,23 @@ static int band_rows(const fx_conv2d_params *p, int oh, int ow)
     return rows < 1 ? 1 : rows > oh ? oh : (int)rows;
 }
 
+/* Column chunks of a pointwise conv's (og x H*W) output planes for a team
+ * of `team` threads: with few images, cut each plane so every thread has a
+ * chunk; with big planes, cut them so one chunk's outputs (og x width)
+ * stay in L2 for sgemm's zeroing pass, its writes and the epilogue.  width
+ * is a multiple of 16. */
+static void pw_split(const fx_conv2d_params *p, int team, int *chunks, int *width)
+{
+    int og = p->c_out / p->groups, hw = p->h * p->w;
+    int64_t ng = (int64_t)p->n * p->groups;
+    int c = ng >= team ? 1 : (int)((team + ng - 1) / ng);
+    int fit = PW_CHUNK_FLOATS / og < PW_MIN_WIDTH ? PW_MIN_WIDTH : PW_CHUNK_FLOATS / og;
+    if ((hw + c - 1) / c > fit)
+        c = (hw + fit - 1) / fit;
+    int w = (hw + c - 1) / c;
+    *chunks = c, *width = (w + 15) / 16 * 16;
+}
+
 /* Winograd needs about 24 tiles (2x2 outputs) per thread to pay for
  * transforming the weights and streaming them through every sgemm.
  * bench/conv --paths, one thread (2 threads at batch 1 were all scheduler
@@ -115,6 +132,11 @@ int64_t fx_conv_fast_ws_floats_path(const fx_conv2d_params *p, int threads, fx_c
         return fx_dw_fast_applies(p)
                    ? (int64_t)fx_dw_scratch_floats(p) * (threads > 1 ? threads : 1)
                    : 0;
+    if (path == FX_CONV_POINTWISE) {
+        int chunks, width; /* a team of 1 cuts the widest chunks */
+        pw_split(p, 1, &chunks, &width);
+        return (int64_t)(p->c_in / p->groups) * width * (threads > 1 ? threads : 1);
+    }
     if (path != FX_CONV_IM2COL)
         return 0;
     return (int64_t)(p->c_in / p->groups) * p->kh * p->kw * band_rows(p, oh, ow) * ow *
@@ -240,22 +262,40 @@ static void conv_pointwise_1x1plane(const fx_conv2d_params *p, const fx_conv_epi
     }
 }
 
-static void conv_pointwise(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *x,
-                           const float *w, const float *b, float *y, int team)
+/* The prologue of one column chunk: c rows of cw columns from x (row
+ * stride ld) into dst (row stride cw), per channel scale, shift, ReLU. */
+FX_OPS_INLINE void pw_prologue(const fx_conv_epilogue *ep, int c0, int cg, int cw, const float *x,
+                               size_t ld, float *dst)
 {
-    int cg = p->c_in / p->groups, og = p->c_out / p->groups, hw = p->h * p->w;
+    for (int c = 0; c < cg; c++) {
+        const float *xr = x + (size_t)c * ld;
+        float *dr = dst + (size_t)c * cw, a = ep->pre_scale[c0 + c], s = ep->pre_shift[c0 + c];
+        if (ep->pre_relu) {
+#pragma omp simd
+            for (int j = 0; j < cw; j++) {
+                float v = a * xr[j] + s;
+                dr[j] = v > 0.0f ? v : 0.0f;
+            }
+        } else {
+#pragma omp simd
+            for (int j = 0; j < cw; j++)
+                dr[j] = a * xr[j] + s;
+        }
+    }
+}
+
+FX_SIMD_CLONES static void conv_pointwise(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
+                                          const float *x, const float *w, const float *b, float *y,
+                                          float *ws, int team)
+{
+    int cg = p->c_in / p->groups, og = p->c_out / p->groups, hw = p->h * p->w, chunks, width;
     int64_t ng = (int64_t)p->n * p->groups;
-    /* Few images: cut each plane's columns so every thread has a chunk.
-     * Big planes: cut them so one chunk's outputs (og x width) stay in L2
-     * for sgemm's zeroing pass, its writes and the epilogue. */
-    int chunks = ng >= team ? 1 : (int)((team + ng - 1) / ng);
-    int fit = PW_CHUNK_FLOATS / og < PW_MIN_WIDTH ? PW_MIN_WIDTH : PW_CHUNK_FLOATS / og;
-    if ((hw + chunks - 1) / chunks > fit)
-        chunks = (hw + fit - 1) / fit;
-    int width = (hw + chunks - 1) / chunks;
-    width = (width + 15) / 16 * 16;
+    pw_split(p, 1, &chunks, &width);
+    size_t slot = (size_t)cg * width; /* the prologue's scratch, as ws_floats counts it */
+    pw_split(p, team, &chunks, &width);
     int64_t tasks = ng * chunks;
     const float *res = ep ? ep->residual : NULL;
+    int pre = ep && ep->pre_scale;
 #pragma omp parallel for num_threads(team) schedule(static)
     for (int64_t t = 0; t < tasks; t++) {
         int64_t gi = t / chunks;
@@ -266,8 +306,14 @@ static void conv_pointwise(const fx_conv2d_params *p, const fx_conv_epilogue *ep
         int n = (int)(gi / p->groups), g = (int)(gi % p->groups);
         const float *xg = x + ((size_t)n * p->c_in + (size_t)g * cg) * hw + c0;
         size_t yoff = ((size_t)n * p->c_out + (size_t)g * og) * hw + c0;
+        int ldb = hw;
+        if (pre) {
+            float *col = ws + slot * (size_t)fx_omp_thread_num();
+            pw_prologue(ep, g * cg, cg, cw, xg, (size_t)hw, col);
+            xg = col, ldb = cw;
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, cw, cg, 1.0f,
-                    w + (size_t)g * og * cg, cg, xg, hw, 0.0f, y + yoff, hw);
+                    w + (size_t)g * og * cg, cg, xg, ldb, 0.0f, y + yoff, hw);
         fx_conv_epilogue_apply(ep, b, g * og, og, cw, y + yoff, res ? res + yoff : NULL,
                                (size_t)hw);
     }
@@ -382,22 +428,27 @@ fx_status fx_conv_fast_mt_path(const fx_conv2d_params *p, const fx_conv_epilogue
     int oh, ow;
     if (fx_conv2d_out_hw(p, &oh, &ow, NULL) != FX_OK || threads < 1 || !path_fits(p, path))
         return FX_ERR_USAGE;
-    if (fx_conv_fast_ws_floats_path(p, threads, path) > 0 && !ws)
+    int pre = ep && ep->pre_scale;
+    fx_conv_path run = path == FX_CONV_AUTO ? fx_conv_fast_path(p, threads) : path;
+    /* Scratch: as counted, except a pointwise conv without prologue needs none. */
+    if (fx_conv_fast_ws_floats_path(p, threads, path) > 0 && !ws &&
+        !(run == FX_CONV_POINTWISE && !pre))
         return FX_ERR_USAGE;
     if (ep && ep->act != FX_ACT_NONE && ep->act != FX_ACT_RELU && ep->act != FX_ACT_CLIP &&
         ep->act != FX_ACT_SILU)
         return FX_ERR_USAGE;
-    if (path == FX_CONV_AUTO)
-        path = fx_conv_fast_path(p, threads);
+    path = run;
+    if (pre && (path != FX_CONV_POINTWISE || p->groups != 1))
+        return FX_ERR_USAGE; /* the prologue runs on pointwise column chunks only */
     /* sgemm inside our threads only when OpenBLAS itself is single-threaded. */
     int team = openblas_get_num_threads() > 1 ? 1 : threads;
     switch (path) {
     case FX_CONV_DEPTHWISE: conv_depthwise(p, ep, x, w, b, y, oh, ow, ws, threads); break;
     case FX_CONV_POINTWISE:
-        if (p->h * p->w == 1 && p->groups == 1)
+        if (p->h * p->w == 1 && p->groups == 1 && !(ep && ep->pre_scale))
             conv_pointwise_1x1plane(p, ep, x, w, b, y);
         else
-            conv_pointwise(p, ep, x, w, b, y, team);
+            conv_pointwise(p, ep, x, w, b, y, ws, team);
         break;
     case FX_CONV_WINOGRAD: fx_conv_winograd(p, ep, x, w, b, y, oh, ow, ws, team); break;
     case FX_CONV_IM2COL:
