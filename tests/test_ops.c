@@ -238,7 +238,8 @@ static int conv_mt_compare(const fx_conv2d_params *p, rng *r, int threads, fx_ac
 }
 
 /* The pointwise prologue (a fused BatchNorm + Relu in front of a 1x1 conv):
- * x' = max(a[c] * x + s[c], 0) (or without the max) computed here, then
+ * x' = max(a[c] * x + s[c], 0) (or without the max), or a per-image gate
+ * x' = g[n][c] * x (squeeze-excitation), computed here, then
  * the reference conv and epilogue, against the fast path with the
  * prologue; batch 1 (column chunks per thread), big planes (cache-sized
  * chunks), 1x1 planes, 1-3 threads.  Other paths refuse a prologue. */
@@ -259,20 +260,24 @@ static void test_conv_prologue(void)
         float *x = rand_buf(&r, nx), *w = rand_buf(&r, (size_t)p->c_out * p->c_in);
         float *b = rand_buf(&r, (size_t)p->c_out), *res = rand_buf(&r, ny);
         float *ab = rand_buf(&r, 2 * (size_t)p->c_in), *xp = malloc(sizeof(float) * nx);
+        float *gate = rand_buf(&r, (size_t)p->n * p->c_in); /* per image: squeeze-excitation */
         float *y0 = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);
         for (int t = 1; t <= 3; t++)
-            for (int relu = 0; relu < 2; relu++) {
+            for (int mode = 0; mode < 3; mode++) { /* shift, shift + relu, gate */
+                int relu = mode == 1;
                 for (size_t k = 0; k < nx; k++) {
-                    int c = (int)(k / hw % (size_t)p->c_in);
-                    float v = ab[c] * x[k] + ab[p->c_in + c];
+                    size_t c = k / hw % (size_t)p->c_in, n = k / hw / (size_t)p->c_in;
+                    float v = mode == 2 ? gate[n * (size_t)p->c_in + c] * x[k]
+                                        : ab[c] * x[k] + ab[p->c_in + c];
                     xp[k] = relu && v < 0.0f ? 0.0f : v;
                 }
                 fx_act_kind act = t == 2 ? FX_ACT_SILU : FX_ACT_RELU;
                 fx_conv_epilogue ep = {.residual = t == 3 ? res : NULL,
                                        .act = act,
-                                       .pre_scale = ab,
-                                       .pre_shift = ab + p->c_in,
-                                       .pre_relu = relu};
+                                       .pre_scale = mode == 2 ? gate : ab,
+                                       .pre_shift = mode == 2 ? NULL : ab + p->c_in,
+                                       .pre_relu = relu,
+                                       .pre_per_image = mode == 2};
                 int64_t nws = fx_conv2d_fast_ws_floats_mt(p, t);
                 float *ws = malloc(sizeof(float) * (size_t)(nws > 0 ? nws : 1));
                 CHECK(nws > 0 && fx_op_conv2d_ref(p, xp, w, b, y0) == FX_OK);
@@ -280,12 +285,12 @@ static void test_conv_prologue(void)
                 fx_conv_epilogue ref = {.residual = ep.residual, .act = act};
                 fx_conv_epilogue_apply(&ref, NULL, 0, p->c_out * p->n, (int)hw, y0, ep.residual,
                                        hw); /* (N*C_out) rows of H*W */
-                CHECK_MSG(near_all(y1, y0, ny, 1e-4f, 1e-4f, "prologue"), "case %zu t %d relu %d",
-                          i, t, relu);
+                CHECK_MSG(near_all(y1, y0, ny, 1e-4f, 1e-4f, "prologue"), "case %zu t %d mode %d",
+                          i, t, mode);
                 CHECK(fx_op_conv2d_fast_mt(p, &ep, x, w, b, y1, NULL, t) == FX_ERR_USAGE);
                 free(ws);
             }
-        free(x), free(w), free(b), free(res), free(ab), free(xp), free(y0), free(y1);
+        free(x), free(w), free(b), free(res), free(ab), free(gate), free(xp), free(y0), free(y1);
     }
     /* not pointwise: refused */
     fx_conv2d_params p3 = conv_p(1, 3, 4, 9, 9, 3, 1, 1, 1, 1);

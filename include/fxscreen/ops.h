@@ -128,9 +128,11 @@ typedef struct fx_conv_epilogue {
      * pre_shift[c], then max(x', 0) when pre_relu, per input channel c
      * (C_in floats each), instead of x: an inference BatchNorm (+ Relu) in
      * front of the conv, applied to each column chunk in cache (DenseNet's
-     * pre-activation layers).  NULL pre_scale: none. */
+     * pre-activation layers).  NULL pre_scale: none.  pre_per_image: the
+     * scales (and shifts) are N x C_in, row n for image n (a
+     * squeeze-excitation gate, EfficientNet's); pre_shift may be NULL. */
     const float *pre_scale, *pre_shift;
-    int pre_relu;
+    int pre_relu, pre_per_image;
 } fx_conv_epilogue;
 
 /* Scratch floats fx_op_conv2d_fast_mt needs for p with up to `threads`

@@ -7,7 +7,8 @@
  * writes the chain's last tensor directly; a BatchNormalization followed by
  * Relu / Clip likewise.  A BatchNormalization (+ Relu) read only by a
  * pointwise Conv becomes that conv's prologue instead (DenseNet's
- * pre-activation layers: the BN output is never written).  The skipped
+ * pre-activation layers: the BN output is never written), and so does a
+ * squeeze-excitation Mul(x, gate (N, C, 1, 1)) (EfficientNet's).  The skipped
  * intermediates get no memory.  This is
  * done here, not as a graph rewrite, because only the plan knows which
  * tensors the caller keeps (opts->keep): those are never fused away.
@@ -38,6 +39,7 @@ typedef struct plan_fuse {
     int res;         /* Conv: residual tensor added in the epilogue, or -1 */
     float *pre;      /* Conv prologue: C_in scales then C_in shifts (owned), or NULL */
     int pre_relu;    /* ... followed by Relu */
+    int gate;        /* Conv prologue: (N, C_in, 1, 1) tensor scaling the input, or -1 */
     fx_act_kind act; /* activation applied in the epilogue */
     float lo, hi;    /* FX_ACT_CLIP bounds */
     char skip;       /* absorbed into an earlier node: not run */
@@ -86,8 +88,11 @@ static void liveness(fx_plan *p, int *def, int *last)
         const plan_fuse *f = &p->fuse[s];
         if (f->skip)
             continue; /* its tensors are read / written by the fused node */
-        for (int k = 0; k <= n->n_in; k++) {
-            int t = k == 0 && n->n_in ? f->in0 : k < n->n_in ? n->in[k] : f->res;
+        for (int k = 0; k <= n->n_in + 1; k++) {
+            int t = k == 0 && n->n_in ? f->in0
+                    : k < n->n_in     ? n->in[k]
+                    : k == n->n_in    ? f->res
+                                      : f->gate;
             if (is_runtime(g, t) && last[p->root[t]] < s)
                 last[p->root[t]] = s;
         }
@@ -193,17 +198,27 @@ static int silu_pair(const fx_plan *p, int t, int *sig)
  * (double, then float).  The BN is then not run and `out` never written;
  * the conv reads the BN's input.  Without memory for the table nothing is
  * fused. */
+/* The pointwise, ungrouped Conv that alone reads tensor t as its input 0
+ * and has no prologue yet, or -1. */
+static int pointwise_reader(const fx_plan *p, int t)
+{
+    const fx_graph *g = p->g;
+    int c = sole_consumer(p, t);
+    if (c < 0 || strcmp(g->nodes[c].op_type, "Conv") || g->nodes[c].in[0] != t || p->fuse[c].pre ||
+        p->fuse[c].gate >= 0)
+        return -1;
+    const fx_conv2d_params *cp = &g->nodes[c].b.u.conv;
+    return fx_conv_fast_path(cp, p->threads) == FX_CONV_POINTWISE && cp->groups == 1 ? c : -1;
+}
+
 static void fuse_prologue(fx_plan *p, int b, int out)
 {
     const fx_graph *g = p->g;
     const fx_node *bn = &g->nodes[b];
-    int c = sole_consumer(p, out);
-    if (c < 0 || strcmp(g->nodes[c].op_type, "Conv") || g->nodes[c].in[0] != out || p->fuse[c].pre)
+    int c = pointwise_reader(p, out);
+    if (c < 0 || g->nodes[c].b.u.conv.c_in != bn->b.u.bn.c)
         return;
     const fx_conv2d_params *cp = &g->nodes[c].b.u.conv;
-    if (fx_conv_fast_path(cp, p->threads) != FX_CONV_POINTWISE || cp->groups != 1 ||
-        cp->c_in != bn->b.u.bn.c)
-        return;
     for (int k = 1; k < 5; k++)
         if (g->t[bn->in[k]].kind != FX_T_CONST)
             return;
@@ -222,13 +237,37 @@ static void fuse_prologue(fx_plan *p, int b, int out)
     p->fuse[b].skip = 1;
 }
 
+/* Mul(x, gate), gate (N, C, 1, 1) against x (N, C, H, W), read only by a
+ * pointwise Conv: EfficientNet's squeeze-excitation scaling, done by the
+ * conv's prologue on each column chunk; the Mul is not run. */
+static void fuse_gate(fx_plan *p, int m)
+{
+    const fx_graph *g = p->g;
+    const fx_node *n = &g->nodes[m];
+    if (strcmp(n->op_type, "Mul") || n->n_in != 2 || n->n_out != 1 || p->fuse[m].skip)
+        return;
+    int c = pointwise_reader(p, n->out[0]);
+    for (int k = 0; c >= 0 && k < 2; k++) {
+        const fx_shape *x = &g->t[n->in[k]].shape, *s = &g->t[n->in[1 - k]].shape;
+        if (!same_shape(g, n->in[k], n->out[0]) || x->rank != 4 || s->rank != 4 ||
+            s->d[0] != x->d[0] || s->d[1] != x->d[1] || s->d[2] != 1 || s->d[3] != 1 ||
+            g->t[n->in[k]].dt != FX_DT_FLOAT || g->t[n->in[1 - k]].dt != FX_DT_FLOAT)
+            continue;
+        p->fuse[c].in0 = n->in[k];
+        p->fuse[c].gate = n->in[1 - k];
+        p->fuse[m].skip = 1;
+        return;
+    }
+}
+
 static void plan_fusion(fx_plan *p)
 {
     const fx_graph *g = p->g;
     for (int i = 0; i < g->n_nodes; i++)
         p->fuse[i] = (plan_fuse){.out = g->nodes[i].n_out ? g->nodes[i].out[0] : -1,
                                  .in0 = g->nodes[i].n_in ? g->nodes[i].in[0] : -1,
-                                 .res = -1};
+                                 .res = -1,
+                                 .gate = -1};
     if (!p->fast)
         return; /* reference plans run the graph as it is */
     for (int i = 0; i < g->n_nodes; i++) {
@@ -271,6 +310,8 @@ static void plan_fusion(fx_plan *p)
         if (bn && (f->act == FX_ACT_NONE || f->act == FX_ACT_RELU))
             fuse_prologue(p, i, cur);
     }
+    for (int i = 0; i < g->n_nodes; i++)
+        fuse_gate(p, i);
 }
 
 static fx_status mark_keep(fx_plan *p, const fx_plan_opts *o, fx_error *err)
@@ -454,8 +495,9 @@ fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err)
         int c_in = f->pre ? n->b.u.conv.c_in : 0;
         fx_exec_fast x = {{g, p->inb, p->outb, p->ws, p->fast},
                           p->threads,
-                          {f->res >= 0 ? buffer_of(p, f->res) : NULL, f->act, f->lo, f->hi, f->pre,
-                           f->pre ? f->pre + c_in : NULL, f->pre_relu}};
+                          {f->res >= 0 ? buffer_of(p, f->res) : NULL, f->act, f->lo, f->hi,
+                           f->gate >= 0 ? buffer_of(p, f->gate) : f->pre,
+                           f->pre ? f->pre + c_in : NULL, f->pre_relu, f->gate >= 0}};
         double t0 = p->profile ? now_s() : 0.0;
         fx_status st = n->def->exec(n, &x.x);
         if (p->profile)

@@ -262,24 +262,29 @@ static void conv_pointwise_1x1plane(const fx_conv2d_params *p, const fx_conv_epi
     }
 }
 
-/* The prologue of one column chunk: c rows of cw columns from x (row
- * stride ld) into dst (row stride cw), per channel scale, shift, ReLU. */
-FX_OPS_INLINE void pw_prologue(const fx_conv_epilogue *ep, int c0, int cg, int cw, const float *x,
-                               size_t ld, float *dst)
+/* The prologue of one column chunk: cg rows of cw columns from x (row
+ * stride ld) into dst (row stride cw), per channel scale a[c], shift s[c]
+ * (s may be NULL), ReLU. */
+FX_OPS_INLINE void pw_prologue(const float *a, const float *s, int relu, int cg, int cw,
+                               const float *x, size_t ld, float *dst)
 {
     for (int c = 0; c < cg; c++) {
         const float *xr = x + (size_t)c * ld;
-        float *dr = dst + (size_t)c * cw, a = ep->pre_scale[c0 + c], s = ep->pre_shift[c0 + c];
-        if (ep->pre_relu) {
+        float *dr = dst + (size_t)c * cw, ac = a[c], sc = s ? s[c] : 0.0f;
+        if (relu) {
 #pragma omp simd
             for (int j = 0; j < cw; j++) {
-                float v = a * xr[j] + s;
+                float v = ac * xr[j] + sc;
                 dr[j] = v > 0.0f ? v : 0.0f;
             }
+        } else if (s) {
+#pragma omp simd
+            for (int j = 0; j < cw; j++)
+                dr[j] = ac * xr[j] + sc;
         } else {
 #pragma omp simd
             for (int j = 0; j < cw; j++)
-                dr[j] = a * xr[j] + s;
+                dr[j] = ac * xr[j];
         }
     }
 }
@@ -309,7 +314,9 @@ FX_SIMD_CLONES static void conv_pointwise(const fx_conv2d_params *p, const fx_co
         int ldb = hw;
         if (pre) {
             float *col = ws + slot * (size_t)fx_omp_thread_num();
-            pw_prologue(ep, g * cg, cg, cw, xg, (size_t)hw, col);
+            size_t ch0 = (ep->pre_per_image ? (size_t)n * p->c_in : 0) + (size_t)g * cg;
+            pw_prologue(ep->pre_scale + ch0, ep->pre_shift ? ep->pre_shift + ch0 : NULL,
+                        ep->pre_relu, cg, cw, xg, (size_t)hw, col);
             xg = col, ldb = cw;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, cw, cg, 1.0f,
