@@ -239,7 +239,8 @@ static int conv_mt_compare(const fx_conv2d_params *p, rng *r, int threads, fx_ac
 
 /* The pointwise prologue (a fused BatchNorm + Relu in front of a 1x1 conv):
  * x' = max(a[c] * x + s[c], 0) (or without the max), or a per-image gate
- * x' = g[n][c] * x (squeeze-excitation), computed here, then
+ * x' = g[n][c] * x (squeeze-excitation), or x read in channel pieces (a
+ * fused Concat), computed here, then
  * the reference conv and epilogue, against the fast path with the
  * prologue; batch 1 (column chunks per thread), big planes (cache-sized
  * chunks), 1x1 planes, 1-3 threads.  Other paths refuse a prologue. */
@@ -263,8 +264,8 @@ static void test_conv_prologue(void)
         float *gate = rand_buf(&r, (size_t)p->n * p->c_in); /* per image: squeeze-excitation */
         float *y0 = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);
         for (int t = 1; t <= 3; t++)
-            for (int mode = 0; mode < 3; mode++) { /* shift, shift + relu, gate */
-                int relu = mode == 1;
+            for (int mode = 0; mode < 4; mode++) { /* shift, + relu, gate, + relu from pieces */
+                int relu = mode == 1 || mode == 3;
                 for (size_t k = 0; k < nx; k++) {
                     size_t c = k / hw % (size_t)p->c_in, n = k / hw / (size_t)p->c_in;
                     float v = mode == 2 ? gate[n * (size_t)p->c_in + c] * x[k]
@@ -278,17 +279,38 @@ static void test_conv_prologue(void)
                                        .pre_shift = mode == 2 ? NULL : ab + p->c_in,
                                        .pre_relu = relu,
                                        .pre_per_image = mode == 2};
+                /* mode 3: x cut into channel pieces of 1, c_in/2 - 1 and the rest */
+                int pc[3] = {1, p->c_in / 2 - 1, p->c_in - p->c_in / 2}, np = 0, cc = 0;
+                float *piece[3] = {NULL, NULL, NULL};
+                const float *pieces[3];
+                int pcs[3];
+                for (int k = 0; mode == 3 && k < 3; cc += pc[k++]) {
+                    if (pc[k] < 1)
+                        continue;
+                    piece[k] = malloc(sizeof(float) * (size_t)p->n * pc[k] * hw);
+                    for (int n = 0; n < p->n; n++)
+                        memcpy(piece[k] + (size_t)n * pc[k] * hw,
+                               x + ((size_t)n * p->c_in + cc) * hw, sizeof(float) * pc[k] * hw);
+                    pieces[np] = piece[k], pcs[np++] = pc[k];
+                }
+                ep.pre_src = mode == 3 ? pieces : NULL;
+                ep.pre_src_c = mode == 3 ? pcs : NULL;
+                ep.n_pre_src = np;
                 int64_t nws = fx_conv2d_fast_ws_floats_mt(p, t);
                 float *ws = malloc(sizeof(float) * (size_t)(nws > 0 ? nws : 1));
                 CHECK(nws > 0 && fx_op_conv2d_ref(p, xp, w, b, y0) == FX_OK);
-                CHECK(fx_op_conv2d_fast_mt(p, &ep, x, w, b, y1, ws, t) == FX_OK);
+                CHECK(fx_op_conv2d_fast_mt(p, &ep, mode == 3 ? NULL : x, w, b, y1, ws, t) == FX_OK);
                 fx_conv_epilogue ref = {.residual = ep.residual, .act = act};
                 fx_conv_epilogue_apply(&ref, NULL, 0, p->c_out * p->n, (int)hw, y0, ep.residual,
                                        hw); /* (N*C_out) rows of H*W */
                 CHECK_MSG(near_all(y1, y0, ny, 1e-4f, 1e-4f, "prologue"), "case %zu t %d mode %d",
                           i, t, mode);
                 CHECK(fx_op_conv2d_fast_mt(p, &ep, x, w, b, y1, NULL, t) == FX_ERR_USAGE);
-                free(ws);
+                if (np > 1) { /* pieces that do not add up to C_in */
+                    ep.n_pre_src = np - 1;
+                    CHECK(fx_op_conv2d_fast_mt(p, &ep, x, w, b, y1, ws, t) == FX_ERR_USAGE);
+                }
+                free(ws), free(piece[0]), free(piece[1]), free(piece[2]);
             }
         free(x), free(w), free(b), free(res), free(ab), free(gate), free(xp), free(y0), free(y1);
     }

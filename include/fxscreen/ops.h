@@ -133,6 +133,12 @@ typedef struct fx_conv_epilogue {
      * squeeze-excitation gate, EfficientNet's); pre_shift may be NULL. */
     const float *pre_scale, *pre_shift;
     int pre_relu, pre_per_image;
+    /* With a prologue, the input may also come in n_pre_src pieces (a fused
+     * channel Concat, DenseNet's): pre_src[i] is (N, pre_src_c[i], H, W),
+     * their channels in order make up the C_in; x is then not read. */
+    const float *const *pre_src;
+    const int *pre_src_c;
+    int n_pre_src;
 } fx_conv_epilogue;
 
 /* Scratch floats fx_op_conv2d_fast_mt needs for p with up to `threads`

@@ -34,12 +34,15 @@
 
 /* Per node: what it writes and what it absorbed (see the top comment). */
 typedef struct plan_fuse {
-    int out;         /* tensor output 0 writes: its own, or the fused chain's last */
-    int in0;         /* tensor input 0 reads: its own, or (prologue) the BatchNorm's input */
-    int res;         /* Conv: residual tensor added in the epilogue, or -1 */
-    float *pre;      /* Conv prologue: C_in scales then C_in shifts (owned), or NULL */
-    int pre_relu;    /* ... followed by Relu */
-    int gate;        /* Conv prologue: (N, C_in, 1, 1) tensor scaling the input, or -1 */
+    int out;           /* tensor output 0 writes: its own, or the fused chain's last */
+    int in0;           /* tensor input 0 reads: its own, or (prologue) the BatchNorm's input */
+    int res;           /* Conv: residual tensor added in the epilogue, or -1 */
+    float *pre;        /* Conv prologue: C_in scales then C_in shifts (owned), or NULL */
+    int pre_relu;      /* ... followed by Relu */
+    int gate;          /* Conv prologue: (N, C_in, 1, 1) tensor scaling the input, or -1 */
+    int cat;           /* Conv prologue: the Concat node whose inputs it reads, or -1 */
+    const float **src; /* ... their buffers (filled per run) and channels (owned) */
+    int *src_c;
     fx_act_kind act; /* activation applied in the epilogue */
     float lo, hi;    /* FX_ACT_CLIP bounds */
     char skip;       /* absorbed into an earlier node: not run */
@@ -93,6 +96,11 @@ static void liveness(fx_plan *p, int *def, int *last)
                     : k < n->n_in     ? n->in[k]
                     : k == n->n_in    ? f->res
                                       : f->gate;
+            if (is_runtime(g, t) && last[p->root[t]] < s)
+                last[p->root[t]] = s;
+        }
+        for (int k = 0; f->cat >= 0 && k < g->nodes[f->cat].n_in; k++) {
+            int t = g->nodes[f->cat].in[k]; /* the fused Concat's pieces */
             if (is_runtime(g, t) && last[p->root[t]] < s)
                 last[p->root[t]] = s;
         }
@@ -198,6 +206,32 @@ static int silu_pair(const fx_plan *p, int t, int *sig)
  * (double, then float).  The BN is then not run and `out` never written;
  * the conv reads the BN's input.  Without memory for the table nothing is
  * fused. */
+/* The BN fused into conv c reads t; when t is a channel Concat's output
+ * that only the BN read, the conv's prologue reads the Concat's pieces
+ * instead and the Concat is not run (DenseNet: each layer's Concat copied
+ * every earlier feature map once more). */
+static void fuse_concat(fx_plan *p, int c, int t, int b)
+{
+    const fx_graph *g = p->g;
+    int k = g->t[t].kind == FX_T_NODE ? g->t[t].producer : -1;
+    if (k < 0 || sole_consumer(p, t) != b || strcmp(g->nodes[k].op_type, "Concat") ||
+        g->nodes[k].b.axis != 1 || g->t[t].shape.rank != 4 || p->fuse[k].skip)
+        return;
+    const fx_node *n = &g->nodes[k];
+    for (int i = 0; i < n->n_in; i++)
+        if (!is_runtime(g, n->in[i]) || g->t[n->in[i]].dt != FX_DT_FLOAT)
+            return;
+    p->fuse[c].src = malloc(sizeof *p->fuse[c].src * (size_t)n->n_in);
+    p->fuse[c].src_c = malloc(sizeof *p->fuse[c].src_c * (size_t)n->n_in);
+    if (!p->fuse[c].src || !p->fuse[c].src_c)
+        return; /* freed with the plan; the Concat runs */
+    for (int i = 0; i < n->n_in; i++)
+        p->fuse[c].src_c[i] = (int)g->t[n->in[i]].shape.d[1];
+    p->fuse[c].cat = k;
+    p->fuse[c].in0 = -1; /* the Concat's output is never written */
+    p->fuse[k].skip = 1;
+}
+
 /* The pointwise, ungrouped Conv that alone reads tensor t as its input 0
  * and has no prologue yet, or -1. */
 static int pointwise_reader(const fx_plan *p, int t)
@@ -235,6 +269,7 @@ static void fuse_prologue(fx_plan *p, int b, int out)
     p->fuse[c].pre_relu = p->fuse[b].act == FX_ACT_RELU;
     p->fuse[c].in0 = bn->in[0];
     p->fuse[b].skip = 1;
+    fuse_concat(p, c, bn->in[0], b);
 }
 
 /* Mul(x, gate), gate (N, C, 1, 1) against x (N, C, H, W), read only by a
@@ -267,7 +302,8 @@ static void plan_fusion(fx_plan *p)
         p->fuse[i] = (plan_fuse){.out = g->nodes[i].n_out ? g->nodes[i].out[0] : -1,
                                  .in0 = g->nodes[i].n_in ? g->nodes[i].in[0] : -1,
                                  .res = -1,
-                                 .gate = -1};
+                                 .gate = -1,
+                                 .cat = -1};
     if (!p->fast)
         return; /* reference plans run the graph as it is */
     for (int i = 0; i < g->n_nodes; i++) {
@@ -409,8 +445,11 @@ void fx_plan_destroy(fx_plan *p)
     free(p->ws);
     free(p->inb);
     free(p->outb);
-    for (int i = 0; p->fuse && i < p->g->n_nodes; i++)
+    for (int i = 0; p->fuse && i < p->g->n_nodes; i++) {
         free(p->fuse[i].pre);
+        free(p->fuse[i].src);
+        free(p->fuse[i].src_c);
+    }
     free(p->fuse);
     free(p);
 }
@@ -492,12 +531,15 @@ fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err)
         }
         for (int k = 0; k < n->n_out; k++)
             p->outb[k] = buffer_of(p, k ? n->out[k] : f->out);
-        int c_in = f->pre ? n->b.u.conv.c_in : 0;
+        int c_in = f->pre ? n->b.u.conv.c_in : 0, n_src = f->cat >= 0 ? g->nodes[f->cat].n_in : 0;
+        for (int k = 0; k < n_src; k++)
+            f->src[k] = buffer_of(p, g->nodes[f->cat].in[k]);
         fx_exec_fast x = {{g, p->inb, p->outb, p->ws, p->fast},
                           p->threads,
                           {f->res >= 0 ? buffer_of(p, f->res) : NULL, f->act, f->lo, f->hi,
                            f->gate >= 0 ? buffer_of(p, f->gate) : f->pre,
-                           f->pre ? f->pre + c_in : NULL, f->pre_relu, f->gate >= 0}};
+                           f->pre ? f->pre + c_in : NULL, f->pre_relu, f->gate >= 0, f->src,
+                           f->src_c, n_src}};
         double t0 = p->profile ? now_s() : 0.0;
         fx_status st = n->def->exec(n, &x.x);
         if (p->profile)

@@ -315,8 +315,15 @@ FX_SIMD_CLONES static void conv_pointwise(const fx_conv2d_params *p, const fx_co
         if (pre) {
             float *col = ws + slot * (size_t)fx_omp_thread_num();
             size_t ch0 = (ep->pre_per_image ? (size_t)n * p->c_in : 0) + (size_t)g * cg;
-            pw_prologue(ep->pre_scale + ch0, ep->pre_shift ? ep->pre_shift + ch0 : NULL,
-                        ep->pre_relu, cg, cw, xg, (size_t)hw, col);
+            const float *sc = ep->pre_scale + ch0, *sh = ep->pre_shift ? ep->pre_shift + ch0 : NULL;
+            if (ep->n_pre_src > 0) { /* groups == 1: the pieces' channels in order */
+                for (int k = 0, c = 0; k < ep->n_pre_src; c += ep->pre_src_c[k++]) {
+                    const float *src = ep->pre_src[k] + (size_t)n * ep->pre_src_c[k] * hw + c0;
+                    pw_prologue(sc + c, sh ? sh + c : NULL, ep->pre_relu, ep->pre_src_c[k], cw, src,
+                                (size_t)hw, col + (size_t)c * cw);
+                }
+            } else
+                pw_prologue(sc, sh, ep->pre_relu, cg, cw, xg, (size_t)hw, col);
             xg = col, ldb = cw;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, cw, cg, 1.0f,
@@ -446,7 +453,16 @@ fx_status fx_conv_fast_mt_path(const fx_conv2d_params *p, const fx_conv_epilogue
         return FX_ERR_USAGE;
     path = run;
     if (pre && (path != FX_CONV_POINTWISE || p->groups != 1))
-        return FX_ERR_USAGE; /* the prologue runs on pointwise column chunks only */
+        return FX_ERR_USAGE;       /* the prologue runs on pointwise column chunks only */
+    if (ep && ep->n_pre_src > 0) { /* pieces: only with a prologue, channels adding up */
+        int sum = 0, ok = pre;
+        for (int k = 0; ok && k < ep->n_pre_src; k++) {
+            ok = ep->pre_src[k] && ep->pre_src_c[k] > 0;
+            sum += ok ? ep->pre_src_c[k] : 0;
+        }
+        if (!ok || sum != p->c_in)
+            return FX_ERR_USAGE;
+    }
     /* sgemm inside our threads only when OpenBLAS itself is single-threaded. */
     int team = openblas_get_num_threads() > 1 ? 1 : threads;
     switch (path) {
