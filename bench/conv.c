@@ -207,10 +207,12 @@ static int bench_depthwise(int batch, int reps, fx_act_kind act)
             x[j] = (float)(j % 17) * 0.01f;
         for (size_t j = 0; j < nw; j++)
             w[j] = (float)(j % 13) * 0.01f - 0.06f;
-        fx_conv_epilogue ep = {NULL, act, 0.0f, 0.0f};
+        fx_conv_epilogue ep = {.act = act};
+        int64_t nws = fx_conv_fast_ws_floats_path(&p, threads, FX_CONV_DEPTHWISE);
+        float *ws = nws > 0 ? malloc(sizeof(float) * (size_t)nws) : NULL;
         for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
             double t0 = now_s();
-            if (fx_conv_fast_mt_path(&p, &ep, x, w, b, y, NULL, threads, FX_CONV_DEPTHWISE) !=
+            if (fx_conv_fast_mt_path(&p, &ep, x, w, b, y, ws, threads, FX_CONV_DEPTHWISE) !=
                 FX_OK)
                 return 1;
             if (r >= 0)
@@ -220,7 +222,7 @@ static int bench_depthwise(int batch, int reps, fx_act_kind act)
         double gflop = 2.0 * ny * p.kh * p.kw * 1e-9, tm = t[reps / 2];
         printf("| %s | %.2f | %.1f |\n", DW_LAYERS[i].name, tm * 1e3, gflop / tm);
         fflush(stdout);
-        free(x), free(w), free(b), free(y);
+        free(x), free(w), free(b), free(y), free(ws);
     }
     free(t);
     return 0;

@@ -25,6 +25,13 @@
 /* Output floats per epilogue band: small enough to still be in L1/L2. */
 #define EPI_BAND_FLOATS 4096
 
+/* Stride-1 planes narrower than this take the flat loop (flat_taps3/5):
+ * bench/conv --dw, 2 threads: 1.1-1.7x on the 7, 14 and 28 wide planes,
+ * 0.8-0.9x on the 56 and 112 wide ones (the row passes stream those). */
+#ifndef FLAT_MAX_OW
+#define FLAT_MAX_OW 32
+#endif
+
 int fx_dw_fast_applies(const fx_conv2d_params *p)
 {
     int k = p->kh;
@@ -43,11 +50,13 @@ static void pad_geometry(const fx_conv2d_params *p, int *rows, int *pitch, int *
     *pitch = p->stride_w == 2 ? *half + pw / 2 : pw;
 }
 
+/* The padded plane, and at stride 1 after it the flat output (rows - k + 1
+ * rows of `pitch`, see flat_taps). */
 size_t fx_dw_scratch_floats(const fx_conv2d_params *p)
 {
     int rows, pitch, half;
     pad_geometry(p, &rows, &pitch, &half);
-    return (size_t)rows * pitch;
+    return (size_t)rows * pitch + (p->stride_h == 1 ? (size_t)(rows - p->kh + 1) * pitch : 0);
 }
 
 /* Copy input plane xc into the interior of the padded plane pp.  The pad
@@ -110,6 +119,51 @@ FX_OPS_INLINE void taps5(float *restrict yr, const float *const t[5], const floa
     }
 }
 
+/* Stride 1, the whole plane as one loop: with the output laid out at the
+ * padded plane's pitch, tap (ky, kx) of output i = oy * pitch + ox is
+ * pp[i + ky * pitch + kx] for every i, so one long vector loop with the K*K
+ * weights in registers does the plane, one store per output (the row
+ * passes below load and store each output K times) and no scalar
+ * remainder per row (a 7-wide row of EfficientNet's 7x7 planes was all
+ * remainder).  The pitch - ow columns past each row's end are computed and
+ * dropped.  n = (oh - 1) * pitch + ow outputs; the last tap read is
+ * pp[rows * pitch - 1]. */
+FX_OPS_INLINE void flat_taps3(float *restrict o, const float *restrict pp, const float *wc,
+                              float bias, int pitch, int n)
+{
+    const float *r0 = pp, *r1 = pp + pitch, *r2 = pp + 2 * pitch;
+    float w0 = wc[0], w1 = wc[1], w2 = wc[2], w3 = wc[3], w4 = wc[4], w5 = wc[5], w6 = wc[6],
+          w7 = wc[7], w8 = wc[8];
+#pragma omp simd
+    for (int i = 0; i < n; i++)
+        o[i] = bias + (w0 * r0[i] + w1 * r0[i + 1] + w2 * r0[i + 2]) +
+               (w3 * r1[i] + w4 * r1[i + 1] + w5 * r1[i + 2]) +
+               (w6 * r2[i] + w7 * r2[i + 1] + w8 * r2[i + 2]);
+}
+
+/* 5x5: one pass per kernel row over the flat output (25 weights and the
+ * taps in one loop body spilled registers and ran slower than the row
+ * passes); o stays in L1 between passes. */
+FX_OPS_INLINE void flat_taps5(float *restrict o, const float *restrict pp, const float *wc,
+                              float bias, int pitch, int n)
+{
+    for (int ky = 0; ky < 5; ky++) {
+        const float *r = pp + ky * pitch, *wr = wc + 5 * ky;
+        float w0 = wr[0], w1 = wr[1], w2 = wr[2], w3 = wr[3], w4 = wr[4];
+        float b0 = ky ? 0.0f : bias;
+        if (ky == 0) {
+#pragma omp simd
+            for (int i = 0; i < n; i++)
+                o[i] = b0 +
+                       (w0 * r[i] + w1 * r[i + 1] + w2 * r[i + 2] + w3 * r[i + 3] + w4 * r[i + 4]);
+        } else {
+#pragma omp simd
+            for (int i = 0; i < n; i++)
+                o[i] += w0 * r[i] + w1 * r[i + 1] + w2 * r[i + 2] + w3 * r[i + 3] + w4 * r[i + 4];
+        }
+    }
+}
+
 /* One output plane of channel oc: yp = act((conv + bias) + res), pp being
  * this thread's zeroed scratch (fx_dw_scratch_floats). */
 FX_SIMD_CLONES void fx_dw_plane_fast(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
@@ -120,6 +174,23 @@ FX_SIMD_CLONES void fx_dw_plane_fast(const fx_conv2d_params *p, const fx_conv_ep
     pad_geometry(p, &rows, &pitch, &half);
     fill_padded(p, xc, pp);
     int band = EPI_BAND_FLOATS / ow < 1 ? 1 : EPI_BAND_FLOATS / ow;
+    if (s == 1 && ow < FLAT_MAX_OW) {
+        float *o = pp + (size_t)rows * pitch;
+        int n = (oh - 1) * pitch + ow;
+        if (k == 3)
+            flat_taps3(o, pp, wc, bias, pitch, n);
+        else
+            flat_taps5(o, pp, wc, bias, pitch, n);
+        for (int r0 = 0; r0 < oh; r0 += band) {
+            int r1 = r0 + band < oh ? r0 + band : oh;
+            for (int oy = r0; oy < r1; oy++)
+                memcpy(yp + (size_t)oy * ow, o + (size_t)oy * pitch, sizeof(float) * (size_t)ow);
+            size_t off = (size_t)r0 * ow;
+            fx_conv_epilogue_apply(ep, NULL, 0, 1, (r1 - r0) * ow, yp + off, res ? res + off : NULL,
+                                   (size_t)(r1 - r0) * ow);
+        }
+        return;
+    }
     for (int r0 = 0; r0 < oh; r0 += band) {
         int r1 = r0 + band < oh ? r0 + band : oh;
         for (int oy = r0; oy < r1; oy++) {
