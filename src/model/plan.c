@@ -8,10 +8,11 @@
  * Relu / Clip likewise.  A BatchNormalization (+ Relu) read only by a
  * pointwise Conv becomes that conv's prologue instead (DenseNet's
  * pre-activation layers: the BN output is never written), and so does a
- * squeeze-excitation Mul(x, gate (N, C, 1, 1)) (EfficientNet's).  The skipped
- * intermediates get no memory.  This is
- * done here, not as a graph rewrite, because only the plan knows which
- * tensors the caller keeps (opts->keep): those are never fused away.
+ * squeeze-excitation Mul(x, gate (N, C, 1, 1)) (EfficientNet's), and a
+ * channel Concat that only such a BN reads (DenseNet's growing concats).
+ * The skipped intermediates get no memory.  This is done here, not as a
+ * graph rewrite, because only the plan knows which tensors the caller
+ * keeps (opts->keep): those are never fused away.
  *
  * Threads: fast plans set OpenBLAS to one thread, process-wide, once at
  * create (openblas_set_num_threads(1)), and parallelise every kernel with
@@ -199,13 +200,6 @@ static int silu_pair(const fx_plan *p, int t, int *sig)
     return -1;
 }
 
-/* A BatchNormalization (node b, with its Relu when fused; out its chain's
- * last tensor) whose output only a pointwise Conv reads becomes that
- * conv's prologue (fx_conv_epilogue.pre_*): the BN's folded scale and
- * shift per channel, computed here once, as the reference computes them
- * (double, then float).  The BN is then not run and `out` never written;
- * the conv reads the BN's input.  Without memory for the table nothing is
- * fused. */
 /* The BN fused into conv c reads t; when t is a channel Concat's output
  * that only the BN read, the conv's prologue reads the Concat's pieces
  * instead and the Concat is not run (DenseNet: each layer's Concat copied
@@ -245,6 +239,13 @@ static int pointwise_reader(const fx_plan *p, int t)
     return fx_conv_fast_path(cp, p->threads) == FX_CONV_POINTWISE && cp->groups == 1 ? c : -1;
 }
 
+/* A BatchNormalization (node b, with its Relu when fused; out its chain's
+ * last tensor) whose output only a pointwise Conv reads becomes that
+ * conv's prologue (fx_conv_epilogue.pre_*): the BN's folded scale and
+ * shift per channel, computed here once, as the reference computes them
+ * (double, then float).  The BN is then not run and `out` never written;
+ * the conv reads the BN's input.  Without memory for the table nothing is
+ * fused. */
 static void fuse_prologue(fx_plan *p, int b, int out)
 {
     const fx_graph *g = p->g;
