@@ -142,15 +142,12 @@ static inline int fx_omp_thread_num(void)
 }
 #endif
 
-/* exp(x) in float for the fast kernels: Cephes' expf (range reduction by
- * ln 2, degree-6 polynomial), about 1 ulp, written without library calls so
- * `#pragma omp simd` loops vectorise.  x is clamped to [-87.3, 88.3] (the
- * normal float range of the result): below that it returns ~1.2e-38, not 0. */
-FX_OPS_NO_TRAP static inline float fx_ops_expf(float x)
+/* exp(x) = 2^t * e^r, t = round(x / ln 2), |r| <= ln 2 / 2: Cephes' expf
+ * (degree-6 polynomial for e^r), about 1 ulp, written without library
+ * calls so `#pragma omp simd` loops vectorise.  Returns e^r, and t as an
+ * integer-valued float (the 1.5 * 2^23 rounding trick: no floorf call). */
+FX_OPS_NO_TRAP static inline float fx_ops_exp_reduced(float x, float *t_out)
 {
-    x = x > 88.3f ? 88.3f : x;
-    x = x < -87.3f ? -87.3f : x;
-    /* round(x / ln 2) by the 1.5 * 2^23 trick (no floorf call: keeps SIMD) */
     float t = x * 1.44269504088896341f + 12582912.0f;
     t -= 12582912.0f;
     float r = x - t * 0.693359375f;
@@ -161,12 +158,29 @@ FX_OPS_NO_TRAP static inline float fx_ops_expf(float x)
     q = q * r + 4.1665795894e-2f;
     q = q * r + 1.6666665459e-1f;
     q = q * r + 5.0000001201e-1f;
-    float e = q * r * r + r + 1.0f;
+    *t_out = t;
+    return q * r * r + r + 1.0f;
+}
+
+/* 2^(k - 127) for a biased exponent k in [0, 255] (0 gives +0, 255 inf).  FX_OPS_NO_TRAP like its
+ * callers: gcc inlines only between functions with the same optimize() attributes. */
+FX_OPS_NO_TRAP static inline float fx_ops_pow2_biased(int32_t k)
+{
     union {
         int32_t i;
         float f;
-    } sc = {.i = ((int32_t)t + 127) << 23};
-    return e * sc.f;
+    } sc = {.i = k << 23};
+    return sc.f;
+}
+
+/* exp(x) for the fast kernels.  x is clamped to [-87.3, 88.3] (the normal
+ * float range of the result): below that it returns ~1.2e-38, not 0. */
+FX_OPS_NO_TRAP static inline float fx_ops_expf(float x)
+{
+    x = x > 88.3f ? 88.3f : x;
+    x = x < -87.3f ? -87.3f : x;
+    float t, e = fx_ops_exp_reduced(x, &t);
+    return e * fx_ops_pow2_biased((int32_t)t + 127);
 }
 
 /* fx_ops_expf without its input clamps, for the SiLU epilogue: with them
@@ -177,25 +191,11 @@ FX_OPS_NO_TRAP static inline float fx_ops_expf(float x)
  * infinite x (the caller selects those). */
 FX_OPS_NO_TRAP static inline float fx_ops_expf_noclamp(float x)
 {
-    float t = x * 1.44269504088896341f + 12582912.0f;
-    t -= 12582912.0f;
-    float r = x - t * 0.693359375f;
-    r = r - t * -2.12194440e-4f;
-    float q = 1.9875691500e-4f;
-    q = q * r + 1.3981999507e-3f;
-    q = q * r + 8.3334519073e-3f;
-    q = q * r + 4.1665795894e-2f;
-    q = q * r + 1.6666665459e-1f;
-    q = q * r + 5.0000001201e-1f;
-    float e = q * r * r + r + 1.0f;
-    int32_t k = (int32_t)t + 127; /* the biased exponent: 0 is +0, 255 inf */
+    float t, e = fx_ops_exp_reduced(x, &t);
+    int32_t k = (int32_t)t + 127;
     k = k < 0 ? 0 : k;
     k = k > 255 ? 255 : k;
-    union {
-        int32_t i;
-        float f;
-    } sc = {.i = k << 23};
-    return e * sc.f;
+    return e * fx_ops_pow2_biased(k);
 }
 
 /* 1 / (1 + exp(-x)) with fx_ops_expf. */
