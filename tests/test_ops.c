@@ -514,10 +514,16 @@ static void test_conv_depthwise(void)
     CHECK(fast >= trials * 8 / 10); /* the fast kernel really ran */
     /* EfficientNet-like planes, and shapes the fast kernel must refuse. */
     fx_conv2d_params named[] = {
-        conv_p(2, 24, 24, 28, 28, 3, 1, 1, 1, 24), conv_p(2, 16, 16, 29, 27, 5, 2, 1, 2, 16),
-        conv_p(1, 40, 40, 7, 7, 5, 1, 1, 2, 40),   conv_p(3, 8, 8, 14, 14, 3, 2, 1, 1, 8),
+        conv_p(2, 24, 24, 28, 28, 3, 1, 1, 1, 24),
+        conv_p(2, 16, 16, 29, 27, 5, 2, 1, 2, 16),
+        conv_p(1, 40, 40, 7, 7, 5, 1, 1, 2, 40),
+        conv_p(3, 8, 8, 14, 14, 3, 2, 1, 1, 8),
         conv_p(1, 4, 4, 15, 13, 7, 1, 1, 3, 4),
+        /* stride 1, at least 32 wide: the row kernels, not the flat loop */
+        conv_p(2, 6, 6, 40, 45, 3, 1, 1, 1, 6),
+        conv_p(1, 5, 5, 36, 37, 5, 1, 1, 2, 5),
     };
+    named[6].pad_r = 0, named[6].pad_b = 1; /* uneven pads */
     for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
         double e = path_rel_err(&named[i], &r, 2, FX_ACT_SILU, 1, 1, FX_CONV_DEPTHWISE);
         worst = e > worst ? e : worst;

@@ -195,6 +195,10 @@ FX_SIMD_CLONES void fx_dw_plane_fast(const fx_conv2d_params *p, const fx_conv_ep
         int r1 = r0 + band < oh ? r0 + band : oh;
         for (int oy = r0; oy < r1; oy++) {
             float *yr = yp + (size_t)oy * ow;
+            if (s == 1 && k == 3) { /* all 9 taps in one pass: one store per output */
+                flat_taps3(yr, pp + (size_t)oy * pitch, wc, bias, pitch, ow);
+                continue;
+            }
             for (int ky = 0; ky < k; ky++) {
                 const float *row = pp + (size_t)(oy * s + ky) * pitch, *t[5];
                 for (int kx = 0; kx < k; kx++) /* where tap kx of output 0 lies */
