@@ -2,7 +2,10 @@
  *
  * Three paths, chosen from the params:
  *   pointwise  1x1, stride 1, no padding: the input planes already are the
- *              (C_in/g, H*W) matrix, so one sgemm per image and group;
+ *              (C_in/g, H*W) matrix, so one sgemm per image, group and
+ *              L2-sized column chunk; a prologue (fx_conv_epilogue.pre_*:
+ *              a fused BatchNorm + Relu, Concat or squeeze-excitation gate)
+ *              first writes the chunk's transformed input to scratch;
  *   depthwise  C_in/groups == 1: a direct loop, OpenMP over N*C_out (sgemm
  *              with K = kh*kw would be all overhead); 3x3/5x5 stride 1/2
  *              with C_out == C_in take the padded-plane kernel in
@@ -72,7 +75,7 @@ static int band_rows(const fx_conv2d_params *p, int oh, int ow)
 /* Column chunks of a pointwise conv's (og x H*W) output planes for a team
  * of `team` threads: with few images, cut each plane so every thread has a
  * chunk; with big planes, cut them so one chunk's outputs (og x width)
- * stay in L2 for sgemm's zeroing pass, its writes and the epilogue.  width
+ * stay in L2 for the bias fill, sgemm's writes and the epilogue.  width
  * is a multiple of 16. */
 static void pw_split(const fx_conv2d_params *p, int team, int *chunks, int *width)
 {
