@@ -150,11 +150,10 @@ FX_OPS_INLINE void flat_taps5(float *restrict o, const float *restrict pp, const
     for (int ky = 0; ky < 5; ky++) {
         const float *r = pp + ky * pitch, *wr = wc + 5 * ky;
         float w0 = wr[0], w1 = wr[1], w2 = wr[2], w3 = wr[3], w4 = wr[4];
-        float b0 = ky ? 0.0f : bias;
         if (ky == 0) {
 #pragma omp simd
             for (int i = 0; i < n; i++)
-                o[i] = b0 +
+                o[i] = bias +
                        (w0 * r[i] + w1 * r[i + 1] + w2 * r[i + 2] + w3 * r[i + 3] + w4 * r[i + 4]);
         } else {
 #pragma omp simd
