@@ -896,6 +896,22 @@ static fx_status out_recover(run_out *o, const run_model *m, const run_params *p
         if (r < n)
             n = r;
     }
+    /* Cut every dataset back to the n committed rows and reopen for SWMR
+     * writing.  After a SIGKILL the metadata of the uncommitted rows can be
+     * half written, and HDF5 may then refuse the cut (seen once in the
+     * kill -9 test: "cannot truncate /score"): that file is treated like
+     * one that cannot be read back. */
+    for (int d = 0; d < D_N && h5_ok && csv_rows >= 0; d++) {
+        hsize_t dims[3];
+        int rank = d == D_HEAT ? 3 : (d == D_SCORE || d == D_PEAK || d == D_BBOX) ? 2 : 1;
+        if (h5_rows(o->ds[d], rank, dims) > n) {
+            dims[0] = (hsize_t)n;
+            if (H5Dset_extent(o->ds[d], dims) < 0)
+                h5_ok = 0;
+        }
+    }
+    if (h5_ok && csv_rows >= 0 && (H5Fflush(f, H5F_SCOPE_LOCAL) < 0 || H5Fstart_swmr_write(f) < 0))
+        h5_ok = 0;
     if (!h5_ok || csv_rows < 0) {
         for (int d = 0; d < D_N; d++)
             if (o->ds[d] >= 0)
@@ -908,27 +924,15 @@ static fx_status out_recover(run_out *o, const run_model *m, const run_params *p
             snprintf(bad, sizeof bad, "%s.bad", o->h5_path);
             rename(o->h5_path, bad);
             if (log)
-                fprintf(log, "run: %s could not be read back; moved to %s, starting again\n",
-                        o->h5_path, bad);
+                fprintf(log,
+                        "run: %s could not be read back or cut to its %lld committed rows; "
+                        "moved to %s, starting again\n",
+                        o->h5_path, n, bad);
         }
         return out_create(o, m, p, eff, yaml, err);
     }
     o->file = f;
-    fx_status st = FX_OK;
-    for (int d = 0; d < D_N && st == FX_OK; d++) {
-        hsize_t dims[3];
-        int rank = d == D_HEAT ? 3 : (d == D_SCORE || d == D_PEAK || d == D_BBOX) ? 2 : 1;
-        if (h5_rows(o->ds[d], rank, dims) > n) {
-            dims[0] = (hsize_t)n;
-            if (H5Dset_extent(o->ds[d], dims) < 0)
-                st = fx_error_set(err, FX_ERR_IO, "%s: cannot truncate /%s", o->h5_path,
-                                  dset_names[d]);
-        }
-    }
-    if (st == FX_OK && (H5Fflush(o->file, H5F_SCOPE_LOCAL) < 0 || H5Fstart_swmr_write(o->file) < 0))
-        st = fx_error_set(err, FX_ERR_IO, "%s: cannot reopen for writing", o->h5_path);
-    if (st == FX_OK)
-        st = csv_cut(o->csv_path, ends[n], err);
+    fx_status st = csv_cut(o->csv_path, ends[n], err);
     free(ends);
     if (st != FX_OK)
         return st;
