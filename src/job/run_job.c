@@ -857,6 +857,50 @@ static fx_status csv_cut(const char *path, long bytes, fx_error *err)
     return FX_OK;
 }
 
+/* Whether rows [c, n) of ds read back, c being the first row of the chunk
+ * that holds row n - 1.  A kill -9 while an append rewrote that compressed
+ * chunk can leave it unreadable, its committed rows included (seen: inflate()
+ * failed on /score after a kill in the test); earlier chunks are full and
+ * never rewritten. */
+static int h5_tail_readable(hid_t ds, long long n)
+{
+    if (n <= 0)
+        return 1;
+    hid_t sp = H5Dget_space(ds), dcpl = H5Dget_create_plist(ds), ty = H5Dget_type(ds), ms = -1;
+    hsize_t dims[8], cdims[8], start[8] = {0}, count[8];
+    int r = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    int ok = r >= 1 && r <= 8 && dcpl >= 0 && ty >= 0 &&
+             H5Sget_simple_extent_dims(sp, dims, NULL) >= 0 && H5Pget_chunk(dcpl, r, cdims) == r &&
+             cdims[0] > 0 && (hsize_t)n <= dims[0];
+    void *buf = NULL;
+    if (ok) {
+        size_t bytes = H5Tget_size(ty);
+        for (int i = 0; i < r; i++)
+            count[i] = dims[i];
+        start[0] = (hsize_t)(n - 1) / cdims[0] * cdims[0];
+        count[0] = (hsize_t)n - start[0];
+        for (int i = 0; i < r; i++)
+            bytes *= count[i];
+        ms = H5Screate_simple(r, count, NULL);
+        buf = calloc(1, bytes ? bytes : 1);
+        ok = ms >= 0 && buf &&
+             H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+             H5Dread(ds, ty, ms, sp, H5P_DEFAULT, buf) >= 0;
+        if (ok && H5Tis_variable_str(ty) > 0)
+            H5Dvlen_reclaim(ty, ms, H5P_DEFAULT, buf);
+    }
+    free(buf);
+    if (ms >= 0)
+        H5Sclose(ms);
+    if (ty >= 0)
+        H5Tclose(ty);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (sp >= 0)
+        H5Sclose(sp);
+    return ok;
+}
+
 /* Recovers DIR's outputs to their longest consistent prefix; *rows gets it. */
 static fx_status out_recover(run_out *o, const run_model *m, const run_params *p,
                              const fx_run_config *eff, const char *yaml, size_t *rows, FILE *log,
@@ -896,11 +940,13 @@ static fx_status out_recover(run_out *o, const run_model *m, const run_params *p
         if (r < n)
             n = r;
     }
-    /* Cut every dataset back to the n committed rows and reopen for SWMR
-     * writing.  After a SIGKILL the metadata of the uncommitted rows can be
-     * half written, and HDF5 may then refuse the cut (seen once in the
-     * kill -9 test: "cannot truncate /score"): that file is treated like
-     * one that cannot be read back. */
+    /* Check that the committed rows' last chunk reads back, cut every
+     * dataset back to the n committed rows and reopen for SWMR writing.
+     * After a SIGKILL that chunk can be half rewritten, and HDF5 may then
+     * also refuse the cut (seen once in the kill -9 test: "cannot truncate
+     * /score"): such a file is treated like one that cannot be read back. */
+    for (int d = 0; d < D_N && h5_ok && csv_rows >= 0; d++)
+        h5_ok = h5_tail_readable(o->ds[d], n);
     for (int d = 0; d < D_N && h5_ok && csv_rows >= 0; d++) {
         hsize_t dims[3];
         int rank = d == D_HEAT ? 3 : (d == D_SCORE || d == D_PEAK || d == D_BBOX) ? 2 : 1;
