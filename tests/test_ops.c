@@ -240,15 +240,15 @@ static int conv_mt_compare(const fx_conv2d_params *p, rng *r, int threads, fx_ac
 /* The pointwise prologue (a fused BatchNorm + Relu in front of a 1x1 conv):
  * x' = max(a[c] * x + s[c], 0) (or without the max), or a per-image gate
  * x' = g[n][c] * x (squeeze-excitation), or x read in channel pieces (a
- * fused Concat), computed here, then
- * the reference conv and epilogue, against the fast path with the
- * prologue; batch 1 (column chunks per thread), big planes (cache-sized
- * chunks), 1x1 planes, 1-3 threads.  Other paths refuse a prologue. */
+ * fused Concat), computed here, then the reference conv and epilogue,
+ * against the fast path with the prologue; batch 1 (column chunks per
+ * thread), big planes (cache-sized chunks), 1x1 planes, 1-3 threads.
+ * Other paths refuse a prologue. */
 static void test_conv_prologue(void)
 {
     int blas = openblas_get_num_threads();
     openblas_set_num_threads(1);
-    rng r = {0xbe5466cf34e90c6cULL};
+    rng r = {0x7e2f1c0a93d4b581ULL};
     fx_conv2d_params cases[] = {
         conv_p(1, 5, 7, 9, 11, 1, 1, 1, 0, 1),    conv_p(3, 17, 9, 1, 1, 1, 1, 1, 0, 1),
         conv_p(2, 12, 8, 40, 37, 1, 1, 1, 0, 1),  conv_p(4, 33, 16, 7, 7, 1, 1, 1, 0, 1),
