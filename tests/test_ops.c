@@ -195,6 +195,34 @@ static int near_all(const float *got, const float *want, size_t n, float atol, f
 /* fx_op_conv2d_fast_mt with OpenBLAS at 1 thread (so the OpenMP task loop
  * really runs) and 1..3 threads, each epilogue, against conv_ref followed
  * by the reference Add and activations; tolerance as conv_compare. */
+/* The unfused reference of a conv epilogue, in place on y (n floats, the
+ * conv's bias already in): + res (when non-NULL), then *big_before_act =
+ * max |y| (when non-NULL; Clip bounds the output, not the conv's error),
+ * then the activation by the reference ops (Clip to [-0.25, 0.5], SiLU as
+ * Sigmoid then Mul). */
+static void ref_epilogue(float *y, const float *res, size_t n, double *big_before_act,
+                         fx_act_kind act)
+{
+    fx_shape s = {1, {(int64_t)n}};
+    fx_binary_params bp = {s, s};
+    fx_act_params ap = {(int64_t)n, -0.25f, 0.5f};
+    if (res)
+        fx_op_add_ref(&bp, y, res, y);
+    for (size_t i = 0; big_before_act && i < n; i++)
+        *big_before_act =
+            fabs((double)y[i]) > *big_before_act ? fabs((double)y[i]) : *big_before_act;
+    if (act == FX_ACT_RELU)
+        fx_op_relu_ref(&ap, y, y);
+    else if (act == FX_ACT_CLIP)
+        fx_op_clip_ref(&ap, y, y);
+    else if (act == FX_ACT_SILU) {
+        float *sg = malloc(sizeof(float) * n);
+        fx_op_sigmoid_ref(&ap, y, sg);
+        fx_op_mul_ref(&bp, y, sg, y);
+        free(sg);
+    }
+}
+
 static int conv_mt_compare(const fx_conv2d_params *p, rng *r, int threads, fx_act_kind act,
                            int with_res)
 {
@@ -212,21 +240,7 @@ static int conv_mt_compare(const fx_conv2d_params *p, rng *r, int threads, fx_ac
     fx_conv_epilogue ep = {.residual = with_res ? res : NULL, .act = act, .lo = -0.25f, .hi = 0.5f};
     int bad = fx_op_conv2d_ref(p, x, w, b, y0) != FX_OK ||
               fx_op_conv2d_fast_mt(p, &ep, x, w, b, y1, ws, threads) != FX_OK;
-    fx_shape s = {1, {(int64_t)ny}};
-    fx_binary_params bp = {s, s};
-    fx_act_params ap = {(int64_t)ny, -0.25f, 0.5f};
-    if (with_res)
-        fx_op_add_ref(&bp, y0, res, y0);
-    if (act == FX_ACT_RELU)
-        fx_op_relu_ref(&ap, y0, y0);
-    else if (act == FX_ACT_CLIP)
-        fx_op_clip_ref(&ap, y0, y0);
-    else if (act == FX_ACT_SILU) {
-        float *sg = malloc(sizeof(float) * ny);
-        fx_op_sigmoid_ref(&ap, y0, sg);
-        fx_op_mul_ref(&bp, y0, sg, y0);
-        free(sg);
-    }
+    ref_epilogue(y0, with_res ? res : NULL, ny, NULL, act);
     if (!bad && !near_all(y1, y0, ny, 1e-4f, 1e-4f, "conv_mt")) {
         fprintf(stderr, "  n%d c%d->%d %dx%d k%dx%d s%d g%d threads %d act %d res %d\n", p->n,
                 p->c_in, p->c_out, p->h, p->w, p->kh, p->kw, p->stride_h, p->groups, threads,
@@ -300,9 +314,7 @@ static void test_conv_prologue(void)
                 float *ws = malloc(sizeof(float) * (size_t)(nws > 0 ? nws : 1));
                 CHECK(nws > 0 && fx_op_conv2d_ref(p, xp, w, b, y0) == FX_OK);
                 CHECK(fx_op_conv2d_fast_mt(p, &ep, mode == 3 ? NULL : x, w, b, y1, ws, t) == FX_OK);
-                fx_conv_epilogue ref = {.residual = ep.residual, .act = act};
-                fx_conv_epilogue_apply(&ref, NULL, 0, p->c_out * p->n, (int)hw, y0, ep.residual,
-                                       hw); /* (N*C_out) rows of H*W */
+                ref_epilogue(y0, ep.residual, ny, NULL, act);
                 CHECK_MSG(near_all(y1, y0, ny, 1e-4f, 1e-4f, "prologue"), "case %zu t %d mode %d",
                           i, t, mode);
                 CHECK(fx_op_conv2d_fast_mt(p, &ep, x, w, b, y1, NULL, t) == FX_ERR_USAGE);
@@ -377,24 +389,8 @@ static double path_rel_err(const fx_conv2d_params *p, rng *r, int threads, fx_ac
     double rel = -1;
     if (nws >= 0 && (nws == 0 || ws) && fx_op_conv2d_ref(p, x, w, bb, y0) == FX_OK &&
         fx_conv_fast_mt_path(p, &ep, x, w, bb, y1, ws, threads, path) == FX_OK) {
-        fx_shape s = {1, {(int64_t)ny}};
-        fx_binary_params bp = {s, s};
-        fx_act_params ap = {(int64_t)ny, -0.25f, 0.5f};
-        if (with_res)
-            fx_op_add_ref(&bp, y0, res, y0);
         double err = 0, big = 0;
-        for (size_t i = 0; i < ny; i++)
-            big = fabs((double)y0[i]) > big ? fabs((double)y0[i]) : big;
-        if (act == FX_ACT_RELU)
-            fx_op_relu_ref(&ap, y0, y0);
-        else if (act == FX_ACT_CLIP)
-            fx_op_clip_ref(&ap, y0, y0);
-        else if (act == FX_ACT_SILU) {
-            float *sg = malloc(sizeof(float) * ny);
-            fx_op_sigmoid_ref(&ap, y0, sg);
-            fx_op_mul_ref(&bp, y0, sg, y0);
-            free(sg);
-        }
+        ref_epilogue(y0, with_res ? res : NULL, ny, &big, act);
         for (size_t i = 0; i < ny; i++) {
             double d = fabs((double)y1[i] - y0[i]);
             err = d > err || d != d ? d : err; /* a NaN fails the check */
