@@ -92,6 +92,15 @@ size_t fx_dw_scratch_floats(const fx_conv2d_params *p);
 void fx_dw_plane_fast(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *xc,
                       const float *wc, float bias, float *yp, const float *res, int oh, int ow,
                       float *pp);
+/* Small input planes (fx_dw_block_applies) go by blocks of DW_LANES
+ * channels of one image instead: fx_dw_block_fast computes channels c0 ..
+ * c0 + nc - 1 (nc <= DW_LANES) of the image's x -> y (and res), with the
+ * same scratch (fx_dw_scratch_floats covers both). */
+#define DW_LANES 8
+int fx_dw_block_applies(const fx_conv2d_params *p);
+void fx_dw_block_fast(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *x,
+                      const float *w, const float *b, float *y, const float *res, int c0, int nc,
+                      int oh, int ow, float *sc);
 
 /* Hot loops get an AVX2 + FMA clone (x86-64-v3) beside the generic
  * x86-64 one; glibc's loader picks one by CPU at startup (gcc
@@ -142,24 +151,31 @@ static inline int fx_omp_thread_num(void)
 }
 #endif
 
-/* exp(x) = 2^t * e^r, t = round(x / ln 2), |r| <= ln 2 / 2: Cephes' expf
- * (degree-6 polynomial for e^r), about 1 ulp, written without library
- * calls so `#pragma omp simd` loops vectorise.  Returns e^r, and t as an
- * integer-valued float (the 1.5 * 2^23 rounding trick: no floorf call). */
+/* exp(x) = 2^t * e^r, t = round(x / ln 2), |r| <= ln 2 / 2 (Cody-Waite
+ * reduction with Cephes' two-part ln 2), e^r by a degree-6 polynomial,
+ * written without library calls so `#pragma omp simd` loops vectorise.
+ * Returns e^r, and t as an integer-valued float (the 1.5 * 2^23 rounding
+ * trick: no floorf call).  The coefficients are a minimax fit of relative
+ * error on [-ln 2 / 2, ln 2 / 2] (iteratively reweighted least squares,
+ * float64): 3.1e-9, below float rounding.  Cephes' degree-7 form (q r^2 +
+ * r + 1, q of degree 5) was as accurate (SiLU's worst relative error
+ * 1.63e-7 there, 1.73e-7 here, 2.2M points against double) and one FMA
+ * longer: the SiLU loop ran 1.14x faster with this one (AVX2 clone, this
+ * 2-core EPYC). */
 FX_OPS_NO_TRAP static inline float fx_ops_exp_reduced(float x, float *t_out)
 {
     float t = x * 1.44269504088896341f + 12582912.0f;
     t -= 12582912.0f;
     float r = x - t * 0.693359375f;
     r = r - t * -2.12194440e-4f;
-    float q = 1.9875691500e-4f;
-    q = q * r + 1.3981999507e-3f;
-    q = q * r + 8.3334519073e-3f;
-    q = q * r + 4.1665795894e-2f;
-    q = q * r + 1.6666665459e-1f;
-    q = q * r + 5.0000001201e-1f;
+    float q = 1.3814605566e-3f;
+    q = q * r + 8.3687106285e-3f;
+    q = q * r + 4.1668387525e-2f;
+    q = q * r + 1.6666520681e-1f;
+    q = q * r + 4.9999993451e-1f;
+    q = q * r + 1.0f;
     *t_out = t;
-    return q * r * r + r + 1.0f;
+    return q * r + 1.0f;
 }
 
 /* 2^(k - 127) for a biased exponent k in [0, 255] (0 gives +0, 255 inf).  FX_OPS_NO_TRAP like its
