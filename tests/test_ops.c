@@ -482,7 +482,7 @@ static void test_conv_depthwise(void)
     openblas_set_num_threads(1);
     rng r = {0x9216d5d98979fb1bULL};
     static const fx_act_kind acts[] = {FX_ACT_NONE, FX_ACT_RELU, FX_ACT_CLIP, FX_ACT_SILU};
-    int trials = FX_TEST_SMALL ? 60 : 400, fast = 0;
+    int trials = FX_TEST_SMALL ? 60 : 400, fast = 0, blocked = 0;
     double worst = 0;
     for (int t = 0; t < trials; t++) {
         int c = rng_int(&r, 1, 40), k = rng_int(&r, 0, 1) ? 5 : 3;
@@ -498,6 +498,7 @@ static void test_conv_depthwise(void)
             continue;
         }
         fast += fx_dw_fast_applies(&p);
+        blocked += fx_dw_block_applies(&p);
         int threads = rng_int(&r, 1, 3);
         double e =
             path_rel_err(&p, &r, threads, acts[t % 4], t % 3 == 0, t % 5 != 0, FX_CONV_DEPTHWISE);
@@ -508,6 +509,8 @@ static void test_conv_depthwise(void)
                   threads, (int)acts[t % 4], e);
     }
     CHECK(fast >= trials * 8 / 10); /* the fast kernel really ran */
+    /* both of its ways: channel blocks (small planes) and single planes */
+    CHECK(blocked >= trials / 4 && fast - blocked >= trials / 20);
     /* EfficientNet-like planes, and shapes the fast kernel must refuse. */
     fx_conv2d_params named[] = {
         conv_p(2, 24, 24, 28, 28, 3, 1, 1, 1, 24),
@@ -518,14 +521,23 @@ static void test_conv_depthwise(void)
         /* stride 1, at least 32 wide: the row kernels, not the flat loop */
         conv_p(2, 6, 6, 40, 45, 3, 1, 1, 1, 6),
         conv_p(1, 5, 5, 36, 37, 5, 1, 1, 2, 5),
+        /* stride 2 on wide planes: the polyphase flat loop, not a block */
+        conv_p(2, 3, 3, 71, 66, 3, 2, 1, 1, 3),
+        conv_p(1, 4, 4, 60, 57, 5, 2, 1, 2, 4),
+        /* channel blocks: 17 = two full blocks and one of 1; 14x14 s1, 7x7 s1 */
+        conv_p(2, 17, 17, 14, 14, 5, 1, 1, 2, 17),
+        conv_p(1, 20, 20, 7, 7, 3, 1, 1, 1, 20),
     };
     named[6].pad_r = 0, named[6].pad_b = 1; /* uneven pads */
+    named[8].pad_r = 1, named[8].pad_t = 1; /* uneven pads at stride 2 */
     for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
         double e = path_rel_err(&named[i], &r, 2, FX_ACT_SILU, 1, 1, FX_CONV_DEPTHWISE);
         worst = e > worst ? e : worst;
         CHECK_MSG(e >= 0 && e <= 1e-5, "named %zu: %g", i, e);
     }
     CHECK(fx_dw_fast_applies(&named[0]) && !fx_dw_fast_applies(&named[4]));
+    CHECK(!fx_dw_block_applies(&named[7]) && !fx_dw_block_applies(&named[8]));
+    CHECK(fx_dw_block_applies(&named[9]) && fx_dw_block_applies(&named[10]));
     fx_conv2d_params mult = conv_p(1, 5, 10, 11, 13, 3, 1, 1, 1, 5); /* multiplier 2 */
     fx_conv2d_params pad3 = conv_p(1, 5, 5, 11, 13, 3, 1, 1, 3, 5);
     CHECK(!fx_dw_fast_applies(&mult) && !fx_dw_fast_applies(&pad3));

@@ -432,6 +432,7 @@ static void conv_depthwise(const fx_conv2d_params *p, const fx_conv_epilogue *ep
     size_t plane = (size_t)oh * ow;
     const float *res = ep ? ep->residual : NULL;
     size_t slot = fx_dw_fast_applies(p) && ws ? fx_dw_scratch_floats(p) : 0;
+    int blocks = slot && fx_dw_block_applies(p) ? (p->c_out + DW_LANES - 1) / DW_LANES : 0;
 #pragma omp parallel num_threads(team)
     {
         /* The fast kernel's zero-padded input plane: one workspace slot per
@@ -439,22 +440,33 @@ static void conv_depthwise(const fx_conv2d_params *p, const fx_conv_epilogue *ep
         float *pp = slot ? ws + slot * (size_t)fx_omp_thread_num() : NULL;
         if (pp)
             memset(pp, 0, slot * sizeof *pp);
+        if (blocks) { /* small planes: DW_LANES channels of an image at a time */
 #pragma omp for schedule(static)
-        for (int64_t nc = 0; nc < planes; nc++) {
-            int64_t n = nc / p->c_out, oc = nc % p->c_out;
-            const float *xc = x + ((size_t)n * p->c_in + (size_t)(oc / og)) * p->h * p->w;
-            const float *wc = w + (size_t)oc * p->kh * p->kw;
-            float *yp = y + (size_t)nc * plane;
-            const float *rp = res ? res + (size_t)nc * plane : NULL;
-            if (pp) {
-                fx_dw_plane_fast(p, ep, xc, wc, b ? b[oc] : 0.0f, yp, rp, oh, ow, pp);
-                continue;
+            for (int64_t nb = 0; nb < (int64_t)p->n * blocks; nb++) {
+                int64_t n = nb / blocks;
+                int c0 = (int)(nb % blocks) * DW_LANES;
+                int nc = p->c_out - c0 < DW_LANES ? p->c_out - c0 : DW_LANES;
+                size_t xo = (size_t)n * p->c_in * p->h * p->w, yo = (size_t)n * p->c_out * plane;
+                fx_dw_block_fast(p, ep, x + xo, w, b, y + yo, res ? res + yo : NULL, c0, nc, oh, ow,
+                                 pp);
             }
-            for (size_t i = 0; i < plane; i++)
-                yp[i] = 0.0f;
-            dw_plane(p, xc, wc, yp, oh, ow);
-            fx_conv_epilogue_apply(ep, b, (int)oc, 1, (int)plane, yp, rp, plane);
-        }
+        } else
+#pragma omp for schedule(static)
+            for (int64_t nc = 0; nc < planes; nc++) {
+                int64_t n = nc / p->c_out, oc = nc % p->c_out;
+                const float *xc = x + ((size_t)n * p->c_in + (size_t)(oc / og)) * p->h * p->w;
+                const float *wc = w + (size_t)oc * p->kh * p->kw;
+                float *yp = y + (size_t)nc * plane;
+                const float *rp = res ? res + (size_t)nc * plane : NULL;
+                if (pp) {
+                    fx_dw_plane_fast(p, ep, xc, wc, b ? b[oc] : 0.0f, yp, rp, oh, ow, pp);
+                    continue;
+                }
+                for (size_t i = 0; i < plane; i++)
+                    yp[i] = 0.0f;
+                dw_plane(p, xc, wc, yp, oh, ow);
+                fx_conv_epilogue_apply(ep, b, (int)oc, 1, (int)plane, yp, rp, plane);
+            }
     }
 }
 

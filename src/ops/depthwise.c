@@ -6,13 +6,18 @@
  * Per plane, the input is first copied into a zero-padded per-thread
  * scratch plane, so that every tap of every output lies inside it: the
  * kernel then needs no bounds checks and its loads hit L1/L2 (the copy is
- * one read of the input it would have streamed anyway).  For stride 2 each
- * padded row is stored deinterleaved, even columns then odd ones, so the
- * taps of a row of outputs are unit-stride loads: padded column 2*ox + kx
- * is E[ox + kx/2] for even kx and O[ox + kx/2] for odd kx.  An output row
- * is K passes (one per kernel row) of K taps each, vectorised over the
- * output columns; the first pass starts from the bias.  The epilogue runs
- * on bands of rows while they are in cache.
+ * one read of the input it would have streamed anyway).  At stride 1 the
+ * padded plane is one array; at stride 2 it is split in its four
+ * polyphase components (row parity x column parity, each ceil(rows/2) x
+ * ceil(cols/2)), so that tap (ky, kx) of output (oy, ox) is component
+ * (ky & 1, kx & 1) at row oy + ky/2, column ox + kx/2: unit-stride loads,
+ * and one constant offset per tap whatever the output (the flat loops).
+ * Stride-1 planes narrower than FLAT_MAX_OW and every stride-2 plane run
+ * as one flat loop over the outputs laid out at the scratch pitch
+ * (flat_*); wide stride-1 planes run row by row (K passes of K taps, or
+ * 9 taps in one pass for 3x3), vectorised over the output columns; the
+ * first pass starts from the bias.  The epilogue runs on bands of rows
+ * while they are in cache.
  *
  * Measured (bench/conv --dw, batch 32, 2 threads) against the generic
  * loop, which did a bounds check per tap run, strided loads at stride 2
@@ -32,6 +37,15 @@
 #define FLAT_MAX_OW 32
 #endif
 
+/* Input planes of at most this many pixels run in blocks of DW_LANES
+ * channels (fx_dw_block_fast): EfficientNet's 14x14 and 7x7 ones.  On
+ * the input, not the output: the block's transposes cost per input pixel,
+ * and at 28x28 stride 2 (14x14 out) the flat loop was 1.4x faster
+ * (bench/conv --dw, 1 thread). */
+#ifndef DW_BLOCK_MAX_PLANE
+#define DW_BLOCK_MAX_PLANE 256
+#endif
+
 int fx_dw_fast_applies(const fx_conv2d_params *p)
 {
     int k = p->kh;
@@ -40,40 +54,60 @@ int fx_dw_fast_applies(const fx_conv2d_params *p)
            p->dil_w == 1 && p->pad_t < k && p->pad_b < k && p->pad_l < k && p->pad_r < k;
 }
 
-/* Geometry of the padded scratch plane: rows of `pitch` floats; at stride
- * 2 a row is E (ceil(pw/2) floats) then O. */
-static void pad_geometry(const fx_conv2d_params *p, int *rows, int *pitch, int *half)
+int fx_dw_block_applies(const fx_conv2d_params *p)
 {
-    int pw = p->w + p->pad_l + p->pad_r;
-    *rows = p->h + p->pad_t + p->pad_b;
-    *half = (pw + 1) / 2;
-    *pitch = p->stride_w == 2 ? *half + pw / 2 : pw;
+    return fx_dw_fast_applies(p) && (int64_t)p->h * p->w <= DW_BLOCK_MAX_PLANE;
 }
 
-/* The padded plane, and at stride 1 after it the flat output (rows - k + 1
- * rows of `pitch`, see flat_taps). */
+/* Geometry of the padded scratch plane: `rows` rows of `pitch` floats at
+ * stride 1.  At stride 2 the four polyphase components, each `rows` x
+ * `pitch` (ceil of the padded plane's halves), `comp` floats apart in the
+ * order (even row, even col), (even, odd), (odd, even), (odd, odd). */
+static void pad_geometry(const fx_conv2d_params *p, int *rows, int *pitch, size_t *comp)
+{
+    int pw = p->w + p->pad_l + p->pad_r, ph = p->h + p->pad_t + p->pad_b;
+    int s = p->stride_h;
+    *rows = s == 2 ? (ph + 1) / 2 : ph;
+    *pitch = s == 2 ? (pw + 1) / 2 : pw;
+    *comp = (size_t)*rows * *pitch;
+}
+
+/* The padded plane (its components at stride 2), then the flat output
+ * (oh rows of `pitch`, see flat_taps*); for small planes the larger of
+ * that and the channel-block scratch (fx_dw_block_fast). */
 size_t fx_dw_scratch_floats(const fx_conv2d_params *p)
 {
-    int rows, pitch, half;
-    pad_geometry(p, &rows, &pitch, &half);
-    return (size_t)rows * pitch + (p->stride_h == 1 ? (size_t)(rows - p->kh + 1) * pitch : 0);
+    int rows, pitch, oh = 0, ow = 0;
+    size_t comp;
+    pad_geometry(p, &rows, &pitch, &comp);
+    fx_conv2d_out_hw(p, &oh, &ow, NULL);
+    size_t plane = comp * (p->stride_h == 2 ? 4 : 1) + (size_t)(oh > 0 ? oh : 0) * pitch;
+    if (!fx_dw_block_applies(p))
+        return plane;
+    size_t ph = (size_t)(p->h + p->pad_t + p->pad_b), pw = (size_t)(p->w + p->pad_l + p->pad_r);
+    size_t block = DW_LANES * (ph * pw + (size_t)(p->kh * p->kw) + (size_t)oh * ow);
+    return block > plane ? block : plane;
 }
 
-/* Copy input plane xc into the interior of the padded plane pp.  The pad
- * cells are never written: the caller zeroes pp once per thread. */
+/* Copy input plane xc into the interior of the padded plane pp (at stride
+ * 2: padded cell (r, c) to component (r & 1, c & 1), row r/2, column c/2).
+ * The pad cells are never written: the caller zeroes pp once per thread. */
 FX_OPS_INLINE void fill_padded(const fx_conv2d_params *p, const float *xc, float *pp)
 {
-    int rows, pitch, half, pl = p->pad_l, w = p->w;
-    pad_geometry(p, &rows, &pitch, &half);
+    int rows, pitch, pl = p->pad_l, w = p->w;
+    size_t comp;
+    pad_geometry(p, &rows, &pitch, &comp);
     for (int iy = 0; iy < p->h; iy++) {
         const float *src = xc + (size_t)iy * w;
-        float *dst = pp + (size_t)(iy + p->pad_t) * pitch;
+        int r = iy + p->pad_t;
         if (p->stride_w == 1) {
-            memcpy(dst + pl, src, sizeof(float) * (size_t)w);
+            memcpy(pp + (size_t)r * pitch + pl, src, sizeof(float) * (size_t)w);
             continue;
         }
-        /* padded column c = ix + pl goes to E[c/2] (c even) or O[c/2] */
-        float *e = dst + (pl + 1) / 2, *o = dst + half + pl / 2;
+        /* padded column c = ix + pl goes to the even-column component at
+         * c/2 (c even) or the odd-column one */
+        float *dst = pp + (size_t)(r & 1) * 2 * comp + (size_t)(r / 2) * pitch;
+        float *e = dst + (pl + 1) / 2, *o = dst + comp + pl / 2;
         const float *se = src + (pl & 1), *so = src + 1 - (pl & 1);
         int ne = (w - (pl & 1) + 1) / 2, no = (w - 1 + (pl & 1) + 1) / 2;
 #pragma omp simd
@@ -85,23 +119,9 @@ FX_OPS_INLINE void fill_padded(const fx_conv2d_params *p, const float *xc, float
     }
 }
 
-/* yr[ox] (= bias when first, else +=) w0*t0[ox] + ... over one kernel row.
- * restrict: the taps point into the scratch plane, yr into the output. */
-FX_OPS_INLINE void taps3(float *restrict yr, const float *restrict t0, const float *restrict t1,
-                         const float *restrict t2, const float *wr, float bias, int first, int ow)
-{
-    float w0 = wr[0], w1 = wr[1], w2 = wr[2];
-    if (first) {
-#pragma omp simd
-        for (int ox = 0; ox < ow; ox++)
-            yr[ox] = bias + (w0 * t0[ox] + w1 * t1[ox] + w2 * t2[ox]);
-    } else {
-#pragma omp simd
-        for (int ox = 0; ox < ow; ox++)
-            yr[ox] += w0 * t0[ox] + w1 * t1[ox] + w2 * t2[ox];
-    }
-}
-
+/* yr[ox] (= bias when first, else +=) w0*t0[ox] + ... over one kernel row
+ * of 5 taps.  restrict: the taps point into the scratch plane, yr into
+ * the output. */
 FX_OPS_INLINE void taps5(float *restrict yr, const float *const t[5], const float *wr, float bias,
                          int first, int ow)
 {
@@ -119,46 +139,72 @@ FX_OPS_INLINE void taps5(float *restrict yr, const float *const t[5], const floa
     }
 }
 
-/* Stride 1, the whole plane as one loop: with the output laid out at the
- * padded plane's pitch, tap (ky, kx) of output i = oy * pitch + ox is
- * pp[i + ky * pitch + kx] for every i, so one long vector loop with the K*K
- * weights in registers does the plane, one store per output (the row
- * passes below load and store each output K times) and no scalar
- * remainder per row (a 7-wide row of EfficientNet's 7x7 planes was all
- * remainder).  The pitch - ow columns past each row's end are computed and
- * dropped.  n = (oh - 1) * pitch + ow outputs; the last tap read is
- * pp[rows * pitch - 1]. */
-FX_OPS_INLINE void flat_taps3(float *restrict o, const float *restrict pp, const float *wc,
-                              float bias, int pitch, int n)
+/* Where tap (ky, kx) of output (0, 0) lies in the scratch: at stride 1
+ * padded row ky, column kx; at stride 2 component (ky & 1, kx & 1) at row
+ * ky/2, column kx/2 (see pad_geometry).  Output (oy, ox) reads it at
+ * + oy * pitch + ox in both layouts. */
+static inline const float *tap_origin(const float *pp, int s, int pitch, size_t comp, int ky,
+                                      int kx)
 {
-    const float *r0 = pp, *r1 = pp + pitch, *r2 = pp + 2 * pitch;
+    if (s == 1)
+        return pp + (size_t)ky * pitch + kx;
+    return pp + (size_t)((ky & 1) * 2 + (kx & 1)) * comp + (size_t)(ky / 2) * pitch + kx / 2;
+}
+
+/* The whole plane as one loop: with the output laid out at the scratch
+ * pitch, tap (ky, kx) of output i = oy * pitch + ox is t[ky * 3 + kx][i]
+ * for every i (tap_origin), so one long vector loop with the 9 weights in
+ * registers does the plane, one store per output, and no scalar remainder
+ * per row (a 7-wide row of EfficientNet's 7x7 planes was all remainder;
+ * at stride 2 the rows of the 7 and 14 wide outputs were too).  The
+ * pitch - ow columns past each row's end are computed and dropped (at
+ * stride 2 the pitch is about ow + k/2).  n = (oh - 1) * pitch + ow. */
+FX_OPS_INLINE void flat_taps3(float *restrict o, const float *const t[9], const float *wc,
+                              float bias, int n)
+{
+    const float *restrict a0 = t[0], *restrict a1 = t[1], *restrict a2 = t[2];
+    const float *restrict b0 = t[3], *restrict b1 = t[4], *restrict b2 = t[5];
+    const float *restrict c0 = t[6], *restrict c1 = t[7], *restrict c2 = t[8];
     float w0 = wc[0], w1 = wc[1], w2 = wc[2], w3 = wc[3], w4 = wc[4], w5 = wc[5], w6 = wc[6],
           w7 = wc[7], w8 = wc[8];
 #pragma omp simd
     for (int i = 0; i < n; i++)
-        o[i] = bias + (w0 * r0[i] + w1 * r0[i + 1] + w2 * r0[i + 2]) +
-               (w3 * r1[i] + w4 * r1[i + 1] + w5 * r1[i + 2]) +
-               (w6 * r2[i] + w7 * r2[i + 1] + w8 * r2[i + 2]);
+        o[i] = bias + (w0 * a0[i] + w1 * a1[i] + w2 * a2[i]) +
+               (w3 * b0[i] + w4 * b1[i] + w5 * b2[i]) + (w6 * c0[i] + w7 * c1[i] + w8 * c2[i]);
+}
+
+/* The 9 tap origins of 3x3 output row (or flat plane) oy. */
+static void taps3_origins(const float *t[9], const float *pp, int s, int pitch, size_t comp, int oy)
+{
+    for (int ky = 0; ky < 3; ky++)
+        for (int kx = 0; kx < 3; kx++)
+            t[ky * 3 + kx] = tap_origin(pp, s, pitch, comp, ky, kx) + (size_t)oy * pitch;
 }
 
 /* 5x5: one pass per kernel row over the flat output (25 weights and the
  * taps in one loop body spilled registers and ran slower than the row
- * passes); o stays in L1 between passes. */
-FX_OPS_INLINE void flat_taps5(float *restrict o, const float *restrict pp, const float *wc,
-                              float bias, int pitch, int n)
+ * passes); o stays in L1 between passes.  The row's taps as offsets from
+ * one or two origins (e: even kx, d: odd kx; at stride 1 d = e + 1 and
+ * the steps are 1): five separate pointers ran 1.4x slower on 7x7 planes
+ * (bench/conv --dw). */
+FX_OPS_INLINE void flat_taps5(float *restrict o, const float *pp, int s, int pitch, size_t comp,
+                              const float *wc, float bias, int n)
 {
     for (int ky = 0; ky < 5; ky++) {
-        const float *r = pp + ky * pitch, *wr = wc + 5 * ky;
+        const float *restrict e = tap_origin(pp, s, pitch, comp, ky, 0);
+        const float *restrict d = tap_origin(pp, s, pitch, comp, ky, 1);
+        const float *wr = wc + 5 * ky;
         float w0 = wr[0], w1 = wr[1], w2 = wr[2], w3 = wr[3], w4 = wr[4];
-        if (ky == 0) {
+        if (s == 1) {
 #pragma omp simd
             for (int i = 0; i < n; i++)
-                o[i] = bias +
-                       (w0 * r[i] + w1 * r[i + 1] + w2 * r[i + 2] + w3 * r[i + 3] + w4 * r[i + 4]);
+                o[i] = (ky ? o[i] : bias) +
+                       (w0 * e[i] + w1 * e[i + 1] + w2 * e[i + 2] + w3 * e[i + 3] + w4 * e[i + 4]);
         } else {
 #pragma omp simd
             for (int i = 0; i < n; i++)
-                o[i] += w0 * r[i] + w1 * r[i + 1] + w2 * r[i + 2] + w3 * r[i + 3] + w4 * r[i + 4];
+                o[i] = (ky ? o[i] : bias) +
+                       (w0 * e[i] + w1 * d[i] + w2 * e[i + 1] + w3 * d[i + 1] + w4 * e[i + 2]);
         }
     }
 }
@@ -169,17 +215,21 @@ FX_SIMD_CLONES void fx_dw_plane_fast(const fx_conv2d_params *p, const fx_conv_ep
                                      const float *xc, const float *wc, float bias, float *yp,
                                      const float *res, int oh, int ow, float *pp)
 {
-    int rows, pitch, half, k = p->kh, s = p->stride_h;
-    pad_geometry(p, &rows, &pitch, &half);
+    int rows, pitch, k = p->kh, s = p->stride_h;
+    size_t comp;
+    pad_geometry(p, &rows, &pitch, &comp);
     fill_padded(p, xc, pp);
     int band = EPI_BAND_FLOATS / ow < 1 ? 1 : EPI_BAND_FLOATS / ow;
-    if (s == 1 && ow < FLAT_MAX_OW) {
-        float *o = pp + (size_t)rows * pitch;
+    const float *t[9];
+    if (s == 2 || ow < FLAT_MAX_OW) {
+        float *o = pp + comp * (s == 2 ? 4 : 1);
         int n = (oh - 1) * pitch + ow;
-        if (k == 3)
-            flat_taps3(o, pp, wc, bias, pitch, n);
-        else
-            flat_taps5(o, pp, wc, bias, pitch, n);
+        if (k == 3) {
+            taps3_origins(t, pp, s, pitch, comp, 0);
+            flat_taps3(o, t, wc, bias, n);
+        } else {
+            flat_taps5(o, pp, s, pitch, comp, wc, bias, n);
+        }
         for (int r0 = 0; r0 < oh; r0 += band) {
             int r1 = r0 + band < oh ? r0 + band : oh;
             for (int oy = r0; oy < r1; oy++)
@@ -190,26 +240,104 @@ FX_SIMD_CLONES void fx_dw_plane_fast(const fx_conv2d_params *p, const fx_conv_ep
         }
         return;
     }
-    for (int r0 = 0; r0 < oh; r0 += band) {
+    for (int r0 = 0; r0 < oh; r0 += band) { /* stride 1, wide rows */
         int r1 = r0 + band < oh ? r0 + band : oh;
         for (int oy = r0; oy < r1; oy++) {
             float *yr = yp + (size_t)oy * ow;
-            if (s == 1 && k == 3) { /* all 9 taps in one pass: one store per output */
-                flat_taps3(yr, pp + (size_t)oy * pitch, wc, bias, pitch, ow);
+            if (k == 3) { /* all 9 taps in one pass: one store per output */
+                taps3_origins(t, pp, 1, pitch, comp, oy);
+                flat_taps3(yr, t, wc, bias, ow);
                 continue;
             }
-            for (int ky = 0; ky < k; ky++) {
-                const float *row = pp + (size_t)(oy * s + ky) * pitch, *t[5];
-                for (int kx = 0; kx < k; kx++) /* where tap kx of output 0 lies */
-                    t[kx] = s == 1 ? row + kx : row + (kx & 1) * half + kx / 2;
-                if (k == 3)
-                    taps3(yr, t[0], t[1], t[2], wc + ky * 3, bias, ky == 0, ow);
-                else
-                    taps5(yr, t, wc + ky * 5, bias, ky == 0, ow);
+            for (int ky = 0; ky < 5; ky++) {
+                const float *row = pp + (size_t)(oy + ky) * pitch, *t5[5];
+                for (int kx = 0; kx < 5; kx++)
+                    t5[kx] = row + kx;
+                taps5(yr, t5, wc + ky * 5, bias, ky == 0, ow);
             }
         }
         size_t off = (size_t)r0 * ow;
         fx_conv_epilogue_apply(ep, NULL, 0, 1, (r1 - r0) * ow, yp + off, res ? res + off : NULL,
                                (size_t)(r1 - r0) * ow);
     }
+}
+
+/* DW_LANES floats, unaligned: one AVX2 register in the x86-64-v3 clone,
+ * two SSE ones in the default clone (GCC vector extension; clang too). */
+typedef float dw_vec __attribute__((vector_size(DW_LANES * sizeof(float)), aligned(4)));
+
+/* Channels c0 .. c0 + nc - 1 (nc <= DW_LANES) of one image, for small
+ * planes: the per-plane kernel spent most of a 7x7 plane on per-row copies
+ * and remainders.  Here the block's padded input is interleaved, pixel
+ * after pixel of DW_LANES channels (the layout onnxruntime's NCHWc
+ * kernels keep throughout), so every tap of every output is one vector
+ * FMA over the channels, with no remainder whatever the plane's width and
+ * stride.  The cost is two transposes (in, out) of data that stays in L1.
+ * x, y, res: the image's (C, H, W) / (C, OH, OW) tensors; w: (C, k, k);
+ * b: (C) or NULL.  sc: fx_dw_scratch_floats(p) floats, zero on the
+ * thread's first use (pad cells are never written).  Lanes past nc
+ * compute garbage from the previous block and are not stored. */
+FX_SIMD_CLONES void fx_dw_block_fast(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
+                                     const float *x, const float *w, const float *b, float *y,
+                                     const float *res, int c0, int nc, int oh, int ow, float *sc)
+{
+    int k = p->kh, s = p->stride_h, pw = p->w + p->pad_l + p->pad_r;
+    int ph = p->h + p->pad_t + p->pad_b;
+    size_t in_plane = (size_t)p->h * p->w, out_plane = (size_t)oh * ow;
+    float *pp = sc, *wt = pp + (size_t)DW_LANES * ph * pw, *o = wt + DW_LANES * k * k;
+    float bias[DW_LANES] = {0};
+    for (int j = 0; j < nc; j++) {
+        const float *xc = x + (size_t)(c0 + j) * in_plane, *wc = w + (size_t)(c0 + j) * k * k;
+        for (int t = 0; t < k * k; t++)
+            wt[t * DW_LANES + j] = wc[t];
+        bias[j] = b ? b[c0 + j] : 0.0f;
+        for (int iy = 0; iy < p->h; iy++) {
+            float *dst = pp + ((size_t)(iy + p->pad_t) * pw + p->pad_l) * DW_LANES + j;
+            for (int ix = 0; ix < p->w; ix++)
+                dst[(size_t)ix * DW_LANES] = xc[(size_t)iy * p->w + ix];
+        }
+    }
+    dw_vec b0;
+    memcpy(&b0, bias, sizeof b0);
+    size_t st = (size_t)s * DW_LANES; /* from one output's taps to the next's */
+    for (int oy = 0; oy < oh; oy++) {
+        const float *row = pp + (size_t)oy * s * pw * DW_LANES;
+        float *orow = o + (size_t)oy * ow * DW_LANES;
+        int ox = 0;
+        /* four outputs at a time: four independent FMA chains (one chain
+         * ran at the FMA latency) sharing each weight load */
+        for (; ox + 4 <= ow; ox += 4) {
+            const float *q = row + (size_t)ox * st;
+            dw_vec a0 = b0, a1 = b0, a2 = b0, a3 = b0;
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    dw_vec wv = *(const dw_vec *)(wt + (ky * k + kx) * DW_LANES);
+                    const float *t = q + ((size_t)ky * pw + kx) * DW_LANES;
+                    a0 += wv * *(const dw_vec *)t;
+                    a1 += wv * *(const dw_vec *)(t + st);
+                    a2 += wv * *(const dw_vec *)(t + 2 * st);
+                    a3 += wv * *(const dw_vec *)(t + 3 * st);
+                }
+            float *d = orow + (size_t)ox * DW_LANES;
+            *(dw_vec *)d = a0, *(dw_vec *)(d + DW_LANES) = a1;
+            *(dw_vec *)(d + 2 * DW_LANES) = a2, *(dw_vec *)(d + 3 * DW_LANES) = a3;
+        }
+        for (; ox < ow; ox++) {
+            const float *q = row + (size_t)ox * st;
+            dw_vec a0 = b0;
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++)
+                    a0 += *(const dw_vec *)(wt + (ky * k + kx) * DW_LANES) *
+                          *(const dw_vec *)(q + ((size_t)ky * pw + kx) * DW_LANES);
+            *(dw_vec *)(orow + (size_t)ox * DW_LANES) = a0;
+        }
+    }
+    for (int j = 0; j < nc; j++) {
+        float *yc = y + (size_t)(c0 + j) * out_plane;
+        for (size_t i = 0; i < out_plane; i++)
+            yc[i] = o[i * DW_LANES + j];
+    }
+    /* the block's planes are contiguous in NCHW: one epilogue call */
+    size_t off = (size_t)c0 * out_plane, len = (size_t)nc * out_plane;
+    fx_conv_epilogue_apply(ep, NULL, 0, 1, (int)len, y + off, res ? res + off : NULL, len);
 }
