@@ -450,7 +450,7 @@ static void conv_depthwise(const fx_conv2d_params *p, const fx_conv_epilogue *ep
                 fx_dw_block_fast(p, ep, x + xo, w, b, y + yo, res ? res + yo : NULL, c0, nc, oh, ow,
                                  pp);
             }
-        } else
+        } else {
 #pragma omp for schedule(static)
             for (int64_t nc = 0; nc < planes; nc++) {
                 int64_t n = nc / p->c_out, oc = nc % p->c_out;
@@ -467,6 +467,7 @@ static void conv_depthwise(const fx_conv2d_params *p, const fx_conv_epilogue *ep
                 dw_plane(p, xc, wc, yp, oh, ow);
                 fx_conv_epilogue_apply(ep, b, (int)oc, 1, (int)plane, yp, rp, plane);
             }
+        }
     }
 }
 
