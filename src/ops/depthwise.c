@@ -322,6 +322,19 @@ FX_SIMD_CLONES void fx_dw_block_fast(const fx_conv2d_params *p, const fx_conv_ep
             *(dw_vec *)d = a0, *(dw_vec *)(d + DW_LANES) = a1;
             *(dw_vec *)(d + 2 * DW_LANES) = a2, *(dw_vec *)(d + 3 * DW_LANES) = a3;
         }
+        for (; ox + 2 <= ow; ox += 2) { /* the row's remainder: two chains, then one */
+            const float *q = row + (size_t)ox * st;
+            dw_vec a0 = b0, a1 = b0;
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    dw_vec wv = *(const dw_vec *)(wt + (ky * k + kx) * DW_LANES);
+                    const float *t = q + ((size_t)ky * pw + kx) * DW_LANES;
+                    a0 += wv * *(const dw_vec *)t;
+                    a1 += wv * *(const dw_vec *)(t + st);
+                }
+            float *d = orow + (size_t)ox * DW_LANES;
+            *(dw_vec *)d = a0, *(dw_vec *)(d + DW_LANES) = a1;
+        }
         for (; ox < ow; ox++) {
             const float *q = row + (size_t)ox * st;
             dw_vec a0 = b0;
