@@ -343,6 +343,8 @@ static void test_conv_fast_mt_epilogue(void)
     fx_conv2d_params cases[] = {
         conv_p(1, 5, 7, 9, 11, 1, 1, 1, 0, 1),   /* 1x1, batch 1: column chunks */
         conv_p(3, 6, 8, 7, 5, 1, 1, 1, 0, 2),    /* 1x1 groups 2 */
+        conv_p(5, 6, 9, 7, 7, 1, 1, 1, 0, 1),    /* 1x1 small planes: images side by side */
+        conv_p(3, 5, 4, 14, 15, 1, 1, 1, 0, 1),  /* ... two per sgemm, a last group of one */
         conv_p(3, 17, 9, 1, 1, 1, 1, 1, 0, 1),   /* 1x1 on 1x1 planes: one sgemm */
         conv_p(1, 3, 5, 13, 11, 3, 1, 1, 1, 1),  /* 3x3 batch 1: finer bands */
         conv_p(3, 4, 6, 9, 7, 3, 2, 1, 1, 1),    /* 3x3 stride 2 */
