@@ -67,8 +67,8 @@ static fx_graph *build_cnn(unsigned rewrites)
                      {.name = "strides", .type = FX_ATTR_INTS, .ints = k2, .n = 2}};
     fx_attr ga[1] = {{.name = "transB", .type = FX_ATTR_INT, .i = 1}};
     node(g, "conv", "Conv", (const char *[]){"x", "w", "b"}, 3, "c", ca, 1);
-    node(g, "bn", "BatchNormalization", (const char *[]){"c", "s", "beta", "m", "v"}, 5, "n",
-         NULL, 0);
+    node(g, "bn", "BatchNormalization", (const char *[]){"c", "s", "beta", "m", "v"}, 5, "n", NULL,
+         0);
     node(g, "relu", "Relu", (const char *[]){"n"}, 1, "r", NULL, 0);
     node(g, "pool", "MaxPool", (const char *[]){"r"}, 1, "p", pa, 2);
     node(g, "flat", "Flatten", (const char *[]){"p"}, 1, "f", NULL, 0);
@@ -206,8 +206,11 @@ static void test_shape_chain_folds(void)
     fx_shape scalar = {0, {0}}, one = {1, {1}};
     fx_graph_add_constant(g, "i0", FX_DT_INT64, &scalar, &zero, &err);
     fx_graph_add_constant(g, "ax0", FX_DT_INT64, &one, &zero, &err);
-    fx_attr cv = {.name = "value", .type = FX_ATTR_TENSOR, .t_dtype = FX_DT_INT64,
-                  .t_shape = one, .t_data = &minus1};
+    fx_attr cv = {.name = "value",
+                  .type = FX_ATTR_TENSOR,
+                  .t_dtype = FX_DT_INT64,
+                  .t_shape = one,
+                  .t_data = &minus1};
     fx_attr ax = {.name = "axis", .type = FX_ATTR_INT, .i = 0};
     node(g, "shape", "Shape", (const char *[]){"x"}, 1, "sh", NULL, 0);
     node(g, "gather", "Gather", (const char *[]){"sh", "i0"}, 2, "n", NULL, 0);
@@ -382,6 +385,56 @@ static void test_plan_fusion_and_profile(void)
     fx_graph_destroy(g);
 }
 
+/* x(2,5,9,7) -> Conv 1x1 (5 -> 12) -> SiLU pair -> depthwise Conv 3x3
+ * stride 2 -> Relu: the fast plan runs the 1x1 conv inside the depthwise
+ * one (only "Conv dw" in its profile), never stores the 12-channel
+ * expansion (less memory than a plan keeping it), and agrees with the
+ * reference plan; keeping the expansion stops the fusion. */
+static void test_plan_expand_dw_fusion(void)
+{
+    fx_graph *g = fx_graph_create();
+    fx_graph_set_opset(g, 13);
+    fx_shape in = shp4(-1, 5, 9, 7);
+    CHECK(fx_graph_add_input(g, "x", FX_DT_FLOAT, &in, &err) == FX_OK);
+    add_const(g, "we", shp4(12, 5, 1, 1), 21);
+    add_const(g, "be", (fx_shape){1, {12}}, 22);
+    add_const(g, "wd", shp4(12, 1, 3, 3), 23);
+    int64_t pads[4] = {1, 1, 1, 1}, strides[2] = {2, 2};
+    fx_attr da[3] = {{.name = "pads", .type = FX_ATTR_INTS, .ints = pads, .n = 4},
+                     {.name = "strides", .type = FX_ATTR_INTS, .ints = strides, .n = 2},
+                     {.name = "group", .type = FX_ATTR_INT, .i = 12}};
+    node(g, "ce", "Conv", (const char *[]){"x", "we", "be"}, 3, "c", NULL, 0);
+    node(g, "sig", "Sigmoid", (const char *[]){"c"}, 1, "sg", NULL, 0);
+    node(g, "mul", "Mul", (const char *[]){"c", "sg"}, 2, "e", NULL, 0);
+    node(g, "cd", "Conv", (const char *[]){"e", "wd"}, 2, "d", da, 3);
+    node(g, "relu", "Relu", (const char *[]){"d"}, 1, "y", NULL, 0);
+    fx_graph_add_output(g, "y", &err);
+    CHECK_MSG(fx_graph_prepare(g, 2, 9, 7, &err) == FX_OK, "%s", err.msg);
+    float x[2 * 5 * 63];
+    fill(x, 2 * 5 * 63, 17);
+    fx_plan *pr = NULL, *pf = NULL, *pk = NULL;
+    const float *yr = run_plan(g, &pr, 1, x, "y", NULL);
+    fx_plan_opts o = {.poison = 1, .profile = 1};
+    CHECK_MSG(fx_plan_create(g, &o, &pf, &err) == FX_OK, "%s", err.msg);
+    CHECK(pf && fx_plan_run(pf, x, &err) == FX_OK && fx_plan_run(pf, x, &err) == FX_OK);
+    const float *yf = pf ? fx_plan_tensor(pf, "y", NULL) : NULL;
+    CHECK(yr && yf && close_rel(yf, yr, 2 * 12 * 20, 1e-4));
+    CHECK(pf && profile_has(pf, "Conv dw") && !profile_has(pf, "Conv 1x1") &&
+          !profile_has(pf, "Mul"));
+    const char *keep[1] = {"e"};
+    fx_plan_opts ok = {.keep = keep, .n_keep = 1, .poison = 1, .profile = 1};
+    CHECK_MSG(fx_plan_create(g, &ok, &pk, &err) == FX_OK, "%s", err.msg);
+    CHECK(pk && fx_plan_run(pk, x, &err) == FX_OK);
+    const float *yk = pk ? fx_plan_tensor(pk, "y", NULL) : NULL;
+    CHECK(yk && yr && close_rel(yk, yr, 2 * 12 * 20, 1e-4));
+    CHECK(pk && profile_has(pk, "Conv 1x1") && fx_plan_tensor(pk, "e", NULL));
+    CHECK(pf && pk && fx_plan_peak_bytes(pf) < fx_plan_peak_bytes(pk));
+    fx_plan_destroy(pr);
+    fx_plan_destroy(pf);
+    fx_plan_destroy(pk);
+    fx_graph_destroy(g);
+}
+
 static void test_errors_name_the_node(void)
 {
     fx_graph *g = fx_graph_create();
@@ -411,5 +464,6 @@ int main(void)
     RUN(test_memory_plan_reuses);
     RUN(test_errors_name_the_node);
     RUN(test_plan_fusion_and_profile);
+    RUN(test_plan_expand_dw_fusion);
     return check_summary();
 }

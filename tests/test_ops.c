@@ -403,6 +403,98 @@ static double path_rel_err(const fx_conv2d_params *p, rng *r, int threads, fx_ac
     return rel;
 }
 
+/* fx_conv_expand_dw (a pointwise conv + act, then a depthwise conv + act,
+ * fused) against conv_ref + the reference activations run one after the
+ * other; max |err| / max |ref before the last act|.  -1 if a call failed. */
+static double expand_dw_rel_err(const fx_conv2d_params *pe, const fx_conv2d_params *pd, rng *r,
+                                int threads, fx_act_kind act_e, fx_act_kind act_d, int with_bias)
+{
+    int oh, ow;
+    if (fx_conv2d_out_hw(pd, &oh, &ow, NULL) != FX_OK)
+        return -1;
+    size_t nx = (size_t)pe->n * pe->c_in * pe->h * pe->w, ne = nx / pe->c_in * pe->c_out;
+    size_t ny = (size_t)pd->n * pd->c_out * oh * ow;
+    float *x = rand_buf(r, nx), *we = rand_buf(r, (size_t)pe->c_out * pe->c_in);
+    float *be = rand_buf(r, (size_t)pe->c_out), *bd = rand_buf(r, (size_t)pd->c_out);
+    float *wd = rand_buf(r, (size_t)pd->c_out * pd->kh * pd->kw), *e = malloc(sizeof(float) * ne);
+    float *y0 = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);
+    int64_t nws = fx_conv_expand_dw_ws_floats(pe, pd, threads);
+    float *ws = nws > 0 ? malloc(sizeof(float) * (size_t)nws) : NULL;
+    fx_conv_expand xe = {pe, we, with_bias ? be : NULL, act_e, -0.25f, 0.5f};
+    fx_conv_epilogue ep = {.act = act_d, .lo = -0.25f, .hi = 0.5f};
+    double rel = -1;
+    if (ws && fx_op_conv2d_ref(pe, x, we, xe.b, e) == FX_OK) {
+        ref_epilogue(e, NULL, ne, NULL, act_e);
+        if (fx_op_conv2d_ref(pd, e, wd, with_bias ? bd : NULL, y0) == FX_OK &&
+            fx_conv_expand_dw(&xe, pd, &ep, x, wd, with_bias ? bd : NULL, y1, ws, threads) ==
+                FX_OK) {
+            double err = 0, big = 0;
+            ref_epilogue(y0, NULL, ny, &big, act_d);
+            for (size_t i = 0; i < ny; i++) {
+                double d = fabs((double)y1[i] - y0[i]);
+                err = d > err || d != d ? d : err;
+            }
+            rel = big > 0 ? err / big : err;
+        }
+    }
+    free(x), free(we), free(be), free(bd), free(wd), free(e), free(y0), free(y1), free(ws);
+    return rel;
+}
+
+/* Random inverted-residual pairs: expansions of 1..40 channels (partial
+ * blocks of 8), planes 1x1..19x17 (channel blocks and single planes for
+ * the depthwise part) and a few wide ones (several expansion blocks per
+ * image), 3x3 / 5x5, stride 1 / 2, uneven pads, 1..3 threads, every act. */
+static void test_conv_expand_dw(void)
+{
+    int blas = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    rng r = {0x3f84d5b5b5470917ULL};
+    static const fx_act_kind acts[] = {FX_ACT_NONE, FX_ACT_RELU, FX_ACT_CLIP, FX_ACT_SILU};
+    int trials = FX_TEST_SMALL ? 30 : 160;
+    double worst = 0;
+    for (int t = 0; t < trials; t++) {
+        int wide = t % 10 == 0, n = rng_int(&r, 1, 3), ci = rng_int(&r, 1, 20);
+        int ce = wide ? rng_int(&r, 40, 90) : rng_int(&r, 1, 40);
+        int h = wide ? rng_int(&r, 60, 90) : rng_int(&r, 1, 19);
+        int w = wide ? rng_int(&r, 60, 90) : rng_int(&r, 1, 17), k = t % 2 ? 5 : 3;
+        fx_conv2d_params pe = conv_p(n, ci, ce, h, w, 1, 1, 1, 0, 1);
+        fx_conv2d_params pd = conv_p(n, ce, ce, h, w, k, rng_int(&r, 1, 2), 1, 0, ce);
+        pd.pad_t = rng_int(&r, 0, 2), pd.pad_b = rng_int(&r, 0, 2);
+        pd.pad_l = rng_int(&r, 0, 2), pd.pad_r = rng_int(&r, 0, 2);
+        int oh, ow;
+        if (fx_conv2d_out_hw(&pd, &oh, &ow, NULL) != FX_OK) {
+            t--; /* kernel larger than the padded input: draw again */
+            continue;
+        }
+        CHECK(fx_conv_expand_dw_applies(&pe, &pd));
+        int threads = rng_int(&r, 1, 3);
+        double e =
+            expand_dw_rel_err(&pe, &pd, &r, threads, acts[t % 4], acts[(t / 4) % 4], t % 5 != 0);
+        worst = e > worst ? e : worst;
+        CHECK_MSG(e >= 0 && e <= 1e-5, "trial %d: n%d %d->%d %dx%d k%d s%d threads %d: %g", t, n,
+                  ci, ce, h, w, k, pd.stride_h, threads, e);
+    }
+    /* Refused: a grouped or strided first conv, a non-depthwise second
+     * one, channels that do not chain; a residual on the depthwise conv. */
+    fx_conv2d_params pe = conv_p(1, 4, 8, 9, 9, 1, 1, 1, 0, 1);
+    fx_conv2d_params pd = conv_p(1, 8, 8, 9, 9, 3, 1, 1, 1, 8);
+    fx_conv2d_params bad_e = conv_p(1, 4, 8, 9, 9, 1, 2, 1, 0, 1);
+    fx_conv2d_params bad_d = conv_p(1, 8, 8, 9, 9, 3, 1, 1, 1, 1);
+    fx_conv2d_params bad_c = conv_p(1, 6, 6, 9, 9, 3, 1, 1, 1, 6);
+    CHECK(fx_conv_expand_dw_applies(&pe, &pd) && !fx_conv_expand_dw_applies(&bad_e, &pd));
+    CHECK(!fx_conv_expand_dw_applies(&pe, &bad_d) && !fx_conv_expand_dw_applies(&pe, &bad_c));
+    CHECK(fx_conv_expand_dw_ws_floats(&pe, &bad_d, 1) < 0);
+    float x[324] = {0}, we[32] = {0}, wd[72] = {0}, y[648], ws[4096], res[648] = {0};
+    fx_conv_expand xe = {&pe, we, NULL, FX_ACT_NONE, 0, 0};
+    fx_conv_epilogue with_res = {.residual = res};
+    CHECK(fx_conv_expand_dw_ws_floats(&pe, &pd, 1) <= 4096);
+    CHECK(fx_conv_expand_dw(&xe, &pd, &with_res, x, wd, NULL, y, ws, 1) == FX_ERR_USAGE);
+    CHECK(fx_conv_expand_dw(&xe, &pd, NULL, x, wd, NULL, y, ws, 1) == FX_OK);
+    fprintf(stderr, "  expand + depthwise: worst max|err| / max|ref| = %.3g\n", worst);
+    openblas_set_num_threads(blas);
+}
+
 /* Winograd F(2x2, 3x3) vs the reference: random odd planes (1x1..13x17),
  * asymmetric pads 0..2, batch 1..3, 16..64 channels (and a few below the
  * dispatch threshold, forced), every epilogue; max |err| / max |ref| <= 1e-5. */
@@ -1154,6 +1246,7 @@ int main(void)
     RUN(test_act_fast);
     RUN(test_binary_fast);
     RUN(test_silu_epilogue);
+    RUN(test_conv_expand_dw);
     RUN(test_conv_prologue);
     RUN(test_bn_pool_fast);
     RUN(test_conv_ramp);

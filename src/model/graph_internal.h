@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "fxscreen/graph.h"
+#include "ops/ops_internal.h"
 
 #define FX_FREE(p)                                                                                 \
     do {                                                                                           \
@@ -26,8 +27,8 @@ typedef struct fx_tensor {
     fx_dtype dt;
     fx_shape shape; /* inputs: declared (dims < 0 dynamic); others: after prepare */
     int shape_known;
-    void *data;     /* FX_T_CONST: owned, row-major float32 or int64 */
-    int producer;   /* FX_T_NODE: node index (valid after prepare) */
+    void *data;   /* FX_T_CONST: owned, row-major float32 or int64 */
+    int producer; /* FX_T_NODE: node index (valid after prepare) */
     int is_output;
 } fx_tensor;
 
@@ -65,11 +66,11 @@ typedef struct fx_bound {
         fx_softmax_params sm;
         fx_reduce_params red;
     } u;
-    int axis;           /* Concat, Split, Gather, Flatten axis */
-    int64_t *ints;      /* owned: Split sizes, Slice starts/steps (see ops) */
+    int axis;      /* Concat, Split, Gather, Flatten axis */
+    int64_t *ints; /* owned: Split sizes, Slice starts/steps (see ops) */
     int n_ints;
-    fx_shape s0;        /* a helper shape (Softmax pre-13 2-D view, Gather data) */
-    int kind_flag;      /* op-specific switch */
+    fx_shape s0;   /* a helper shape (Softmax pre-13 2-D view, Gather data) */
+    int kind_flag; /* op-specific switch */
 } fx_bound;
 
 typedef struct fx_node {
@@ -119,6 +120,8 @@ typedef struct fx_exec_fast {
     fx_exec x; /* first: an fx_exec * with fast == 1 points here */
     int threads;
     fx_conv_epilogue ep;
+    const fx_conv_expand *expand; /* depthwise Conv: the pointwise conv fused in front, in[0]
+                                     then being that conv's input; or NULL */
 } fx_exec_fast;
 
 static inline const fx_exec_fast *fx_exec_fast_of(const fx_exec *x)
@@ -129,8 +132,8 @@ static inline const fx_exec_fast *fx_exec_fast_of(const fx_exec *x)
 /* Op categories used by rewrites and queries. */
 enum {
     FX_OPK_OTHER = 0,
-    FX_OPK_VIEW = 1,    /* output aliases input 0 (same bytes, new shape) */
-    FX_OPK_ELTWISE = 2, /* elementwise / activation */
+    FX_OPK_VIEW = 1,      /* output aliases input 0 (same bytes, new shape) */
+    FX_OPK_ELTWISE = 2,   /* elementwise / activation */
     FX_OPK_SHAPEONLY = 4, /* folds as soon as input shapes are known (Shape) */
 };
 

@@ -35,8 +35,8 @@ static fx_status spatial_attrs(const fx_node *n, int *s, int *d, int *pads, fx_e
     return FX_OK;
 }
 
-static fx_status auto_pad(const fx_node *n, const int *in, const int *k, const int *s,
-                          const int *d, int *pads, fx_error *err)
+static fx_status auto_pad(const fx_node *n, const int *in, const int *k, const int *s, const int *d,
+                          int *pads, fx_error *err)
 {
     const char *ap = fx_attr_str(n, "auto_pad", "NOTSET");
     fx_auto_pad mode = !strcmp(ap, "SAME_UPPER")   ? FX_PAD_SAME_UPPER
@@ -50,8 +50,8 @@ static fx_status auto_pad(const fx_node *n, const int *in, const int *k, const i
         return FX_OK;
     }
     for (int a = 0; a < 2; a++) {
-        fx_status st = fx_auto_pad_resolve(mode, in[a], k[a], s[a], d[a], &pads[a], &pads[a + 2],
-                                           err);
+        fx_status st =
+            fx_auto_pad_resolve(mode, in[a], k[a], s[a], d[a], &pads[a], &pads[a + 2], err);
         if (st != FX_OK) {
             fx_error_prefix(err, "node '%s' (%s)", n->name, n->op_type);
             return st;
@@ -74,10 +74,17 @@ fx_status fx_bind_conv(fx_graph *g, fx_node *n, fx_error *err)
     int s[2], d[2], pads[4];
     if ((st = spatial_attrs(n, s, d, pads, err)) != FX_OK)
         return st;
-    *p = (fx_conv2d_params){.n = (int)x->d[0], .c_in = (int)x->d[1], .h = (int)x->d[2],
-                            .w = (int)x->d[3], .c_out = (int)w->d[0], .kh = (int)w->d[2],
-                            .kw = (int)w->d[3], .stride_h = s[0], .stride_w = s[1],
-                            .dil_h = d[0], .dil_w = d[1],
+    *p = (fx_conv2d_params){.n = (int)x->d[0],
+                            .c_in = (int)x->d[1],
+                            .h = (int)x->d[2],
+                            .w = (int)x->d[3],
+                            .c_out = (int)w->d[0],
+                            .kh = (int)w->d[2],
+                            .kw = (int)w->d[3],
+                            .stride_h = s[0],
+                            .stride_w = s[1],
+                            .dil_h = d[0],
+                            .dil_w = d[1],
                             .groups = (int)fx_attr_int(n, "group", 1)};
     int in[2] = {p->h, p->w}, k[2] = {p->kh, p->kw};
     if ((st = auto_pad(n, in, k, s, d, pads, err)) != FX_OK)
@@ -102,9 +109,13 @@ fx_status fx_bind_conv(fx_graph *g, fx_node *n, fx_error *err)
 fx_status fx_exec_conv(const fx_node *n, const fx_exec *x)
 {
     const float *b = n->n_in > 2 ? x->in[2] : NULL;
-    if (x->fast)
-        return fx_op_conv2d_fast_mt(&n->b.u.conv, &fx_exec_fast_of(x)->ep, x->in[0], x->in[1], b,
-                                    x->out[0], x->ws, fx_exec_fast_of(x)->threads);
+    const fx_exec_fast *f = x->fast ? fx_exec_fast_of(x) : NULL;
+    if (f && f->expand)
+        return fx_conv_expand_dw(f->expand, &n->b.u.conv, &f->ep, x->in[0], x->in[1], b, x->out[0],
+                                 x->ws, f->threads);
+    if (f)
+        return fx_op_conv2d_fast_mt(&n->b.u.conv, &f->ep, x->in[0], x->in[1], b, x->out[0], x->ws,
+                                    f->threads);
     return fx_op_conv2d_ref(&n->b.u.conv, x->in[0], x->in[1], b, x->out[0]);
 }
 
@@ -122,9 +133,11 @@ fx_status fx_bind_batchnorm(fx_graph *g, fx_node *n, fx_error *err)
     const fx_shape *x = &fx_in(g, n, 0)->shape;
     if (x->rank < 2)
         return NODE_ERR(err, n, FX_ERR_FORMAT, "X must have rank >= 2");
-    n->b.u.bn = (fx_batchnorm_params){.n = x->d[0], .c = x->d[1],
-                                      .spatial = x->rank > 2 ? fx_shape_numel(x) / (x->d[0] * x->d[1]) : 1,
-                                      .epsilon = fx_attr_float(n, "epsilon", 1e-5f)};
+    n->b.u.bn =
+        (fx_batchnorm_params){.n = x->d[0],
+                              .c = x->d[1],
+                              .spatial = x->rank > 2 ? fx_shape_numel(x) / (x->d[0] * x->d[1]) : 1,
+                              .epsilon = fx_attr_float(n, "epsilon", 1e-5f)};
     if (x->d[0] * x->d[1] == 0)
         n->b.u.bn.spatial = 0;
     for (int k = 1; k < 5; k++)
@@ -337,10 +350,20 @@ fx_status fx_bind_pool(fx_graph *g, fx_node *n, fx_error *err)
     if ((st = auto_pad(n, in, k, s, d, pads, err)) != FX_OK)
         return st;
     fx_pool2d_params *p = &n->b.u.pool;
-    *p = (fx_pool2d_params){.n = (int)x->d[0], .c = (int)x->d[1], .h = in[0], .w = in[1],
-                            .kh = k[0], .kw = k[1], .stride_h = s[0], .stride_w = s[1],
-                            .dil_h = d[0], .dil_w = d[1], .pad_t = pads[0], .pad_l = pads[1],
-                            .pad_b = pads[2], .pad_r = pads[3],
+    *p = (fx_pool2d_params){.n = (int)x->d[0],
+                            .c = (int)x->d[1],
+                            .h = in[0],
+                            .w = in[1],
+                            .kh = k[0],
+                            .kw = k[1],
+                            .stride_h = s[0],
+                            .stride_w = s[1],
+                            .dil_h = d[0],
+                            .dil_w = d[1],
+                            .pad_t = pads[0],
+                            .pad_l = pads[1],
+                            .pad_b = pads[2],
+                            .pad_r = pads[3],
                             .ceil_mode = (int)fx_attr_int(n, "ceil_mode", 0),
                             .count_include_pad = (int)fx_attr_int(n, "count_include_pad", 0)};
     int oh, ow;
@@ -411,8 +434,8 @@ fx_status fx_bind_gemm(fx_graph *g, fx_node *n, fx_error *err)
     p->k = p->trans_a ? a->d[0] : a->d[1];
     p->n = p->trans_b ? b->d[0] : b->d[1];
     if ((p->trans_b ? b->d[1] : b->d[0]) != p->k)
-        return NODE_ERR(err, n, FX_ERR_FORMAT, "inner dims differ (%lld vs %lld)",
-                        (long long)p->k, (long long)(p->trans_b ? b->d[1] : b->d[0]));
+        return NODE_ERR(err, n, FX_ERR_FORMAT, "inner dims differ (%lld vs %lld)", (long long)p->k,
+                        (long long)(p->trans_b ? b->d[1] : b->d[0]));
     const fx_tensor *c = fx_in(g, n, 2);
     p->c_rows = p->c_cols = 1;
     if (c && c->dt != FX_DT_FLOAT)
@@ -460,7 +483,10 @@ fx_status fx_exec_matmul(const fx_node *n, const fx_exec *x)
     const fx_matmul_params *p = &n->b.u.mm;
     if (x->fast && p->b.rank == 2 && p->a.rank >= 2) {
         fx_gemm_params gp = {.m = fx_shape_numel(&p->a) / p->a.d[p->a.rank - 1],
-                             .k = p->b.d[0], .n = p->b.d[1], .alpha = 1.0f, .beta = 0.0f};
+                             .k = p->b.d[0],
+                             .n = p->b.d[1],
+                             .alpha = 1.0f,
+                             .beta = 0.0f};
         if (gp.m > 0 && gp.k > 0 && gp.n > 0)
             return fx_op_gemm_fast(&gp, x->in[0], x->in[1], NULL, x->out[0]);
     }

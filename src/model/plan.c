@@ -10,6 +10,9 @@
  * pre-activation layers: the BN output is never written), and so does a
  * squeeze-excitation Mul(x, gate (N, C, 1, 1)) (EfficientNet's), and a
  * channel Concat that only such a BN reads (DenseNet's growing concats).
+ * A pointwise Conv (+ its activation) read only by a depthwise Conv runs
+ * inside it (fx_conv_expand_dw: MobileNetV2 / EfficientNet's expansion,
+ * whose output, the widest tensor of the block, is then never written).
  * The skipped intermediates get no memory.  This is done here, not as a
  * graph rewrite, because only the plan knows which tensors the caller
  * keeps (opts->keep): those are never fused away.
@@ -42,6 +45,7 @@ typedef struct plan_fuse {
     int pre_relu;      /* ... followed by Relu */
     int gate;          /* Conv prologue: (N, C_in, 1, 1) tensor scaling the input, or -1 */
     int cat;           /* Conv prologue: the Concat node whose inputs it reads, or -1 */
+    int expand;        /* depthwise Conv: the pointwise Conv node run inside it, or -1 */
     const float **src; /* ... their buffers (filled per run) and channels (owned) */
     int *src_c;
     fx_act_kind act; /* activation applied in the epilogue */
@@ -102,6 +106,11 @@ static void liveness(fx_plan *p, int *def, int *last)
         }
         for (int k = 0; f->cat >= 0 && k < g->nodes[f->cat].n_in; k++) {
             int t = g->nodes[f->cat].in[k]; /* the fused Concat's pieces */
+            if (is_runtime(g, t) && last[p->root[t]] < s)
+                last[p->root[t]] = s;
+        }
+        for (int k = 1; f->expand >= 0 && k < g->nodes[f->expand].n_in; k++) {
+            int t = g->nodes[f->expand].in[k]; /* the fused expansion's weights, bias */
             if (is_runtime(g, t) && last[p->root[t]] < s)
                 last[p->root[t]] = s;
         }
@@ -296,6 +305,36 @@ static void fuse_gate(fx_plan *p, int m)
     }
 }
 
+/* Depthwise Conv d whose input is, alone, the output (after its fused
+ * activation) of a pointwise Conv e with no residual and no prologue:
+ * d runs e inside (fx_conv_expand_dw) and reads e's input; e is not run
+ * and its output never written.  d must have no residual either. */
+static void fuse_expand(fx_plan *p, int d)
+{
+    const fx_graph *g = p->g;
+    const fx_node *n = &g->nodes[d];
+    plan_fuse *f = &p->fuse[d];
+    if (strcmp(n->op_type, "Conv") || f->skip || f->res >= 0 || f->pre || f->gate >= 0 ||
+        f->in0 < 0 || g->t[f->in0].kind != FX_T_NODE)
+        return;
+    int e = -1; /* the node that writes d's input: its producer, or a Conv fused up to it */
+    for (int i = 0; i < g->n_nodes && e < 0; i++)
+        if (!p->fuse[i].skip && g->nodes[i].n_out && p->fuse[i].out == f->in0)
+            e = i;
+    if (e < 0 || strcmp(g->nodes[e].op_type, "Conv") || p->fuse[e].res >= 0 || p->fuse[e].pre ||
+        p->fuse[e].gate >= 0 || p->fuse[e].in0 != g->nodes[e].in[0] ||
+        sole_consumer(p, f->in0) != d)
+        return;
+    const fx_conv2d_params *pe = &g->nodes[e].b.u.conv, *pd = &n->b.u.conv;
+    if (fx_conv_fast_path(pe, p->threads) != FX_CONV_POINTWISE ||
+        fx_conv_fast_path(pd, p->threads) != FX_CONV_DEPTHWISE ||
+        !fx_conv_expand_dw_applies(pe, pd))
+        return;
+    f->expand = e;
+    f->in0 = p->fuse[e].in0;
+    p->fuse[e].skip = 1;
+}
+
 static void plan_fusion(fx_plan *p)
 {
     const fx_graph *g = p->g;
@@ -304,7 +343,8 @@ static void plan_fusion(fx_plan *p)
                                  .in0 = g->nodes[i].n_in ? g->nodes[i].in[0] : -1,
                                  .res = -1,
                                  .gate = -1,
-                                 .cat = -1};
+                                 .cat = -1,
+                                 .expand = -1};
     if (!p->fast)
         return; /* reference plans run the graph as it is */
     for (int i = 0; i < g->n_nodes; i++) {
@@ -349,6 +389,8 @@ static void plan_fusion(fx_plan *p)
     }
     for (int i = 0; i < g->n_nodes; i++)
         fuse_gate(p, i);
+    for (int i = 0; i < g->n_nodes; i++)
+        fuse_expand(p, i);
 }
 
 static fx_status mark_keep(fx_plan *p, const fx_plan_opts *o, fx_error *err)
@@ -376,7 +418,10 @@ static fx_status reserve(fx_plan *p, fx_error *err)
         if (n->n_out > p->max_io)
             p->max_io = n->n_out;
         if (p->fast && !strcmp(n->op_type, "Conv")) {
-            int64_t w = fx_conv2d_fast_ws_floats_mt(&n->b.u.conv, p->threads);
+            int e = p->fuse[i].expand;
+            int64_t w = e >= 0 ? fx_conv_expand_dw_ws_floats(&g->nodes[e].b.u.conv, &n->b.u.conv,
+                                                             p->threads)
+                               : fx_conv2d_fast_ws_floats_mt(&n->b.u.conv, p->threads);
             ws = w > ws ? w : ws;
         }
     }
@@ -535,12 +580,24 @@ fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err)
         int c_in = f->pre ? n->b.u.conv.c_in : 0, n_src = f->cat >= 0 ? g->nodes[f->cat].n_in : 0;
         for (int k = 0; k < n_src; k++)
             f->src[k] = buffer_of(p, g->nodes[f->cat].in[k]);
+        fx_conv_expand xe = {0};
+        if (f->expand >= 0) {
+            const fx_node *en = &g->nodes[f->expand];
+            const plan_fuse *ef = &p->fuse[f->expand];
+            xe = (fx_conv_expand){&en->b.u.conv,
+                                  buffer_of(p, en->in[1]),
+                                  en->n_in > 2 && en->in[2] >= 0 ? buffer_of(p, en->in[2]) : NULL,
+                                  ef->act,
+                                  ef->lo,
+                                  ef->hi};
+        }
         fx_exec_fast x = {{g, p->inb, p->outb, p->ws, p->fast},
                           p->threads,
                           {f->res >= 0 ? buffer_of(p, f->res) : NULL, f->act, f->lo, f->hi,
                            f->gate >= 0 ? buffer_of(p, f->gate) : f->pre,
                            f->pre ? f->pre + c_in : NULL, f->pre_relu, f->gate >= 0, f->src,
-                           f->src_c, n_src}};
+                           f->src_c, n_src},
+                          f->expand >= 0 ? &xe : NULL};
         double t0 = p->profile ? now_s() : 0.0;
         fx_status st = n->def->exec(n, &x.x);
         if (p->profile)

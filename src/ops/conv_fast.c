@@ -554,6 +554,78 @@ static void conv_depthwise(const fx_conv2d_params *p, const fx_conv_epilogue *ep
     }
 }
 
+/* Expanded channels per block of fx_conv_expand_dw: about 256 KiB of
+ * the expanded plane (half of this EPYC's L2), a multiple of DW_LANES. */
+#define XDW_BLOCK_FLOATS (1 << 16)
+
+static int xdw_block(const fx_conv2d_params *pd)
+{
+    int hw = pd->h * pd->w, cb = XDW_BLOCK_FLOATS / (hw > 0 ? hw : 1) / DW_LANES * DW_LANES;
+    int all = (pd->c_in + DW_LANES - 1) / DW_LANES * DW_LANES;
+    return cb < DW_LANES ? DW_LANES : cb > all ? all : cb;
+}
+
+int fx_conv_expand_dw_applies(const fx_conv2d_params *pe, const fx_conv2d_params *pd)
+{
+    return is_pointwise(pe) && pe->groups == 1 && fx_dw_fast_applies(pd) && pe->n == pd->n &&
+           pe->c_out == pd->c_in && pe->h == pd->h && pe->w == pd->w;
+}
+
+int64_t fx_conv_expand_dw_ws_floats(const fx_conv2d_params *pe, const fx_conv2d_params *pd,
+                                    int threads)
+{
+    if (!fx_conv_expand_dw_applies(pe, pd))
+        return -1;
+    int64_t slot = (int64_t)xdw_block(pd) * pd->h * pd->w + (int64_t)fx_dw_scratch_floats(pd);
+    return slot * (threads > 1 ? threads : 1);
+}
+
+fx_status fx_conv_expand_dw(const fx_conv_expand *e, const fx_conv2d_params *pd,
+                            const fx_conv_epilogue *ep, const float *x, const float *wd,
+                            const float *bd, float *y, float *ws, int threads)
+{
+    const fx_conv2d_params *pe = e->p;
+    int oh, ow;
+    if (!fx_conv_expand_dw_applies(pe, pd) || !ws || threads < 1 || (ep && ep->residual) ||
+        fx_conv2d_out_hw(pd, &oh, &ow, NULL) != FX_OK)
+        return FX_ERR_USAGE;
+    int hw = pd->h * pd->w, cb = xdw_block(pd), ce = pd->c_in, kk = pd->kh * pd->kw;
+    int nblk = (ce + cb - 1) / cb, blocked = fx_dw_block_applies(pd);
+    size_t out_plane = (size_t)oh * ow, dws = fx_dw_scratch_floats(pd);
+    size_t slot = (size_t)cb * hw + dws;
+    fx_conv_epilogue epe = {.act = e->act, .lo = e->lo, .hi = e->hi};
+    int64_t tasks = (int64_t)pd->n * nblk;
+#pragma omp parallel num_threads(threads)
+    {
+        float *eb = ws + slot * (size_t)fx_omp_thread_num(), *pp = eb + (size_t)cb * hw;
+        memset(pp, 0, dws * sizeof *pp); /* the depthwise pads, never written */
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < tasks; t++) {
+            int n = (int)(t / nblk), c0 = (int)(t % nblk) * cb;
+            int nc = ce - c0 < cb ? ce - c0 : cb;
+            /* the block's expanded planes: act(W[c0 .. c0 + nc) x + b) */
+            bias_rows(e->b ? e->b + c0 : NULL, nc, hw, eb, (size_t)hw);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, hw, pe->c_in, 1.0f,
+                        e->w + (size_t)c0 * pe->c_in, pe->c_in, x + (size_t)n * pe->c_in * hw, hw,
+                        e->b ? 1.0f : 0.0f, eb, hw);
+            fx_conv_epilogue_apply(&epe, NULL, 0, nc, hw, eb, NULL, (size_t)hw);
+            /* then the depthwise conv on them, the block as its own image */
+            const float *wb = wd + (size_t)c0 * kk, *bb = bd ? bd + c0 : NULL;
+            float *yb = y + ((size_t)n * ce + c0) * out_plane;
+            for (int j = 0; j < nc; j += blocked ? DW_LANES : 1) {
+                if (blocked)
+                    fx_dw_block_fast(pd, ep, eb, wb, bb, yb, NULL, j,
+                                     nc - j < DW_LANES ? nc - j : DW_LANES, oh, ow, pp);
+                else
+                    fx_dw_plane_fast(pd, ep, eb + (size_t)j * hw, wb + (size_t)j * kk,
+                                     bb ? bb[j] : 0.0f, yb + (size_t)j * out_plane, NULL, oh, ow,
+                                     pp);
+            }
+        }
+    }
+    return FX_OK;
+}
+
 fx_status fx_conv_fast_mt_path(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
                                const float *x, const float *w, const float *b, float *y, float *ws,
                                int threads, fx_conv_path path)

@@ -102,6 +102,27 @@ void fx_dw_block_fast(const fx_conv2d_params *p, const fx_conv_epilogue *ep, con
                       const float *w, const float *b, float *y, const float *res, int c0, int nc,
                       int oh, int ow, float *sc);
 
+/* Expand-then-depthwise fused (the inverted residual of MobileNetV2 and
+ * EfficientNet): a pointwise conv pe (groups 1, its activation only) whose
+ * output only the depthwise conv pd reads.  fx_conv_expand_dw runs, per
+ * image and block of expanded channels, the pointwise sgemm into scratch
+ * and the depthwise kernel on it while it is in L2: the expanded tensor
+ * (e.g. 96 x 112 x 112 floats a image) is never written to memory.  x:
+ * pe's input (N, C_in, H, W); y: pd's output; ep: pd's epilogue
+ * (activation only, no residual).  ws: fx_conv_expand_dw_ws_floats. */
+typedef struct fx_conv_expand {
+    const fx_conv2d_params *p;
+    const float *w, *b; /* (C_exp, C_in), (C_exp) or NULL */
+    fx_act_kind act;
+    float lo, hi; /* FX_ACT_CLIP bounds */
+} fx_conv_expand;
+int fx_conv_expand_dw_applies(const fx_conv2d_params *pe, const fx_conv2d_params *pd);
+int64_t fx_conv_expand_dw_ws_floats(const fx_conv2d_params *pe, const fx_conv2d_params *pd,
+                                    int threads);
+fx_status fx_conv_expand_dw(const fx_conv_expand *e, const fx_conv2d_params *pd,
+                            const fx_conv_epilogue *ep, const float *x, const float *wd,
+                            const float *bd, float *y, float *ws, int threads);
+
 /* Hot loops get an AVX2 + FMA clone (x86-64-v3) beside the generic
  * x86-64 one; glibc's loader picks one by CPU at startup (gcc
  * target_clones, an ifunc), so the build stays portable.  The static
