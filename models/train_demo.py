@@ -821,7 +821,7 @@ def main():
     ap.add_argument("--lr-whole", type=float, default=5e-4, help="whole-image peak LR (one-cycle)")
     ap.add_argument("--init", default="",
                     help="skip phase 1: start from this saved state_dict (e.g. build/demo-train/phase1.pt)")
-    ap.add_argument("--hard-steps", type=int, default=2000, help="hard-negative phase steps (0: none)")
+    ap.add_argument("--hard-steps", type=int, default=4000, help="hard-negative phase steps (0: none)")
     ap.add_argument("--hard-frac", type=float, default=0.35,
                     help="hard phase: share of crops centred on mined hard negatives")
     ap.add_argument("--hard-every", type=int, default=250, help="hard phase: mine every K steps")
