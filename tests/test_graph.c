@@ -386,10 +386,11 @@ static void test_plan_fusion_and_profile(void)
 }
 
 /* x(2,5,9,7) -> Conv 1x1 (5 -> 12) -> SiLU pair -> depthwise Conv 3x3
- * stride 2 -> Relu: the fast plan runs the 1x1 conv inside the depthwise
- * one (only "Conv dw" in its profile), never stores the 12-channel
- * expansion (less memory than a plan keeping it), and agrees with the
- * reference plan; keeping the expansion stops the fusion. */
+ * stride 2 -> Relu -> y, and GlobalAveragePool(y) -> gp: the fast plan
+ * runs the 1x1 conv inside the depthwise one and takes the pool there too
+ * (only "Conv dw" in its profile), never stores the 12-channel expansion
+ * (less memory than a plan keeping it), and agrees with the reference
+ * plan; keeping the expansion stops that fusion, not the pool's. */
 static void test_plan_expand_dw_fusion(void)
 {
     fx_graph *g = fx_graph_create();
@@ -408,7 +409,9 @@ static void test_plan_expand_dw_fusion(void)
     node(g, "mul", "Mul", (const char *[]){"c", "sg"}, 2, "e", NULL, 0);
     node(g, "cd", "Conv", (const char *[]){"e", "wd"}, 2, "d", da, 3);
     node(g, "relu", "Relu", (const char *[]){"d"}, 1, "y", NULL, 0);
+    node(g, "gap", "GlobalAveragePool", (const char *[]){"y"}, 1, "gp", NULL, 0);
     fx_graph_add_output(g, "y", &err);
+    fx_graph_add_output(g, "gp", &err);
     CHECK_MSG(fx_graph_prepare(g, 2, 9, 7, &err) == FX_OK, "%s", err.msg);
     float x[2 * 5 * 63];
     fill(x, 2 * 5 * 63, 17);
@@ -420,7 +423,10 @@ static void test_plan_expand_dw_fusion(void)
     const float *yf = pf ? fx_plan_tensor(pf, "y", NULL) : NULL;
     CHECK(yr && yf && close_rel(yf, yr, 2 * 12 * 20, 1e-4));
     CHECK(pf && profile_has(pf, "Conv dw") && !profile_has(pf, "Conv 1x1") &&
-          !profile_has(pf, "Mul"));
+          !profile_has(pf, "Mul") && !profile_has(pf, "GlobalAveragePool"));
+    const float *gr = pr ? fx_plan_tensor(pr, "gp", NULL) : NULL;
+    const float *gf = pf ? fx_plan_tensor(pf, "gp", NULL) : NULL;
+    CHECK(gr && gf && close_rel(gf, gr, 2 * 12, 1e-4));
     const char *keep[1] = {"e"};
     fx_plan_opts ok = {.keep = keep, .n_keep = 1, .poison = 1, .profile = 1};
     CHECK_MSG(fx_plan_create(g, &ok, &pk, &err) == FX_OK, "%s", err.msg);
@@ -428,6 +434,8 @@ static void test_plan_expand_dw_fusion(void)
     const float *yk = pk ? fx_plan_tensor(pk, "y", NULL) : NULL;
     CHECK(yk && yr && close_rel(yk, yr, 2 * 12 * 20, 1e-4));
     CHECK(pk && profile_has(pk, "Conv 1x1") && fx_plan_tensor(pk, "e", NULL));
+    CHECK(pk && !profile_has(pk, "GlobalAveragePool") && gr &&
+          close_rel(fx_plan_tensor(pk, "gp", NULL), gr, 2 * 12, 1e-4));
     CHECK(pf && pk && fx_plan_peak_bytes(pf) < fx_plan_peak_bytes(pk));
     fx_plan_destroy(pr);
     fx_plan_destroy(pf);

@@ -403,6 +403,62 @@ static double path_rel_err(const fx_conv2d_params *p, rng *r, int threads, fx_ac
     return rel;
 }
 
+/* The depthwise path's fused GlobalAveragePool (fx_conv_epilogue.gap):
+ * the means of the planes it wrote, against fx_op_global_avgpool_ref of
+ * that output; both ways of the kernel (channel blocks, single planes),
+ * the generic loop (dilation 2), the expand + depthwise pair; refused on
+ * the other paths. */
+static void test_conv_dw_gap(void)
+{
+    int blas = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    rng r = {0x8be3a1c58ec3a3a7ULL};
+    fx_conv2d_params cases[] = {
+        conv_p(3, 19, 19, 14, 14, 5, 1, 1, 2, 19), /* channel blocks */
+        conv_p(2, 5, 5, 40, 37, 3, 2, 1, 1, 5),    /* single planes, stride 2 */
+        conv_p(2, 4, 4, 9, 8, 3, 1, 2, 2, 4),      /* dilation 2: the generic loop */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const fx_conv2d_params *p = &cases[i];
+        int oh, ow;
+        CHECK(fx_conv2d_out_hw(p, &oh, &ow, NULL) == FX_OK);
+        size_t nx = (size_t)p->n * p->c_in * p->h * p->w, ny = (size_t)p->n * p->c_out * oh * ow;
+        float *x = rand_buf(&r, nx), *w = rand_buf(&r, (size_t)p->c_out * p->kh * p->kw);
+        float *y = malloc(sizeof(float) * ny), *g = malloc(sizeof(float) * p->n * p->c_out);
+        float *want = malloc(sizeof(float) * p->n * p->c_out);
+        int64_t nws = fx_conv_fast_ws_floats_path(p, 2, FX_CONV_DEPTHWISE);
+        float *ws = malloc(sizeof(float) * (size_t)(nws > 0 ? nws : 1));
+        fx_conv_epilogue ep = {.act = FX_ACT_SILU, .gap = g};
+        fx_global_pool_params gp = {p->n, p->c_out, (int64_t)oh * ow};
+        CHECK(fx_conv_fast_mt_path(p, &ep, x, w, NULL, y, ws, 2, FX_CONV_DEPTHWISE) == FX_OK);
+        CHECK(fx_op_global_avgpool_ref(&gp, y, want) == FX_OK);
+        CHECK_MSG(near_all(g, want, (size_t)(p->n * p->c_out), 1e-6f, 2e-7f, "gap"), "case %zu", i);
+        free(x), free(w), free(y), free(g), free(want), free(ws);
+    }
+    /* the expand + depthwise pair */
+    fx_conv2d_params pe = conv_p(2, 6, 21, 13, 11, 1, 1, 1, 0, 1);
+    fx_conv2d_params pd = conv_p(2, 21, 21, 13, 11, 3, 2, 1, 1, 21);
+    int oh, ow;
+    CHECK(fx_conv2d_out_hw(&pd, &oh, &ow, NULL) == FX_OK);
+    size_t ny = (size_t)2 * 21 * oh * ow;
+    float *x = rand_buf(&r, 2 * 6 * 143), *we = rand_buf(&r, 21 * 6), *wd = rand_buf(&r, 21 * 9);
+    float *y = malloc(sizeof(float) * ny), g[42], want[42];
+    float *ws = malloc(sizeof(float) * (size_t)fx_conv_expand_dw_ws_floats(&pe, &pd, 2));
+    fx_conv_expand xe = {&pe, we, NULL, FX_ACT_RELU, 0, 0};
+    fx_conv_epilogue ep = {.act = FX_ACT_RELU, .gap = g};
+    fx_global_pool_params gp = {2, 21, (int64_t)oh * ow};
+    CHECK(fx_conv_expand_dw(&xe, &pd, &ep, x, wd, NULL, y, ws, 2) == FX_OK);
+    CHECK(fx_op_global_avgpool_ref(&gp, y, want) == FX_OK);
+    CHECK(near_all(g, want, 42, 1e-6f, 2e-7f, "expand gap"));
+    /* refused where it does not run */
+    fx_conv2d_params pw = conv_p(1, 4, 3, 5, 5, 1, 1, 1, 0, 1);
+    float wp[12] = {0}, yp[75];
+    CHECK(fx_conv_fast_mt_path(&pw, &ep, x, wp, NULL, yp, ws, 1, FX_CONV_POINTWISE) ==
+          FX_ERR_USAGE);
+    free(x), free(we), free(wd), free(y), free(ws);
+    openblas_set_num_threads(blas);
+}
+
 /* fx_conv_expand_dw (a pointwise conv + act, then a depthwise conv + act,
  * fused) against conv_ref + the reference activations run one after the
  * other; max |err| / max |ref before the last act|.  -1 if a call failed. */
@@ -1247,6 +1303,7 @@ int main(void)
     RUN(test_binary_fast);
     RUN(test_silu_epilogue);
     RUN(test_conv_expand_dw);
+    RUN(test_conv_dw_gap);
     RUN(test_conv_prologue);
     RUN(test_bn_pool_fast);
     RUN(test_conv_ramp);

@@ -139,6 +139,11 @@ typedef struct fx_conv_epilogue {
     const float *const *pre_src;
     const int *pre_src_c;
     int n_pre_src;
+    /* Depthwise path only (FX_ERR_USAGE elsewhere): gap[n * C_out + c] =
+     * the mean of output plane (n, c), after the activation, taken while
+     * the plane is in cache (a GlobalAveragePool reading this conv's
+     * output, EfficientNet's squeeze-excitation); NULL: none. */
+    float *gap;
 } fx_conv_epilogue;
 
 /* Scratch floats fx_op_conv2d_fast_mt needs for p with up to `threads`

@@ -13,6 +13,9 @@
  * A pointwise Conv (+ its activation) read only by a depthwise Conv runs
  * inside it (fx_conv_expand_dw: MobileNetV2 / EfficientNet's expansion,
  * whose output, the widest tensor of the block, is then never written).
+ * A GlobalAveragePool of a depthwise Conv's output is taken by that conv,
+ * plane by plane while in cache (EfficientNet's squeeze-excitation); the
+ * pool is not run.
  * The skipped intermediates get no memory.  This is done here, not as a
  * graph rewrite, because only the plan knows which tensors the caller
  * keeps (opts->keep): those are never fused away.
@@ -46,6 +49,7 @@ typedef struct plan_fuse {
     int gate;          /* Conv prologue: (N, C_in, 1, 1) tensor scaling the input, or -1 */
     int cat;           /* Conv prologue: the Concat node whose inputs it reads, or -1 */
     int expand;        /* depthwise Conv: the pointwise Conv node run inside it, or -1 */
+    int gap;           /* depthwise Conv: the GlobalAveragePool output it also writes, or -1 */
     const float **src; /* ... their buffers (filled per run) and channels (owned) */
     int *src_c;
     fx_act_kind act; /* activation applied in the epilogue */
@@ -121,6 +125,8 @@ static void liveness(fx_plan *p, int *def, int *last)
             if (!view)
                 def[t] = s, last[t] = s;
         }
+        if (f->gap >= 0) /* the fused pool's output, written by this node */
+            p->root[f->gap] = f->gap, def[f->gap] = s, last[f->gap] = s;
     }
     for (int t = 0; t < g->n_t; t++)
         if (p->keep[t] && p->root[t] >= 0)
@@ -335,6 +341,30 @@ static void fuse_expand(fx_plan *p, int d)
     p->fuse[e].skip = 1;
 }
 
+/* GlobalAveragePool node m of a tensor that a depthwise Conv writes (its
+ * fused chain's last): the conv takes the means (fx_conv_epilogue.gap)
+ * and the pool is not run.  The tensor itself is still written (the
+ * squeeze-excitation Mul reads it too). */
+static void fuse_gap(fx_plan *p, int m)
+{
+    const fx_graph *g = p->g;
+    const fx_node *n = &g->nodes[m];
+    if (strcmp(n->op_type, "GlobalAveragePool") || p->fuse[m].skip || n->n_in != 1 ||
+        n->n_out != 1 || g->t[n->in[0]].shape.rank != 4 || g->t[n->in[0]].dt != FX_DT_FLOAT)
+        return;
+    for (int d = 0; d < m; d++) {
+        const fx_node *c = &g->nodes[d];
+        if (p->fuse[d].skip || p->fuse[d].out != n->in[0] || strcmp(c->op_type, "Conv"))
+            continue;
+        if (fx_conv_fast_path(&c->b.u.conv, p->threads) == FX_CONV_DEPTHWISE &&
+            p->fuse[d].gap < 0) {
+            p->fuse[d].gap = n->out[0];
+            p->fuse[m].skip = 1;
+        }
+        return;
+    }
+}
+
 static void plan_fusion(fx_plan *p)
 {
     const fx_graph *g = p->g;
@@ -344,7 +374,8 @@ static void plan_fusion(fx_plan *p)
                                  .res = -1,
                                  .gate = -1,
                                  .cat = -1,
-                                 .expand = -1};
+                                 .expand = -1,
+                                 .gap = -1};
     if (!p->fast)
         return; /* reference plans run the graph as it is */
     for (int i = 0; i < g->n_nodes; i++) {
@@ -391,6 +422,8 @@ static void plan_fusion(fx_plan *p)
         fuse_gate(p, i);
     for (int i = 0; i < g->n_nodes; i++)
         fuse_expand(p, i);
+    for (int i = 0; i < g->n_nodes; i++)
+        fuse_gap(p, i);
 }
 
 static fx_status mark_keep(fx_plan *p, const fx_plan_opts *o, fx_error *err)
@@ -596,7 +629,7 @@ fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err)
                           {f->res >= 0 ? buffer_of(p, f->res) : NULL, f->act, f->lo, f->hi,
                            f->gate >= 0 ? buffer_of(p, f->gate) : f->pre,
                            f->pre ? f->pre + c_in : NULL, f->pre_relu, f->gate >= 0, f->src,
-                           f->src_c, n_src},
+                           f->src_c, n_src, f->gap >= 0 ? buffer_of(p, f->gap) : NULL},
                           f->expand >= 0 ? &xe : NULL};
         double t0 = p->profile ? now_s() : 0.0;
         fx_status st = n->def->exec(n, &x.x);

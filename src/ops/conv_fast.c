@@ -514,6 +514,7 @@ static void conv_depthwise(const fx_conv2d_params *p, const fx_conv_epilogue *ep
     int64_t planes = (int64_t)p->n * p->c_out;
     size_t plane = (size_t)oh * ow;
     const float *res = ep ? ep->residual : NULL;
+    float *gap = ep ? ep->gap : NULL;
     size_t slot = fx_dw_fast_applies(p) && ws ? fx_dw_scratch_floats(p) : 0;
     int blocks = slot && fx_dw_block_applies(p) ? (p->c_out + DW_LANES - 1) / DW_LANES : 0;
 #pragma omp parallel num_threads(team)
@@ -532,6 +533,8 @@ static void conv_depthwise(const fx_conv2d_params *p, const fx_conv_epilogue *ep
                 size_t xo = (size_t)n * p->c_in * p->h * p->w, yo = (size_t)n * p->c_out * plane;
                 fx_dw_block_fast(p, ep, x + xo, w, b, y + yo, res ? res + yo : NULL, c0, nc, oh, ow,
                                  pp);
+                for (int j = 0; gap && j < nc; j++) /* the block's planes, still in cache */
+                    gap[n * p->c_out + c0 + j] = fx_plane_mean(y + yo + (c0 + j) * plane, plane);
             }
         } else {
 #pragma omp for schedule(static)
@@ -543,12 +546,14 @@ static void conv_depthwise(const fx_conv2d_params *p, const fx_conv_epilogue *ep
                 const float *rp = res ? res + (size_t)nc * plane : NULL;
                 if (pp) {
                     fx_dw_plane_fast(p, ep, xc, wc, b ? b[oc] : 0.0f, yp, rp, oh, ow, pp);
-                    continue;
+                } else {
+                    for (size_t i = 0; i < plane; i++)
+                        yp[i] = 0.0f;
+                    dw_plane(p, xc, wc, yp, oh, ow);
+                    fx_conv_epilogue_apply(ep, b, (int)oc, 1, (int)plane, yp, rp, plane);
                 }
-                for (size_t i = 0; i < plane; i++)
-                    yp[i] = 0.0f;
-                dw_plane(p, xc, wc, yp, oh, ow);
-                fx_conv_epilogue_apply(ep, b, (int)oc, 1, (int)plane, yp, rp, plane);
+                if (gap) /* the plane, still in cache */
+                    gap[nc] = fx_plane_mean(yp, plane);
             }
         }
     }
@@ -621,6 +626,9 @@ fx_status fx_conv_expand_dw(const fx_conv_expand *e, const fx_conv2d_params *pd,
                                      bb ? bb[j] : 0.0f, yb + (size_t)j * out_plane, NULL, oh, ow,
                                      pp);
             }
+            for (int j = 0; ep && ep->gap && j < nc; j++) /* the block's planes, in cache */
+                ep->gap[(size_t)n * ce + c0 + j] =
+                    fx_plane_mean(yb + (size_t)j * out_plane, (int64_t)out_plane);
         }
     }
     return FX_OK;
@@ -644,7 +652,9 @@ fx_status fx_conv_fast_mt_path(const fx_conv2d_params *p, const fx_conv_epilogue
         return FX_ERR_USAGE;
     path = run;
     if (pre && (path != FX_CONV_POINTWISE || p->groups != 1))
-        return FX_ERR_USAGE;       /* the prologue runs on pointwise column chunks only */
+        return FX_ERR_USAGE; /* the prologue runs on pointwise column chunks only */
+    if (ep && ep->gap && path != FX_CONV_DEPTHWISE)
+        return FX_ERR_USAGE;       /* the fused mean: depthwise planes only */
     if (ep && ep->n_pre_src > 0) { /* pieces: only with a prologue, channels adding up */
         int sum = 0, ok = pre;
         for (int k = 0; ok && k < ep->n_pre_src; k++) {

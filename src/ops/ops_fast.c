@@ -274,15 +274,7 @@ FX_SIMD_CLONES fx_status fx_op_global_avgpool_fast(const fx_global_pool_params *
         return FX_ERR_USAGE;
     int64_t planes = p->n * p->c;
 #pragma omp parallel for schedule(static) if (planes * p->spatial >= PAR_MIN)
-    for (int64_t nc = 0; nc < planes; nc++) {
-        /* A double sum like the reference's, in SIMD lanes: the order
-         * differs, the float result by at most an ulp or so. */
-        double s = 0.0;
-        const float *xp = x + nc * p->spatial;
-#pragma omp simd reduction(+ : s)
-        for (int64_t i = 0; i < p->spatial; i++)
-            s += xp[i];
-        y[nc] = (float)(s / p->spatial);
-    }
+    for (int64_t nc = 0; nc < planes; nc++)
+        y[nc] = fx_plane_mean(x + nc * p->spatial, p->spatial);
     return FX_OK;
 }

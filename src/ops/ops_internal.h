@@ -139,6 +139,17 @@ fx_status fx_conv_expand_dw(const fx_conv_expand *e, const fx_conv2d_params *pd,
 #endif
 #define FX_OPS_INLINE static inline __attribute__((always_inline))
 
+/* The mean of x[0 .. n): a double sum like the references', in SIMD lanes
+ * (the order differs; the float result by at most an ulp or so). */
+FX_OPS_INLINE float fx_plane_mean(const float *x, int64_t n)
+{
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; i++)
+        s += x[i];
+    return (float)(s / (double)n);
+}
+
 /* For functions whose loops call fx_ops_expf: with the default
  * -ftrapping-math gcc will not if-convert the clamps below (a compare may
  * raise FE_INVALID), so the loop stays scalar; nothing in fxscreen reads
