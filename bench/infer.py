@@ -8,7 +8,9 @@ ru_maxrss of its own process image) is its own:
   fxscreen     build/bench/infer_fx on the exported ONNX (library code)
   pytorch      torch eager, torch.set_num_threads(cores), inference_mode
   onnxruntime  CPUExecutionProvider, intra_op_num_threads = cores, ORT_ENABLE_ALL
-Each: warm-up runs, then the median of >= 3 timed runs (and >= --min-seconds).
+Each: warm-up runs, then the median of >= 3 timed runs (and >= --min-seconds);
+the whole grid is run --rounds times (default 3), interleaved, and the table
+gives the median over rounds and the range of the per-round fx / ort ratios.
 All engines use the same thread count (all cores by default).  The ONNX files
 are torch.onnx.export defaults (opset 13, eval mode, dynamic batch axis),
 cached in BUILD/bench-infer/.
@@ -128,6 +130,8 @@ def main():
     ap.add_argument("--min-seconds", type=float, default=2.0)
     ap.add_argument("--build", default=os.environ.get("FX_BUILD", "build"))
     ap.add_argument("--engines", default="fxscreen,pytorch,onnxruntime")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="interleaved rounds over all (model, batch, engine) cells")
     a = ap.parse_args()
     if a.worker == "export":
         print(export(a.build, a.model, a.size))
@@ -147,56 +151,86 @@ def main():
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads))
     common = ["--size", str(a.size), "--warmup", str(a.warmup), "--reps", str(a.reps),
               "--min-seconds", str(a.min_seconds)]
-    rows = []
     t0 = time.time()
+    paths = {}
     for name in a.models.split(","):
-        path = subprocess.run([sys.executable, __file__, "--worker", "export", "--model", name,
-                               "--size", str(a.size), "--build", a.build], check=True,
-                              capture_output=True, text=True).stdout.strip().splitlines()[-1]
-        for b in batches:
-            res = {}
-            for eng in engines:
-                if eng == "fxscreen":
-                    cmd = [fx, path, "--batch", str(b), "--size", "%dx%d" % (a.size, a.size),
-                           "--warmup", str(a.warmup), "--reps", str(a.reps),
-                           "--min-seconds", str(a.min_seconds)]
-                elif eng == "pytorch":
-                    cmd = [sys.executable, __file__, "--worker", "torch", "--model", name,
-                           "--batch", str(b), "--threads", str(a.threads)] + common
-                elif eng == "onnxruntime" and have_ort:
-                    cmd = [sys.executable, __file__, "--worker", "ort", "--onnx", path,
-                           "--batch", str(b), "--threads", str(a.threads)] + common
-                else:
-                    res[eng] = (None, "not installed")
-                    continue
-                res[eng] = run_json(cmd, env)
-                r, e = res[eng]
-                print("%-16s batch %2d  %-12s %s" % (name, b, eng, "%.2f img/s, %.0f MiB" % (
-                    r["ips"], r["rss_mib"]) if r else "failed: " + e), file=sys.stderr)
-            rows.append((name, b, res))
+        paths[name] = subprocess.run([sys.executable, __file__, "--worker", "export", "--model",
+                                      name, "--size", str(a.size), "--build", a.build],
+                                     check=True, capture_output=True,
+                                     text=True).stdout.strip().splitlines()[-1]
+    # Rounds: every (model, batch, engine) once per round, the engines of a
+    # cell back to back.  On a shared or virtual machine the speed drifts by
+    # 10-20% over minutes; interleaving puts each engine in the same
+    # stretches, and the medians over rounds resist a slow one.
+    runs = {}  # (name, batch, engine) -> [result dict per round]
+    errs = {}
+    for rnd in range(a.rounds):
+        for name in a.models.split(","):
+            path = paths[name]
+            for b in batches:
+                for eng in engines:
+                    if eng == "fxscreen":
+                        cmd = [fx, path, "--batch", str(b), "--size", "%dx%d" % (a.size, a.size),
+                               "--warmup", str(a.warmup), "--reps", str(a.reps),
+                               "--min-seconds", str(a.min_seconds)]
+                    elif eng == "pytorch":
+                        cmd = [sys.executable, __file__, "--worker", "torch", "--model", name,
+                               "--batch", str(b), "--threads", str(a.threads)] + common
+                    elif eng == "onnxruntime" and have_ort:
+                        cmd = [sys.executable, __file__, "--worker", "ort", "--onnx", path,
+                               "--batch", str(b), "--threads", str(a.threads)] + common
+                    else:
+                        errs[(name, b, eng)] = "not installed"
+                        continue
+                    r, e = run_json(cmd, env)
+                    if r:
+                        runs.setdefault((name, b, eng), []).append(r)
+                    else:
+                        errs[(name, b, eng)] = e
+                    print("round %d  %-16s batch %2d  %-12s %s" % (
+                        rnd + 1, name, b, eng, "%.2f img/s, %.0f MiB" % (r["ips"], r["rss_mib"])
+                        if r else "failed: " + e), file=sys.stderr)
     secs = time.time() - t0
 
-    def cell(r):
-        return "%.2f" % r[0]["ips"] if r[0] else "n/a"
+    def med(name, b, eng):
+        rs = runs.get((name, b, eng))
+        return statistics.median(r["ips"] for r in rs) if rs else None
 
-    def rss(r):
-        return "%.0f" % r[0]["rss_mib"] if r[0] else "n/a"
+    def cell(name, b, eng):
+        v = med(name, b, eng)
+        return "%.2f" % v if v else "n/a"
 
-    hdr = "| model | batch | " + " | ".join("%s img/s" % e for e in engines) + " | fx / ort | " + \
-        " | ".join("%s RSS MiB" % e for e in engines) + " |"
+    def rss(name, b, eng):
+        rs = runs.get((name, b, eng))
+        return "%.0f" % max(r["rss_mib"] for r in rs) if rs else "n/a"
+
+    def ratios(name, b):
+        """fx / ort of the medians, and the range of the per-round ratios."""
+        f, o = runs.get((name, b, "fxscreen")), runs.get((name, b, "onnxruntime"))
+        if not f or not o:
+            return "n/a", "n/a"
+        per = sorted(x["ips"] / y["ips"] for x, y in zip(f, o))
+        return "%.2f" % (med(name, b, "fxscreen") / med(name, b, "onnxruntime")), \
+            "%.2f-%.2f" % (per[0], per[-1])
+
+    hdr = "| model | batch | " + " | ".join("%s img/s" % e for e in engines) + \
+        " | fx / ort | per-round fx / ort | " + " | ".join("%s RSS MiB" % e for e in engines) + " |"
     print(hdr)
-    print("|" + "---|" * (2 + 2 * len(engines) + 1))
+    print("|" + "---|" * (2 + 2 * len(engines) + 2))
     notes = []
-    for name, b, res in rows:
-        fxr, ortr = res.get("fxscreen", (None, "")), res.get("onnxruntime", (None, ""))
-        ratio = "%.2f" % (fxr[0]["ips"] / ortr[0]["ips"]) if fxr[0] and ortr[0] else "n/a"
-        print("| %s | %d | %s | %s | %s |" % (name, b, " | ".join(cell(res[e]) for e in engines),
-                                             ratio, " | ".join(rss(res[e]) for e in engines)))
-        for e in engines:
-            if res[e][0] is None:
-                notes.append("%s batch %d %s: %s" % (name, b, e, res[e][1]))
+    for name in a.models.split(","):
+        for b in batches:
+            ratio, rng = ratios(name, b)
+            print("| %s | %d | %s | %s | %s | %s |" % (
+                name, b, " | ".join(cell(name, b, e) for e in engines), ratio, rng,
+                " | ".join(rss(name, b, e) for e in engines)))
+            for e in engines:
+                if (name, b, e) in errs:
+                    notes.append("%s batch %d %s: %s" % (name, b, e, errs[(name, b, e)]))
     print()
-    print("Threads: %d for every engine; wall time of the whole run %.0f s." % (a.threads, secs))
+    print("Threads: %d for every engine; %d interleaved rounds, img/s the median over rounds "
+          "(each round's figure itself the median of its timed runs); wall time %.0f s."
+          % (a.threads, a.rounds, secs))
     for n in notes:
         print("- " + n)
     return 0

@@ -26,7 +26,7 @@ torchv=$("$py" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo '
   echo
   echo "Command: \`make bench-infer\` (\`$cmd\`), commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')."
   echo "torchvision models, 2 classes, random weights, 224x224, float32; PyTorch $torchv (Debian, eager), onnxruntime $ortv (PyPI, CPU EP)."
-  echo "images/s from the median timed run after warm-up; RSS is each engine's own process peak (ru_maxrss)."
+  echo "images/s: the median over interleaved rounds of each round's median timed run after warm-up; RSS is each engine's own process peak (ru_maxrss), the largest over rounds."
   echo
   echo "$table"
 } >>"$res"
