@@ -585,7 +585,7 @@ int64_t fx_conv_expand_dw_ws_floats(const fx_conv2d_params *pe, const fx_conv2d_
     return slot * (threads > 1 ? threads : 1);
 }
 
-fx_status fx_conv_expand_dw(const fx_conv_expand *e, const fx_conv2d_params *pd,
+FX_SIMD_CLONES fx_status fx_conv_expand_dw(const fx_conv_expand *e, const fx_conv2d_params *pd,
                             const fx_conv_epilogue *ep, const float *x, const float *wd,
                             const float *bd, float *y, float *ws, int threads)
 {

@@ -123,9 +123,12 @@ fx_status fx_conv_expand_dw(const fx_conv_expand *e, const fx_conv2d_params *pd,
                             const fx_conv_epilogue *ep, const float *x, const float *wd,
                             const float *bd, float *y, float *ws, int threads);
 
-/* Hot loops get an AVX2 + FMA clone (x86-64-v3) beside the generic
- * x86-64 one; glibc's loader picks one by CPU at startup (gcc
- * target_clones, an ifunc), so the build stays portable.  The static
+/* Hot loops get an AVX-512 clone (x86-64-v4) and an AVX2 + FMA clone
+ * (x86-64-v3) beside the generic x86-64 one; glibc's loader picks one by
+ * CPU at startup (gcc target_clones, an ifunc), so the build stays
+ * portable.  The v4 clone (gcc keeps mostly 256-bit vectors there, with
+ * AVX-512VL's masks and conversions) ran the SiLU loop 1.33x faster than
+ * the v3 one on a Zen 4 EPYC (0.24 vs 0.32 ns/element, 32k floats).  The static
  * helpers such a function calls must be inlined into it to run in the
  * clone's instruction set (FX_OPS_INLINE), and must carry the same
  * optimize() attributes or gcc will not inline them.  The Makefile builds
@@ -133,7 +136,7 @@ fx_status fx_conv_expand_dw(const fx_conv_expand *e, const fx_conv2d_params *pd,
  * a*b + c (-std=c11 turns contraction off); the fast paths are checked
  * against the references with a tolerance, not bit for bit. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(FX_NO_SIMD_CLONES)
-#define FX_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define FX_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define FX_SIMD_CLONES
 #endif
