@@ -586,8 +586,9 @@ int64_t fx_conv_expand_dw_ws_floats(const fx_conv2d_params *pe, const fx_conv2d_
 }
 
 FX_SIMD_CLONES fx_status fx_conv_expand_dw(const fx_conv_expand *e, const fx_conv2d_params *pd,
-                            const fx_conv_epilogue *ep, const float *x, const float *wd,
-                            const float *bd, float *y, float *ws, int threads)
+                                           const fx_conv_epilogue *ep, const float *x,
+                                           const float *wd, const float *bd, float *y, float *ws,
+                                           int threads)
 {
     const fx_conv2d_params *pe = e->p;
     int oh, ow;
