@@ -21,6 +21,7 @@ void fx_prep_scratch_destroy(fx_prep_scratch *s)
         return;
     free(s->hist);
     free(s->hist2);
+    free(s->hist32);
     free(s->lut);
     free(s->row);
     free(s->tmp);

@@ -48,10 +48,11 @@ void fx_prep_visible(int new_n, int off, int out_n, int *r0, int *o0, int *n);
 int fx_prep_grow(void **buf, size_t *cap, size_t need);
 
 struct fx_prep_scratch {
-    uint64_t *hist;  /* (65536) histogram for percentiles */
-    uint64_t *hist2; /* (65536) second level of the F32 radix selection */
-    float *lut;      /* (65536) window LUT for U8/U16 */
-    float *row;      /* one windowed source row */
+    uint64_t *hist;   /* (65536) histogram for percentiles */
+    uint64_t *hist2;  /* (65536) second level of the F32 radix selection */
+    uint32_t *hist32; /* (65536) U8/U16 counts of one chunk, added into hist */
+    float *lut;       /* (65536) window LUT for U8/U16 */
+    float *row;       /* one windowed source row */
     size_t row_cap;
     float *tmp; /* rows resized horizontally: (src rows, visible cols) */
     size_t tmp_cap;
