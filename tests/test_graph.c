@@ -189,9 +189,71 @@ static void test_unsupported_lists_all(void)
     fx_graph_add_output(g, "t4", &err);
     CHECK(fx_graph_op_known("Conv") && !fx_graph_op_known("Foo"));
     CHECK(fx_graph_check_supported(g, &err) == FX_ERR_UNSUPPORTED);
-    CHECK_MSG(!strcmp(err.msg, "unsupported ops: Foo (node 'a'), Bar (nodes 'b', 'c')"), "%s",
+    CHECK_MSG(!strcmp(err.msg, "unsupported ops: Foo (node 'a'), Bar (2 nodes: 'b', 'c')"), "%s",
               err.msg);
     CHECK(fx_graph_prepare(g, 1, 2, 2, &err) == FX_ERR_UNSUPPORTED);
+    fx_graph_destroy(g);
+}
+
+/* ConvNeXt-like: 3 unsupported types x 25 nodes with 45-character names,
+ * far more than one message holds.  Every type is still named with its
+ * count, node names fill the rest ("and N more"), and the message is
+ * whole (ends with ')', shorter than the buffer). */
+static void test_unsupported_long_list(void)
+{
+    fx_graph *g = fx_graph_create();
+    fx_shape in = shp4(1, 1, 2, 2);
+    fx_graph_add_input(g, "x", FX_DT_FLOAT, &in, &err);
+    const char *types[3] = {"Pow", "Sqrt", "Erf"};
+    char prev[64] = "x";
+    for (int i = 0; i < 75; i++) {
+        char name[64], out[64];
+        snprintf(name, sizeof name, "/features/features.%02d/block/block.%d/%s", i, i % 7,
+                 types[i % 3]);
+        snprintf(out, sizeof out, "t%d", i);
+        node(g, name, types[i % 3], (const char *[]){prev}, 1, out, NULL, 0);
+        snprintf(prev, sizeof prev, "%s", out);
+    }
+    fx_graph_add_output(g, prev, &err);
+    CHECK(fx_graph_check_supported(g, &err) == FX_ERR_UNSUPPORTED);
+    size_t len = strlen(err.msg);
+    CHECK_MSG(len > 0 && len < FX_ERROR_MSG_MAX - 1 && err.msg[len - 1] == ')', "%zu: %s", len,
+              err.msg);
+    CHECK_MSG(strstr(err.msg, "Pow (25 nodes: '/features/features.00/") &&
+                  strstr(err.msg, "Sqrt (25 nodes: ") && strstr(err.msg, "Erf (25 nodes: ") &&
+                  strstr(err.msg, " more)"),
+              "%s", err.msg);
+    fx_graph_destroy(g);
+}
+
+/* Tensors the load-time rewrites removed cannot be kept or dumped, and say
+ * why: the Conv output folded with its BatchNorm names the tensor the
+ * folded conv writes; a constant and an unknown name are refused; the BN
+ * output (now the conv's) and the graph input can be kept. */
+static void test_readable_after_rewrites(void)
+{
+    fx_graph *g = build_cnn(FX_REWRITE_FOLD_BN | FX_REWRITE_ELIDE_IDENTITY);
+    CHECK(fx_graph_check_readable(g, "c", &err) == FX_ERR_USAGE);
+    CHECK_MSG(strstr(err.msg, "folded") && strstr(err.msg, "'n'"), "%s", err.msg);
+    CHECK(fx_graph_check_readable(g, "w", &err) == FX_ERR_USAGE && strstr(err.msg, "constant"));
+    CHECK(fx_graph_check_readable(g, "nope", &err) == FX_ERR_USAGE && strstr(err.msg, "no tensor"));
+    CHECK_MSG(fx_graph_check_readable(g, "n", &err) == FX_OK, "%s", err.msg);
+    CHECK_MSG(fx_graph_check_readable(g, "x", &err) == FX_OK, "%s", err.msg);
+    const char *bad[1] = {"c"}, *good[2] = {"n", "r"};
+    fx_plan *p = NULL;
+    fx_plan_opts ob = {.keep = bad, .n_keep = 1};
+    CHECK(fx_plan_create(g, &ob, &p, &err) == FX_ERR_USAGE && !p && strstr(err.msg, "folded"));
+    fx_plan_opts og = {.keep = good, .n_keep = 2};
+    CHECK_MSG(fx_plan_create(g, &og, &p, &err) == FX_OK, "%s", err.msg);
+    float x[2 * 3 * 64];
+    fill(x, 2 * 3 * 64, 9);
+    CHECK(p && fx_plan_run(p, x, &err) == FX_OK && fx_plan_tensor(p, "n", NULL) &&
+          fx_plan_tensor(p, "r", NULL));
+    fx_plan_destroy(p);
+    fx_graph_destroy(g);
+    /* without the rewrites the conv output is an ordinary tensor */
+    g = build_cnn(0);
+    CHECK_MSG(fx_graph_check_readable(g, "c", &err) == FX_OK, "%s", err.msg);
     fx_graph_destroy(g);
 }
 
@@ -467,6 +529,8 @@ int main(void)
     RUN(test_cnn_matches_reference_and_bn_fold);
     RUN(test_residual_and_concat);
     RUN(test_unsupported_lists_all);
+    RUN(test_unsupported_long_list);
+    RUN(test_readable_after_rewrites);
     RUN(test_shape_chain_folds);
     RUN(test_identity_and_dead_branch);
     RUN(test_memory_plan_reuses);

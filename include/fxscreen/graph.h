@@ -50,11 +50,11 @@ typedef enum fx_attr_type {
 typedef struct fx_attr {
     const char *name;
     fx_attr_type type;
-    int64_t i;            /* INT */
-    float f;              /* FLOAT */
-    const char *s;        /* STRING */
-    const int64_t *ints;  /* INTS, n values */
-    const float *floats;  /* FLOATS, n values */
+    int64_t i;           /* INT */
+    float f;             /* FLOAT */
+    const char *s;       /* STRING */
+    const int64_t *ints; /* INTS, n values */
+    const float *floats; /* FLOATS, n values */
     int n;
     /* TENSOR: dtype, shape and data (float32 or int64, row-major) */
     fx_dtype t_dtype;
@@ -101,8 +101,8 @@ fx_status fx_graph_check_supported(const fx_graph *g, fx_error *err);
 /* Load-time rewrites fx_graph_prepare applies (constant folding, which
  * shape arithmetic needs, and dead-node removal always happen).  Default:
  * all.  Tests turn them off to compare a rewritten graph with the original. */
-#define FX_REWRITE_FOLD_BN 1u         /* BatchNorm folded into the preceding Conv */
-#define FX_REWRITE_ELIDE_IDENTITY 2u  /* Identity / Dropout removed */
+#define FX_REWRITE_FOLD_BN        1u /* BatchNorm folded into the preceding Conv */
+#define FX_REWRITE_ELIDE_IDENTITY 2u /* Identity / Dropout removed */
 void fx_graph_set_rewrites(fx_graph *g, unsigned flags);
 
 /* Fix the batch size and input H x W, infer every shape, apply the rewrites.
@@ -119,16 +119,23 @@ const char *fx_graph_input_name(const fx_graph *g, int i);
 const char *fx_graph_output_name(const fx_graph *g, int i);
 
 /* Shape of a named tensor; FX_ERR_USAGE if there is none by that name. */
-fx_status fx_graph_tensor_shape(const fx_graph *g, const char *name, fx_shape *out,
-                                fx_error *err);
+fx_status fx_graph_tensor_shape(const fx_graph *g, const char *name, fx_shape *out, fx_error *err);
+
+/* FX_OK if tensor `name` can be kept by a plan and read after a run
+ * (fx_plan_opts.keep, `model run --dump`): a graph input or a float32
+ * node output that survived the load-time rewrites.  Otherwise
+ * FX_ERR_USAGE with the reason in err: no such tensor, folded away with a
+ * BatchNorm (naming the tensor the folded conv writes), a constant, or
+ * removed. */
+fx_status fx_graph_check_readable(const fx_graph *g, const char *name, fx_error *err);
 
 /* Per-node facts for `fxscreen model info`. */
 typedef struct fx_node_info {
     const char *name, *op_type;
-    const char *output;      /* first output's name */
+    const char *output; /* first output's name */
     fx_shape out_shape;
-    int64_t params;          /* weights + biases it owns */
-    int64_t macs;            /* multiply-accumulates for the prepared batch */
+    int64_t params; /* weights + biases it owns */
+    int64_t macs;   /* multiply-accumulates for the prepared batch */
 } fx_node_info;
 fx_status fx_graph_node_info(const fx_graph *g, int i, fx_node_info *out);
 
@@ -143,16 +150,15 @@ typedef struct fx_plan fx_plan;
 typedef struct fx_plan_opts {
     const char *const *keep; /* intermediate tensor names to keep readable */
     int n_keep;
-    int use_reference;       /* 1: reference kernels only (for tests) */
-    int poison;              /* 1: fill activation memory with NaN before each
-                                run, so an unwritten element shows (tests) */
-    int profile;             /* 1: time every node, summed per label over all
-                                runs (fx_plan_profile); costs a clock read per node */
+    int use_reference; /* 1: reference kernels only (for tests) */
+    int poison;        /* 1: fill activation memory with NaN before each
+                          run, so an unwritten element shows (tests) */
+    int profile;       /* 1: time every node, summed per label over all
+                          runs (fx_plan_profile); costs a clock read per node */
 } fx_plan_opts;
 
 /* Build the plan for the prepared graph (which must outlive the plan). */
-fx_status fx_plan_create(const fx_graph *g, const fx_plan_opts *opts, fx_plan **out,
-                         fx_error *err);
+fx_status fx_plan_create(const fx_graph *g, const fx_plan_opts *opts, fx_plan **out, fx_error *err);
 void fx_plan_destroy(fx_plan *p);
 
 /* Run one batch: input is float32 (batch, C, H, W) as prepared. */

@@ -27,7 +27,7 @@ typedef enum fx_status {
     FX_ERR_CANCELLED = -10,  /* stopped on request (Ctrl-C) */
 } fx_status;
 
-#define FX_ERROR_MSG_MAX 512
+#define FX_ERROR_MSG_MAX 1024
 
 /* Error detail: code plus a human-readable message.  Zero-initialise. */
 typedef struct fx_error {

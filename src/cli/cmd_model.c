@@ -21,30 +21,30 @@
 
 static void model_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: fxscreen model info MODEL [--input-size HxW] [--batch N]\n"
-            "       fxscreen model run MODEL --input IN.h5 --output OUT.h5 [--dump NAME,...]\n"
-            "       fxscreen model cam MODEL --input IN.h5 --output OUT.h5 [--method M] ...\n"
-            "                          (class activation maps; `model cam --help`)\n"
-            "\n"
-            "info   prints every node (after BatchNorm folding and the other load-time\n"
-            "       rewrites) with its op, output shape, parameters and multiply-accumulates,\n"
-            "       the totals, the inputs and outputs, and the suggested Grad-CAM layer\n"
-            "       (the last 4-D tensor with spatial extent > 1 before global pooling).\n"
-            "  --input-size HxW  input height x width (default: the model's, if static,\n"
-            "                    else 224x224)\n"
-            "  --batch N         batch size the MACs are counted for (default 1)\n"
-            "\n"
-            "run    reads the float32 NCHW dataset /input of IN.h5 (batch and H x W are\n"
-            "       taken from its shape) and writes OUT.h5 with every graph output and\n"
-            "       every --dump tensor as a float32 dataset named after the tensor, '/' in\n"
-            "       the name replaced by '_' (attribute `tensor` keeps the original name).\n"
-            "       Root attributes: model, model_sha256, fxscreen_version.\n"
-            "  --dump NAME,...   intermediate tensors to write too (names as `model info`\n"
-            "                    prints them; may be repeated)\n"
-            "\n"
-            "Exit codes: 0 ok, 1 runtime failure, 2 usage/model error (unsupported ops are\n"
-            "all listed at once).\n");
+    fprintf(f, "usage: fxscreen model info MODEL [--input-size HxW] [--batch N]\n"
+               "       fxscreen model run MODEL --input IN.h5 --output OUT.h5 [--dump NAME,...]\n"
+               "       fxscreen model cam MODEL --input IN.h5 --output OUT.h5 [--method M] ...\n"
+               "                          (class activation maps; `model cam --help`)\n"
+               "\n"
+               "info   prints every node (after BatchNorm folding and the other load-time\n"
+               "       rewrites) with its op, output shape, parameters, multiply-accumulates\n"
+               "       and output tensor (the name --dump takes),\n"
+               "       the totals, the inputs and outputs, and the suggested Grad-CAM layer\n"
+               "       (the last 4-D tensor with spatial extent > 1 before global pooling).\n"
+               "  --input-size HxW  input height x width (default: the model's, if static,\n"
+               "                    else 224x224)\n"
+               "  --batch N         batch size the MACs are counted for (default 1)\n"
+               "\n"
+               "run    reads the float32 NCHW dataset /input of IN.h5 (batch and H x W are\n"
+               "       taken from its shape) and writes OUT.h5 with every graph output and\n"
+               "       every --dump tensor as a float32 dataset named after the tensor, '/' in\n"
+               "       the name replaced by '_' (attribute `tensor` keeps the original name).\n"
+               "       Root attributes: model, model_sha256, fxscreen_version.\n"
+               "  --dump NAME,...   intermediate tensors to write too (the output tensor\n"
+               "                    names `model info` prints; may be repeated)\n"
+               "\n"
+               "Exit codes: 0 ok, 1 runtime failure, 2 usage/model error (unsupported ops are\n"
+               "all listed at once).\n");
 }
 
 /* ---- shared: load, check, prepare ---------------------------------------- */
@@ -148,8 +148,9 @@ static int model_info(int argc, char **argv)
         }
     }
     if (optind != argc - 1) {
-        fprintf(stderr, "model info: %s; usage: fxscreen model info MODEL [--input-size HxW] "
-                        "[--batch N]\n",
+        fprintf(stderr,
+                "model info: %s; usage: fxscreen model info MODEL [--input-size HxW] "
+                "[--batch N]\n",
                 optind >= argc ? "no MODEL given" : "give exactly one MODEL");
         return FX_EXIT_USAGE;
     }
@@ -200,8 +201,8 @@ static int model_info(int argc, char **argv)
         wop = b > wop ? b : wop;
     }
     wname = wname > 60 ? 60 : wname;
-    printf("%-*s  %-*s  %-22s %12s %16s\n", wname, "node", wop, "op", "output shape", "params",
-           "MACs");
+    printf("%-*s  %-*s  %-22s %12s %16s  %s\n", wname, "node", wop, "op", "output shape", "params",
+           "MACs", "output tensor (--dump NAME)");
     int64_t tp = 0, tm = 0;
     for (int i = 0; i < nn; i++) {
         fx_node_info ni;
@@ -209,8 +210,9 @@ static int model_info(int argc, char **argv)
             continue;
         char sh[96];
         shape_str(&ni.out_shape, sh, sizeof sh);
-        printf("%-*s  %-*s  %-22s %12" PRId64 " %16" PRId64 "\n", wname, ni.name ? ni.name : "",
-               wop, ni.op_type ? ni.op_type : "", sh, ni.params, ni.macs);
+        printf("%-*s  %-*s  %-22s %12" PRId64 " %16" PRId64 "  %s\n", wname, ni.name ? ni.name : "",
+               wop, ni.op_type ? ni.op_type : "", sh, ni.params, ni.macs,
+               ni.output ? ni.output : "");
         tp += ni.params;
         tm += ni.macs;
     }
@@ -280,9 +282,9 @@ static fx_status write_tensor(hid_t f, const char *tensor, const float *data, co
     for (int i = 0; i < s->rank; i++)
         dims[i] = (hsize_t)s->d[i];
     hid_t sp = s->rank ? H5Screate_simple(s->rank, dims, NULL) : H5Screate(H5S_SCALAR);
-    hid_t ds = sp >= 0 ? H5Dcreate2(f, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT,
-                                    H5P_DEFAULT)
-                       : -1;
+    hid_t ds = sp >= 0
+                   ? H5Dcreate2(f, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)
+                   : -1;
     fx_status st = FX_OK;
     if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
         st = fx_error_set(err, FX_ERR_IO, "cannot write dataset '%s'", name);
@@ -331,13 +333,17 @@ static int model_run(int argc, char **argv)
             }
             break;
         }
-        case 'h': model_usage(stdout); rc = FX_EXIT_OK; goto cleanup;
+        case 'h':
+            model_usage(stdout);
+            rc = FX_EXIT_OK;
+            goto cleanup;
         default: model_usage(stderr); goto cleanup;
         }
     }
     if (optind != argc - 1 || !in || !outp) {
-        fprintf(stderr, "model run: %s; usage: fxscreen model run MODEL --input IN.h5 --output "
-                        "OUT.h5 [--dump NAME,...]\n",
+        fprintf(stderr,
+                "model run: %s; usage: fxscreen model run MODEL --input IN.h5 --output "
+                "OUT.h5 [--dump NAME,...]\n",
                 optind >= argc       ? "no MODEL given"
                 : optind != argc - 1 ? "give exactly one MODEL"
                 : !in                ? "--input IN.h5 is required"
@@ -370,12 +376,11 @@ static int model_run(int argc, char **argv)
         goto done;
     }
     for (int i = 0; i < ndump; i++) {
-        fx_shape s;
-        if (fx_graph_tensor_shape(g, dump[i], &s, NULL) != FX_OK) {
-            fprintf(stderr, "model run: --dump '%s': no such tensor in %s after the load-time "
-                            "rewrites (BatchNorm outputs are folded away); `fxscreen model info "
-                            "%s` lists the node outputs\n",
-                    dump[i], path, path);
+        if (fx_graph_check_readable(g, dump[i], &err) != FX_OK) {
+            fprintf(stderr,
+                    "model run: --dump: %s: %s; `fxscreen model info %s` lists the "
+                    "tensors that can be dumped\n",
+                    path, err.msg, path);
             rc = FX_EXIT_USAGE;
             goto done;
         }
@@ -391,8 +396,9 @@ static int model_run(int argc, char **argv)
     snprintf(tmp, sizeof tmp, "%s.tmp", outp);
     f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) {
-        fprintf(stderr, "model run: cannot create %s (check the --output directory exists and "
-                        "is writable)\n",
+        fprintf(stderr,
+                "model run: cannot create %s (check the --output directory exists and "
+                "is writable)\n",
                 tmp);
         tmp[0] = '\0';
         rc = FX_EXIT_USAGE;
@@ -440,8 +446,8 @@ static int model_run(int argc, char **argv)
     }
     tmp[0] = '\0';
     fprintf(stderr, "model run: %llu x %llu x %llu x %llu -> %s (%d outputs, %d dumped)\n",
-            (unsigned long long)dims[0], (unsigned long long)dims[1],
-            (unsigned long long)dims[2], (unsigned long long)dims[3], outp, nout, ndump);
+            (unsigned long long)dims[0], (unsigned long long)dims[1], (unsigned long long)dims[2],
+            (unsigned long long)dims[3], outp, nout, ndump);
     rc = FX_EXIT_OK;
 done:
     if (f >= 0)
@@ -470,7 +476,8 @@ int fx_cmd_model(int argc, char **argv)
         return model_run(argc - 1, argv + 1);
     if (!strcmp(argv[1], "cam"))
         return fx_cmd_model_cam(argc - 1, argv + 1);
-    fprintf(stderr, "model: unknown subcommand '%s'; use 'info', 'run' or 'cam' (fxscreen model --help)\n",
+    fprintf(stderr,
+            "model: unknown subcommand '%s'; use 'info', 'run' or 'cam' (fxscreen model --help)\n",
             argv[1]);
     return FX_EXIT_USAGE;
 }

@@ -147,6 +147,7 @@ int fx_graph_intern(fx_graph *g, const char *name)
     if (!t->name)
         return -1;
     t->producer = -1;
+    t->folded_into = -1;
     t->dt = FX_DT_FLOAT;
     hash_put(g, g->n_t);
     return g->n_t++;
@@ -406,7 +407,7 @@ fx_status fx_graph_add_node(fx_graph *g, const char *name, const char *op_type,
     if (st != FX_OK) {
         const char *nm = n->name ? n->name : (name ? name : "");
         fx_error_set(err, st, "node '%s' (%s): %s", nm, op_type,
-                     st == FX_ERR_NOMEM   ? "out of memory"
+                     st == FX_ERR_NOMEM    ? "out of memory"
                      : st == FX_ERR_FORMAT ? "bad attribute or output already defined"
                                            : "invalid");
         fx_node_free(n);
@@ -447,45 +448,75 @@ int fx_graph_op_known(const char *op_type)
     return op_type && fx_op_find(op_type) != NULL;
 }
 
-/* Append "Type (node 'a')" or "Type (nodes 'a', 'b')" for every node of the
- * type of node i that was not listed yet. */
-static void list_type(const fx_graph *g, int i, char *seen, char *msg, size_t cap)
+/* One unsupported op type: its first node and how many nodes use it. */
+typedef struct op_group {
+    const char *type;
+    int first, count;
+} op_group;
+
+/* Room that a group's entry needs at least: ", Type (NNNNN nodes: 'first',
+ * and NNNNN more)".  Kept free for every later group, so each type is
+ * named with its first node. */
+static size_t group_min_len(const fx_graph *g, const op_group *o)
 {
-    const char *type = g->nodes[i].op_type;
-    int count = 0;
-    for (int j = i; j < g->n_nodes; j++)
-        count += !strcmp(g->nodes[j].op_type, type);
+    return strlen(o->type) + strlen(g->nodes[o->first].name) + 40;
+}
+
+/* Append one group: "Type (node 'a')" or "Type (23 nodes: 'a', 'b', and 21
+ * more)", listing as many node names as fit in cap minus `reserve`. */
+static void list_group(const fx_graph *g, const op_group *o, size_t reserve, char *msg, size_t cap)
+{
     size_t len = strlen(msg);
-    snprintf(msg + len, cap - len, "%s%s (node%s ", len > 17 ? ", " : "", type,
-             count > 1 ? "s" : "");
-    int first = 1;
-    for (int j = i; j < g->n_nodes; j++) {
-        if (strcmp(g->nodes[j].op_type, type))
+    if (o->count > 1)
+        snprintf(msg + len, cap - len, "%s%s (%d nodes: ", len > 17 ? ", " : "", o->type, o->count);
+    else
+        snprintf(msg + len, cap - len, "%s%s (node ", len > 17 ? ", " : "", o->type);
+    int listed = 0;
+    for (int j = o->first; j < g->n_nodes && listed < o->count; j++) {
+        if (strcmp(g->nodes[j].op_type, o->type))
             continue;
-        seen[j] = 1;
         len = strlen(msg);
-        snprintf(msg + len, cap - len, "%s'%s'", first ? "" : ", ", g->nodes[j].name);
-        first = 0;
+        size_t piece = strlen(g->nodes[j].name) + 4, tail = listed + 1 < o->count ? 24 : 0;
+        if (len + piece + tail + 2 + reserve >= cap)
+            break;
+        snprintf(msg + len, cap - len, "%s'%s'", listed ? ", " : "", g->nodes[j].name);
+        listed++;
     }
     len = strlen(msg);
-    snprintf(msg + len, cap - len, ")");
+    if (listed < o->count)
+        snprintf(msg + len, cap - len, "%sand %d more)", listed ? ", " : "", o->count - listed);
+    else
+        snprintf(msg + len, cap - len, ")");
 }
 
 fx_status fx_graph_check_supported(const fx_graph *g, fx_error *err)
 {
-    char *seen = calloc((size_t)g->n_nodes + 1, 1);
+    op_group *grp = calloc((size_t)g->n_nodes + 1, sizeof *grp);
     char msg[FX_ERROR_MSG_MAX] = "unsupported ops: ";
-    if (!seen)
+    if (!grp)
         return fx_error_set(err, FX_ERR_NOMEM, "graph: out of memory");
-    int bad = 0;
+    int ng = 0;
     for (int i = 0; i < g->n_nodes; i++) {
-        if (seen[i] || fx_graph_op_known(g->nodes[i].op_type))
+        const char *type = g->nodes[i].op_type;
+        if (fx_graph_op_known(type))
             continue;
-        list_type(g, i, seen, msg, sizeof msg);
-        bad++;
+        int k = 0;
+        while (k < ng && strcmp(grp[k].type, type))
+            k++;
+        if (k == ng)
+            grp[ng++] = (op_group){type, i, 0};
+        grp[k].count++;
     }
-    free(seen);
-    if (bad)
+    /* Every type is named with its count; node names fill what is left of
+     * the message, the types listed later keeping room for themselves. */
+    for (int k = 0; k < ng; k++) {
+        size_t reserve = 0;
+        for (int m = k + 1; m < ng; m++)
+            reserve += group_min_len(g, &grp[m]);
+        list_group(g, &grp[k], reserve, msg, sizeof msg);
+    }
+    free(grp);
+    if (ng)
         return fx_error_set(err, FX_ERR_UNSUPPORTED, "%s", msg);
     return FX_OK;
 }
@@ -517,13 +548,39 @@ const char *fx_graph_output_name(const fx_graph *g, int i)
     return i >= 0 && i < g->n_outputs ? g->t[g->outputs[i]].name : NULL;
 }
 
-fx_status fx_graph_tensor_shape(const fx_graph *g, const char *name, fx_shape *out,
-                                fx_error *err)
+fx_status fx_graph_tensor_shape(const fx_graph *g, const char *name, fx_shape *out, fx_error *err)
 {
     int i = fx_graph_find(g, name);
     if (i < 0 || !g->t[i].shape_known)
         return fx_error_set(err, FX_ERR_USAGE, "graph: no tensor '%s'%s", name ? name : "",
                             i >= 0 ? " with a known shape" : "");
     *out = g->t[i].shape;
+    return FX_OK;
+}
+
+fx_status fx_graph_check_readable(const fx_graph *g, const char *name, fx_error *err)
+{
+    int i = fx_graph_find(g, name);
+    if (i < 0)
+        return fx_error_set(err, FX_ERR_USAGE, "no tensor '%s' in the graph", name ? name : "");
+    const fx_tensor *t = &g->t[i];
+    if (t->folded_into >= 0)
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "tensor '%s' was folded away at load: its Conv and the "
+                            "BatchNormalization after it run as one conv, which writes '%s'",
+                            name, g->t[t->folded_into].name);
+    if (t->kind == FX_T_CONST)
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "tensor '%s' is a constant after the load-time rewrites (weights, or "
+                            "shape arithmetic folded at load), not an activation",
+                            name);
+    if (t->kind != FX_T_INPUT && (t->kind != FX_T_NODE || t->producer < 0))
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "tensor '%s' was removed by the load-time rewrites (an Identity or "
+                            "Dropout elided, or nothing that reaches an output reads it)",
+                            name);
+    if (!t->shape_known || t->dt != FX_DT_FLOAT)
+        return fx_error_set(err, FX_ERR_USAGE, "tensor '%s' is %s, not a float32 activation", name,
+                            t->shape_known ? "int64" : "of unknown shape");
     return FX_OK;
 }

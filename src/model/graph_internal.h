@@ -27,8 +27,10 @@ typedef struct fx_tensor {
     fx_dtype dt;
     fx_shape shape; /* inputs: declared (dims < 0 dynamic); others: after prepare */
     int shape_known;
-    void *data;   /* FX_T_CONST: owned, row-major float32 or int64 */
-    int producer; /* FX_T_NODE: node index (valid after prepare) */
+    void *data;      /* FX_T_CONST: owned, row-major float32 or int64 */
+    int producer;    /* FX_T_NODE: node index (valid after prepare); -1 once removed */
+    int folded_into; /* a Conv output removed by BatchNorm folding: the tensor the
+                        folded Conv writes instead; else -1 */
     int is_output;
 } fx_tensor;
 

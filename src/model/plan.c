@@ -432,9 +432,12 @@ static fx_status mark_keep(fx_plan *p, const fx_plan_opts *o, fx_error *err)
     for (int i = 0; i < g->n_outputs; i++)
         p->keep[g->outputs[i]] = 1;
     for (int i = 0; o && i < o->n_keep; i++) {
+        fx_status st = fx_graph_check_readable(g, o->keep[i], err);
+        if (st != FX_OK) {
+            fx_error_prefix(err, "plan: cannot keep");
+            return st;
+        }
         int t = fx_graph_find(g, o->keep[i]);
-        if (t < 0 || (g->t[t].kind == FX_T_NODE && g->t[t].producer < 0) || !g->t[t].shape_known)
-            return fx_error_set(err, FX_ERR_USAGE, "plan: no tensor '%s' to keep", o->keep[i]);
         p->keep[t] = 1;
     }
     return FX_OK;

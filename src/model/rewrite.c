@@ -118,6 +118,8 @@ static fx_status fold_one(fx_graph *g, fx_node *bn, fx_node *c, fx_error *err)
     }
     c->in[1] = tw;
     c->in[2] = tb;
+    g->t[c->out[0]].producer = -1; /* the conv's own output is gone */
+    g->t[c->out[0]].folded_into = bn->out[0];
     c->out[0] = bn->out[0];
     g->t[bn->out[0]].producer = (int)(c - g->nodes);
     bn->dead = 1;
@@ -160,6 +162,10 @@ fx_status fx_graph_drop_dead(fx_graph *g, fx_error *err)
             if (n->in[k] >= 0)
                 need[n->in[k]] = 1;
     }
+    for (int i = 0; i < g->n_nodes; i++) /* what dead nodes wrote is produced no more */
+        for (int k = 0; g->nodes[i].dead && k < g->nodes[i].n_out; k++)
+            if (g->nodes[i].out[k] >= 0 && g->t[g->nodes[i].out[k]].producer == i)
+                g->t[g->nodes[i].out[k]].producer = -1;
     int kept = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         if (g->nodes[i].dead) {

@@ -71,6 +71,16 @@ def check_cli_errors(tmp):
         [helper.make_node("Relu", ["x"], ["y/out"], name="r")], "g", [x],
         [helper.make_tensor_value_info("y/out", TensorProto.FLOAT, None)]),
         opset_imports=[helper.make_opsetid("", 13)]), relu)
+    # Conv -> BatchNormalization: the folding removes the conv's own output
+    convbn = os.path.join(tmp, "convbn.onnx")
+    rng = np.random.RandomState(5)
+    inits = [helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 1, 1], rng.randn(12).tolist())]
+    for k, v in (("s", 1.0), ("bb", 0.1), ("m", 0.2), ("v", 1.5)):
+        inits.append(helper.make_tensor(k, TensorProto.FLOAT, [4], [v] * 4))
+    onnx_mod.save(helper.make_model(helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+         helper.make_node("BatchNormalization", ["c", "s", "bb", "m", "v"], ["y"], name="bn")],
+        "g", [x], [y], initializer=inits), opset_imports=[helper.make_opsetid("", 13)]), convbn)
     inp = os.path.join(tmp, "in.h5")
     with h5py.File(inp, "w") as f:
         f.create_dataset("input", data=np.linspace(-1, 1, 2 * 3 * 8 * 8, dtype=np.float32)
@@ -80,6 +90,10 @@ def check_cli_errors(tmp):
         ("unsupported model lists every op", ["info", unsup], 2, ["FooOp", "BarOp", "f1", "b1"]),
         ("run: unknown --dump tensor", ["run", relu, "--input", inp, "--output", out,
                                         "--dump", "nope"], 2, ["nope", "model info"]),
+        ("run: --dump of a conv output folded into its BatchNorm names the one to use",
+         ["run", convbn, "--input", inp, "--output", out, "--dump", "c"], 2,
+         ["'c'", "folded", "'y'"]),
+        ("info: the output tensor column names what --dump takes", ["info", convbn], 0, []),
         ("run: --output missing", ["run", relu, "--input", inp], 2, ["--output"]),
         ("run: no /input", ["run", relu, "--input", unsup, "--output", out], 2, ["/input"]),
         ("info: bad --input-size", ["info", relu, "--input-size", "8by8"], 2, ["HxW"]),
@@ -91,7 +105,10 @@ def check_cli_errors(tmp):
     for label, args, want_rc, words in cases:
         p = subprocess.run([FX, "model"] + args, capture_output=True, text=True, timeout=60)
         ok = p.returncode == want_rc and all(w in p.stderr for w in words)
-        if ok and want_rc == 0:
+        if ok and args[0] == "info" and want_rc == 0:
+            rows = [l.split() for l in p.stdout.splitlines() if l.startswith("conv ")]
+            ok = len(rows) == 1 and rows[0][-1] == "y"
+        if ok and want_rc == 0 and args[0] == "run":
             with h5py.File(out, "r") as f:
                 ok = ("y_out" in f and "x" in f and f["y_out"].attrs["tensor"] == "y/out" and
                       np.array_equal(f["y_out"][()], np.maximum(f["x"][()], 0)) and
