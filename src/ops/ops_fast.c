@@ -208,56 +208,81 @@ FX_OPS_INLINE float max_nan(float m, float v)
 }
 
 /* One plane, dilation 1: per output row, the max over the window's input
- * rows first (contiguous, vectorised over the whole row), then the max over
- * kw neighbours of that row.  Same result as the per-window reference: max
- * is order-independent, and NaN wins in both orders. */
+ * rows first (contiguous, vectorised over the whole row) into vbuf, which
+ * holds pad_l entries of -inf, the row and -inf up to the last window's
+ * end; then the max over kw neighbours of that padded row, every window
+ * inside the buffer, so the loop over the outputs has no bounds and no
+ * branches (the clamped per-output loop mispredicted on random data:
+ * resnet18's 3x3 stride-2 pool took 1.3 ms an image at batch 32).  Same
+ * result as the per-window reference: max is order-independent, NaN wins
+ * in both orders, and -inf never beats a value the window holds. */
 FX_OPS_INLINE void maxpool_plane(const fx_pool2d_params *p, const float *xp, float *yp, int oh,
-                                 int ow, float *vmax)
+                                 int ow, float *vbuf, int vlen)
 {
-    int w = p->w;
+    int w = p->w, sw = p->stride_w, kw = p->kw;
+    float *vmax = vbuf + p->pad_l;
+    for (int i = 0; i < p->pad_l; i++)
+        vbuf[i] = -INFINITY;
+    for (int i = p->pad_l + w; i < vlen; i++)
+        vbuf[i] = -INFINITY;
     for (int oy = 0; oy < oh; oy++) {
         int y0 = oy * p->stride_h - p->pad_t, y1 = y0 + p->kh;
         y0 = y0 < 0 ? 0 : y0;
         y1 = y1 > p->h ? p->h : y1;
+        const float *r0 = xp + (size_t)y0 * w;
+        if (y1 <= y0) { /* a window below the last row (ceil_mode): no input */
+            for (int ix = 0; ix < w; ix++)
+                vmax[ix] = -INFINITY;
+        } else {
 #pragma omp simd
-        for (int ix = 0; ix < w; ix++)
-            vmax[ix] = -INFINITY;
-        for (int iy = y0; iy < y1; iy++) {
+            for (int ix = 0; ix < w; ix++)
+                vmax[ix] = r0[ix];
+        }
+        for (int iy = y0 + 1; iy < y1; iy++) {
             const float *r = xp + (size_t)iy * w;
 #pragma omp simd
             for (int ix = 0; ix < w; ix++)
                 vmax[ix] = max_nan(vmax[ix], r[ix]);
         }
         float *yr = yp + (size_t)oy * ow;
-        for (int ox = 0; ox < ow; ox++) {
-            int x0 = ox * p->stride_w - p->pad_l, x1 = x0 + p->kw;
-            x0 = x0 < 0 ? 0 : x0;
-            x1 = x1 > w ? w : x1;
-            float m = -INFINITY;
-            for (int ix = x0; ix < x1; ix++)
-                m = max_nan(m, vmax[ix]);
-            yr[ox] = m;
+        if (sw == 2 && kw == 3) { /* ResNet's and DenseNet's stem pool */
+#pragma omp simd
+            for (int ox = 0; ox < ow; ox++)
+                yr[ox] = max_nan(max_nan(vbuf[2 * ox], vbuf[2 * ox + 1]), vbuf[2 * ox + 2]);
+        } else {
+#pragma omp simd
+            for (int ox = 0; ox < ow; ox++) {
+                const float *v = vbuf + (size_t)ox * sw;
+                float m = v[0];
+                for (int k = 1; k < kw; k++)
+                    m = max_nan(m, v[k]);
+                yr[ox] = m;
+            }
         }
     }
 }
 
-#define MAXPOOL_ROW_MAX 8192 /* widest row the separable path buffers on the stack */
+#define MAXPOOL_ROW_MAX 8192 /* widest padded row the separable path buffers on the stack */
 
 FX_SIMD_CLONES fx_status fx_op_maxpool2d_fast(const fx_pool2d_params *p, const float *x, float *y)
 {
     int oh, ow;
-    if (p->dil_h != 1 || p->dil_w != 1 || p->w > MAXPOOL_ROW_MAX)
-        return pool_planes(p, x, y, 1);
     if (fx_pool2d_out_hw(p, &oh, &ow, NULL) != FX_OK)
         return FX_ERR_USAGE;
+    /* the padded row: every window, ceil_mode's overhang included */
+    int64_t vlen = (int64_t)(ow - 1) * p->stride_w + p->kw;
+    if (vlen < (int64_t)p->pad_l + p->w)
+        vlen = (int64_t)p->pad_l + p->w;
+    if (p->dil_h != 1 || p->dil_w != 1 || vlen > MAXPOOL_ROW_MAX || oh < 1 || ow < 1 || p->h < 1)
+        return pool_planes(p, x, y, 1);
     int64_t planes = (int64_t)p->n * p->c;
     size_t in = (size_t)p->h * p->w, out = (size_t)oh * ow;
 #pragma omp parallel if (planes * (int64_t)in >= PAR_MIN)
     {
-        float vmax[MAXPOOL_ROW_MAX];
+        float vbuf[MAXPOOL_ROW_MAX];
 #pragma omp for schedule(static)
         for (int64_t nc = 0; nc < planes; nc++)
-            maxpool_plane(p, x + nc * in, y + nc * out, oh, ow, vmax);
+            maxpool_plane(p, x + nc * in, y + nc * out, oh, ow, vbuf, (int)vlen);
     }
     return FX_OK;
 }
