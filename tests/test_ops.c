@@ -809,12 +809,14 @@ static void test_bn_pool_fast(void)
     CHECK(fx_op_batchnorm_fast(&bp, x, sc, bi, mu, var, FX_ACT_CLIP, -0.25f, 0.5f, y1) == FX_OK);
     CHECK(near_all(y1, y0, n, 0, 0, "bn+clip"));
     CHECK(fx_op_batchnorm_fast(&bp, x, sc, bi, mu, var, FX_ACT_SILU, 0, 0, y1) == FX_ERR_USAGE);
-    /* pools on (3, 7, 11, 13): 3x3 s2 pad 1 (ResNet), 2x2 s2 ceil, avg with/without pad */
+    /* pools on (3, 7, 11, 13): 3x3 s2 pad 1 (ResNet), 2x2 s2 ceil, avg with/without pad,
+     * 2x2 s2 (the avg fast path, bit-equal) */
     fx_pool2d_params pp[] = {
         {3, 7, 11, 13, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0},
         {3, 7, 11, 13, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 1, 0},
         {3, 7, 11, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1},
         {3, 7, 11, 13, 3, 2, 2, 1, 1, 1, 1, 0, 1, 1, 1, 0},
+        {3, 7, 11, 13, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0, 0}, /* DenseNet's transition */
     };
     for (size_t i = 0; i < sizeof pp / sizeof pp[0]; i++) {
         int oh, ow;

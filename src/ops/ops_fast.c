@@ -287,9 +287,38 @@ FX_SIMD_CLONES fx_status fx_op_maxpool2d_fast(const fx_pool2d_params *p, const f
     return FX_OK;
 }
 
-fx_status fx_op_avgpool2d_fast(const fx_pool2d_params *p, const float *x, float *y)
+/* 2x2 stride 2 without pads (DenseNet's transitions): each output summed in
+ * double in the reference's order (row by row, left to right), so the
+ * result is bit-identical, in a loop over the outputs with no window
+ * bounds.  Every other shape runs the reference per plane. */
+FX_SIMD_CLONES fx_status fx_op_avgpool2d_fast(const fx_pool2d_params *p, const float *x, float *y)
 {
-    return pool_planes(p, x, y, 0);
+    int oh, ow;
+    if (p->kh != 2 || p->kw != 2 || p->stride_h != 2 || p->stride_w != 2 || p->dil_h != 1 ||
+        p->dil_w != 1 || p->pad_t || p->pad_l || p->pad_b || p->pad_r || p->ceil_mode ||
+        fx_pool2d_out_hw(p, &oh, &ow, NULL) != FX_OK)
+        return pool_planes(p, x, y, 0);
+    int64_t planes = (int64_t)p->n * p->c;
+    size_t in = (size_t)p->h * p->w, out = (size_t)oh * ow;
+#pragma omp parallel for schedule(static) if (planes * (int64_t)in >= PAR_MIN)
+    for (int64_t nc = 0; nc < planes; nc++) {
+        const float *xp = x + nc * in;
+        float *yp = y + nc * out;
+        for (int oy = 0; oy < oh; oy++) {
+            const float *r0 = xp + (size_t)(2 * oy) * p->w, *r1 = r0 + p->w;
+            float *yr = yp + (size_t)oy * ow;
+#pragma omp simd
+            for (int ox = 0; ox < ow; ox++) {
+                double sum = 0.0;
+                sum += r0[2 * ox];
+                sum += r0[2 * ox + 1];
+                sum += r1[2 * ox];
+                sum += r1[2 * ox + 1];
+                yr[ox] = (float)(sum / 4);
+            }
+        }
+    }
+    return FX_OK;
 }
 
 FX_SIMD_CLONES fx_status fx_op_global_avgpool_fast(const fx_global_pool_params *p, const float *x,
