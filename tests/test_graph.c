@@ -298,7 +298,8 @@ static void test_shape_chain_folds(void)
     fx_graph_destroy(g);
 }
 
-/* Identity in the middle and as the output; a dead branch (Sigmoid) dropped. */
+/* Identity, Dropout and an all-zero Pad in the middle, Identity as the
+ * output; a dead branch (Sigmoid) dropped; a Pad that pads stays. */
 static void test_identity_and_dead_branch(void)
 {
     fx_graph *g = fx_graph_create();
@@ -307,11 +308,20 @@ static void test_identity_and_dead_branch(void)
     node(g, "id", "Identity", (const char *[]){"x"}, 1, "i", NULL, 0);
     node(g, "dead", "Sigmoid", (const char *[]){"i"}, 1, "unused", NULL, 0);
     node(g, "drop", "Dropout", (const char *[]){"i"}, 1, "d", NULL, 0);
-    node(g, "tanh", "Tanh", (const char *[]){"d"}, 1, "t", NULL, 0);
+    int64_t zeros[8] = {0}, one[8] = {0, 0, 0, 1, 0, 0, 0, 0};
+    fx_shape s8 = {1, {8}};
+    CHECK(fx_graph_add_constant(g, "pz", FX_DT_INT64, &s8, zeros, &err) == FX_OK);
+    CHECK(fx_graph_add_constant(g, "p1", FX_DT_INT64, &s8, one, &err) == FX_OK);
+    node(g, "pad0", "Pad", (const char *[]){"d", "pz"}, 2, "dp", NULL, 0);
+    node(g, "tanh", "Tanh", (const char *[]){"dp"}, 1, "t", NULL, 0);
     node(g, "out", "Identity", (const char *[]){"t"}, 1, "y", NULL, 0);
+    node(g, "pad1", "Pad", (const char *[]){"i", "p1"}, 2, "y2", NULL, 0); /* a real pad stays */
     fx_graph_add_output(g, "y", &err);
+    fx_graph_add_output(g, "y2", &err);
     CHECK_MSG(fx_graph_prepare(g, 1, 2, 3, &err) == FX_OK, "%s", err.msg);
-    CHECK(fx_graph_num_nodes(g) == 2); /* Tanh + the output Identity (a view) */
+    /* Tanh + the output Identity (a view) + the non-zero Pad; the zero Pad is gone */
+    CHECK_MSG(fx_graph_num_nodes(g) == 3, "%d nodes", fx_graph_num_nodes(g));
+    CHECK(fx_graph_check_readable(g, "dp", &err) == FX_ERR_USAGE);
     CHECK(!strcmp(fx_graph_output_name(g, 0), "y"));
     CHECK(fx_graph_prepare(g, 1, 2, 3, &err) == FX_ERR_USAGE);
     float x[6], want[6];

@@ -102,7 +102,7 @@ fx_status fx_graph_check_supported(const fx_graph *g, fx_error *err);
  * shape arithmetic needs, and dead-node removal always happen).  Default:
  * all.  Tests turn them off to compare a rewritten graph with the original. */
 #define FX_REWRITE_FOLD_BN        1u /* BatchNorm folded into the preceding Conv */
-#define FX_REWRITE_ELIDE_IDENTITY 2u /* Identity / Dropout removed */
+#define FX_REWRITE_ELIDE_IDENTITY 2u /* Identity / Dropout / all-zero Pad removed */
 void fx_graph_set_rewrites(fx_graph *g, unsigned flags);
 
 /* Fix the batch size and input H x W, infer every shape, apply the rewrites.

@@ -24,15 +24,28 @@ static void replace_uses(fx_graph *g, int from, int to)
                 g->nodes[i].in[k] = to;
 }
 
-/* Identity / Dropout: consumers read the input directly.  One whose output
- * is a graph output stays (the plan makes it a zero-copy view) so that the
- * output keeps its name. */
+/* A Pad whose pads are all zero (torch exports DenseNet's AvgPool as
+ * Pad(0) + AveragePool): a copy of its input. */
+static int zero_pad(const fx_node *n)
+{
+    if (strcmp(n->op_type, "Pad"))
+        return 0;
+    for (int i = 0; i < 2 * n->b.u.pad.x.rank; i++)
+        if (n->b.u.pad.pads[i])
+            return 0;
+    return 1;
+}
+
+/* Identity / Dropout / zero Pad: consumers read the input directly.  One
+ * whose output is a graph output stays (the plan makes it a zero-copy view)
+ * so that the output keeps its name. */
 fx_status fx_graph_elide_identity(fx_graph *g, fx_error *err)
 {
     (void)err;
     for (int i = 0; i < g->n_nodes; i++) {
         fx_node *n = &g->nodes[i];
-        if (n->dead || (strcmp(n->op_type, "Identity") && strcmp(n->op_type, "Dropout")))
+        if (n->dead ||
+            (strcmp(n->op_type, "Identity") && strcmp(n->op_type, "Dropout") && !zero_pad(n)))
             continue;
         if (fx_out(g, n, 0)->is_output)
             continue;
