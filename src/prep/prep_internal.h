@@ -58,6 +58,8 @@ struct fx_prep_scratch {
     size_t tmp_cap;
     double *acc; /* one row of vertical accumulators */
     size_t acc_cap;
+    float *vacc; /* rows first: one output row summed over its source rows (width) */
+    size_t vacc_cap;
     float *plane; /* [0,1] plane after pad/crop when the caller gives none */
     size_t plane_cap;
     fx_axis_plan px, py;
@@ -81,6 +83,12 @@ fx_status fx_prep_percentiles2(const fx_image *img, double p_lo, double p_hi, fx
  * 65536-entry table from fx_prep_window_lut for U8/U16 (unused for F32). */
 void fx_prep_window_row(const fx_image *img, int y, double lo, double hi, int invert,
                         const float *lut, float *out);
+
+/* acc[x] (= when first, else +=) wk * window(source row y)[x], x < width:
+ * fx_prep_window_row fused with one weighted row of a vertical pass.  row
+ * is width floats of scratch (used for F32 only). */
+void fx_prep_window_row_acc(const fx_image *img, int y, double lo, double hi, int invert,
+                            const float *lut, float wk, int first, float *row, float *acc);
 
 /* lut[x] = window(x) (1 - window(x) when invert) for x < bins. */
 void fx_prep_window_lut(size_t bins, double lo, double hi, int invert, float *lut);

@@ -294,6 +294,39 @@ void fx_prep_window_row(const fx_image *img, int y, double lo, double hi, int in
     }
 }
 
+void fx_prep_window_row_acc(const fx_image *img, int y, double lo, double hi, int invert,
+                            const float *lut, float wk, int first, float *row, float *acc)
+{
+    size_t w = (size_t)img->info.width, off = (size_t)y * w;
+    if (img->info.type == FX_PIX_U16) {
+        const uint16_t *p = (const uint16_t *)img->pixels + off;
+        if (first)
+            for (size_t i = 0; i < w; i++)
+                acc[i] = wk * lut[p[i]];
+        else
+            for (size_t i = 0; i < w; i++)
+                acc[i] += wk * lut[p[i]];
+        return;
+    }
+    if (img->info.type == FX_PIX_U8) {
+        const uint8_t *p = (const uint8_t *)img->pixels + off;
+        if (first)
+            for (size_t i = 0; i < w; i++)
+                acc[i] = wk * lut[p[i]];
+        else
+            for (size_t i = 0; i < w; i++)
+                acc[i] += wk * lut[p[i]];
+        return;
+    }
+    fx_prep_window_row(img, y, lo, hi, invert, lut, row);
+    if (first)
+        for (size_t i = 0; i < w; i++)
+            acc[i] = wk * row[i];
+    else
+        for (size_t i = 0; i < w; i++)
+            acc[i] += wk * row[i];
+}
+
 /* Internal: lut[x] = window(x), inverted if asked, for every 8/16-bit value. */
 void fx_prep_window_lut(size_t bins, double lo, double hi, int invert, float *lut)
 {
