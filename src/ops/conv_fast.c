@@ -370,9 +370,10 @@ FX_OPS_INLINE void pw_columns(const fx_conv2d_params *p, const fx_conv_epilogue 
 /* pw_batch > 1: nb images' planes side by side in scratch (xs: c_in x
  * nb*hw), one sgemm into cs (c_out x nb*hw, preset to the bias), then each
  * image's rows out to y and its epilogue there (residual, activation). */
-FX_OPS_INLINE void conv_pointwise_batched(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
-                                          const float *x, const float *w, const float *b, float *y,
-                                          float *ws, size_t slot, int nb, int team)
+FX_SIMD_CLONES static void conv_pointwise_batched(const fx_conv2d_params *p,
+                                                  const fx_conv_epilogue *ep, const float *x,
+                                                  const float *w, const float *b, float *y,
+                                                  float *ws, size_t slot, int nb, int team)
 {
     int cg = p->c_in, og = p->c_out, hw = p->h * p->w;
     int tasks = (p->n + nb - 1) / nb;
@@ -506,9 +507,9 @@ static void dw_plane(const fx_conv2d_params *p, const float *xc, const float *wc
     }
 }
 
-static void conv_depthwise(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *x,
-                           const float *w, const float *b, float *y, int oh, int ow, float *ws,
-                           int team)
+FX_SIMD_CLONES static void conv_depthwise(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
+                                          const float *x, const float *w, const float *b, float *y,
+                                          int oh, int ow, float *ws, int team)
 {
     int og = p->c_out / p->groups; /* channel multiplier */
     int64_t planes = (int64_t)p->n * p->c_out;
