@@ -294,37 +294,34 @@ void fx_prep_window_row(const fx_image *img, int y, double lo, double hi, int in
     }
 }
 
+/* acc[i] (= or +=) wk * lut[p[i]] over one row of stored type T. */
+#define LUT_ROW_ACC(T)                                                                             \
+    do {                                                                                           \
+        const T *p = (const T *)img->pixels + off;                                                 \
+        if (first)                                                                                 \
+            for (size_t i = 0; i < w; i++)                                                         \
+                acc[i] = wk * lut[p[i]];                                                           \
+        else                                                                                       \
+            for (size_t i = 0; i < w; i++)                                                         \
+                acc[i] += wk * lut[p[i]];                                                          \
+    } while (0)
+
 void fx_prep_window_row_acc(const fx_image *img, int y, double lo, double hi, int invert,
                             const float *lut, float wk, int first, float *row, float *acc)
 {
     size_t w = (size_t)img->info.width, off = (size_t)y * w;
     if (img->info.type == FX_PIX_U16) {
-        const uint16_t *p = (const uint16_t *)img->pixels + off;
-        if (first)
-            for (size_t i = 0; i < w; i++)
-                acc[i] = wk * lut[p[i]];
-        else
-            for (size_t i = 0; i < w; i++)
-                acc[i] += wk * lut[p[i]];
+        LUT_ROW_ACC(uint16_t);
         return;
     }
     if (img->info.type == FX_PIX_U8) {
-        const uint8_t *p = (const uint8_t *)img->pixels + off;
-        if (first)
-            for (size_t i = 0; i < w; i++)
-                acc[i] = wk * lut[p[i]];
-        else
-            for (size_t i = 0; i < w; i++)
-                acc[i] += wk * lut[p[i]];
+        LUT_ROW_ACC(uint8_t);
         return;
     }
-    fx_prep_window_row(img, y, lo, hi, invert, lut, row);
-    if (first)
-        for (size_t i = 0; i < w; i++)
-            acc[i] = wk * row[i];
-    else
-        for (size_t i = 0; i < w; i++)
-            acc[i] += wk * row[i];
+    fx_prep_window_row(img, y, lo, hi, invert, lut, row); /* F32: no LUT */
+    const float *r = row;
+    for (size_t i = 0; i < w; i++)
+        acc[i] = (first ? 0.0f : acc[i]) + wk * r[i];
 }
 
 /* Internal: lut[x] = window(x), inverted if asked, for every 8/16-bit value. */
