@@ -306,7 +306,51 @@ def cases(tmp):
     run_case("onnx-bad-tensors", lambda: case_bad_tensors(tmp))
     run_case("onnx-external-escape-refused", lambda: case_ext_escape(tmp))
     run_case("onnx-external-missing-short", lambda: case_ext_short(tmp))
+    run_case("onnx-load-peak-memory", lambda: case_peak_memory(tmp))
     case_resnet18(tmp)
+
+
+def case_peak_memory(tmp):
+    """Loading holds the weights about twice at most, not three times (the
+    file's bytes, the parsed message and the graph's constants): peak RSS of
+    `fxscreen model info` on a model with 96 MiB of weights stays under
+    2.4x the weights plus what a tiny model costs."""
+    # fxscreen's own ru_maxrss (wait4), in KiB.  Started from a small
+    # interpreter: a child forked from this one, which holds the big arrays,
+    # would count this process's pages before its exec.
+    meter = ("import os, subprocess, sys\n"
+             "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+             "_, st, ru = os.wait4(p.pid, 0)\n"
+             "print(os.waitstatus_to_exitcode(st), ru.ru_maxrss)\n")
+
+    def peak_kib(path):
+        out = subprocess.run([sys.executable, "-c", meter, os.path.join(BUILD, "fxscreen"),
+                              "model", "info", path, "--input-size", "1x1"],
+                             capture_output=True, text=True, timeout=120).stdout.split()
+        if len(out) != 2 or out[0] != "0":
+            raise RuntimeError("model info %s: %s" % (path, out))
+        return int(out[1])
+
+    def model(name, c):
+        w = RNG.standard_normal((c, c, 1, 1)).astype(np.float32)
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", c, 1, 1])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+        g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="c")], "g",
+                              [x], [y], initializer=[numpy_helper.from_array(w, "w")])
+        path = os.path.join(tmp, name + ".onnx")
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
+        return path, w.nbytes
+
+    small, _ = model("peak_small", 8)
+    big, wbytes = model("peak_big", 5016)  # 96 MiB of float32 weights
+    base = peak_kib(small)
+    peak = peak_kib(big)
+    ratio = (peak - base) * 1024.0 / wbytes
+    if ratio > 2.4:
+        return "peak RSS %.0f MiB over a tiny model's for %.0f MiB of weights (%.2fx)" % (
+            (peak - base) / 1024.0, wbytes / 2.0 ** 20, ratio)
+    print("# load peak: %.2fx the weights (%d KiB, tiny model %d KiB)" % (ratio, peak, base))
+    return None
 
 
 def case_f16_special(tmp):
