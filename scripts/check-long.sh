@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make check-long: what is too slow for `make test`.
 #  - each decoder's fuzzer for 5 minutes (FX_FUZZ_SECONDS), seeded with its corpus
+#  - fxscreen run on 5,000 images killed (SIGKILL) at 12 random moments, resumed each time
 #  - the memory-flatness soak: prep on 1,000 vs 10,000 images
 set -u
 build=${1:-build}
@@ -18,6 +19,8 @@ for f in "$build"/fuzz/fuzz_*; do
     echo "FAIL $name: see $work.log"; fail=1
   fi
 done
+echo "== fxscreen run: 5,000 images, SIGKILL at 12 random moments, --resume each time"
+FX_BUILD="$build" FX_RUN_N=5000 FX_RUN_KILLS=12 /usr/bin/python3 "$root/tests/py/test_run.py" || fail=1
 echo "== memory soak: 1,000 vs 10,000 images"
 FX_BUILD="$build" FX_MEM_SMALL=1000 FX_MEM_LARGE=10000 /usr/bin/python3 "$root/tests/py/test_memory.py" || fail=1
 exit $fail
