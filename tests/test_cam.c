@@ -11,7 +11,7 @@
 #include "check.h"
 #include "fxscreen/cam.h"
 
-#define FD_H 1e-2
+#define FD_H   1e-2
 #define FD_TOL 1e-3
 
 static unsigned rng_state;
@@ -43,8 +43,7 @@ static void avoid(float *x, int64_t n, const float *kinks, int nk, float gap)
 typedef void (*fwd_fn)(const void *ctx, const float *x, float *y);
 
 /* sum(dy * f(x)) in double. */
-static double loss(fwd_fn f, const void *ctx, const float *x, float *y, const float *dy,
-                   int64_t ny)
+static double loss(fwd_fn f, const void *ctx, const float *x, float *y, const float *dy, int64_t ny)
 {
     f(ctx, x, y);
     double s = 0.0;
@@ -55,8 +54,8 @@ static double loss(fwd_fn f, const void *ctx, const float *x, float *y, const fl
 
 /* Central differences of sum(dy * f(x)) against the analytic dx, every
  * element: |fd - dx| <= FD_TOL * max(1, max|dx|).  Returns max error. */
-static double fd_check(fwd_fn f, const void *ctx, float *x, int64_t nx, int64_t ny,
-                       const float *dy, const float *dx)
+static double fd_check(fwd_fn f, const void *ctx, float *x, int64_t nx, int64_t ny, const float *dy,
+                       const float *dx)
 {
     float *y = malloc((size_t)ny * sizeof *y);
     double scale = 1.0, worst = 0.0;
@@ -100,7 +99,8 @@ static void check_conv(fx_conv2d_params p)
     int oh, ow;
     CHECK(fx_conv2d_out_hw(&p, &oh, &ow, NULL) == FX_OK);
     int64_t nx = (int64_t)p.n * p.c_in * p.h * p.w, ny = (int64_t)p.n * p.c_out * oh * ow;
-    float *x = rnd(nx, -1, 1), *w = rnd((int64_t)p.c_out * (p.c_in / p.groups) * p.kh * p.kw, -1, 1);
+    float *x = rnd(nx, -1, 1),
+          *w = rnd((int64_t)p.c_out * (p.c_in / p.groups) * p.kh * p.kw, -1, 1);
     float *dy = rnd(ny, -1, 1), *dx = calloc((size_t)nx, sizeof *dx);
     CHECK(fx_vjp_conv2d(&p, w, dy, dx) == FX_OK);
     conv_ctx c = {p, w};
@@ -110,12 +110,38 @@ static void check_conv(fx_conv2d_params p)
 
 static void test_vjp_conv(void)
 {
-    check_conv((fx_conv2d_params){.n = 2, .c_in = 4, .h = 7, .w = 6, .c_out = 6, .kh = 3, .kw = 2,
-                                  .stride_h = 2, .stride_w = 1, .dil_h = 1, .dil_w = 2,
-                                  .pad_t = 1, .pad_l = 0, .pad_b = 2, .pad_r = 1, .groups = 2});
-    check_conv((fx_conv2d_params){.n = 1, .c_in = 3, .h = 5, .w = 5, .c_out = 3, .kh = 3, .kw = 3,
-                                  .stride_h = 1, .stride_w = 2, .dil_h = 1, .dil_w = 1,
-                                  .pad_t = 1, .pad_l = 1, .pad_b = 1, .pad_r = 1, .groups = 3});
+    check_conv((fx_conv2d_params){.n = 2,
+                                  .c_in = 4,
+                                  .h = 7,
+                                  .w = 6,
+                                  .c_out = 6,
+                                  .kh = 3,
+                                  .kw = 2,
+                                  .stride_h = 2,
+                                  .stride_w = 1,
+                                  .dil_h = 1,
+                                  .dil_w = 2,
+                                  .pad_t = 1,
+                                  .pad_l = 0,
+                                  .pad_b = 2,
+                                  .pad_r = 1,
+                                  .groups = 2});
+    check_conv((fx_conv2d_params){.n = 1,
+                                  .c_in = 3,
+                                  .h = 5,
+                                  .w = 5,
+                                  .c_out = 3,
+                                  .kh = 3,
+                                  .kw = 3,
+                                  .stride_h = 1,
+                                  .stride_w = 2,
+                                  .dil_h = 1,
+                                  .dil_w = 1,
+                                  .pad_t = 1,
+                                  .pad_l = 1,
+                                  .pad_b = 1,
+                                  .pad_r = 1,
+                                  .groups = 3});
 }
 
 /* ---- Gemm / MatMul ---------------------------------------------------------------- */
@@ -135,8 +161,15 @@ static void gemm_fwd(const void *v, const float *x, float *y)
 
 static void check_gemm(int ta, int tb)
 {
-    fx_gemm_params p = {.m = 3, .n = 4, .k = 5, .trans_a = ta, .trans_b = tb, .alpha = 0.7f,
-                        .beta = 1.3f, .c_rows = 1, .c_cols = 4};
+    fx_gemm_params p = {.m = 3,
+                        .n = 4,
+                        .k = 5,
+                        .trans_a = ta,
+                        .trans_b = tb,
+                        .alpha = 0.7f,
+                        .beta = 1.3f,
+                        .c_rows = 1,
+                        .c_cols = 4};
     float *a = rnd(15, -1, 1), *b = rnd(20, -1, 1), *c = rnd(4, -1, 1), *dy = rnd(12, -1, 1);
     float *da = calloc(15, sizeof *da), *db = calloc(20, sizeof *db), *dc = calloc(4, sizeof *dc);
     CHECK(fx_vjp_gemm(&p, a, b, dy, da, db, dc) == FX_OK);
@@ -372,6 +405,49 @@ static void test_vjp_transpose_pad(void)
     free(x), free(dy), free(dx), free(pdy), free(pdx);
 }
 
+/* Slice forward written out for the test: 4-D, output (n, c, h, w) reads
+ * input (s0 + n*t0, s1 + c*t1, s2 + h*t2, s3 + w*t3). */
+typedef struct slice_ctx {
+    fx_shape x, y;
+    int64_t start[FX_OPS_MAX_RANK], step[FX_OPS_MAX_RANK];
+} slice_ctx;
+
+static void slice_fwd(const void *v, const float *x, float *y)
+{
+    const slice_ctx *c = v;
+    const int64_t *d = c->x.d, *o = c->y.d, *s = c->start, *t = c->step;
+    for (int64_t a = 0; a < o[0]; a++)
+        for (int64_t b = 0; b < o[1]; b++)
+            for (int64_t h = 0; h < o[2]; h++)
+                for (int64_t w = 0; w < o[3]; w++)
+                    *y++ =
+                        x[(((s[0] + a * t[0]) * d[1] + s[1] + b * t[1]) * d[2] + s[2] + h * t[2]) *
+                              d[3] +
+                          s[3] + w * t[3]];
+}
+
+/* ShuffleNet's channel split (two halves), a strided and a reversed slice,
+ * against differences; out-of-range reads are refused. */
+static void test_vjp_slice(void)
+{
+    slice_ctx cases[] = {
+        {{4, {2, 6, 3, 4}}, {4, {2, 3, 3, 4}}, {0, 3, 0, 0}, {1, 1, 1, 1}},
+        {{4, {2, 6, 3, 4}}, {4, {2, 3, 3, 4}}, {0, 0, 0, 0}, {1, 1, 1, 1}},
+        {{4, {2, 6, 5, 7}}, {4, {1, 2, 2, 3}}, {1, 1, 4, 0}, {1, 3, -2, 3}},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        slice_ctx *c = &cases[k];
+        int64_t nx = fx_shape_numel(&c->x), ny = fx_shape_numel(&c->y);
+        float *x = rnd(nx, -1, 1), *dy = rnd(ny, -1, 1), *dx = calloc((size_t)nx, sizeof *dx);
+        CHECK(fx_vjp_slice(&c->x, &c->y, c->start, c->step, dy, dx) == FX_OK);
+        FD_EXPECT(slice_fwd, c, x, nx, ny, dy, dx);
+        free(x), free(dy), free(dx);
+    }
+    slice_ctx bad = {{4, {1, 4, 2, 2}}, {4, {1, 3, 2, 2}}, {0, 2, 0, 0}, {1, 1, 1, 1}};
+    float dy[12] = {0}, dx[16] = {0};
+    CHECK(fx_vjp_slice(&bad.x, &bad.y, bad.start, bad.step, dy, dx) == FX_ERR_USAGE);
+}
+
 /* ---- pools and reductions ---------------------------------------------------------------- */
 
 static void maxpool_fwd(const void *v, const float *x, float *y)
@@ -402,9 +478,21 @@ static void check_pool(fx_pool2d_params p, int is_max)
 
 static void test_vjp_pools(void)
 {
-    fx_pool2d_params p = {.n = 2, .c = 2, .h = 7, .w = 6, .kh = 3, .kw = 2, .stride_h = 2,
-                          .stride_w = 2, .dil_h = 1, .dil_w = 1, .pad_t = 1, .pad_l = 1,
-                          .pad_b = 1, .pad_r = 0, .ceil_mode = 1};
+    fx_pool2d_params p = {.n = 2,
+                          .c = 2,
+                          .h = 7,
+                          .w = 6,
+                          .kh = 3,
+                          .kw = 2,
+                          .stride_h = 2,
+                          .stride_w = 2,
+                          .dil_h = 1,
+                          .dil_w = 1,
+                          .pad_t = 1,
+                          .pad_l = 1,
+                          .pad_b = 1,
+                          .pad_r = 0,
+                          .ceil_mode = 1};
     check_pool(p, 1);
     for (int inc = 0; inc < 2; inc++) {
         p.count_include_pad = inc;
@@ -416,8 +504,16 @@ static void test_vjp_pools(void)
     p.dil_h = 2, p.count_include_pad = 0;
     check_pool(p, 1);
     /* Ties go to the first maximum, as torch. */
-    fx_pool2d_params q = {.n = 1, .c = 1, .h = 2, .w = 2, .kh = 2, .kw = 2, .stride_h = 1,
-                          .stride_w = 1, .dil_h = 1, .dil_w = 1};
+    fx_pool2d_params q = {.n = 1,
+                          .c = 1,
+                          .h = 2,
+                          .w = 2,
+                          .kh = 2,
+                          .kw = 2,
+                          .stride_h = 1,
+                          .stride_w = 1,
+                          .dil_h = 1,
+                          .dil_w = 1};
     float x[4] = {1, 3, 3, 0}, dy[1] = {1}, dx[4] = {0};
     CHECK(fx_vjp_maxpool2d(&q, x, dy, dx) == FX_OK);
     CHECK(dx[1] == 1.0f && dx[2] == 0.0f);
@@ -467,7 +563,8 @@ static void test_vjp_reductions(void)
     free(x), free(dy), free(dx), free(y);
 }
 
-/* ---- the backward pass over a graph ----------------------------------------------------------- */
+/* ---- the backward pass over a graph -----------------------------------------------------------
+ */
 
 static fx_error err;
 
@@ -488,7 +585,9 @@ static void node(fx_graph *g, const char *op, const char **in, int n_in, const c
 
 /* x (2,3,6,6) -> Conv 3x3 -> Relu = a -> [tail] -> GAP -> Flatten -> Gemm (3 classes).
  * tail 1: Conv 1x1 -> Sigmoid -> Mul(a, .) (both activations) -> MaxPool 2x2
- * tail 0: nothing (the shortcut applies); tail 2: a Cast (no VJP). */
+ * tail 0: nothing (the shortcut applies); tail 2: a Cast (no VJP);
+ * tail 3: ShuffleNet's channel split: Slice channels 0-1 and 2-3, Conv 1x1
+ * on the second half, Concat(conv, first half). */
 static fx_graph *build(int tail)
 {
     fx_graph *g = fx_graph_create();
@@ -517,6 +616,20 @@ static fx_graph *build(int tail)
     } else if (tail == 2) {
         node(g, "Cast", (const char *[]){"a"}, 1, "cast", &to, 1);
         last = "cast";
+    } else if (tail == 3) {
+        fx_shape one = {1, {1}};
+        int64_t v0 = 0, v2 = 2, v4 = 4, ax = 1;
+        CHECK(fx_graph_add_constant(g, "i0", FX_DT_INT64, &one, &v0, &err) == FX_OK);
+        CHECK(fx_graph_add_constant(g, "i2", FX_DT_INT64, &one, &v2, &err) == FX_OK);
+        CHECK(fx_graph_add_constant(g, "i4", FX_DT_INT64, &one, &v4, &err) == FX_OK);
+        CHECK(fx_graph_add_constant(g, "ax", FX_DT_INT64, &one, &ax, &err) == FX_OK);
+        add_const(g, "w3", (fx_shape){4, {2, 2, 1, 1}}, -1, 1);
+        fx_attr axis = {.name = "axis", .type = FX_ATTR_INT, .i = 1};
+        node(g, "Slice", (const char *[]){"a", "i0", "i2", "ax"}, 4, "lo", NULL, 0);
+        node(g, "Slice", (const char *[]){"a", "i2", "i4", "ax"}, 4, "hi", NULL, 0);
+        node(g, "Conv", (const char *[]){"hi", "w3"}, 2, "c3", NULL, 0);
+        node(g, "Concat", (const char *[]){"c3", "lo"}, 2, "cat", &axis, 1);
+        last = "cat";
     }
     node(g, "GlobalAveragePool", (const char *[]){last}, 1, "gap", NULL, 0);
     node(g, "Flatten", (const char *[]){"gap"}, 1, "f", NULL, 0);
@@ -570,6 +683,33 @@ static void test_graph_backward(void)
     free(x);
 }
 
+/* The same through ShuffleNet's channel split (Slice, Conv, Concat). */
+static void test_graph_backward_slice(void)
+{
+    fx_graph *g = build(3);
+    fx_grad *gr = NULL;
+    CHECK_MSG(fx_grad_create(g, "x", &gr, &err) == FX_OK, "%s", err.msg);
+    if (!gr) {
+        fx_graph_destroy(g);
+        return;
+    }
+    fx_plan_opts po = {.keep = fx_grad_keep(gr), .n_keep = fx_grad_num_keep(gr)};
+    fx_plan *p = NULL;
+    CHECK(fx_plan_create(g, &po, &p, &err) == FX_OK);
+    float *x = rnd(216, -1, 1), dx[216], dy[6] = {0};
+    CHECK(fx_plan_run(p, x, &err) == FX_OK);
+    int t[2] = {1, 0};
+    CHECK_MSG(fx_grad_run(gr, p, t, 1, dx, &err) == FX_OK, "%s", err.msg);
+    dy[0 * 3 + 1] = 1.0f, dy[1 * 3 + 0] = 1.0f;
+    graph_ctx c = {p};
+    double e = fd_check(graph_fwd, &c, x, 216, 6, dy, dx);
+    CHECK_MSG(e <= 5e-3, "graph backward through Slice: max scaled error %.3g", e);
+    fx_plan_destroy(p);
+    fx_grad_destroy(gr);
+    fx_graph_destroy(g);
+    free(x);
+}
+
 static void test_shortcut_and_errors(void)
 {
     fx_graph *g = build(0);
@@ -615,7 +755,8 @@ static void test_shortcut_and_errors(void)
     fx_graph_destroy(g);
 }
 
-/* ---- methods and helpers ------------------------------------------------------------------------- */
+/* ---- methods and helpers
+ * ------------------------------------------------------------------------- */
 
 static void test_methods(void)
 {
@@ -674,8 +815,14 @@ static void test_upsample_locate(void)
     CHECK_NEAR(r.peak_y, 2, 1e-9);
     CHECK(r.x0 == 4 && r.x1 == 7 && r.y0 == 1 && r.y1 == 4);
     /* Original 40 x 20 shrunk by 4 (x) / 2 (y), pasted at (1, 2): model = orig*s + off. */
-    fx_prep_geom geom = {.orig_w = 40, .orig_h = 20, .new_w = 10, .new_h = 10, .off_x = 1,
-                         .off_y = 2, .scale_x = 0.25, .scale_y = 0.5};
+    fx_prep_geom geom = {.orig_w = 40,
+                         .orig_h = 20,
+                         .new_w = 10,
+                         .new_h = 10,
+                         .off_x = 1,
+                         .off_y = 2,
+                         .scale_x = 0.25,
+                         .scale_y = 0.5};
     CHECK(fx_cam_locate(map, 8, 10, &geom, 0.5, &r) == FX_OK);
     CHECK_NEAR(r.peak_x, (5.5 - 1) / 0.25 - 0.5, 1e-9);
     CHECK_NEAR(r.peak_y, (2.5 - 2) / 0.5 - 0.5, 1e-9);
@@ -696,9 +843,11 @@ int main(void)
     RUN(test_vjp_batchnorm);
     RUN(test_vjp_concat_split);
     RUN(test_vjp_transpose_pad);
+    RUN(test_vjp_slice);
     RUN(test_vjp_pools);
     RUN(test_vjp_reductions);
     RUN(test_graph_backward);
+    RUN(test_graph_backward_slice);
     RUN(test_shortcut_and_errors);
     RUN(test_methods);
     RUN(test_upsample_locate);

@@ -11,32 +11,53 @@
 
 struct fx_grad {
     const fx_graph *g;
-    int layer;        /* tensor index of A */
-    int seed;         /* tensor index of the logits */
-    int k;            /* classes per image */
-    char *need;       /* per tensor: its gradient is computed */
-    int *region;      /* node indices between A and the logits, topological */
+    int layer;   /* tensor index of A */
+    int seed;    /* tensor index of the logits */
+    int k;       /* classes per image */
+    char *need;  /* per tensor: its gradient is computed */
+    int *region; /* node indices between A and the logits, topological */
     int n_region;
     const char **keep;
     int n_keep;
-    int shortcut;     /* region is GAP/ReduceMean -> views -> Gemm */
-    int sc_gemm;      /* the Gemm node of the shortcut */
+    int shortcut; /* region is GAP/ReduceMean -> views -> Gemm */
+    int sc_gemm;  /* the Gemm node of the shortcut */
 };
 
 static int is_view(const fx_node *n)
 {
-    return (n->def->kind & FX_OPK_VIEW) ||
-           (!strcmp(n->op_type, "ReduceMean") && n->b.kind_flag);
+    return (n->def->kind & FX_OPK_VIEW) || (!strcmp(n->op_type, "ReduceMean") && n->b.kind_flag);
 }
 
 /* 1 if the graph has a VJP for node n with the inputs that need gradients. */
 static int vjp_supported(const fx_grad *gr, const fx_node *n)
 {
-    static const char *const ok[] = {
-        "Conv", "Gemm", "MatMul", "Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid",
-        "HardSigmoid", "HardSwish", "Tanh", "Add", "Sub", "Mul", "Div",
-        "BatchNormalization", "Concat", "Split", "MaxPool", "AveragePool",
-        "GlobalAveragePool", "GlobalMaxPool", "Transpose", "Pad", "ReduceMean", "Softmax"};
+    static const char *const ok[] = {"Conv",
+                                     "Gemm",
+                                     "MatMul",
+                                     "Relu",
+                                     "LeakyRelu",
+                                     "PRelu",
+                                     "Clip",
+                                     "Sigmoid",
+                                     "HardSigmoid",
+                                     "HardSwish",
+                                     "Tanh",
+                                     "Add",
+                                     "Sub",
+                                     "Mul",
+                                     "Div",
+                                     "BatchNormalization",
+                                     "Concat",
+                                     "Split",
+                                     "MaxPool",
+                                     "AveragePool",
+                                     "GlobalAveragePool",
+                                     "GlobalMaxPool",
+                                     "Transpose",
+                                     "Pad",
+                                     "ReduceMean",
+                                     "Softmax",
+                                     "Slice"};
     if (is_view(n))
         return 1;
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
@@ -150,9 +171,9 @@ static void find_shortcut(fx_grad *gr)
                 return;
         } else if (last) {
             const fx_gemm_params *p = &n->b.u.gemm;
-            if (strcmp(n->op_type, "Gemm") || p->trans_a || p->m != a->d[0] ||
-                p->k != a->d[1] || fx_in(g, n, 1)->kind != FX_T_CONST ||
-                (fx_in(g, n, 2) && gr->need[n->in[2]]) || n->out[0] != gr->seed)
+            if (strcmp(n->op_type, "Gemm") || p->trans_a || p->m != a->d[0] || p->k != a->d[1] ||
+                fx_in(g, n, 1)->kind != FX_T_CONST || (fx_in(g, n, 2) && gr->need[n->in[2]]) ||
+                n->out[0] != gr->seed)
                 return;
             gr->sc_gemm = gr->region[r];
         } else if (!is_view(n))
@@ -269,9 +290,10 @@ fx_status fx_grad_targets(const fx_grad *gr, const fx_plan *p, int *targets, fx_
                             fx_grad_logits_name(gr));
     for (int64_t i = 0; i < batch; i++) {
         if (targets[i] >= gr->k)
-            return fx_error_set(err, FX_ERR_USAGE, "target %d for image %lld: the model has %d "
-                                "class%s (0..%d)", targets[i], (long long)i, gr->k,
-                                gr->k == 1 ? "" : "es", gr->k - 1);
+            return fx_error_set(err, FX_ERR_USAGE,
+                                "target %d for image %lld: the model has %d "
+                                "class%s (0..%d)",
+                                targets[i], (long long)i, gr->k, gr->k == 1 ? "" : "es", gr->k - 1);
         if (targets[i] >= 0)
             continue;
         int best = 0;
@@ -323,14 +345,17 @@ static fx_status bw_act(const bw_ctx *c, const fx_node *n, const float *dy, floa
     static const struct {
         const char *op;
         fx_vjp_act_kind k;
-    } kinds[] = {{"Relu", FX_VJP_RELU},       {"LeakyRelu", FX_VJP_LEAKY_RELU},
-                 {"Clip", FX_VJP_CLIP},       {"Sigmoid", FX_VJP_SIGMOID},
-                 {"HardSigmoid", FX_VJP_HARD_SIGMOID}, {"HardSwish", FX_VJP_HARD_SWISH},
+    } kinds[] = {{"Relu", FX_VJP_RELU},
+                 {"LeakyRelu", FX_VJP_LEAKY_RELU},
+                 {"Clip", FX_VJP_CLIP},
+                 {"Sigmoid", FX_VJP_SIGMOID},
+                 {"HardSigmoid", FX_VJP_HARD_SIGMOID},
+                 {"HardSwish", FX_VJP_HARD_SWISH},
                  {"Tanh", FX_VJP_TANH}};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         if (!strcmp(n->op_type, kinds[i].op))
-            return fx_vjp_act(kinds[i].k, &n->b.u.act, vin(c, n, 0),
-                              value(c->gr, c->p, n->out[0]), dy, dx);
+            return fx_vjp_act(kinds[i].k, &n->b.u.act, vin(c, n, 0), value(c->gr, c->p, n->out[0]),
+                              dy, dx);
     return FX_ERR_INTERNAL;
 }
 
@@ -405,6 +430,9 @@ static fx_status bw_node(const bw_ctx *c, const fx_node *n)
         return fx_vjp_transpose(&n->b.u.tr, dy, dx);
     if (!strcmp(t, "Pad"))
         return fx_vjp_pad(&n->b.u.pad, dy, dx);
+    if (!strcmp(t, "Slice")) /* n->b.ints: starts, then steps at FX_OPS_MAX_RANK */
+        return fx_vjp_slice(&fx_in(g, n, 0)->shape, &fx_out(g, n, 0)->shape, n->b.ints,
+                            n->b.ints + FX_OPS_MAX_RANK, dy, dx);
     if (!strcmp(t, "ReduceMean"))
         return fx_vjp_reduce_mean(&n->b.u.red, dy, dx);
     if (!strcmp(t, "Softmax"))
@@ -444,8 +472,8 @@ fx_status fx_grad_run(const fx_grad *gr, const fx_plan *p, const int *targets, i
     if (!c.grad)
         return fx_error_set(err, FX_ERR_NOMEM, "grad: out of memory");
     for (int t = 0; t < g->n_t && st == FX_OK; t++)
-        if (gr->need[t] && !(c.grad[t] = calloc((size_t)fx_shape_numel(&g->t[t].shape) + 1,
-                                                sizeof(float))))
+        if (gr->need[t] &&
+            !(c.grad[t] = calloc((size_t)fx_shape_numel(&g->t[t].shape) + 1, sizeof(float))))
             st = fx_error_set(err, FX_ERR_NOMEM, "grad: out of memory for '%s'", g->t[t].name);
     for (int64_t i = 0; i < batch && st == FX_OK; i++)
         c.grad[gr->seed][i * gr->k + targets[i]] = 1.0f;

@@ -113,9 +113,9 @@ fx_status fx_vjp_gemm(const fx_gemm_params *p, const float *a, const float *b, c
 
 /* a and b promoted to (batch..., M, K) and (batch..., K, N). */
 typedef struct mm_view {
-    int64_t m, k, n, nb;           /* nb: output batch count */
-    fx_shape ob;                   /* output batch dims */
-    int64_t sa[FX_OPS_MAX_RANK];   /* batch strides in matrices, 0 = broadcast */
+    int64_t m, k, n, nb;         /* nb: output batch count */
+    fx_shape ob;                 /* output batch dims */
+    int64_t sa[FX_OPS_MAX_RANK]; /* batch strides in matrices, 0 = broadcast */
     int64_t sb[FX_OPS_MAX_RANK];
 } mm_view;
 
@@ -141,8 +141,8 @@ static fx_status mm_setup(const fx_matmul_params *p, mm_view *v)
     return FX_OK;
 }
 
-fx_status fx_vjp_matmul(const fx_matmul_params *p, const float *a, const float *b,
-                        const float *dy, float *da, float *db)
+fx_status fx_vjp_matmul(const fx_matmul_params *p, const float *a, const float *b, const float *dy,
+                        float *da, float *db)
 {
     mm_view v;
     if (mm_setup(p, &v) != FX_OK)
@@ -185,8 +185,7 @@ static float act_grad(fx_vjp_act_kind k, const fx_act_params *p, float x, float 
         float v = p->alpha * x + p->beta;
         return v > 0.0f && v < 1.0f ? g * p->alpha : 0.0f;
     }
-    case FX_VJP_HARD_SWISH:
-        return x < -3.0f ? 0.0f : x <= 3.0f ? g * (x / 3.0f + 0.5f) : g;
+    case FX_VJP_HARD_SWISH: return x < -3.0f ? 0.0f : x <= 3.0f ? g * (x / 3.0f + 0.5f) : g;
     case FX_VJP_TANH: return g * (1.0f - y * y);
     }
     return 0.0f;
@@ -240,20 +239,28 @@ fx_status fx_vjp_binary(char op, const fx_binary_params *p, const float *a, cons
         float g = dy[e];
         switch (op) {
         case 'A':
-            if (da) da[oa] += g;
-            if (db) db[ob] += g;
+            if (da)
+                da[oa] += g;
+            if (db)
+                db[ob] += g;
             break;
         case 'S':
-            if (da) da[oa] += g;
-            if (db) db[ob] -= g;
+            if (da)
+                da[oa] += g;
+            if (db)
+                db[ob] -= g;
             break;
         case 'M':
-            if (da) da[oa] += g * b[ob];
-            if (db) db[ob] += g * a[oa];
+            if (da)
+                da[oa] += g * b[ob];
+            if (db)
+                db[ob] += g * a[oa];
             break;
         default:
-            if (da) da[oa] += g / b[ob];
-            if (db) db[ob] -= g * a[oa] / (b[ob] * b[ob]);
+            if (da)
+                da[oa] += g / b[ob];
+            if (db)
+                db[ob] -= g * a[oa] / (b[ob] * b[ob]);
         }
         next_index(idx, &o);
     }
@@ -334,6 +341,29 @@ fx_status fx_vjp_transpose(const fx_transpose_params *p, const float *dy, float 
     return FX_OK;
 }
 
+fx_status fx_vjp_slice(const fx_shape *x, const fx_shape *y, const int64_t *start,
+                       const int64_t *step, const float *dy, float *dx)
+{
+    if (x->rank != y->rank || x->rank < 1 || x->rank > FX_OPS_MAX_RANK)
+        return FX_ERR_USAGE;
+    int64_t sx[FX_OPS_MAX_RANK], acc = 1, idx[FX_OPS_MAX_RANK] = {0}, n = fx_shape_numel(y);
+    for (int i = x->rank - 1; i >= 0; i--) {
+        if (y->d[i] > 0 &&
+            (start[i] < 0 || start[i] >= x->d[i] || start[i] + (y->d[i] - 1) * step[i] < 0 ||
+             start[i] + (y->d[i] - 1) * step[i] >= x->d[i]))
+            return FX_ERR_USAGE; /* a read outside x */
+        sx[i] = acc, acc *= x->d[i];
+    }
+    for (int64_t e = 0; e < n; e++) {
+        int64_t off = 0;
+        for (int i = 0; i < y->rank; i++)
+            off += (start[i] + idx[i] * step[i]) * sx[i];
+        dx[off] += dy[e];
+        next_index(idx, y);
+    }
+    return FX_OK;
+}
+
 fx_status fx_vjp_pad(const fx_pad_params *p, const float *dy, float *dx)
 {
     fx_shape o;
@@ -361,8 +391,7 @@ fx_status fx_vjp_pad(const fx_pad_params *p, const float *dy, float *dx)
 
 /* ---- pools -------------------------------------------------------------------- */
 
-fx_status fx_vjp_maxpool2d(const fx_pool2d_params *p, const float *x, const float *dy,
-                           float *dx)
+fx_status fx_vjp_maxpool2d(const fx_pool2d_params *p, const float *x, const float *dy, float *dx)
 {
     int oh, ow;
     if (fx_pool2d_out_hw(p, &oh, &ow, NULL) != FX_OK)

@@ -32,8 +32,8 @@ fx_status fx_vjp_gemm(const fx_gemm_params *p, const float *a, const float *b, c
                       float *da, float *db, float *dc);
 
 /* MatMul (numpy semantics, broadcast batch dims summed back). */
-fx_status fx_vjp_matmul(const fx_matmul_params *p, const float *a, const float *b,
-                        const float *dy, float *da, float *db);
+fx_status fx_vjp_matmul(const fx_matmul_params *p, const float *a, const float *b, const float *dy,
+                        float *da, float *db);
 
 typedef enum fx_vjp_act_kind {
     FX_VJP_RELU = 0,
@@ -42,7 +42,7 @@ typedef enum fx_vjp_act_kind {
     FX_VJP_SIGMOID,      /* reads y */
     FX_VJP_HARD_SIGMOID, /* alpha, beta */
     FX_VJP_HARD_SWISH,
-    FX_VJP_TANH,         /* reads y */
+    FX_VJP_TANH, /* reads y */
 } fx_vjp_act_kind;
 
 /* Unary activations on p->n elements.  x: the input, y: the output
@@ -72,8 +72,7 @@ fx_status fx_vjp_concat(const fx_concat_params *p, const float *dy, float *const
 fx_status fx_vjp_split(const fx_split_params *p, const float *const *dys, float *dx);
 
 /* MaxPool: dy routed to each window's first maximum of x. */
-fx_status fx_vjp_maxpool2d(const fx_pool2d_params *p, const float *x, const float *dy,
-                           float *dx);
+fx_status fx_vjp_maxpool2d(const fx_pool2d_params *p, const float *x, const float *dy, float *dx);
 
 /* AveragePool: dy / count spread over the window (count as the forward). */
 fx_status fx_vjp_avgpool2d(const fx_pool2d_params *p, const float *dy, float *dx);
@@ -85,6 +84,12 @@ fx_status fx_vjp_global_maxpool(const fx_global_pool_params *p, const float *x, 
 
 /* Transpose: dx = transpose(dy, inverse perm). */
 fx_status fx_vjp_transpose(const fx_transpose_params *p, const float *dy, float *dx);
+
+/* Slice of x into y (ranks equal): output index i on axis a reads input
+ * start[a] + i * step[a] (steps may be negative, as fx_bind_slice stores
+ * them); dx there += dy[i].  Elements no output reads get nothing. */
+fx_status fx_vjp_slice(const fx_shape *x, const fx_shape *y, const int64_t *start,
+                       const int64_t *step, const float *dy, float *dx);
 
 /* Pad, constant mode only (FX_ERR_UNSUPPORTED otherwise): dx += the
  * interior of dy (negative pads: the cropped part gets nothing). */
