@@ -448,6 +448,36 @@ static void test_vjp_slice(void)
     CHECK(fx_vjp_slice(&bad.x, &bad.y, bad.start, bad.step, dy, dx) == FX_ERR_USAGE);
 }
 
+typedef struct gather_ctx {
+    fx_shape d;
+    int axis;
+    const int64_t *ix;
+    int64_t ni;
+} gather_ctx;
+
+static void gather_fwd(const void *v, const float *x, float *y) /* written out, axis 1 of 3-D */
+{
+    const gather_ctx *c = v;
+    for (int64_t a = 0; a < c->d.d[0]; a++)
+        for (int64_t i = 0; i < c->ni; i++) {
+            int64_t k = c->ix[i] < 0 ? c->ix[i] + c->d.d[1] : c->ix[i];
+            for (int64_t b = 0; b < c->d.d[2]; b++)
+                *y++ = x[(a * c->d.d[1] + k) * c->d.d[2] + b];
+        }
+}
+
+static void test_vjp_gather(void)
+{
+    int64_t ix[5] = {2, 0, 2, -1, 1};
+    gather_ctx c = {{3, {2, 4, 3}}, 1, ix, 5};
+    float *x = rnd(24, -1, 1), *dy = rnd(30, -1, 1), *dx = calloc(24, sizeof *dx);
+    CHECK(fx_vjp_gather(&c.d, c.axis, ix, 5, dy, dx) == FX_OK);
+    FD_EXPECT(gather_fwd, &c, x, 24, 30, dy, dx);
+    int64_t bad[1] = {4};
+    CHECK(fx_vjp_gather(&c.d, 1, bad, 1, dy, dx) == FX_ERR_USAGE);
+    free(x), free(dy), free(dx);
+}
+
 /* ---- pools and reductions ---------------------------------------------------------------- */
 
 static void maxpool_fwd(const void *v, const float *x, float *y)
@@ -585,7 +615,8 @@ static void node(fx_graph *g, const char *op, const char **in, int n_in, const c
 
 /* x (2,3,6,6) -> Conv 3x3 -> Relu = a -> [tail] -> GAP -> Flatten -> Gemm (3 classes).
  * tail 1: Conv 1x1 -> Sigmoid -> Mul(a, .) (both activations) -> MaxPool 2x2
- * tail 0: nothing (the shortcut applies); tail 2: a Cast (no VJP);
+ * tail 0: nothing (the shortcut applies); tail 2: a reflect Pad (no VJP);
+ * tail 4: Cast (float to float) -> Gather of channels 3, 0, 0, -2;
  * tail 3: ShuffleNet's channel split: Slice channels 0-1 and 2-3, Conv 1x1
  * on the second half, Concat(conv, first half). */
 static fx_graph *build(int tail)
@@ -614,8 +645,20 @@ static fx_graph *build(int tail)
         node(g, "MaxPool", (const char *[]){"m"}, 1, "mp", pa, 2);
         last = "mp";
     } else if (tail == 2) {
+        fx_shape p8 = {1, {8}};
+        int64_t pv[8] = {0, 0, 1, 1, 0, 0, 1, 1};
+        fx_attr refl = {.name = "mode", .type = FX_ATTR_STRING, .s = "reflect"};
+        CHECK(fx_graph_add_constant(g, "pads", FX_DT_INT64, &p8, pv, &err) == FX_OK);
+        node(g, "Pad", (const char *[]){"a", "pads"}, 2, "refl", &refl, 1);
+        last = "refl";
+    } else if (tail == 4) {
+        fx_shape i4 = {1, {4}};
+        int64_t iv[4] = {3, 0, 0, -2}; /* a repeat and a negative index */
+        fx_attr axis = {.name = "axis", .type = FX_ATTR_INT, .i = 1};
+        CHECK(fx_graph_add_constant(g, "gi", FX_DT_INT64, &i4, iv, &err) == FX_OK);
         node(g, "Cast", (const char *[]){"a"}, 1, "cast", &to, 1);
-        last = "cast";
+        node(g, "Gather", (const char *[]){"cast", "gi"}, 2, "gat", &axis, 1);
+        last = "gat";
     } else if (tail == 3) {
         fx_shape one = {1, {1}};
         int64_t v0 = 0, v2 = 2, v4 = 4, ax = 1;
@@ -683,10 +726,11 @@ static void test_graph_backward(void)
     free(x);
 }
 
-/* The same through ShuffleNet's channel split (Slice, Conv, Concat). */
-static void test_graph_backward_slice(void)
+/* The same through ShuffleNet's channel split (Slice, Conv, Concat), and
+ * through Cast + Gather (tail 4). */
+static void graph_backward_tail(int tail)
 {
-    fx_graph *g = build(3);
+    fx_graph *g = build(tail);
     fx_grad *gr = NULL;
     CHECK_MSG(fx_grad_create(g, "x", &gr, &err) == FX_OK, "%s", err.msg);
     if (!gr) {
@@ -703,11 +747,17 @@ static void test_graph_backward_slice(void)
     dy[0 * 3 + 1] = 1.0f, dy[1 * 3 + 0] = 1.0f;
     graph_ctx c = {p};
     double e = fd_check(graph_fwd, &c, x, 216, 6, dy, dx);
-    CHECK_MSG(e <= 5e-3, "graph backward through Slice: max scaled error %.3g", e);
+    CHECK_MSG(e <= 5e-3, "graph backward, tail %d: max scaled error %.3g", tail, e);
     fx_plan_destroy(p);
     fx_grad_destroy(gr);
     fx_graph_destroy(g);
     free(x);
+}
+
+static void test_graph_backward_slice_gather(void)
+{
+    graph_backward_tail(3);
+    graph_backward_tail(4);
 }
 
 static void test_shortcut_and_errors(void)
@@ -749,7 +799,7 @@ static void test_shortcut_and_errors(void)
     g = build(2);
     gr = NULL;
     fx_status st = fx_grad_create(g, "a", &gr, &err);
-    CHECK_MSG(st == FX_ERR_UNSUPPORTED && strstr(err.msg, "Cast") && strstr(err.msg, "'cast'"),
+    CHECK_MSG(st == FX_ERR_UNSUPPORTED && strstr(err.msg, "Pad") && strstr(err.msg, "'refl'"),
               "%d %s", st, err.msg);
     CHECK(!gr);
     fx_graph_destroy(g);
@@ -844,10 +894,11 @@ int main(void)
     RUN(test_vjp_concat_split);
     RUN(test_vjp_transpose_pad);
     RUN(test_vjp_slice);
+    RUN(test_vjp_gather);
     RUN(test_vjp_pools);
     RUN(test_vjp_reductions);
     RUN(test_graph_backward);
-    RUN(test_graph_backward_slice);
+    RUN(test_graph_backward_slice_gather);
     RUN(test_shortcut_and_errors);
     RUN(test_methods);
     RUN(test_upsample_locate);

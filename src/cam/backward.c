@@ -31,33 +31,14 @@ static int is_view(const fx_node *n)
 /* 1 if the graph has a VJP for node n with the inputs that need gradients. */
 static int vjp_supported(const fx_grad *gr, const fx_node *n)
 {
-    static const char *const ok[] = {"Conv",
-                                     "Gemm",
-                                     "MatMul",
-                                     "Relu",
-                                     "LeakyRelu",
-                                     "PRelu",
-                                     "Clip",
-                                     "Sigmoid",
-                                     "HardSigmoid",
-                                     "HardSwish",
-                                     "Tanh",
-                                     "Add",
-                                     "Sub",
-                                     "Mul",
-                                     "Div",
-                                     "BatchNormalization",
-                                     "Concat",
-                                     "Split",
-                                     "MaxPool",
-                                     "AveragePool",
-                                     "GlobalAveragePool",
-                                     "GlobalMaxPool",
-                                     "Transpose",
-                                     "Pad",
-                                     "ReduceMean",
-                                     "Softmax",
-                                     "Slice"};
+    /* clang-format off */
+    static const char *const ok[] = {
+        "Conv", "Gemm", "MatMul", "Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid",
+        "HardSigmoid", "HardSwish", "Tanh", "Add", "Sub", "Mul", "Div",
+        "BatchNormalization", "Concat", "Split", "MaxPool", "AveragePool",
+        "GlobalAveragePool", "GlobalMaxPool", "Transpose", "Pad", "ReduceMean", "Softmax",
+        "Slice", "Gather", "Cast"};
+    /* clang-format on */
     if (is_view(n))
         return 1;
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
@@ -68,6 +49,12 @@ static int vjp_supported(const fx_grad *gr, const fx_node *n)
                 if (n->in[k] >= 0 && gr->need[n->in[k]])
                     return 0;
             if (!strcmp(ok[i], "Pad") && n->b.u.pad.mode != FX_PADMODE_CONSTANT)
+                return 0;
+            /* Cast: float to float only (a copy); Gather: the data input */
+            if (!strcmp(ok[i], "Cast") &&
+                (fx_in(gr->g, n, 0)->dt != FX_DT_FLOAT || fx_out(gr->g, n, 0)->dt != FX_DT_FLOAT))
+                return 0;
+            if (!strcmp(ok[i], "Gather") && n->in[1] >= 0 && gr->need[n->in[1]])
                 return 0;
             return 1;
         }
@@ -430,6 +417,13 @@ static fx_status bw_node(const bw_ctx *c, const fx_node *n)
         return fx_vjp_transpose(&n->b.u.tr, dy, dx);
     if (!strcmp(t, "Pad"))
         return fx_vjp_pad(&n->b.u.pad, dy, dx);
+    if (!strcmp(t, "Cast")) /* float to float (vjp_supported) */
+        return fx_vjp_copy(fx_shape_numel(&fx_out(g, n, 0)->shape), dy, dx);
+    if (!strcmp(t, "Gather")) {
+        const fx_tensor *ix = fx_in(g, n, 1);
+        return fx_vjp_gather(&fx_in(g, n, 0)->shape, n->b.axis, ix->data,
+                             fx_shape_numel(&ix->shape), dy, dx);
+    }
     if (!strcmp(t, "Slice")) /* n->b.ints: starts, then steps at FX_OPS_MAX_RANK */
         return fx_vjp_slice(&fx_in(g, n, 0)->shape, &fx_out(g, n, 0)->shape, n->b.ints,
                             n->b.ints + FX_OPS_MAX_RANK, dy, dx);

@@ -364,6 +364,26 @@ fx_status fx_vjp_slice(const fx_shape *x, const fx_shape *y, const int64_t *star
     return FX_OK;
 }
 
+fx_status fx_vjp_gather(const fx_shape *d, int axis, const int64_t *ix, int64_t ni, const float *dy,
+                        float *dx)
+{
+    if (axis < 0 || axis >= d->rank || ni < 0)
+        return FX_ERR_USAGE;
+    int64_t outer = prod(d, 0, axis), inner = prod(d, axis + 1, d->rank), dim = d->d[axis];
+    for (int64_t i = 0; i < ni; i++)
+        if (ix[i] < -dim || ix[i] >= dim)
+            return FX_ERR_USAGE;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < ni; i++) {
+            int64_t v = ix[i] < 0 ? ix[i] + dim : ix[i];
+            float *dr = dx + (o * dim + v) * inner;
+            const float *gr = dy + (o * ni + i) * inner;
+            for (int64_t j = 0; j < inner; j++)
+                dr[j] += gr[j];
+        }
+    return FX_OK;
+}
+
 fx_status fx_vjp_pad(const fx_pad_params *p, const float *dy, float *dx)
 {
     fx_shape o;

@@ -91,6 +91,12 @@ fx_status fx_vjp_transpose(const fx_transpose_params *p, const float *dy, float 
 fx_status fx_vjp_slice(const fx_shape *x, const fx_shape *y, const int64_t *start,
                        const int64_t *step, const float *dy, float *dx);
 
+/* Gather of x (shape d) along axis with ni constant indices (negative
+ * ones count from the end): dx[.., ix[i], ..] += dy[.., i, ..], repeated
+ * indices summed. */
+fx_status fx_vjp_gather(const fx_shape *d, int axis, const int64_t *ix, int64_t ni, const float *dy,
+                        float *dx);
+
 /* Pad, constant mode only (FX_ERR_UNSUPPORTED otherwise): dx += the
  * interior of dy (negative pads: the cropped part gets nothing). */
 fx_status fx_vjp_pad(const fx_pad_params *p, const float *dy, float *dx);
