@@ -560,9 +560,11 @@ fx_status fx_graph_tensor_shape(const fx_graph *g, const char *name, fx_shape *o
 
 fx_status fx_graph_check_readable(const fx_graph *g, const char *name, fx_error *err)
 {
+    if (!g || !name)
+        return fx_error_set(err, FX_ERR_USAGE, "fx_graph_check_readable: NULL argument");
     int i = fx_graph_find(g, name);
     if (i < 0)
-        return fx_error_set(err, FX_ERR_USAGE, "no tensor '%s' in the graph", name ? name : "");
+        return fx_error_set(err, FX_ERR_USAGE, "no tensor '%s' in the graph", name);
     const fx_tensor *t = &g->t[i];
     if (t->folded_into >= 0)
         return fx_error_set(err, FX_ERR_USAGE,
@@ -576,8 +578,9 @@ fx_status fx_graph_check_readable(const fx_graph *g, const char *name, fx_error 
                             name);
     if (t->kind != FX_T_INPUT && (t->kind != FX_T_NODE || t->producer < 0))
         return fx_error_set(err, FX_ERR_USAGE,
-                            "tensor '%s' was removed by the load-time rewrites (an Identity or "
-                            "Dropout elided, or nothing that reaches an output reads it)",
+                            "tensor '%s' was removed by the load-time rewrites (an Identity, "
+                            "Dropout or zero Pad elided, or nothing that reaches an output "
+                            "reads it)",
                             name);
     if (!t->shape_known || t->dt != FX_DT_FLOAT)
         return fx_error_set(err, FX_ERR_USAGE, "tensor '%s' is %s, not a float32 activation", name,
