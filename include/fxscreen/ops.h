@@ -303,6 +303,11 @@ typedef struct fx_pad_params {
 /* Output shape: d[i] + pads[i] + pads[rank + i]; FX_ERR_USAGE if < 0. */
 fx_status fx_pad_out_shape(const fx_pad_params *p, fx_shape *out, fx_error *err);
 
+/* The input index that output position pos (on an axis of input length d,
+ * begin pads at its start; negative = crop) reads in this mode; -1: the
+ * constant value.  Shared by fx_op_pad_ref and its VJP. */
+int64_t fx_pad_src(fx_pad_mode mode, int64_t pos, int64_t begin, int64_t d);
+
 /* y = pad(x).  x: p->x, y: fx_pad_out_shape. */
 fx_status fx_op_pad_ref(const fx_pad_params *p, const float *x, float *y);
 

@@ -48,8 +48,6 @@ static int vjp_supported(const fx_grad *gr, const fx_node *n)
             for (int k = 1; data_only && k < n->n_in; k++)
                 if (n->in[k] >= 0 && gr->need[n->in[k]])
                     return 0;
-            if (!strcmp(ok[i], "Pad") && n->b.u.pad.mode != FX_PADMODE_CONSTANT)
-                return 0;
             /* Cast: float to float only (a copy); Gather: the data input */
             if (!strcmp(ok[i], "Cast") &&
                 (fx_in(gr->g, n, 0)->dt != FX_DT_FLOAT || fx_out(gr->g, n, 0)->dt != FX_DT_FLOAT))

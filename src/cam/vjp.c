@@ -387,24 +387,23 @@ fx_status fx_vjp_gather(const fx_shape *d, int axis, const int64_t *ix, int64_t 
 fx_status fx_vjp_pad(const fx_pad_params *p, const float *dy, float *dx)
 {
     fx_shape o;
-    if (p->mode != FX_PADMODE_CONSTANT)
-        return FX_ERR_UNSUPPORTED;
     if (fx_pad_out_shape(p, &o, NULL) != FX_OK)
         return FX_ERR_USAGE;
     int r = p->x.rank;
-    int64_t so[FX_OPS_MAX_RANK], acc = 1, idx[FX_OPS_MAX_RANK] = {0}, n = fx_shape_numel(&p->x);
+    int64_t sx[FX_OPS_MAX_RANK], acc = 1, idx[FX_OPS_MAX_RANK] = {0}, n = fx_shape_numel(&o);
     for (int i = r - 1; i >= 0; i--)
-        so[i] = acc, acc *= o.d[i];
+        sx[i] = acc, acc *= p->x.d[i];
+    /* every output reads one input (or the constant): the forward's map,
+     * run backwards; reflect and edge read some inputs several times */
     for (int64_t e = 0; e < n; e++) {
-        int64_t off = 0, inside = 1;
-        for (int i = 0; i < r; i++) {
-            int64_t y = idx[i] + p->pads[i];
-            inside &= y >= 0 && y < o.d[i];
-            off += y * so[i];
+        int64_t off = 0;
+        for (int i = 0; i < r && off >= 0; i++) {
+            int64_t s = fx_pad_src(p->mode, idx[i], p->pads[i], p->x.d[i]);
+            off = s < 0 ? -1 : off + s * sx[i];
         }
-        if (inside)
-            dx[e] += dy[off];
-        next_index(idx, &p->x);
+        if (off >= 0)
+            dx[off] += dy[e];
+        next_index(idx, &o);
     }
     return FX_OK;
 }

@@ -97,8 +97,9 @@ fx_status fx_vjp_slice(const fx_shape *x, const fx_shape *y, const int64_t *star
 fx_status fx_vjp_gather(const fx_shape *d, int axis, const int64_t *ix, int64_t ni, const float *dy,
                         float *dx);
 
-/* Pad, constant mode only (FX_ERR_UNSUPPORTED otherwise): dx += the
- * interior of dy (negative pads: the cropped part gets nothing). */
+/* Pad, every mode: each output's gradient goes to the input it read
+ * (constant: the interior; reflect / edge: the mirrored or edge input too;
+ * negative pads: the cropped part gets nothing). */
 fx_status fx_vjp_pad(const fx_pad_params *p, const float *dy, float *dx);
 
 /* ReduceMean: dx += dy broadcast over the reduced axes / their count. */

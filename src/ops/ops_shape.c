@@ -129,8 +129,7 @@ fx_status fx_pad_out_shape(const fx_pad_params *p, fx_shape *out, fx_error *err)
     return FX_OK;
 }
 
-/* Source index on one axis for output position `pos`; -1 = padding value. */
-static int64_t pad_src(fx_pad_mode mode, int64_t pos, int64_t begin, int64_t d)
+int64_t fx_pad_src(fx_pad_mode mode, int64_t pos, int64_t begin, int64_t d)
 {
     int64_t i = pos - begin;
     if (i >= 0 && i < d)
@@ -154,7 +153,7 @@ fx_status fx_op_pad_ref(const fx_pad_params *p, const float *x, float *y)
     for (int64_t i = 0; i < n; i++) {
         int64_t off = 0;
         for (int d = 0; d < o.rank && off >= 0; d++) {
-            int64_t s = pad_src(p->mode, idx[d], p->pads[d], p->x.d[d]);
+            int64_t s = fx_pad_src(p->mode, idx[d], p->pads[d], p->x.d[d]);
             off = s < 0 ? -1 : off + s * xs[d];
         }
         y[i] = off < 0 ? p->value : x[off];
