@@ -319,9 +319,8 @@ void fx_prep_window_row_acc(const fx_image *img, int y, double lo, double hi, in
         return;
     }
     fx_prep_window_row(img, y, lo, hi, invert, lut, row); /* F32: no LUT */
-    const float *r = row;
     for (size_t i = 0; i < w; i++)
-        acc[i] = (first ? 0.0f : acc[i]) + wk * r[i];
+        acc[i] = (first ? 0.0f : acc[i]) + wk * row[i];
 }
 
 /* Internal: lut[x] = window(x), inverted if asked, for every 8/16-bit value. */
