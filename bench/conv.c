@@ -5,6 +5,7 @@
  *   build/bench/conv [--batch N] [--reps R] [--no-ref]
  *   build/bench/conv --paths [--batch N] [--reps R]
  *   build/bench/conv --dw [--batch N] [--reps R] [--no-act]
+ *   build/bench/conv --gemm [--reps R]
  *
  * The fast path runs at batch N (default 8), best of R (default 3) runs;
  * the reference runs once at batch 1 (it is slow and its rate does not
@@ -22,7 +23,12 @@
  * runs them (all OpenMP threads, bias and the SiLU epilogue fused, or no
  * activation with --no-act); median
  * of R runs (default 3) after a warm-up.  Default batch 32 here.  To
- * compare two builds, alternate their binaries (one process each). */
+ * compare two builds, alternate their binaries (one process each).
+ *
+ * --gemm: the conv GEMM with its SiLU epilogue (fx_conv_gemm_path) on
+ * EfficientNet-B0's pointwise shapes, one thread, the sgemm way and the
+ * AVX-512 kernel alternating call by call; the best of R runs (default
+ * 5, at least 0.2 s each) of each.  Cache-warm: the operands fit L2/L3. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,9 +234,56 @@ static int bench_depthwise(int batch, int reps, fx_act_kind act)
     return 0;
 }
 
+/* --gemm: M x K x N of EfficientNet-B0's 1x1 convs at 224 (expansions as
+ * fx_conv_expand_dw cuts them, projections as pw_batch gathers them). */
+static const int GEMM_SHAPES[][3] = {
+    {16, 24, 3136},   {144, 24, 3136}, {240, 40, 784},  {480, 80, 196},   {672, 112, 196},
+    {1152, 192, 49},  {1152, 192, 392}, {24, 144, 3136}, {40, 240, 784},   {80, 480, 196},
+    {112, 672, 196}, {192, 1152, 392}, {1280, 320, 392}, {96, 16, 12544},
+};
+
+static int bench_gemm(int reps)
+{
+    openblas_set_num_threads(1);
+    printf("| M x K x N (SiLU, 1 thread) | sgemm GFLOP/s | kernel GFLOP/s | kernel / sgemm |\n");
+    printf("|---|---:|---:|---:|\n");
+    if (!fx_conv_gemm_kernel_available())
+        printf("| (no AVX-512 on this CPU: both columns are the sgemm way) | | | |\n");
+    for (size_t i = 0; i < sizeof GEMM_SHAPES / sizeof GEMM_SHAPES[0]; i++) {
+        int m = GEMM_SHAPES[i][0], k = GEMM_SHAPES[i][1], n = GEMM_SHAPES[i][2];
+        size_t nx = (size_t)k * n, nw = (size_t)m * k, ny = (size_t)m * n;
+        float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w);
+        float *b = malloc((size_t)m * sizeof *b), *y = malloc(ny * sizeof *y);
+        if (!x || !w || !b || !y)
+            return 1;
+        for (size_t j = 0; j < nx; j++)
+            x[j] = (float)(j % 17) * 0.01f - 0.08f;
+        for (size_t j = 0; j < nw; j++)
+            w[j] = (float)(j % 13) * 0.01f - 0.06f;
+        for (int j = 0; j < m; j++)
+            b[j] = (float)(j % 7) * 0.01f;
+        fx_conv_epilogue ep = {.act = FX_ACT_SILU};
+        double flop = 2.0 * m * k * n, best[2] = {1e30, 1e30};
+        int calls = (int)(0.2 * 30e9 / flop) + 1; /* about 0.2 s at 30 GFLOP/s */
+        for (int r = -1; r < reps; r++) /* r = -1: warm-up */
+            for (int way = 0; way < 2; way++) {
+                double t0 = now_s();
+                for (int c = 0; c < calls; c++)
+                    fx_conv_gemm_path(&ep, m, n, k, w, x, (size_t)n, b, y, NULL, (size_t)n, way);
+                double tm = (now_s() - t0) / calls;
+                best[way] = r >= 0 && tm < best[way] ? tm : best[way];
+            }
+        printf("| %d x %d x %d | %.1f | %.1f | %.2f |\n", m, k, n, flop / best[0] * 1e-9,
+               flop / best[1] * 1e-9, best[0] / best[1]);
+        fflush(stdout);
+        free(x), free(w), free(b), free(y);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    int batch = 0, reps = 3, ref = 1, paths = 0, dw = 0;
+    int batch = 0, reps = 3, ref = 1, paths = 0, dw = 0, gemm = 0;
     fx_act_kind act = FX_ACT_SILU;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
@@ -245,9 +298,11 @@ int main(int argc, char **argv)
             dw = 1;
         else if (strcmp(argv[i], "--no-act") == 0)
             act = FX_ACT_NONE;
+        else if (strcmp(argv[i], "--gemm") == 0)
+            gemm = 1;
         else {
             fprintf(stderr,
-                    "usage: %s [--batch N] [--reps R] [--no-ref] [--paths | --dw [--no-act]]\n",
+                    "usage: %s [--batch N] [--reps R] [--no-ref] [--paths | --dw [--no-act] | --gemm]\n",
                     argv[0]);
             return 2;
         }
@@ -258,6 +313,8 @@ int main(int argc, char **argv)
         return 2;
     if (dw)
         return bench_depthwise(batch, reps, act);
+    if (gemm)
+        return bench_gemm(reps);
     if (paths)
         return compare_paths(batch, reps);
     printf("| layer | fast ms (batch %d) | fast GFLOP/s | ref GFLOP/s (batch 1) | speed-up |\n",

@@ -368,6 +368,62 @@ static void test_conv_fast_mt_epilogue(void)
     openblas_set_num_threads(blas);
 }
 
+/* fx_conv_gemm both ways (the AVX-512 tile kernel where this CPU has it,
+ * and bias + sgemm + epilogue) against a double-precision product and the
+ * reference epilogue: every tile shape (m % 6, partial last vectors, n
+ * under one vector), padded row strides whose padding must stay
+ * untouched (the masked stores), each activation, bias and residual on and
+ * off. */
+static void test_conv_gemm_kernel(void)
+{
+    rng r = {0x3f84d5b5b5470917ULL};
+    static const int ms[] = {1, 5, 6, 7, 13, 24}, ns[] = {1, 15, 16, 17, 64, 79, 130};
+    static const int ks[] = {1, 3, 37};
+    static const fx_act_kind acts[] = {FX_ACT_NONE, FX_ACT_RELU, FX_ACT_CLIP, FX_ACT_SILU};
+    int trials = 0;
+    for (size_t im = 0; im < sizeof ms / sizeof ms[0]; im++)
+        for (size_t in = 0; in < sizeof ns / sizeof ns[0]; in++)
+            for (size_t ik = 0; ik < sizeof ks / sizeof ks[0]; ik++) {
+                int m = ms[im], n = ns[in], k = ks[ik], t = trials++;
+                size_t ldx = (size_t)n + (size_t)(t % 3) * 5, ldy = (size_t)n + (size_t)(t % 2) * 7;
+                float *w = rand_buf(&r, (size_t)m * k), *x = rand_buf(&r, (size_t)k * ldx);
+                float *b = rand_buf(&r, (size_t)m), *res = rand_buf(&r, (size_t)m * ldy);
+                float *want = malloc(sizeof(float) * (size_t)m * n),
+                      *rc = malloc(sizeof(float) * (size_t)m * n);
+                float *y = malloc(sizeof(float) * (size_t)m * ldy);
+                fx_act_kind act = acts[t % 4];
+                int with_b = t % 5 != 0, with_res = t % 3 == 1;
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++) {
+                        double acc = with_b ? b[i] : 0.0;
+                        for (int q = 0; q < k; q++)
+                            acc += (double)w[(size_t)i * k + q] * x[(size_t)q * ldx + j];
+                        want[(size_t)i * n + j] = (float)acc;
+                        rc[(size_t)i * n + j] = res[(size_t)i * ldy + j];
+                    }
+                ref_epilogue(want, with_res ? rc : NULL, (size_t)m * n, NULL, act);
+                fx_conv_epilogue ep = {.act = act, .lo = -0.25f, .hi = 0.5f};
+                for (int force = 0; force <= 1; force++) {
+                    for (size_t i = 0; i < (size_t)m * ldy; i++)
+                        y[i] = 1234.5f;
+                    fx_conv_gemm_path(&ep, m, n, k, w, x, ldx, with_b ? b : NULL, y,
+                                      with_res ? res : NULL, ldy, force);
+                    int bad = 0;
+                    for (int i = 0; i < m && !bad; i++)
+                        for (size_t j = 0; j < ldy && !bad; j++) {
+                            float g = y[(size_t)i * ldy + j];
+                            float e = j < (size_t)n ? want[(size_t)i * n + j] : 1234.5f;
+                            bad = !(fabsf(g - e) <= 2e-5f + 2e-5f * fabsf(e));
+                        }
+                    CHECK_MSG(!bad, "m %d n %d k %d ldx %zu ldy %zu act %d bias %d res %d force %d",
+                              m, n, k, ldx, ldy, (int)act, with_b, with_res, force);
+                }
+                free(w), free(x), free(b), free(res), free(want), free(rc), free(y);
+            }
+    if (!fx_conv_gemm_kernel_available())
+        fprintf(stderr, "  (no AVX-512 here: both runs took the sgemm path)\n");
+}
+
 /* The given path (Winograd, depthwise) forced on p (1..3 threads, epilogue act, residual and
  * bias on or off) against conv_ref + the unfused reference ops.  Returns
  * max |fast - ref| / max |ref| or -1 if a call failed; max |ref| is taken
@@ -695,33 +751,42 @@ static void test_conv_depthwise(void)
     openblas_set_num_threads(blas);
 }
 
-/* The SiLU epilogue (the AVX2 clone where the CPU has one) against
- * x / (1 + exp(-x)) in double, over [-110, 110) and the special values;
- * below -87.3 the exp is 0, silu -0 (exact: below 1e-36). */
+/* The SiLU epilogue (the AVX2 clone where the CPU has one), and the
+ * AVX-512 GEMM kernel's own SiLU (fx_conv_gemm_path forced, w = 1, k = 1:
+ * y = silu(x) exactly but for -0), against x / (1 + exp(-x)) in double,
+ * over [-110, 110) and the special values; below -87.3 the exp is 0, silu
+ * -0 (exact: below 1e-36). */
 static void test_silu_epilogue(void)
 {
     enum { N = 220003 };
-    float *x = malloc(sizeof(float) * N), *y = malloc(sizeof(float) * N);
+    float *x = malloc(sizeof(float) * N), *y = malloc(sizeof(float) * N), one = 1.0f;
     for (int i = 0; i < N; i++)
         x[i] = -110.0f + 220.0f * (float)i / (float)N;
     x[0] = 0.0f, x[1] = -0.0f, x[2] = 1e-30f, x[3] = -1e-30f, x[4] = 87.5f, x[5] = -87.5f;
     x[6] = 200.0f, x[7] = -200.0f, x[8] = INFINITY, x[9] = NAN;
-    memcpy(y, x, sizeof(float) * N);
     fx_conv_epilogue ep = {.act = FX_ACT_SILU};
-    fx_conv_epilogue_apply(&ep, NULL, 0, 1, N, y, NULL, N);
-    double worst = 0.0;
-    for (int i = 0; i < N; i++) {
-        double xd = x[i], want = xd / (1.0 + exp(-xd));
-        if (isnan(want) || isinf(want)) {
-            CHECK_MSG(isnan(want) ? isnan(y[i]) : y[i] == (float)want, "silu(%g)", xd);
-            continue;
+    for (int way = 0; way < 2; way++) {
+        if (way == 0) {
+            memcpy(y, x, sizeof(float) * N);
+            fx_conv_epilogue_apply(&ep, NULL, 0, 1, N, y, NULL, N);
+        } else {
+            fx_conv_gemm_path(&ep, 1, N, 1, &one, x, N, NULL, y, NULL, N, 1);
         }
-        double err = fabs(y[i] - want) / fabs(want);
-        worst = fabs(want) > 1e-30 && err > worst ? err : worst;
-        CHECK_MSG(fabs(y[i] - want) <= 3e-7 * fabs(want) + 3e-36, "silu(%.9g) = %.9g, want %.9g",
-                  xd, y[i], want);
+        double worst = 0.0;
+        for (int i = 0; i < N; i++) {
+            double xd = x[i], want = xd / (1.0 + exp(-xd));
+            if (isnan(want) || isinf(want)) {
+                CHECK_MSG(isnan(want) ? isnan(y[i]) : y[i] == (float)want, "silu(%g)", xd);
+                continue;
+            }
+            double err = fabs(y[i] - want) / fabs(want);
+            worst = fabs(want) > 1e-30 && err > worst ? err : worst;
+            CHECK_MSG(fabs(y[i] - want) <= 3e-7 * fabs(want) + 3e-36,
+                      "%s silu(%.9g) = %.9g, want %.9g", way ? "gemm" : "epilogue", xd, y[i], want);
+        }
+        fprintf(stderr, "  silu %s: worst relative error %.3g (|silu| > 1e-30)\n",
+                way ? "gemm kernel" : "epilogue", worst);
     }
-    fprintf(stderr, "  silu epilogue: worst relative error %.3g (|silu| > 1e-30)\n", worst);
     free(x), free(y);
 }
 
@@ -1299,6 +1364,7 @@ int main(void)
     RUN(test_conv_fast_random);
     RUN(test_conv_fast_ws);
     RUN(test_conv_fast_mt_epilogue);
+    RUN(test_conv_gemm_kernel);
     RUN(test_conv_winograd);
     RUN(test_conv_depthwise);
     RUN(test_act_fast);

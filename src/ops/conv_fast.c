@@ -299,21 +299,6 @@ static void conv_pointwise_1x1plane(const fx_conv2d_params *p, const fx_conv_epi
     }
 }
 
-/* Rows of C set to their bias before an sgemm with beta 1 (b NULL:
- * nothing, the sgemm then runs with beta 0).  With beta 0 OpenBLAS zeroes
- * C in a pass of its own first (sgemm_beta, 5% of EfficientNet-B0's time)
- * and the epilogue then added the bias in another; this is one pass, on
- * the chunk while it is in cache.  The sum is (acc + b) either way. */
-FX_OPS_INLINE void bias_rows(const float *b, int rows, int ncol, float *y, size_t ld)
-{
-    for (int o = 0; b && o < rows; o++) {
-        float *yr = y + (size_t)o * ld, bv = b[o];
-#pragma omp simd
-        for (int j = 0; j < ncol; j++)
-            yr[j] = bv;
-    }
-}
-
 /* The prologue of one column chunk: cg rows of cw columns from x (row
  * stride ld) into dst (row stride dld), per channel scale a[c], shift s[c]
  * (s may be NULL), ReLU.  a NULL: a plain copy (pw_batch's gather). */
@@ -385,16 +370,15 @@ FX_SIMD_CLONES static void conv_pointwise_batched(const fx_conv2d_params *p,
         float *xs = ws + slot * (size_t)fx_omp_thread_num(), *cs = xs + (size_t)cg * nb * hw;
         for (int i = 0; i < cnt; i++)
             pw_columns(p, ep, x, n0 + i, 0, hw, xs + (size_t)i * hw, cols);
-        bias_rows(b, og, (int)cols, cs, cols);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, (int)cols, cg, 1.0f, w, cg, xs,
-                    (int)cols, b ? 1.0f : 0.0f, cs, (int)cols);
+        /* the activation in the GEMM unless a residual must come first */
+        fx_conv_gemm(res ? NULL : ep, og, (int)cols, cg, w, xs, cols, b, cs, NULL, cols);
         for (int i = 0; i < cnt; i++) {
             size_t yoff = (size_t)(n0 + i) * og * hw;
             for (int o = 0; o < og; o++)
                 memcpy(y + yoff + (size_t)o * hw, cs + (size_t)o * cols + (size_t)i * hw,
                        sizeof(float) * (size_t)hw);
-            fx_conv_epilogue_apply(ep, NULL, 0, og, hw, y + yoff, res ? res + yoff : NULL,
-                                   (size_t)hw);
+            if (res)
+                fx_conv_epilogue_apply(ep, NULL, 0, og, hw, y + yoff, res + yoff, (size_t)hw);
         }
     }
 }
@@ -431,11 +415,8 @@ FX_SIMD_CLONES static void conv_pointwise(const fx_conv2d_params *p, const fx_co
             pw_columns(p, ep, x, n, c0, cw, col, (size_t)cw);
             xg = col, ldb = cw;
         }
-        bias_rows(b ? b + g * og : NULL, og, cw, y + yoff, (size_t)hw);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, cw, cg, 1.0f,
-                    w + (size_t)g * og * cg, cg, xg, ldb, b ? 1.0f : 0.0f, y + yoff, hw);
-        fx_conv_epilogue_apply(ep, NULL, g * og, og, cw, y + yoff, res ? res + yoff : NULL,
-                               (size_t)hw);
+        fx_conv_gemm(ep, og, cw, cg, w + (size_t)g * og * cg, xg, (size_t)ldb,
+                     b ? b + g * og : NULL, y + yoff, res ? res + yoff : NULL, (size_t)hw);
     }
 }
 
@@ -465,11 +446,8 @@ FX_SIMD_CLONES static void conv_im2col(const fx_conv2d_params *p, const fx_conv_
         im2col_band(p, xg, ow, r0, r1, c);
         /* The band's outputs are columns [r0*ow, r1*ow) of each (OH*OW)
          * plane: ldc = OH*OW writes them in place. */
-        bias_rows(b ? b + g * og : NULL, og, ncol, y + yoff, (size_t)ohw);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, og, ncol, k, 1.0f,
-                    w + (size_t)g * og * k, k, c, ncol, b ? 1.0f : 0.0f, y + yoff, ohw);
-        fx_conv_epilogue_apply(ep, NULL, g * og, og, ncol, y + yoff, res ? res + yoff : NULL,
-                               (size_t)ohw);
+        fx_conv_gemm(ep, og, ncol, k, w + (size_t)g * og * k, c, (size_t)ncol,
+                     b ? b + g * og : NULL, y + yoff, res ? res + yoff : NULL, (size_t)ohw);
     }
 }
 
@@ -611,11 +589,9 @@ FX_SIMD_CLONES fx_status fx_conv_expand_dw(const fx_conv_expand *e, const fx_con
             int n = (int)(t / nblk), c0 = (int)(t % nblk) * cb;
             int nc = ce - c0 < cb ? ce - c0 : cb;
             /* the block's expanded planes: act(W[c0 .. c0 + nc) x + b) */
-            bias_rows(e->b ? e->b + c0 : NULL, nc, hw, eb, (size_t)hw);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nc, hw, pe->c_in, 1.0f,
-                        e->w + (size_t)c0 * pe->c_in, pe->c_in, x + (size_t)n * pe->c_in * hw, hw,
-                        e->b ? 1.0f : 0.0f, eb, hw);
-            fx_conv_epilogue_apply(&epe, NULL, 0, nc, hw, eb, NULL, (size_t)hw);
+            fx_conv_gemm(&epe, nc, hw, pe->c_in, e->w + (size_t)c0 * pe->c_in,
+                         x + (size_t)n * pe->c_in * hw, (size_t)hw, e->b ? e->b + c0 : NULL, eb,
+                         NULL, (size_t)hw);
             /* then the depthwise conv on them, the block as its own image */
             const float *wb = wd + (size_t)c0 * kk, *bb = bd ? bd + c0 : NULL;
             float *yb = y + ((size_t)n * ce + c0) * out_plane;

@@ -73,6 +73,21 @@ fx_status fx_conv_fast_mt_path(const fx_conv2d_params *p, const fx_conv_epilogue
 void fx_conv_epilogue_apply(const fx_conv_epilogue *ep, const float *b, int oc0, int og, int ncol,
                             float *y, const float *res, size_t ld);
 
+/* pw_kernel.c: the GEMM of a conv with its epilogue, y = act((w x + b) +
+ * res) for w (m x k, row-major, contiguous), x (k x n, row stride ldx), y
+ * and res (m x n, row stride ldy; res may be NULL, and so may b and ep).
+ * Single-threaded (callers split the work).  An AVX-512 register-tile
+ * kernel where the CPU has AVX-512F, else bias + sgemm +
+ * fx_conv_epilogue_apply.  fx_conv_gemm_path forces the choice
+ * (force 1: the kernel where available, 0: the sgemm, -1: as
+ * fx_conv_gemm); the tests compare both ways. */
+void fx_conv_gemm(const fx_conv_epilogue *ep, int m, int n, int k, const float *w, const float *x,
+                  size_t ldx, const float *b, float *y, const float *res, size_t ldy);
+void fx_conv_gemm_path(const fx_conv_epilogue *ep, int m, int n, int k, const float *w,
+                       const float *x, size_t ldx, const float *b, float *y, const float *res,
+                       size_t ldy, int force);
+int fx_conv_gemm_kernel_available(void);
+
 /* winograd.c: whether F(2x2, 3x3) can run p (3x3, stride 1, dilation 1,
  * groups 1; any padding), its scratch for `threads` threads, and the conv
  * itself with a team of `team` threads (OpenBLAS single-threaded when > 1). */
