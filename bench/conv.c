@@ -247,7 +247,7 @@ static int bench_gemm(int reps)
     openblas_set_num_threads(1);
     printf("| M x K x N (SiLU, 1 thread) | sgemm GFLOP/s | kernel GFLOP/s | kernel / sgemm |\n");
     printf("|---|---:|---:|---:|\n");
-    if (!fx_conv_gemm_kernel_available())
+    if (!fx_cpu_avx512())
         printf("| (no AVX-512 on this CPU: both columns are the sgemm way) | | | |\n");
     for (size_t i = 0; i < sizeof GEMM_SHAPES / sizeof GEMM_SHAPES[0]; i++) {
         int m = GEMM_SHAPES[i][0], k = GEMM_SHAPES[i][1], n = GEMM_SHAPES[i][2];

@@ -420,7 +420,7 @@ static void test_conv_gemm_kernel(void)
                 }
                 free(w), free(x), free(b), free(res), free(want), free(rc), free(y);
             }
-    if (!fx_conv_gemm_kernel_available())
+    if (!fx_cpu_avx512())
         fprintf(stderr, "  (no AVX-512 here: both runs took the sgemm path)\n");
 }
 
@@ -597,14 +597,83 @@ static void test_conv_expand_dw(void)
     CHECK(fx_conv_expand_dw_applies(&pe, &pd) && !fx_conv_expand_dw_applies(&bad_e, &pd));
     CHECK(!fx_conv_expand_dw_applies(&pe, &bad_d) && !fx_conv_expand_dw_applies(&pe, &bad_c));
     CHECK(fx_conv_expand_dw_ws_floats(&pe, &bad_d, 1) < 0);
-    float x[324] = {0}, we[32] = {0}, wd[72] = {0}, y[648], ws[4096], res[648] = {0};
+    float x[324] = {0}, we[32] = {0}, wd[72] = {0}, y[648], ws[8192], res[648] = {0};
     fx_conv_expand xe = {&pe, we, NULL, FX_ACT_NONE, 0, 0};
     fx_conv_epilogue with_res = {.residual = res};
-    CHECK(fx_conv_expand_dw_ws_floats(&pe, &pd, 1) <= 4096);
+    CHECK(fx_conv_expand_dw_ws_floats(&pe, &pd, 1) <= 8192);
     CHECK(fx_conv_expand_dw(&xe, &pd, &with_res, x, wd, NULL, y, ws, 1) == FX_ERR_USAGE);
     CHECK(fx_conv_expand_dw(&xe, &pd, NULL, x, wd, NULL, y, ws, 1) == FX_OK);
     fprintf(stderr, "  expand + depthwise: worst max|err| / max|ref| = %.3g\n", worst);
     openblas_set_num_threads(blas);
+}
+
+/* fx_dw_block_fast both ways (16 channels in one AVX-512 pass where the
+ * CPU has it, and the generic passes of 8) against conv_ref + the
+ * reference epilogue, per image and channel block as the callers run it:
+ * blocks of 16, a last partial one (1..15 channels), 3x3 and 5x5, stride
+ * 1 and 2, uneven pads, planes 1x1 to 16x16, residual and bias on or off,
+ * every activation; max |err| / max |ref| <= 1e-5 and the channels past
+ * the block untouched. */
+static void test_dw_block_ways(void)
+{
+    rng r = {0x6a09e667f3bcc908ULL};
+    static const fx_act_kind acts[] = {FX_ACT_NONE, FX_ACT_RELU, FX_ACT_CLIP, FX_ACT_SILU};
+    int trials = FX_TEST_SMALL ? 24 : 80, ran = 0;
+    for (int t = 0; t < trials; t++) {
+        int c = rng_int(&r, 1, 40), k = t % 2 ? 5 : 3, h = rng_int(&r, 1, 16),
+            w = rng_int(&r, 1, 16);
+        fx_conv2d_params p = conv_p(rng_int(&r, 1, 2), c, c, h, w, k, rng_int(&r, 1, 2), 1, 0, c);
+        p.pad_t = rng_int(&r, 0, 2), p.pad_b = rng_int(&r, 0, 2);
+        p.pad_l = rng_int(&r, 0, 2), p.pad_r = rng_int(&r, 0, 2);
+        int oh, ow;
+        if (fx_conv2d_out_hw(&p, &oh, &ow, NULL) != FX_OK || !fx_dw_block_applies(&p)) {
+            t--;
+            continue;
+        }
+        size_t nx = (size_t)p.n * c * h * w, ny = (size_t)p.n * c * oh * ow;
+        size_t plane = (size_t)oh * ow;
+        float *x = rand_buf(&r, nx), *wt = rand_buf(&r, (size_t)c * k * k);
+        float *b = rand_buf(&r, (size_t)c), *res = rand_buf(&r, ny);
+        float *want = malloc(sizeof(float) * ny), *y = malloc(sizeof(float) * ny);
+        float *sc = calloc(fx_dw_scratch_floats(&p), sizeof(float));
+        int with_res = t % 3 == 0, with_b = t % 4 != 1;
+        fx_act_kind act = acts[t % 4];
+        CHECK(fx_op_conv2d_ref(&p, x, wt, with_b ? b : NULL, want) == FX_OK);
+        double big = 0;
+        ref_epilogue(want, with_res ? res : NULL, ny, &big, act);
+        fx_conv_epilogue ep = {.act = act, .lo = -0.25f, .hi = 0.5f};
+        for (int force = 0; force <= 1; force++) {
+            for (size_t i = 0; i < ny; i++)
+                y[i] = 777.0f;
+            memset(sc, 0, sizeof(float) * fx_dw_scratch_floats(&p));
+            /* every image's blocks but the last image's last block */
+            for (int n = 0; n < p.n; n++)
+                for (int c0 = 0; c0 < c; c0 += DW_LANES) {
+                    if (n == p.n - 1 && c0 + DW_LANES >= c)
+                        continue;
+                    int nc = c - c0 < DW_LANES ? c - c0 : DW_LANES;
+                    size_t xo = (size_t)n * c * h * w, yo = (size_t)n * c * plane;
+                    fx_dw_block_fast_path(&p, &ep, x + xo, wt, with_b ? b : NULL, y + yo,
+                                          with_res ? res + yo : NULL, c0, nc, oh, ow, sc, force);
+                }
+            int last0 = (c - 1) / DW_LANES * DW_LANES;
+            size_t skip0 = ((size_t)(p.n - 1) * c + last0) * plane;
+            double err = 0;
+            for (size_t i = 0; i < ny; i++) {
+                double d = i >= skip0 ? fabs(y[i] - 777.0) : fabs((double)y[i] - want[i]);
+                err = d > err || d != d ? d : err;
+            }
+            CHECK_MSG(big > 0 && err / big <= 1e-5,
+                      "trial %d force %d: n%d c%d %dx%d k%d s%d pads %d,%d,%d,%d act %d res %d: %g",
+                      t, force, p.n, c, h, w, k, p.stride_h, p.pad_t, p.pad_l, p.pad_b, p.pad_r,
+                      (int)act, with_res, err / big);
+        }
+        ran++;
+        free(x), free(wt), free(b), free(res), free(want), free(y), free(sc);
+    }
+    CHECK(ran == trials);
+    if (!fx_cpu_avx512())
+        fprintf(stderr, "  (no AVX-512 here: both ways ran the 8-channel passes)\n");
 }
 
 /* Winograd F(2x2, 3x3) vs the reference: random odd planes (1x1..13x17),
@@ -1365,6 +1434,7 @@ int main(void)
     RUN(test_conv_fast_ws);
     RUN(test_conv_fast_mt_epilogue);
     RUN(test_conv_gemm_kernel);
+    RUN(test_dw_block_ways);
     RUN(test_conv_winograd);
     RUN(test_conv_depthwise);
     RUN(test_act_fast);

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops_internal.h"
+#include "avx512_internal.h"
 
 /* Output floats per epilogue band: small enough to still be in L1/L2. */
 #define EPI_BAND_FLOATS 4096
@@ -262,14 +262,15 @@ FX_SIMD_CLONES void fx_dw_plane_fast(const fx_conv2d_params *p, const fx_conv_ep
     }
 }
 
-/* DW_LANES floats, unaligned: one AVX2 register in the x86-64-v3 clone,
+/* DW_VEC floats, unaligned: one AVX2 register in the x86-64-v3 clone,
  * two SSE ones in the default clone (GCC vector extension; clang too). */
-typedef float dw_vec __attribute__((vector_size(DW_LANES * sizeof(float)), aligned(4)));
+#define DW_VEC 8
+typedef float dw_vec __attribute__((vector_size(DW_VEC * sizeof(float)), aligned(4)));
 
-/* Channels c0 .. c0 + nc - 1 (nc <= DW_LANES) of one image, for small
+/* Channels c0 .. c0 + nc - 1 (nc <= DW_VEC) of one image, for small
  * planes: the per-plane kernel spent most of a 7x7 plane on per-row copies
  * and remainders.  Here the block's padded input is interleaved, pixel
- * after pixel of DW_LANES channels (the layout onnxruntime's NCHWc
+ * after pixel of DW_VEC channels (the layout onnxruntime's NCHWc
  * kernels keep throughout), so every tap of every output is one vector
  * FMA over the channels, with no remainder whatever the plane's width and
  * stride.  The cost is two transposes (in, out) of data that stays in L1.
@@ -277,32 +278,32 @@ typedef float dw_vec __attribute__((vector_size(DW_LANES * sizeof(float)), align
  * b: (C) or NULL.  sc: fx_dw_scratch_floats(p) floats, zero on the
  * thread's first use (pad cells are never written).  Lanes past nc
  * compute garbage from the previous block and are not stored. */
-FX_SIMD_CLONES void fx_dw_block_fast(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
+FX_SIMD_CLONES static void dw_block8(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
                                      const float *x, const float *w, const float *b, float *y,
                                      const float *res, int c0, int nc, int oh, int ow, float *sc)
 {
     int k = p->kh, s = p->stride_h, pw = p->w + p->pad_l + p->pad_r;
     int ph = p->h + p->pad_t + p->pad_b;
     size_t in_plane = (size_t)p->h * p->w, out_plane = (size_t)oh * ow;
-    float *pp = sc, *wt = pp + (size_t)DW_LANES * ph * pw, *o = wt + DW_LANES * k * k;
-    float bias[DW_LANES] = {0};
+    float *pp = sc, *wt = pp + (size_t)DW_VEC * ph * pw, *o = wt + DW_VEC * k * k;
+    float bias[DW_VEC] = {0};
     for (int j = 0; j < nc; j++) {
         const float *xc = x + (size_t)(c0 + j) * in_plane, *wc = w + (size_t)(c0 + j) * k * k;
         for (int t = 0; t < k * k; t++)
-            wt[t * DW_LANES + j] = wc[t];
+            wt[t * DW_VEC + j] = wc[t];
         bias[j] = b ? b[c0 + j] : 0.0f;
         for (int iy = 0; iy < p->h; iy++) {
-            float *dst = pp + ((size_t)(iy + p->pad_t) * pw + p->pad_l) * DW_LANES + j;
+            float *dst = pp + ((size_t)(iy + p->pad_t) * pw + p->pad_l) * DW_VEC + j;
             for (int ix = 0; ix < p->w; ix++)
-                dst[(size_t)ix * DW_LANES] = xc[(size_t)iy * p->w + ix];
+                dst[(size_t)ix * DW_VEC] = xc[(size_t)iy * p->w + ix];
         }
     }
     dw_vec b0;
     memcpy(&b0, bias, sizeof b0);
-    size_t st = (size_t)s * DW_LANES; /* from one output's taps to the next's */
+    size_t st = (size_t)s * DW_VEC; /* from one output's taps to the next's */
     for (int oy = 0; oy < oh; oy++) {
-        const float *row = pp + (size_t)oy * s * pw * DW_LANES;
-        float *orow = o + (size_t)oy * ow * DW_LANES;
+        const float *row = pp + (size_t)oy * s * pw * DW_VEC;
+        float *orow = o + (size_t)oy * ow * DW_VEC;
         int ox = 0;
         /* four outputs at a time: four independent FMA chains (one chain
          * ran at the FMA latency) sharing each weight load */
@@ -311,46 +312,181 @@ FX_SIMD_CLONES void fx_dw_block_fast(const fx_conv2d_params *p, const fx_conv_ep
             dw_vec a0 = b0, a1 = b0, a2 = b0, a3 = b0;
             for (int ky = 0; ky < k; ky++)
                 for (int kx = 0; kx < k; kx++) {
-                    dw_vec wv = *(const dw_vec *)(wt + (ky * k + kx) * DW_LANES);
-                    const float *t = q + ((size_t)ky * pw + kx) * DW_LANES;
+                    dw_vec wv = *(const dw_vec *)(wt + (ky * k + kx) * DW_VEC);
+                    const float *t = q + ((size_t)ky * pw + kx) * DW_VEC;
                     a0 += wv * *(const dw_vec *)t;
                     a1 += wv * *(const dw_vec *)(t + st);
                     a2 += wv * *(const dw_vec *)(t + 2 * st);
                     a3 += wv * *(const dw_vec *)(t + 3 * st);
                 }
-            float *d = orow + (size_t)ox * DW_LANES;
-            *(dw_vec *)d = a0, *(dw_vec *)(d + DW_LANES) = a1;
-            *(dw_vec *)(d + 2 * DW_LANES) = a2, *(dw_vec *)(d + 3 * DW_LANES) = a3;
+            float *d = orow + (size_t)ox * DW_VEC;
+            *(dw_vec *)d = a0, *(dw_vec *)(d + DW_VEC) = a1;
+            *(dw_vec *)(d + 2 * DW_VEC) = a2, *(dw_vec *)(d + 3 * DW_VEC) = a3;
         }
         for (; ox + 2 <= ow; ox += 2) { /* the row's remainder: two chains, then one */
             const float *q = row + (size_t)ox * st;
             dw_vec a0 = b0, a1 = b0;
             for (int ky = 0; ky < k; ky++)
                 for (int kx = 0; kx < k; kx++) {
-                    dw_vec wv = *(const dw_vec *)(wt + (ky * k + kx) * DW_LANES);
-                    const float *t = q + ((size_t)ky * pw + kx) * DW_LANES;
+                    dw_vec wv = *(const dw_vec *)(wt + (ky * k + kx) * DW_VEC);
+                    const float *t = q + ((size_t)ky * pw + kx) * DW_VEC;
                     a0 += wv * *(const dw_vec *)t;
                     a1 += wv * *(const dw_vec *)(t + st);
                 }
-            float *d = orow + (size_t)ox * DW_LANES;
-            *(dw_vec *)d = a0, *(dw_vec *)(d + DW_LANES) = a1;
+            float *d = orow + (size_t)ox * DW_VEC;
+            *(dw_vec *)d = a0, *(dw_vec *)(d + DW_VEC) = a1;
         }
         for (; ox < ow; ox++) {
             const float *q = row + (size_t)ox * st;
             dw_vec a0 = b0;
             for (int ky = 0; ky < k; ky++)
                 for (int kx = 0; kx < k; kx++)
-                    a0 += *(const dw_vec *)(wt + (ky * k + kx) * DW_LANES) *
-                          *(const dw_vec *)(q + ((size_t)ky * pw + kx) * DW_LANES);
-            *(dw_vec *)(orow + (size_t)ox * DW_LANES) = a0;
+                    a0 += *(const dw_vec *)(wt + (ky * k + kx) * DW_VEC) *
+                          *(const dw_vec *)(q + ((size_t)ky * pw + kx) * DW_VEC);
+            *(dw_vec *)(orow + (size_t)ox * DW_VEC) = a0;
         }
     }
     for (int j = 0; j < nc; j++) {
         float *yc = y + (size_t)(c0 + j) * out_plane;
         for (size_t i = 0; i < out_plane; i++)
-            yc[i] = o[i * DW_LANES + j];
+            yc[i] = o[i * DW_VEC + j];
     }
     /* the block's planes are contiguous in NCHW: one epilogue call */
     size_t off = (size_t)c0 * out_plane, len = (size_t)nc * out_plane;
     fx_conv_epilogue_apply(ep, NULL, 0, 1, (int)len, y + off, res ? res + off : NULL, len);
+}
+
+#ifdef FX_HAVE_AVX512_KERNELS
+/* NO outputs of one row of the 16-channel block from their taps (q: the
+ * first output's top-left tap, st: floats from one output's taps to the
+ * next's), then the activation unless a residual must come first. */
+FX_AVX512_INLINE void dw16_outputs(int NO, int k, int pw, const float *q, size_t st,
+                                   const float *wt, __m512 bv, float *d, int act_now,
+                                   const fx_conv_epilogue *ep)
+{
+    __m512 a[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < NO; i++)
+        a[i] = bv;
+    for (int ky = 0; ky < k; ky++)
+        for (int kx = 0; kx < k; kx++) {
+            __m512 wv = _mm512_loadu_ps(wt + (ky * k + kx) * 16);
+            const float *t = q + ((size_t)ky * pw + kx) * 16;
+#pragma GCC unroll 8
+            for (int i = 0; i < NO; i++)
+                a[i] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(t + i * st), a[i]);
+        }
+#pragma GCC unroll 8
+    for (int i = 0; i < NO; i++)
+        _mm512_storeu_ps(d + 16 * i, act_now ? fx_avx512_act(a[i], ep->act, ep->lo, ep->hi) : a[i]);
+}
+
+/* dw_block8's scheme on 16 channels at once (one zmm per pixel), with the
+ * in and out transposes done 16 x 16 in registers (fx_avx512_transpose16)
+ * instead of one scalar move per value: those moves were most of
+ * dw_block8's time on 7x7 planes (25 FMAs per value against two moves).
+ * Same arguments; nc <= 16. */
+FX_AVX512_TARGET static void dw_block16(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
+                                        const float *x, const float *w, const float *b, float *y,
+                                        const float *res, int c0, int nc, int oh, int ow, float *sc)
+{
+    int k = p->kh, kk = k * k, s = p->stride_h, pw = p->w + p->pad_l + p->pad_r;
+    int ph = p->h + p->pad_t + p->pad_b;
+    size_t in_plane = (size_t)p->h * p->w, out_plane = (size_t)oh * ow;
+    float *pp = sc, *wt = pp + (size_t)16 * ph * pw, *o = wt + 16 * kk;
+    __mmask16 cm = (__mmask16)((1u << nc) - 1u);
+    __m512 r[16];
+    /* the weights (nc rows of kk, contiguous) to tap-major, channel lanes */
+    for (int t0 = 0; t0 < kk; t0 += 16) {
+        int cnt = kk - t0 < 16 ? kk - t0 : 16;
+        __mmask16 tm = (__mmask16)((1u << cnt) - 1u);
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++)
+            r[j] = j < nc ? _mm512_maskz_loadu_ps(tm, w + (size_t)(c0 + j) * kk + t0)
+                          : _mm512_setzero_ps();
+        fx_avx512_transpose16(r);
+#pragma GCC unroll 16
+        for (int q = 0; q < 16; q++)
+            if (q < cnt)
+                _mm512_storeu_ps(wt + (size_t)(t0 + q) * 16, r[q]);
+    }
+    /* the input planes, 16 pixels at a time, into the padded interleaved plane */
+    int iy = 0, ix = 0;
+    for (size_t i0 = 0; i0 < in_plane; i0 += 16) {
+        int cnt = in_plane - i0 < 16 ? (int)(in_plane - i0) : 16;
+        __mmask16 pm = (__mmask16)((1u << cnt) - 1u);
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++)
+            r[j] = j < nc ? _mm512_maskz_loadu_ps(pm, x + (size_t)(c0 + j) * in_plane + i0)
+                          : _mm512_setzero_ps();
+        fx_avx512_transpose16(r);
+#pragma GCC unroll 16
+        for (int q = 0; q < 16; q++)
+            if (q < cnt) {
+                _mm512_storeu_ps(pp + ((size_t)(iy + p->pad_t) * pw + ix + p->pad_l) * 16, r[q]);
+                if (++ix == p->w)
+                    ix = 0, iy++;
+            }
+    }
+    __m512 bv = b ? _mm512_maskz_loadu_ps(cm, b + c0) : _mm512_setzero_ps();
+    int act_now = !res && ep && ep->act != FX_ACT_NONE;
+    size_t st = (size_t)s * 16;
+    for (int oy = 0; oy < oh; oy++) {
+        const float *row = pp + (size_t)oy * s * pw * 16;
+        float *orow = o + (size_t)oy * ow * 16;
+        int ox = 0;
+        for (; ox + 8 <= ow; ox += 8)
+            dw16_outputs(8, k, pw, row + ox * st, st, wt, bv, orow + ox * 16, act_now, ep);
+        if (ox + 4 <= ow) {
+            dw16_outputs(4, k, pw, row + ox * st, st, wt, bv, orow + ox * 16, act_now, ep);
+            ox += 4;
+        }
+        if (ox + 2 <= ow) {
+            dw16_outputs(2, k, pw, row + ox * st, st, wt, bv, orow + ox * 16, act_now, ep);
+            ox += 2;
+        }
+        if (ox < ow)
+            dw16_outputs(1, k, pw, row + ox * st, st, wt, bv, orow + ox * 16, act_now, ep);
+    }
+    /* back to planes, 16 pixels at a time */
+    for (size_t p0 = 0; p0 < out_plane; p0 += 16) {
+        int cnt = out_plane - p0 < 16 ? (int)(out_plane - p0) : 16;
+        __mmask16 pm = (__mmask16)((1u << cnt) - 1u);
+#pragma GCC unroll 16
+        for (int q = 0; q < 16; q++)
+            r[q] = q < cnt ? _mm512_loadu_ps(o + (p0 + q) * 16) : _mm512_setzero_ps();
+        fx_avx512_transpose16(r);
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++)
+            if (j < nc)
+                _mm512_mask_storeu_ps(y + (size_t)(c0 + j) * out_plane + p0, pm, r[j]);
+    }
+    if (!act_now && (res || (ep && ep->act != FX_ACT_NONE))) {
+        size_t off = (size_t)c0 * out_plane, len = (size_t)nc * out_plane;
+        fx_conv_epilogue_apply(ep, NULL, 0, 1, (int)len, y + off, res ? res + off : NULL, len);
+    }
+}
+#endif
+
+void fx_dw_block_fast_path(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *x,
+                           const float *w, const float *b, float *y, const float *res, int c0,
+                           int nc, int oh, int ow, float *sc, int force)
+{
+#ifdef FX_HAVE_AVX512_KERNELS
+    if (force != 0 && fx_cpu_avx512()) {
+        dw_block16(p, ep, x, w, b, y, res, c0, nc, oh, ow, sc);
+        return;
+    }
+#else
+    (void)force;
+#endif
+    for (int j = 0; j < nc; j += DW_VEC)
+        dw_block8(p, ep, x, w, b, y, res, c0 + j, nc - j < DW_VEC ? nc - j : DW_VEC, oh, ow, sc);
+}
+
+void fx_dw_block_fast(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *x,
+                      const float *w, const float *b, float *y, const float *res, int c0, int nc,
+                      int oh, int ow, float *sc)
+{
+    fx_dw_block_fast_path(p, ep, x, w, b, y, res, c0, nc, oh, ow, sc, -1);
 }

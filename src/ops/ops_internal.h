@@ -86,7 +86,9 @@ void fx_conv_gemm(const fx_conv_epilogue *ep, int m, int n, int k, const float *
 void fx_conv_gemm_path(const fx_conv_epilogue *ep, int m, int n, int k, const float *w,
                        const float *x, size_t ldx, const float *b, float *y, const float *res,
                        size_t ldy, int force);
-int fx_conv_gemm_kernel_available(void);
+/* Whether this CPU runs the AVX-512 kernels (AVX-512F; always 0 in builds
+ * without them: not x86-64, or FX_NO_AVX512). */
+int fx_cpu_avx512(void);
 
 /* winograd.c: whether F(2x2, 3x3) can run p (3x3, stride 1, dilation 1,
  * groups 1; any padding), its scratch for `threads` threads, and the conv
@@ -110,12 +112,18 @@ void fx_dw_plane_fast(const fx_conv2d_params *p, const fx_conv_epilogue *ep, con
 /* Small input planes (fx_dw_block_applies) go by blocks of DW_LANES
  * channels of one image instead: fx_dw_block_fast computes channels c0 ..
  * c0 + nc - 1 (nc <= DW_LANES) of the image's x -> y (and res), with the
- * same scratch (fx_dw_scratch_floats covers both). */
-#define DW_LANES 8
+ * same scratch (fx_dw_scratch_floats covers both): 16 channels at once
+ * where the CPU has AVX-512 (fx_cpu_avx512), else in passes of 8.
+ * fx_dw_block_fast_path forces the way (force 0: the 8-channel passes;
+ * 1: the AVX-512 kernel where available; -1: as fx_dw_block_fast). */
+#define DW_LANES 16
 int fx_dw_block_applies(const fx_conv2d_params *p);
 void fx_dw_block_fast(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *x,
                       const float *w, const float *b, float *y, const float *res, int c0, int nc,
                       int oh, int ow, float *sc);
+void fx_dw_block_fast_path(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *x,
+                           const float *w, const float *b, float *y, const float *res, int c0,
+                           int nc, int oh, int ow, float *sc, int force);
 
 /* Expand-then-depthwise fused (the inverted residual of MobileNetV2 and
  * EfficientNet): a pointwise conv pe (groups 1, its activation only) whose

@@ -24,16 +24,11 @@
 #include <cblas.h>
 #include <stddef.h>
 
-#include "ops_internal.h"
+#include "avx512_internal.h"
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(FX_NO_AVX512)
-#define FX_PWK_AVX512 1
-#include <immintrin.h>
-#endif
-
-int fx_conv_gemm_kernel_available(void)
+int fx_cpu_avx512(void)
 {
-#ifdef FX_PWK_AVX512
+#ifdef FX_HAVE_AVX512_KERNELS
     return __builtin_cpu_supports("avx512f");
 #else
     return 0;
@@ -58,59 +53,17 @@ static void gemm_sgemm(const fx_conv_epilogue *ep, int m, int n, int k, const fl
     fx_conv_epilogue_apply(ep, NULL, 0, m, n, y, res, ldy);
 }
 
-#ifdef FX_PWK_AVX512
+#ifdef FX_HAVE_AVX512_KERNELS
 #define PWK_MR     6
 #define PWK_NV     4
-#define PWK_TARGET __attribute__((target("avx512f,fma"), always_inline)) static inline
-
-/* x / (1 + e^-x) on 16 lanes, the same steps as the scalar SiLU of
- * fx_conv_epilogue_apply (fx_ops_expf_noclamp, then the division; +inf
- * and large x pass through). */
-PWK_TARGET __m512 pwk_silu(__m512 v)
-{
-    __m512 x = _mm512_sub_ps(_mm512_setzero_ps(), v);
-    __m512 t =
-        _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(12582912.0f));
-    t = _mm512_sub_ps(t, _mm512_set1_ps(12582912.0f));
-    __m512 r = _mm512_fnmadd_ps(t, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(t, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 q = _mm512_set1_ps(1.3814605566e-3f);
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(8.3687106285e-3f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(4.1668387525e-2f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.6666520681e-1f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(4.9999993451e-1f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.0f));
-    q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.0f));
-    __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(t), _mm512_set1_epi32(127));
-    e = _mm512_min_epi32(_mm512_max_epi32(e, _mm512_setzero_si512()), _mm512_set1_epi32(255));
-    __m512 ex = _mm512_mul_ps(q, _mm512_castsi512_ps(_mm512_slli_epi32(e, 23)));
-    __m512 s = _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), ex));
-    __mmask16 big = _mm512_cmp_ps_mask(v, _mm512_set1_ps(1e4f), _CMP_GT_OQ);
-    return _mm512_mask_mov_ps(s, big, v);
-}
-
-PWK_TARGET __m512 pwk_act(__m512 v, fx_act_kind act, float lo, float hi)
-{
-    switch (act) {
-    case FX_ACT_RELU: return _mm512_max_ps(v, _mm512_setzero_ps());
-    case FX_ACT_CLIP: /* (v < lo ? lo : v) then (> hi ? hi : .): NaN stays, as in the scalar */
-        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_set1_ps(lo), _CMP_LT_OQ),
-                               _mm512_set1_ps(lo));
-        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_set1_ps(hi), _CMP_GT_OQ),
-                               _mm512_set1_ps(hi));
-        return v;
-    case FX_ACT_SILU: return pwk_silu(v);
-    default: return v;
-    }
-}
 
 /* One tile: rows m0 .. m0 + MR of y (w points at row m0, y and res too),
  * columns j0 .. j0 + 16 NV (x, y, res point at column j0), the last
  * vector masked by `last`.  MR and NV are constants at every call (the
  * switch in pwk_tile_any), so acc stays in registers. */
-PWK_TARGET void pwk_tile(int MR, int NV, __mmask16 last, int k, const float *w, const float *x,
-                         size_t ldx, const float *b, float *y, const float *res, size_t ldy,
-                         const fx_conv_epilogue *ep)
+FX_AVX512_INLINE void pwk_tile(int MR, int NV, __mmask16 last, int k, const float *w,
+                               const float *x, size_t ldx, const float *b, float *y,
+                               const float *res, size_t ldy, const fx_conv_epilogue *ep)
 {
     __m512 acc[PWK_MR][PWK_NV];
 #pragma GCC unroll 8
@@ -151,7 +104,7 @@ PWK_TARGET void pwk_tile(int MR, int NV, __mmask16 last, int k, const float *w, 
             __m512 a = acc[i][v];
             if (rr)
                 a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(mk, rr + 16 * v));
-            _mm512_mask_storeu_ps(yr + 16 * v, mk, pwk_act(a, act, lo, hi));
+            _mm512_mask_storeu_ps(yr + 16 * v, mk, fx_avx512_act(a, act, lo, hi));
         }
     }
 }
@@ -164,9 +117,9 @@ PWK_TARGET void pwk_tile(int MR, int NV, __mmask16 last, int k, const float *w, 
     default: pwk_tile(MR, 4, last, k, w, x, ldx, b, y, res, ldy, ep); break;                       \
     }
 
-__attribute__((target("avx512f,fma"))) static void
-pwk_tile_any(int mr, int nv, __mmask16 last, int k, const float *w, const float *x, size_t ldx,
-             const float *b, float *y, const float *res, size_t ldy, const fx_conv_epilogue *ep)
+FX_AVX512_TARGET static void pwk_tile_any(int mr, int nv, __mmask16 last, int k, const float *w,
+                                          const float *x, size_t ldx, const float *b, float *y,
+                                          const float *res, size_t ldy, const fx_conv_epilogue *ep)
 {
     switch (mr) {
     case 1: PWK_NV_CASES(1) break;
@@ -201,7 +154,7 @@ static void gemm_kernel(const fx_conv_epilogue *ep, int m, int n, int k, const f
 
 static int use_kernel(int force)
 {
-    return force != 0 && fx_conv_gemm_kernel_available();
+    return force != 0 && fx_cpu_avx512();
 }
 
 void fx_conv_gemm_path(const fx_conv_epilogue *ep, int m, int n, int k, const float *w,
@@ -210,7 +163,7 @@ void fx_conv_gemm_path(const fx_conv_epilogue *ep, int m, int n, int k, const fl
 {
     if (m <= 0 || n <= 0)
         return;
-#ifdef FX_PWK_AVX512
+#ifdef FX_HAVE_AVX512_KERNELS
     if (k > 0 && use_kernel(force)) {
         gemm_kernel(ep, m, n, k, w, x, ldx, b, y, res, ldy);
         return;
