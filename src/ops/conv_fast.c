@@ -524,15 +524,16 @@ FX_SIMD_CLONES static void conv_depthwise(const fx_conv2d_params *p, const fx_co
                 float *yp = y + (size_t)nc * plane;
                 const float *rp = res ? res + (size_t)nc * plane : NULL;
                 if (pp) {
-                    fx_dw_plane_fast(p, ep, xc, wc, b ? b[oc] : 0.0f, yp, rp, oh, ow, pp);
+                    fx_dw_plane_fast(p, ep, xc, wc, b ? b[oc] : 0.0f, yp, rp, oh, ow, pp,
+                                     gap ? gap + nc : NULL);
                 } else {
                     for (size_t i = 0; i < plane; i++)
                         yp[i] = 0.0f;
                     dw_plane(p, xc, wc, yp, oh, ow);
                     fx_conv_epilogue_apply(ep, b, (int)oc, 1, (int)plane, yp, rp, plane);
+                    if (gap) /* the plane, still in cache */
+                        gap[nc] = fx_plane_mean(yp, plane);
                 }
-                if (gap) /* the plane, still in cache */
-                    gap[nc] = fx_plane_mean(yp, plane);
             }
         }
     }
@@ -595,6 +596,7 @@ FX_SIMD_CLONES fx_status fx_conv_expand_dw(const fx_conv_expand *e, const fx_con
             /* then the depthwise conv on them, the block as its own image */
             const float *wb = wd + (size_t)c0 * kk, *bb = bd ? bd + c0 : NULL;
             float *yb = y + ((size_t)n * ce + c0) * out_plane;
+            float *gb = ep && ep->gap ? ep->gap + (size_t)n * ce + c0 : NULL;
             for (int j = 0; j < nc; j += blocked ? DW_LANES : 1) {
                 if (blocked)
                     fx_dw_block_fast(pd, ep, eb, wb, bb, yb, NULL, j,
@@ -602,11 +604,10 @@ FX_SIMD_CLONES fx_status fx_conv_expand_dw(const fx_conv_expand *e, const fx_con
                 else
                     fx_dw_plane_fast(pd, ep, eb + (size_t)j * hw, wb + (size_t)j * kk,
                                      bb ? bb[j] : 0.0f, yb + (size_t)j * out_plane, NULL, oh, ow,
-                                     pp);
+                                     pp, gb ? gb + j : NULL);
             }
-            for (int j = 0; ep && ep->gap && j < nc; j++) /* the block's planes, in cache */
-                ep->gap[(size_t)n * ce + c0 + j] =
-                    fx_plane_mean(yb + (size_t)j * out_plane, (int64_t)out_plane);
+            for (int j = 0; blocked && gb && j < nc; j++) /* the block's planes, in cache */
+                gb[j] = fx_plane_mean(yb + (size_t)j * out_plane, (int64_t)out_plane);
         }
     }
     return FX_OK;

@@ -103,12 +103,13 @@ void fx_conv_winograd(const fx_conv2d_params *p, const fx_conv_epilogue *ep, con
  * C_in == C_out == groups, pads < k).  fx_dw_plane_fast computes one plane
  * yp = act((conv(xc, wc) + bias) + res) using pp, a per-thread scratch of
  * fx_dw_scratch_floats(p) floats that must be zero on first use (its pad
- * cells are never written, so it can be reused across planes). */
+ * cells are never written, so it can be reused across planes); gap (or
+ * NULL) gets the plane's mean after the activation. */
 int fx_dw_fast_applies(const fx_conv2d_params *p);
 size_t fx_dw_scratch_floats(const fx_conv2d_params *p);
 void fx_dw_plane_fast(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *xc,
                       const float *wc, float bias, float *yp, const float *res, int oh, int ow,
-                      float *pp);
+                      float *pp, float *gap);
 /* Small input planes (fx_dw_block_applies) go by blocks of DW_LANES
  * channels of one image instead: fx_dw_block_fast computes channels c0 ..
  * c0 + nc - 1 (nc <= DW_LANES) of the image's x -> y (and res), with the

@@ -18,6 +18,9 @@
  * No shape was slower, so the kernel runs wherever the CPU has AVX-512.
  * In the plan (bench/infer, EfficientNet-B0 batch 32, 2 threads) it made
  * the whole network 1.06x faster (A/B of the two builds, 4 rounds).
+ * Streaming stores for large outputs (no read for ownership) were tried
+ * and were slower: EfficientNet-B0's stem conv at batch 32, 2 threads,
+ * 9.4 vs 8.9 ms (three alternating runs each).
  * The kernel sums in k order from the bias, the sgemm path adds the bias
  * first too ((b + acc) either way); the results differ from each other by
  * rounding only. */
