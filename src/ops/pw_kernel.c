@@ -32,7 +32,7 @@
 int fx_cpu_avx512(void)
 {
 #ifdef FX_HAVE_AVX512_KERNELS
-    return __builtin_cpu_supports("avx512f");
+    return __builtin_cpu_supports("avx512f") != 0;
 #else
     return 0;
 #endif
