@@ -561,13 +561,45 @@ int fx_conv_expand_dw_applies(const fx_conv2d_params *pe, const fx_conv2d_params
            pe->c_out == pd->c_in && pe->h == pd->h && pe->w == pd->w;
 }
 
+/* How fx_conv_expand_dw lays out its scratch.  Where the depthwise conv
+ * takes channel blocks and the CPU has AVX-512 ("interleaved"), the
+ * expansion GEMM writes straight into the depthwise kernel's padded,
+ * pixel-interleaved planes (fx_conv_gemm_interleaved): no expanded NCHW
+ * planes, no transposes in, and the 7x7 planes' 49 pixels no longer leave
+ * lanes idle; W^T (K x C_exp) is then shared at the front.  Else the
+ * expanded planes go to scratch in NCHW and the depthwise kernel reads
+ * them as an image.  slot: one thread's floats; shared: before the slots. */
+typedef struct xdw_layout {
+    int interleaved, cb;
+    size_t gstride, slot, shared;
+} xdw_layout;
+
+static void xdw_plan(const fx_conv2d_params *pe, const fx_conv2d_params *pd, xdw_layout *l)
+{
+    int hw = pd->h * pd->w;
+    size_t dws = fx_dw_scratch_floats(pd);
+    l->interleaved = fx_dw_block_applies(pd) && fx_cpu_avx512();
+    if (!l->interleaved) {
+        l->cb = xdw_block(pd), l->gstride = 0, l->shared = 0;
+        l->slot = (size_t)l->cb * hw + dws;
+        return;
+    }
+    int pp = (pd->h + pd->pad_t + pd->pad_b) * (pd->w + pd->pad_l + pd->pad_r);
+    int cb = XDW_BLOCK_FLOATS / pp / 16 * 16, all = (pd->c_in + 15) / 16 * 16;
+    l->cb = cb < 16 ? 16 : cb > all ? all : cb;
+    l->gstride = (size_t)pp * 16;
+    l->shared = (size_t)pe->c_in * pd->c_in;
+    l->slot = (size_t)(l->cb / 16) * l->gstride + dws;
+}
+
 int64_t fx_conv_expand_dw_ws_floats(const fx_conv2d_params *pe, const fx_conv2d_params *pd,
                                     int threads)
 {
     if (!fx_conv_expand_dw_applies(pe, pd))
         return -1;
-    int64_t slot = (int64_t)xdw_block(pd) * pd->h * pd->w + (int64_t)fx_dw_scratch_floats(pd);
-    return slot * (threads > 1 ? threads : 1);
+    xdw_layout l;
+    xdw_plan(pe, pd, &l);
+    return (int64_t)(l.shared + l.slot * (size_t)(threads > 1 ? threads : 1));
 }
 
 FX_SIMD_CLONES fx_status fx_conv_expand_dw(const fx_conv_expand *e, const fx_conv2d_params *pd,
@@ -580,28 +612,53 @@ FX_SIMD_CLONES fx_status fx_conv_expand_dw(const fx_conv_expand *e, const fx_con
     if (!fx_conv_expand_dw_applies(pe, pd) || !ws || threads < 1 || (ep && ep->residual) ||
         fx_conv2d_out_hw(pd, &oh, &ow, NULL) != FX_OK)
         return FX_ERR_USAGE;
-    int hw = pd->h * pd->w, cb = xdw_block(pd), ce = pd->c_in, kk = pd->kh * pd->kw;
+    xdw_layout l;
+    xdw_plan(pe, pd, &l);
+    int hw = pd->h * pd->w, cb = l.cb, ce = pd->c_in, kk = pd->kh * pd->kw, ci = pe->c_in;
     int nblk = (ce + cb - 1) / cb, blocked = fx_dw_block_applies(pd);
     size_t out_plane = (size_t)oh * ow, dws = fx_dw_scratch_floats(pd);
-    size_t slot = (size_t)cb * hw + dws;
+    size_t slot = l.slot, ebf = slot - dws; /* the expanded block's floats */
     fx_conv_epilogue epe = {.act = e->act, .lo = e->lo, .hi = e->hi};
     int64_t tasks = (int64_t)pd->n * nblk;
+    float *wt = ws; /* interleaved: W^T, K x C_exp */
+    int pos[256];   /* interleaved: each input pixel's place in the padded plane */
+    int ppw = pd->w + pd->pad_l + pd->pad_r;
+    for (int i = 0; l.interleaved && i < hw; i++)
+        pos[i] = (i / pd->w + pd->pad_t) * ppw + i % pd->w + pd->pad_l;
 #pragma omp parallel num_threads(threads)
     {
-        float *eb = ws + slot * (size_t)fx_omp_thread_num(), *pp = eb + (size_t)cb * hw;
+        float *eb = ws + l.shared + slot * (size_t)fx_omp_thread_num(), *pp = eb + ebf;
         memset(pp, 0, dws * sizeof *pp); /* the depthwise pads, never written */
+        if (l.interleaved) {
+            memset(eb, 0, ebf * sizeof *eb); /* the interleaved planes' pads, likewise */
+#pragma omp for schedule(static)
+            for (int c = 0; c < ce; c++)
+                for (int q = 0; q < ci; q++)
+                    wt[(size_t)q * ce + c] = e->w[(size_t)c * ci + q];
+        }
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < tasks; t++) {
             int n = (int)(t / nblk), c0 = (int)(t % nblk) * cb;
             int nc = ce - c0 < cb ? ce - c0 : cb;
+            const float *wb = wd + (size_t)c0 * kk, *bb = bd ? bd + c0 : NULL;
+            float *yb = y + ((size_t)n * ce + c0) * out_plane;
+            float *gb = ep && ep->gap ? ep->gap + (size_t)n * ce + c0 : NULL;
+            if (l.interleaved &&
+                fx_conv_gemm_interleaved(&epe, nc, hw, ci, wt + c0, (size_t)ce,
+                                         x + (size_t)n * ci * hw, (size_t)hw,
+                                         e->b ? e->b + c0 : NULL, eb, l.gstride, pos)) {
+                for (int j = 0; j < nc; j += 16)
+                    fx_dw_block16_filled(pd, ep, eb + (size_t)(j / 16) * l.gstride, wb, bb, yb, j,
+                                         nc - j < 16 ? nc - j : 16, oh, ow, pp);
+                for (int j = 0; gb && j < nc; j++) /* the block's planes, in cache */
+                    gb[j] = fx_plane_mean(yb + (size_t)j * out_plane, (int64_t)out_plane);
+                continue;
+            }
             /* the block's expanded planes: act(W[c0 .. c0 + nc) x + b) */
             fx_conv_gemm(&epe, nc, hw, pe->c_in, e->w + (size_t)c0 * pe->c_in,
                          x + (size_t)n * pe->c_in * hw, (size_t)hw, e->b ? e->b + c0 : NULL, eb,
                          NULL, (size_t)hw);
             /* then the depthwise conv on them, the block as its own image */
-            const float *wb = wd + (size_t)c0 * kk, *bb = bd ? bd + c0 : NULL;
-            float *yb = y + ((size_t)n * ce + c0) * out_plane;
-            float *gb = ep && ep->gap ? ep->gap + (size_t)n * ce + c0 : NULL;
             for (int j = 0; j < nc; j += blocked ? DW_LANES : 1) {
                 if (blocked)
                     fx_dw_block_fast(pd, ep, eb, wb, bb, yb, NULL, j,

@@ -397,12 +397,15 @@ FX_AVX512_INLINE void dw16_outputs(int NO, int k, int pw, const float *q, size_t
  * Same arguments; nc <= 16. */
 FX_AVX512_TARGET static void dw_block16(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
                                         const float *x, const float *w, const float *b, float *y,
-                                        const float *res, int c0, int nc, int oh, int ow, float *sc)
+                                        const float *res, int c0, int nc, int oh, int ow, float *sc,
+                                        const float *filled)
 {
     int k = p->kh, kk = k * k, s = p->stride_h, pw = p->w + p->pad_l + p->pad_r;
     int ph = p->h + p->pad_t + p->pad_b;
     size_t in_plane = (size_t)p->h * p->w, out_plane = (size_t)oh * ow;
     float *pp = sc, *wt = pp + (size_t)16 * ph * pw, *o = wt + 16 * kk;
+    if (filled) /* the padded interleaved plane is given (fx_dw_block16_filled) */
+        in_plane = 0;
     __mmask16 cm = (__mmask16)((1u << nc) - 1u);
     __m512 r[16];
     /* the weights (nc rows of kk, contiguous) to tap-major, channel lanes */
@@ -437,11 +440,12 @@ FX_AVX512_TARGET static void dw_block16(const fx_conv2d_params *p, const fx_conv
                     ix = 0, iy++;
             }
     }
+    const float *pin = filled ? filled : pp;
     __m512 bv = b ? _mm512_maskz_loadu_ps(cm, b + c0) : _mm512_setzero_ps();
     int act_now = !res && ep && ep->act != FX_ACT_NONE;
     size_t st = (size_t)s * 16;
     for (int oy = 0; oy < oh; oy++) {
-        const float *row = pp + (size_t)oy * s * pw * 16;
+        const float *row = pin + (size_t)oy * s * pw * 16;
         float *orow = o + (size_t)oy * ow * 16;
         int ox = 0;
         for (; ox + 8 <= ow; ox += 8)
@@ -483,7 +487,7 @@ void fx_dw_block_fast_path(const fx_conv2d_params *p, const fx_conv_epilogue *ep
 {
 #ifdef FX_HAVE_AVX512_KERNELS
     if (force != 0 && fx_cpu_avx512()) {
-        dw_block16(p, ep, x, w, b, y, res, c0, nc, oh, ow, sc);
+        dw_block16(p, ep, x, w, b, y, res, c0, nc, oh, ow, sc, NULL);
         return;
     }
 #else
@@ -498,4 +502,16 @@ void fx_dw_block_fast(const fx_conv2d_params *p, const fx_conv_epilogue *ep, con
                       int oh, int ow, float *sc)
 {
     fx_dw_block_fast_path(p, ep, x, w, b, y, res, c0, nc, oh, ow, sc, -1);
+}
+
+void fx_dw_block16_filled(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
+                          const float *filled, const float *w, const float *b, float *y, int c0,
+                          int nc, int oh, int ow, float *sc)
+{
+#ifdef FX_HAVE_AVX512_KERNELS
+    dw_block16(p, ep, NULL, w, b, y, NULL, c0, nc, oh, ow, sc, filled);
+#else
+    (void)p, (void)ep, (void)filled, (void)w, (void)b, (void)y, (void)c0, (void)nc, (void)oh;
+    (void)ow, (void)sc;
+#endif
 }

@@ -86,6 +86,19 @@ void fx_conv_gemm(const fx_conv_epilogue *ep, int m, int n, int k, const float *
 void fx_conv_gemm_path(const fx_conv_epilogue *ep, int m, int n, int k, const float *w,
                        const float *x, size_t ldx, const float *b, float *y, const float *res,
                        size_t ldy, int force);
+/* The expansion GEMM of fx_conv_expand_dw written for the depthwise
+ * kernel as it reads (AVX-512 only; returns 0, doing nothing, elsewhere):
+ * channel c < nc, pixel p < hw of act(W x + b) goes to dst + (c / 16) *
+ * gstride + pos[p] * 16 + c % 16, i.e. 16-channel groups of padded
+ * planes interleaved pixel by pixel (fx_dw_block16_filled's input).  wt:
+ * W transposed (k x channels, row stride ldw, at channel 0 of the block);
+ * x: k x hw, row stride ldx; b: nc floats or NULL.  The tiles run over
+ * pixels with 64 channels in the lanes, so a 7x7 plane leaves no lanes
+ * idle. */
+int fx_conv_gemm_interleaved(const fx_conv_epilogue *ep, int nc, int hw, int k, const float *wt,
+                             size_t ldw, const float *x, size_t ldx, const float *b, float *dst,
+                             size_t gstride, const int *pos);
+
 /* Whether this CPU runs the AVX-512 kernels (AVX-512F; always 0 in builds
  * without them: not x86-64, or FX_NO_AVX512). */
 int fx_cpu_avx512(void);
@@ -122,6 +135,15 @@ int fx_dw_block_applies(const fx_conv2d_params *p);
 void fx_dw_block_fast(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *x,
                       const float *w, const float *b, float *y, const float *res, int c0, int nc,
                       int oh, int ow, float *sc);
+/* fx_dw_block_fast's AVX-512 kernel on an already filled padded plane
+ * (16 channels interleaved, (h + pads) x (w + pads) pixels, pads zero):
+ * channels c0 .. c0 + nc - 1 (nc <= 16) of y, weights w and bias b (the
+ * image's tensors, as fx_dw_block_fast); no residual.  sc: as for
+ * fx_dw_block_fast (its own padded-plane part unused).  AVX-512 only
+ * (does nothing elsewhere: callers check fx_cpu_avx512). */
+void fx_dw_block16_filled(const fx_conv2d_params *p, const fx_conv_epilogue *ep,
+                          const float *filled, const float *w, const float *b, float *y, int c0,
+                          int nc, int oh, int ow, float *sc);
 void fx_dw_block_fast_path(const fx_conv2d_params *p, const fx_conv_epilogue *ep, const float *x,
                            const float *w, const float *b, float *y, const float *res, int c0,
                            int nc, int oh, int ow, float *sc, int force);

@@ -182,3 +182,96 @@ void fx_conv_gemm(const fx_conv_epilogue *ep, int m, int n, int k, const float *
 {
     fx_conv_gemm_path(ep, m, n, k, w, x, ldx, b, y, res, ldy, -1);
 }
+
+#ifdef FX_HAVE_AVX512_KERNELS
+/* fx_conv_gemm_interleaved's tile: pixels p0 .. p0 + MR (x points at
+ * column p0) x channel vectors 0 .. NV (wt points at channel c0, the last
+ * vector masked by `last`), stored to dst + (c / 16) * gstride + pos[p] * 16. */
+FX_AVX512_INLINE void pwkt_tile(int MR, int NV, __mmask16 last, int k, const float *wt,
+                                size_t ldw, const float *x, size_t ldx, const float *b,
+                                float *dst, size_t gstride, const int *pos,
+                                const fx_conv_epilogue *ep)
+{
+    __m512 acc[PWK_MR][PWK_NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) {
+        __mmask16 mk = v == NV - 1 ? last : (__mmask16)0xffff;
+        __m512 bv = b ? _mm512_maskz_loadu_ps(mk, b + 16 * v) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; i++)
+            acc[i][v] = bv;
+    }
+    for (int kk = 0; kk < k; kk++) {
+        const float *wr = wt + (size_t)kk * ldw, *xr = x + (size_t)kk * ldx;
+        __m512 wv[PWK_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV - 1; v++)
+            wv[v] = _mm512_loadu_ps(wr + 16 * v);
+        wv[NV - 1] = _mm512_maskz_loadu_ps(last, wr + 16 * (NV - 1));
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; i++) {
+            __m512 xv = _mm512_set1_ps(xr[i]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                acc[i][v] = _mm512_fmadd_ps(xv, wv[v], acc[i][v]);
+        }
+    }
+    fx_act_kind act = ep ? ep->act : FX_ACT_NONE;
+    float lo = ep ? ep->lo : 0.0f, hi = ep ? ep->hi : 0.0f;
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            _mm512_mask_storeu_ps(dst + (size_t)v * gstride + (size_t)pos[i] * 16,
+                                  v == NV - 1 ? last : (__mmask16)0xffff,
+                                  fx_avx512_act(acc[i][v], act, lo, hi));
+}
+
+#define PWKT_NV_CASES(MR)                                                                          \
+    switch (nv) {                                                                                  \
+    case 1: pwkt_tile(MR, 1, last, k, wt, ldw, x, ldx, b, dst, gstride, pos, ep); break;           \
+    case 2: pwkt_tile(MR, 2, last, k, wt, ldw, x, ldx, b, dst, gstride, pos, ep); break;           \
+    case 3: pwkt_tile(MR, 3, last, k, wt, ldw, x, ldx, b, dst, gstride, pos, ep); break;           \
+    default: pwkt_tile(MR, 4, last, k, wt, ldw, x, ldx, b, dst, gstride, pos, ep); break;          \
+    }
+
+FX_AVX512_TARGET static void pwkt_tile_any(int mr, int nv, __mmask16 last, int k, const float *wt,
+                                           size_t ldw, const float *x, size_t ldx, const float *b,
+                                           float *dst, size_t gstride, const int *pos,
+                                           const fx_conv_epilogue *ep)
+{
+    switch (mr) {
+    case 1: PWKT_NV_CASES(1) break;
+    case 2: PWKT_NV_CASES(2) break;
+    case 3: PWKT_NV_CASES(3) break;
+    case 4: PWKT_NV_CASES(4) break;
+    case 5: PWKT_NV_CASES(5) break;
+    default: PWKT_NV_CASES(6) break;
+    }
+}
+#endif
+
+int fx_conv_gemm_interleaved(const fx_conv_epilogue *ep, int nc, int hw, int k, const float *wt,
+                             size_t ldw, const float *x, size_t ldx, const float *b, float *dst,
+                             size_t gstride, const int *pos)
+{
+#ifdef FX_HAVE_AVX512_KERNELS
+    if (nc <= 0 || hw <= 0 || k <= 0 || !fx_cpu_avx512())
+        return 0;
+    for (int c0 = 0; c0 < nc; c0 += 16 * PWK_NV) { /* a k x 64 panel of W^T, then every pixel */
+        int cols = nc - c0 < 16 * PWK_NV ? nc - c0 : 16 * PWK_NV;
+        int nv = (cols + 15) / 16, tail = cols - 16 * (nv - 1);
+        __mmask16 last = (__mmask16)((1u << tail) - 1u);
+        for (int p0 = 0; p0 < hw; p0 += PWK_MR) {
+            int mr = hw - p0 < PWK_MR ? hw - p0 : PWK_MR;
+            pwkt_tile_any(mr, nv, last, k, wt + c0, ldw, x + p0, ldx, b ? b + c0 : NULL,
+                          dst + (size_t)(c0 / 16) * gstride, gstride, pos + p0, ep);
+        }
+    }
+    return 1;
+#else
+    (void)ep, (void)nc, (void)hw, (void)k, (void)wt, (void)ldw, (void)x, (void)ldx, (void)b;
+    (void)dst, (void)gstride, (void)pos;
+    return 0;
+#endif
+}
