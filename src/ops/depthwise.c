@@ -390,6 +390,17 @@ FX_AVX512_INLINE void dw16_outputs(int NO, int k, int pw, const float *q, size_t
         _mm512_storeu_ps(d + 16 * i, act_now ? fx_avx512_act(a[i], ep->act, ep->lo, ep->hi) : a[i]);
 }
 
+/* r[q] lane j = src[j * stride + q] for j < nc, q < cnt (zero elsewhere):
+ * nc rows of cnt floats, transposed in registers. */
+FX_AVX512_INLINE void dw16_rows_t(__m512 r[16], const float *src, size_t stride, int nc, int cnt)
+{
+    __mmask16 m = (__mmask16)((1u << cnt) - 1u);
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++)
+        r[j] = j < nc ? _mm512_maskz_loadu_ps(m, src + (size_t)j * stride) : _mm512_setzero_ps();
+    fx_avx512_transpose16(r);
+}
+
 /* dw_block8's scheme on 16 channels at once (one zmm per pixel), with the
  * in and out transposes done 16 x 16 in registers (fx_avx512_transpose16)
  * instead of one scalar move per value: those moves were most of
@@ -411,12 +422,7 @@ FX_AVX512_TARGET static void dw_block16(const fx_conv2d_params *p, const fx_conv
     /* the weights (nc rows of kk, contiguous) to tap-major, channel lanes */
     for (int t0 = 0; t0 < kk; t0 += 16) {
         int cnt = kk - t0 < 16 ? kk - t0 : 16;
-        __mmask16 tm = (__mmask16)((1u << cnt) - 1u);
-#pragma GCC unroll 16
-        for (int j = 0; j < 16; j++)
-            r[j] = j < nc ? _mm512_maskz_loadu_ps(tm, w + (size_t)(c0 + j) * kk + t0)
-                          : _mm512_setzero_ps();
-        fx_avx512_transpose16(r);
+        dw16_rows_t(r, w + (size_t)c0 * kk + t0, (size_t)kk, nc, cnt);
 #pragma GCC unroll 16
         for (int q = 0; q < 16; q++)
             if (q < cnt)
@@ -426,12 +432,7 @@ FX_AVX512_TARGET static void dw_block16(const fx_conv2d_params *p, const fx_conv
     int iy = 0, ix = 0;
     for (size_t i0 = 0; i0 < in_plane; i0 += 16) {
         int cnt = in_plane - i0 < 16 ? (int)(in_plane - i0) : 16;
-        __mmask16 pm = (__mmask16)((1u << cnt) - 1u);
-#pragma GCC unroll 16
-        for (int j = 0; j < 16; j++)
-            r[j] = j < nc ? _mm512_maskz_loadu_ps(pm, x + (size_t)(c0 + j) * in_plane + i0)
-                          : _mm512_setzero_ps();
-        fx_avx512_transpose16(r);
+        dw16_rows_t(r, x + (size_t)c0 * in_plane + i0, in_plane, nc, cnt);
 #pragma GCC unroll 16
         for (int q = 0; q < 16; q++)
             if (q < cnt) {
