@@ -1,8 +1,10 @@
 /* Fast CPU convolution: see fx_op_conv2d_fast in include/fxscreen/ops.h.
  *
- * Three paths, chosen from the params:
+ * The paths, chosen from the params (every "GEMM" below is fx_conv_gemm,
+ * pw_kernel.c: the AVX-512 tile kernel with the epilogue fused, or bias +
+ * OpenBLAS sgemm + epilogue where the CPU lacks AVX-512):
  *   pointwise  1x1, stride 1, no padding: the input planes already are the
- *              (C_in/g, H*W) matrix, so one sgemm per image, group and
+ *              (C_in/g, H*W) matrix, so one GEMM per image, group and
  *              L2-sized column chunk; a prologue (fx_conv_epilogue.pre_*:
  *              a fused BatchNorm + Relu, Concat or squeeze-excitation gate)
  *              first writes the chunk's transformed input to scratch;
