@@ -500,7 +500,7 @@ static void test_conv_dw_gap(void)
     float *x = rand_buf(&r, 2 * 6 * 143), *we = rand_buf(&r, 21 * 6), *wd = rand_buf(&r, 21 * 9);
     float *y = malloc(sizeof(float) * ny), g[42], want[42];
     float *ws = malloc(sizeof(float) * (size_t)fx_conv_expand_dw_ws_floats(&pe, &pd, 2));
-    fx_conv_expand xe = {&pe, we, NULL, FX_ACT_RELU, 0, 0};
+    fx_conv_expand xe = {&pe, we, NULL, FX_ACT_RELU, 0, 0, NULL};
     fx_conv_epilogue ep = {.act = FX_ACT_RELU, .gap = g};
     fx_global_pool_params gp = {2, 21, (int64_t)oh * ow};
     CHECK(fx_conv_expand_dw(&xe, &pd, &ep, x, wd, NULL, y, ws, 2) == FX_OK);
@@ -532,8 +532,14 @@ static double expand_dw_rel_err(const fx_conv2d_params *pe, const fx_conv2d_para
     float *y0 = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);
     int64_t nws = fx_conv_expand_dw_ws_floats(pe, pd, threads);
     float *ws = nws > 0 ? malloc(sizeof(float) * (size_t)nws) : NULL;
-    fx_conv_expand xe = {pe, we, with_bias ? be : NULL, act_e, -0.25f, 0.5f};
+    fx_conv_expand xe = {pe, we, with_bias ? be : NULL, act_e, -0.25f, 0.5f, NULL};
     fx_conv_epilogue ep = {.act = act_d, .lo = -0.25f, .hi = 0.5f};
+    float *wt = NULL; /* on two threads, the weights transposed beforehand as a plan does */
+    if (threads == 2 && fx_conv_expand_wants_wt(pe, pd)) {
+        wt = malloc(sizeof(float) * (size_t)pe->c_out * pe->c_in);
+        fx_conv_expand_transpose(pe, we, wt);
+        xe.wt = wt;
+    }
     double rel = -1;
     if (ws && fx_op_conv2d_ref(pe, x, we, xe.b, e) == FX_OK) {
         ref_epilogue(e, NULL, ne, NULL, act_e);
@@ -550,6 +556,7 @@ static double expand_dw_rel_err(const fx_conv2d_params *pe, const fx_conv2d_para
         }
     }
     free(x), free(we), free(be), free(bd), free(wd), free(e), free(y0), free(y1), free(ws);
+    free(wt);
     return rel;
 }
 
@@ -598,7 +605,7 @@ static void test_conv_expand_dw(void)
     CHECK(!fx_conv_expand_dw_applies(&pe, &bad_d) && !fx_conv_expand_dw_applies(&pe, &bad_c));
     CHECK(fx_conv_expand_dw_ws_floats(&pe, &bad_d, 1) < 0);
     float x[324] = {0}, we[32] = {0}, wd[72] = {0}, y[648], ws[8192], res[648] = {0};
-    fx_conv_expand xe = {&pe, we, NULL, FX_ACT_NONE, 0, 0};
+    fx_conv_expand xe = {&pe, we, NULL, FX_ACT_NONE, 0, 0, NULL};
     fx_conv_epilogue with_res = {.residual = res};
     CHECK(fx_conv_expand_dw_ws_floats(&pe, &pd, 1) <= 8192);
     CHECK(fx_conv_expand_dw(&xe, &pd, &with_res, x, wd, NULL, y, ws, 1) == FX_ERR_USAGE);

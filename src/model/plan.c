@@ -49,6 +49,7 @@ typedef struct plan_fuse {
     int gate;          /* Conv prologue: (N, C_in, 1, 1) tensor scaling the input, or -1 */
     int cat;           /* Conv prologue: the Concat node whose inputs it reads, or -1 */
     int expand;        /* depthwise Conv: the pointwise Conv node run inside it, or -1 */
+    float *expand_wt;  /* ... its weights transposed (fx_conv_expand.wt, owned), or NULL */
     int gap;           /* depthwise Conv: the GlobalAveragePool output it also writes, or -1 */
     const float **src; /* ... their buffers (filled per run) and channels (owned) */
     int *src_c;
@@ -339,6 +340,12 @@ static void fuse_expand(fx_plan *p, int d)
     f->expand = e;
     f->in0 = p->fuse[e].in0;
     p->fuse[e].skip = 1;
+    /* constant weights transposed once here, not on every run (NULL, on
+     * a failed allocation too: the conv then transposes into scratch) */
+    const fx_tensor *we = &g->t[g->nodes[e].in[1]];
+    if (fx_conv_expand_wants_wt(pe, pd) && we->kind == FX_T_CONST &&
+        (f->expand_wt = malloc(sizeof(float) * (size_t)pe->c_in * pe->c_out)))
+        fx_conv_expand_transpose(pe, we->data, f->expand_wt);
 }
 
 /* GlobalAveragePool node m of a tensor that a depthwise Conv writes (its
@@ -529,6 +536,7 @@ void fx_plan_destroy(fx_plan *p)
     free(p->outb);
     for (int i = 0; p->fuse && i < p->g->n_nodes; i++) {
         free(p->fuse[i].pre);
+        free(p->fuse[i].expand_wt);
         free(p->fuse[i].src);
         free(p->fuse[i].src_c);
     }
@@ -625,7 +633,8 @@ fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err)
                                   en->n_in > 2 && en->in[2] >= 0 ? buffer_of(p, en->in[2]) : NULL,
                                   ef->act,
                                   ef->lo,
-                                  ef->hi};
+                                  ef->hi,
+                                  f->expand_wt};
         }
         fx_exec_fast x = {{g, p->inb, p->outb, p->ws, p->fast},
                           p->threads,

@@ -594,6 +594,25 @@ static void xdw_plan(const fx_conv2d_params *pe, const fx_conv2d_params *pd, xdw
     l->slot = (size_t)(l->cb / 16) * l->gstride + dws;
 }
 
+int fx_conv_expand_wants_wt(const fx_conv2d_params *pe, const fx_conv2d_params *pd)
+{
+    xdw_layout l;
+    return fx_conv_expand_dw_applies(pe, pd) && (xdw_plan(pe, pd, &l), l.interleaved);
+}
+
+/* Rows c0 .. c1 of w (C_exp x ci) as columns of wt (ci x C_exp). */
+static void xdw_transpose(const float *w, int ci, int ce, int c0, int c1, float *wt)
+{
+    for (int c = c0; c < c1; c++)
+        for (int q = 0; q < ci; q++)
+            wt[(size_t)q * ce + c] = w[(size_t)c * ci + q];
+}
+
+void fx_conv_expand_transpose(const fx_conv2d_params *pe, const float *w, float *wt)
+{
+    xdw_transpose(w, pe->c_in, pe->c_out, 0, pe->c_out, wt);
+}
+
 int64_t fx_conv_expand_dw_ws_floats(const fx_conv2d_params *pe, const fx_conv2d_params *pd,
                                     int threads)
 {
@@ -622,7 +641,7 @@ FX_SIMD_CLONES fx_status fx_conv_expand_dw(const fx_conv_expand *e, const fx_con
     size_t slot = l.slot, ebf = slot - dws; /* the expanded block's floats */
     fx_conv_epilogue epe = {.act = e->act, .lo = e->lo, .hi = e->hi};
     int64_t tasks = (int64_t)pd->n * nblk;
-    float *wt = ws; /* interleaved: W^T, K x C_exp */
+    const float *wt = e->wt ? e->wt : ws; /* interleaved: W^T, K x C_exp */
     int pos[256];   /* interleaved: each input pixel's place in the padded plane */
     int ppw = pd->w + pd->pad_l + pd->pad_r;
     for (int i = 0; l.interleaved && i < hw; i++)
@@ -631,12 +650,12 @@ FX_SIMD_CLONES fx_status fx_conv_expand_dw(const fx_conv_expand *e, const fx_con
     {
         float *eb = ws + l.shared + slot * (size_t)fx_omp_thread_num(), *pp = eb + ebf;
         memset(pp, 0, dws * sizeof *pp); /* the depthwise pads, never written */
-        if (l.interleaved) {
+        if (l.interleaved)
             memset(eb, 0, ebf * sizeof *eb); /* the interleaved planes' pads, likewise */
+        if (l.interleaved && !e->wt) {
 #pragma omp for schedule(static)
             for (int c = 0; c < ce; c++)
-                for (int q = 0; q < ci; q++)
-                    wt[(size_t)q * ce + c] = e->w[(size_t)c * ci + q];
+                xdw_transpose(e->w, ci, ce, c, c + 1, ws);
         }
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < tasks; t++) {

@@ -160,9 +160,16 @@ typedef struct fx_conv_expand {
     const fx_conv2d_params *p;
     const float *w, *b; /* (C_exp, C_in), (C_exp) or NULL */
     fx_act_kind act;
-    float lo, hi; /* FX_ACT_CLIP bounds */
+    float lo, hi;    /* FX_ACT_CLIP bounds */
+    const float *wt; /* w transposed (C_in, C_exp) where fx_conv_expand_wants_wt, or NULL:
+                      * then transposed into ws on every call (the plan does it once) */
 } fx_conv_expand;
 int fx_conv_expand_dw_applies(const fx_conv2d_params *pe, const fx_conv2d_params *pd);
+/* Whether fx_conv_expand_dw runs pe through fx_conv_gemm_interleaved,
+ * which reads the weights transposed; fx_conv_expand_transpose writes
+ * wt (C_in x C_exp floats) from pe's weights w (C_exp x C_in). */
+int fx_conv_expand_wants_wt(const fx_conv2d_params *pe, const fx_conv2d_params *pd);
+void fx_conv_expand_transpose(const fx_conv2d_params *pe, const float *w, float *wt);
 int64_t fx_conv_expand_dw_ws_floats(const fx_conv2d_params *pe, const fx_conv2d_params *pd,
                                     int threads);
 fx_status fx_conv_expand_dw(const fx_conv_expand *e, const fx_conv2d_params *pd,
