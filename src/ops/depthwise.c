@@ -415,8 +415,6 @@ FX_AVX512_TARGET static void dw_block16(const fx_conv2d_params *p, const fx_conv
     int ph = p->h + p->pad_t + p->pad_b;
     size_t in_plane = (size_t)p->h * p->w, out_plane = (size_t)oh * ow;
     float *pp = sc, *wt = pp + (size_t)16 * ph * pw, *o = wt + 16 * kk;
-    if (filled) /* the padded interleaved plane is given (fx_dw_block16_filled) */
-        in_plane = 0;
     __mmask16 cm = (__mmask16)((1u << nc) - 1u);
     __m512 r[16];
     /* the weights (nc rows of kk, contiguous) to tap-major, channel lanes */
@@ -428,9 +426,10 @@ FX_AVX512_TARGET static void dw_block16(const fx_conv2d_params *p, const fx_conv
             if (q < cnt)
                 _mm512_storeu_ps(wt + (size_t)(t0 + q) * 16, r[q]);
     }
-    /* the input planes, 16 pixels at a time, into the padded interleaved plane */
+    /* the input planes, 16 pixels at a time, into the padded interleaved
+     * plane, unless it is given filled (fx_dw_block16_filled) */
     int iy = 0, ix = 0;
-    for (size_t i0 = 0; i0 < in_plane; i0 += 16) {
+    for (size_t i0 = 0; !filled && i0 < in_plane; i0 += 16) {
         int cnt = in_plane - i0 < 16 ? (int)(in_plane - i0) : 16;
         dw16_rows_t(r, x + (size_t)c0 * in_plane + i0, in_plane, nc, cnt);
 #pragma GCC unroll 16

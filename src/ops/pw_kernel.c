@@ -60,6 +60,15 @@ static void gemm_sgemm(const fx_conv_epilogue *ep, int m, int n, int k, const fl
 #define PWK_MR     6
 #define PWK_NV     4
 
+/* A panel of the vector dimension with `left` columns (or channels) still
+ * to go: *nv vectors (at most PWK_NV), the returned mask on the last. */
+static inline __mmask16 pwk_panel(int left, int *nv)
+{
+    int cols = left < 16 * PWK_NV ? left : 16 * PWK_NV;
+    *nv = (cols + 15) / 16;
+    return (__mmask16)((1u << (cols - 16 * (*nv - 1))) - 1u);
+}
+
 /* One tile: rows m0 .. m0 + MR of y (w points at row m0, y and res too),
  * columns j0 .. j0 + 16 NV (x, y, res point at column j0), the last
  * vector masked by `last`.  MR and NV are constants at every call (the
@@ -142,9 +151,8 @@ static void gemm_kernel(const fx_conv_epilogue *ep, int m, int n, int k, const f
                         size_t ldy)
 {
     for (int j0 = 0; j0 < n; j0 += 16 * PWK_NV) {
-        int cols = n - j0 < 16 * PWK_NV ? n - j0 : 16 * PWK_NV;
-        int nv = (cols + 15) / 16, tail = cols - 16 * (nv - 1);
-        __mmask16 last = (__mmask16)((1u << tail) - 1u);
+        int nv;
+        __mmask16 last = pwk_panel(n - j0, &nv);
         for (int m0 = 0; m0 < m; m0 += PWK_MR) {
             int mr = m - m0 < PWK_MR ? m - m0 : PWK_MR;
             size_t yo = (size_t)m0 * ldy + (size_t)j0;
@@ -259,9 +267,8 @@ int fx_conv_gemm_interleaved(const fx_conv_epilogue *ep, int nc, int hw, int k, 
     if (nc <= 0 || hw <= 0 || k <= 0 || !fx_cpu_avx512())
         return 0;
     for (int c0 = 0; c0 < nc; c0 += 16 * PWK_NV) { /* a k x 64 panel of W^T, then every pixel */
-        int cols = nc - c0 < 16 * PWK_NV ? nc - c0 : 16 * PWK_NV;
-        int nv = (cols + 15) / 16, tail = cols - 16 * (nv - 1);
-        __mmask16 last = (__mmask16)((1u << tail) - 1u);
+        int nv;
+        __mmask16 last = pwk_panel(nc - c0, &nv);
         for (int p0 = 0; p0 < hw; p0 += PWK_MR) {
             int mr = hw - p0 < PWK_MR ? hw - p0 : PWK_MR;
             pwkt_tile_any(mr, nv, last, k, wt + c0, ldw, x + p0, ldx, b ? b + c0 : NULL,
