@@ -16,9 +16,30 @@ extern "C" {
 
 typedef enum fx_device_kind { FX_DEVICE_AUTO = 0, FX_DEVICE_CPU, FX_DEVICE_CUDA } fx_device_kind;
 
-/* Parse "auto", "cpu" or "cuda" (case-sensitive).  Returns 0 and sets *out,
- * or -1 (and leaves *out alone) for anything else. */
+/* Parse "auto", "cpu", "cuda" or "cuda:N" (N a device ordinal, 0..63;
+ * case-sensitive).  Returns 0 and sets *out, or -1 (and leaves *out alone)
+ * for anything else. */
 int fx_device_parse(const char *s, fx_device_kind *out);
+
+/* The same, also giving the ordinal (0 unless "cuda:N"); index may be NULL. */
+int fx_device_parse_spec(const char *s, fx_device_kind *out, int *index);
+
+/* The engine's arithmetic on a GPU: activations and weights stored as
+ * float32 (FP32: TF32 tensor cores off; TF32: on), or as fp16 / bf16 with
+ * fp32 accumulation.  The CPU engine always computes in float32.
+ * FX_PREC_DEFAULT: the GPU default, FX_PREC_GPU_DEFAULT (README says why). */
+typedef enum fx_precision {
+    FX_PREC_DEFAULT = 0,
+    FX_PREC_FP32,
+    FX_PREC_TF32,
+    FX_PREC_FP16,
+    FX_PREC_BF16,
+} fx_precision;
+#define FX_PREC_GPU_DEFAULT FX_PREC_FP32
+
+/* "fp32", "tf32", "fp16", "bf16" (and "default"); 0 or -1 as above. */
+int fx_precision_parse(const char *s, fx_precision *out);
+const char *fx_precision_name(fx_precision p);
 
 /* "auto", "cpu" or "cuda". Never NULL. */
 const char *fx_device_name(fx_device_kind k);

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fxscreen/device.h"
 #include "fxscreen/ops.h"
 #include "fxscreen/status.h"
 
@@ -154,8 +155,24 @@ typedef struct fx_plan_opts {
     int poison;        /* 1: fill activation memory with NaN before each
                           run, so an unwritten element shows (tests) */
     int profile;       /* 1: time every node, summed per label over all
-                          runs (fx_plan_profile); costs a clock read per node */
+                          runs (fx_plan_profile); costs a clock read per node
+                          (on a GPU, a synchronisation per node too) */
+    /* Where the plan runs: FX_DEVICE_CPU (AUTO, the zero value, also means
+     * the CPU here: resolve it first with fx_device_resolve and
+     * fx_plan_unsupported) or FX_DEVICE_CUDA (FX_ERR_DEVICE in a build
+     * without CUDA or without a device; FX_ERR_UNSUPPORTED naming every op
+     * the CUDA backend cannot run). */
+    fx_device_kind device;
+    int device_index;       /* CUDA ordinal (cuda:N) */
+    fx_precision precision; /* CUDA: fp32, tf32, fp16, bf16; ignored on the CPU */
+    int no_graphs;          /* CUDA: launch node by node instead of replaying a
+                               CUDA graph captured on the first run */
 } fx_plan_opts;
+
+/* Number of nodes of the prepared graph that `device`'s backend cannot run
+ * (0 for the CPU, and for CUDA in a build without it: nothing to list);
+ * when > 0, why[0..cap) lists them ("op (node 'a', 'b'): reason; ..."). */
+int fx_plan_unsupported(const fx_graph *g, fx_device_kind device, char *why, size_t cap);
 
 /* Build the plan for the prepared graph (which must outlive the plan). */
 fx_status fx_plan_create(const fx_graph *g, const fx_plan_opts *opts, fx_plan **out, fx_error *err);

@@ -2,6 +2,7 @@
 #include "fxscreen/device.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef FX_HAVE_CUDA
@@ -10,6 +11,23 @@
 
 int fx_device_parse(const char *s, fx_device_kind *out)
 {
+    return fx_device_parse_spec(s, out, NULL);
+}
+
+int fx_device_parse_spec(const char *s, fx_device_kind *out, int *index)
+{
+    if (s && !strncmp(s, "cuda:", 5)) {
+        char *end;
+        long v = strtol(s + 5, &end, 10);
+        if (s[5] < '0' || s[5] > '9' || *end || v < 0 || v > 63)
+            return -1;
+        *out = FX_DEVICE_CUDA;
+        if (index)
+            *index = (int)v;
+        return 0;
+    }
+    if (index && s)
+        *index = 0;
     static const struct {
         const char *name;
         fx_device_kind kind;
@@ -72,4 +90,21 @@ fx_status fx_device_resolve(fx_device_kind want, fx_device_kind *got, char *noti
     if (notice && n)
         snprintf(notice, n, "no CUDA device found (%s); running on CPU", why);
     return FX_OK;
+}
+
+static const char *const prec_names[] = {"default", "fp32", "tf32", "fp16", "bf16"};
+
+int fx_precision_parse(const char *s, fx_precision *out)
+{
+    for (int i = 0; s && i < (int)(sizeof prec_names / sizeof prec_names[0]); i++)
+        if (!strcmp(s, prec_names[i])) {
+            *out = (fx_precision)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *fx_precision_name(fx_precision p)
+{
+    return (unsigned)p < sizeof prec_names / sizeof prec_names[0] ? prec_names[p] : "?";
 }

@@ -33,8 +33,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "backend/backend.h"
 #include "model/memplan.h"
 #include "model/ops_common.h"
+#include "ops/hd.h"
 #include "ops/ops_internal.h"
 
 #define PLAN_MAX_PROF 48
@@ -60,9 +62,14 @@ typedef struct plan_fuse {
 
 struct fx_plan {
     const fx_graph *g;
-    int *root;      /* per tensor: the tensor whose buffer it uses (views alias), -1: none */
-    size_t *offset; /* per root tensor: byte offset in the arena */
-    char *keep;     /* per tensor: readable after run (outputs, opts->keep) */
+    const fx_backend_ops *be; /* where memory lives and nodes run (src/backend/) */
+    void *bectx;
+    size_t esz;        /* bytes per float activation element on that backend */
+    const void **cptr; /* per tensor: a constant's pointer in the backend's memory */
+    float **host;      /* per tensor: host copy of a kept tensor (device backends) */
+    int *root;         /* per tensor: the tensor whose buffer it uses (views alias), -1: none */
+    size_t *offset;    /* per root tensor: byte offset in the arena */
+    char *keep;        /* per tensor: readable after run (outputs, opts->keep) */
     char *arena;
     size_t peak, naive;
     float *ws; /* conv scratch, the max over convs, for `threads` threads */
@@ -78,9 +85,12 @@ struct fx_plan {
     } prof[PLAN_MAX_PROF];
 };
 
-static size_t tensor_bytes(const fx_tensor *t)
+static void *buffer_of(const fx_plan *p, int t);
+
+static size_t tensor_bytes(const fx_plan *p, const fx_tensor *t)
 {
-    return (size_t)fx_shape_numel(&t->shape) * fx_dtype_size(t->dt);
+    size_t es = t->dt == FX_DT_FLOAT ? p->esz : fx_dtype_size(t->dt);
+    return (size_t)fx_shape_numel(&t->shape) * es;
 }
 
 static int is_runtime(const fx_graph *g, int t)
@@ -144,12 +154,13 @@ static fx_status assign_offsets(fx_plan *p, const int *def, const int *last, fx_
     for (int s = -1; s < g->n_nodes && st == FX_OK; s++) {
         for (int t = 0; t < g->n_t; t++)
             if (def[t] == s && p->root[t] == t) {
-                fx_memplan_alloc(&m, tensor_bytes(&g->t[t]), &p->offset[t]);
-                p->naive += fx_memplan_round(tensor_bytes(&g->t[t]) ? tensor_bytes(&g->t[t]) : 1);
+                size_t b = tensor_bytes(p, &g->t[t]);
+                fx_memplan_alloc(&m, b, &p->offset[t]);
+                p->naive += fx_memplan_round(b ? b : 1);
             }
         for (int t = 0; t < g->n_t; t++)
             if (def[t] <= s && p->root[t] == t && last[t] == s &&
-                fx_memplan_free(&m, p->offset[t], tensor_bytes(&g->t[t])))
+                fx_memplan_free(&m, p->offset[t], tensor_bytes(p, &g->t[t])))
                 st = fx_error_set(err, FX_ERR_NOMEM, "plan: out of memory");
     }
     p->peak = m.peak;
@@ -278,10 +289,8 @@ static void fuse_prologue(fx_plan *p, int b, int out)
         return;
     const float *sc = g->t[bn->in[1]].data, *bi = g->t[bn->in[2]].data;
     const float *mu = g->t[bn->in[3]].data, *var = g->t[bn->in[4]].data;
-    for (int k = 0; k < cp->c_in; k++) {
-        double a = sc[k] / sqrt((double)var[k] + bn->b.u.bn.epsilon);
-        ab[k] = (float)a, ab[cp->c_in + k] = (float)(bi[k] - a * mu[k]);
-    }
+    for (int k = 0; k < cp->c_in; k++)
+        fx_hd_bn_coeffs(sc[k], bi[k], mu[k], var[k], bn->b.u.bn.epsilon, &ab[k], &ab[cp->c_in + k]);
     p->fuse[c].pre = ab;
     p->fuse[c].pre_relu = p->fuse[b].act == FX_ACT_RELU;
     p->fuse[c].in0 = bn->in[0];
@@ -383,8 +392,9 @@ static void plan_fusion(fx_plan *p)
                                  .cat = -1,
                                  .expand = -1,
                                  .gap = -1};
-    if (!p->fast)
-        return; /* reference plans run the graph as it is */
+    if (!p->fast || !(p->be->fusions & FX_FUSE_EPILOGUE))
+        return;                                    /* reference plans run the graph as it is */
+    int cpu = (p->be->fusions & FX_FUSE_CPU) != 0; /* the CPU kernels' own fusions */
     for (int i = 0; i < g->n_nodes; i++) {
         const fx_node *n = &g->nodes[i];
         int conv = !strcmp(n->op_type, "Conv"), bn = !strcmp(n->op_type, "BatchNormalization");
@@ -422,14 +432,14 @@ static void plan_fusion(fx_plan *p)
             cur = g->nodes[j].out[0];
         }
         f->out = cur;
-        if (bn && (f->act == FX_ACT_NONE || f->act == FX_ACT_RELU))
+        if (cpu && bn && (f->act == FX_ACT_NONE || f->act == FX_ACT_RELU))
             fuse_prologue(p, i, cur);
     }
-    for (int i = 0; i < g->n_nodes; i++)
+    for (int i = 0; cpu && i < g->n_nodes; i++)
         fuse_gate(p, i);
-    for (int i = 0; i < g->n_nodes; i++)
+    for (int i = 0; cpu && i < g->n_nodes; i++)
         fuse_expand(p, i);
-    for (int i = 0; i < g->n_nodes; i++)
+    for (int i = 0; cpu && i < g->n_nodes; i++)
         fuse_gap(p, i);
 }
 
@@ -460,7 +470,7 @@ static fx_status reserve(fx_plan *p, fx_error *err)
             p->max_io = n->n_in;
         if (n->n_out > p->max_io)
             p->max_io = n->n_out;
-        if (p->fast && !strcmp(n->op_type, "Conv")) {
+        if (p->fast && p->be->host_memory && !strcmp(n->op_type, "Conv")) {
             int e = p->fuse[i].expand;
             int64_t w = e >= 0 ? fx_conv_expand_dw_ws_floats(&g->nodes[e].b.u.conv, &n->b.u.conv,
                                                              p->threads)
@@ -468,13 +478,138 @@ static fx_status reserve(fx_plan *p, fx_error *err)
             ws = w > ws ? w : ws;
         }
     }
-    p->arena = aligned_alloc(FX_MEMPLAN_ALIGN, p->peak ? p->peak : FX_MEMPLAN_ALIGN);
+    fx_status st =
+        p->be->alloc(p->bectx, p->peak ? p->peak : FX_MEMPLAN_ALIGN, (void **)&p->arena, err);
+    if (st != FX_OK)
+        return st;
     p->ws = ws > 0 ? malloc((size_t)ws * sizeof(float)) : NULL;
     p->inb = calloc((size_t)p->max_io + 1, sizeof *p->inb);
     p->outb = calloc((size_t)p->max_io + 1, sizeof *p->outb);
-    if (!p->arena || (ws > 0 && !p->ws) || !p->inb || !p->outb)
-        return fx_error_set(err, FX_ERR_NOMEM, "plan: out of memory (%zu arena bytes)", p->peak);
+    if ((ws > 0 && !p->ws) || !p->inb || !p->outb)
+        return fx_error_set(err, FX_ERR_NOMEM, "plan: out of memory (%lld scratch floats)",
+                            (long long)ws);
+    /* Constants every node reads, in the backend's memory; kept tensors'
+     * host copies where the arena is not host memory. */
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++) {
+            int t = g->nodes[i].in[k];
+            if (t >= 0 && g->t[t].kind == FX_T_CONST && !p->cptr[t] &&
+                (st = p->be->constant(p->bectx, &g->t[t], &p->cptr[t], err)) != FX_OK)
+                return st;
+        }
+    for (int t = 0; !p->be->host_memory && t < g->n_t; t++)
+        if (p->keep[t] && p->root[t] >= 0 && g->t[t].dt == FX_DT_FLOAT &&
+            !(p->host[t] = malloc(tensor_bytes(p, &g->t[t]) / p->esz * sizeof(float) + 1)))
+            return fx_error_set(err, FX_ERR_NOMEM, "plan: out of memory (host copies)");
     return FX_OK;
+}
+
+/* Every node the backend would run but cannot, listed in why (up to cap). */
+static int check_backend(const fx_plan *p, char *why, size_t cap)
+{
+    const fx_graph *g = p->g;
+    int bad = 0;
+    size_t len = 0;
+    if (cap)
+        why[0] = '\0';
+    for (int i = 0; i < g->n_nodes; i++) {
+        const fx_node *n = &g->nodes[i];
+        char r[160];
+        if ((n->def->kind & FX_OPK_VIEW) || p->fuse[i].skip ||
+            p->be->supports_node(p->bectx, g, n, r, sizeof r))
+            continue;
+        if (cap > len + 1)
+            len += (size_t)snprintf(why + len, cap - len, "%s%s (node '%s'): %s", bad ? "; " : "",
+                                    n->op_type, n->name, r);
+        if (len >= cap)
+            len = cap - 1;
+        bad++;
+    }
+    return bad;
+}
+
+static fx_status create_backend(fx_plan *p, const fx_plan_opts *o, fx_error *err)
+{
+    fx_backend_cfg cfg = {.device_index = o ? o->device_index : 0,
+                          .precision = o ? o->precision : FX_PREC_DEFAULT,
+                          .graphs = !(o && (o->no_graphs || o->profile)),
+                          .threads = p->threads,
+                          .fast = p->fast};
+    fx_device_kind dev = o && o->device == FX_DEVICE_CUDA ? FX_DEVICE_CUDA : FX_DEVICE_CPU;
+    if (dev == FX_DEVICE_CUDA && !p->fast)
+        return fx_error_set(err, FX_ERR_USAGE, "plan: reference kernels run on the CPU only");
+    fx_status st = fx_backend_create(dev, p->g, &cfg, &p->be, &p->bectx, err);
+    if (st == FX_OK)
+        p->esz = p->be->elem_size(p->bectx);
+    return st;
+}
+
+int fx_plan_unsupported(const fx_graph *g, fx_device_kind device, char *why, size_t cap)
+{
+    if (cap)
+        why[0] = '\0';
+#ifdef FX_HAVE_CUDA
+    if (device == FX_DEVICE_CUDA && g->prepared) {
+        /* The check needs only the fusion decisions, not memory or a device. */
+        fx_plan p = {.g = g, .be = &fx_backend_cuda, .fast = 1};
+        p.keep = calloc((size_t)g->n_t + 1, 1);
+        p.fuse = calloc((size_t)g->n_nodes + 1, sizeof *p.fuse);
+        int bad = -1;
+        if (p.keep && p.fuse && mark_keep(&p, NULL, NULL) == FX_OK) {
+            plan_fusion(&p);
+            bad = check_backend(&p, why, cap);
+        }
+        free(p.keep);
+        free(p.fuse);
+        if (bad < 0)
+            snprintf(why, cap, "out of memory");
+        return bad < 0 ? 1 : bad;
+    }
+#else
+    (void)g, (void)device;
+#endif
+    return 0;
+}
+
+/* The fx_exec_fast for step s (buffers from the arena and constants). */
+static void node_exec(fx_plan *p, int s, fx_exec_fast *x, fx_conv_expand *xe)
+{
+    const fx_graph *g = p->g;
+    const fx_node *n = &g->nodes[s];
+    const plan_fuse *f = &p->fuse[s];
+    for (int k = 0; k < n->n_in; k++) {
+        int t = k ? n->in[k] : f->in0;
+        p->inb[k] = t >= 0 ? buffer_of(p, t) : NULL;
+    }
+    for (int k = 0; k < n->n_out; k++)
+        p->outb[k] = buffer_of(p, k ? n->out[k] : f->out);
+    int c_in = f->pre ? n->b.u.conv.c_in : 0, n_src = f->cat >= 0 ? g->nodes[f->cat].n_in : 0;
+    for (int k = 0; k < n_src; k++)
+        f->src[k] = buffer_of(p, g->nodes[f->cat].in[k]);
+    *xe = (fx_conv_expand){0};
+    if (f->expand >= 0) {
+        const fx_node *en = &g->nodes[f->expand];
+        const plan_fuse *ef = &p->fuse[f->expand];
+        *xe = (fx_conv_expand){&en->b.u.conv,
+                               buffer_of(p, en->in[1]),
+                               en->n_in > 2 && en->in[2] >= 0 ? buffer_of(p, en->in[2]) : NULL,
+                               ef->act,
+                               ef->lo,
+                               ef->hi,
+                               f->expand_wt};
+    }
+    *x = (fx_exec_fast){{g, p->inb, p->outb, p->ws, p->fast},
+                        p->threads,
+                        {f->res >= 0 ? buffer_of(p, f->res) : NULL, f->act, f->lo, f->hi,
+                         f->gate >= 0 ? buffer_of(p, f->gate) : f->pre,
+                         f->pre ? f->pre + c_in : NULL, f->pre_relu, f->gate >= 0, f->src, f->src_c,
+                         n_src, f->gap >= 0 ? buffer_of(p, f->gap) : NULL},
+                        f->expand >= 0 ? xe : NULL};
+}
+
+static int runs_node(const fx_plan *p, int s)
+{
+    return !(p->g->nodes[s].def->kind & FX_OPK_VIEW) && !p->fuse[s].skip;
 }
 
 fx_status fx_plan_create(const fx_graph *g, const fx_plan_opts *opts, fx_plan **out, fx_error *err)
@@ -495,21 +630,42 @@ fx_status fx_plan_create(const fx_graph *g, const fx_plan_opts *opts, fx_plan **
     p->poison = opts && opts->poison;
     p->profile = opts && opts->profile;
     p->threads = fx_omp_max_threads();
-    if (p->fast)
+    if ((st = create_backend(p, opts, err)) != FX_OK)
+        goto fail;
+    st = FX_ERR_NOMEM;
+    if (p->fast && p->be->host_memory)
         openblas_set_num_threads(1); /* process-wide: see the top comment */
     p->root = malloc(((size_t)g->n_t + 1) * sizeof *p->root);
     p->offset = calloc((size_t)g->n_t + 1, sizeof *p->offset);
     p->keep = calloc((size_t)g->n_t + 1, 1);
     p->fuse = calloc((size_t)g->n_nodes + 1, sizeof *p->fuse);
-    if (!p->root || !p->offset || !p->keep || !p->fuse)
+    p->cptr = calloc((size_t)g->n_t + 1, sizeof *p->cptr);
+    p->host = calloc((size_t)g->n_t + 1, sizeof *p->host);
+    if (!p->root || !p->offset || !p->keep || !p->fuse || !p->cptr || !p->host)
         goto fail;
     if ((st = mark_keep(p, opts, err)) != FX_OK)
         goto fail;
     plan_fusion(p);
+    char why[FX_ERROR_MSG_MAX - 64];
+    int bad = check_backend(p, why, sizeof why);
+    if (bad) {
+        st = fx_error_set(err, FX_ERR_UNSUPPORTED, "plan: the %s backend cannot run %d node%s: %s",
+                          p->be->name, bad, bad > 1 ? "s" : "", why);
+        goto fail;
+    }
     liveness(p, def, last);
     fix_last_for_free(g, last, def);
     if ((st = assign_offsets(p, def, last, err)) != FX_OK || (st = reserve(p, err)) != FX_OK)
         goto fail;
+    for (int s = 0; p->be->prepare_node && s < g->n_nodes; s++) {
+        fx_exec_fast x;
+        fx_conv_expand xe;
+        if (!runs_node(p, s))
+            continue;
+        node_exec(p, s, &x, &xe);
+        if ((st = p->be->prepare_node(p->bectx, s, &g->nodes[s], &x, err)) != FX_OK)
+            goto fail;
+    }
     free(def);
     free(last);
     *out = p;
@@ -527,10 +683,17 @@ void fx_plan_destroy(fx_plan *p)
 {
     if (!p)
         return;
+    for (int t = 0; p->host && t < p->g->n_t; t++)
+        free(p->host[t]);
+    if (p->be && p->arena)
+        p->be->free(p->bectx, p->arena);
+    if (p->be)
+        p->be->destroy(p->bectx);
+    free(p->host);
+    free(p->cptr);
     free(p->root);
     free(p->offset);
     free(p->keep);
-    free(p->arena);
     free(p->ws);
     free(p->inb);
     free(p->outb);
@@ -548,7 +711,7 @@ static void *buffer_of(const fx_plan *p, int t)
 {
     const fx_tensor *x = &p->g->t[t];
     if (x->kind == FX_T_CONST)
-        return x->data;
+        return (void *)p->cptr[t];
     return p->root[t] >= 0 ? p->arena + p->offset[p->root[t]] : NULL;
 }
 
@@ -604,54 +767,41 @@ fx_status fx_plan_profile(const fx_plan *p, int i, const char **label, double *s
 fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err)
 {
     const fx_graph *g = p->g;
+    const fx_backend_ops *be = p->be;
     if (!input)
         return fx_error_set(err, FX_ERR_USAGE, "plan: NULL input");
-    if (p->poison)
-        memset(p->arena, 0xff, p->peak); /* all-ones bytes are NaN floats */
-    int in = g->inputs[0];
-    memcpy(buffer_of(p, in), input, tensor_bytes(&g->t[in]));
-    for (int s = 0; s < g->n_nodes; s++) {
+    fx_status st;
+    int in = g->inputs[0], replayed = 0;
+    if ((p->poison && (st = be->poison(p->bectx, p->arena, p->peak, err)) != FX_OK) ||
+        (st = be->upload(p->bectx, buffer_of(p, in), input, fx_shape_numel(&g->t[in].shape),
+                         err)) != FX_OK ||
+        (be->begin && (st = be->begin(p->bectx, &replayed, err)) != FX_OK))
+        return st;
+    for (int s = 0; !replayed && s < g->n_nodes; s++) {
         const fx_node *n = &g->nodes[s];
-        const plan_fuse *f = &p->fuse[s];
-        if ((n->def->kind & FX_OPK_VIEW) || f->skip)
+        if (!runs_node(p, s))
             continue; /* same bytes, aliased; or run by a fused node */
-        for (int k = 0; k < n->n_in; k++) {
-            int t = k ? n->in[k] : f->in0;
-            p->inb[k] = t >= 0 ? buffer_of(p, t) : NULL;
-        }
-        for (int k = 0; k < n->n_out; k++)
-            p->outb[k] = buffer_of(p, k ? n->out[k] : f->out);
-        int c_in = f->pre ? n->b.u.conv.c_in : 0, n_src = f->cat >= 0 ? g->nodes[f->cat].n_in : 0;
-        for (int k = 0; k < n_src; k++)
-            f->src[k] = buffer_of(p, g->nodes[f->cat].in[k]);
-        fx_conv_expand xe = {0};
-        if (f->expand >= 0) {
-            const fx_node *en = &g->nodes[f->expand];
-            const plan_fuse *ef = &p->fuse[f->expand];
-            xe = (fx_conv_expand){&en->b.u.conv,
-                                  buffer_of(p, en->in[1]),
-                                  en->n_in > 2 && en->in[2] >= 0 ? buffer_of(p, en->in[2]) : NULL,
-                                  ef->act,
-                                  ef->lo,
-                                  ef->hi,
-                                  f->expand_wt};
-        }
-        fx_exec_fast x = {{g, p->inb, p->outb, p->ws, p->fast},
-                          p->threads,
-                          {f->res >= 0 ? buffer_of(p, f->res) : NULL, f->act, f->lo, f->hi,
-                           f->gate >= 0 ? buffer_of(p, f->gate) : f->pre,
-                           f->pre ? f->pre + c_in : NULL, f->pre_relu, f->gate >= 0, f->src,
-                           f->src_c, n_src, f->gap >= 0 ? buffer_of(p, f->gap) : NULL},
-                          f->expand >= 0 ? &xe : NULL};
+        fx_exec_fast x;
+        fx_conv_expand xe;
+        node_exec(p, s, &x, &xe);
         double t0 = p->profile ? now_s() : 0.0;
-        fx_status st = n->def->exec(n, &x.x);
+        fx_error e = {0};
+        st = be->run_node(p->bectx, s, n, &x, &e);
+        if (st == FX_OK && p->profile && !be->host_memory)
+            st = be->sync(p->bectx, &e);
         if (p->profile)
             profile_add(p, n, now_s() - t0);
         if (st != FX_OK)
             return fx_error_set(err, st, "node '%s' (%s): kernel failed (%s)", n->name, n->op_type,
-                                fx_status_str(st));
+                                e.msg[0] ? e.msg : fx_status_str(st));
     }
-    return FX_OK;
+    if (be->end && (st = be->end(p->bectx, err)) != FX_OK)
+        return st;
+    for (int t = 0; !be->host_memory && t < g->n_t; t++)
+        if (p->host[t] && (st = be->download(p->bectx, p->host[t], buffer_of(p, t),
+                                             fx_shape_numel(&g->t[t].shape), err)) != FX_OK)
+            return st;
+    return be->sync(p->bectx, err);
 }
 
 const float *fx_plan_tensor(const fx_plan *p, const char *name, fx_shape *shape)
@@ -661,7 +811,7 @@ const float *fx_plan_tensor(const fx_plan *p, const char *name, fx_shape *shape)
         return NULL;
     if (shape)
         *shape = p->g->t[t].shape;
-    return buffer_of(p, t);
+    return p->be->host_memory ? buffer_of(p, t) : p->host[t];
 }
 
 size_t fx_plan_peak_bytes(const fx_plan *p)

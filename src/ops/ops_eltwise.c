@@ -2,79 +2,32 @@
 #include <math.h>
 #include <string.h>
 
+#include "ops/hd.h"
 #include "ops_internal.h"
 
-/* ---- activations --------------------------------------------------------- */
+/* ---- activations: fx_hd_unary (src/ops/hd.h), shared with the GPU ------ */
 
-fx_status fx_op_relu_ref(const fx_act_params *p, const float *x, float *y)
+static fx_status unary_run(fx_unary_kind k, const fx_act_params *p, const float *x, float *y)
 {
     if (p->n < 0)
         return FX_ERR_USAGE;
     for (int64_t i = 0; i < p->n; i++)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        y[i] = fx_hd_unary(k, x[i], p->alpha, p->beta);
     return FX_OK;
 }
 
-fx_status fx_op_leaky_relu_ref(const fx_act_params *p, const float *x, float *y)
-{
-    if (p->n < 0)
-        return FX_ERR_USAGE;
-    for (int64_t i = 0; i < p->n; i++)
-        y[i] = x[i] < 0.0f ? p->alpha * x[i] : x[i];
-    return FX_OK;
-}
-
-fx_status fx_op_clip_ref(const fx_act_params *p, const float *x, float *y)
-{
-    if (p->n < 0)
-        return FX_ERR_USAGE;
-    for (int64_t i = 0; i < p->n; i++) {
-        float v = x[i] < p->alpha ? p->alpha : x[i];
-        y[i] = v > p->beta ? p->beta : v;
+#define UNARY_REF(name, kind)                                                                      \
+    fx_status fx_op_##name##_ref(const fx_act_params *p, const float *x, float *y)                 \
+    {                                                                                              \
+        return unary_run(kind, p, x, y);                                                           \
     }
-    return FX_OK;
-}
-
-fx_status fx_op_sigmoid_ref(const fx_act_params *p, const float *x, float *y)
-{
-    if (p->n < 0)
-        return FX_ERR_USAGE;
-    for (int64_t i = 0; i < p->n; i++)
-        y[i] = (float)(1.0 / (1.0 + exp(-(double)x[i])));
-    return FX_OK;
-}
-
-fx_status fx_op_hard_sigmoid_ref(const fx_act_params *p, const float *x, float *y)
-{
-    if (p->n < 0)
-        return FX_ERR_USAGE;
-    for (int64_t i = 0; i < p->n; i++) {
-        float v = p->alpha * x[i] + p->beta;
-        y[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
-    }
-    return FX_OK;
-}
-
-fx_status fx_op_hard_swish_ref(const fx_act_params *p, const float *x, float *y)
-{
-    if (p->n < 0)
-        return FX_ERR_USAGE;
-    for (int64_t i = 0; i < p->n; i++) {
-        float r = x[i] + 3.0f;
-        r = r < 0.0f ? 0.0f : r > 6.0f ? 6.0f : r;
-        y[i] = x[i] * r / 6.0f;
-    }
-    return FX_OK;
-}
-
-fx_status fx_op_tanh_ref(const fx_act_params *p, const float *x, float *y)
-{
-    if (p->n < 0)
-        return FX_ERR_USAGE;
-    for (int64_t i = 0; i < p->n; i++)
-        y[i] = tanhf(x[i]);
-    return FX_OK;
-}
+UNARY_REF(relu, FX_U_RELU)
+UNARY_REF(leaky_relu, FX_U_LEAKY)
+UNARY_REF(clip, FX_U_CLIP)
+UNARY_REF(sigmoid, FX_U_SIGMOID)
+UNARY_REF(hard_sigmoid, FX_U_HSIGMOID)
+UNARY_REF(hard_swish, FX_U_HSWISH)
+UNARY_REF(tanh, FX_U_TANH)
 
 /* ---- broadcasting -------------------------------------------------------- */
 
@@ -122,22 +75,8 @@ static void broadcast_strides(const fx_shape *in, int r, int64_t *st)
     }
 }
 
-typedef enum { BIN_ADD, BIN_SUB, BIN_MUL, BIN_DIV, BIN_PRELU } bin_kind;
-
-static inline float bin_apply(bin_kind k, float a, float b)
-{
-    switch (k) {
-    case BIN_ADD: return a + b;
-    case BIN_SUB: return a - b;
-    case BIN_MUL: return a * b;
-    case BIN_DIV: return a / b;
-    case BIN_PRELU: return a < 0.0f ? a * b : a;
-    }
-    return 0.0f;
-}
-
 /* Walk the output in row-major order, carrying an offset into a and b. */
-static fx_status binary_run(bin_kind k, const fx_binary_params *p, const float *a, const float *b,
+static fx_status binary_run(char k, const fx_binary_params *p, const float *a, const float *b,
                             float *y)
 {
     fx_shape o;
@@ -156,7 +95,7 @@ static fx_status binary_run(bin_kind k, const fx_binary_params *p, const float *
             oa += idx[d] * sa[d];
             ob += idx[d] * sb[d];
         }
-        y[i] = bin_apply(k, a[oa], b[ob]);
+        y[i] = fx_hd_binary(k, a[oa], b[ob]);
         fx_ops_next_index(idx, o.d, r);
     }
     return FX_OK;
@@ -164,22 +103,22 @@ static fx_status binary_run(bin_kind k, const fx_binary_params *p, const float *
 
 fx_status fx_op_add_ref(const fx_binary_params *p, const float *a, const float *b, float *y)
 {
-    return binary_run(BIN_ADD, p, a, b, y);
+    return binary_run('A', p, a, b, y);
 }
 
 fx_status fx_op_sub_ref(const fx_binary_params *p, const float *a, const float *b, float *y)
 {
-    return binary_run(BIN_SUB, p, a, b, y);
+    return binary_run('S', p, a, b, y);
 }
 
 fx_status fx_op_mul_ref(const fx_binary_params *p, const float *a, const float *b, float *y)
 {
-    return binary_run(BIN_MUL, p, a, b, y);
+    return binary_run('M', p, a, b, y);
 }
 
 fx_status fx_op_div_ref(const fx_binary_params *p, const float *a, const float *b, float *y)
 {
-    return binary_run(BIN_DIV, p, a, b, y);
+    return binary_run('D', p, a, b, y);
 }
 
 fx_status fx_op_prelu_ref(const fx_binary_params *p, const float *x, const float *slope, float *y)
@@ -189,5 +128,5 @@ fx_status fx_op_prelu_ref(const fx_binary_params *p, const float *x, const float
     if (fx_broadcast_shape(p, &o, NULL) != FX_OK || o.rank != p->a.rank ||
         memcmp(o.d, p->a.d, sizeof(int64_t) * (size_t)o.rank) != 0)
         return FX_ERR_USAGE;
-    return binary_run(BIN_PRELU, p, x, slope, y);
+    return binary_run('P', p, x, slope, y);
 }

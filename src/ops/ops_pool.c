@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "fxscreen/ops.h"
+#include "ops/hd.h"
 
 /* One axis of the pooled size with the ONNX/PyTorch ceil_mode rule. */
 static int64_t pool_out_len(int in, int pb, int pe, int k, int s, int d, int ceil_mode)
@@ -65,22 +66,11 @@ fx_status fx_op_maxpool2d_ref(const fx_pool2d_params *p, const float *x, float *
     return FX_OK;
 }
 
-/* Clip a window [*lo, *hi) on one axis; returns the divisor length used
- * with count_include_pad (clipped to the padded extent only). */
-static int avg_axis(int start, int k, int in, int pad_end, int *lo, int *hi)
-{
-    int end = start + k < in + pad_end ? start + k : in + pad_end;
-    int padded_len = end - start;
-    *lo = start < 0 ? 0 : start;
-    *hi = end > in ? in : end;
-    return padded_len;
-}
-
 static float avg_window(const fx_pool2d_params *p, const float *xp, int oy, int ox)
 {
     int y0, y1, x0, x1;
-    int ph = avg_axis(oy * p->stride_h - p->pad_t, p->kh, p->h, p->pad_b, &y0, &y1);
-    int pw = avg_axis(ox * p->stride_w - p->pad_l, p->kw, p->w, p->pad_r, &x0, &x1);
+    int ph = fx_hd_avg_axis(oy * p->stride_h - p->pad_t, p->kh, p->h, p->pad_b, &y0, &y1);
+    int pw = fx_hd_avg_axis(ox * p->stride_w - p->pad_l, p->kw, p->w, p->pad_r, &x0, &x1);
     double sum = 0.0;
     for (int iy = y0; iy < y1; iy++)
         for (int ix = x0; ix < x1; ix++)

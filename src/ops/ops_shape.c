@@ -1,6 +1,7 @@
 /* Reference Concat, Split, Transpose, Pad: see include/fxscreen/ops.h. */
 #include <string.h>
 
+#include "ops/hd.h"
 #include "ops_internal.h"
 
 fx_status fx_concat_out_shape(const fx_concat_params *p, fx_shape *out, fx_error *err)
@@ -131,15 +132,7 @@ fx_status fx_pad_out_shape(const fx_pad_params *p, fx_shape *out, fx_error *err)
 
 int64_t fx_pad_src(fx_pad_mode mode, int64_t pos, int64_t begin, int64_t d)
 {
-    int64_t i = pos - begin;
-    if (i >= 0 && i < d)
-        return i;
-    if (mode == FX_PADMODE_CONSTANT)
-        return -1;
-    if (mode == FX_PADMODE_EDGE)
-        return i < 0 ? 0 : d - 1;
-    /* reflect about the first / last element (validated: |overhang| < d) */
-    return i < 0 ? -i : 2 * (d - 1) - i;
+    return fx_hd_pad_src((int)mode, pos, begin, d);
 }
 
 fx_status fx_op_pad_ref(const fx_pad_params *p, const float *x, float *y)

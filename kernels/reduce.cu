@@ -1,0 +1,58 @@
+// Reductions along one axis run of (outer, len, inner): Softmax (max, then
+// exp sums in double, as the CPU reference) and ReduceMean (double sums).
+// One thread per (outer, inner) position: the heads these serve are small.
+#include "cu_common.cuh"
+
+template <typename T>
+__global__ void k_softmax(int64_t outer, int64_t len, int64_t inner, const T *x, T *y)
+{
+    FX_CU_LOOP(e, outer * inner)
+    {
+        int64_t base = (e / inner) * len * inner + e % inner;
+        float m = -INFINITY;
+        for (int64_t j = 0; j < len; j++) {
+            float v = fx_ld(x, base + j * inner);
+            m = v > m ? v : m;
+        }
+        double sum = 0.0;
+        for (int64_t j = 0; j < len; j++)
+            sum += exp((double)fx_ld(x, base + j * inner) - m);
+        for (int64_t j = 0; j < len; j++)
+            fx_st(y, base + j * inner, (float)(exp((double)fx_ld(x, base + j * inner) - m) / sum));
+    }
+}
+
+extern "C" fx_status fx_cu_softmax(void *stream, fx_cu_dtype dt, int64_t outer, int64_t len,
+                                   int64_t inner, const void *x, void *y, fx_error *err)
+{
+    if (outer * inner <= 0 || len <= 0)
+        return FX_OK;
+    FX_CU_DISPATCH(
+        dt, (k_softmax<T><<<fx_cu_blocks(outer * inner), FX_CU_THREADS, 0, FX_CU_STREAM(stream)>>>(
+                outer, len, inner, (const T *)x, (T *)y)));
+    return fx_cu_launched("softmax", err);
+}
+
+template <typename T>
+__global__ void k_reduce_mean(int64_t outer, int64_t len, int64_t inner, const T *x, T *y)
+{
+    FX_CU_LOOP(e, outer * inner)
+    {
+        int64_t base = (e / inner) * len * inner + e % inner;
+        double sum = 0.0;
+        for (int64_t j = 0; j < len; j++)
+            sum += fx_ld(x, base + j * inner);
+        fx_st(y, e, (float)(sum / (double)len));
+    }
+}
+
+extern "C" fx_status fx_cu_reduce_mean(void *stream, fx_cu_dtype dt, int64_t outer, int64_t len,
+                                       int64_t inner, const void *x, void *y, fx_error *err)
+{
+    if (outer * inner <= 0 || len <= 0)
+        return FX_OK;
+    FX_CU_DISPATCH(dt, (k_reduce_mean<T>
+                        <<<fx_cu_blocks(outer * inner), FX_CU_THREADS, 0, FX_CU_STREAM(stream)>>>(
+                            outer, len, inner, (const T *)x, (T *)y)));
+    return fx_cu_launched("reduce mean", err);
+}

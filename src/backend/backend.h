@@ -1,0 +1,84 @@
+/* Engine backends: the small table of functions a plan runs through (after
+ * ggml's backends).  The plan (src/model/plan.c) owns the order, the fusion
+ * decisions and the memory plan; a backend owns where memory lives and how
+ * one node runs.  Two exist: "cpu" (the OpenMP fast path and the
+ * references, cpu.c) and "cuda" (cuDNN, cuBLAS and the kernels in
+ * kernels/, cuda.c; only in a build with FX_HAVE_CUDA).
+ *
+ * Contract, in call order:
+ *   create (once per plan) -> supports_node for every node the plan will
+ *   run (the plan refuses to build otherwise) -> alloc (the arena, once, for
+ *   the largest batch: nothing is allocated after this) -> constant (each
+ *   constant a node reads, once) -> prepare_node (each node, once, with its
+ *   real buffers) -> per run: poison?, upload, begin, run_node..., end,
+ *   download -> destroy.
+ * Pointers a backend hands out (arena, constants) are in its own memory
+ * space; only upload/download cross to the host. */
+#ifndef FX_BACKEND_H
+#define FX_BACKEND_H
+
+#include "model/graph_internal.h"
+
+/* Fusions a backend can run (fx_backend_ops.fusions): */
+#define FX_FUSE_EPILOGUE                                                                           \
+    1u                 /* Conv + Add + Relu/Clip/SiLU, BatchNorm + Relu/Clip (plan_fuse.res/act) */
+#define FX_FUSE_CPU 2u /* the CPU fast path's prologues, expand+depthwise and GAP fusions */
+
+typedef struct fx_backend_ops {
+    const char *name;
+    unsigned fusions;
+    /* 1 when the backend can run node n as bound; else 0, with the reason
+     * (e.g. "MatMul with a batched B") in why. */
+    int (*supports_node)(void *ctx, const fx_graph *g, const fx_node *n, char *why, size_t cap);
+    /* Bytes per element of a float activation (4, or 2 in fp16 / bf16). */
+    size_t (*elem_size)(void *ctx);
+    fx_status (*alloc)(void *ctx, size_t bytes, void **out, fx_error *err);
+    void (*free)(void *ctx, void *ptr);
+    /* The pointer nodes read for constant tensor t (the CPU: the graph's own
+     * data; CUDA: a copy uploaded in the plan's precision, owned by ctx). */
+    fx_status (*constant)(void *ctx, const fx_tensor *t, const void **out, fx_error *err);
+    /* Optional: per-node state chosen once with the node's real buffers
+     * (cuDNN's algorithm and workspace). */
+    fx_status (*prepare_node)(void *ctx, int s, const fx_node *n, const fx_exec_fast *x,
+                              fx_error *err);
+    fx_status (*run_node)(void *ctx, int s, const fx_node *n, const fx_exec_fast *x, fx_error *err);
+    /* Host float32 <-> backend memory, n float elements. */
+    fx_status (*upload)(void *ctx, void *dst, const float *src, int64_t n, fx_error *err);
+    fx_status (*download)(void *ctx, float *dst, const void *src, int64_t n, fx_error *err);
+    /* NaN in every byte pair of [ptr, ptr + bytes) (tests: unwritten memory shows). */
+    fx_status (*poison)(void *ctx, void *ptr, size_t bytes, fx_error *err);
+    /* Optional: around one run's node loop.  begin sets *replayed when it ran
+     * the whole batch itself (a CUDA graph captured by an earlier run), so
+     * the loop is skipped; end finishes a capture. */
+    fx_status (*begin)(void *ctx, int *replayed, fx_error *err);
+    fx_status (*end)(void *ctx, fx_error *err);
+    /* Wait until everything queued has finished. */
+    fx_status (*sync)(void *ctx, fx_error *err);
+    void (*destroy)(void *ctx);
+    int host_memory; /* 1: the arena is host memory that callers may read directly */
+} fx_backend_ops;
+
+/* What a backend is created with. */
+typedef struct fx_backend_cfg {
+    int device_index;       /* CUDA ordinal */
+    fx_precision precision; /* CUDA: FX_PREC_DEFAULT = FX_PREC_GPU_DEFAULT */
+    int graphs;             /* CUDA: capture the forward once and replay it */
+    int threads;            /* CPU: OpenMP threads */
+    int fast;               /* CPU: fast kernels (0: the references) */
+} fx_backend_cfg;
+
+extern const fx_backend_ops fx_backend_cpu;
+fx_status fx_backend_cpu_create(const fx_backend_cfg *cfg, void **ctx, fx_error *err);
+
+#ifdef FX_HAVE_CUDA
+extern const fx_backend_ops fx_backend_cuda;
+fx_status fx_backend_cuda_create(const fx_graph *g, const fx_backend_cfg *cfg, void **ctx,
+                                 fx_error *err);
+#endif
+
+/* The backend for `device` (CPU or CUDA; AUTO is not resolved here), or
+ * FX_ERR_DEVICE naming why (a build without CUDA, no device, ...). */
+fx_status fx_backend_create(fx_device_kind device, const fx_graph *g, const fx_backend_cfg *cfg,
+                            const fx_backend_ops **ops, void **ctx, fx_error *err);
+
+#endif

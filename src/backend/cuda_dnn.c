@@ -1,0 +1,207 @@
+/* The CUDA backend's library calls: convolutions through cuDNN (algorithm
+ * found once per node at plan time by running the candidates, bias +
+ * residual + Relu fused into cudnnConvolutionBiasActivationForward where
+ * cuDNN runs it, else the conv and one epilogue kernel) and Gemm / MatMul
+ * through cuBLAS (row-major operands as the transposed column-major
+ * product).  Only compiled with FX_HAVE_CUDA. */
+#ifdef FX_HAVE_CUDA
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda_internal.h"
+
+fx_unary_kind cu_act(fx_act_kind a)
+{
+    switch (a) {
+    case FX_ACT_NONE: return FX_U_NONE;
+    case FX_ACT_RELU: return FX_U_RELU;
+    case FX_ACT_CLIP: return FX_U_CLIP;
+    case FX_ACT_SILU: return FX_U_SILU;
+    }
+    return FX_U_NONE;
+}
+
+static cudnnDataType_t dnn_type(fx_cu_dtype dt)
+{
+    return dt == FX_CU_F16    ? CUDNN_DATA_HALF
+           : dt == FX_CU_BF16 ? CUDNN_DATA_BFLOAT16
+                              : CUDNN_DATA_FLOAT;
+}
+
+int cu_conv_supported(const fx_conv2d_params *p, char *why, size_t cap)
+{
+    /* cuDNN's descriptors pad symmetrically; TF-style SAME_UPPER pads are not. */
+    if (p->pad_t != p->pad_b || p->pad_l != p->pad_r) {
+        snprintf(why, cap, "asymmetric pads (%d,%d,%d,%d): cuDNN pads both sides alike", p->pad_t,
+                 p->pad_l, p->pad_b, p->pad_r);
+        return 0;
+    }
+    return 1;
+}
+
+void cu_conv_destroy(cu_conv *cv)
+{
+    if (!cv)
+        return;
+    if (cv->x)
+        cudnnDestroyTensorDescriptor(cv->x);
+    if (cv->y)
+        cudnnDestroyTensorDescriptor(cv->y);
+    if (cv->bias)
+        cudnnDestroyTensorDescriptor(cv->bias);
+    if (cv->w)
+        cudnnDestroyFilterDescriptor(cv->w);
+    if (cv->conv)
+        cudnnDestroyConvolutionDescriptor(cv->conv);
+    if (cv->act)
+        cudnnDestroyActivationDescriptor(cv->act);
+    free(cv);
+}
+
+static fx_status conv_descriptors(cu_ctx *c, const fx_conv2d_params *p, cu_conv *cv, fx_error *err)
+{
+    cudnnDataType_t t = dnn_type(c->dt);
+    int oh, ow;
+    fx_status st = fx_conv2d_out_hw(p, &oh, &ow, err);
+    if (st != FX_OK)
+        return st;
+    DNN_CHECK(cudnnCreateTensorDescriptor(&cv->x));
+    DNN_CHECK(cudnnCreateTensorDescriptor(&cv->y));
+    DNN_CHECK(cudnnCreateTensorDescriptor(&cv->bias));
+    DNN_CHECK(cudnnCreateFilterDescriptor(&cv->w));
+    DNN_CHECK(cudnnCreateConvolutionDescriptor(&cv->conv));
+    DNN_CHECK(cudnnCreateActivationDescriptor(&cv->act));
+    DNN_CHECK(cudnnSetTensor4dDescriptor(cv->x, CUDNN_TENSOR_NCHW, t, p->n, p->c_in, p->h, p->w));
+    DNN_CHECK(cudnnSetTensor4dDescriptor(cv->y, CUDNN_TENSOR_NCHW, t, p->n, p->c_out, oh, ow));
+    DNN_CHECK(cudnnSetTensor4dDescriptor(cv->bias, CUDNN_TENSOR_NCHW, t, 1, p->c_out, 1, 1));
+    DNN_CHECK(cudnnSetFilter4dDescriptor(cv->w, t, CUDNN_TENSOR_NCHW, p->c_out, p->c_in / p->groups,
+                                         p->kh, p->kw));
+    /* fp32 and tf32 compute in float; fp16 / bf16 store half but accumulate in float. */
+    DNN_CHECK(cudnnSetConvolution2dDescriptor(cv->conv, p->pad_t, p->pad_l, p->stride_h,
+                                              p->stride_w, p->dil_h, p->dil_w,
+                                              CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    DNN_CHECK(cudnnSetConvolutionGroupCount(cv->conv, p->groups));
+    /* FP32 means no tensor cores at all (TF32 off); the rest may use them. */
+    DNN_CHECK(cudnnSetConvolutionMathType(
+        cv->conv, c->prec == FX_PREC_FP32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
+    return FX_OK;
+}
+
+/* y = conv(x); then the fused route or the epilogue kernel. */
+static fx_status conv_exec(cu_ctx *c, const fx_node *n, const cu_conv *cv, const fx_exec_fast *x,
+                           int fused, fx_error *err)
+{
+    const fx_conv2d_params *p = &n->b.u.conv;
+    const void *w = x->x.in[1], *b = n->n_in > 2 ? x->x.in[2] : NULL;
+    const float one = 1.0f, zero = 0.0f;
+    void *y = x->x.out[0];
+    if (fused) {
+        const float alpha2 = x->ep.residual ? 1.0f : 0.0f;
+        DNN_CHECK(cudnnConvolutionBiasActivationForward(
+            c->dnn, &one, cv->x, x->x.in[0], cv->w, w, cv->conv, cv->algo, c->dnn_ws, cv->ws_bytes,
+            &alpha2, cv->y, x->ep.residual ? x->ep.residual : y, cv->bias, b ? b : c->zeros,
+            cv->act, cv->y, y));
+        return FX_OK;
+    }
+    DNN_CHECK(cudnnConvolutionForward(c->dnn, &one, cv->x, x->x.in[0], cv->w, w, cv->conv, cv->algo,
+                                      c->dnn_ws, cv->ws_bytes, &zero, cv->y, y));
+    if (!b && !x->ep.residual && x->ep.act == FX_ACT_NONE)
+        return FX_OK;
+    int oh, ow;
+    fx_conv2d_out_hw(p, &oh, &ow, NULL);
+    return fx_cu_epilogue(c->stream, c->dt, p->n, p->c_out, (int64_t)oh * ow, b, x->ep.residual,
+                          cu_act(x->ep.act), x->ep.lo, x->ep.hi, y, err);
+}
+
+fx_status cu_conv_prepare(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, cu_conv **out,
+                          fx_error *err)
+{
+    const fx_conv2d_params *p = &n->b.u.conv;
+    cu_conv *cv = calloc(1, sizeof *cv);
+    if (!cv)
+        return fx_error_set(err, FX_ERR_NOMEM, "cuda: out of memory");
+    *out = cv; /* owned by the node table from here, freed at destroy */
+    fx_status st = conv_descriptors(c, p, cv, err);
+    if (st != FX_OK)
+        return st;
+    /* Time every algorithm on the real buffers once; keep the fastest that
+     * fits the workspace (results come sorted by time). */
+    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    int got = 0;
+    DNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
+        c->dnn, cv->x, x->x.in[0], cv->w, x->x.in[1], cv->conv, cv->y, x->x.out[0],
+        CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf, c->dnn_ws, c->dnn_ws_bytes));
+    int k = 0;
+    while (k < got && (perf[k].status != CUDNN_STATUS_SUCCESS || perf[k].memory > c->dnn_ws_bytes))
+        k++;
+    if (k == got)
+        return fx_error_set(err, FX_ERR_DEVICE, "node '%s' (Conv): cuDNN found no algorithm",
+                            n->name);
+    cv->algo = perf[k].algo;
+    cv->ws_bytes = perf[k].memory;
+    /* The fused call: Relu, or no activation (cuDNN allows identity only with
+     * IMPLICIT_PRECOMP_GEMM).  Tried once here; where cuDNN refuses it, the
+     * node keeps the conv + epilogue kernel route. */
+    int relu = x->ep.act == FX_ACT_RELU, none = x->ep.act == FX_ACT_NONE;
+    int want = relu || (none && cv->algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM);
+    if (want && (n->n_in > 2 || x->ep.residual || relu)) {
+        DNN_CHECK(cudnnSetActivationDescriptor(
+            cv->act, relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY,
+            CUDNN_NOT_PROPAGATE_NAN, 0.0));
+        fx_error probe = {0};
+        cv->fused = conv_exec(c, n, cv, x, 1, &probe) == FX_OK &&
+                    cudaStreamSynchronize(c->stream) == cudaSuccess;
+        (void)cudaGetLastError(); /* a refused fused call leaves no sticky error */
+    }
+    return FX_OK;
+}
+
+fx_status cu_conv_run(cu_ctx *c, const fx_node *n, const cu_conv *cv, const fx_exec_fast *x,
+                      fx_error *err)
+{
+    return conv_exec(c, n, cv, x, cv->fused, err);
+}
+
+static cudaDataType_t blas_type(fx_cu_dtype dt)
+{
+    return dt == FX_CU_F16 ? CUDA_R_16F : dt == FX_CU_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+}
+
+/* Row-major y (m, n) += alpha * op(A) (m, k) * op(B) (k, n): cuBLAS is
+ * column-major, so it computes y^T = op(B)^T op(A)^T on the same bytes. */
+static fx_status gemm_rm(cu_ctx *c, int64_t m, int64_t n, int64_t k, int trans_a, int trans_b,
+                         float alpha, const void *a, const void *b, float beta, void *y,
+                         fx_error *err)
+{
+    if (m > 0x7fffffff || n > 0x7fffffff || k > 0x7fffffff)
+        return fx_error_set(err, FX_ERR_UNSUPPORTED, "cuBLAS: dims over 2^31");
+    cudaDataType_t t = blas_type(c->dt);
+    cublasComputeType_t ct =
+        c->prec == FX_PREC_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    BLAS_CHECK(cublasGemmEx(c->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                            trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, (int)n, (int)m, (int)k, &alpha, b,
+                            t, trans_b ? (int)k : (int)n, a, t, trans_a ? (int)m : (int)k, &beta, y,
+                            t, (int)n, ct, CUBLAS_GEMM_DEFAULT));
+    return FX_OK;
+}
+
+fx_status cu_gemm_run(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, fx_error *err)
+{
+    const fx_gemm_params *p = &n->b.u.gemm;
+    const void *cc = n->n_in > 2 ? x->x.in[2] : NULL;
+    fx_status st = fx_cu_gemm_c(c->stream, c->dt, p->m, p->n, p->beta, cc, p->c_rows, p->c_cols,
+                                x->x.out[0], err);
+    if (st != FX_OK)
+        return st;
+    return gemm_rm(c, p->m, p->n, p->k, p->trans_a, p->trans_b, p->alpha, x->x.in[0], x->x.in[1],
+                   1.0f, x->x.out[0], err);
+}
+
+fx_status cu_matmul_run(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, fx_error *err)
+{
+    const fx_matmul_params *p = &n->b.u.mm; /* supports: a rank >= 2, b 2-D */
+    int64_t k = p->b.d[0], m = fx_shape_numel(&p->a) / k;
+    return gemm_rm(c, m, p->b.d[1], k, 0, 0, 1.0f, x->x.in[0], x->x.in[1], 0.0f, x->x.out[0], err);
+}
+#endif

@@ -1,0 +1,91 @@
+/* Internals of the CUDA backend shared by cuda.c (memory, graphs, node
+ * dispatch) and cuda_dnn.c (cuDNN convolutions, cuBLAS Gemm/MatMul).
+ * Only compiled with FX_HAVE_CUDA. */
+#ifndef FX_BACKEND_CUDA_INTERNAL_H
+#define FX_BACKEND_CUDA_INTERNAL_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include "backend/backend.h"
+#include "backend/cuda_ops.h"
+
+/* Every CUDA, cuDNN and cuBLAS call goes through one of these: on failure
+ * they return FX_ERR_DEVICE naming the call, the file and the line. */
+#define CU_CHECK(call)                                                                             \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess)                                                                     \
+            return fx_error_set(err, FX_ERR_DEVICE, "%s:%d: %s: %s (%s)", __FILE__, __LINE__,      \
+                                #call, cudaGetErrorString(e_), cudaGetErrorName(e_));              \
+    } while (0)
+#define DNN_CHECK(call)                                                                            \
+    do {                                                                                           \
+        cudnnStatus_t e_ = (call);                                                                 \
+        if (e_ != CUDNN_STATUS_SUCCESS)                                                            \
+            return fx_error_set(err, FX_ERR_DEVICE, "%s:%d: %s: %s", __FILE__, __LINE__, #call,    \
+                                cudnnGetErrorString(e_));                                          \
+    } while (0)
+#define BLAS_CHECK(call)                                                                           \
+    do {                                                                                           \
+        cublasStatus_t e_ = (call);                                                                \
+        if (e_ != CUBLAS_STATUS_SUCCESS)                                                           \
+            return fx_error_set(err, FX_ERR_DEVICE, "%s:%d: %s: %s", __FILE__, __LINE__, #call,    \
+                                cublasGetStatusString(e_));                                        \
+    } while (0)
+
+/* cuDNN state of one Conv node, chosen once at plan time. */
+typedef struct cu_conv {
+    cudnnTensorDescriptor_t x, y, bias;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t conv;
+    cudnnActivationDescriptor_t act;
+    cudnnConvolutionFwdAlgo_t algo;
+    size_t ws_bytes;
+    int fused; /* 1: cudnnConvolutionBiasActivationForward runs bias, residual and act */
+} cu_conv;
+
+typedef struct cu_node {
+    cu_conv *conv; /* Conv */
+    float *bn_ab;  /* BatchNormalization: 2C device floats (fx_hd_bn_coeffs) */
+} cu_node;
+
+typedef struct cu_ctx {
+    int dev;
+    fx_precision prec;
+    fx_cu_dtype dt;
+    cudaStream_t stream;
+    cudnnHandle_t dnn;
+    cublasHandle_t blas;
+    void *blas_ws; /* cuBLAS workspace, set once so graph capture allocates nothing */
+    void *dnn_ws;  /* cuDNN workspace, FX_CUDNN_WS bytes */
+    size_t dnn_ws_bytes;
+    void *zeros;  /* a zero bias for fused convs without one (max C_out elements) */
+    float *stage; /* float32 staging for fp16/bf16 uploads and downloads */
+    int64_t stage_n;
+    cu_node *nodes;
+    int n_nodes;
+    void **allocs; /* constants' device copies, freed at destroy */
+    int n_allocs, cap_allocs;
+    int graphs, capturing;
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+} cu_ctx;
+
+/* cuDNN workspace reserved once per plan; algorithms needing more are skipped. */
+#define FX_CUDNN_WS  ((size_t)256 << 20)
+#define FX_CUBLAS_WS ((size_t)32 << 20)
+
+/* cuda_dnn.c */
+int cu_conv_supported(const fx_conv2d_params *p, char *why, size_t cap);
+fx_status cu_conv_prepare(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, cu_conv **out,
+                          fx_error *err);
+fx_status cu_conv_run(cu_ctx *c, const fx_node *n, const cu_conv *cv, const fx_exec_fast *x,
+                      fx_error *err);
+void cu_conv_destroy(cu_conv *cv);
+fx_status cu_gemm_run(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, fx_error *err);
+fx_status cu_matmul_run(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, fx_error *err);
+fx_unary_kind cu_act(fx_act_kind a);
+
+#endif

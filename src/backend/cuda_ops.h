@@ -1,0 +1,126 @@
+/* The CUDA backend's hand-written kernels (the .cu files in kernels/) behind plain C
+ * launchers, and the descriptors the backend lowers graph nodes into.
+ *
+ * The descriptors and their lowering (lower.c) are plain C with no CUDA in
+ * them, so the CPU tests run every descriptor through the host executors
+ * below (fx_cu_*_host: the same index arithmetic, fx_hd_offset, as the
+ * kernels) and compare with the reference ops; the GPU test then covers
+ * only launch, bounds and memory.
+ *
+ * Launchers (only in a build with FX_HAVE_CUDA) queue work on `stream` (a
+ * cudaStream_t), never synchronise, and check the launch with
+ * cudaGetLastError: FX_ERR_DEVICE naming the kernel on failure.  Tensors
+ * are in the plan's storage type `dt`; arithmetic is float32 (double where
+ * the CPU reference uses double: Sigmoid, Softmax, means). */
+#ifndef FX_BACKEND_CUDA_OPS_H
+#define FX_BACKEND_CUDA_OPS_H
+
+#include <stdint.h>
+
+#include "fxscreen/ops.h"
+#include "fxscreen/status.h"
+#include "ops/hd.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Storage type of float activations and weights on the device. */
+typedef enum fx_cu_dtype { FX_CU_F32 = 0, FX_CU_F16 = 1, FX_CU_BF16 = 2 } fx_cu_dtype;
+
+#define FX_CU_MAX_RANK FX_OPS_MAX_RANK
+
+/* A strided copy over an index space dims[0..rank), n elements:
+ *   y[ybase + fx_hd_offset(e, ys)] = x[xbase + fx_hd_offset(e, xs)].
+ * Transpose, Slice, Concat (one per input), Split (one per output) and
+ * Gather with constant indices (one per index) are each this. */
+typedef struct fx_cu_map {
+    int rank;
+    int64_t n;
+    int64_t dims[FX_CU_MAX_RANK], xs[FX_CU_MAX_RANK], ys[FX_CU_MAX_RANK];
+    int64_t xbase, ybase;
+} fx_cu_map;
+
+/* A broadcasting binary op over the output's dims (0 strides on broadcast
+ * dims): y[e] = fx_hd_binary(op, a[off(e, as)], b[off(e, bs)]). */
+typedef struct fx_cu_bin {
+    int rank;
+    int64_t n;
+    int64_t dims[FX_CU_MAX_RANK], as[FX_CU_MAX_RANK], bs[FX_CU_MAX_RANK];
+    char op; /* 'A', 'S', 'M', 'D', 'P' (PRelu) */
+} fx_cu_bin;
+
+/* ---- lowering (lower.c; C, no CUDA) -------------------------------------- */
+
+/* Each returns FX_ERR_UNSUPPORTED for a rank above FX_CU_MAX_RANK or a
+ * count that does not fit, else fills *m. */
+fx_status fx_lower_transpose(const fx_transpose_params *p, fx_cu_map *m);
+/* o: the output shape; start/step per axis of x (the Slice binder's). */
+fx_status fx_lower_slice(const fx_shape *x, const fx_shape *o, const int64_t *start,
+                         const int64_t *step, fx_cu_map *m);
+/* Input `in` of a Concat into output o at `offset` along axis. */
+fx_status fx_lower_concat(const fx_shape *o, int axis, const fx_shape *in, int64_t offset,
+                          fx_cu_map *m);
+/* Output o of a Split of x, starting at `offset` along axis. */
+fx_status fx_lower_split(const fx_shape *x, int axis, const fx_shape *o, int64_t offset,
+                         fx_cu_map *m);
+/* Index i (of ni, value `index` already in [0, d[axis])) of a Gather of d. */
+fx_status fx_lower_gather(const fx_shape *d, int axis, int64_t index, int64_t i, int64_t ni,
+                          fx_cu_map *m);
+fx_status fx_lower_binary(const fx_binary_params *p, char op, fx_cu_bin *b);
+/* (outer, len, inner) views of x around axes [lo, hi] (Softmax: lo == hi;
+ * ReduceMean over a contiguous run of axes). */
+void fx_lower_axes3(const fx_shape *x, int lo, int hi, int64_t *outer, int64_t *len,
+                    int64_t *inner);
+/* ReduceMean's axes as one contiguous run [*lo, *hi]; FX_ERR_UNSUPPORTED
+ * (the kernel's limit) otherwise. */
+fx_status fx_lower_reduce_axes(const fx_reduce_params *p, int *lo, int *hi);
+
+/* Host executors of the descriptors: what the kernels compute, on floats. */
+void fx_cu_map_host(const fx_cu_map *m, const float *x, float *y);
+void fx_cu_bin_host(const fx_cu_bin *b, const float *a, const float *bb, float *y);
+
+/* ---- launchers (the .cu files in kernels/) --------------------------------------------- */
+
+fx_status fx_cu_map_copy(void *stream, fx_cu_dtype dt, const fx_cu_map *m, const void *x, void *y,
+                         fx_error *err);
+fx_status fx_cu_binary(void *stream, fx_cu_dtype dt, const fx_cu_bin *b, const void *a,
+                       const void *bb, void *y, fx_error *err);
+/* y[i] = fx_hd_unary(k, x[i], alpha, beta), n elements; y may equal x. */
+fx_status fx_cu_unary(void *stream, fx_cu_dtype dt, int64_t n, fx_unary_kind k, float alpha,
+                      float beta, const void *x, void *y, fx_error *err);
+/* In place on y (N, C, spatial): y = act(y + bias[c] + res), bias (C) and
+ * res (N, C, spatial) each optional (NULL). */
+fx_status fx_cu_epilogue(void *stream, fx_cu_dtype dt, int64_t n, int64_t c, int64_t spatial,
+                         const void *bias, const void *res, fx_unary_kind act, float lo, float hi,
+                         void *y, fx_error *err);
+/* y = act(ab[c] x + ab[C + c]) over (N, C, spatial); ab: 2C device floats
+ * (fx_hd_bn_coeffs); y may equal x. */
+fx_status fx_cu_batchnorm(void *stream, fx_cu_dtype dt, int64_t n, int64_t c, int64_t spatial,
+                          const float *ab, fx_unary_kind act, float lo, float hi, const void *x,
+                          void *y, fx_error *err);
+fx_status fx_cu_pool2d(void *stream, fx_cu_dtype dt, const fx_pool2d_params *p, int is_max,
+                       const void *x, void *y, fx_error *err);
+/* rows x spatial -> rows: mean (double accumulation) or max. */
+fx_status fx_cu_global_pool(void *stream, fx_cu_dtype dt, int64_t rows, int64_t spatial, int is_max,
+                            const void *x, void *y, fx_error *err);
+/* Softmax along len of (outer, len, inner). */
+fx_status fx_cu_softmax(void *stream, fx_cu_dtype dt, int64_t outer, int64_t len, int64_t inner,
+                        const void *x, void *y, fx_error *err);
+/* Mean over len of (outer, len, inner) -> (outer, inner). */
+fx_status fx_cu_reduce_mean(void *stream, fx_cu_dtype dt, int64_t outer, int64_t len, int64_t inner,
+                            const void *x, void *y, fx_error *err);
+fx_status fx_cu_pad(void *stream, fx_cu_dtype dt, const fx_pad_params *p, const void *x, void *y,
+                    fx_error *err);
+/* n elements from one storage type to another (host float32 uploads, weights). */
+fx_status fx_cu_convert(void *stream, fx_cu_dtype from, fx_cu_dtype to, int64_t n, const void *x,
+                        void *y, fx_error *err);
+/* Gemm's C term before the product: y (m, n) = beta * c broadcast from
+ * (c_rows, c_cols), or 0 when c is NULL. */
+fx_status fx_cu_gemm_c(void *stream, fx_cu_dtype dt, int64_t m, int64_t n, float beta,
+                       const void *c, int64_t c_rows, int64_t c_cols, void *y, fx_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

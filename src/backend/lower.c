@@ -1,0 +1,166 @@
+/* Lowering graph nodes to the CUDA kernels' descriptors (cuda_ops.h), and
+ * host executors of those descriptors.  Plain C: compiled in every build,
+ * so tests/test_lower.c checks every descriptor against the reference ops
+ * on machines without a GPU. */
+#include <string.h>
+
+#include "backend/cuda_ops.h"
+
+static void contiguous(const fx_shape *s, int64_t *st)
+{
+    int64_t acc = 1;
+    for (int i = s->rank - 1; i >= 0; i--) {
+        st[i] = acc;
+        acc *= s->d[i];
+    }
+}
+
+static fx_status map_init(fx_cu_map *m, const fx_shape *dims)
+{
+    memset(m, 0, sizeof *m);
+    if (dims->rank < 0 || dims->rank > FX_CU_MAX_RANK || (m->n = fx_shape_numel(dims)) < 0)
+        return FX_ERR_UNSUPPORTED;
+    m->rank = dims->rank;
+    memcpy(m->dims, dims->d, sizeof(int64_t) * (size_t)dims->rank);
+    return FX_OK;
+}
+
+fx_status fx_lower_transpose(const fx_transpose_params *p, fx_cu_map *m)
+{
+    fx_shape o;
+    if (fx_transpose_out_shape(p, &o, NULL) != FX_OK || map_init(m, &o) != FX_OK)
+        return FX_ERR_UNSUPPORTED;
+    int64_t xs[FX_OPS_MAX_RANK];
+    contiguous(&p->x, xs);
+    for (int i = 0; i < o.rank; i++)
+        m->xs[i] = xs[p->perm[i]]; /* output axis i walks input axis perm[i] */
+    contiguous(&o, m->ys);
+    return FX_OK;
+}
+
+fx_status fx_lower_slice(const fx_shape *x, const fx_shape *o, const int64_t *start,
+                         const int64_t *step, fx_cu_map *m)
+{
+    if (x->rank != o->rank || map_init(m, o) != FX_OK)
+        return FX_ERR_UNSUPPORTED;
+    int64_t xs[FX_OPS_MAX_RANK];
+    contiguous(x, xs);
+    for (int i = 0; i < o->rank; i++) {
+        m->xs[i] = xs[i] * step[i];
+        m->xbase += start[i] * xs[i];
+    }
+    contiguous(o, m->ys);
+    return FX_OK;
+}
+
+fx_status fx_lower_concat(const fx_shape *o, int axis, const fx_shape *in, int64_t offset,
+                          fx_cu_map *m)
+{
+    if (in->rank != o->rank || axis < 0 || axis >= o->rank || map_init(m, in) != FX_OK)
+        return FX_ERR_UNSUPPORTED;
+    contiguous(in, m->xs);
+    contiguous(o, m->ys);
+    m->ybase = offset * m->ys[axis];
+    return FX_OK;
+}
+
+fx_status fx_lower_split(const fx_shape *x, int axis, const fx_shape *o, int64_t offset,
+                         fx_cu_map *m)
+{
+    if (x->rank != o->rank || axis < 0 || axis >= x->rank || map_init(m, o) != FX_OK)
+        return FX_ERR_UNSUPPORTED;
+    contiguous(x, m->xs);
+    contiguous(o, m->ys);
+    m->xbase = offset * m->xs[axis];
+    return FX_OK;
+}
+
+fx_status fx_lower_gather(const fx_shape *d, int axis, int64_t index, int64_t i, int64_t ni,
+                          fx_cu_map *m)
+{
+    if (axis < 0 || axis >= d->rank)
+        return FX_ERR_UNSUPPORTED;
+    int64_t outer = 1, inner = 1, dim = d->d[axis];
+    for (int k = 0; k < axis; k++)
+        outer *= d->d[k];
+    for (int k = axis + 1; k < d->rank; k++)
+        inner *= d->d[k];
+    /* input (outer, dim, inner) -> output (outer, ni, inner), one index */
+    fx_shape dims = {2, {outer, inner}};
+    if (map_init(m, &dims) != FX_OK)
+        return FX_ERR_UNSUPPORTED;
+    m->xs[0] = dim * inner, m->xs[1] = 1, m->xbase = index * inner;
+    m->ys[0] = ni * inner, m->ys[1] = 1, m->ybase = i * inner;
+    return FX_OK;
+}
+
+/* Strides of `in` seen from the broadcast output of rank r (0 where in is 1). */
+static void broadcast_strides(const fx_shape *in, int r, int64_t *st)
+{
+    int64_t own[FX_OPS_MAX_RANK];
+    contiguous(in, own);
+    for (int i = 0; i < r; i++) {
+        int j = i - (r - in->rank);
+        st[i] = (j >= 0 && in->d[j] != 1) ? own[j] : 0;
+    }
+}
+
+fx_status fx_lower_binary(const fx_binary_params *p, char op, fx_cu_bin *b)
+{
+    fx_shape o;
+    memset(b, 0, sizeof *b);
+    if (fx_broadcast_shape(p, &o, NULL) != FX_OK || (b->n = fx_shape_numel(&o)) < 0)
+        return FX_ERR_UNSUPPORTED;
+    b->rank = o.rank;
+    b->op = op;
+    memcpy(b->dims, o.d, sizeof(int64_t) * (size_t)o.rank);
+    broadcast_strides(&p->a, o.rank, b->as);
+    broadcast_strides(&p->b, o.rank, b->bs);
+    return FX_OK;
+}
+
+void fx_lower_axes3(const fx_shape *x, int lo, int hi, int64_t *outer, int64_t *len, int64_t *inner)
+{
+    *outer = *len = *inner = 1;
+    for (int i = 0; i < x->rank; i++)
+        *(i < lo ? outer : i <= hi ? len : inner) *= x->d[i];
+}
+
+fx_status fx_lower_reduce_axes(const fx_reduce_params *p, int *lo, int *hi)
+{
+    int r = p->x.rank, red[FX_OPS_MAX_RANK] = {0};
+    if (p->n_axes == 0) {
+        *lo = 0, *hi = r - 1;
+        return r > 0 ? FX_OK : FX_ERR_UNSUPPORTED;
+    }
+    for (int i = 0; i < p->n_axes; i++) {
+        int a = p->axes[i] < 0 ? p->axes[i] + r : p->axes[i];
+        if (a < 0 || a >= r)
+            return FX_ERR_UNSUPPORTED;
+        red[a] = 1;
+    }
+    *lo = -1;
+    for (int i = 0; i < r; i++)
+        if (red[i]) {
+            if (*lo < 0)
+                *lo = i;
+            else if (!red[i - 1])
+                return FX_ERR_UNSUPPORTED; /* a gap: not one contiguous run */
+            *hi = i;
+        }
+    return *lo >= 0 ? FX_OK : FX_ERR_UNSUPPORTED;
+}
+
+void fx_cu_map_host(const fx_cu_map *m, const float *x, float *y)
+{
+    for (int64_t e = 0; e < m->n; e++)
+        y[m->ybase + fx_hd_offset(e, m->rank, m->dims, m->ys)] =
+            x[m->xbase + fx_hd_offset(e, m->rank, m->dims, m->xs)];
+}
+
+void fx_cu_bin_host(const fx_cu_bin *b, const float *a, const float *bb, float *y)
+{
+    for (int64_t e = 0; e < b->n; e++)
+        y[e] = fx_hd_binary(b->op, a[fx_hd_offset(e, b->rank, b->dims, b->as)],
+                            bb[fx_hd_offset(e, b->rank, b->dims, b->bs)]);
+}
