@@ -107,7 +107,7 @@ void fx_cam_upsample(const float *src, int n, int h, int w, float *dst, int H, i
 
 /* Where a map at model resolution points in the original image. */
 typedef struct fx_cam_region {
-    float peak;           /* the map's maximum */
+    float peak;            /* the map's maximum */
     double peak_x, peak_y; /* its first maximum's pixel centre, original pixels */
     double x0, y0, x1, y1; /* bounding box (edges, original pixels, clipped to
                               the image) of every pixel >= frac * peak */
@@ -122,30 +122,33 @@ fx_status fx_cam_locate(const float *map, int H, int W, const fx_prep_geom *geom
 /* ---- 3. one batch, end to end ------------------------------------------------ */
 
 typedef struct fx_cam_opts {
-    const char *layer;    /* NULL: fx_graph_cam_layer(g) */
+    const char *layer; /* NULL: fx_graph_cam_layer(g) */
     fx_cam_method method;
-    const int *targets;   /* per image, < 0 = predicted; NULL: all predicted */
-    int no_shortcut;      /* 1: always run the backward pass */
-    int use_reference;    /* 1: reference kernels in the forward plan */
+    const int *targets;    /* per image, < 0 = predicted; NULL: all predicted */
+    int no_shortcut;       /* 1: always run the backward pass */
+    int use_reference;     /* 1: reference kernels in the forward plan */
+    fx_device_kind device; /* the forward plan's (fx_plan_opts); the maps are host code */
+    int device_index;
+    fx_precision precision;
 } fx_cam_opts;
 
 typedef struct fx_cam_result {
-    int n, h, w;          /* batch and the layer's grid */
-    int in_h, in_w;       /* model input size */
-    float *cam_low;       /* (n, h, w) normalised to [0, 1] */
-    float *cam;           /* (n, in_h, in_w) upsampled */
-    int *target;          /* (n) the class each map explains */
-    float *logits;        /* (n, k) */
+    int n, h, w;    /* batch and the layer's grid */
+    int in_h, in_w; /* model input size */
+    float *cam_low; /* (n, h, w) normalised to [0, 1] */
+    float *cam;     /* (n, in_h, in_w) upsampled */
+    int *target;    /* (n) the class each map explains */
+    float *logits;  /* (n, k) */
     int k;
-    int shortcut;         /* 1 if the gradient came from the shortcut */
-    const char *layer;    /* borrowed from the graph */
+    int shortcut;      /* 1 if the gradient came from the shortcut */
+    const char *layer; /* borrowed from the graph */
 } fx_cam_result;
 
 /* Run g (prepared for input's batch and size) on input (N, C, H, W) and
  * compute the maps.  r is filled (fx_cam_result_free releases it) only on
  * FX_OK. */
-fx_status fx_cam_run(const fx_graph *g, const float *input, const fx_cam_opts *o,
-                     fx_cam_result *r, fx_error *err);
+fx_status fx_cam_run(const fx_graph *g, const float *input, const fx_cam_opts *o, fx_cam_result *r,
+                     fx_error *err);
 void fx_cam_result_free(fx_cam_result *r);
 
 #ifdef __cplusplus

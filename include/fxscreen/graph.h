@@ -174,6 +174,17 @@ typedef struct fx_plan_opts {
  * when > 0, why[0..cap) lists them ("op (node 'a', 'b'): reason; ..."). */
 int fx_plan_unsupported(const fx_graph *g, fx_device_kind device, char *why, size_t cap);
 
+/* The device a plan of the prepared graph g runs on for `want`:
+ *   CPU  -> CPU.
+ *   CUDA -> CUDA; FX_ERR_DEVICE when none answers (fx_device_resolve's
+ *           reason), FX_ERR_UNSUPPORTED naming every node the CUDA backend
+ *           cannot run.
+ *   AUTO -> CUDA when a device answers and its backend runs every node,
+ *           else the CPU with a one-line notice saying why in notice.
+ * notice (may be NULL) is "" when there is nothing to say. */
+fx_status fx_plan_pick_device(const fx_graph *g, fx_device_kind want, fx_device_kind *got,
+                              char *notice, size_t n, fx_error *err);
+
 /* Build the plan for the prepared graph (which must outlive the plan). */
 fx_status fx_plan_create(const fx_graph *g, const fx_plan_opts *opts, fx_plan **out, fx_error *err);
 void fx_plan_destroy(fx_plan *p);

@@ -23,10 +23,10 @@ typedef enum fx_pixtype { FX_PIX_U8 = 1, FX_PIX_U16 = 2, FX_PIX_F32 = 3 } fx_pix
 
 /* What a header read tells before any pixel is decoded. */
 typedef struct fx_image_info {
-    int width, height;   /* pixels */
-    int bit_depth;       /* bits per sample in the file: 1,2,4,8,16,32 */
-    int channels;        /* samples per pixel in the file (1..4), informative */
-    fx_pixtype type;     /* storage type of the decoded plane */
+    int width, height; /* pixels */
+    int bit_depth;     /* bits per sample in the file: 1,2,4,8,16,32 */
+    int channels;      /* samples per pixel in the file (1..4), informative */
+    fx_pixtype type;   /* storage type of the decoded plane */
 } fx_image_info;
 
 /* Owned image: pixels is malloc'd (or borrowed, see `owned`). */

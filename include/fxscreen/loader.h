@@ -26,8 +26,8 @@ extern "C" {
 #endif
 
 typedef struct fx_loader {
-    const char *name;             /* "png", "tiff" */
-    const char *const *suffixes;  /* NULL-terminated, lower case, with dot: ".png" */
+    const char *name;            /* "png", "tiff" */
+    const char *const *suffixes; /* NULL-terminated, lower case, with dot: ".png" */
     /* 1 if the first n bytes look like this format (n may be < 16). */
     int (*sniff)(const uint8_t *bytes, size_t n);
     /* Parse the header of the whole file in bytes[0..n). Fills info.

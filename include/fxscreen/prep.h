@@ -36,25 +36,29 @@
 extern "C" {
 #endif
 
-typedef enum fx_window_mode { FX_WINDOW_NONE = 0, FX_WINDOW_PERCENTILE, FX_WINDOW_FIXED } fx_window_mode;
+typedef enum fx_window_mode {
+    FX_WINDOW_NONE = 0,
+    FX_WINDOW_PERCENTILE,
+    FX_WINDOW_FIXED
+} fx_window_mode;
 typedef enum fx_fit_mode { FX_FIT_PAD = 0, FX_FIT_CROP } fx_fit_mode;
 typedef enum fx_store_type { FX_STORE_F16 = 0, FX_STORE_U8 } fx_store_type;
 
 typedef struct fx_prep_config {
     fx_window_mode window;
-    double p_lo, p_hi;   /* percentiles in [0,100], PERCENTILE mode */
-    double w_lo, w_hi;   /* stored units, FIXED mode */
-    int invert;          /* 0/1 */
-    int out_h, out_w;    /* model input, pixels */
+    double p_lo, p_hi; /* percentiles in [0,100], PERCENTILE mode */
+    double w_lo, w_hi; /* stored units, FIXED mode */
+    int invert;        /* 0/1 */
+    int out_h, out_w;  /* model input, pixels */
     fx_fit_mode fit;
-    float pad_value;     /* in windowed [0,1] units */
-    int channels;        /* 1 or 3 */
+    float pad_value; /* in windowed [0,1] units */
+    int channels;    /* 1 or 3 */
     float mean[3], std[3];
     /* Decode limits and the prep cache's storage type live here too so one
      * YAML file configures the whole input half. */
-    double max_megapixels;  /* refuse larger images before allocating; 0 = none */
-    fx_store_type store;    /* prep.h5 /images: float16 or uint8 (uint8 stores
-                               the [0,1] plane before normalisation, x255) */
+    double max_megapixels; /* refuse larger images before allocating; 0 = none */
+    fx_store_type store;   /* prep.h5 /images: float16 or uint8 (uint8 stores
+                              the [0,1] plane before normalisation, x255) */
 } fx_prep_config;
 
 /* Defaults: percentile 0.5/99.5, no invert, 256x256, pad 0, 1 channel,

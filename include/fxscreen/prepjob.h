@@ -37,11 +37,11 @@ typedef struct fx_progress {
 typedef struct fx_prep_job {
     const char *const *sources; /* specs, see source.h */
     int nsources;
-    FILE *stdin_fp;             /* for "-" */
-    const char *out_dir;        /* created if missing */
+    FILE *stdin_fp;      /* for "-" */
+    const char *out_dir; /* created if missing */
     fx_pool_config pool;
     const volatile sig_atomic_t *cancel; /* polled between batches; may be NULL */
-    int count_first;            /* walk the sources once first for the total (ETA) */
+    int count_first;                     /* walk the sources once first for the total (ETA) */
     void (*progress)(void *ctx, const fx_progress *p); /* after each batch; may be NULL */
     void *progress_ctx;
 } fx_prep_job;

@@ -104,7 +104,9 @@ typedef struct fx_run_job {
     const char *layer;        /* CAM layer or NULL: the config's, else fx_graph_cam_layer */
     double threshold;         /* on /probability; NaN: the config's, else 0.5 */
     fx_overlay_mode overlays; /* DIR/overlays/NNNNNNNN_NAME.png (see above) */
-    fx_device_kind device;
+    fx_device_kind device;    /* auto: CUDA if it runs the model, else the CPU (notice) */
+    int device_index;         /* cuda:N */
+    fx_precision precision;   /* on the GPU; FX_PREC_DEFAULT: FX_PREC_GPU_DEFAULT */
     /* Where, and how. */
     const char *out_dir;                               /* created if missing */
     int resume;                                        /* 1: continue the run recorded in out_dir */

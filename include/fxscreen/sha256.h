@@ -14,14 +14,14 @@ extern "C" {
 #endif
 
 #define FX_SHA256_BYTES 32
-#define FX_SHA256_HEX 65 /* 64 hex digits + NUL */
+#define FX_SHA256_HEX   65 /* 64 hex digits + NUL */
 
 /* Streaming context: init, update any number of times, final once. */
 typedef struct fx_sha256 {
     uint32_t h[8];
     uint64_t total; /* bytes hashed so far */
     uint8_t buf[64];
-    size_t nbuf;    /* bytes pending in buf (< 64) */
+    size_t nbuf; /* bytes pending in buf (< 64) */
 } fx_sha256;
 
 void fx_sha256_init(fx_sha256 *c);

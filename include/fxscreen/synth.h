@@ -32,21 +32,21 @@
 extern "C" {
 #endif
 
-#define FX_SYNTH_MIN_SIZE 32
-#define FX_SYNTH_MAX_SIZE 4096
+#define FX_SYNTH_MIN_SIZE  32
+#define FX_SYNTH_MAX_SIZE  4096
 #define FX_SYNTH_MAX_16BIT 4095 /* 12-bit detector range in 16-bit samples */
 
 typedef enum fx_synth_format { FX_SYNTH_PNG = 0, FX_SYNTH_TIFF = 1 } fx_synth_format;
 
 typedef struct fx_synth_opts {
-    const char *out_dir;  /* created if missing (fx_synth_run only) */
-    int n;                /* images to write, >= 1 */
-    uint64_t seed;        /* any value */
-    int size;             /* side in px, FX_SYNTH_MIN_SIZE..FX_SYNTH_MAX_SIZE */
-    int bits;             /* 8 or 16 */
+    const char *out_dir;    /* created if missing (fx_synth_run only) */
+    int n;                  /* images to write, >= 1 */
+    uint64_t seed;          /* any value */
+    int size;               /* side in px, FX_SYNTH_MIN_SIZE..FX_SYNTH_MAX_SIZE */
+    int bits;               /* 8 or 16 */
     fx_synth_format format; /* PNG, or TIFF (Deflate + horizontal predictor) */
-    double fracture_rate; /* probability that an image is fractured, 0..1 */
-    int threads;          /* OpenMP threads; 0 = OpenMP default */
+    double fracture_rate;   /* probability that an image is fractured, 0..1 */
+    int threads;            /* OpenMP threads; 0 = OpenMP default */
 } fx_synth_opts;
 
 /* Ground truth of one image.  Continuous pixel coordinates, x to the right,

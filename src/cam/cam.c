@@ -18,18 +18,21 @@ void fx_cam_result_free(fx_cam_result *r)
 }
 
 /* Validates the layer (rank 4) and fills the result's sizes. */
-static fx_status cam_shapes(const fx_graph *g, const char *layer, fx_cam_result *r,
-                            fx_error *err)
+static fx_status cam_shapes(const fx_graph *g, const char *layer, fx_cam_result *r, fx_error *err)
 {
     fx_shape a, in;
     fx_status st = fx_graph_tensor_shape(g, layer, &a, NULL);
     if (st != FX_OK)
-        return fx_error_set(err, FX_ERR_USAGE, "cam: no tensor '%s' in the prepared graph "
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "cam: no tensor '%s' in the prepared graph "
                             "(`fxscreen model info MODEL` lists node outputs; BatchNorm outputs "
-                            "are folded away)", layer);
+                            "are folded away)",
+                            layer);
     if (a.rank != 4)
-        return fx_error_set(err, FX_ERR_USAGE, "cam: layer '%s' has rank %d (want a 4-D N x C x "
-                            "H x W feature map)", layer, a.rank);
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "cam: layer '%s' has rank %d (want a 4-D N x C x "
+                            "H x W feature map)",
+                            layer, a.rank);
     if ((st = fx_graph_tensor_shape(g, fx_graph_input_name(g, 0), &in, err)) != FX_OK)
         return st;
     r->n = (int)a.d[0], r->h = (int)a.d[2], r->w = (int)a.d[3];
@@ -58,7 +61,8 @@ fx_status fx_cam_run(const fx_graph *g, const float *input, const fx_cam_opts *o
     float *dA = NULL;
     const char *layer = o->layer ? o->layer : fx_graph_cam_layer(g);
     if (!layer)
-        return fx_error_set(err, FX_ERR_USAGE, "cam: the model has no suggested Grad-CAM layer "
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "cam: the model has no suggested Grad-CAM layer "
                             "(no global pooling head); name one with --layer");
     fx_status st = cam_shapes(g, layer, &r, err);
     if (st == FX_OK)
@@ -68,8 +72,12 @@ fx_status fx_cam_run(const fx_graph *g, const float *input, const fx_cam_opts *o
     if (st != FX_OK)
         goto done;
     r.layer = layer;
-    fx_plan_opts po = {.keep = fx_grad_keep(gr), .n_keep = fx_grad_num_keep(gr),
-                       .use_reference = o->use_reference};
+    fx_plan_opts po = {.keep = fx_grad_keep(gr),
+                       .n_keep = fx_grad_num_keep(gr),
+                       .use_reference = o->use_reference,
+                       .device = o->device,
+                       .device_index = o->device_index,
+                       .precision = o->precision};
     if ((st = fx_plan_create(g, &po, &p, err)) != FX_OK || (st = fx_plan_run(p, input, err)))
         goto done;
     for (int i = 0; i < r.n; i++)

@@ -39,14 +39,16 @@ int fx_cli_read_input(const char *cmd, const char *path, unsigned max_dim, int f
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     hid_t ds = -1, sp = -1, ty = -1;
     if (f < 0) {
-        fprintf(stderr, "%s: %s: cannot open as HDF5 (--input wants an .h5 file with a "
-                        "float32 dataset /input of shape N x C x H x W)\n",
+        fprintf(stderr,
+                "%s: %s: cannot open as HDF5 (--input wants an .h5 file with a "
+                "float32 dataset /input of shape N x C x H x W)\n",
                 cmd, path);
         return rc;
     }
     if (H5Lexists(f, "input", H5P_DEFAULT) <= 0 || (ds = H5Dopen2(f, "input", H5P_DEFAULT)) < 0) {
-        fprintf(stderr, "%s: %s: no dataset /input (write the batch there as float32 "
-                        "N x C x H x W)\n",
+        fprintf(stderr,
+                "%s: %s: no dataset /input (write the batch there as float32 "
+                "N x C x H x W)\n",
                 cmd, path);
         goto done;
     }
@@ -55,9 +57,11 @@ int fx_cli_read_input(const char *cmd, const char *path, unsigned max_dim, int f
     int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
     int not_float = float_only && H5Tget_class(ty) != H5T_FLOAT;
     if (rank != 4 || not_float) {
-        fprintf(stderr, "%s: %s: /input must be a rank-4 %sdataset (N x C x H x W), "
-                        "found rank %d%s\n",
-                cmd, path, float_only ? "float " : "", rank, not_float ? " of a non-float type" : "");
+        fprintf(stderr,
+                "%s: %s: /input must be a rank-4 %sdataset (N x C x H x W), "
+                "found rank %d%s\n",
+                cmd, path, float_only ? "float " : "", rank,
+                not_float ? " of a non-float type" : "");
         goto done;
     }
     H5Sget_simple_extent_dims(sp, dims, NULL);
@@ -93,4 +97,20 @@ done:
         H5Dclose(ds);
     H5Fclose(f);
     return rc;
+}
+
+int fx_cli_device(const char *cmd, const char *arg, fx_device_kind *kind, int *index)
+{
+    if (!fx_device_parse_spec(arg, kind, index))
+        return 1;
+    fprintf(stderr, "%s: --device '%s': use auto, cpu, cuda or cuda:N\n", cmd, arg);
+    return 0;
+}
+
+int fx_cli_precision(const char *cmd, const char *arg, fx_precision *prec)
+{
+    if (!fx_precision_parse(arg, prec))
+        return 1;
+    fprintf(stderr, "%s: --precision '%s': use fp32, tf32, fp16 or bf16\n", cmd, arg);
+    return 0;
 }

@@ -8,7 +8,13 @@ int fx_cli_parse_int(const char *s, long lo, long hi, int *out);
 
 #include <hdf5.h>
 
+#include "fxscreen/device.h"
 #include "fxscreen/prepjob.h"
+
+/* --device / --precision values: 1 on success, else 0 after a message on
+ * stderr naming the accepted values ("cmd: --device 'x': use ..."). */
+int fx_cli_device(const char *cmd, const char *arg, fx_device_kind *kind, int *index);
+int fx_cli_precision(const char *cmd, const char *arg, fx_precision *prec);
 
 /* Progress callback for the jobs: one carriage-returned line on stderr with
  * count, errors, images/s and ETA; ctx is the command name ("prep", "run"). */

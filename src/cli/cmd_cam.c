@@ -19,30 +19,33 @@
 
 static void cam_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: fxscreen model cam MODEL --input IN.h5 --output OUT.h5\n"
-            "                          [--method M] [--layer NAME] [--target K[,K...]]\n"
-            "                          [--frac F] [--no-shortcut]\n"
-            "\n"
-            "Reads the float32 NCHW dataset /input of IN.h5 and writes OUT.h5 with\n"
-            "  /cam         N x H x W float32, the maps at input resolution in [0, 1]\n"
-            "  /cam_lowres  N x h x w float32, the same on the layer's grid\n"
-            "  /target      N int32, the class each map explains\n"
-            "  /logits      N x K float32\n"
-            "  /peak        N x 2 float64 (x, y) of each map's maximum, input pixels\n"
-            "  /box         N x 4 float64 (x0, y0, x1, y1) around the pixels >= F * peak\n"
-            "and root attributes layer, method, shortcut, frac, model, model_sha256,\n"
-            "fxscreen_version, input.\n"
-            "  --method M     gradcam (default), gradcam++, xgradcam, hirescam, layercam,\n"
-            "                 eigencam\n"
-            "  --layer NAME   the feature map (default: the suggested Grad-CAM layer that\n"
-            "                 `fxscreen model info` prints)\n"
-            "  --target K     class to explain: one for every image, or one per image\n"
-            "                 (comma-separated; -1 = predicted).  Default: the predicted\n"
-            "                 class; for a one-logit (sigmoid) model, the fracture logit\n"
-            "  --frac F       box threshold as a fraction of the peak (default 0.5)\n"
-            "  --no-shortcut  always run the backward pass (tests; the exact GAP + Gemm\n"
-            "                 shortcut gives the same maps)\n");
+    fprintf(f, "usage: fxscreen model cam MODEL --input IN.h5 --output OUT.h5\n"
+               "                          [--method M] [--layer NAME] [--target K[,K...]]\n"
+               "                          [--frac F] [--no-shortcut]\n"
+               "\n"
+               "Reads the float32 NCHW dataset /input of IN.h5 and writes OUT.h5 with\n"
+               "  /cam         N x H x W float32, the maps at input resolution in [0, 1]\n"
+               "  /cam_lowres  N x h x w float32, the same on the layer's grid\n"
+               "  /target      N int32, the class each map explains\n"
+               "  /logits      N x K float32\n"
+               "  /peak        N x 2 float64 (x, y) of each map's maximum, input pixels\n"
+               "  /box         N x 4 float64 (x0, y0, x1, y1) around the pixels >= F * peak\n"
+               "and root attributes layer, method, shortcut, frac, model, model_sha256,\n"
+               "fxscreen_version, input.\n"
+               "  --method M     gradcam (default), gradcam++, xgradcam, hirescam, layercam,\n"
+               "                 eigencam\n"
+               "  --layer NAME   the feature map (default: the suggested Grad-CAM layer that\n"
+               "                 `fxscreen model info` prints)\n"
+               "  --target K     class to explain: one for every image, or one per image\n"
+               "                 (comma-separated; -1 = predicted).  Default: the predicted\n"
+               "                 class; for a one-logit (sigmoid) model, the fracture logit\n"
+               "  --frac F       box threshold as a fraction of the peak (default 0.5)\n"
+               "  --no-shortcut  always run the backward pass (tests; the exact GAP + Gemm\n"
+               "                 shortcut gives the same maps)\n"
+               "  --device D     where the forward runs: auto (default: the GPU when one\n"
+               "                 answers and runs every node, else the CPU with a notice), cpu,\n"
+               "                 cuda or cuda:N; the maps are computed on the CPU\n"
+               "  --precision P  the GPU's arithmetic: fp32 (default), tf32, fp16, bf16\n");
 }
 
 static fx_status put(hid_t f, const char *name, hid_t type, hid_t mem, int rank,
@@ -130,23 +133,39 @@ typedef struct cam_args {
     const char *in, *out, *model, *layer, *method, *targets;
     double frac;
     int no_shortcut;
+    fx_device_kind device;
+    int device_index;
+    fx_precision precision;
 } cam_args;
 
 /* Parses argv into a; exit code (-1: go on). */
 static int cam_parse(int argc, char **argv, cam_args *a)
 {
-    static const struct option opts[] = {
-        {"input", required_argument, 0, 'i'},  {"output", required_argument, 0, 'o'},
-        {"layer", required_argument, 0, 'l'},  {"method", required_argument, 0, 'm'},
-        {"target", required_argument, 0, 't'}, {"frac", required_argument, 0, 'f'},
-        {"no-shortcut", no_argument, 0, 'n'},  {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"input", required_argument, 0, 'i'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"layer", required_argument, 0, 'l'},
+                                         {"method", required_argument, 0, 'm'},
+                                         {"target", required_argument, 0, 't'},
+                                         {"frac", required_argument, 0, 'f'},
+                                         {"no-shortcut", no_argument, 0, 'n'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"device", required_argument, 0, 'D'},
+                                         {"precision", required_argument, 0, 'P'},
+                                         {0, 0, 0, 0}};
     int c;
     char *end;
     *a = (cam_args){.method = "gradcam", .frac = 0.5};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "i:o:l:m:t:f:nh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "i:o:l:m:t:f:nD:P:h", opts, NULL)) != -1) {
         switch (c) {
+        case 'D':
+            if (!fx_cli_device("model cam", optarg, &a->device, &a->device_index))
+                return FX_EXIT_USAGE;
+            break;
+        case 'P':
+            if (!fx_cli_precision("model cam", optarg, &a->precision))
+                return FX_EXIT_USAGE;
+            break;
         case 'i': a->in = optarg; break;
         case 'o': a->out = optarg; break;
         case 'l': a->layer = optarg; break;
@@ -165,8 +184,9 @@ static int cam_parse(int argc, char **argv, cam_args *a)
         }
     }
     if (optind != argc - 1 || !a->in || !a->out) {
-        fprintf(stderr, "model cam: %s; usage: fxscreen model cam MODEL --input IN.h5 --output "
-                        "OUT.h5 [--method M] [--layer NAME] [--target K]\n",
+        fprintf(stderr,
+                "model cam: %s; usage: fxscreen model cam MODEL --input IN.h5 --output "
+                "OUT.h5 [--method M] [--layer NAME] [--target K]\n",
                 optind >= argc       ? "no MODEL given"
                 : optind != argc - 1 ? "give exactly one MODEL"
                 : !a->in             ? "--input IN.h5 is required"
@@ -182,8 +202,10 @@ static int cam_targets(const cam_args *a, int n, int **out)
 {
     int t[CAM_MAX_TARGETS], k = a->targets ? parse_targets(a->targets, t) : 0;
     if (k < 0 || (k > 1 && k != n)) {
-        fprintf(stderr, "model cam: --target '%s': give one class, or %d comma-separated classes "
-                        "(one per image; -1 = predicted)\n", a->targets, n);
+        fprintf(stderr,
+                "model cam: --target '%s': give one class, or %d comma-separated classes "
+                "(one per image; -1 = predicted)\n",
+                a->targets, n);
         return FX_EXIT_USAGE;
     }
     if (!(*out = malloc((size_t)n * sizeof **out)))
@@ -201,8 +223,10 @@ static int cam_write(const cam_args *a, const fx_cam_result *r)
     snprintf(tmp, sizeof tmp, "%s.tmp", a->out);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) {
-        fprintf(stderr, "model cam: cannot create %s (check the --output directory exists and is "
-                        "writable)\n", tmp);
+        fprintf(stderr,
+                "model cam: cannot create %s (check the --output directory exists and is "
+                "writable)\n",
+                tmp);
         return FX_EXIT_USAGE;
     }
     fx_status st = write_result(f, r, a->model, a->in, a->method, a->frac, &err);
@@ -238,7 +262,8 @@ int fx_cmd_model_cam(int argc, char **argv)
     fx_graph *g = NULL;
     fx_cam_result r = {0};
     fx_status st;
-    if ((rc = fx_cli_read_input("model cam", a.in, 1u << 16, 0, &x, dims)) || (rc = cam_targets(&a, (int)dims[0], &targets)))
+    if ((rc = fx_cli_read_input("model cam", a.in, 1u << 16, 0, &x, dims)) ||
+        (rc = cam_targets(&a, (int)dims[0], &targets)))
         goto done;
     rc = FX_EXIT_USAGE;
     if ((st = fx_onnx_load(a.model, &g, &err)) != FX_OK ||
@@ -250,6 +275,15 @@ int fx_cmd_model_cam(int argc, char **argv)
     }
     o.layer = a.layer;
     o.targets = targets;
+    char notice[FX_ERROR_MSG_MAX];
+    if (fx_plan_pick_device(g, a.device, &o.device, notice, sizeof notice, &err) != FX_OK) {
+        fprintf(stderr, "model cam: %s: %s\n", a.model, err.msg);
+        goto done;
+    }
+    if (notice[0])
+        fprintf(stderr, "model cam: %s\n", notice);
+    o.device_index = a.device_index;
+    o.precision = a.precision;
     if ((st = fx_cam_run(g, x, &o, &r, &err)) != FX_OK) {
         fprintf(stderr, "model cam: %s: %s\n", a.model, err.msg);
         rc = st == FX_ERR_USAGE || st == FX_ERR_UNSUPPORTED ? FX_EXIT_USAGE : FX_EXIT_FAIL;

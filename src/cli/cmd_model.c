@@ -42,6 +42,9 @@ static void model_usage(FILE *f)
                "       Root attributes: model, model_sha256, fxscreen_version.\n"
                "  --dump NAME,...   intermediate tensors to write too (the output tensor\n"
                "                    names `model info` prints; may be repeated)\n"
+               "  --device D        auto (default: the GPU when one answers and runs every\n"
+               "                    node, else the CPU with a notice), cpu, cuda or cuda:N\n"
+               "  --precision P     the GPU's arithmetic: fp32 (default), tf32, fp16, bf16\n"
                "\n"
                "Exit codes: 0 ok, 1 runtime failure, 2 usage/model error (unsupported ops are\n"
                "all listed at once).\n");
@@ -302,15 +305,27 @@ static int model_run(int argc, char **argv)
     static const struct option opts[] = {{"input", required_argument, 0, 'i'},
                                          {"output", required_argument, 0, 'o'},
                                          {"dump", required_argument, 0, 'd'},
+                                         {"device", required_argument, 0, 'D'},
+                                         {"precision", required_argument, 0, 'P'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *in = NULL, *outp = NULL;
     char *dumpbuf[MAX_DUMP];
     const char *dump[MAX_DUMP];
-    int ndump = 0, nbuf = 0, c, rc = FX_EXIT_USAGE;
+    int ndump = 0, nbuf = 0, c, rc = FX_EXIT_USAGE, dev_index = 0;
+    fx_device_kind dev = FX_DEVICE_AUTO;
+    fx_precision prec = FX_PREC_DEFAULT;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "i:o:d:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "i:o:d:D:P:h", opts, NULL)) != -1) {
         switch (c) {
+        case 'D':
+            if (!fx_cli_device("model run", optarg, &dev, &dev_index))
+                goto cleanup;
+            break;
+        case 'P':
+            if (!fx_cli_precision("model run", optarg, &prec))
+                goto cleanup;
+            break;
         case 'i': in = optarg; break;
         case 'o': outp = optarg; break;
         case 'd': {
@@ -385,7 +400,17 @@ static int model_run(int argc, char **argv)
             goto done;
         }
     }
-    fx_plan_opts po = {.keep = dump, .n_keep = ndump};
+    fx_device_kind got;
+    char notice[FX_ERROR_MSG_MAX];
+    if (fx_plan_pick_device(g, dev, &got, notice, sizeof notice, &err) != FX_OK) {
+        fprintf(stderr, "model run: %s: %s\n", path, err.msg);
+        rc = FX_EXIT_USAGE;
+        goto done;
+    }
+    if (notice[0])
+        fprintf(stderr, "model run: %s\n", notice);
+    fx_plan_opts po = {
+        .keep = dump, .n_keep = ndump, .device = got, .device_index = dev_index, .precision = prec};
     if (fx_plan_create(g, &po, &p, &err) != FX_OK || fx_plan_run(p, x, &err) != FX_OK) {
         fprintf(stderr, "model run: %s: %s\n", path, err.msg);
         rc = FX_EXIT_FAIL;

@@ -37,9 +37,9 @@ static void prep_usage(FILE *f)
 int fx_cmd_prep(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"out", required_argument, 0, 'o'},    {"config", required_argument, 0, 'c'},
+        {"out", required_argument, 0, 'o'},     {"config", required_argument, 0, 'c'},
         {"threads", required_argument, 0, 't'}, {"batch", required_argument, 0, 'b'},
-        {"store", required_argument, 0, 's'},  {"quiet", no_argument, 0, 'q'},
+        {"store", required_argument, 0, 's'},   {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     const char *out = NULL, *config = NULL, *store = NULL;
     int threads = 0, batch = 16, quiet = 0, c;
@@ -116,8 +116,9 @@ int fx_cmd_prep(int argc, char **argv)
     if (res.total == 0)
         fprintf(stderr, "prep: no inputs found (directories are searched for *.png *.tif "
                         "*.tiff; lists name one path per line)\n");
-    fprintf(stderr, "prep: %zu images (%zu ok, %zu errors) in %.2f s%s; wrote %s/prep.h5 and %s/summary.csv\n",
-            res.total, res.ok, res.errors, res.seconds, res.cancelled ? ", interrupted" : "", out,
-            out);
+    fprintf(
+        stderr,
+        "prep: %zu images (%zu ok, %zu errors) in %.2f s%s; wrote %s/prep.h5 and %s/summary.csv\n",
+        res.total, res.ok, res.errors, res.seconds, res.cancelled ? ", interrupted" : "", out, out);
     return res.cancelled ? FX_EXIT_INTERRUPTED : FX_EXIT_OK;
 }

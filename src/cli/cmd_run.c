@@ -44,28 +44,37 @@ static void run_usage(FILE *f)
             "  --overlays [all|positives]  also write DIR/overlays/ROW_NAME.png: the original\n"
             "                with the heatmap blended on top, for predicted positives (default)\n"
             "                or all images (colormap/opacity: the config's overlay: section)\n"
-            "  --device D    auto (default), cpu or cuda\n"
+            "  --device D    auto (default: the GPU when one answers and runs the model,\n"
+            "                else the CPU with a notice), cpu, cuda or cuda:N\n"
+            "  --precision P the GPU's arithmetic: fp32 (default), tf32, fp16 or bf16\n"
             "  --resume DIR  continue an interrupted run (every input ends up exactly once)\n"
             "  --quiet       no progress line\n");
 }
 
 int fx_cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},    {"out", required_argument, 0, 'o'},
-        {"config", required_argument, 0, 'c'},   {"batch", required_argument, 0, 'b'},
-        {"threads", required_argument, 0, 't'},  {"method", required_argument, 0, 'M'},
-        {"layer", required_argument, 0, 'l'},    {"threshold", required_argument, 0, 'T'},
-        {"device", required_argument, 0, 'd'},   {"resume", required_argument, 0, 'r'},
-        {"quiet", no_argument, 0, 'q'},          {"help", no_argument, 0, 'h'},
-        {"overlays", optional_argument, 0, 'O'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"config", required_argument, 0, 'c'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"method", required_argument, 0, 'M'},
+                                         {"layer", required_argument, 0, 'l'},
+                                         {"threshold", required_argument, 0, 'T'},
+                                         {"device", required_argument, 0, 'd'},
+                                         {"resume", required_argument, 0, 'r'},
+                                         {"precision", required_argument, 0, 'P'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"overlays", optional_argument, 0, 'O'},
+                                         {0, 0, 0, 0}};
     fx_run_job job = {.batch = 8, .method = -1, .threshold = NAN, .device = FX_DEVICE_AUTO};
     const char *resume = NULL;
     int quiet = 0, c;
     char *end;
     fx_error err = {0};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:o:c:b:t:M:l:T:d:r:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:o:c:b:t:M:l:T:d:P:r:qh", opts, NULL)) != -1) {
         switch (c) {
         case 'm': job.model = optarg; break;
         case 'o': job.out_dir = optarg; break;
@@ -119,10 +128,12 @@ int fx_cmd_run(int argc, char **argv)
             }
             break;
         case 'd':
-            if (fx_device_parse(optarg, &job.device)) {
-                fprintf(stderr, "run: --device '%s': use auto, cpu or cuda\n", optarg);
+            if (!fx_cli_device("run", optarg, &job.device, &job.device_index))
                 return FX_EXIT_USAGE;
-            }
+            break;
+        case 'P':
+            if (!fx_cli_precision("run", optarg, &job.precision))
+                return FX_EXIT_USAGE;
             break;
         case 'h': run_usage(stdout); return FX_EXIT_OK;
         default: run_usage(stderr); return FX_EXIT_USAGE;

@@ -117,7 +117,8 @@ int fx_cmd_synth(int argc, char **argv)
         }
         case 'j':
             if (!fx_cli_parse_int(optarg, 0, 1024, &o.threads)) {
-                snprintf(msg, sizeof msg, "--threads must be an integer 0..1024 (got '%s')", optarg);
+                snprintf(msg, sizeof msg, "--threads must be an integer 0..1024 (got '%s')",
+                         optarg);
                 return synth_bad(msg);
             }
             break;

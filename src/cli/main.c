@@ -13,8 +13,10 @@ static const struct {
     {"synth", fx_cmd_synth, "generate synthetic radiographs with ground truth"},
     {"prep", fx_cmd_prep, "decode + preprocess inputs into prep.h5 and summary.csv (dataset QA)"},
     {"model", fx_cmd_model, "inspect an ONNX model (info) or run it on an HDF5 batch (run)"},
-    {"run", fx_cmd_run, "screen images: model + Grad-CAM into results.h5 and summary.csv (--resume)"},
-    {"eval", fx_cmd_eval, "score a run's results against labels: AUROC, sens/spec, kappa, pointing game"},
+    {"run", fx_cmd_run,
+     "screen images: model + Grad-CAM into results.h5 and summary.csv (--resume)"},
+    {"eval", fx_cmd_eval,
+     "score a run's results against labels: AUROC, sens/spec, kappa, pointing game"},
 };
 
 static void usage(FILE *f)

@@ -43,6 +43,8 @@ typedef struct run_params {
     double threshold; /* NaN not given */
     fx_overlay_mode overlays;
     fx_device_kind device;
+    int device_index;       /* cuda:N */
+    fx_precision precision; /* on the GPU */
     /* What the run was started with (run.json; checked on resume). */
     char *model_sha, *effective;
 } run_params;
@@ -117,6 +119,8 @@ static fx_status params_from_job(const fx_run_job *job, run_params *p, fx_error 
     p->threshold = job->threshold;
     p->overlays = job->overlays;
     p->device = job->device;
+    p->device_index = job->device_index;
+    p->precision = job->precision;
     return FX_OK;
 }
 
@@ -150,8 +154,15 @@ static fx_status params_save(const run_params *p, const char *dir, fx_error *err
         fputs(",\n  \"threshold\": null", f);
     else
         fprintf(f, ",\n  \"threshold\": %.17g", p->threshold);
+    char dev[32];
+    if (p->device == FX_DEVICE_CUDA && p->device_index)
+        snprintf(dev, sizeof dev, "cuda:%d", p->device_index);
+    else
+        snprintf(dev, sizeof dev, "%s", fx_device_name(p->device));
     fprintf(f, ",\n  \"overlays\": %d,\n  \"device\": ", (int)p->overlays);
-    fx_json_str(f, fx_device_name(p->device));
+    fx_json_str(f, dev);
+    fputs(",\n  \"precision\": ", f);
+    fx_json_str(f, fx_precision_name(p->precision));
     fputs(",\n  \"model_sha256\": ", f);
     fx_json_str(f, p->model_sha);
     fputs(",\n  \"effective_config\": ", f);
@@ -327,7 +338,10 @@ static fx_status params_load(const char *dir, run_params *p, fx_error *err)
                 j.bad = 1;
             else
                 p->method = (int)cm;
-        } else if (!strcmp(key, "device") && sval && fx_device_parse(sval, &p->device))
+        } else if (!strcmp(key, "device") && sval &&
+                   fx_device_parse_spec(sval, &p->device, &p->device_index))
+            j.bad = 1;
+        else if (!strcmp(key, "precision") && sval && fx_precision_parse(sval, &p->precision))
             j.bad = 1;
         free(sval);
         free(key);
@@ -471,7 +485,26 @@ static fx_status model_load(run_model *m, const run_params *p, const fx_prep_con
         return fx_error_set(err, FX_ERR_UNSUPPORTED, "%s: output 0 has no per-image shape",
                             p->model);
     m->S = (int)(fx_shape_numel(&o) / m->batch);
-    fx_plan_opts po = {.keep = fx_grad_keep(m->gr), .n_keep = fx_grad_num_keep(m->gr)};
+    return FX_OK;
+}
+
+/* The engine's plan on the device asked for (auto: CUDA when it runs the
+ * whole model, else the CPU with a notice).  The forward may run on the
+ * GPU; the CAM backward reads the kept tensors on the host. */
+static fx_status model_plan(run_model *m, const run_params *p, FILE *log, fx_error *err)
+{
+    fx_device_kind got;
+    char notice[FX_ERROR_MSG_MAX] = "";
+    fx_status st = fx_plan_pick_device(m->g, p->device, &got, notice, sizeof notice, err);
+    if (st != FX_OK)
+        return st;
+    if (log && notice[0])
+        fprintf(log, "run: %s\n", notice);
+    fx_plan_opts po = {.keep = fx_grad_keep(m->gr),
+                       .n_keep = fx_grad_num_keep(m->gr),
+                       .device = got,
+                       .device_index = p->device_index,
+                       .precision = p->precision};
     return fx_plan_create(m->g, &po, &m->plan, err);
 }
 
@@ -1296,26 +1329,6 @@ static fx_status check_unchanged(const run_params *p, const run_model *m, const 
     return FX_OK;
 }
 
-static fx_status check_device(fx_device_kind want, FILE *log, fx_error *err)
-{
-    if (want == FX_DEVICE_CUDA)
-        return fx_error_set(err, FX_ERR_DEVICE,
-                            "--device cuda: the engine has no CUDA path "
-                            "yet (its layers run on the CPU); use --device cpu or auto");
-    if (want == FX_DEVICE_AUTO) {
-        fx_device_kind got;
-        char notice[256] = "";
-        fx_device_resolve(FX_DEVICE_AUTO, &got, notice, sizeof notice, NULL);
-        if (got == FX_DEVICE_CUDA)
-            snprintf(notice, sizeof notice,
-                     "a CUDA device is present but the engine has no "
-                     "CUDA path yet; running on CPU");
-        if (log && notice[0])
-            fprintf(log, "run: %s\n", notice);
-    }
-    return FX_OK;
-}
-
 /* Sources are relative to the directory the run started in. */
 static fx_status check_cwd(const run_params *p, fx_error *err)
 {
@@ -1362,9 +1375,9 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
     if (st == FX_OK)
         st = load_settings(&p, &pc.prep, &eff, err);
     if (st == FX_OK)
-        st = check_device(p.device, job->log, err);
-    if (st == FX_OK)
         st = model_load(&m, &p, &pc.prep, &eff, err);
+    if (st == FX_OK)
+        st = model_plan(&m, &p, job->log, err);
     if (st == FX_OK)
         st = scratch_alloc(&sc, &m, err);
     for (int i = 0; i < 2 && st == FX_OK; i++)

@@ -1,0 +1,360 @@
+/* The CUDA backend's host side, on any machine: the per-element functions
+ * of src/ops/hd.h, the descriptors lower.c builds for the kernels (run by
+ * the host executors, the kernels' own index arithmetic) against the ops.h
+ * references on random shapes, the list of nodes the CUDA backend refuses,
+ * and --device / --precision parsing and fallback. */
+#include <string.h>
+
+#include "backend/cuda_ops.h"
+#include "check.h"
+#include "fxscreen/device.h"
+#include "fxscreen/graph.h"
+
+static fx_error err;
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+
+static uint32_t next_u32(void)
+{
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (uint32_t)(rng >> 32);
+}
+
+static int irand(int lo, int hi) /* [lo, hi] */
+{
+    return lo + (int)(next_u32() % (uint32_t)(hi - lo + 1));
+}
+
+static void fill(float *v, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        v[i] = (float)(next_u32() % 20001) / 10000.0f - 1.0f;
+}
+
+static fx_shape rand_shape(int rank, int max_dim)
+{
+    fx_shape s = {rank, {0}};
+    for (int i = 0; i < rank; i++)
+        s.d[i] = irand(1, max_dim);
+    return s;
+}
+
+static int same(const float *a, const float *b, int64_t n)
+{
+    return !memcmp(a, b, sizeof(float) * (size_t)n);
+}
+
+static void test_hd_arithmetic(void)
+{
+    for (int i = 0; i < 2000; i++) {
+        float x = (float)(i - 1000) / 37.0f;
+        double s = 1.0 / (1.0 + exp(-(double)x));
+        CHECK(fx_hd_unary(FX_U_SILU, x, 0, 0) == x * (float)s);
+        CHECK(fx_hd_unary(FX_U_SIGMOID, x, 0, 0) == (float)s);
+        CHECK(fx_hd_unary(FX_U_RELU, x, 0, 0) == (x > 0 ? x : 0.0f));
+        CHECK(fx_hd_unary(FX_U_CLIP, x, -1.0f, 6.0f) == fminf(fmaxf(x, -1.0f), 6.0f));
+        CHECK(fx_hd_epilogue(x, 0.5f, -0.25f, FX_U_NONE, 0, 0) == x + 0.5f + -0.25f);
+    }
+    float a, b;
+    fx_hd_bn_coeffs(2.0f, 0.5f, 1.0f, 3.0f, 1e-5f, &a, &b);
+    CHECK(a == (float)(2.0 / sqrt(3.0 + 1e-5f)));
+    CHECK(b == (float)(0.5 - (2.0 / sqrt(3.0 + 1e-5f)) * 1.0));
+    /* fx_hd_offset walks row-major with the given strides */
+    int64_t dims[3] = {3, 4, 5}, st[3] = {1, 3, 12}, e = 0;
+    int ok = 1;
+    for (int64_t i = 0; i < 3; i++)
+        for (int64_t j = 0; j < 4; j++)
+            for (int64_t k = 0; k < 5; k++, e++)
+                ok &= fx_hd_offset(e, 3, dims, st) == i + 3 * j + 12 * k;
+    CHECK(ok);
+}
+
+static void test_lower_transpose(void)
+{
+    static float x[20000], y[20000], want[20000];
+    for (int it = 0; it < 60; it++) {
+        fx_transpose_params p = {rand_shape(irand(1, 6), it % 2 ? 5 : 3), {0}};
+        for (int i = 0; i < p.x.rank; i++)
+            p.perm[i] = i;
+        for (int i = p.x.rank - 1; i > 0; i--) { /* Fisher-Yates */
+            int j = irand(0, i), t = p.perm[i];
+            p.perm[i] = p.perm[j], p.perm[j] = t;
+        }
+        int64_t n = fx_shape_numel(&p.x);
+        fill(x, n);
+        fx_cu_map m;
+        CHECK(fx_lower_transpose(&p, &m) == FX_OK && m.n == n);
+        CHECK(fx_op_transpose_ref(&p, x, want) == FX_OK);
+        memset(y, 0xff, sizeof(float) * (size_t)n);
+        fx_cu_map_host(&m, x, y);
+        CHECK_MSG(same(y, want, n), "rank %d", p.x.rank);
+    }
+}
+
+static void test_lower_concat_split(void)
+{
+    static float xs[4][3000], y[12000], want[12000], back[4][3000];
+    for (int it = 0; it < 40; it++) {
+        int rank = irand(1, 4), axis = irand(0, rank - 1), k = irand(1, 4);
+        fx_shape base = rand_shape(rank, 6), shapes[4];
+        const float *ins[4];
+        for (int i = 0; i < k; i++) {
+            shapes[i] = base;
+            shapes[i].d[axis] = irand(1, 5);
+            fill(xs[i], fx_shape_numel(&shapes[i]));
+            ins[i] = xs[i];
+        }
+        fx_concat_params cp = {k, shapes, axis};
+        fx_shape o;
+        CHECK(fx_concat_out_shape(&cp, &o, NULL) == FX_OK);
+        CHECK(fx_op_concat_ref(&cp, ins, want) == FX_OK);
+        memset(y, 0xff, sizeof(float) * (size_t)fx_shape_numel(&o));
+        int64_t off = 0, sizes[4];
+        for (int i = 0; i < k; i++) {
+            fx_cu_map m;
+            CHECK(fx_lower_concat(&o, axis, &shapes[i], off, &m) == FX_OK);
+            fx_cu_map_host(&m, xs[i], y);
+            sizes[i] = shapes[i].d[axis];
+            off += sizes[i];
+        }
+        CHECK(same(y, want, fx_shape_numel(&o)));
+        /* Split is the inverse: pieces equal the reference split's and the inputs */
+        off = 0;
+        float *outs[4] = {back[0], back[1], back[2], back[3]};
+        fx_split_params sp = {o, axis, k, sizes};
+        static float ref[4][3000];
+        float *refs[4] = {ref[0], ref[1], ref[2], ref[3]};
+        CHECK(fx_op_split_ref(&sp, want, refs) == FX_OK);
+        for (int i = 0; i < k; i++) {
+            fx_cu_map m;
+            CHECK(fx_lower_split(&o, axis, &shapes[i], off, &m) == FX_OK);
+            fx_cu_map_host(&m, want, outs[i]);
+            off += sizes[i];
+            CHECK(same(outs[i], refs[i], fx_shape_numel(&shapes[i])));
+            CHECK(same(outs[i], xs[i], fx_shape_numel(&shapes[i])));
+        }
+    }
+}
+
+/* Slice and Gather against loops written out here (ONNX semantics). */
+static void test_lower_slice_gather(void)
+{
+    static float x[6000], y[6000];
+    for (int it = 0; it < 40; it++) {
+        fx_shape xs = rand_shape(3, 9), o = xs;
+        int64_t start[3], step[3];
+        for (int a = 0; a < 3; a++) {
+            step[a] = irand(0, 2) == 0 ? -irand(1, 3) : irand(1, 3);
+            start[a] = irand(0, (int)xs.d[a] - 1);
+            /* elements reachable from start in that direction */
+            int64_t room = step[a] > 0 ? xs.d[a] - start[a] : start[a] + 1;
+            int64_t abs_step = step[a] > 0 ? step[a] : -step[a];
+            o.d[a] = irand(1, (int)((room + abs_step - 1) / abs_step));
+        }
+        fill(x, fx_shape_numel(&xs));
+        fx_cu_map m;
+        CHECK(fx_lower_slice(&xs, &o, start, step, &m) == FX_OK);
+        fx_cu_map_host(&m, x, y);
+        int ok = 1;
+        int64_t e = 0;
+        for (int64_t i = 0; i < o.d[0]; i++)
+            for (int64_t j = 0; j < o.d[1]; j++)
+                for (int64_t k = 0; k < o.d[2]; k++, e++) {
+                    int64_t a = start[0] + i * step[0], b = start[1] + j * step[1],
+                            c = start[2] + k * step[2];
+                    ok &= y[e] == x[(a * xs.d[1] + b) * xs.d[2] + c];
+                }
+        CHECK(ok);
+        /* Gather along a random axis with indices in any order */
+        int axis = irand(0, 2);
+        int64_t ni = irand(1, 4), idx[4], outer = 1, inner = 1, dim = xs.d[axis];
+        for (int i = 0; i < axis; i++)
+            outer *= xs.d[i];
+        for (int i = axis + 1; i < 3; i++)
+            inner *= xs.d[i];
+        for (int i = 0; i < ni; i++) {
+            idx[i] = irand(0, (int)dim - 1);
+            CHECK(fx_lower_gather(&xs, axis, idx[i], i, ni, &m) == FX_OK);
+            fx_cu_map_host(&m, x, y);
+        }
+        ok = 1;
+        for (int64_t a = 0; a < outer; a++)
+            for (int64_t i = 0; i < ni; i++)
+                for (int64_t c = 0; c < inner; c++)
+                    ok &= y[(a * ni + i) * inner + c] == x[(a * dim + idx[i]) * inner + c];
+        CHECK(ok);
+    }
+}
+
+static void test_lower_binary(void)
+{
+    static float a[5000], b[5000], y[5000], want[5000];
+    const char ops[] = "ASMDP";
+    for (int it = 0; it < 80; it++) {
+        int rank = irand(1, 5);
+        fx_shape o = rand_shape(rank, 5), sa = o, sb = o;
+        for (int i = 0; i < rank; i++) { /* broadcast dims on either side */
+            if (irand(0, 3) == 0)
+                sa.d[i] = 1;
+            else if (irand(0, 3) == 0)
+                sb.d[i] = 1;
+        }
+        char op = ops[it % 5];
+        if (op == 'P') /* PRelu: the slope broadcasts to x's own shape */
+            sa = o;
+        if (irand(0, 2) == 0 && rank > 1 && op != 'P') { /* a shorter operand */
+            sb.rank = rank - 1;
+            memmove(sb.d, sb.d + 1, sizeof(int64_t) * (size_t)(rank - 1));
+        }
+        fx_binary_params p = {sa, sb};
+        fill(a, fx_shape_numel(&sa));
+        fill(b, fx_shape_numel(&sb));
+        for (int64_t i = 0; op == 'D' && i < fx_shape_numel(&sb); i++)
+            b[i] += b[i] >= 0 ? 0.5f : -0.5f; /* keep divisors away from 0 */
+        fx_status st = op == 'A'   ? fx_op_add_ref(&p, a, b, want)
+                       : op == 'S' ? fx_op_sub_ref(&p, a, b, want)
+                       : op == 'M' ? fx_op_mul_ref(&p, a, b, want)
+                       : op == 'D' ? fx_op_div_ref(&p, a, b, want)
+                                   : fx_op_prelu_ref(&p, a, b, want);
+        CHECK(st == FX_OK);
+        fx_cu_bin d;
+        CHECK(fx_lower_binary(&p, op, &d) == FX_OK);
+        fx_cu_bin_host(&d, a, b, y);
+        CHECK_MSG(same(y, want, d.n), "op %c rank %d", op, rank);
+    }
+}
+
+static void test_lower_axes(void)
+{
+    fx_shape x = {4, {2, 3, 5, 7}};
+    int64_t o, l, in;
+    fx_lower_axes3(&x, 1, 1, &o, &l, &in);
+    CHECK(o == 2 && l == 3 && in == 35);
+    fx_lower_axes3(&x, 2, 3, &o, &l, &in);
+    CHECK(o == 6 && l == 35 && in == 1);
+    int lo, hi;
+    fx_reduce_params r = {x, 2, {2, 3}, 1};
+    CHECK(fx_lower_reduce_axes(&r, &lo, &hi) == FX_OK && lo == 2 && hi == 3);
+    r = (fx_reduce_params){x, 2, {-1, -2}, 0};
+    CHECK(fx_lower_reduce_axes(&r, &lo, &hi) == FX_OK && lo == 2 && hi == 3);
+    r = (fx_reduce_params){x, 2, {1, 3}, 1};
+    CHECK(fx_lower_reduce_axes(&r, &lo, &hi) == FX_ERR_UNSUPPORTED);
+    r = (fx_reduce_params){x, 0, {0}, 1};
+    CHECK(fx_lower_reduce_axes(&r, &lo, &hi) == FX_OK && lo == 0 && hi == 3);
+    /* ReduceMean through the descriptor equals the reference */
+    static float v[2 * 3 * 5 * 7], want[64], got[64];
+    fill(v, 210);
+    r = (fx_reduce_params){x, 2, {2, 3}, 1};
+    CHECK(fx_op_reduce_mean_ref(&r, v, want) == FX_OK);
+    fx_lower_axes3(&x, 2, 3, &o, &l, &in);
+    for (int64_t i = 0; i < o * in; i++) { /* the kernel's loop, on the host */
+        double s = 0;
+        for (int64_t j = 0; j < l; j++)
+            s += v[(i / in) * l * in + j * in + i % in];
+        got[i] = (float)(s / (double)l);
+    }
+    CHECK(same(got, want, o * in));
+}
+
+static void add_const(fx_graph *g, const char *name, fx_shape s)
+{
+    static float v[4096];
+    fill(v, fx_shape_numel(&s));
+    CHECK(fx_graph_add_constant(g, name, FX_DT_FLOAT, &s, v, &err) == FX_OK);
+}
+
+/* x (1,2,7,7) -> Conv 3x3 with SAME_UPPER stride 2 (asymmetric pads) ->
+ * Relu -> Reshape (1, 2, 16) -> MatMul with a (1, 16, 3) B (batched). */
+static fx_graph *refused_graph(void)
+{
+    fx_graph *g = fx_graph_create();
+    fx_graph_set_opset(g, 13);
+    fx_shape in = {4, {-1, 2, 8, 8}};
+    CHECK(fx_graph_add_input(g, "x", FX_DT_FLOAT, &in, &err) == FX_OK);
+    add_const(g, "w", (fx_shape){4, {2, 2, 3, 3}});
+    add_const(g, "b3", (fx_shape){3, {1, 16, 3}});
+    int64_t shape[3] = {1, 2, 16}, st2[2] = {2, 2};
+    fx_shape s3 = {1, {3}};
+    CHECK(fx_graph_add_constant(g, "shape", FX_DT_INT64, &s3, shape, &err) == FX_OK);
+    fx_attr ca[2] = {{.name = "auto_pad", .type = FX_ATTR_STRING, .s = "SAME_UPPER"},
+                     {.name = "strides", .type = FX_ATTR_INTS, .ints = st2, .n = 2}};
+    const char *o1[] = {"c"}, *o2[] = {"r"}, *o3[] = {"f"}, *o4[] = {"y"};
+    CHECK(fx_graph_add_node(g, "conv", "Conv", (const char *[]){"x", "w"}, 2, o1, 1, ca, 2, &err) ==
+          FX_OK);
+    CHECK(fx_graph_add_node(g, "relu", "Relu", (const char *[]){"c"}, 1, o2, 1, NULL, 0, &err) ==
+          FX_OK);
+    CHECK(fx_graph_add_node(g, "flat", "Reshape", (const char *[]){"r", "shape"}, 2, o3, 1, NULL, 0,
+                            &err) == FX_OK);
+    CHECK(fx_graph_add_node(g, "mm", "MatMul", (const char *[]){"f", "b3"}, 2, o4, 1, NULL, 0,
+                            &err) == FX_OK);
+    CHECK(fx_graph_add_output(g, "y", &err) == FX_OK);
+    CHECK_MSG(fx_graph_prepare(g, 1, 8, 8, &err) == FX_OK, "%s", err.msg);
+    return g;
+}
+
+static void test_unsupported_and_fallback(void)
+{
+    fx_graph *g = refused_graph();
+    char why[1024];
+    CHECK(fx_plan_unsupported(g, FX_DEVICE_CPU, why, sizeof why) == 0 && !why[0]);
+#ifdef FX_HAVE_CUDA
+    int bad = fx_plan_unsupported(g, FX_DEVICE_CUDA, why, sizeof why);
+    CHECK_MSG(bad == 2 && strstr(why, "Conv (node 'conv'): asymmetric pads") &&
+                  strstr(why, "MatMul (node 'mm')"),
+              "%d: %s", bad, why);
+#endif
+    fx_device_kind got;
+    char notice[1024];
+    int have_gpu = fx_device_resolve(FX_DEVICE_CUDA, &got, NULL, 0, NULL) == FX_OK;
+    fx_status st = fx_plan_pick_device(g, FX_DEVICE_AUTO, &got, notice, sizeof notice, &err);
+    CHECK(st == FX_OK && got == FX_DEVICE_CPU);
+    CHECK_MSG(
+        strstr(notice, have_gpu ? "the CUDA backend cannot run 2 nodes" : "no CUDA device found ("),
+        "%s", notice);
+    st = fx_plan_pick_device(g, FX_DEVICE_CUDA, &got, notice, sizeof notice, &err);
+    CHECK_MSG(st == (have_gpu ? FX_ERR_UNSUPPORTED : FX_ERR_DEVICE) &&
+                  strstr(err.msg, "--device cuda"),
+              "%s", err.msg);
+    /* A CUDA plan without a usable device fails at create, naming why. */
+    fx_plan *p = NULL;
+    fx_plan_opts o = {.device = FX_DEVICE_CUDA};
+    st = fx_plan_create(g, &o, &p, &err);
+    CHECK_MSG(st != FX_OK && !p && strstr(err.msg, have_gpu ? "cannot run 2 nodes" : "cuda"), "%s",
+              err.msg);
+    /* The CPU runs it. */
+    o.device = FX_DEVICE_CPU;
+    CHECK(fx_plan_create(g, &o, &p, &err) == FX_OK);
+    fx_plan_destroy(p);
+    fx_graph_destroy(g);
+}
+
+static void test_device_precision_parse(void)
+{
+    fx_device_kind k = FX_DEVICE_AUTO;
+    int idx = -1;
+    CHECK(fx_device_parse_spec("cuda:3", &k, &idx) == 0 && k == FX_DEVICE_CUDA && idx == 3);
+    CHECK(fx_device_parse_spec("cuda", &k, &idx) == 0 && idx == 0);
+    CHECK(fx_device_parse_spec("cpu", &k, &idx) == 0 && k == FX_DEVICE_CPU && idx == 0);
+    CHECK(fx_device_parse_spec("cuda:", &k, &idx) == -1);
+    CHECK(fx_device_parse_spec("cuda:-1", &k, &idx) == -1);
+    CHECK(fx_device_parse_spec("cuda:64", &k, &idx) == -1);
+    CHECK(fx_device_parse_spec("cuda:1x", &k, &idx) == -1);
+    CHECK(fx_device_parse("cuda:0", &k) == 0 && k == FX_DEVICE_CUDA);
+    fx_precision p = FX_PREC_DEFAULT;
+    CHECK(fx_precision_parse("bf16", &p) == 0 && p == FX_PREC_BF16);
+    CHECK(fx_precision_parse("tf32", &p) == 0 && p == FX_PREC_TF32);
+    CHECK(fx_precision_parse("fp8", &p) == -1 && p == FX_PREC_TF32);
+    CHECK(!strcmp(fx_precision_name(FX_PREC_FP16), "fp16"));
+}
+
+int main(void)
+{
+    RUN(test_hd_arithmetic);
+    RUN(test_lower_transpose);
+    RUN(test_lower_concat_split);
+    RUN(test_lower_slice_gather);
+    RUN(test_lower_binary);
+    RUN(test_lower_axes);
+    RUN(test_unsupported_and_fallback);
+    RUN(test_device_precision_parse);
+    return check_summary();
+}
