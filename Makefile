@@ -3,6 +3,9 @@
 #   make test         unit + integration + Python-reference + ASan/UBSan + fuzz smoke
 #   make demo         synthetic radiographs -> prep (see README)
 #   make static       build-static/fxscreen with HDF5/libpng/libtiff/libyaml linked statically
+#   make gpu-bundle   build-gpu.tar.xz: stripped static fxscreen, GPU tests and bench/infer_fx to
+#                     carry to a GPU machine (there: tar xJf build-gpu.tar.xz, then
+#                     scripts/test-gpu.sh build-gpu and bench/gpu.sh build-gpu)
 #   make deps         install the Debian packages the build, tests and demo need
 #   make bench        bench/decode (writes bench/RESULTS.md)
 #   make bench-infer  fxscreen vs PyTorch vs onnxruntime CPU inference (BENCH_ARGS=--quick)
@@ -85,7 +88,7 @@ FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIBSRC := src/core/status.c src/core/image.c $(wildcard src/io/*.c)
 HAVE_LIBFUZZER := $(shell echo 'int LLVMFuzzerTestOneInput(const char*d,unsigned long n){(void)d;(void)n;return 0;}' | $(CLANG) -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null && echo 1)
 
-.PHONY: all lib test test-run demo-run test-gpu demo static deps bench bench-infer bench-run check-long clean features tools format
+.PHONY: all lib test test-run demo-run test-gpu demo static gpu-bundle deps bench bench-infer bench-run check-long clean features tools format
 all: features $(BIN) $(LIBA)
 
 features:
@@ -163,7 +166,7 @@ test: deps
 test-run: all $(TESTS) $(TOOLS) $(ASAN_TESTS) $(if $(HAVE_LIBFUZZER),$(FUZZ_BINS))
 	@bash tests/run.sh $(BUILD) $(ASAN_DIR)
 
-test-gpu: all $(TESTS)
+test-gpu: all $(TESTS) $(BUILD)/bench/infer_fx
 	@bash scripts/test-gpu.sh $(BUILD)
 
 demo: deps
@@ -174,6 +177,15 @@ demo-run: all
 
 static:
 	$(MAKE) STATIC=1 BUILD=build-static all
+
+# What a GPU machine without Debian's libraries needs, small enough to carry.
+GPU_BINS := fxscreen tests/test_engine_gpu tests/test_prep_gpu bench/infer_fx
+gpu-bundle:
+	$(MAKE) STATIC=1 BUILD=build-static $(addprefix build-static/,$(GPU_BINS))
+	rm -rf build-gpu && mkdir -p build-gpu/tests build-gpu/bench
+	for b in $(GPU_BINS); do strip -o build-gpu/$$b build-static/$$b; done
+	tar cJf build-gpu.tar.xz build-gpu
+	@ls -l build-gpu.tar.xz
 
 deps:
 	@bash scripts/deps.sh
@@ -194,6 +206,6 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cu')
 
 clean:
-	rm -rf $(BUILD) build-static
+	rm -rf $(BUILD) build-static build-gpu build-gpu.tar.xz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

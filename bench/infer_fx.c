@@ -1,7 +1,9 @@
-/* bench/infer_fx: fxscreen's CPU inference throughput for bench/infer.py.
+/* bench/infer_fx: fxscreen's inference throughput for bench/infer.py (CPU)
+ * and bench/gpu.sh (GPU).
  *
  *   build/bench/infer_fx MODEL.onnx --batch N [--size HxW] [--warmup W] [--reps R]
- *                        [--min-seconds S] [--profile]
+ *                        [--min-seconds S] [--profile] [--device cpu|cuda[:N]]
+ *                        [--precision fp32|tf32|fp16|bf16] [--forward-only]
  *
  * Loads the ONNX model with the production library (fx_onnx_load,
  * fx_graph_prepare, fx_plan_create), times fx_plan_run on a random batch
@@ -11,6 +13,9 @@
  *    "median_ms": ..., "runs": ..., "rss_mib": peak RSS (VmHWM) of this process,
  *    "plan_mib": activation memory the plan reserved}
  * Threads: whatever the library uses (OpenMP / OpenBLAS; set OMP_NUM_THREADS).
+ * --forward-only times fx_plan_rerun (the input stays in the plan's memory:
+ * no host transfers), the forward alone as GPU benchmarks count it; the JSON
+ * line then also has "device", "precision" and "forward_only".
  * --profile: the plan times every node; after the JSON line a table on
  * stderr gives seconds per image per op label over the timed runs only
  * (warm-up runs are subtracted), sorted by time. */
@@ -84,7 +89,10 @@ static void print_profile(const fx_plan *p, int warmup, int runs, int batch)
 int main(int argc, char **argv)
 {
     const char *path = NULL;
-    int batch = 1, h = 224, w = 224, warmup = 2, reps = 3, profile = 0;
+    int batch = 1, h = 224, w = 224, warmup = 2, reps = 3, profile = 0, forward_only = 0;
+    int dev_index = 0;
+    fx_device_kind dev = FX_DEVICE_CPU;
+    fx_precision prec = FX_PREC_DEFAULT;
     double min_s = 2.0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -101,24 +109,43 @@ int main(int argc, char **argv)
             min_s = atof(argv[++i]);
         else if (!strcmp(a, "--profile"))
             profile = 1;
-        else if (a[0] != '-' && !path)
+        else if (!strcmp(a, "--forward-only"))
+            forward_only = 1;
+        else if (!strcmp(a, "--device") && v) {
+            if (fx_device_parse_spec(argv[++i], &dev, &dev_index))
+                batch = 0;
+        } else if (!strcmp(a, "--precision") && v) {
+            if (fx_precision_parse(argv[++i], &prec))
+                batch = 0;
+        } else if (a[0] != '-' && !path)
             path = a;
         else
             path = NULL, i = argc;
     }
     if (!path || batch < 1 || h < 1 || w < 1 || warmup < 0 || reps < 1) {
         fprintf(stderr, "usage: infer_fx MODEL.onnx --batch N [--size HxW] [--warmup W] "
-                        "[--reps R] [--min-seconds S] [--profile]\n");
+                        "[--reps R] [--min-seconds S] [--profile] [--device cpu|cuda[:N]] "
+                        "[--precision fp32|tf32|fp16|bf16] [--forward-only]\n");
         return 2;
     }
     fx_error err = {0};
-    fx_plan_opts po = {.profile = profile};
+    fx_plan_opts po = {.profile = profile,
+                       .device = dev == FX_DEVICE_AUTO ? FX_DEVICE_CPU : dev,
+                       .device_index = dev_index,
+                       .precision = prec};
+    const char *keep[1];
     fx_graph *g = NULL;
     fx_plan *p = NULL;
     float *x = NULL;
     int rc = 1;
     if (fx_onnx_load(path, &g, &err) || fx_graph_check_supported(g, &err) ||
-        fx_graph_prepare(g, batch, h, w, &err) || fx_plan_create(g, &po, &p, &err)) {
+        fx_graph_prepare(g, batch, h, w, &err)) {
+        fprintf(stderr, "infer_fx: %s: %s\n", path, err.msg);
+        goto done;
+    }
+    keep[0] = fx_graph_input_name(g, 0); /* --forward-only reruns on it */
+    po.keep = keep, po.n_keep = forward_only;
+    if (fx_plan_create(g, &po, &p, &err)) {
         fprintf(stderr, "infer_fx: %s: %s\n", path, err.msg);
         goto done;
     }
@@ -136,7 +163,7 @@ int main(int argc, char **argv)
         s = s * 1664525u + 1013904223u;
         x[i] = (float)((s >> 8) & 0xffff) / 32768.0f - 1.0f;
     }
-    for (int i = 0; i < warmup; i++)
+    for (int i = 0; i < warmup || (forward_only && i < 1); i++)
         if (fx_plan_run(p, x, &err) != FX_OK) {
             fprintf(stderr, "infer_fx: %s\n", err.msg);
             goto done;
@@ -145,7 +172,7 @@ int main(int argc, char **argv)
     int runs = 0;
     while (runs < 50 && (runs < reps || total < min_s)) {
         double t0 = now();
-        if (fx_plan_run(p, x, &err) != FX_OK) {
+        if ((forward_only ? fx_plan_rerun(p, &err) : fx_plan_run(p, x, &err)) != FX_OK) {
             fprintf(stderr, "infer_fx: %s\n", err.msg);
             goto done;
         }
@@ -155,9 +182,11 @@ int main(int argc, char **argv)
     qsort(t, (size_t)runs, sizeof t[0], cmp_double);
     double med = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
     printf("{\"engine\": \"fxscreen\", \"batch\": %d, \"ips\": %.3f, \"median_ms\": %.3f, "
-           "\"runs\": %d, \"rss_mib\": %.1f, \"plan_mib\": %.1f}\n",
+           "\"runs\": %d, \"rss_mib\": %.1f, \"plan_mib\": %.1f, \"device\": \"%s\", "
+           "\"precision\": \"%s\", \"forward_only\": %d}\n",
            batch, batch / med, med * 1e3, runs, peak_rss_mib(),
-           (double)fx_plan_peak_bytes(p) / 1048576.0);
+           (double)fx_plan_peak_bytes(p) / 1048576.0, fx_device_name(po.device),
+           fx_precision_name(prec), forward_only);
     if (profile)
         print_profile(p, warmup, runs, batch);
     rc = 0;

@@ -1,16 +1,31 @@
 #!/usr/bin/env bash
-# GPU tests, for a machine with a CUDA device (`make test-gpu`).
+# GPU checks, for a machine with a CUDA device (`make test-gpu`).
 #   scripts/test-gpu.sh [BUILD_DIR]
-# Runs each GPU test binary, then again under compute-sanitizer memcheck when
-# it is installed, and prints one summary line per run plus a total.
-# Exit 0 when nothing failed (skips are not failures), 1 otherwise.
+# On a GPU machine without Debian's libraries: `make gpu-bundle` on a build
+# machine, carry build-gpu.tar.xz, and there run
+#   tar xJf build-gpu.tar.xz && bash scripts/test-gpu.sh build-gpu
+#
+# 1. tests/test_prep_gpu, and tests/test_engine_gpu: every op on random odd
+#    shapes at fp32, tf32, fp16 and bf16, then whole models against the CPU
+#    engine: the demo model and, where python3 has torch, torchvision and
+#    onnx, the five conformance models (exported here once by
+#    tests/py/gen_conformance.py into BUILD/conformance/).
+# 2. compute-sanitizer memcheck (leaks too) and racecheck over
+#    `fxscreen model run --device cuda` on two models (the demo model and
+#    resnet18), and memcheck over test_prep_gpu.
+# One summary line per run and a total "gpu: N passed, N failed, N skipped";
+# exit 0 when nothing failed (skips are not failures), 1 otherwise.
 set -u
 build=${1:-build}
-tests=("$build/tests/test_prep_gpu")
+root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/gpu-env.sh
+. "$root/scripts/gpu-env.sh"
+fx_gpu_env
 logdir="$build/test-logs"
 mkdir -p "$logdir"
 sanitizer=$(command -v compute-sanitizer || { test -x /usr/local/cuda/bin/compute-sanitizer && echo /usr/local/cuda/bin/compute-sanitizer; } || true)
 pass=0 fail=0 skip=0
+t_start=$SECONDS
 
 summarise() { # label, log, rc
     local p f s v=ok
@@ -18,35 +33,78 @@ summarise() { # label, log, rc
     if [ "$3" -ne 0 ] && [ "$3" -ne 77 ] && [ "$f" -eq 0 ]; then f=1; fi
     [ "$f" -gt 0 ] && v=FAILED
     pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
-    printf '%-40s %3d passed %2d failed %2d skipped  %s\n' "$1" "$p" "$f" "$s" "$v"
-    [ "$f" -gt 0 ] && grep -E '^FAIL |^=+ |ERROR SUMMARY' "$2" | head -20 | sed 's/^/    /'
+    printf '%-40s %3d passed %2d failed %2d skipped  %4ds  %s\n' "$1" "$p" "$f" "$s" $((SECONDS - t_start)) "$v"
+    [ "$f" -gt 0 ] && grep -E '^FAIL |^=+ |ERROR SUMMARY|error' "$2" | head -20 | sed 's/^/    /'
     grep -h '^SKIP ' "$2" | head -3 | sed 's/^/    /'
     return 0
 }
 
+# Runs a command under a compute-sanitizer tool and records one case.
+sanitize() { # tool, label, command...
+    local tool=$1 label=$2; shift 2
+    local slog="$logdir/gpu_${label}_$tool.log" extra=()
+    [ "$tool" = memcheck ] && extra=(--leak-check full)
+    "$sanitizer" --tool "$tool" "${extra[@]}" --error-exitcode 3 "$@" >"$slog" 2>&1
+    local src=$?
+    local errs
+    errs=$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) error.*/\1/p' "$slog" | tail -1)
+    if [ "$src" -eq 0 ]; then
+        echo "PASS ${tool}_$label" >"$slog.sum"
+    else
+        echo "FAIL ${tool}_$label: exit $src, ${errs:-?} errors (log $slog)" >"$slog.sum"
+    fi
+    summarise "$tool/$label" "$slog.sum" 0
+}
+
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | sed 's/^/gpu: /'
-for t in "${tests[@]}"; do
-    name=$(basename "$t")
-    if [ ! -x "$t" ]; then
-        echo "$name: not built (run make $t)"; fail=$((fail + 1)); continue
-    fi
-    log="$logdir/gpu_$name.log"
-    "$t" >"$log" 2>&1; rc=$?
-    summarise "gpu/$name" "$log" "$rc"
-    if [ -n "$sanitizer" ] && [ "$rc" -ne 77 ]; then
-        slog="$logdir/gpu_${name}_memcheck.log"
-        "$sanitizer" --tool memcheck --leak-check full --error-exitcode 3 "$t" >"$slog" 2>&1; src=$?
-        # Count the memcheck run as one case: the inner PASS lines were counted above.
-        errs=$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) error.*/\1/p' "$slog" | tail -1)
-        if [ "$src" -eq 0 ]; then
-            echo "PASS memcheck_$name" >"$slog.sum"
-        else
-            echo "FAIL memcheck_$name: exit $src, ${errs:-?} errors (log $slog)" >"$slog.sum"
-        fi
-        summarise "memcheck/$name" "$slog.sum" 0
-    elif [ -z "$sanitizer" ]; then
-        echo "memcheck/$name: compute-sanitizer not found, skipped"
-    fi
+for b in "$build/fxscreen" "$build/tests/test_engine_gpu"; do
+    missing=$(fx_missing_libs "$b")
+    [ -n "$missing" ] && echo "$b: shared libraries not found: $missing (LD_LIBRARY_PATH=$LD_LIBRARY_PATH)"
 done
-echo "gpu: $pass passed, $fail failed, $skip skipped"
+
+# The conformance models, exported here by PyTorch (cached per script version).
+models=("$root/models/fxdemo.onnx@256x256")
+if python3 -c 'import torch, torchvision, onnx, h5py' 2>/dev/null; then
+    FX_BUILD="$build" python3 "$root/tests/py/gen_conformance.py" --sizes 224x224 \
+        >"$logdir/gen_conformance.log" 2>&1 || echo "gen_conformance failed (log $logdir/gen_conformance.log)"
+    for m in "$build"/conformance/*/*@224x224/model.onnx; do
+        [ -f "$m" ] && models+=("$m@224x224")
+    done
+else
+    echo "python3 lacks torch/torchvision/onnx/h5py: conformance models not exported, demo model only"
+fi
+
+for t in test_prep_gpu test_engine_gpu; do
+    bin="$build/tests/$t"
+    if [ ! -x "$bin" ]; then
+        echo "$t: not built (make $bin, or make gpu-bundle)"; fail=$((fail + 1)); continue
+    fi
+    log="$logdir/gpu_$t.log"
+    args=()
+    [ "$t" = test_engine_gpu ] && args=("${models[@]}")
+    "$bin" "${args[@]}" >"$log" 2>&1; rc=$?
+    summarise "gpu/$t" "$log" "$rc"
+    grep -h ' model ' "$log" | sed 's/^/    /'
+done
+
+if [ -z "$sanitizer" ]; then
+    echo "compute-sanitizer not found: memcheck and racecheck skipped"; skip=$((skip + 1))
+else
+    sanitize memcheck test_prep_gpu "$build/tests/test_prep_gpu"
+    # Inputs for model run: the demo model's (1 x 256 x 256) and resnet18's.
+    demo_in="$logdir/demo_in.h5"
+    python3 -c "import h5py, numpy as np; h5py.File('$demo_in', 'w')['input'] = np.random.default_rng(1).random((2, 1, 256, 256), dtype=np.float32)" 2>/dev/null
+    r18=$(ls -d "$build"/conformance/*/resnet18@224x224 2>/dev/null | head -1)
+    for tool in memcheck racecheck; do
+        if [ -f "$demo_in" ]; then
+            sanitize "$tool" model_run_fxdemo "$build/fxscreen" model run "$root/models/fxdemo.onnx" \
+                --input "$demo_in" --output "$logdir/san_fxdemo.h5" --device cuda
+        fi
+        if [ -n "$r18" ]; then
+            sanitize "$tool" model_run_resnet18 "$build/fxscreen" model run "$r18/model.onnx" \
+                --input "$r18/in.h5" --output "$logdir/san_r18.h5" --device cuda --precision fp16
+        fi
+    done
+fi
+echo "gpu: $pass passed, $fail failed, $skip skipped ($((SECONDS - t_start)) s)"
 [ "$fail" -eq 0 ]

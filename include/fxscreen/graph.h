@@ -192,6 +192,14 @@ void fx_plan_destroy(fx_plan *p);
 /* Run one batch: input is float32 (batch, C, H, W) as prepared. */
 fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err);
 
+/* The forward again on the input the last fx_plan_run put in the plan's
+ * memory, without the host transfers (no upload, kept tensors not copied
+ * back; fx_plan_tensor still gives the last fx_plan_run's values), and
+ * waits for it: the forward alone, for benchmarks.  Keep the graph input
+ * (opts.keep) for its values to survive the run; otherwise the same work
+ * runs on whatever the memory then holds. */
+fx_status fx_plan_rerun(fx_plan *p, fx_error *err);
+
 /* A graph output or kept tensor after fx_plan_run: pointer into the plan's
  * memory (valid until the next run or destroy) and its shape. NULL if the
  * name is neither an output nor kept. */

@@ -764,18 +764,14 @@ fx_status fx_plan_profile(const fx_plan *p, int i, const char **label, double *s
     return FX_OK;
 }
 
-fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err)
+/* The node loop (or a CUDA graph's replay) on what is in the arena. */
+static fx_status run_nodes(fx_plan *p, fx_error *err)
 {
     const fx_graph *g = p->g;
     const fx_backend_ops *be = p->be;
-    if (!input)
-        return fx_error_set(err, FX_ERR_USAGE, "plan: NULL input");
+    int replayed = 0;
     fx_status st;
-    int in = g->inputs[0], replayed = 0;
-    if ((p->poison && (st = be->poison(p->bectx, p->arena, p->peak, err)) != FX_OK) ||
-        (st = be->upload(p->bectx, buffer_of(p, in), input, fx_shape_numel(&g->t[in].shape),
-                         err)) != FX_OK ||
-        (be->begin && (st = be->begin(p->bectx, &replayed, err)) != FX_OK))
+    if (be->begin && (st = be->begin(p->bectx, &replayed, err)) != FX_OK)
         return st;
     for (int s = 0; !replayed && s < g->n_nodes; s++) {
         const fx_node *n = &g->nodes[s];
@@ -795,13 +791,33 @@ fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err)
             return fx_error_set(err, st, "node '%s' (%s): kernel failed (%s)", n->name, n->op_type,
                                 e.msg[0] ? e.msg : fx_status_str(st));
     }
-    if (be->end && (st = be->end(p->bectx, err)) != FX_OK)
+    return be->end ? be->end(p->bectx, err) : FX_OK;
+}
+
+fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err)
+{
+    const fx_graph *g = p->g;
+    const fx_backend_ops *be = p->be;
+    if (!input)
+        return fx_error_set(err, FX_ERR_USAGE, "plan: NULL input");
+    fx_status st;
+    int in = g->inputs[0];
+    if ((p->poison && (st = be->poison(p->bectx, p->arena, p->peak, err)) != FX_OK) ||
+        (st = be->upload(p->bectx, buffer_of(p, in), input, fx_shape_numel(&g->t[in].shape),
+                         err)) != FX_OK ||
+        (st = run_nodes(p, err)) != FX_OK)
         return st;
     for (int t = 0; !be->host_memory && t < g->n_t; t++)
         if (p->host[t] && (st = be->download(p->bectx, p->host[t], buffer_of(p, t),
                                              fx_shape_numel(&g->t[t].shape), err)) != FX_OK)
             return st;
     return be->sync(p->bectx, err);
+}
+
+fx_status fx_plan_rerun(fx_plan *p, fx_error *err)
+{
+    fx_status st = run_nodes(p, err);
+    return st != FX_OK ? st : p->be->sync(p->bectx, err);
 }
 
 const float *fx_plan_tensor(const fx_plan *p, const char *name, fx_shape *shape)

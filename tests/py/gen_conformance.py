@@ -27,6 +27,7 @@ Regenerate by hand:
 """
 import argparse
 import hashlib
+import inspect
 import json
 import os
 import sys
@@ -123,11 +124,13 @@ def export_case(build, name, size, log=print):
     x = torch.randn(BATCH, 3, h, w, generator=gen)
     onnx_path = os.path.join(d, "model.onnx")
     with torch.no_grad():
+        # The TorchScript exporter on every torch (newer ones default to dynamo).
+        legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
         torch.onnx.export(model, x[:1], onnx_path, opset_version=OPSET,
                           input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
                           training=torch.onnx.TrainingMode.PRESERVE,
-                          do_constant_folding=True)
+                          do_constant_folding=True, **legacy)
         dump, outputs = last_gap_input(onnx_path)
         if dump is None:
             raise RuntimeError("%s: no GlobalAveragePool in the exported graph" % name)
