@@ -39,7 +39,8 @@ __device__ __forceinline__ void fx_st<__nv_bfloat16>(__nv_bfloat16 *p, int64_t i
     p[i] = __float2bfloat16_rn(v);
 }
 
-// Runs BODY with T bound to the storage type of dt.
+// Runs BODY with T bound to the storage type of dt (FX_ERR_INTERNAL through
+// err for an unknown one).
 #define FX_CU_DISPATCH(dt, BODY)                                                                   \
     do {                                                                                           \
         switch (dt) {                                                                              \
@@ -55,6 +56,8 @@ __device__ __forceinline__ void fx_st<__nv_bfloat16>(__nv_bfloat16 *p, int64_t i
             typedef __nv_bfloat16 T;                                                               \
             BODY;                                                                                  \
         } break;                                                                                   \
+        default:                                                                                   \
+            return fx_error_set(err, FX_ERR_INTERNAL, "cuda: unknown storage type %d", (int)(dt)); \
         }                                                                                          \
     } while (0)
 

@@ -114,6 +114,7 @@ extern "C" fx_status fx_cu_convert(void *stream, fx_cu_dtype from, fx_cu_dtype t
         FX_CU_DISPATCH(to, (k_convert<__nv_bfloat16, T>
                             <<<g, FX_CU_THREADS, 0, s>>>(n, (const __nv_bfloat16 *)x, (T *)y)));
         break;
+    default: return fx_error_set(err, FX_ERR_INTERNAL, "cuda: unknown storage type %d", (int)from);
     }
     return fx_cu_launched("convert", err);
 }

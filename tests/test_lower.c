@@ -291,8 +291,39 @@ static fx_graph *refused_graph(void)
     return g;
 }
 
+/* x -> Pad (pads an int64 constant input) -> Slice (constant int64 inputs):
+ * bound parameters, not run-time int64 tensors. */
+static fx_graph *pad_slice_graph(void)
+{
+    fx_graph *g = fx_graph_create();
+    fx_graph_set_opset(g, 13);
+    fx_shape in = {4, {-1, 2, 5, 5}}, s8 = {1, {8}}, s1 = {1, {1}};
+    int64_t pads[8] = {0, 0, 1, 1, 0, 0, 1, 1}, st[1] = {-1}, en[1] = {-100}, ax[1] = {3},
+            sp[1] = {-2};
+    CHECK(fx_graph_add_input(g, "x", FX_DT_FLOAT, &in, &err) == FX_OK);
+    CHECK(fx_graph_add_constant(g, "pads", FX_DT_INT64, &s8, pads, &err) == FX_OK);
+    CHECK(fx_graph_add_constant(g, "st", FX_DT_INT64, &s1, st, &err) == FX_OK);
+    CHECK(fx_graph_add_constant(g, "en", FX_DT_INT64, &s1, en, &err) == FX_OK);
+    CHECK(fx_graph_add_constant(g, "ax", FX_DT_INT64, &s1, ax, &err) == FX_OK);
+    CHECK(fx_graph_add_constant(g, "sp", FX_DT_INT64, &s1, sp, &err) == FX_OK);
+    const char *o1[] = {"p"}, *o2[] = {"y"};
+    fx_attr m = {.name = "mode", .type = FX_ATTR_STRING, .s = "reflect"};
+    CHECK(fx_graph_add_node(g, "pad", "Pad", (const char *[]){"x", "pads"}, 2, o1, 1, &m, 1,
+                            &err) == FX_OK);
+    CHECK(fx_graph_add_node(g, "sl", "Slice", (const char *[]){"p", "st", "en", "ax", "sp"}, 5, o2,
+                            1, NULL, 0, &err) == FX_OK);
+    CHECK(fx_graph_add_output(g, "y", &err) == FX_OK);
+    CHECK_MSG(fx_graph_prepare(g, 2, 5, 5, &err) == FX_OK, "%s", err.msg);
+    return g;
+}
+
 static void test_unsupported_and_fallback(void)
 {
+    fx_graph *ps = pad_slice_graph();
+    char none[256];
+    CHECK_MSG(fx_plan_unsupported(ps, FX_DEVICE_CUDA, none, sizeof none) == 0, "%s", none);
+    fx_graph_destroy(ps);
+
     fx_graph *g = refused_graph();
     char why[1024];
     CHECK(fx_plan_unsupported(g, FX_DEVICE_CPU, why, sizeof why) == 0 && !why[0]);

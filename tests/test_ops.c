@@ -1338,6 +1338,10 @@ static void test_global_pools(void)
     CHECK(y[0] == 2 && y[1] == -2 && y[2] == 2 && y[3] == 5);
     CHECK(fx_op_global_maxpool_ref(&p, x, y) == FX_OK);
     CHECK(y[0] == 3 && y[1] == -1 && y[2] == 6 && y[3] == 5);
+    /* NaN propagates (torch's amax; the GPU kernel does the same), wherever it is */
+    x[1] = NAN, x[3] = NAN;
+    CHECK(fx_op_global_maxpool_ref(&p, x, y) == FX_OK);
+    CHECK(isnan(y[0]) && isnan(y[1]) && y[2] == 6);
 }
 
 static void test_gemm(void)

@@ -8,10 +8,10 @@
  * Contract, in call order:
  *   create (once per plan) -> supports_node for every node the plan will
  *   run (the plan refuses to build otherwise) -> alloc (the arena, once, for
- *   the largest batch: nothing is allocated after this) -> constant (each
- *   constant a node reads, once) -> prepare_node (each node, once, with its
- *   real buffers) -> per run: poison?, upload, begin, run_node..., end,
- *   download -> destroy.
+ *   the largest batch) -> constant (each constant a node reads, once) ->
+ *   prepare_node (each node, once, with its real buffers) -> per run:
+ *   poison?, upload, begin, run_node..., end, download -> destroy.
+ * Everything is allocated by the end of plan creation; runs allocate nothing.
  * Pointers a backend hands out (arena, constants) are in its own memory
  * space; only upload/download cross to the host. */
 #ifndef FX_BACKEND_H
@@ -49,9 +49,12 @@ typedef struct fx_backend_ops {
     fx_status (*poison)(void *ctx, void *ptr, size_t bytes, fx_error *err);
     /* Optional: around one run's node loop.  begin sets *replayed when it ran
      * the whole batch itself (a CUDA graph captured by an earlier run), so
-     * the loop is skipped; end finishes a capture. */
+     * the loop is skipped.  end finishes a capture; when the capture was
+     * abandoned (failed: a node of the loop failed, or the graph could not
+     * be made) it sets *rerun, turns capturing off for good, and the plan
+     * runs the loop once more, node by node. */
     fx_status (*begin)(void *ctx, int *replayed, fx_error *err);
-    fx_status (*end)(void *ctx, fx_error *err);
+    fx_status (*end)(void *ctx, int failed, int *rerun, fx_error *err);
     /* Wait until everything queued has finished. */
     fx_status (*sync)(void *ctx, fx_error *err);
     void (*destroy)(void *ctx);

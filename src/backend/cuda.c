@@ -18,10 +18,14 @@ static cu_ctx *ctx_of(void *p)
 
 /* ---- what runs here --------------------------------------------------------- */
 
-static int all_float(const fx_graph *g, const fx_node *n, int from, char *why, size_t cap)
+/* Every tensor the node reads or writes at run time is float; constant
+ * int64 inputs (Pad's pads, Slice's starts, Gather's indices, ...) are
+ * bound parameters, read on the host. */
+static int all_float(const fx_graph *g, const fx_node *n, char *why, size_t cap)
 {
-    for (int k = from; k < n->n_in; k++)
-        if (n->in[k] >= 0 && g->t[n->in[k]].dt != FX_DT_FLOAT) {
+    for (int k = 0; k < n->n_in; k++)
+        if (n->in[k] >= 0 && g->t[n->in[k]].kind != FX_T_CONST &&
+            g->t[n->in[k]].dt != FX_DT_FLOAT) {
             snprintf(why, cap, "int64 input '%s' at run time", g->t[n->in[k]].name);
             return 0;
         }
@@ -37,13 +41,8 @@ static int cu_supports(void *ctx, const fx_graph *g, const fx_node *n, char *why
 {
     (void)ctx;
     const char *op = n->op_type;
-    int gather = !strcmp(op, "Gather"); /* its indices are constant int64: read on the host */
-    if (!gather && !all_float(g, n, 0, why, cap))
+    if (!all_float(g, n, why, cap))
         return 0;
-    if (gather && (g->t[n->in[0]].dt != FX_DT_FLOAT || g->t[n->out[0]].dt != FX_DT_FLOAT)) {
-        snprintf(why, cap, "Gather of int64 data at run time");
-        return 0;
-    }
     if (!strcmp(op, "Conv"))
         return cu_conv_supported(&n->b.u.conv, why, cap);
     if (!strcmp(op, "BatchNormalization")) {
@@ -202,10 +201,14 @@ static fx_status cu_prepare_node(void *ctx, int s, const fx_node *n, const fx_ex
         const float *mu = g->t[n->in[3]].data, *var = g->t[n->in[4]].data;
         for (int64_t k = 0; k < p->c; k++)
             fx_hd_bn_coeffs(sc[k], bi[k], mu[k], var[k], p->epsilon, &ab[k], &ab[p->c + k]);
+        /* On the plan's stream (non-blocking: the legacy stream would not
+         * order with it), and waited for before ab goes. */
         cudaError_t e = cudaMalloc((void **)&c->nodes[s].bn_ab, sizeof(float) * 2 * (size_t)p->c);
         if (e == cudaSuccess)
-            e = cudaMemcpy(c->nodes[s].bn_ab, ab, sizeof(float) * 2 * (size_t)p->c,
-                           cudaMemcpyHostToDevice);
+            e = cudaMemcpyAsync(c->nodes[s].bn_ab, ab, sizeof(float) * 2 * (size_t)p->c,
+                                cudaMemcpyHostToDevice, c->stream);
+        if (e == cudaSuccess)
+            e = cudaStreamSynchronize(c->stream);
         free(ab);
         CU_CHECK(e);
     }
@@ -345,35 +348,21 @@ static fx_status dispatch(cu_ctx *c, int s, const fx_node *n, const fx_exec_fast
     return run_copies(c, n, x, err);
 }
 
-/* A failed node during capture: end the capture (discarding it) and run
- * node by node from now on, so the stream is usable again. */
-static void abort_capture(cu_ctx *c)
-{
-    cudaGraph_t g = NULL;
-    if (!c->capturing)
-        return;
-    c->capturing = 0;
-    c->graphs = 0;
-    if (cudaStreamEndCapture(c->stream, &g) == cudaSuccess && g)
-        cudaGraphDestroy(g);
-    (void)cudaGetLastError();
-}
-
 static fx_status cu_run_node(void *ctx, int s, const fx_node *n, const fx_exec_fast *x,
                              fx_error *err)
 {
-    cu_ctx *c = ctx_of(ctx);
-    fx_status st = dispatch(c, s, n, x, err);
-    if (st != FX_OK)
-        abort_capture(c);
-    return st;
+    return dispatch(ctx_of(ctx), s, n, x, err);
 }
 
+/* Run 1 goes node by node (it also warms up cuBLAS, cuDNN and the kernels
+ * outside any capture); run 2 is captured into a CUDA graph and launched;
+ * later runs replay it. */
 static fx_status cu_begin(void *ctx, int *replayed, fx_error *err)
 {
     cu_ctx *c = ctx_of(ctx);
     *replayed = 0;
-    if (!c->graphs)
+    CU_CHECK(cudaSetDevice(c->dev)); /* this thread may not be the creating one */
+    if (!c->graphs || c->runs == 0)
         return FX_OK;
     if (c->exec) {
         CU_CHECK(cudaGraphLaunch(c->exec, c->stream));
@@ -386,14 +375,38 @@ static fx_status cu_begin(void *ctx, int *replayed, fx_error *err)
     return FX_OK;
 }
 
-static fx_status cu_end(void *ctx, fx_error *err)
+/* Drops a capture that failed or could not be made into a graph; the plan
+ * then reruns this batch node by node, and so do later runs. */
+static void abandon_capture(cu_ctx *c, int *rerun)
+{
+    if (c->exec)
+        cudaGraphExecDestroy(c->exec);
+    if (c->graph)
+        cudaGraphDestroy(c->graph);
+    c->exec = NULL, c->graph = NULL;
+    c->graphs = 0;
+    (void)cudaGetLastError();
+    *rerun = 1;
+}
+
+static fx_status cu_end(void *ctx, int failed, int *rerun, fx_error *err)
 {
     cu_ctx *c = ctx_of(ctx);
+    *rerun = 0;
+    c->runs++;
     if (!c->capturing)
         return FX_OK;
     c->capturing = 0;
-    CU_CHECK(cudaStreamEndCapture(c->stream, &c->graph));
-    CU_CHECK(cudaGraphInstantiate(&c->exec, c->graph, 0));
+    cudaError_t e = cudaStreamEndCapture(c->stream, &c->graph);
+    if (failed || e != cudaSuccess || !c->graph) {
+        abandon_capture(c, rerun);
+        return FX_OK;
+    }
+    if (cudaGraphInstantiate(&c->exec, c->graph, 0) != cudaSuccess) {
+        c->exec = NULL;
+        abandon_capture(c, rerun);
+        return FX_OK;
+    }
     CU_CHECK(cudaGraphLaunch(c->exec, c->stream));
     return FX_OK;
 }
@@ -502,7 +515,10 @@ static fx_status cuda_init(cu_ctx *c, const fx_graph *g, fx_error *err)
     int64_t numel, c_out;
     graph_maxima(g, &numel, &c_out);
     CU_CHECK(cudaMalloc(&c->zeros, (size_t)c_out * 4));
-    CU_CHECK(cudaMemset(c->zeros, 0, (size_t)c_out * 4)); /* 0.0 in every storage type */
+    /* 0.0 in every storage type; on the plan's stream, which does not
+     * order with the legacy one */
+    CU_CHECK(cudaMemsetAsync(c->zeros, 0, (size_t)c_out * 4, c->stream));
+    CU_CHECK(cudaStreamSynchronize(c->stream));
     if (c->dt != FX_CU_F32) {
         c->stage_n = numel;
         CU_CHECK(cudaMalloc((void **)&c->stage, (size_t)numel * 4));

@@ -82,9 +82,12 @@ static fx_status conv_descriptors(cu_ctx *c, const fx_conv2d_params *p, cu_conv 
                                               p->stride_w, p->dil_h, p->dil_w,
                                               CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     DNN_CHECK(cudnnSetConvolutionGroupCount(cv->conv, p->groups));
-    /* FP32 means no tensor cores at all (TF32 off); the rest may use them. */
-    DNN_CHECK(cudnnSetConvolutionMathType(
-        cv->conv, c->prec == FX_PREC_FP32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
+    /* FP32: FMA only (TF32 off); TF32: the default math, which lets cuDNN
+     * use TF32 tensor cores on float data; fp16 / bf16: tensor cores. */
+    cudnnMathType_t math = c->prec == FX_PREC_FP32   ? CUDNN_FMA_MATH
+                           : c->prec == FX_PREC_TF32 ? CUDNN_DEFAULT_MATH
+                                                     : CUDNN_TENSOR_OP_MATH;
+    DNN_CHECK(cudnnSetConvolutionMathType(cv->conv, math));
     return FX_OK;
 }
 
@@ -114,6 +117,18 @@ static fx_status conv_exec(cu_ctx *c, const fx_node *n, const cu_conv *cv, const
                           cu_act(x->ep.act), x->ep.lo, x->ep.hi, y, err);
 }
 
+static int algo_ok(const cu_ctx *c, const cudnnConvolutionFwdAlgoPerf_t *r)
+{
+    if (r->status != CUDNN_STATUS_SUCCESS || r->memory > c->dnn_ws_bytes)
+        return 0;
+    if (c->prec != FX_PREC_FP32)
+        return 1;
+    return r->mathType != CUDNN_TENSOR_OP_MATH &&
+           r->mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
+           r->algo != CUDNN_CONVOLUTION_FWD_ALGO_FFT &&
+           r->algo != CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING;
+}
+
 fx_status cu_conv_prepare(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, cu_conv **out,
                           fx_error *err)
 {
@@ -126,20 +141,24 @@ fx_status cu_conv_prepare(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, cu
     if (st != FX_OK)
         return st;
     /* Time every algorithm on the real buffers once; keep the fastest that
-     * fits the workspace (results come sorted by time). */
+     * fits the workspace (results come sorted by time).  Strict fp32 also
+     * skips tensor-op results and the FFT algorithms, whose rounding error
+     * is larger than the 1e-5 fp32 is held to. */
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int got = 0;
     DNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
         c->dnn, cv->x, x->x.in[0], cv->w, x->x.in[1], cv->conv, cv->y, x->x.out[0],
         CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf, c->dnn_ws, c->dnn_ws_bytes));
     int k = 0;
-    while (k < got && (perf[k].status != CUDNN_STATUS_SUCCESS || perf[k].memory > c->dnn_ws_bytes))
+    while (k < got && !algo_ok(c, &perf[k]))
         k++;
     if (k == got)
         return fx_error_set(err, FX_ERR_DEVICE, "node '%s' (Conv): cuDNN found no algorithm",
                             n->name);
     cv->algo = perf[k].algo;
     cv->ws_bytes = perf[k].memory;
+    /* the math type the algorithm was timed with (cuDNN needs both) */
+    DNN_CHECK(cudnnSetConvolutionMathType(cv->conv, perf[k].mathType));
     /* The fused call: Relu, or no activation (cuDNN allows identity only with
      * IMPLICIT_PRECOMP_GEMM).  Tried once here; where cuDNN refuses it, the
      * node keeps the conv + epilogue kernel route. */
@@ -176,6 +195,8 @@ static fx_status gemm_rm(cu_ctx *c, int64_t m, int64_t n, int64_t k, int trans_a
 {
     if (m > 0x7fffffff || n > 0x7fffffff || k > 0x7fffffff)
         return fx_error_set(err, FX_ERR_UNSUPPORTED, "cuBLAS: dims over 2^31");
+    if (m == 0 || n == 0 || k == 0)
+        return FX_OK; /* nothing to add (the caller wrote y's C term, or zeros) */
     cudaDataType_t t = blas_type(c->dt);
     cublasComputeType_t ct =
         c->prec == FX_PREC_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
@@ -190,18 +211,27 @@ fx_status cu_gemm_run(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, fx_err
 {
     const fx_gemm_params *p = &n->b.u.gemm;
     const void *cc = n->n_in > 2 ? x->x.in[2] : NULL;
-    fx_status st = fx_cu_gemm_c(c->stream, c->dt, p->m, p->n, p->beta, cc, p->c_rows, p->c_cols,
-                                x->x.out[0], err);
-    if (st != FX_OK)
-        return st;
+    /* y = beta C (broadcast) first and the product added (beta 1); without
+     * C the product alone (beta 0), and K = 0 leaves the fill's zeros */
+    if (cc || p->k == 0) {
+        fx_status st = fx_cu_gemm_c(c->stream, c->dt, p->m, p->n, p->beta, cc, p->c_rows, p->c_cols,
+                                    x->x.out[0], err);
+        if (st != FX_OK)
+            return st;
+    }
     return gemm_rm(c, p->m, p->n, p->k, p->trans_a, p->trans_b, p->alpha, x->x.in[0], x->x.in[1],
-                   1.0f, x->x.out[0], err);
+                   cc ? 1.0f : 0.0f, x->x.out[0], err);
 }
 
 fx_status cu_matmul_run(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, fx_error *err)
 {
     const fx_matmul_params *p = &n->b.u.mm; /* supports: a rank >= 2, b 2-D */
-    int64_t k = p->b.d[0], m = fx_shape_numel(&p->a) / k;
-    return gemm_rm(c, m, p->b.d[1], k, 0, 0, 1.0f, x->x.in[0], x->x.in[1], 0.0f, x->x.out[0], err);
+    int64_t k = p->b.d[0], rows = 1;
+    for (int i = 0; i + 1 < p->a.rank; i++)
+        rows *= p->a.d[i];
+    if (k == 0) /* an empty sum: zeros */
+        return fx_cu_gemm_c(c->stream, c->dt, rows, p->b.d[1], 0.0f, NULL, 1, 1, x->x.out[0], err);
+    return gemm_rm(c, rows, p->b.d[1], k, 0, 0, 1.0f, x->x.in[0], x->x.in[1], 0.0f, x->x.out[0],
+                   err);
 }
 #endif

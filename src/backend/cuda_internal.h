@@ -69,6 +69,7 @@ typedef struct cu_ctx {
     void **allocs; /* constants' device copies, freed at destroy */
     int n_allocs, cap_allocs;
     int graphs, capturing;
+    long long runs; /* finished runs: the first is never captured */
     cudaGraph_t graph;
     cudaGraphExec_t exec;
 } cu_ctx;

@@ -764,34 +764,45 @@ fx_status fx_plan_profile(const fx_plan *p, int i, const char **label, double *s
     return FX_OK;
 }
 
-/* The node loop (or a CUDA graph's replay) on what is in the arena. */
+/* The node loop (or a CUDA graph's replay) on what is in the arena; once
+ * more, node by node, when the backend abandoned a capture. */
 static fx_status run_nodes(fx_plan *p, fx_error *err)
 {
     const fx_graph *g = p->g;
     const fx_backend_ops *be = p->be;
-    int replayed = 0;
-    fx_status st;
-    if (be->begin && (st = be->begin(p->bectx, &replayed, err)) != FX_OK)
-        return st;
-    for (int s = 0; !replayed && s < g->n_nodes; s++) {
-        const fx_node *n = &g->nodes[s];
-        if (!runs_node(p, s))
-            continue; /* same bytes, aliased; or run by a fused node */
-        fx_exec_fast x;
-        fx_conv_expand xe;
-        node_exec(p, s, &x, &xe);
-        double t0 = p->profile ? now_s() : 0.0;
-        fx_error e = {0};
-        st = be->run_node(p->bectx, s, n, &x, &e);
-        if (st == FX_OK && p->profile && !be->host_memory)
-            st = be->sync(p->bectx, &e);
-        if (p->profile)
-            profile_add(p, n, now_s() - t0);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int replayed = 0, rerun = 0;
+        fx_status st = be->begin ? be->begin(p->bectx, &replayed, err) : FX_OK;
         if (st != FX_OK)
-            return fx_error_set(err, st, "node '%s' (%s): kernel failed (%s)", n->name, n->op_type,
-                                e.msg[0] ? e.msg : fx_status_str(st));
+            return st;
+        for (int s = 0; !replayed && st == FX_OK && s < g->n_nodes; s++) {
+            const fx_node *n = &g->nodes[s];
+            if (!runs_node(p, s))
+                continue; /* same bytes, aliased; or run by a fused node */
+            fx_exec_fast x;
+            fx_conv_expand xe;
+            node_exec(p, s, &x, &xe);
+            double t0 = p->profile ? now_s() : 0.0;
+            fx_error e = {0};
+            st = be->run_node(p->bectx, s, n, &x, &e);
+            if (st == FX_OK && p->profile && !be->host_memory)
+                st = be->sync(p->bectx, &e);
+            if (p->profile)
+                profile_add(p, n, now_s() - t0);
+            if (st != FX_OK)
+                fx_error_set(err, st, "node '%s' (%s): kernel failed (%s)", n->name, n->op_type,
+                             e.msg[0] ? e.msg : fx_status_str(st));
+        }
+        if (be->end) {
+            fx_error e = {0};
+            fx_status se = be->end(p->bectx, st != FX_OK, &rerun, &e);
+            if (st == FX_OK && se != FX_OK)
+                st = fx_error_set(err, se, "%s", e.msg);
+        }
+        if (!rerun)
+            return st;
     }
-    return be->end ? be->end(p->bectx, err) : FX_OK;
+    return fx_error_set(err, FX_ERR_INTERNAL, "plan: the backend asked to rerun twice");
 }
 
 fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err)

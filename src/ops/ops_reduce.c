@@ -129,8 +129,9 @@ fx_status fx_op_global_maxpool_ref(const fx_global_pool_params *p, const float *
         return FX_ERR_USAGE;
     for (int64_t nc = 0; nc < p->n * p->c; nc++) {
         float m = x[nc * p->spatial];
-        for (int64_t i = 1; i < p->spatial; i++)
-            m = x[nc * p->spatial + i] > m ? x[nc * p->spatial + i] : m;
+        for (int64_t i = 1; i < p->spatial && !isnan(m); i++) /* NaN propagates, as in torch */
+            m = x[nc * p->spatial + i] > m || isnan(x[nc * p->spatial + i]) ? x[nc * p->spatial + i]
+                                                                            : m;
         y[nc] = m;
     }
     return FX_OK;
