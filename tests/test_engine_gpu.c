@@ -416,6 +416,28 @@ static int build_case(int which, opg *o, const char **label)
         opg_node(o, "Concat", (const char *[]){"sb", "sa"}, 2, a, 1);
         break;
     }
+    case 33: {
+        *label = "Conv 3x3 SAME_UPPER stride 2 (asymmetric pads)";
+        fx_graph_destroy(o->g); /* even sizes: one pad row and column, at the end */
+        opg_begin(o, n, c, 2 * irand(3, 6), 2 * irand(3, 6));
+        fx_attr a[] = {{.name = "auto_pad", .type = FX_ATTR_STRING, .s = "SAME_UPPER"},
+                       INTS("strides", 2, 2)};
+        opg_node(o, "Conv", (const char *[]){NULL, opg_const(o, w3, 0), opg_const(o, bias, 0)}, 3,
+                 a, 2);
+        break;
+    }
+    case 34: {
+        *label = "MatMul A (1, 1, 5, H) @ x: batched, A broadcast";
+        fx_shape sa = {4, {1, 1, 5, h}};
+        opg_node(o, "MatMul", (const char *[]){opg_const(o, sa, 0), NULL}, 2, NULL, 0);
+        break;
+    }
+    case 35: {
+        *label = "MatMul x @ B (1, 1, W, 3): batch folded into M";
+        fx_shape sb = {4, {1, 1, w, 3}};
+        opg_node(o, "MatMul", (const char *[]){NULL, opg_const(o, sb, 0)}, 2, NULL, 0);
+        break;
+    }
     default: fx_graph_destroy(o->g); return 0;
     }
     return 1;

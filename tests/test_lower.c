@@ -223,6 +223,52 @@ static void test_lower_binary(void)
     }
 }
 
+static void test_lower_matmul(void)
+{
+    static float a[4000], b[4000], y[4000], want[4000];
+    int supported = 0, refused = 0;
+    for (int it = 0; it < 200; it++) {
+        int ra = irand(1, 4), rb = irand(1, 4), m = irand(1, 5), k = irand(1, 6), n = irand(1, 5);
+        fx_shape sa = {ra, {0}}, sb = {rb, {0}};
+        int nbatch = (ra > rb ? ra : rb) - 2;
+        int64_t batch[4] = {irand(1, 3), irand(1, 3), 1, 1};
+        for (int i = 0; i < ra - 2; i++) /* the output's batch dims, or 1 (broadcast) */
+            sa.d[i] = irand(0, 3) == 0 ? 1 : batch[i + (nbatch - (ra - 2))];
+        for (int i = 0; i < rb - 2; i++)
+            sb.d[i] = irand(0, 3) == 0 ? 1 : batch[i + (nbatch - (rb - 2))];
+        if (ra >= 2)
+            sa.d[ra - 2] = m, sa.d[ra - 1] = k;
+        else
+            sa.d[0] = k;
+        if (rb >= 2)
+            sb.d[rb - 2] = k, sb.d[rb - 1] = n;
+        else
+            sb.d[0] = k;
+        fx_matmul_params p = {sa, sb};
+        fx_shape o;
+        if (fx_matmul_out_shape(&p, &o, NULL) != FX_OK)
+            continue;
+        fill(a, fx_shape_numel(&sa));
+        fill(b, fx_shape_numel(&sb));
+        CHECK(fx_op_matmul_ref(&p, a, b, want) == FX_OK);
+        fx_cu_mm d;
+        if (fx_lower_matmul(&p, &d) != FX_OK) {
+            refused++;
+            continue;
+        }
+        supported++;
+        memset(y, 0xff, sizeof(float) * (size_t)fx_shape_numel(&o));
+        fx_cu_mm_host(&d, a, b, y);
+        CHECK_MSG(d.batch * d.m * d.n == fx_shape_numel(&o) && same(y, want, fx_shape_numel(&o)),
+                  "a rank %d b rank %d", ra, rb);
+    }
+    CHECK_MSG(supported > 100 && refused > 0, "%d supported, %d refused", supported, refused);
+    /* the mixed broadcast it refuses: a (2, 1, m, k) @ b (1, 3, k, n) */
+    fx_matmul_params mixed = {{4, {2, 1, 2, 3}}, {4, {1, 3, 3, 2}}};
+    fx_cu_mm d;
+    CHECK(fx_lower_matmul(&mixed, &d) == FX_ERR_UNSUPPORTED);
+}
+
 static void test_lower_axes(void)
 {
     fx_shape x = {4, {2, 3, 5, 7}};
@@ -262,31 +308,30 @@ static void add_const(fx_graph *g, const char *name, fx_shape s)
     CHECK(fx_graph_add_constant(g, name, FX_DT_FLOAT, &s, v, &err) == FX_OK);
 }
 
-/* x (1,2,7,7) -> Conv 3x3 with SAME_UPPER stride 2 (asymmetric pads) ->
- * Relu -> Reshape (1, 2, 16) -> MatMul with a (1, 16, 3) B (batched). */
+/* Two nodes the CUDA backend refuses: x (1, 2, 8, 8) -> ReduceMean over
+ * axes 1 and 3 (not one run) -> ...; and x -> Reshape (2, 1, 8, 8) ->
+ * MatMul with B (1, 3, 8, 4): batch dims broadcast from both sides. */
 static fx_graph *refused_graph(void)
 {
     fx_graph *g = fx_graph_create();
     fx_graph_set_opset(g, 13);
     fx_shape in = {4, {-1, 2, 8, 8}};
     CHECK(fx_graph_add_input(g, "x", FX_DT_FLOAT, &in, &err) == FX_OK);
-    add_const(g, "w", (fx_shape){4, {2, 2, 3, 3}});
-    add_const(g, "b3", (fx_shape){3, {1, 16, 3}});
-    int64_t shape[3] = {1, 2, 16}, st2[2] = {2, 2};
-    fx_shape s3 = {1, {3}};
-    CHECK(fx_graph_add_constant(g, "shape", FX_DT_INT64, &s3, shape, &err) == FX_OK);
-    fx_attr ca[2] = {{.name = "auto_pad", .type = FX_ATTR_STRING, .s = "SAME_UPPER"},
-                     {.name = "strides", .type = FX_ATTR_INTS, .ints = st2, .n = 2}};
-    const char *o1[] = {"c"}, *o2[] = {"r"}, *o3[] = {"f"}, *o4[] = {"y"};
-    CHECK(fx_graph_add_node(g, "conv", "Conv", (const char *[]){"x", "w"}, 2, o1, 1, ca, 2, &err) ==
-          FX_OK);
-    CHECK(fx_graph_add_node(g, "relu", "Relu", (const char *[]){"c"}, 1, o2, 1, NULL, 0, &err) ==
-          FX_OK);
-    CHECK(fx_graph_add_node(g, "flat", "Reshape", (const char *[]){"r", "shape"}, 2, o3, 1, NULL, 0,
+    add_const(g, "b4", (fx_shape){4, {1, 3, 8, 4}});
+    int64_t shape[4] = {2, 1, 8, 8};
+    fx_shape s4 = {1, {4}};
+    CHECK(fx_graph_add_constant(g, "shape", FX_DT_INT64, &s4, shape, &err) == FX_OK);
+    int64_t axes[2] = {1, 3};
+    fx_attr ra[1] = {{.name = "axes", .type = FX_ATTR_INTS, .ints = axes, .n = 2}};
+    const char *o1[] = {"r"}, *o2[] = {"f"}, *o3[] = {"y"};
+    CHECK(fx_graph_add_node(g, "mean", "ReduceMean", (const char *[]){"x"}, 1, o1, 1, ra, 1,
                             &err) == FX_OK);
-    CHECK(fx_graph_add_node(g, "mm", "MatMul", (const char *[]){"f", "b3"}, 2, o4, 1, NULL, 0,
+    CHECK(fx_graph_add_node(g, "view", "Reshape", (const char *[]){"x", "shape"}, 2, o2, 1, NULL, 0,
+                            &err) == FX_OK);
+    CHECK(fx_graph_add_node(g, "mm", "MatMul", (const char *[]){"f", "b4"}, 2, o3, 1, NULL, 0,
                             &err) == FX_OK);
     CHECK(fx_graph_add_output(g, "y", &err) == FX_OK);
+    CHECK(fx_graph_add_output(g, "r", &err) == FX_OK);
     CHECK_MSG(fx_graph_prepare(g, 1, 8, 8, &err) == FX_OK, "%s", err.msg);
     return g;
 }
@@ -329,8 +374,8 @@ static void test_unsupported_and_fallback(void)
     CHECK(fx_plan_unsupported(g, FX_DEVICE_CPU, why, sizeof why) == 0 && !why[0]);
 #ifdef FX_HAVE_CUDA
     int bad = fx_plan_unsupported(g, FX_DEVICE_CUDA, why, sizeof why);
-    CHECK_MSG(bad == 2 && strstr(why, "Conv (node 'conv'): asymmetric pads") &&
-                  strstr(why, "MatMul (node 'mm')"),
+    CHECK_MSG(bad == 2 && strstr(why, "ReduceMean (node 'mean'): reduced axes") &&
+                  strstr(why, "MatMul (node 'mm'): batch dims"),
               "%d: %s", bad, why);
 #endif
     fx_device_kind got;
@@ -384,6 +429,7 @@ int main(void)
     RUN(test_lower_concat_split);
     RUN(test_lower_slice_gather);
     RUN(test_lower_binary);
+    RUN(test_lower_matmul);
     RUN(test_lower_axes);
     RUN(test_unsupported_and_fallback);
     RUN(test_device_precision_parse);

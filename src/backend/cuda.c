@@ -43,8 +43,6 @@ static int cu_supports(void *ctx, const fx_graph *g, const fx_node *n, char *why
     const char *op = n->op_type;
     if (!all_float(g, n, why, cap))
         return 0;
-    if (!strcmp(op, "Conv"))
-        return cu_conv_supported(&n->b.u.conv, why, cap);
     if (!strcmp(op, "BatchNormalization")) {
         for (int k = 1; k < 5; k++)
             if (g->t[n->in[k]].kind != FX_T_CONST) {
@@ -54,10 +52,11 @@ static int cu_supports(void *ctx, const fx_graph *g, const fx_node *n, char *why
         return 1;
     }
     if (!strcmp(op, "MatMul")) {
-        const fx_matmul_params *p = &n->b.u.mm;
-        if (p->b.rank != 2 || p->a.rank < 2) {
-            snprintf(why, cap, "only A (..., K) @ B (K, N) (got ranks %d, %d)", p->a.rank,
-                     p->b.rank);
+        fx_cu_mm d;
+        if (fx_lower_matmul(&n->b.u.mm, &d) != FX_OK) {
+            snprintf(why, cap,
+                     "batch dims broadcast in a mixed way (each operand's must be the "
+                     "output's or all 1)");
             return 0;
         }
         return 1;
@@ -71,11 +70,13 @@ static int cu_supports(void *ctx, const fx_graph *g, const fx_node *n, char *why
         return 1;
     }
     static const char *const ok[] = {
-        "Relu",          "LeakyRelu", "Clip",    "Sigmoid",     "HardSigmoid",
-        "HardSwish",     "Tanh",      "PRelu",   "Add",         "Sub",
-        "Mul",           "Div",       "MaxPool", "AveragePool", "GlobalAveragePool",
-        "GlobalMaxPool", "Gemm",      "Softmax", "Concat",      "Split",
-        "Transpose",     "Pad",       "Slice",   "Gather",      "Cast"};
+        "Conv",          "Relu",        "LeakyRelu",   "Clip",
+        "Sigmoid",       "HardSigmoid", "HardSwish",   "Tanh",
+        "PRelu",         "Add",         "Sub",         "Mul",
+        "Div",           "MaxPool",     "AveragePool", "GlobalAveragePool",
+        "GlobalMaxPool", "Gemm",        "Softmax",     "Concat",
+        "Split",         "Transpose",   "Pad",         "Slice",
+        "Gather",        "Cast"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         if (!strcmp(op, ok[i]))
             return 1;
@@ -440,6 +441,7 @@ static void cu_destroy(void *ctx)
     cudaFree(c->blas_ws);
     cudaFree(c->dnn_ws);
     cudaFree(c->zeros);
+    cudaFree(c->pad_ws);
     cudaFree(c->stage);
     if (c->blas)
         cublasDestroy(c->blas);

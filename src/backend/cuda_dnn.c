@@ -29,17 +29,6 @@ static cudnnDataType_t dnn_type(fx_cu_dtype dt)
                               : CUDNN_DATA_FLOAT;
 }
 
-int cu_conv_supported(const fx_conv2d_params *p, char *why, size_t cap)
-{
-    /* cuDNN's descriptors pad symmetrically; TF-style SAME_UPPER pads are not. */
-    if (p->pad_t != p->pad_b || p->pad_l != p->pad_r) {
-        snprintf(why, cap, "asymmetric pads (%d,%d,%d,%d): cuDNN pads both sides alike", p->pad_t,
-                 p->pad_l, p->pad_b, p->pad_r);
-        return 0;
-    }
-    return 1;
-}
-
 void cu_conv_destroy(cu_conv *cv)
 {
     if (!cv)
@@ -57,6 +46,24 @@ void cu_conv_destroy(cu_conv *cv)
     if (cv->act)
         cudnnDestroyActivationDescriptor(cv->act);
     free(cv);
+}
+
+/* p as cuDNN sees it: with asymmetric pads (TF's SAME_UPPER exports),
+ * cuDNN's symmetric descriptors cannot say them, so the input is first
+ * padded into the context's pad scratch (cv->pad) and the conv runs
+ * unpadded on that. */
+static fx_conv2d_params dnn_params(const fx_conv2d_params *p, cu_conv *cv)
+{
+    fx_conv2d_params q = *p;
+    cv->pad_in = p->pad_t != p->pad_b || p->pad_l != p->pad_r;
+    if (!cv->pad_in)
+        return q;
+    cv->pad = (fx_pad_params){.x = {4, {p->n, p->c_in, p->h, p->w}},
+                              .pads = {0, 0, p->pad_t, p->pad_l, 0, 0, p->pad_b, p->pad_r},
+                              .mode = FX_PADMODE_CONSTANT};
+    q.h += p->pad_t + p->pad_b, q.w += p->pad_l + p->pad_r;
+    q.pad_t = q.pad_b = q.pad_l = q.pad_r = 0;
+    return q;
 }
 
 static fx_status conv_descriptors(cu_ctx *c, const fx_conv2d_params *p, cu_conv *cv, fx_error *err)
@@ -96,18 +103,24 @@ static fx_status conv_exec(cu_ctx *c, const fx_node *n, const cu_conv *cv, const
                            int fused, fx_error *err)
 {
     const fx_conv2d_params *p = &n->b.u.conv;
-    const void *w = x->x.in[1], *b = n->n_in > 2 ? x->x.in[2] : NULL;
+    const void *w = x->x.in[1], *b = n->n_in > 2 ? x->x.in[2] : NULL, *in = x->x.in[0];
     const float one = 1.0f, zero = 0.0f;
     void *y = x->x.out[0];
+    if (cv->pad_in) {
+        fx_status st = fx_cu_pad(c->stream, c->dt, &cv->pad, in, c->pad_ws, err);
+        if (st != FX_OK)
+            return st;
+        in = c->pad_ws;
+    }
     if (fused) {
         const float alpha2 = x->ep.residual ? 1.0f : 0.0f;
         DNN_CHECK(cudnnConvolutionBiasActivationForward(
-            c->dnn, &one, cv->x, x->x.in[0], cv->w, w, cv->conv, cv->algo, c->dnn_ws, cv->ws_bytes,
-            &alpha2, cv->y, x->ep.residual ? x->ep.residual : y, cv->bias, b ? b : c->zeros,
-            cv->act, cv->y, y));
+            c->dnn, &one, cv->x, in, cv->w, w, cv->conv, cv->algo, c->dnn_ws, cv->ws_bytes, &alpha2,
+            cv->y, x->ep.residual ? x->ep.residual : y, cv->bias, b ? b : c->zeros, cv->act, cv->y,
+            y));
         return FX_OK;
     }
-    DNN_CHECK(cudnnConvolutionForward(c->dnn, &one, cv->x, x->x.in[0], cv->w, w, cv->conv, cv->algo,
+    DNN_CHECK(cudnnConvolutionForward(c->dnn, &one, cv->x, in, cv->w, w, cv->conv, cv->algo,
                                       c->dnn_ws, cv->ws_bytes, &zero, cv->y, y));
     if (!b && !x->ep.residual && x->ep.act == FX_ACT_NONE)
         return FX_OK;
@@ -137,9 +150,21 @@ fx_status cu_conv_prepare(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, cu
     if (!cv)
         return fx_error_set(err, FX_ERR_NOMEM, "cuda: out of memory");
     *out = cv; /* owned by the node table from here, freed at destroy */
-    fx_status st = conv_descriptors(c, p, cv, err);
+    fx_conv2d_params q = dnn_params(p, cv);
+    fx_status st = conv_descriptors(c, &q, cv, err);
     if (st != FX_OK)
         return st;
+    const void *in = x->x.in[0];
+    if (cv->pad_in) { /* one scratch for every such conv, grown here at plan time */
+        size_t bytes = (size_t)q.n * q.c_in * q.h * q.w * (c->dt == FX_CU_F32 ? 4 : 2);
+        if (bytes > c->pad_ws_bytes) {
+            cudaFree(c->pad_ws);
+            c->pad_ws = NULL, c->pad_ws_bytes = 0;
+            CU_CHECK(cudaMalloc(&c->pad_ws, bytes));
+            c->pad_ws_bytes = bytes;
+        }
+        in = c->pad_ws;
+    }
     /* Time every algorithm on the real buffers once; keep the fastest that
      * fits the workspace (results come sorted by time).  Strict fp32 also
      * skips tensor-op results and the FFT algorithms, whose rounding error
@@ -147,7 +172,7 @@ fx_status cu_conv_prepare(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, cu
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int got = 0;
     DNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
-        c->dnn, cv->x, x->x.in[0], cv->w, x->x.in[1], cv->conv, cv->y, x->x.out[0],
+        c->dnn, cv->x, in, cv->w, x->x.in[1], cv->conv, cv->y, x->x.out[0],
         CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf, c->dnn_ws, c->dnn_ws_bytes));
     int k = 0;
     while (k < got && !algo_ok(c, &perf[k]))
@@ -223,15 +248,30 @@ fx_status cu_gemm_run(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, fx_err
                    cc ? 1.0f : 0.0f, x->x.out[0], err);
 }
 
+/* numpy.matmul as strided batched products (fx_lower_matmul); with one B
+ * for every product the batch folds into M: one plain product. */
 fx_status cu_matmul_run(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, fx_error *err)
 {
-    const fx_matmul_params *p = &n->b.u.mm; /* supports: a rank >= 2, b 2-D */
-    int64_t k = p->b.d[0], rows = 1;
-    for (int i = 0; i + 1 < p->a.rank; i++)
-        rows *= p->a.d[i];
-    if (k == 0) /* an empty sum: zeros */
-        return fx_cu_gemm_c(c->stream, c->dt, rows, p->b.d[1], 0.0f, NULL, 1, 1, x->x.out[0], err);
-    return gemm_rm(c, rows, p->b.d[1], k, 0, 0, 1.0f, x->x.in[0], x->x.in[1], 0.0f, x->x.out[0],
-                   err);
+    fx_cu_mm d;
+    if (fx_lower_matmul(&n->b.u.mm, &d) != FX_OK)
+        return fx_error_set(err, FX_ERR_UNSUPPORTED, "cuda: MatMul batch broadcast");
+    if (d.k == 0 || d.m == 0 || d.n == 0) /* an empty sum: zeros */
+        return fx_cu_gemm_c(c->stream, c->dt, d.batch * d.m, d.n, 0.0f, NULL, 1, 1, x->x.out[0],
+                            err);
+    if (d.stride_b == 0 && (d.stride_a == d.m * d.k || d.batch == 1))
+        return gemm_rm(c, d.batch * d.m, d.n, d.k, 0, 0, 1.0f, x->x.in[0], x->x.in[1], 0.0f,
+                       x->x.out[0], err);
+    if (d.m > 0x7fffffff || d.n > 0x7fffffff || d.k > 0x7fffffff || d.batch > 0x7fffffff)
+        return fx_error_set(err, FX_ERR_UNSUPPORTED, "cuBLAS: dims over 2^31");
+    cudaDataType_t t = blas_type(c->dt);
+    const float one = 1.0f, zero = 0.0f;
+    /* column-major: y_i^T (n, m) = b_i^T a_i^T, as gemm_rm */
+    BLAS_CHECK(cublasGemmStridedBatchedEx(
+        c->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)d.n, (int)d.m, (int)d.k, &one, x->x.in[1], t,
+        (int)d.n, d.stride_b, x->x.in[0], t, (int)d.k, d.stride_a, &zero, x->x.out[0], t, (int)d.n,
+        d.stride_y, (int)d.batch,
+        c->prec == FX_PREC_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
+        CUBLAS_GEMM_DEFAULT));
+    return FX_OK;
 }
 #endif

@@ -43,7 +43,9 @@ typedef struct cu_conv {
     cudnnActivationDescriptor_t act;
     cudnnConvolutionFwdAlgo_t algo;
     size_t ws_bytes;
-    int fused; /* 1: cudnnConvolutionBiasActivationForward runs bias, residual and act */
+    int fused;         /* 1: cudnnConvolutionBiasActivationForward runs bias, residual and act */
+    int pad_in;        /* asymmetric pads: the input is padded into cu_ctx.pad_ws first */
+    fx_pad_params pad; /* ... by this Pad */
 } cu_conv;
 
 typedef struct cu_node {
@@ -62,6 +64,8 @@ typedef struct cu_ctx {
     void *dnn_ws;  /* cuDNN workspace, FX_CUDNN_WS bytes */
     size_t dnn_ws_bytes;
     void *zeros;  /* a zero bias for fused convs without one (max C_out elements) */
+    void *pad_ws; /* padded input of convs with asymmetric pads (the largest) */
+    size_t pad_ws_bytes;
     float *stage; /* float32 staging for fp16/bf16 uploads and downloads */
     int64_t stage_n;
     cu_node *nodes;
@@ -79,7 +83,6 @@ typedef struct cu_ctx {
 #define FX_CUBLAS_WS ((size_t)32 << 20)
 
 /* cuda_dnn.c */
-int cu_conv_supported(const fx_conv2d_params *p, char *why, size_t cap);
 fx_status cu_conv_prepare(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, cu_conv **out,
                           fx_error *err);
 fx_status cu_conv_run(cu_ctx *c, const fx_node *n, const cu_conv *cv, const fx_exec_fast *x,

@@ -50,6 +50,13 @@ typedef struct fx_cu_bin {
     char op; /* 'A', 'S', 'M', 'D', 'P' (PRelu) */
 } fx_cu_bin;
 
+/* A MatMul as `batch` products y_i (m, n) = a_i (m, k) b_i (k, n), row-major,
+ * each operand's i-th matrix at i * stride (0: the one matrix broadcast). */
+typedef struct fx_cu_mm {
+    int64_t m, n, k, batch;
+    int64_t stride_a, stride_b, stride_y;
+} fx_cu_mm;
+
 /* ---- lowering (lower.c; C, no CUDA) -------------------------------------- */
 
 /* Each returns FX_ERR_UNSUPPORTED for a rank above FX_CU_MAX_RANK or a
@@ -68,6 +75,10 @@ fx_status fx_lower_split(const fx_shape *x, int axis, const fx_shape *o, int64_t
 fx_status fx_lower_gather(const fx_shape *d, int axis, int64_t index, int64_t i, int64_t ni,
                           fx_cu_map *m);
 fx_status fx_lower_binary(const fx_binary_params *p, char op, fx_cu_bin *b);
+/* numpy.matmul (1-D operands promoted) where each operand's batch dims are
+ * either the output's or all 1 (one matrix for every product); any other
+ * broadcast is FX_ERR_UNSUPPORTED. */
+fx_status fx_lower_matmul(const fx_matmul_params *p, fx_cu_mm *d);
 /* (outer, len, inner) views of x around axes [lo, hi] (Softmax: lo == hi;
  * ReduceMean over a contiguous run of axes). */
 void fx_lower_axes3(const fx_shape *x, int lo, int hi, int64_t *outer, int64_t *len,
@@ -79,6 +90,7 @@ fx_status fx_lower_reduce_axes(const fx_reduce_params *p, int *lo, int *hi);
 /* Host executors of the descriptors: what the kernels compute, on floats. */
 void fx_cu_map_host(const fx_cu_map *m, const float *x, float *y);
 void fx_cu_bin_host(const fx_cu_bin *b, const float *a, const float *bb, float *y);
+void fx_cu_mm_host(const fx_cu_mm *d, const float *a, const float *b, float *y);
 
 /* ---- launchers (the .cu files in kernels/) --------------------------------------------- */
 

@@ -119,6 +119,47 @@ fx_status fx_lower_binary(const fx_binary_params *p, char op, fx_cu_bin *b)
     return FX_OK;
 }
 
+/* Batch product of t's dims before the last two, and whether those dims,
+ * right-aligned against the output's batch dims o, equal them. */
+static int64_t batch_of(const fx_shape *t, const fx_shape *o, int *full)
+{
+    int64_t nb = 1, tb = t->rank - 2;
+    *full = tb <= o->rank;
+    for (int i = 0; i < tb; i++) {
+        nb *= t->d[i];
+        *full &= *full && t->d[i] == o->d[i + (o->rank - tb)];
+    }
+    for (int i = 0; *full && i < o->rank - tb; i++) /* t's missing leading dims */
+        *full = o->d[i] == 1;
+    return nb;
+}
+
+fx_status fx_lower_matmul(const fx_matmul_params *p, fx_cu_mm *d)
+{
+    fx_shape a = p->a, b = p->b, o = {0, {0}};
+    memset(d, 0, sizeof *d);
+    if (a.rank < 1 || b.rank < 1 || a.rank > FX_OPS_MAX_RANK || b.rank > FX_OPS_MAX_RANK)
+        return FX_ERR_UNSUPPORTED;
+    if (a.rank == 1) /* (K) -> (1, K): same bytes */
+        a = (fx_shape){2, {1, p->a.d[0]}};
+    if (b.rank == 1) /* (K) -> (K, 1) */
+        b = (fx_shape){2, {p->b.d[0], 1}};
+    fx_binary_params bp = {a, b};
+    bp.a.rank -= 2, bp.b.rank -= 2;
+    if (fx_broadcast_shape(&bp, &o, NULL) != FX_OK || a.d[a.rank - 1] != b.d[b.rank - 2])
+        return FX_ERR_UNSUPPORTED;
+    int full_a, full_b;
+    int64_t na = batch_of(&a, &o, &full_a), nb = batch_of(&b, &o, &full_b);
+    d->batch = fx_shape_numel(&o);
+    d->m = a.d[a.rank - 2], d->k = a.d[a.rank - 1], d->n = b.d[b.rank - 1];
+    if (!(full_a || na == 1) || !(full_b || nb == 1))
+        return FX_ERR_UNSUPPORTED; /* a mixed broadcast of the batch dims */
+    d->stride_a = na == 1 ? 0 : d->m * d->k;
+    d->stride_b = nb == 1 ? 0 : d->k * d->n;
+    d->stride_y = d->m * d->n;
+    return FX_OK;
+}
+
 void fx_lower_axes3(const fx_shape *x, int lo, int hi, int64_t *outer, int64_t *len, int64_t *inner)
 {
     *outer = *len = *inner = 1;
@@ -163,4 +204,19 @@ void fx_cu_bin_host(const fx_cu_bin *b, const float *a, const float *bb, float *
     for (int64_t e = 0; e < b->n; e++)
         y[e] = fx_hd_binary(b->op, a[fx_hd_offset(e, b->rank, b->dims, b->as)],
                             bb[fx_hd_offset(e, b->rank, b->dims, b->bs)]);
+}
+
+void fx_cu_mm_host(const fx_cu_mm *d, const float *a, const float *b, float *y)
+{
+    for (int64_t i = 0; i < d->batch; i++) {
+        const float *ai = a + i * d->stride_a, *bi = b + i * d->stride_b;
+        float *yi = y + i * d->stride_y;
+        for (int64_t r = 0; r < d->m; r++)
+            for (int64_t c = 0; c < d->n; c++) {
+                double acc = 0.0;
+                for (int64_t l = 0; l < d->k; l++)
+                    acc += (double)ai[r * d->k + l] * bi[l * d->n + c];
+                yi[r * d->n + c] = (float)acc;
+            }
+    }
 }
