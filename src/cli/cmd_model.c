@@ -29,8 +29,9 @@ static void model_usage(FILE *f)
                "info   prints every node (after BatchNorm folding and the other load-time\n"
                "       rewrites) with its op, output shape, parameters, multiply-accumulates\n"
                "       and output tensor (the name --dump takes),\n"
-               "       the totals, the inputs and outputs, and the suggested Grad-CAM layer\n"
-               "       (the last 4-D tensor with spatial extent > 1 before global pooling).\n"
+               "       the totals, the inputs and outputs, the suggested Grad-CAM layer\n"
+               "       (the last 4-D tensor with spatial extent > 1 before global pooling)\n"
+               "       and whether the CUDA backend runs every node (else which it cannot).\n"
                "  --input-size HxW  input height x width (default: the model's, if static,\n"
                "                    else 224x224)\n"
                "  --batch N         batch size the MACs are counted for (default 1)\n"
@@ -259,6 +260,16 @@ static int model_info(int argc, char **argv)
     else
         printf("suggested Grad-CAM layer: none (no 4-D tensor with spatial extent > 1 before "
                "global pooling)\n");
+#ifdef FX_HAVE_CUDA
+    char why[FX_ERROR_MSG_MAX];
+    int bad = fx_plan_unsupported(g, FX_DEVICE_CUDA, why, sizeof why);
+    if (bad)
+        printf("CUDA backend: cannot run %d node%s: %s\n", bad, bad > 1 ? "s" : "", why);
+    else
+        printf("CUDA backend: runs every node\n");
+#else
+    printf("CUDA backend: not in this build\n");
+#endif
     fx_graph_destroy(g);
     return FX_EXIT_OK;
 }

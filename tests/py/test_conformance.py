@@ -194,6 +194,15 @@ def main():
             else:
                 print("FAIL %s info names a Grad-CAM layer: exit %d, %s" % (
                     label, info.returncode, (cam[0] if cam else info.stderr.strip()[:300])))
+            # Every op of the model runs on the GPU too (no CPU fallback under auto).
+            cuda = [ln for ln in info.stdout.splitlines() if ln.startswith("CUDA backend: ")]
+            if cuda and cuda[0] == "CUDA backend: not in this build":
+                print("SKIP %s CUDA backend check: the build has no CUDA" % label)
+            else:
+                ok = cuda == ["CUDA backend: runs every node"]
+                failed += not ok
+                print("%s %s the CUDA backend runs every node%s" % (
+                    "PASS" if ok else "FAIL", label, "" if ok else ": %s" % cuda))
             sys.stdout.flush()
     print("\n| case | max rel err (output) | max rel err (dumped) |\n|---|---|---|")
     for label, eo, ed in rows:
