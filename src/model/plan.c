@@ -838,6 +838,8 @@ const float *fx_plan_tensor(const fx_plan *p, const char *name, fx_shape *shape)
         return NULL;
     if (shape)
         *shape = p->g->t[t].shape;
+    if (p->g->t[t].kind == FX_T_CONST)
+        return p->g->t[t].data; /* the graph's host copy, on every backend */
     return p->be->host_memory ? buffer_of(p, t) : p->host[t];
 }
 
