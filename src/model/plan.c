@@ -783,7 +783,8 @@ static fx_status run_nodes(fx_plan *p, fx_error *err)
             fx_conv_expand xe;
             node_exec(p, s, &x, &xe);
             double t0 = p->profile ? now_s() : 0.0;
-            fx_error e = {0};
+            fx_error e; /* not zeroed whole: 1 KiB per node on the hot path */
+            e.code = FX_OK, e.msg[0] = '\0';
             st = be->run_node(p->bectx, s, n, &x, &e);
             if (st == FX_OK && p->profile && !be->host_memory)
                 st = be->sync(p->bectx, &e);
