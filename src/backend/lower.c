@@ -5,15 +5,7 @@
 #include <string.h>
 
 #include "backend/cuda_ops.h"
-
-static void contiguous(const fx_shape *s, int64_t *st)
-{
-    int64_t acc = 1;
-    for (int i = s->rank - 1; i >= 0; i--) {
-        st[i] = acc;
-        acc *= s->d[i];
-    }
-}
+#include "ops/ops_internal.h"
 
 static fx_status map_init(fx_cu_map *m, const fx_shape *dims)
 {
@@ -31,10 +23,10 @@ fx_status fx_lower_transpose(const fx_transpose_params *p, fx_cu_map *m)
     if (fx_transpose_out_shape(p, &o, NULL) != FX_OK || map_init(m, &o) != FX_OK)
         return FX_ERR_UNSUPPORTED;
     int64_t xs[FX_OPS_MAX_RANK];
-    contiguous(&p->x, xs);
+    fx_ops_strides(&p->x, xs);
     for (int i = 0; i < o.rank; i++)
         m->xs[i] = xs[p->perm[i]]; /* output axis i walks input axis perm[i] */
-    contiguous(&o, m->ys);
+    fx_ops_strides(&o, m->ys);
     return FX_OK;
 }
 
@@ -44,12 +36,12 @@ fx_status fx_lower_slice(const fx_shape *x, const fx_shape *o, const int64_t *st
     if (x->rank != o->rank || map_init(m, o) != FX_OK)
         return FX_ERR_UNSUPPORTED;
     int64_t xs[FX_OPS_MAX_RANK];
-    contiguous(x, xs);
+    fx_ops_strides(x, xs);
     for (int i = 0; i < o->rank; i++) {
         m->xs[i] = xs[i] * step[i];
         m->xbase += start[i] * xs[i];
     }
-    contiguous(o, m->ys);
+    fx_ops_strides(o, m->ys);
     return FX_OK;
 }
 
@@ -58,8 +50,8 @@ fx_status fx_lower_concat(const fx_shape *o, int axis, const fx_shape *in, int64
 {
     if (in->rank != o->rank || axis < 0 || axis >= o->rank || map_init(m, in) != FX_OK)
         return FX_ERR_UNSUPPORTED;
-    contiguous(in, m->xs);
-    contiguous(o, m->ys);
+    fx_ops_strides(in, m->xs);
+    fx_ops_strides(o, m->ys);
     m->ybase = offset * m->ys[axis];
     return FX_OK;
 }
@@ -69,8 +61,8 @@ fx_status fx_lower_split(const fx_shape *x, int axis, const fx_shape *o, int64_t
 {
     if (x->rank != o->rank || axis < 0 || axis >= x->rank || map_init(m, o) != FX_OK)
         return FX_ERR_UNSUPPORTED;
-    contiguous(x, m->xs);
-    contiguous(o, m->ys);
+    fx_ops_strides(x, m->xs);
+    fx_ops_strides(o, m->ys);
     m->xbase = offset * m->xs[axis];
     return FX_OK;
 }
@@ -94,17 +86,6 @@ fx_status fx_lower_gather(const fx_shape *d, int axis, int64_t index, int64_t i,
     return FX_OK;
 }
 
-/* Strides of `in` seen from the broadcast output of rank r (0 where in is 1). */
-static void broadcast_strides(const fx_shape *in, int r, int64_t *st)
-{
-    int64_t own[FX_OPS_MAX_RANK];
-    contiguous(in, own);
-    for (int i = 0; i < r; i++) {
-        int j = i - (r - in->rank);
-        st[i] = (j >= 0 && in->d[j] != 1) ? own[j] : 0;
-    }
-}
-
 fx_status fx_lower_binary(const fx_binary_params *p, char op, fx_cu_bin *b)
 {
     fx_shape o;
@@ -114,8 +95,8 @@ fx_status fx_lower_binary(const fx_binary_params *p, char op, fx_cu_bin *b)
     b->rank = o.rank;
     b->op = op;
     memcpy(b->dims, o.d, sizeof(int64_t) * (size_t)o.rank);
-    broadcast_strides(&p->a, o.rank, b->as);
-    broadcast_strides(&p->b, o.rank, b->bs);
+    fx_ops_broadcast_strides(&p->a, o.rank, b->as);
+    fx_ops_broadcast_strides(&p->b, o.rank, b->bs);
     return FX_OK;
 }
 

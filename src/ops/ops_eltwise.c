@@ -63,18 +63,6 @@ fx_status fx_broadcast_shape(const fx_binary_params *p, fx_shape *out, fx_error 
     return FX_OK;
 }
 
-/* Strides of `in` seen from the broadcast output of rank r: 0 on dims where
- * `in` is 1 (or absent), so the same element is read again. */
-static void broadcast_strides(const fx_shape *in, int r, int64_t *st)
-{
-    int64_t own[FX_OPS_MAX_RANK];
-    fx_ops_strides(in, own);
-    for (int i = 0; i < r; i++) {
-        int j = i - (r - in->rank);
-        st[i] = (j >= 0 && in->d[j] != 1) ? own[j] : 0;
-    }
-}
-
 /* Walk the output in row-major order, carrying an offset into a and b. */
 static fx_status binary_run(char k, const fx_binary_params *p, const float *a, const float *b,
                             float *y)
@@ -87,8 +75,8 @@ static fx_status binary_run(char k, const fx_binary_params *p, const float *a, c
         return FX_OK;
     int r = o.rank;
     int64_t sa[FX_OPS_MAX_RANK], sb[FX_OPS_MAX_RANK], idx[FX_OPS_MAX_RANK] = {0};
-    broadcast_strides(&p->a, r, sa);
-    broadcast_strides(&p->b, r, sb);
+    fx_ops_broadcast_strides(&p->a, r, sa);
+    fx_ops_broadcast_strides(&p->b, r, sb);
     for (int64_t i = 0; i < n; i++) {
         int64_t oa = 0, ob = 0;
         for (int d = 0; d < r; d++) {

@@ -17,6 +17,19 @@ static inline void fx_ops_strides(const fx_shape *s, int64_t *strides)
     }
 }
 
+/* Strides of `in` seen from a broadcast output of rank r (numpy rules,
+ * right-aligned): 0 on dims where `in` is 1 or absent, so the same element
+ * is read again.  Shared by the binary ops and the GPU's lowering. */
+static inline void fx_ops_broadcast_strides(const fx_shape *in, int r, int64_t *st)
+{
+    int64_t own[FX_OPS_MAX_RANK];
+    fx_ops_strides(in, own);
+    for (int i = 0; i < r; i++) {
+        int j = i - (r - in->rank);
+        st[i] = (j >= 0 && in->d[j] != 1) ? own[j] : 0;
+    }
+}
+
 /* Normalise a possibly negative axis; -1 when out of [-rank, rank). */
 static inline int fx_ops_axis(int axis, int rank)
 {
