@@ -20,7 +20,7 @@ STATIC  ?= 0
 CUDA    ?= auto
 VERSION := 0.1.0
 
-PKGS        := libpng libtiff-4 yaml-0.1 hdf5 openblas libprotobuf-c
+PKGS        := libpng libtiff-4 yaml-0.1 hdf5 openblas libprotobuf-c libdeflate zlib
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ifeq ($(STATIC),1)
   # Static archives of the image/HDF5 stack (from Debian's -dev packages) so the
@@ -130,6 +130,11 @@ $(BUILD)/tools/%: tests/tools/%.c $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LIBA) $(LDLIBS) $(CUDA_LIBS)
 
+# bench/decode measures libspng beside libpng when it is installed (scripts/deps.sh).
+SPNG_LIBS := $(shell pkg-config --libs spng 2>/dev/null)
+$(BUILD)/bench/decode: ALL_CFLAGS += $(if $(SPNG_LIBS),-DFX_HAVE_SPNG)
+$(BUILD)/bench/decode: LDLIBS += $(SPNG_LIBS)
+
 $(BUILD)/bench/%: bench/%.c $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBA) $(LDLIBS) $(CUDA_LIBS)
@@ -155,7 +160,7 @@ $(BUILD)/fuzz/fuzz_onnx: FUZZ_LIBS := -lprotobuf-c -lopenblas
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC)
 	@mkdir -p $(@D)
 	$(CLANG) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) -g -O1 \
-	  -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIBSRC) $(FUZZ_LIBS) $(shell pkg-config --libs libpng libtiff-4) -lm
+	  -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIBSRC) $(FUZZ_LIBS) $(shell pkg-config --libs libpng libtiff-4 libdeflate) -lm
 
 tools: $(TOOLS)
 

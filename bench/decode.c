@@ -11,7 +11,13 @@
  * preprocessing (percentile window, area resize to 256x256, float32 NCHW).
  * Plain loop: the pool worker's per-file function on one thread without the
  * pool, so pool / plain is what the threads, queues and batching cost.
- * Each figure is the median of R runs.  Prints a Markdown table. */
+ * libspng (where the build found it): its decode of the PNGs from memory,
+ * the same output.  fx decode: fxscreen's loader alone (file read, header, load into one
+ * buffer; PNG: the libdeflate fast path of src/io/png_fast.c), so its
+ * rate beside the bare decode is the decoder's own speed-up.
+ * Each figure is the median of R runs.  Prints a Markdown table.
+ * --ab: instead, the PNG fast path against libpng alone, in memory,
+ * alternating (see ab_png). */
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +29,7 @@
 #include "fxscreen/loader.h"
 #include "fxscreen/pool.h"
 #include "fxscreen/synth.h"
+#include "io/png_internal.h"
 
 static double now_s(void)
 {
@@ -103,6 +110,31 @@ static int bare_png(const char *path, uint8_t *buf, size_t cap)
     return 0;
 }
 
+#ifdef FX_HAVE_SPNG
+#include <spng.h>
+/* libspng's decode of one file (read whole, as fxscreen does) into buf,
+ * 16-bit swapped to host order as the other rows. */
+static int bare_spng(const char *path, uint8_t *buf, size_t cap)
+{
+    uint8_t *bytes = NULL;
+    size_t n = 0, out = 0;
+    fx_error err = {0};
+    if (fx_read_file(path, 0, &bytes, &n, &err) != FX_OK)
+        return -1;
+    spng_ctx *c = spng_ctx_new(0);
+    int bad = !c || spng_set_png_buffer(c, bytes, n) ||
+              spng_decoded_image_size(c, SPNG_FMT_PNG, &out) || out > cap ||
+              spng_decode_image(c, buf, out, SPNG_FMT_PNG, 0);
+    for (size_t i = 0; !bad && i + 1 < out; i += 2) {
+        uint8_t t = buf[i];
+        buf[i] = buf[i + 1], buf[i + 1] = t;
+    }
+    spng_ctx_free(c);
+    free(bytes);
+    return bad ? -1 : 0;
+}
+#endif
+
 static int bare_tiff(const char *path, uint8_t *buf, size_t cap)
 {
     TIFF *t = TIFFOpen(path, "r");
@@ -131,6 +163,66 @@ static double time_bare(int png, char **paths, int n, uint8_t *buf, size_t cap)
         if ((png ? bare_png(paths[i], buf, cap) : bare_tiff(paths[i], buf, cap)) != 0)
             fprintf(stderr, "decode: bare decode failed on %s\n", paths[i]);
     return now_s() - t0;
+}
+
+/* fxscreen's own decode (fx_read_file, header, the loader's load: for
+ * these PNGs the libdeflate fast path) into buf, one thread, no prep. */
+static double time_fx(char **paths, int n, uint8_t *buf, size_t cap)
+{
+    double t0 = now_s();
+    for (int i = 0; i < n; i++) {
+        uint8_t *bytes = NULL;
+        size_t nb = 0;
+        const fx_loader *ld = NULL;
+        fx_image_info info;
+        fx_error err = {0};
+        if (fx_read_file(paths[i], 0, &bytes, &nb, &err) != FX_OK ||
+            fx_decode_header(&ld, bytes, nb, NULL, &info, &err) != FX_OK ||
+            fx_image_bytes(&info) > cap || ld->load(bytes, nb, &info, buf, &err) != FX_OK)
+            fprintf(stderr, "decode: fx decode failed on %s: %s\n", paths[i], err.msg);
+        free(bytes);
+    }
+    return now_s() - t0;
+}
+
+/* --ab: the PNG decoders alone on the same bytes in memory (no file
+ * reads), the fast path and libpng alternating for 11 rounds over the
+ * files; prints each round and the median libpng / fast time ratio. */
+static void ab_png(char **paths, int n, uint8_t *buf, size_t cap)
+{
+    uint8_t **b = calloc((size_t)n, sizeof *b);
+    size_t *nb = calloc((size_t)n, sizeof *nb);
+    fx_image_info *info = calloc((size_t)n, sizeof *info);
+    fx_error err = {0};
+    for (int i = 0; i < n; i++) {
+        const fx_loader *ld = NULL;
+        if (fx_read_file(paths[i], 0, &b[i], &nb[i], &err) != FX_OK ||
+            fx_decode_header(&ld, b[i], nb[i], NULL, &info[i], &err) != FX_OK ||
+            fx_image_bytes(&info[i]) > cap) {
+            fprintf(stderr, "decode: %s: %s\n", paths[i], err.msg);
+            exit(1);
+        }
+    }
+    double r[11];
+    for (int round = 0; round < 11; round++) {
+        double t0 = now_s();
+        for (int i = 0; i < n; i++)
+            if (fx_png_load_fast(b[i], nb[i], &info[i], buf) != FX_OK)
+                fprintf(stderr, "decode: the fast path declined %s\n", paths[i]);
+        double t1 = now_s();
+        for (int i = 0; i < n; i++)
+            fx_png_load_libpng(b[i], nb[i], &info[i], buf, &err);
+        double t2 = now_s();
+        r[round] = (t2 - t1) / (t1 - t0);
+        printf("round %2d: fast path %.1f ms/image, libpng %.1f ms/image, libpng/fast %.2f\n",
+               round, (t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n, r[round]);
+    }
+    double med = median(r, 11); /* sorts r */
+    printf("median libpng/fast time ratio: %.2f (min %.2f, max %.2f), %d files in memory\n", med,
+           r[0], r[10], n);
+    for (int i = 0; i < n; i++)
+        free(b[i]);
+    free(b), free(nb), free(info);
 }
 
 /* The same per-file work as a pool worker (read, decode, stats, prep) in a
@@ -198,19 +290,24 @@ static double time_pool(char **paths, int n, int threads)
 int main(int argc, char **argv)
 {
     const char *dir = "/tmp/fx_bench_decode";
-    int n = 24, size = 2048, reps = 3;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--dir"))
-            dir = argv[i + 1];
-        else if (!strcmp(argv[i], "--n"))
-            n = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--size"))
-            size = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--reps"))
-            reps = atoi(argv[i + 1]);
+    int n = 24, size = 2048, reps = 3, ab = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(argv[i], "--ab"))
+            ab = 1;
+        else if (!strcmp(argv[i], "--dir") && v)
+            dir = argv[++i];
+        else if (!strcmp(argv[i], "--n") && v)
+            n = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--size") && v)
+            size = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && v)
+            reps = atoi(argv[++i]);
+        else
+            n = 0; /* unknown: the usage line */
     }
     if (n < 1 || reps < 1 || reps > 31) {
-        fprintf(stderr, "usage: decode [--dir D] [--n N>=1] [--size PX] [--reps 1..31]\n");
+        fprintf(stderr, "usage: decode [--dir D] [--n N>=1] [--size PX] [--reps 1..31] [--ab]\n");
         return 2;
     }
     mkdir(dir, 0777);
@@ -227,22 +324,51 @@ int main(int argc, char **argv)
         double mb;
         if (ensure_files(sub, exts[f], n, size, paths, &mb) != 0)
             return 1;
-        double tb[31], tp[31], t1[31], t2[31];
+        if (ab) {
+            if (f == 0)
+                ab_png(paths, n, buf, cap);
+            for (int i = 0; i < n; i++)
+                free(paths[i]);
+            free(paths);
+            continue;
+        }
+        double tb[31], tf[31], ts[31], tp[31], t1[31], t2[31];
         time_bare(f == 0, paths, n, buf, cap); /* warm the page cache */
         for (int r = 0; r < reps; r++) {
             tb[r] = time_bare(f == 0, paths, n, buf, cap);
+            tf[r] = time_fx(paths, n, buf, cap);
+            ts[r] = 0;
+#ifdef FX_HAVE_SPNG
+            if (f == 0) {
+                double t0 = now_s();
+                for (int i = 0; i < n; i++)
+                    if (bare_spng(paths[i], buf, cap))
+                        fprintf(stderr, "decode: libspng failed on %s\n", paths[i]);
+                ts[r] = now_s() - t0;
+            }
+#endif
             tp[r] = time_plain(paths, n);
             t1[r] = time_pool(paths, n, 1);
             t2[r] = time_pool(paths, n, 2);
         }
-        double b = median(tb, reps), pl = median(tp, reps), p1 = median(t1, reps), p2 = median(t2, reps);
+        double b = median(tb, reps), fd = median(tf, reps), sp = median(ts, reps);
+        double pl = median(tp, reps);
+        double p1 = median(t1, reps), p2 = median(t2, reps);
         const char *set = f == 0 ? "PNG 16-bit" : "TIFF 16-bit Deflate";
         const char *lib = f == 0 ? "libpng bare decode" : "libtiff bare decode";
         printf("| %s %dpx x%d | %s | 1 | %.2f | %.1f | %.1f | 1.00 |\n", set, size, n, lib, n / b,
                mb / b, n * mpix / b);
-        printf("| %s %dpx x%d | fx decode+prep, plain loop (no pool) | 1 | %.2f | %.1f | %.1f | %.2f "
-               "|\n",
-               set, size, n, n / pl, mb / pl, n * mpix / pl, pl / b);
+        if (sp > 0)
+            printf("| %s %dpx x%d | libspng bare decode | 1 | %.2f | %.1f | %.1f | %.2f "
+                   "(spng/libpng rate %.2fx) |\n",
+                   set, size, n, n / sp, mb / sp, n * mpix / sp, sp / b, b / sp);
+        printf("| %s %dpx x%d | fx decode (loader), no prep | 1 | %.2f | %.1f | %.1f | %.2f "
+               "(fx/bare rate %.2fx) |\n",
+               set, size, n, n / fd, mb / fd, n * mpix / fd, fd / b, b / fd);
+        printf(
+            "| %s %dpx x%d | fx decode+prep, plain loop (no pool) | 1 | %.2f | %.1f | %.1f | %.2f "
+            "|\n",
+            set, size, n, n / pl, mb / pl, n * mpix / pl, pl / b);
         printf("| %s %dpx x%d | fx pool decode+prep | 1 | %.2f | %.1f | %.1f | %.2f (pool vs plain "
                "loop: %.3f) |\n",
                set, size, n, n / p1, mb / p1, n * mpix / p1, p1 / b, p1 / pl);

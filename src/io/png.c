@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "fxscreen/loader.h"
+#include "io/png_internal.h"
 
 /* Bounds handed to libpng: dimensions (the megapixel limit is the caller's,
  * checked after header()) and the largest ancillary chunk we buffer. */
@@ -235,9 +236,8 @@ static int png_decode_rows(png_structp png, png_infop pi, struct png_ctx *c,
     return 0;
 }
 
-/* loader.h load(): decode into the caller's (height, width) plane. */
-static fx_status png_load(const uint8_t *b, size_t n, const fx_image_info *info, void *pixels,
-                          fx_error *err)
+fx_status fx_png_load_libpng(const uint8_t *b, size_t n, const fx_image_info *info, void *pixels,
+                             fx_error *err)
 {
     if (!info || !pixels)
         return fx_error_set(err, FX_ERR_USAGE, "png: NULL info or pixels");
@@ -258,6 +258,17 @@ static fx_status png_load(const uint8_t *b, size_t n, const fx_image_info *info,
         return fx_error_set(err, FX_ERR_INTERNAL,
                             "png: image layout differs from the header given to load()");
     return FX_OK;
+}
+
+/* loader.h load(): decode into the caller's (height, width) plane; plain
+ * grey files through the fast path (png_fast.c), the rest, and any file
+ * it declines, through libpng. */
+static fx_status png_load(const uint8_t *b, size_t n, const fx_image_info *info, void *pixels,
+                          fx_error *err)
+{
+    if (info && pixels && fx_png_load_fast(b, n, info, pixels) == FX_OK)
+        return FX_OK;
+    return fx_png_load_libpng(b, n, info, pixels, err);
 }
 
 static const char *const png_suffixes[] = {".png", NULL};
