@@ -20,13 +20,13 @@ STATIC  ?= 0
 CUDA    ?= auto
 VERSION := 0.1.0
 
-PKGS        := libpng libtiff-4 yaml-0.1 hdf5 openblas libprotobuf-c libdeflate zlib
+PKGS        := libpng libtiff-4 yaml-0.1 hdf5 openblas libprotobuf-c libdeflate zlib libcjson
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ifeq ($(STATIC),1)
   # Static archives of the image/HDF5 stack (from Debian's -dev packages) so the
   # binary runs on a GPU machine without them; libc, libm, libgomp, libstdc++ (libLerc
   # is C++) and CUDA stay shared.
-  PKG_LIBS := -Wl,-Bstatic $(shell pkg-config --static --libs-only-l libpng libtiff-4 yaml-0.1 | sed 's/-lm //g; s/-lpthread//g') \
+  PKG_LIBS := -Wl,-Bstatic $(shell pkg-config --static --libs-only-l libpng libtiff-4 yaml-0.1 libcjson | sed 's/-lm //g; s/-lpthread//g') \
               -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5 -lsz -laec -lz \
               -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas -lprotobuf-c \
               -Wl,-Bdynamic -lstdc++ -lgfortran -lcrypto -lcurl -ldl -lm -lpthread

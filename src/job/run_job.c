@@ -26,335 +26,11 @@
 #include "fxscreen/overlay.h"
 #include "fxscreen/sha256.h"
 #include "fxscreen/source.h"
+#include "job/run_internal.h"
 
 #define RUN_CSV_HEADER   "path,status,probability,prediction,peak_x,peak_y,x0,y0,x1,y1,error"
 #define RUN_BOX_FRACTION 0.5
 #define RUN_OPACITY      0.5
-
-/* ---- parameters and run.json ------------------------------------------------ */
-
-/* Everything that defines a run; all strings owned. */
-typedef struct run_params {
-    char *model, *config, *cwd, *layer;
-    char **sources;
-    int nsources;
-    int batch, threads;
-    int method;       /* as given on the command line: -1 not given */
-    double threshold; /* NaN not given */
-    fx_overlay_mode overlays;
-    fx_device_kind device;
-    int device_index;       /* cuda:N */
-    fx_precision precision; /* on the GPU */
-    /* What the run was started with (run.json; checked on resume). */
-    char *model_sha, *effective;
-} run_params;
-
-static void params_free(run_params *p)
-{
-    free(p->model);
-    free(p->config);
-    free(p->cwd);
-    free(p->layer);
-    free(p->model_sha);
-    free(p->effective);
-    for (int i = 0; i < p->nsources; i++)
-        free(p->sources[i]);
-    free(p->sources);
-    memset(p, 0, sizeof *p);
-}
-
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-/* realpath of an existing file, or a copy of path (the later open names it). */
-static char *abs_path(const char *path)
-{
-    char buf[PATH_MAX];
-    return strdup(realpath(path, buf) ? buf : path);
-}
-
-/* Parameters of a fresh run from the job (model/config made absolute). */
-static fx_status params_from_job(const fx_run_job *job, run_params *p, fx_error *err)
-{
-    char cwd[PATH_MAX];
-    memset(p, 0, sizeof *p);
-    if (!job->model || !job->sources || job->nsources < 1)
-        return fx_error_set(err, FX_ERR_USAGE, "run: a model and at least one source are needed");
-    if (job->batch < 1 || job->batch > 4096)
-        return fx_error_set(err, FX_ERR_USAGE, "run: batch %d out of range (1..4096)", job->batch);
-    if (!getcwd(cwd, sizeof cwd))
-        return fx_error_set(err, FX_ERR_IO, "run: cannot read the working directory");
-    p->model = abs_path(job->model);
-    p->cwd = strdup(cwd);
-    p->sources = calloc((size_t)job->nsources, sizeof *p->sources);
-    if (!p->model || !p->cwd || !p->sources)
-        return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
-    p->nsources = job->nsources;
-    for (int i = 0; i < job->nsources; i++)
-        if (!(p->sources[i] = strdup(job->sources[i])))
-            return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
-    if (job->config)
-        p->config = abs_path(job->config);
-    else {
-        /* The sidecar: M without .onnx, plus .yaml. */
-        size_t n = strlen(p->model);
-        char *side = malloc(n + 6);
-        if (!side)
-            return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
-        memcpy(side, p->model, n + 1);
-        if (n > 5 && !strcmp(side + n - 5, ".onnx"))
-            side[n - 5] = 0;
-        strcat(side, ".yaml");
-        if (access(side, R_OK) == 0)
-            p->config = side;
-        else
-            free(side);
-    }
-    p->layer = dup_or_null(job->layer);
-    p->batch = job->batch;
-    p->threads = job->threads;
-    p->method = job->method >= 0 && job->method < FX_CAM_NUM_METHODS ? job->method : -1;
-    p->threshold = job->threshold;
-    p->overlays = job->overlays;
-    p->device = job->device;
-    p->device_index = job->device_index;
-    p->precision = job->precision;
-    return FX_OK;
-}
-
-/* Writes DIR/run.json through a temporary file, fsync'd and renamed. */
-static fx_status params_save(const run_params *p, const char *dir, fx_error *err)
-{
-    char path[PATH_MAX], tmp[PATH_MAX + 8];
-    snprintf(path, sizeof path, "%s/run.json", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return fx_error_set(err, FX_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    fputs("{\n  \"fxscreen_version\": ", f);
-    fx_json_str(f, FX_VERSION);
-    fputs(",\n  \"model\": ", f);
-    fx_json_str(f, p->model);
-    fputs(",\n  \"config\": ", f);
-    fx_json_str(f, p->config);
-    fputs(",\n  \"cwd\": ", f);
-    fx_json_str(f, p->cwd);
-    fputs(",\n  \"sources\": [", f);
-    for (int i = 0; i < p->nsources; i++) {
-        fputs(i ? ", " : "", f);
-        fx_json_str(f, p->sources[i]);
-    }
-    fprintf(f, "],\n  \"batch\": %d,\n  \"threads\": %d,\n  \"method\": ", p->batch, p->threads);
-    fx_json_str(f, p->method >= 0 ? fx_cam_method_name((fx_cam_method)p->method) : NULL);
-    fputs(",\n  \"layer\": ", f);
-    fx_json_str(f, p->layer);
-    if (isnan(p->threshold))
-        fputs(",\n  \"threshold\": null", f);
-    else
-        fprintf(f, ",\n  \"threshold\": %.17g", p->threshold);
-    char dev[32];
-    if (p->device == FX_DEVICE_CUDA && p->device_index)
-        snprintf(dev, sizeof dev, "cuda:%d", p->device_index);
-    else
-        snprintf(dev, sizeof dev, "%s", fx_device_name(p->device));
-    fprintf(f, ",\n  \"overlays\": %d,\n  \"device\": ", (int)p->overlays);
-    fx_json_str(f, dev);
-    fputs(",\n  \"precision\": ", f);
-    fx_json_str(f, fx_precision_name(p->precision));
-    fputs(",\n  \"model_sha256\": ", f);
-    fx_json_str(f, p->model_sha);
-    fputs(",\n  \"effective_config\": ", f);
-    fx_json_str(f, p->effective);
-    fputs("\n}\n", f);
-    int bad = fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        remove(tmp);
-        return fx_error_set(err, FX_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    }
-    return FX_OK;
-}
-
-/* A tiny reader for the JSON run.json is written as: an object whose values
- * are strings, null, numbers or arrays of strings. */
-typedef struct json_in {
-    const char *s;
-    int bad;
-} json_in;
-
-static void json_ws(json_in *j)
-{
-    while (*j->s == ' ' || *j->s == '\n' || *j->s == '\r' || *j->s == '\t')
-        j->s++;
-}
-
-/* A string literal into a malloc'd copy; NULL (and j->bad) on bad input. */
-static char *json_string(json_in *j)
-{
-    json_ws(j);
-    if (*j->s != '"') {
-        j->bad = 1;
-        return NULL;
-    }
-    j->s++;
-    size_t cap = strlen(j->s) + 1, n = 0;
-    char *out = malloc(cap);
-    if (!out) {
-        j->bad = 1;
-        return NULL;
-    }
-    while (*j->s && *j->s != '"') {
-        char c = *j->s++;
-        if (c == '\\') {
-            c = *j->s++;
-            if (c == 'u') {
-                unsigned v = 0;
-                if (sscanf(j->s, "%4x", &v) != 1 || v == 0 || v > 0x7f)
-                    break;
-                j->s += 4;
-                c = (char)v;
-            } else if (c == 'n')
-                c = '\n';
-            else if (c == 't')
-                c = '\t';
-            else if (c != '"' && c != '\\' && c != '/')
-                break;
-        }
-        out[n++] = c;
-    }
-    if (*j->s != '"') {
-        free(out);
-        j->bad = 1;
-        return NULL;
-    }
-    j->s++;
-    out[n] = 0;
-    return out;
-}
-
-static int json_lit(json_in *j, char c)
-{
-    json_ws(j);
-    if (*j->s != c)
-        return 0;
-    j->s++;
-    return 1;
-}
-
-/* Reads DIR/run.json into p. */
-static fx_status params_load(const char *dir, run_params *p, fx_error *err)
-{
-    char path[PATH_MAX];
-    memset(p, 0, sizeof *p);
-    snprintf(path, sizeof path, "%s/run.json", dir);
-    uint8_t *raw = NULL;
-    size_t n = 0;
-    if (fx_read_file(path, 1 << 24, &raw, &n, NULL) != FX_OK)
-        return fx_error_set(err, FX_ERR_USAGE,
-                            "%s: cannot read (is %s the --out DIR of an "
-                            "earlier `fxscreen run`?)",
-                            path, dir);
-    char *bytes = malloc(n + 1);
-    if (!bytes) {
-        free(raw);
-        return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
-    }
-    memcpy(bytes, raw, n);
-    bytes[n] = 0;
-    free(raw);
-    json_in j = {bytes, 0};
-    int have_model = 0, have_sources = 0;
-    p->batch = 16;
-    p->threshold = NAN;
-    p->method = -1;
-    if (!json_lit(&j, '{'))
-        j.bad = 1;
-    while (!j.bad && !json_lit(&j, '}')) {
-        char *key = json_string(&j);
-        if (!key || !json_lit(&j, ':')) {
-            free(key);
-            j.bad = 1;
-            break;
-        }
-        json_ws(&j);
-        char *sval = NULL;
-        double num = 0;
-        if (!strcmp(key, "sources")) {
-            if (!json_lit(&j, '['))
-                j.bad = 1;
-            while (!j.bad && !json_lit(&j, ']')) {
-                char *s = json_string(&j);
-                char **grown = realloc(p->sources, sizeof *grown * (size_t)(p->nsources + 1));
-                if (!s || !grown) {
-                    free(s);
-                    if (grown)
-                        p->sources = grown;
-                    j.bad = 1;
-                    break;
-                }
-                p->sources = grown;
-                p->sources[p->nsources++] = s;
-                json_lit(&j, ',');
-            }
-            have_sources = 1;
-        } else if (*j.s == '"') {
-            sval = json_string(&j);
-        } else if (!strncmp(j.s, "null", 4)) {
-            j.s += 4;
-            num = NAN;
-        } else {
-            char *end;
-            num = strtod(j.s, &end);
-            if (end == j.s)
-                j.bad = 1;
-            j.s = end;
-        }
-        if (!strcmp(key, "model"))
-            p->model = sval, have_model = sval != NULL, sval = NULL;
-        else if (!strcmp(key, "config"))
-            p->config = sval, sval = NULL;
-        else if (!strcmp(key, "cwd"))
-            p->cwd = sval, sval = NULL;
-        else if (!strcmp(key, "layer"))
-            p->layer = sval, sval = NULL;
-        else if (!strcmp(key, "batch"))
-            p->batch = (int)num;
-        else if (!strcmp(key, "threads"))
-            p->threads = (int)num;
-        else if (!strcmp(key, "model_sha256"))
-            p->model_sha = sval, sval = NULL;
-        else if (!strcmp(key, "effective_config"))
-            p->effective = sval, sval = NULL;
-        else if (!strcmp(key, "threshold"))
-            p->threshold = num;
-        else if (!strcmp(key, "overlays"))
-            p->overlays = num >= FX_OVERLAY_NONE && num <= FX_OVERLAY_ALL ? (fx_overlay_mode)num
-                                                                          : (j.bad = 1, 0);
-        else if (!strcmp(key, "method") && sval) {
-            fx_cam_method cm;
-            if (fx_cam_method_parse(sval, &cm, NULL))
-                j.bad = 1;
-            else
-                p->method = (int)cm;
-        } else if (!strcmp(key, "device") && sval &&
-                   fx_device_parse_spec(sval, &p->device, &p->device_index))
-            j.bad = 1;
-        else if (!strcmp(key, "precision") && sval && fx_precision_parse(sval, &p->precision))
-            j.bad = 1;
-        free(sval);
-        free(key);
-        json_lit(&j, ',');
-    }
-    free(bytes);
-    if (j.bad || !have_model || !have_sources || p->nsources < 1 || p->batch < 1 || p->batch > 4096)
-        return fx_error_set(err, FX_ERR_USAGE,
-                            "%s: not a run.json written by `fxscreen run` "
-                            "(damaged or edited); start a new run with a fresh --out DIR",
-                            path);
-    return FX_OK;
-}
 
 /* ---- model ------------------------------------------------------------------- */
 
@@ -1329,26 +1005,6 @@ static fx_status check_unchanged(const run_params *p, const run_model *m, const 
     return FX_OK;
 }
 
-/* Sources are relative to the directory the run started in. */
-static fx_status check_cwd(const run_params *p, fx_error *err)
-{
-    char cwd[PATH_MAX];
-    int relative = 0;
-    for (int i = 0; i < p->nsources; i++) {
-        if (!strcmp(p->sources[i], "-"))
-            return fx_error_set(err, FX_ERR_USAGE,
-                                "run --resume: the run read its list from "
-                                "stdin ('-'), which cannot be replayed; pass a list file instead");
-        relative |= p->sources[i][0] != '/';
-    }
-    if (relative && p->cwd && (!getcwd(cwd, sizeof cwd) || strcmp(cwd, p->cwd)))
-        return fx_error_set(err, FX_ERR_USAGE,
-                            "run --resume: the sources are relative to %s; "
-                            "cd there and resume again",
-                            p->cwd);
-    return FX_OK;
-}
-
 fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error *err)
 {
     memset(res, 0, sizeof *res);
@@ -1368,10 +1024,11 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
     for (int d = 0; d < D_N; d++)
         out.ds[d] = -1;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    fx_status st = job->resume ? params_load(job->out_dir, &p, err) : params_from_job(job, &p, err);
+    fx_status st =
+        job->resume ? run_params_load(job->out_dir, &p, err) : run_params_from_job(job, &p, err);
     fx_pool_config pc = {.threads = p.threads, .batch = p.batch};
     if (st == FX_OK && job->resume)
-        st = check_cwd(&p, err);
+        st = run_params_check_cwd(&p, err);
     if (st == FX_OK)
         st = load_settings(&p, &pc.prep, &eff, err);
     if (st == FX_OK)
@@ -1424,7 +1081,7 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
             free(si.path);
         if (job->log)
             fprintf(job->log, "run: resuming %s after %zu rows\n", job->out_dir, res->resumed_from);
-    } else if ((st = params_save(&p, job->out_dir, err)) != FX_OK ||
+    } else if ((st = run_params_save(&p, job->out_dir, err)) != FX_OK ||
                (st = out_create(&out, &m, &p, &eff, yaml, err)) != FX_OK)
         goto done;
     long total = -1;
@@ -1512,6 +1169,6 @@ done:
     scratch_free(&sc);
     model_free(&m);
     free(yaml);
-    params_free(&p);
+    run_params_free(&p);
     return st;
 }

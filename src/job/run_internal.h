@@ -1,0 +1,41 @@
+/* Internals of the run job shared by src/job/run_job.c (the pipeline) and
+ * src/job/run_params.c (its parameters and run.json). */
+#ifndef FX_JOB_RUN_INTERNAL_H
+#define FX_JOB_RUN_INTERNAL_H
+
+#include "fxscreen/runjob.h"
+
+/* Everything that defines a run; all strings owned. */
+typedef struct run_params {
+    char *model, *config, *cwd, *layer;
+    char **sources;
+    int nsources;
+    int batch, threads;
+    int method;       /* as given on the command line: -1 not given */
+    double threshold; /* NaN not given */
+    fx_overlay_mode overlays;
+    fx_device_kind device;
+    int device_index;       /* cuda:N */
+    fx_precision precision; /* on the GPU */
+    /* What the run was started with (run.json; checked on resume). */
+    char *model_sha, *effective;
+} run_params;
+
+void run_params_free(run_params *p);
+
+/* The parameters of a fresh run from the job: model and config made
+ * absolute, the sidecar M.yaml found when no config is given. */
+fx_status run_params_from_job(const fx_run_job *job, run_params *p, fx_error *err);
+
+/* DIR/run.json (cJSON), through a temporary file fsync'd and renamed. */
+fx_status run_params_save(const run_params *p, const char *dir, fx_error *err);
+
+/* Reads DIR/run.json into p; FX_ERR_USAGE naming the file when it is
+ * missing, not JSON, or not what run_params_save writes. */
+fx_status run_params_load(const char *dir, run_params *p, fx_error *err);
+
+/* Sources relative to the directory the run started in: FX_ERR_USAGE when
+ * the caller is elsewhere, or when the list came from stdin ('-'). */
+fx_status run_params_check_cwd(const run_params *p, fx_error *err);
+
+#endif

@@ -1,0 +1,282 @@
+/* The run job's parameters and run.json, read and written with cJSON. */
+#include <cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fxscreen/loader.h"
+#include "job/run_internal.h"
+
+void run_params_free(run_params *p)
+{
+    free(p->model);
+    free(p->config);
+    free(p->cwd);
+    free(p->layer);
+    free(p->model_sha);
+    free(p->effective);
+    for (int i = 0; i < p->nsources; i++)
+        free(p->sources[i]);
+    free(p->sources);
+    memset(p, 0, sizeof *p);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* realpath of an existing file, or a copy of path (the later open names it). */
+static char *abs_path(const char *path)
+{
+    char buf[PATH_MAX];
+    return strdup(realpath(path, buf) ? buf : path);
+}
+
+/* Parameters of a fresh run from the job (model/config made absolute). */
+fx_status run_params_from_job(const fx_run_job *job, run_params *p, fx_error *err)
+{
+    char cwd[PATH_MAX];
+    memset(p, 0, sizeof *p);
+    if (!job->model || !job->sources || job->nsources < 1)
+        return fx_error_set(err, FX_ERR_USAGE, "run: a model and at least one source are needed");
+    if (job->batch < 1 || job->batch > 4096)
+        return fx_error_set(err, FX_ERR_USAGE, "run: batch %d out of range (1..4096)", job->batch);
+    if (!getcwd(cwd, sizeof cwd))
+        return fx_error_set(err, FX_ERR_IO, "run: cannot read the working directory");
+    p->model = abs_path(job->model);
+    p->cwd = strdup(cwd);
+    p->sources = calloc((size_t)job->nsources, sizeof *p->sources);
+    if (!p->model || !p->cwd || !p->sources)
+        return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
+    p->nsources = job->nsources;
+    for (int i = 0; i < job->nsources; i++)
+        if (!(p->sources[i] = strdup(job->sources[i])))
+            return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
+    if (job->config)
+        p->config = abs_path(job->config);
+    else {
+        /* The sidecar: M without .onnx, plus .yaml. */
+        size_t n = strlen(p->model);
+        char *side = malloc(n + 6);
+        if (!side)
+            return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
+        memcpy(side, p->model, n + 1);
+        if (n > 5 && !strcmp(side + n - 5, ".onnx"))
+            side[n - 5] = 0;
+        strcat(side, ".yaml");
+        if (access(side, R_OK) == 0)
+            p->config = side;
+        else
+            free(side);
+    }
+    p->layer = dup_or_null(job->layer);
+    p->batch = job->batch;
+    p->threads = job->threads;
+    p->method = job->method >= 0 && job->method < FX_CAM_NUM_METHODS ? job->method : -1;
+    p->threshold = job->threshold;
+    p->overlays = job->overlays;
+    p->device = job->device;
+    p->device_index = job->device_index;
+    p->precision = job->precision;
+    return FX_OK;
+}
+
+/* The device as --device spells it ("cuda:1", "auto"). */
+static void device_spec(const run_params *p, char *out, size_t n)
+{
+    if (p->device == FX_DEVICE_CUDA && p->device_index)
+        snprintf(out, n, "cuda:%d", p->device_index);
+    else
+        snprintf(out, n, "%s", fx_device_name(p->device));
+}
+
+/* A string, or null for NULL. */
+static cJSON *str_or_null(const char *s)
+{
+    return s ? cJSON_CreateString(s) : cJSON_CreateNull();
+}
+
+static cJSON *params_json(const run_params *p)
+{
+    char dev[32];
+    device_spec(p, dev, sizeof dev);
+    cJSON *o = cJSON_CreateObject(), *src = cJSON_CreateArray();
+    if (!o || !src) {
+        cJSON_Delete(o);
+        cJSON_Delete(src);
+        return NULL;
+    }
+    int ok = 1;
+    for (int i = 0; i < p->nsources; i++)
+        ok &= cJSON_AddItemToArray(src, cJSON_CreateString(p->sources[i]));
+    const char *method = p->method >= 0 ? fx_cam_method_name((fx_cam_method)p->method) : NULL;
+    ok &= cJSON_AddStringToObject(o, "fxscreen_version", FX_VERSION) != NULL;
+    ok &= cJSON_AddStringToObject(o, "model", p->model) != NULL;
+    ok &= cJSON_AddItemToObject(o, "config", str_or_null(p->config));
+    ok &= cJSON_AddItemToObject(o, "cwd", str_or_null(p->cwd));
+    ok &= cJSON_AddItemToObject(o, "sources", src);
+    ok &= cJSON_AddNumberToObject(o, "batch", p->batch) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "threads", p->threads) != NULL;
+    ok &= cJSON_AddItemToObject(o, "method", str_or_null(method));
+    ok &= cJSON_AddItemToObject(o, "layer", str_or_null(p->layer));
+    ok &= cJSON_AddItemToObject(o, "threshold",
+                                isnan(p->threshold) ? cJSON_CreateNull()
+                                                    : cJSON_CreateNumber(p->threshold));
+    ok &= cJSON_AddNumberToObject(o, "overlays", (double)p->overlays) != NULL;
+    ok &= cJSON_AddStringToObject(o, "device", dev) != NULL;
+    ok &= cJSON_AddStringToObject(o, "precision", fx_precision_name(p->precision)) != NULL;
+    ok &= cJSON_AddItemToObject(o, "model_sha256", str_or_null(p->model_sha));
+    ok &= cJSON_AddItemToObject(o, "effective_config", str_or_null(p->effective));
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+fx_status run_params_save(const run_params *p, const char *dir, fx_error *err)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    cJSON *o = params_json(p);
+    char *text = o ? cJSON_Print(o) : NULL;
+    cJSON_Delete(o);
+    if (!text)
+        return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        free(text);
+        return fx_error_set(err, FX_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    }
+    int bad = fputs(text, f) < 0 || fputc('\n', f) == EOF;
+    free(text);
+    bad |= fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        return fx_error_set(err, FX_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    return FX_OK;
+}
+
+/* Member `key` of o as an owned string: 1 when it is a string (copied into
+ * *out), or null / absent where allowed (*out NULL); 0 otherwise. */
+static int get_str(const cJSON *o, const char *key, int nullable, char **out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    *out = NULL;
+    if (!v || cJSON_IsNull(v))
+        return nullable;
+    if (!cJSON_IsString(v) || !v->valuestring)
+        return 0;
+    return (*out = strdup(v->valuestring)) != NULL;
+}
+
+/* Member `key` as a number in [lo, hi]; absent: *out unchanged (1). */
+static int get_num(const cJSON *o, const char *key, double lo, double hi, double *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v)
+        return 1;
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi))
+        return 0;
+    *out = v->valuedouble;
+    return 1;
+}
+
+/* The fields of a parsed run.json into p; 0 when one is missing or wrong. */
+static int params_from_json(const cJSON *o, run_params *p)
+{
+    double batch = 16, threads = 0, overlays = FX_OVERLAY_NONE, threshold = NAN;
+    char *method = NULL, *device = NULL, *precision = NULL;
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(o, "sources"), *s;
+    const cJSON *th = cJSON_GetObjectItemCaseSensitive(o, "threshold");
+    int ok = cJSON_IsObject(o) && get_str(o, "model", 0, &p->model) &&
+             get_str(o, "config", 1, &p->config) && get_str(o, "cwd", 1, &p->cwd) &&
+             get_str(o, "layer", 1, &p->layer) && get_str(o, "model_sha256", 1, &p->model_sha) &&
+             get_str(o, "effective_config", 1, &p->effective) && get_str(o, "method", 1, &method) &&
+             get_str(o, "device", 1, &device) && get_str(o, "precision", 1, &precision) &&
+             get_num(o, "batch", 1, 4096, &batch) && get_num(o, "threads", 0, 1024, &threads) &&
+             get_num(o, "overlays", FX_OVERLAY_NONE, FX_OVERLAY_ALL, &overlays) &&
+             (!th || cJSON_IsNull(th) || get_num(o, "threshold", 0, 1, &threshold)) &&
+             cJSON_IsArray(src) && cJSON_GetArraySize(src) >= 1;
+    if (ok && !(p->sources = calloc((size_t)cJSON_GetArraySize(src), sizeof *p->sources)))
+        ok = 0;
+    const cJSON *list = ok ? src : NULL;
+    cJSON_ArrayForEach(s, list)
+    {
+        if (!cJSON_IsString(s) || !(p->sources[p->nsources] = strdup(s->valuestring))) {
+            ok = 0;
+            break;
+        }
+        p->nsources++;
+    }
+    p->batch = (int)batch, p->threads = (int)threads, p->threshold = threshold;
+    p->overlays = (fx_overlay_mode)overlays;
+    fx_cam_method cm;
+    p->method = -1;
+    if (ok && method && fx_cam_method_parse(method, &cm, NULL) == FX_OK)
+        p->method = (int)cm;
+    else if (method)
+        ok = 0;
+    if (ok && device && fx_device_parse_spec(device, &p->device, &p->device_index))
+        ok = 0;
+    if (ok && precision && fx_precision_parse(precision, &p->precision))
+        ok = 0;
+    free(method);
+    free(device);
+    free(precision);
+    return ok;
+}
+
+fx_status run_params_load(const char *dir, run_params *p, fx_error *err)
+{
+    char path[PATH_MAX];
+    memset(p, 0, sizeof *p);
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    uint8_t *raw = NULL;
+    size_t n = 0;
+    if (fx_read_file(path, 1 << 24, &raw, &n, NULL) != FX_OK)
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "%s: cannot read (is %s the --out DIR of an "
+                            "earlier `fxscreen run`?)",
+                            path, dir);
+    cJSON *o = cJSON_ParseWithLength((const char *)raw, n);
+    free(raw);
+    int ok = o && params_from_json(o, p);
+    cJSON_Delete(o);
+    if (!ok) {
+        run_params_free(p);
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "%s: not a run.json written by `fxscreen run` "
+                            "(damaged or edited); start a new run with a fresh --out DIR",
+                            path);
+    }
+    return FX_OK;
+}
+
+/* Sources are relative to the directory the run started in. */
+fx_status run_params_check_cwd(const run_params *p, fx_error *err)
+{
+    char cwd[PATH_MAX];
+    int relative = 0;
+    for (int i = 0; i < p->nsources; i++) {
+        if (!strcmp(p->sources[i], "-"))
+            return fx_error_set(err, FX_ERR_USAGE,
+                                "run --resume: the run read its list from "
+                                "stdin ('-'), which cannot be replayed; pass a list file instead");
+        relative |= p->sources[i][0] != '/';
+    }
+    if (relative && p->cwd && (!getcwd(cwd, sizeof cwd) || strcmp(cwd, p->cwd)))
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "run --resume: the sources are relative to %s; "
+                            "cd there and resume again",
+                            p->cwd);
+    return FX_OK;
+}
