@@ -32,10 +32,6 @@ int fx_csv_split(char *line, char **fields, int max);
  * with a record, 0 at end of file, -1 on a read error or out of memory. */
 int fx_csv_read_record(FILE *f, char **buf, size_t *cap, long *lines);
 
-/* Write s as a JSON string literal ("..." with \", \\ and control characters
- * escaped), or null when s is NULL. */
-void fx_json_str(FILE *f, const char *s);
-
 /* Seconds on the monotonic clock (for durations and rates). */
 double fx_now_s(void);
 

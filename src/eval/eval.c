@@ -1,6 +1,7 @@
 /* The `fxscreen eval` job: join summary.csv to labels.csv, compute the
  * statistics (metrics.c), write eval.json, print a table.  See
  * include/fxscreen/eval.h for the contract. */
+#include <cJSON.h>
 #include <errno.h>
 #include <hdf5.h>
 #include <limits.h>
@@ -438,100 +439,139 @@ static fx_status read_summary(eval_state *s, const char *path, fx_eval_report *r
 
 /* ---- eval.json ----------------------------------------------------------- */
 
-/* Shortest of %.15g / %.16g / %.17g that reads back as v; null for NaN/inf. */
-static void json_num(FILE *f, double v)
+/* Numbers as cJSON prints them (the shortest that reads back); NaN and
+ * infinities as null. */
+static cJSON *num(double v)
 {
-    if (!isfinite(v)) {
-        fputs("null", f);
-        return;
-    }
-    char buf[40];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            break;
-    }
-    fputs(buf, f);
+    return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
 }
 
-static void json_prop(FILE *f, const char *name, const fx_proportion *p, int last)
+static cJSON *str_or_null(const char *s)
 {
-    fprintf(f, "  \"%s\": {\"value\": ", name);
-    json_num(f, p->value);
-    fputs(", \"ci95\": [", f);
-    json_num(f, p->lo);
-    fputs(", ", f);
-    json_num(f, p->hi);
-    fprintf(f, "], \"x\": %zu, \"n\": %zu, \"ci_method\": \"Wilson score\"}%s\n", p->x, p->n,
-            last ? "" : ",");
+    return s ? cJSON_CreateString(s) : cJSON_CreateNull();
+}
+
+static cJSON *ci95(double lo, double hi)
+{
+    cJSON *a = cJSON_CreateArray();
+    if (a) {
+        cJSON_AddItemToArray(a, num(lo));
+        cJSON_AddItemToArray(a, num(hi));
+    }
+    return a;
+}
+
+/* Adds key -> {value, ci95, then each (name, count) pair}, and returns it. */
+static cJSON *add_stat(cJSON *o, const char *key, double value, double lo, double hi)
+{
+    cJSON *p = cJSON_CreateObject();
+    if (p) {
+        cJSON_AddItemToObject(p, "value", num(value));
+        cJSON_AddItemToObject(p, "ci95", ci95(lo, hi));
+    }
+    cJSON_AddItemToObject(o, key, p);
+    return p;
+}
+
+static void add_prop(cJSON *o, const char *key, const fx_proportion *p)
+{
+    cJSON *j = add_stat(o, key, p->value, p->lo, p->hi);
+    cJSON_AddNumberToObject(j, "x", (double)p->x);
+    cJSON_AddNumberToObject(j, "n", (double)p->n);
+    cJSON_AddStringToObject(j, "ci_method", "Wilson score");
+}
+
+static void add_counts(cJSON *o, const char *key, const char *const *names, const size_t *v, int n)
+{
+    cJSON *c = cJSON_CreateObject();
+    for (int i = 0; c && i < n; i++)
+        cJSON_AddNumberToObject(c, names[i], (double)v[i]);
+    cJSON_AddItemToObject(o, key, c);
+}
+
+/* eval.json's tree (NULL when out of memory: cJSON's adders take NULL). */
+static cJSON *report_json(const fx_eval_report *r, const char *results_dir)
+{
+    cJSON *o = cJSON_CreateObject(), *in = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "fxscreen_version", FX_VERSION);
+    cJSON_AddStringToObject(o, "created", r->created);
+    cJSON_AddItemToObject(in, "results_dir", str_or_null(results_dir));
+    cJSON_AddItemToObject(in, "summary_csv", str_or_null(r->summary_path));
+    cJSON_AddItemToObject(in, "results_h5", str_or_null(r->have_results_h5 ? r->results_h5 : NULL));
+    cJSON_AddItemToObject(in, "labels_csv", str_or_null(r->labels_path));
+    cJSON_AddItemToObject(o, "inputs", in);
+    cJSON_AddItemToObject(o, "threshold", num(r->threshold));
+    cJSON_AddItemToObject(o, "threshold_source", str_or_null(r->threshold_source));
+    static const char *const cn[] = {
+        "summary_rows",        "error_rows", "unmatched_rows",   "duplicate_rows",
+        "matched_by_basename", "label_rows", "unmatched_labels", "prediction_mismatch",
+        "evaluated",           "positives",  "negatives"};
+    const size_t cv[] = {r->rows,
+                         r->rows_error,
+                         r->rows_unmatched,
+                         r->rows_duplicate,
+                         r->matched_basename,
+                         r->labels,
+                         r->labels_unmatched,
+                         r->prediction_mismatch,
+                         r->n,
+                         r->auroc.npos,
+                         r->auroc.nneg};
+    add_counts(o, "counts", cn, cv, 11);
+    cJSON *au = add_stat(o, "auroc", r->auroc.auc, r->auroc.lo, r->auroc.hi);
+    cJSON_AddItemToObject(au, "se", num(r->auroc.se));
+    cJSON_AddStringToObject(au, "ci_method", "DeLong variance, Wald interval clipped to [0,1]");
+    static const char *const mn[] = {"tp", "fp", "tn", "fn"};
+    const size_t mv[] = {r->cm.tp, r->cm.fp, r->cm.tn, r->cm.fn};
+    add_counts(o, "confusion_matrix", mn, mv, 4);
+    cJSON *cm = cJSON_GetObjectItemCaseSensitive(o, "confusion_matrix"),
+          *rows = cJSON_CreateArray();
+    const size_t m[2][2] = {{r->cm.tn, r->cm.fp}, {r->cm.fn, r->cm.tp}};
+    for (int i = 0; rows && i < 2; i++) {
+        cJSON *row = cJSON_CreateArray();
+        for (int j = 0; row && j < 2; j++)
+            cJSON_AddItemToArray(row, cJSON_CreateNumber((double)m[i][j]));
+        cJSON_AddItemToArray(rows, row);
+    }
+    cJSON_AddItemToObject(cm, "matrix", rows);
+    cJSON_AddStringToObject(cm, "layout", "rows truth 0,1; columns prediction 0,1");
+    add_prop(o, "sensitivity", &r->rates.sensitivity);
+    add_prop(o, "specificity", &r->rates.specificity);
+    add_prop(o, "ppv", &r->rates.ppv);
+    add_prop(o, "npv", &r->rates.npv);
+    add_prop(o, "accuracy", &r->rates.accuracy);
+    cJSON_AddItemToObject(o, "kappa", num(r->kappa));
+    static const char *const pn[] = {"fractured_with_box", "without_peak", "hits", "n"};
+    const size_t pv[] = {r->pg_fractured_box, r->pg_no_peak, r->pointing.x, r->pointing.n};
+    add_counts(o, "pointing_game", pn, pv, 4);
+    cJSON *pg = cJSON_GetObjectItemCaseSensitive(o, "pointing_game");
+    cJSON_AddItemToObject(pg, "rate", num(r->pointing.value));
+    cJSON_AddItemToObject(pg, "ci95", ci95(r->pointing.lo, r->pointing.hi));
+    cJSON_AddStringToObject(pg, "rule",
+                            "hit iff x0-0.1w <= peak_x < x1+0.1w and y0-0.1h <= peak_y < y1+0.1h "
+                            "(w=x1-x0, h=y1-y0; true box half-open); n = fractured images with a "
+                            "box and a peak");
+    return o;
 }
 
 static fx_status write_json(const fx_eval_report *r, const char *results_dir, fx_error *err)
 {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", r->json_path);
+    cJSON *o = report_json(r, results_dir);
+    char *text = o ? cJSON_Print(o) : NULL;
+    cJSON_Delete(o);
+    if (!text)
+        return fx_error_set(err, FX_ERR_NOMEM, "eval: out of memory for eval.json");
     FILE *f = fopen(tmp, "w");
-    if (!f)
+    if (!f) {
+        free(text);
         return fx_error_set(err, FX_ERR_IO, "%s: cannot write: %s (pass --json PATH elsewhere)",
                             tmp, strerror(errno));
-    fputs("{\n  \"fxscreen_version\": ", f);
-    fx_json_str(f, FX_VERSION);
-    fputs(",\n  \"created\": ", f);
-    fx_json_str(f, r->created);
-    fputs(",\n  \"inputs\": {\"results_dir\": ", f);
-    fx_json_str(f, results_dir);
-    fputs(", \"summary_csv\": ", f);
-    fx_json_str(f, r->summary_path);
-    fputs(", \"results_h5\": ", f);
-    fx_json_str(f, r->have_results_h5 ? r->results_h5 : NULL);
-    fputs(", \"labels_csv\": ", f);
-    fx_json_str(f, r->labels_path);
-    fputs("},\n  \"threshold\": ", f);
-    json_num(f, r->threshold);
-    fputs(",\n  \"threshold_source\": ", f);
-    fx_json_str(f, r->threshold_source);
-    fprintf(f,
-            ",\n  \"counts\": {\"summary_rows\": %zu, \"error_rows\": %zu, \"unmatched_rows\": "
-            "%zu, \"duplicate_rows\": %zu, \"matched_by_basename\": %zu, \"label_rows\": %zu, "
-            "\"unmatched_labels\": %zu, \"prediction_mismatch\": %zu, \"evaluated\": %zu, "
-            "\"positives\": %zu, \"negatives\": %zu},\n",
-            r->rows, r->rows_error, r->rows_unmatched, r->rows_duplicate, r->matched_basename,
-            r->labels, r->labels_unmatched, r->prediction_mismatch, r->n, r->auroc.npos,
-            r->auroc.nneg);
-    fputs("  \"auroc\": {\"value\": ", f);
-    json_num(f, r->auroc.auc);
-    fputs(", \"ci95\": [", f);
-    json_num(f, r->auroc.lo);
-    fputs(", ", f);
-    json_num(f, r->auroc.hi);
-    fputs("], \"se\": ", f);
-    json_num(f, r->auroc.se);
-    fputs(", \"ci_method\": \"DeLong variance, Wald interval clipped to [0,1]\"},\n", f);
-    fprintf(f,
-            "  \"confusion_matrix\": {\"tp\": %zu, \"fp\": %zu, \"tn\": %zu, \"fn\": %zu, "
-            "\"matrix\": [[%zu, %zu], [%zu, %zu]], \"layout\": \"rows truth 0,1; columns "
-            "prediction 0,1\"},\n",
-            r->cm.tp, r->cm.fp, r->cm.tn, r->cm.fn, r->cm.tn, r->cm.fp, r->cm.fn, r->cm.tp);
-    json_prop(f, "sensitivity", &r->rates.sensitivity, 0);
-    json_prop(f, "specificity", &r->rates.specificity, 0);
-    json_prop(f, "ppv", &r->rates.ppv, 0);
-    json_prop(f, "npv", &r->rates.npv, 0);
-    json_prop(f, "accuracy", &r->rates.accuracy, 0);
-    fputs("  \"kappa\": ", f);
-    json_num(f, r->kappa);
-    fprintf(f,
-            ",\n  \"pointing_game\": {\"fractured_with_box\": %zu, \"without_peak\": %zu, "
-            "\"hits\": %zu, \"n\": %zu, \"rate\": ",
-            r->pg_fractured_box, r->pg_no_peak, r->pointing.x, r->pointing.n);
-    json_num(f, r->pointing.value);
-    fputs(", \"ci95\": [", f);
-    json_num(f, r->pointing.lo);
-    fputs(", ", f);
-    json_num(f, r->pointing.hi);
-    fputs("], \"rule\": \"hit iff x0-0.1w <= peak_x < x1+0.1w and y0-0.1h <= peak_y < y1+0.1h "
-          "(w=x1-x0, h=y1-y0; true box half-open); n = fractured images with a box and a "
-          "peak\"}\n}\n",
-          f);
+    }
+    fputs(text, f);
+    fputc('\n', f);
+    free(text);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) {
         unlink(tmp);
