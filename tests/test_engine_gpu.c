@@ -438,6 +438,20 @@ static int build_case(int which, opg *o, const char **label)
         opg_node(o, "MatMul", (const char *[]){NULL, opg_const(o, sb, 0)}, 2, NULL, 0);
         break;
     }
+    case 36: {
+        *label = "ReduceMean over axes 1 and 3 (not adjacent)";
+        fx_attr a[] = {INTS("axes", 1, 3), INT("keepdims", 0)};
+        opg_node(o, "ReduceMean", none, 1, a, 2);
+        break;
+    }
+    case 37: {
+        *label = "MatMul A (1, C, 5, H) @ x (2, C, H, W): batch broadcast both ways";
+        fx_graph_destroy(o->g);
+        opg_begin(o, 2, c, h, w);
+        fx_shape sa = {4, {1, c, 5, h}};
+        opg_node(o, "MatMul", (const char *[]){opg_const(o, sa, 0), NULL}, 2, NULL, 0);
+        break;
+    }
     default: fx_graph_destroy(o->g); return 0;
     }
     return 1;

@@ -226,7 +226,7 @@ static void test_lower_binary(void)
 static void test_lower_matmul(void)
 {
     static float a[4000], b[4000], y[4000], want[4000];
-    int supported = 0, refused = 0;
+    int strided = 0, general = 0;
     for (int it = 0; it < 200; it++) {
         int ra = irand(1, 4), rb = irand(1, 4), m = irand(1, 5), k = irand(1, 6), n = irand(1, 5);
         fx_shape sa = {ra, {0}}, sb = {rb, {0}};
@@ -252,21 +252,24 @@ static void test_lower_matmul(void)
         fill(b, fx_shape_numel(&sb));
         CHECK(fx_op_matmul_ref(&p, a, b, want) == FX_OK);
         fx_cu_mm d;
-        if (fx_lower_matmul(&p, &d) != FX_OK) {
-            refused++;
-            continue;
-        }
-        supported++;
+        CHECK(fx_lower_matmul(&p, &d) == FX_OK);
+        general += d.general, strided += !d.general;
         memset(y, 0xff, sizeof(float) * (size_t)fx_shape_numel(&o));
         fx_cu_mm_host(&d, a, b, y);
         CHECK_MSG(d.batch * d.m * d.n == fx_shape_numel(&o) && same(y, want, fx_shape_numel(&o)),
                   "a rank %d b rank %d", ra, rb);
+        /* where one stride per operand is used, it is what the offsets say */
+        for (int64_t i = 0; !d.general && i < d.batch; i++) {
+            int64_t oa, ob;
+            fx_cu_mm_offsets(&d, i, &oa, &ob);
+            CHECK(oa == i * d.stride_a && ob == i * d.stride_b);
+        }
     }
-    CHECK_MSG(supported > 100 && refused > 0, "%d supported, %d refused", supported, refused);
-    /* the mixed broadcast it refuses: a (2, 1, m, k) @ b (1, 3, k, n) */
+    CHECK_MSG(strided > 100 && general > 0, "%d strided, %d general", strided, general);
+    /* batch dims broadcast from both sides: a (2, 1, m, k) @ b (1, 3, k, n) */
     fx_matmul_params mixed = {{4, {2, 1, 2, 3}}, {4, {1, 3, 3, 2}}};
     fx_cu_mm d;
-    CHECK(fx_lower_matmul(&mixed, &d) == FX_ERR_UNSUPPORTED);
+    CHECK(fx_lower_matmul(&mixed, &d) == FX_OK && d.general && d.batch == 6);
 }
 
 static void test_lower_axes(void)
@@ -277,61 +280,44 @@ static void test_lower_axes(void)
     CHECK(o == 2 && l == 3 && in == 35);
     fx_lower_axes3(&x, 2, 3, &o, &l, &in);
     CHECK(o == 6 && l == 35 && in == 1);
-    int lo, hi;
-    fx_reduce_params r = {x, 2, {2, 3}, 1};
-    CHECK(fx_lower_reduce_axes(&r, &lo, &hi) == FX_OK && lo == 2 && hi == 3);
-    r = (fx_reduce_params){x, 2, {-1, -2}, 0};
-    CHECK(fx_lower_reduce_axes(&r, &lo, &hi) == FX_OK && lo == 2 && hi == 3);
-    r = (fx_reduce_params){x, 2, {1, 3}, 1};
-    CHECK(fx_lower_reduce_axes(&r, &lo, &hi) == FX_ERR_UNSUPPORTED);
-    r = (fx_reduce_params){x, 0, {0}, 1};
-    CHECK(fx_lower_reduce_axes(&r, &lo, &hi) == FX_OK && lo == 0 && hi == 3);
-    /* ReduceMean through the descriptor equals the reference */
-    static float v[2 * 3 * 5 * 7], want[64], got[64];
-    fill(v, 210);
-    r = (fx_reduce_params){x, 2, {2, 3}, 1};
-    CHECK(fx_op_reduce_mean_ref(&r, v, want) == FX_OK);
-    fx_lower_axes3(&x, 2, 3, &o, &l, &in);
-    for (int64_t i = 0; i < o * in; i++) { /* the kernel's loop, on the host */
-        double s = 0;
-        for (int64_t j = 0; j < l; j++)
-            s += v[(i / in) * l * in + j * in + i % in];
-        got[i] = (float)(s / (double)l);
+    /* ReduceMean over random sets of axes (none: all) against the reference */
+    static float v[2000], want[2000], got[2000];
+    for (int it = 0; it < 60; it++) {
+        fx_reduce_params r = {rand_shape(irand(1, 5), 5), 0, {0}, irand(0, 1)};
+        for (int a = 0; a < r.x.rank; a++)
+            if (irand(0, 1))
+                r.axes[r.n_axes++] = irand(0, 1) ? a : a - r.x.rank; /* negative too */
+        fill(v, fx_shape_numel(&r.x));
+        fx_shape os;
+        CHECK(fx_reduce_out_shape(&r, &os, NULL) == FX_OK);
+        CHECK(fx_op_reduce_mean_ref(&r, v, want) == FX_OK);
+        fx_cu_red d;
+        CHECK(fx_lower_reduce(&r, &d) == FX_OK && d.n_out == fx_shape_numel(&os));
+        fx_cu_red_host(&d, v, got);
+        CHECK_MSG(same(got, want, d.n_out), "rank %d, %d axes", r.x.rank, r.n_axes);
     }
-    CHECK(same(got, want, o * in));
+    fx_reduce_params twice = {x, 2, {1, -3}, 1}; /* axis 1 named twice */
+    fx_cu_red d;
+    CHECK(fx_lower_reduce(&twice, &d) == FX_ERR_UNSUPPORTED);
 }
 
-static void add_const(fx_graph *g, const char *name, fx_shape s)
-{
-    static float v[4096];
-    fill(v, fx_shape_numel(&s));
-    CHECK(fx_graph_add_constant(g, name, FX_DT_FLOAT, &s, v, &err) == FX_OK);
-}
-
-/* Two nodes the CUDA backend refuses: x (1, 2, 8, 8) -> ReduceMean over
- * axes 1 and 3 (not one run) -> ...; and x -> Reshape (2, 1, 8, 8) ->
- * MatMul with B (1, 3, 8, 4): batch dims broadcast from both sides. */
+/* x -> Relu -> ReduceMean (H, W) -> y: the two op types the test asks the
+ * CUDA backend to refuse (FX_CUDA_REFUSE), since it runs every op that a
+ * prepared graph can hold. */
 static fx_graph *refused_graph(void)
 {
     fx_graph *g = fx_graph_create();
     fx_graph_set_opset(g, 13);
     fx_shape in = {4, {-1, 2, 8, 8}};
     CHECK(fx_graph_add_input(g, "x", FX_DT_FLOAT, &in, &err) == FX_OK);
-    add_const(g, "b4", (fx_shape){4, {1, 3, 8, 4}});
-    int64_t shape[4] = {2, 1, 8, 8};
-    fx_shape s4 = {1, {4}};
-    CHECK(fx_graph_add_constant(g, "shape", FX_DT_INT64, &s4, shape, &err) == FX_OK);
-    int64_t axes[2] = {1, 3};
-    fx_attr ra[1] = {{.name = "axes", .type = FX_ATTR_INTS, .ints = axes, .n = 2}};
-    const char *o1[] = {"r"}, *o2[] = {"f"}, *o3[] = {"y"};
-    CHECK(fx_graph_add_node(g, "mean", "ReduceMean", (const char *[]){"x"}, 1, o1, 1, ra, 1,
-                            &err) == FX_OK);
-    CHECK(fx_graph_add_node(g, "view", "Reshape", (const char *[]){"x", "shape"}, 2, o2, 1, NULL, 0,
-                            &err) == FX_OK);
-    CHECK(fx_graph_add_node(g, "mm", "MatMul", (const char *[]){"f", "b4"}, 2, o3, 1, NULL, 0,
+    int64_t axes[2] = {2, 3};
+    fx_attr ra = {.name = "axes", .type = FX_ATTR_INTS, .ints = axes, .n = 2};
+    const char *o1[] = {"r"}, *o2[] = {"y"};
+    CHECK(fx_graph_add_node(g, "relu", "Relu", (const char *[]){"x"}, 1, o1, 1, NULL, 0, &err) ==
+          FX_OK);
+    CHECK(fx_graph_add_node(g, "mean", "ReduceMean", (const char *[]){"r"}, 1, o2, 1, &ra, 1,
                             &err) == FX_OK);
     CHECK(fx_graph_add_output(g, "y", &err) == FX_OK);
-    CHECK(fx_graph_add_output(g, "r", &err) == FX_OK);
     CHECK_MSG(fx_graph_prepare(g, 1, 8, 8, &err) == FX_OK, "%s", err.msg);
     return g;
 }
@@ -371,11 +357,15 @@ static void test_unsupported_and_fallback(void)
 
     fx_graph *g = refused_graph();
     char why[1024];
+#ifdef FX_HAVE_CUDA
+    CHECK(fx_plan_unsupported(g, FX_DEVICE_CUDA, why, sizeof why) == 0);
+#endif
+    setenv("FX_CUDA_REFUSE", "Softmax,Relu,ReduceMean", 1);
     CHECK(fx_plan_unsupported(g, FX_DEVICE_CPU, why, sizeof why) == 0 && !why[0]);
 #ifdef FX_HAVE_CUDA
     int bad = fx_plan_unsupported(g, FX_DEVICE_CUDA, why, sizeof why);
-    CHECK_MSG(bad == 2 && strstr(why, "ReduceMean (node 'mean'): reduced axes") &&
-                  strstr(why, "MatMul (node 'mm'): batch dims"),
+    CHECK_MSG(bad == 2 && strstr(why, "Relu (node 'relu'): refused by FX_CUDA_REFUSE") &&
+                  strstr(why, "ReduceMean (node 'mean'): refused"),
               "%d: %s", bad, why);
 #endif
     fx_device_kind got;
@@ -400,6 +390,7 @@ static void test_unsupported_and_fallback(void)
     o.device = FX_DEVICE_CPU;
     CHECK(fx_plan_create(g, &o, &p, &err) == FX_OK);
     fx_plan_destroy(p);
+    unsetenv("FX_CUDA_REFUSE");
     fx_graph_destroy(g);
 }
 

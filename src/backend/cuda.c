@@ -37,10 +37,26 @@ static int all_float(const fx_graph *g, const fx_node *n, char *why, size_t cap)
     return 1;
 }
 
+/* FX_CUDA_REFUSE=Op,Op: op types treated as unsupported (the fallback's
+ * tests, and a way round a kernel found wrong in the field). */
+static int refused_by_env(const char *op)
+{
+    const char *list = getenv("FX_CUDA_REFUSE");
+    size_t n = strlen(op);
+    for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : "")
+        if (!strncmp(p, op, n) && (p[n] == ',' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
 static int cu_supports(void *ctx, const fx_graph *g, const fx_node *n, char *why, size_t cap)
 {
     (void)ctx;
     const char *op = n->op_type;
+    if (refused_by_env(op)) {
+        snprintf(why, cap, "refused by FX_CUDA_REFUSE");
+        return 0;
+    }
     if (!all_float(g, n, why, cap))
         return 0;
     if (!strcmp(op, "BatchNormalization")) {
@@ -51,20 +67,12 @@ static int cu_supports(void *ctx, const fx_graph *g, const fx_node *n, char *why
             }
         return 1;
     }
-    if (!strcmp(op, "MatMul")) {
+    if (!strcmp(op, "MatMul") || !strcmp(op, "ReduceMean")) {
         fx_cu_mm d;
-        if (fx_lower_matmul(&n->b.u.mm, &d) != FX_OK) {
-            snprintf(why, cap,
-                     "batch dims broadcast in a mixed way (each operand's must be the "
-                     "output's or all 1)");
-            return 0;
-        }
-        return 1;
-    }
-    if (!strcmp(op, "ReduceMean")) {
-        int lo, hi;
-        if (!n->b.kind_flag && fx_lower_reduce_axes(&n->b.u.red, &lo, &hi) != FX_OK) {
-            snprintf(why, cap, "reduced axes that are not one contiguous run");
+        fx_cu_red r;
+        if (op[0] == 'M' ? fx_lower_matmul(&n->b.u.mm, &d) != FX_OK
+                         : !n->b.kind_flag && fx_lower_reduce(&n->b.u.red, &r) != FX_OK) {
+            snprintf(why, cap, "shapes beyond the kernels' rank");
             return 0;
         }
         return 1;
@@ -192,6 +200,8 @@ static fx_status cu_prepare_node(void *ctx, int s, const fx_node *n, const fx_ex
         return fx_error_set(err, FX_ERR_INTERNAL, "cuda: node %d of %d", s, c->n_nodes);
     if (!strcmp(n->op_type, "Conv"))
         return cu_conv_prepare(c, n, x, &c->nodes[s].conv, err);
+    if (!strcmp(n->op_type, "MatMul"))
+        return cu_matmul_prepare(c, n, x, &c->nodes[s].mm_ptrs, err);
     if (!strcmp(n->op_type, "BatchNormalization")) {
         const fx_graph *g = x->x.g;
         const fx_batchnorm_params *p = &n->b.u.bn;
@@ -326,21 +336,19 @@ static fx_status dispatch(cu_ctx *c, int s, const fx_node *n, const fx_exec_fast
     if (!strcmp(op, "Gemm"))
         return cu_gemm_run(c, n, x, err);
     if (!strcmp(op, "MatMul"))
-        return cu_matmul_run(c, n, x, err);
+        return cu_matmul_run(c, n, x, c->nodes[s].mm_ptrs, err);
     if (!strcmp(op, "Softmax")) {
         int64_t outer, len, inner;
         fx_lower_axes3(&n->b.u.sm.x, n->b.u.sm.axis, n->b.u.sm.axis, &outer, &len, &inner);
         return fx_cu_softmax(c->stream, c->dt, outer, len, inner, in0, out0, err);
     }
     if (!strcmp(op, "ReduceMean")) {
-        int lo, hi;
-        int64_t outer, len, inner;
+        fx_cu_red r;
         if (n->b.kind_flag) /* noop_with_empty_axes */
             return copy_whole(c, n, x, err);
-        if (fx_lower_reduce_axes(&n->b.u.red, &lo, &hi) != FX_OK)
-            return fx_error_set(err, FX_ERR_UNSUPPORTED, "cuda: ReduceMean axes");
-        fx_lower_axes3(&n->b.u.red.x, lo, hi, &outer, &len, &inner);
-        return fx_cu_reduce_mean(c->stream, c->dt, outer, len, inner, in0, out0, err);
+        if (fx_lower_reduce(&n->b.u.red, &r) != FX_OK)
+            return fx_error_set(err, FX_ERR_UNSUPPORTED, "cuda: ReduceMean shapes");
+        return fx_cu_reduce_mean(c->stream, c->dt, &r, in0, out0, err);
     }
     if (!strcmp(op, "Pad"))
         return fx_cu_pad(c->stream, c->dt, &n->b.u.pad, in0, out0, err);
@@ -435,6 +443,7 @@ static void cu_destroy(void *ctx)
     for (int i = 0; i < c->n_nodes; i++) {
         cu_conv_destroy(c->nodes[i].conv);
         cudaFree(c->nodes[i].bn_ab);
+        cudaFree(c->nodes[i].mm_ptrs);
     }
     for (int i = 0; i < c->n_allocs; i++)
         cudaFree(c->allocs[i]);

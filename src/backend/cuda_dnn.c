@@ -248,30 +248,72 @@ fx_status cu_gemm_run(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, fx_err
                    cc ? 1.0f : 0.0f, x->x.out[0], err);
 }
 
-/* numpy.matmul as strided batched products (fx_lower_matmul); with one B
- * for every product the batch folds into M: one plain product. */
-fx_status cu_matmul_run(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, fx_error *err)
+/* A MatMul whose batch dims broadcast from both sides: the matrices' device
+ * addresses, B_i, A_i, Y_i for every product, computed once here (the
+ * arena and the constants do not move) for cublasGemmBatchedEx. */
+fx_status cu_matmul_prepare(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, void ***ptrs,
+                            fx_error *err)
+{
+    fx_cu_mm d;
+    *ptrs = NULL;
+    if (fx_lower_matmul(&n->b.u.mm, &d) != FX_OK || !d.general || d.batch == 0)
+        return FX_OK;
+    size_t es = c->dt == FX_CU_F32 ? 4 : 2, nb = (size_t)d.batch;
+    void **h = malloc(3 * nb * sizeof *h);
+    if (!h)
+        return fx_error_set(err, FX_ERR_NOMEM, "cuda: out of memory");
+    for (int64_t i = 0; i < d.batch; i++) {
+        int64_t oa, ob;
+        fx_cu_mm_offsets(&d, i, &oa, &ob);
+        h[i] = (char *)x->x.in[1] + (size_t)ob * es;
+        h[nb + i] = (char *)x->x.in[0] + (size_t)oa * es;
+        h[2 * nb + i] = (char *)x->x.out[0] + (size_t)(i * d.stride_y) * es;
+    }
+    cudaError_t e = cudaMalloc((void **)ptrs, 3 * nb * sizeof *h);
+    if (e == cudaSuccess)
+        e = cudaMemcpyAsync(*ptrs, h, 3 * nb * sizeof *h, cudaMemcpyHostToDevice, c->stream);
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(c->stream);
+    free(h);
+    CU_CHECK(e);
+    return FX_OK;
+}
+
+/* numpy.matmul: one product when B is one matrix for a contiguous A batch
+ * (the batch folds into M), strided batched products when each operand's
+ * matrices are evenly spaced, else per-matrix pointers (cu_matmul_prepare). */
+fx_status cu_matmul_run(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, void **ptrs,
+                        fx_error *err)
 {
     fx_cu_mm d;
     if (fx_lower_matmul(&n->b.u.mm, &d) != FX_OK)
-        return fx_error_set(err, FX_ERR_UNSUPPORTED, "cuda: MatMul batch broadcast");
+        return fx_error_set(err, FX_ERR_UNSUPPORTED, "cuda: MatMul shapes");
     if (d.k == 0 || d.m == 0 || d.n == 0) /* an empty sum: zeros */
         return fx_cu_gemm_c(c->stream, c->dt, d.batch * d.m, d.n, 0.0f, NULL, 1, 1, x->x.out[0],
                             err);
-    if (d.stride_b == 0 && (d.stride_a == d.m * d.k || d.batch == 1))
+    if (!d.general && d.stride_b == 0 && (d.stride_a == d.m * d.k || d.batch == 1))
         return gemm_rm(c, d.batch * d.m, d.n, d.k, 0, 0, 1.0f, x->x.in[0], x->x.in[1], 0.0f,
                        x->x.out[0], err);
     if (d.m > 0x7fffffff || d.n > 0x7fffffff || d.k > 0x7fffffff || d.batch > 0x7fffffff)
         return fx_error_set(err, FX_ERR_UNSUPPORTED, "cuBLAS: dims over 2^31");
+    if (d.general && !ptrs)
+        return fx_error_set(err, FX_ERR_INTERNAL, "cuda: MatMul without its pointer arrays");
     cudaDataType_t t = blas_type(c->dt);
+    cublasComputeType_t ct =
+        c->prec == FX_PREC_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     const float one = 1.0f, zero = 0.0f;
+    size_t nb = (size_t)d.batch;
     /* column-major: y_i^T (n, m) = b_i^T a_i^T, as gemm_rm */
-    BLAS_CHECK(cublasGemmStridedBatchedEx(
-        c->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)d.n, (int)d.m, (int)d.k, &one, x->x.in[1], t,
-        (int)d.n, d.stride_b, x->x.in[0], t, (int)d.k, d.stride_a, &zero, x->x.out[0], t, (int)d.n,
-        d.stride_y, (int)d.batch,
-        c->prec == FX_PREC_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
-        CUBLAS_GEMM_DEFAULT));
+    if (d.general)
+        BLAS_CHECK(cublasGemmBatchedEx(
+            c->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)d.n, (int)d.m, (int)d.k, &one,
+            (const void *const *)ptrs, t, (int)d.n, (const void *const *)(ptrs + nb), t, (int)d.k,
+            &zero, ptrs + 2 * nb, t, (int)d.n, (int)d.batch, ct, CUBLAS_GEMM_DEFAULT));
+    else
+        BLAS_CHECK(cublasGemmStridedBatchedEx(
+            c->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)d.n, (int)d.m, (int)d.k, &one, x->x.in[1], t,
+            (int)d.n, d.stride_b, x->x.in[0], t, (int)d.k, d.stride_a, &zero, x->x.out[0], t,
+            (int)d.n, d.stride_y, (int)d.batch, ct, CUBLAS_GEMM_DEFAULT));
     return FX_OK;
 }
 #endif

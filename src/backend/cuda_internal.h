@@ -49,8 +49,10 @@ typedef struct cu_conv {
 } cu_conv;
 
 typedef struct cu_node {
-    cu_conv *conv; /* Conv */
-    float *bn_ab;  /* BatchNormalization: 2C device floats (fx_hd_bn_coeffs) */
+    cu_conv *conv;  /* Conv */
+    float *bn_ab;   /* BatchNormalization: 2C device floats (fx_hd_bn_coeffs) */
+    void **mm_ptrs; /* MatMul broadcasting batch dims from both sides: 3 x batch device
+                       pointers (B_i, A_i, Y_i), made at plan time */
 } cu_node;
 
 typedef struct cu_ctx {
@@ -89,7 +91,10 @@ fx_status cu_conv_run(cu_ctx *c, const fx_node *n, const cu_conv *cv, const fx_e
                       fx_error *err);
 void cu_conv_destroy(cu_conv *cv);
 fx_status cu_gemm_run(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, fx_error *err);
-fx_status cu_matmul_run(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, fx_error *err);
+fx_status cu_matmul_prepare(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, void ***ptrs,
+                            fx_error *err);
+fx_status cu_matmul_run(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, void **ptrs,
+                        fx_error *err);
 fx_unary_kind cu_act(fx_act_kind a);
 
 #endif

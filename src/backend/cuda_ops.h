@@ -50,12 +50,27 @@ typedef struct fx_cu_bin {
     char op; /* 'A', 'S', 'M', 'D', 'P' (PRelu) */
 } fx_cu_bin;
 
-/* A MatMul as `batch` products y_i (m, n) = a_i (m, k) b_i (k, n), row-major,
- * each operand's i-th matrix at i * stride (0: the one matrix broadcast). */
+/* A MatMul as `batch` products y_i (m, n) = a_i (m, k) b_i (k, n), row-major.
+ * a_i, b_i: fx_cu_mm_offsets (the batch dims' broadcast strides, bdims /
+ * sa / sb); when !general those are i * stride_a and i * stride_b (stride
+ * 0: one matrix for every product), so one strided call does. */
 typedef struct fx_cu_mm {
     int64_t m, n, k, batch;
     int64_t stride_a, stride_b, stride_y;
+    int general; /* the batch dims broadcast from both sides: per-matrix pointers */
+    int brank;
+    int64_t bdims[FX_CU_MAX_RANK], sa[FX_CU_MAX_RANK], sb[FX_CU_MAX_RANK];
 } fx_cu_mm;
+
+/* A ReduceMean: output element e (over the kept dims, in order) is the
+ * mean of x[fx_hd_offset(e, kept) + fx_hd_offset(r, reduced)] over the
+ * n_red elements r of the reduced dims (double sums). */
+typedef struct fx_cu_red {
+    int nout, nred;
+    int64_t n_out, n_red;
+    int64_t odims[FX_CU_MAX_RANK], ostr[FX_CU_MAX_RANK];
+    int64_t rdims[FX_CU_MAX_RANK], rstr[FX_CU_MAX_RANK];
+} fx_cu_red;
 
 /* ---- lowering (lower.c; C, no CUDA) -------------------------------------- */
 
@@ -75,22 +90,20 @@ fx_status fx_lower_split(const fx_shape *x, int axis, const fx_shape *o, int64_t
 fx_status fx_lower_gather(const fx_shape *d, int axis, int64_t index, int64_t i, int64_t ni,
                           fx_cu_map *m);
 fx_status fx_lower_binary(const fx_binary_params *p, char op, fx_cu_bin *b);
-/* numpy.matmul (1-D operands promoted) where each operand's batch dims are
- * either the output's or all 1 (one matrix for every product); any other
- * broadcast is FX_ERR_UNSUPPORTED. */
+/* numpy.matmul, 1-D operands promoted, any batch broadcast. */
 fx_status fx_lower_matmul(const fx_matmul_params *p, fx_cu_mm *d);
+void fx_cu_mm_offsets(const fx_cu_mm *d, int64_t i, int64_t *off_a, int64_t *off_b);
+/* ReduceMean over any set of axes (none: all). */
+fx_status fx_lower_reduce(const fx_reduce_params *p, fx_cu_red *d);
 /* (outer, len, inner) views of x around axes [lo, hi] (Softmax: lo == hi;
  * ReduceMean over a contiguous run of axes). */
 void fx_lower_axes3(const fx_shape *x, int lo, int hi, int64_t *outer, int64_t *len,
                     int64_t *inner);
-/* ReduceMean's axes as one contiguous run [*lo, *hi]; FX_ERR_UNSUPPORTED
- * (the kernel's limit) otherwise. */
-fx_status fx_lower_reduce_axes(const fx_reduce_params *p, int *lo, int *hi);
-
 /* Host executors of the descriptors: what the kernels compute, on floats. */
 void fx_cu_map_host(const fx_cu_map *m, const float *x, float *y);
 void fx_cu_bin_host(const fx_cu_bin *b, const float *a, const float *bb, float *y);
 void fx_cu_mm_host(const fx_cu_mm *d, const float *a, const float *b, float *y);
+void fx_cu_red_host(const fx_cu_red *d, const float *x, float *y);
 
 /* ---- launchers (the .cu files in kernels/) --------------------------------------------- */
 
@@ -119,9 +132,9 @@ fx_status fx_cu_global_pool(void *stream, fx_cu_dtype dt, int64_t rows, int64_t 
 /* Softmax along len of (outer, len, inner). */
 fx_status fx_cu_softmax(void *stream, fx_cu_dtype dt, int64_t outer, int64_t len, int64_t inner,
                         const void *x, void *y, fx_error *err);
-/* Mean over len of (outer, len, inner) -> (outer, inner). */
-fx_status fx_cu_reduce_mean(void *stream, fx_cu_dtype dt, int64_t outer, int64_t len, int64_t inner,
-                            const void *x, void *y, fx_error *err);
+/* ReduceMean (fx_cu_red). */
+fx_status fx_cu_reduce_mean(void *stream, fx_cu_dtype dt, const fx_cu_red *d, const void *x,
+                            void *y, fx_error *err);
 fx_status fx_cu_pad(void *stream, fx_cu_dtype dt, const fx_pad_params *p, const void *x, void *y,
                     fx_error *err);
 /* n elements from one storage type to another (host float32 uploads, weights). */

@@ -100,21 +100,6 @@ fx_status fx_lower_binary(const fx_binary_params *p, char op, fx_cu_bin *b)
     return FX_OK;
 }
 
-/* Batch product of t's dims before the last two, and whether those dims,
- * right-aligned against the output's batch dims o, equal them. */
-static int64_t batch_of(const fx_shape *t, const fx_shape *o, int *full)
-{
-    int64_t nb = 1, tb = t->rank - 2;
-    *full = tb <= o->rank;
-    for (int i = 0; i < tb; i++) {
-        nb *= t->d[i];
-        *full &= *full && t->d[i] == o->d[i + (o->rank - tb)];
-    }
-    for (int i = 0; *full && i < o->rank - tb; i++) /* t's missing leading dims */
-        *full = o->d[i] == 1;
-    return nb;
-}
-
 fx_status fx_lower_matmul(const fx_matmul_params *p, fx_cu_mm *d)
 {
     fx_shape a = p->a, b = p->b, o = {0, {0}};
@@ -129,15 +114,57 @@ fx_status fx_lower_matmul(const fx_matmul_params *p, fx_cu_mm *d)
     bp.a.rank -= 2, bp.b.rank -= 2;
     if (fx_broadcast_shape(&bp, &o, NULL) != FX_OK || a.d[a.rank - 1] != b.d[b.rank - 2])
         return FX_ERR_UNSUPPORTED;
-    int full_a, full_b;
-    int64_t na = batch_of(&a, &o, &full_a), nb = batch_of(&b, &o, &full_b);
     d->batch = fx_shape_numel(&o);
     d->m = a.d[a.rank - 2], d->k = a.d[a.rank - 1], d->n = b.d[b.rank - 1];
-    if (!(full_a || na == 1) || !(full_b || nb == 1))
-        return FX_ERR_UNSUPPORTED; /* a mixed broadcast of the batch dims */
+    /* Each operand's matrix i: its batch dims' broadcast strides over the
+     * output's batch index, in elements (matrix size included). */
+    d->brank = o.rank;
+    memcpy(d->bdims, o.d, sizeof(int64_t) * (size_t)o.rank);
+    fx_ops_broadcast_strides(&bp.a, o.rank, d->sa);
+    fx_ops_broadcast_strides(&bp.b, o.rank, d->sb);
+    int64_t na = fx_shape_numel(&bp.a), nb = fx_shape_numel(&bp.b);
+    for (int i = 0; i < o.rank; i++)
+        d->sa[i] *= d->m * d->k, d->sb[i] *= d->k * d->n;
+    /* One stride per operand does when its matrices are the output's batch
+     * in order (full) or one matrix for all (broadcast); else the products
+     * need per-matrix pointers (d->general). */
     d->stride_a = na == 1 ? 0 : d->m * d->k;
     d->stride_b = nb == 1 ? 0 : d->k * d->n;
     d->stride_y = d->m * d->n;
+    d->general = !((na == 1 || na == d->batch) && (nb == 1 || nb == d->batch));
+    return FX_OK;
+}
+
+void fx_cu_mm_offsets(const fx_cu_mm *d, int64_t i, int64_t *off_a, int64_t *off_b)
+{
+    *off_a = fx_hd_offset(i, d->brank, d->bdims, d->sa);
+    *off_b = fx_hd_offset(i, d->brank, d->bdims, d->sb);
+}
+
+fx_status fx_lower_reduce(const fx_reduce_params *p, fx_cu_red *d)
+{
+    int r = p->x.rank, red[FX_OPS_MAX_RANK] = {0};
+    memset(d, 0, sizeof *d);
+    if (r < 0 || r > FX_OPS_MAX_RANK || p->n_axes < 0 || p->n_axes > r)
+        return FX_ERR_UNSUPPORTED;
+    for (int i = 0; i < p->n_axes; i++) {
+        int a = p->axes[i] < 0 ? p->axes[i] + r : p->axes[i];
+        if (a < 0 || a >= r || red[a])
+            return FX_ERR_UNSUPPORTED;
+        red[a] = 1;
+    }
+    int64_t st[FX_OPS_MAX_RANK];
+    fx_ops_strides(&p->x, st);
+    d->n_out = d->n_red = 1;
+    for (int i = 0; i < r; i++) {
+        if (p->n_axes == 0 || red[i]) { /* no axes: all of them */
+            d->rdims[d->nred] = p->x.d[i], d->rstr[d->nred++] = st[i];
+            d->n_red *= p->x.d[i];
+        } else {
+            d->odims[d->nout] = p->x.d[i], d->ostr[d->nout++] = st[i];
+            d->n_out *= p->x.d[i];
+        }
+    }
     return FX_OK;
 }
 
@@ -146,31 +173,6 @@ void fx_lower_axes3(const fx_shape *x, int lo, int hi, int64_t *outer, int64_t *
     *outer = *len = *inner = 1;
     for (int i = 0; i < x->rank; i++)
         *(i < lo ? outer : i <= hi ? len : inner) *= x->d[i];
-}
-
-fx_status fx_lower_reduce_axes(const fx_reduce_params *p, int *lo, int *hi)
-{
-    int r = p->x.rank, red[FX_OPS_MAX_RANK] = {0};
-    if (p->n_axes == 0) {
-        *lo = 0, *hi = r - 1;
-        return r > 0 ? FX_OK : FX_ERR_UNSUPPORTED;
-    }
-    for (int i = 0; i < p->n_axes; i++) {
-        int a = p->axes[i] < 0 ? p->axes[i] + r : p->axes[i];
-        if (a < 0 || a >= r)
-            return FX_ERR_UNSUPPORTED;
-        red[a] = 1;
-    }
-    *lo = -1;
-    for (int i = 0; i < r; i++)
-        if (red[i]) {
-            if (*lo < 0)
-                *lo = i;
-            else if (!red[i - 1])
-                return FX_ERR_UNSUPPORTED; /* a gap: not one contiguous run */
-            *hi = i;
-        }
-    return *lo >= 0 ? FX_OK : FX_ERR_UNSUPPORTED;
 }
 
 void fx_cu_map_host(const fx_cu_map *m, const float *x, float *y)
@@ -190,7 +192,9 @@ void fx_cu_bin_host(const fx_cu_bin *b, const float *a, const float *bb, float *
 void fx_cu_mm_host(const fx_cu_mm *d, const float *a, const float *b, float *y)
 {
     for (int64_t i = 0; i < d->batch; i++) {
-        const float *ai = a + i * d->stride_a, *bi = b + i * d->stride_b;
+        int64_t oa, ob;
+        fx_cu_mm_offsets(d, i, &oa, &ob);
+        const float *ai = a + oa, *bi = b + ob;
         float *yi = y + i * d->stride_y;
         for (int64_t r = 0; r < d->m; r++)
             for (int64_t c = 0; c < d->n; c++) {
@@ -199,5 +203,16 @@ void fx_cu_mm_host(const fx_cu_mm *d, const float *a, const float *b, float *y)
                     acc += (double)ai[r * d->k + l] * bi[l * d->n + c];
                 yi[r * d->n + c] = (float)acc;
             }
+    }
+}
+
+void fx_cu_red_host(const fx_cu_red *d, const float *x, float *y)
+{
+    for (int64_t e = 0; e < d->n_out; e++) {
+        int64_t base = fx_hd_offset(e, d->nout, d->odims, d->ostr);
+        double s = 0.0;
+        for (int64_t r = 0; r < d->n_red; r++)
+            s += x[base + fx_hd_offset(r, d->nred, d->rdims, d->rstr)];
+        y[e] = (float)(s / (double)d->n_red);
     }
 }
