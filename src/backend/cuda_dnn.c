@@ -170,16 +170,27 @@ fx_status cu_conv_prepare(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, cu
      * skips tensor-op results and the FFT algorithms, whose rounding error
      * is larger than the 1e-5 fp32 is held to. */
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    int got = 0;
-    DNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
-        c->dnn, cv->x, in, cv->w, x->x.in[1], cv->conv, cv->y, x->x.out[0],
-        CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf, c->dnn_ws, c->dnn_ws_bytes));
+    int got = 0, hit = -1;
+    /* convs of the same shape (ResNet's repeated blocks) are timed once */
+    for (int i = 0; i < c->n_algo && hit < 0; i++)
+        if (!memcmp(&c->algo_cache[i].q, &q, sizeof q))
+            hit = i;
+    if (hit >= 0) {
+        perf[0] = c->algo_cache[hit].perf;
+        got = 1;
+    } else {
+        DNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
+            c->dnn, cv->x, in, cv->w, x->x.in[1], cv->conv, cv->y, x->x.out[0],
+            CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf, c->dnn_ws, c->dnn_ws_bytes));
+    }
     int k = 0;
     while (k < got && !algo_ok(c, &perf[k]))
         k++;
     if (k == got)
         return fx_error_set(err, FX_ERR_DEVICE, "node '%s' (Conv): cuDNN found no algorithm",
                             n->name);
+    if (hit < 0 && c->n_algo < FX_ALGO_CACHE)
+        c->algo_cache[c->n_algo++] = (cu_algo){q, perf[k]};
     cv->algo = perf[k].algo;
     cv->ws_bytes = perf[k].memory;
     /* the math type the algorithm was timed with (cuDNN needs both) */

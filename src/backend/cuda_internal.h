@@ -55,6 +55,13 @@ typedef struct cu_node {
                        pointers (B_i, A_i, Y_i), made at plan time */
 } cu_node;
 
+/* A conv shape (as cuDNN sees it) and the algorithm chosen for it. */
+typedef struct cu_algo {
+    fx_conv2d_params q;
+    cudnnConvolutionFwdAlgoPerf_t perf;
+} cu_algo;
+#define FX_ALGO_CACHE 256
+
 typedef struct cu_ctx {
     int dev;
     fx_precision prec;
@@ -74,6 +81,8 @@ typedef struct cu_ctx {
     int n_nodes;
     void **allocs; /* constants' device copies, freed at destroy */
     int n_allocs, cap_allocs;
+    cu_algo algo_cache[FX_ALGO_CACHE]; /* per plan: shapes already timed */
+    int n_algo;
     int graphs, capturing;
     long long runs; /* finished runs: the first is never captured */
     cudaGraph_t graph;
