@@ -178,7 +178,18 @@ static void chunk(membuf *m, const char *type, const uint8_t *data, uint32_t len
 /* An 8-bit grey w x h PNG built by hand from raw scanlines (filter bytes
  * included) of raw_n bytes, so that its IDAT can say what libpng's writer
  * never would; plte adds a PLTE chunk (critical, wrong in grey). */
+static membuf by_hand_ex(int w, int h, const uint8_t *raw, size_t raw_n, int plte,
+                         const char *extra, int cinfo);
 static membuf by_hand(int w, int h, const uint8_t *raw, size_t raw_n, int plte)
+{
+    return by_hand_ex(w, h, raw, raw_n, plte, NULL, 7);
+}
+
+/* As by_hand; extra: the 4-byte name of an empty ancillary-looking chunk
+ * put after the IDAT; cinfo: the window the zlib header claims (the data
+ * itself is compressed with 32 KiB, FCHECK fixed up). */
+static membuf by_hand_ex(int w, int h, const uint8_t *raw, size_t raw_n, int plte,
+                         const char *extra, int cinfo)
 {
     static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     membuf m = {malloc(8), 8, 8};
@@ -194,7 +205,14 @@ static membuf by_hand(int w, int h, const uint8_t *raw, size_t raw_n, int plte)
     uLongf zn = compressBound(raw_n);
     uint8_t *z = malloc(zn);
     CHECK(compress(z, &zn, raw, raw_n) == Z_OK);
+    if (cinfo != 7) {
+        z[0] = (uint8_t)(cinfo << 4 | 8);
+        z[1] = (uint8_t)(z[1] & 0xe0);
+        z[1] = (uint8_t)(z[1] + (31 - (z[0] * 256 + z[1]) % 31) % 31);
+    }
     chunk(&m, "IDAT", z, (uint32_t)zn);
+    if (extra)
+        chunk(&m, extra, NULL, 0);
     chunk(&m, "IEND", NULL, 0);
     free(z);
     return m;
@@ -238,6 +256,21 @@ static void test_declined(void)
     memcpy(longer, raw, sizeof raw);
     declined("zlib data one row long", by_hand(5, 4, longer, sizeof longer, 0), -1);
     declined("PLTE in a grey image", by_hand(5, 4, raw, sizeof raw, 1), -1);
+    declined("a chunk name that is not letters", by_hand_ex(5, 4, raw, sizeof raw, 0, "ab1d", 7),
+             0);
+    /* a 512-byte window claimed, rows repeating every 10 rows of 101 bytes:
+     * back-references farther than the window (zlib: "too far back") */
+    static uint8_t rep[100 * 101];
+    for (int y = 0; y < 100; y++)
+        for (int x = 0; x < 101; x++)
+            rep[y * 101 + x] = x == 0 ? 0 : (uint8_t)((y % 10) * 37 + x * 11);
+    declined("a zlib window smaller than the data's distances",
+             by_hand_ex(100, 100, rep, sizeof rep, 0, NULL, 1), 0);
+    membuf wide = by_hand_ex(100, 100, rep, sizeof rep, 0, NULL, 7); /* the control */
+    fx_image_info wi = info_of(&wide);
+    static uint8_t wa[100 * 100];
+    CHECK(fx_png_load_fast(wide.b, wide.n, &wi, wa) == FX_OK);
+    free(wide.b);
 }
 
 int main(void)

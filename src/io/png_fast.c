@@ -5,13 +5,20 @@
  * native order).
  *
  * It decodes only files that are plainly valid: every chunk inside the
- * file, CRCs of IHDR, IDAT and IEND right, IDATs consecutive, no critical
- * chunk other than IHDR, IDAT, IEND, the zlib stream (Adler-32 included)
- * exactly one image long, every filter byte 0..4.  Anything else, damage
+ * file with a name of four letters, CRCs of IHDR, IDAT and IEND right,
+ * IDATs consecutive, no critical chunk other than IHDR, IDAT, IEND, the
+ * zlib stream (Adler-32 included) exactly one image long within the window
+ * its header names, every filter byte 0..4.  Anything else, damage
  * included, returns FX_ERR_UNSUPPORTED and png.c decodes the file with
  * libpng, which then reports the damage in its own words: so errors read
  * as before, and pixels of valid files are bit-exact against libpng
- * (tests/test_io.c compares both on every filter type). */
+ * (tests/test_png_fast.c compares both on every filter type).
+ * One known leniency: libdeflate accepts a few deflate encodings zlib
+ * refuses (literal/length symbols 286 and 287 in a fixed-Huffman block,
+ * more than 286 / 30 codes declared in a dynamic block header); a stream
+ * that uses them and still has a matching Adler-32 decodes here where
+ * libpng would stop.  Only a non-conforming encoder writes such streams,
+ * and spotting them would mean parsing the deflate stream a second time. */
 #include <libdeflate.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +117,9 @@ fx_status fx_png_load_fast(const uint8_t *b, size_t n, const fx_image_info *info
     for (;;) {
         if (!chunk_at(b, n, pos, 0, &len, &type))
             return FX_ERR_UNSUPPORTED;
+        for (int i = 4; i < 8; i++) /* libpng: "invalid chunk type" unless letters */
+            if ((b[pos + i] | 0x20) < 'a' || (b[pos + i] | 0x20) > 'z')
+                return FX_ERR_UNSUPPORTED;
         int critical = !(b[pos + 4] & 0x20);
         if (type == CHUNK('I', 'D', 'A', 'T')) {
             if (idat_done || !chunk_at(b, n, pos, 1, &len, &type))
@@ -147,8 +157,13 @@ fx_status fx_png_load_fast(const uint8_t *b, size_t n, const fx_image_info *info
         }
         z = zbuf;
     }
+    /* zlib (so libpng) inflates with the window the header names (CINFO):
+     * a distance past it is an error there, libdeflate ignores CINFO.  A
+     * window that covers the whole image cannot be exceeded. */
+    int cinfo = idat_total >= 2 ? z[0] >> 4 : 8; /* over 7 is invalid: libpng says so */
+    int window_ok = cinfo == 7 || (cinfo < 7 && raw_n <= (size_t)256 << cinfo);
     struct libdeflate_decompressor *d =
-        raw && (n_idat == 1 || zbuf) ? libdeflate_alloc_decompressor() : NULL;
+        raw && (n_idat == 1 || zbuf) && window_ok ? libdeflate_alloc_decompressor() : NULL;
     uint8_t *zero = d ? calloc(1, rb) : NULL; /* the first row's prior */
     size_t got = 0;
     fx_status st = FX_ERR_UNSUPPORTED;
