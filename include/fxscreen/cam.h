@@ -1,10 +1,11 @@
 /* fxscreen: class activation maps (Grad-CAM and friends) on a prepared graph.
  *
  * Three layers, usable separately:
- *   1. fx_grad_*: the gradient dL/dA of L = sum over the batch of one chosen
- *      logit per image w.r.t. a named intermediate tensor A, by reverse-mode
- *      vector-Jacobian products (src/cam/vjp.c) over the nodes between A and
- *      the logits.  Only activations are differentiated, never weights.
+ *   1. fx_grad_* (fxscreen/grad.h, part of the engine): the gradient dL/dA
+ *      of L = sum over the batch of one chosen logit per image w.r.t. a
+ *      named intermediate tensor A, by reverse-mode vector-Jacobian products
+ *      (src/model/vjp.c) over the nodes between A and the logits.  Only
+ *      activations are differentiated, never weights.
  *      When the head after A is global average pooling (or ReduceMean over
  *      H, W), views and one Gemm, the gradient is taken exactly from the
  *      Gemm weights (dA[n,c,:,:] = alpha * W[t_n, c] / (H*W)) and the
@@ -25,6 +26,7 @@
 #ifndef FXSCREEN_CAM_H
 #define FXSCREEN_CAM_H
 
+#include "fxscreen/grad.h"
 #include "fxscreen/graph.h"
 #include "fxscreen/prep.h"
 #include "fxscreen/status.h"
@@ -32,43 +34,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* ---- 1. gradients --------------------------------------------------------- */
-
-typedef struct fx_grad fx_grad;
-
-/* Analyse the prepared graph g (which must outlive the object) for the
- * gradient of graph output 0 w.r.t. the float tensor `layer`.  The logits
- * are output 0, or its producer's input when output 0 comes straight from a
- * Sigmoid or Softmax (the logit of a sigmoid model, not its probability).
- * Errors: FX_ERR_USAGE (no such tensor, or the logits do not depend on it),
- * FX_ERR_UNSUPPORTED naming the first op on the path without a VJP. */
-fx_status fx_grad_create(const fx_graph *g, const char *layer, fx_grad **out, fx_error *err);
-void fx_grad_destroy(fx_grad *gr);
-
-/* Tensor names the forward plan must keep (borrowed from the graph). */
-int fx_grad_num_keep(const fx_grad *gr);
-const char *const *fx_grad_keep(const fx_grad *gr);
-
-/* 1 if the exact GAP + Gemm shortcut applies (see the top comment). */
-int fx_grad_has_shortcut(const fx_grad *gr);
-
-/* Name of the logits tensor, and its classes per image (K; 1 for a
- * one-logit model). */
-const char *fx_grad_logits_name(const fx_grad *gr);
-int fx_grad_num_classes(const fx_grad *gr);
-
-/* Fill every targets[i] < 0 (i < batch) from the plan's last run: the
- * argmax class (first maximum), or 0 (the fracture logit) for a one-logit
- * model.  FX_ERR_USAGE for a target >= K or logits that are not readable. */
-fx_status fx_grad_targets(const fx_grad *gr, const fx_plan *p, int *targets, fx_error *err);
-
-/* dA (A's shape, caller-allocated, overwritten) for the plan's last run
- * (which must keep fx_grad_keep()) and per-image targets in [0, K).
- * use_shortcut = 0 forces the backward pass even where the shortcut
- * applies (tests compare both).  Allocates gradient buffers for the run. */
-fx_status fx_grad_run(const fx_grad *gr, const fx_plan *p, const int *targets, int use_shortcut,
-                      float *dA, fx_error *err);
 
 /* ---- 2. methods ------------------------------------------------------------- */
 

@@ -14,7 +14,7 @@
  *     in the window's scan order (row-major).
  *   - Every function returns FX_ERR_USAGE for inconsistent params, FX_OK
  *     otherwise, and allocates nothing (except fx_vjp_matmul: none either).
- * Internal to src/cam (tests include it through -Isrc). */
+ * Internal to the engine (src/model/grad.c; tests include it through -Isrc). */
 #ifndef FX_CAM_VJP_H
 #define FX_CAM_VJP_H
 

@@ -1,13 +1,13 @@
 /* Reverse-mode gradients of a logit w.r.t. an intermediate tensor: see
- * include/fxscreen/cam.h.  Reads the graph's internals (node params bound
- * at prepare) and the forward values a plan kept. */
+ * include/fxscreen/grad.h.  Part of the engine: reads the graph's internals
+ * (node params bound at prepare) and the forward values a plan kept. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cam/vjp.h"
-#include "fxscreen/cam.h"
+#include "fxscreen/grad.h"
 #include "model/ops_common.h"
+#include "model/vjp.h"
 
 struct fx_grad {
     const fx_graph *g;
@@ -21,6 +21,7 @@ struct fx_grad {
     int n_keep;
     int shortcut; /* region is GAP/ReduceMean -> views -> Gemm */
     int sc_gemm;  /* the Gemm node of the shortcut */
+    float **grad; /* per tensor (need[t]), made by the first backward run; or NULL */
 };
 
 static int is_view(const fx_node *n)
@@ -222,10 +223,19 @@ fail:
     return st;
 }
 
+static void free_grads(fx_grad *gr)
+{
+    for (int t = 0; gr->grad && t < gr->g->n_t; t++)
+        free(gr->grad[t]);
+    free(gr->grad);
+    gr->grad = NULL;
+}
+
 void fx_grad_destroy(fx_grad *gr)
 {
     if (!gr)
         return;
+    free_grads(gr);
     free(gr->need);
     free(gr->region);
     free(gr->keep);
@@ -444,7 +454,24 @@ static fx_status check_kept(const fx_grad *gr, const fx_plan *p, fx_error *err)
     return FX_OK;
 }
 
-fx_status fx_grad_run(const fx_grad *gr, const fx_plan *p, const int *targets, int use_shortcut,
+/* The region's gradient buffers, once (kept until destroy). */
+static fx_status grad_buffers(fx_grad *gr, fx_error *err)
+{
+    const fx_graph *g = gr->g;
+    if (gr->grad)
+        return FX_OK;
+    if (!(gr->grad = calloc((size_t)g->n_t + 1, sizeof(float *))))
+        return fx_error_set(err, FX_ERR_NOMEM, "grad: out of memory");
+    for (int t = 0; t < g->n_t; t++)
+        if (gr->need[t] &&
+            !(gr->grad[t] = malloc(sizeof(float) * ((size_t)fx_shape_numel(&g->t[t].shape) + 1)))) {
+            free_grads(gr);
+            return fx_error_set(err, FX_ERR_NOMEM, "grad: out of memory for '%s'", g->t[t].name);
+        }
+    return FX_OK;
+}
+
+fx_status fx_grad_run(fx_grad *gr, const fx_plan *p, const int *targets, int use_shortcut,
                       float *dA, fx_error *err)
 {
     const fx_graph *g = gr->g;
@@ -458,15 +485,12 @@ fx_status fx_grad_run(const fx_grad *gr, const fx_plan *p, const int *targets, i
         return FX_OK;
     }
     fx_status st = check_kept(gr, p, err);
-    if (st != FX_OK)
+    if (st != FX_OK || (st = grad_buffers(gr, err)) != FX_OK)
         return st;
-    bw_ctx c = {gr, p, calloc((size_t)g->n_t + 1, sizeof(float *))};
-    if (!c.grad)
-        return fx_error_set(err, FX_ERR_NOMEM, "grad: out of memory");
-    for (int t = 0; t < g->n_t && st == FX_OK; t++)
-        if (gr->need[t] &&
-            !(c.grad[t] = calloc((size_t)fx_shape_numel(&g->t[t].shape) + 1, sizeof(float))))
-            st = fx_error_set(err, FX_ERR_NOMEM, "grad: out of memory for '%s'", g->t[t].name);
+    bw_ctx c = {gr, p, gr->grad};
+    for (int t = 0; t < g->n_t; t++) /* the VJPs accumulate into them */
+        if (gr->need[t])
+            memset(c.grad[t], 0, sizeof(float) * (size_t)fx_shape_numel(&g->t[t].shape));
     for (int64_t i = 0; i < batch && st == FX_OK; i++)
         c.grad[gr->seed][i * gr->k + targets[i]] = 1.0f;
     for (int r = gr->n_region - 1; r >= 0 && st == FX_OK; r--) {
@@ -477,8 +501,5 @@ fx_status fx_grad_run(const fx_grad *gr, const fx_plan *p, const int *targets, i
     }
     if (st == FX_OK)
         memcpy(dA, c.grad[gr->layer], (size_t)na * sizeof(float));
-    for (int t = 0; t < g->n_t; t++)
-        free(c.grad[t]);
-    free(c.grad);
     return st;
 }

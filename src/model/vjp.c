@@ -1,7 +1,7 @@
-/* Reference vector-Jacobian products: see src/cam/vjp.h.  Plain loops over
+/* Reference vector-Jacobian products: see src/model/vjp.h.  Plain loops over
  * the same index arithmetic as the forward references in src/ops/; every
  * function accumulates into its gradient outputs. */
-#include "cam/vjp.h"
+#include "model/vjp.h"
 
 #include <math.h>
 #include <string.h>
