@@ -25,11 +25,12 @@ PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ifeq ($(STATIC),1)
   # Static archives of the image/HDF5 stack (from Debian's -dev packages) so the
   # binary runs on a GPU machine without them; libc, libm, libgomp, libstdc++ (libLerc
-  # is C++) and CUDA stay shared.
-  PKG_LIBS := -Wl,-Bstatic $(shell pkg-config --static --libs-only-l libpng libtiff-4 yaml-0.1 libcjson | sed 's/-lm //g; s/-lpthread//g') \
+  # is C++) and CUDA stay shared, and so does cJSON (Debian ships no libcjson.a:
+  # make gpu-bundle carries libcjson.so.1 in build-gpu/lib).
+  PKG_LIBS := -Wl,-Bstatic $(shell pkg-config --static --libs-only-l libpng libtiff-4 yaml-0.1 | sed 's/-lm //g; s/-lpthread//g') \
               -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5 -lsz -laec -lz \
               -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas -lprotobuf-c \
-              -Wl,-Bdynamic -lstdc++ -lgfortran -lcrypto -lcurl -ldl -lm -lpthread
+              -Wl,-Bdynamic -lcjson -lstdc++ -lgfortran -lcrypto -lcurl -ldl -lm -lpthread
 else
   PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 endif
@@ -187,8 +188,9 @@ static:
 GPU_BINS := fxscreen tests/test_engine_gpu tests/test_prep_gpu bench/infer_fx
 gpu-bundle:
 	$(MAKE) STATIC=1 BUILD=build-static $(addprefix build-static/,$(GPU_BINS))
-	rm -rf build-gpu && mkdir -p build-gpu/tests build-gpu/bench
+	rm -rf build-gpu && mkdir -p build-gpu/tests build-gpu/bench build-gpu/lib
 	for b in $(GPU_BINS); do strip -o build-gpu/$$b build-static/$$b; done
+	cp -L $(shell pkg-config --variable=libdir libcjson)/libcjson.so.1 build-gpu/lib/
 	tar cJf build-gpu.tar.xz build-gpu
 	@ls -l build-gpu.tar.xz
 

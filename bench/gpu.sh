@@ -23,7 +23,7 @@ build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/gpu-env.sh
 . "$root/scripts/gpu-env.sh"
-fx_gpu_env
+fx_gpu_env "$build"
 res=${FX_BENCH_RESULTS:-$root/bench/RESULTS.md}
 work=${FX_BENCH_WORK:-$build/bench-gpu}
 batches="1 16 128" precs="fp32 tf32 fp16 bf16"

@@ -2,8 +2,12 @@
 # the binaries link (libcudart, libcublas, libcudnn) findable on a GPU
 # machine whose cuDNN / cuBLAS come from Python wheels rather than from
 # /usr/local/cuda (the nvidia-* packages that PyTorch installs).
-fx_gpu_env() {
+fx_gpu_env() { # [BUILD_DIR]: its lib/ too (make gpu-bundle puts libcjson there)
     local py dirs d
+    if [ -n "${1:-}" ] && [ -d "$1/lib" ]; then
+        d=$(cd "$1/lib" && pwd)
+        LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    fi
     py=$(command -v python3 || true)
     if [ -n "$py" ]; then
         dirs=$("$py" - <<'PY' 2>/dev/null

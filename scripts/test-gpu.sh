@@ -20,7 +20,7 @@ build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/gpu-env.sh
 . "$root/scripts/gpu-env.sh"
-fx_gpu_env
+fx_gpu_env "$build"
 logdir="$build/test-logs"
 mkdir -p "$logdir"
 sanitizer=$(command -v compute-sanitizer || { test -x /usr/local/cuda/bin/compute-sanitizer && echo /usr/local/cuda/bin/compute-sanitizer; } || true)
