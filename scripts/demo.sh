@@ -24,9 +24,14 @@ echo "== fxscreen eval against the ground truth"
 t1=$(date +%s.%N)
 pos=$(awk -F, 'NR>1 && $2=="ok" && $4==1' "$out/run/summary.csv" | wc -l)
 rate=$(sed -n 's/.* in \([0-9.]*\) s.*/\1/p' "$out/run.log" | tail -1)
-fmt3() { if [ -n "$1" ]; then printf '%.3f' "$1"; else printf 'n/a'; fi; }
-auroc=$(sed -n 's/.*"auroc": {"value": \([0-9.]*\).*/\1/p' "$out/run/eval.json" | head -1)
-hit=$(sed -n 's/.*"pointing_game": {[^}]*"rate": \([0-9.]*\).*/\1/p' "$out/run/eval.json" | head -1)
+fmt3() { if [ "$1" != n/a ] && [ -n "$1" ]; then printf '%.3f' "$1"; else printf 'n/a'; fi; }
+# eval.json read as JSON (Debian's python3, a dependency), not matched as text;
+# null or missing prints n/a.
+auroc=n/a hit=n/a
+read -r auroc hit < <(/usr/bin/python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+v = [d["auroc"]["value"], d["pointing_game"]["rate"]]
+print(*["n/a" if x is None else x for x in v])' "$out/run/eval.json" 2>/dev/null) || true
 echo
 echo "summary: 200 images, $pos predicted positive, AUROC $(fmt3 "$auroc"), pointing-game hit rate $(fmt3 "$hit"); run took ${rate:-?} s ($(awk -v s="${rate:-0}" 'BEGIN{if(s>0)printf "%.1f", 200/s; else print "?"}') images/s); whole demo $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", b-a}') s"
 if grep -q "Status: work in progress" models/fxdemo.md 2>/dev/null; then
