@@ -1,7 +1,7 @@
 /* The CUDA backend: one device, one stream, the plan's arena in device
  * memory, weights uploaded once at plan time in the plan's precision, and
- * the forward captured into a CUDA graph on the first run and replayed on
- * every later one.  Convolutions and Gemm go to cuDNN and cuBLAS
+ * the forward run node by node once, captured into a CUDA graph on the
+ * second run and replayed on every later one.  Convolutions and Gemm go to cuDNN and cuBLAS
  * (cuda_dnn.c); every other op to the kernels in kernels/, through the
  * descriptors of cuda_ops.h.  Only compiled with FX_HAVE_CUDA. */
 #ifdef FX_HAVE_CUDA
