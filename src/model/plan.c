@@ -154,8 +154,8 @@ static fx_status reserve(fx_plan *p, fx_error *err)
                             (long long)ws);
     /* Constants every node reads, in the backend's memory; kept tensors'
      * host copies where the arena is not host memory. */
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int k = 0; k < g->nodes[i].n_in; k++) {
+    for (int i = 0; i < g->n_nodes; i++) /* views never run: their shape inputs stay */
+        for (int k = 0; !(g->nodes[i].def->kind & FX_OPK_VIEW) && k < g->nodes[i].n_in; k++) {
             int t = g->nodes[i].in[k];
             if (t >= 0 && g->t[t].kind == FX_T_CONST && !p->cptr[t] &&
                 (st = p->be->constant(p->bectx, &g->t[t], &p->cptr[t], err)) != FX_OK)
@@ -196,9 +196,7 @@ static fx_status create_backend(fx_plan *p, const fx_plan_opts *o, fx_error *err
 {
     fx_backend_cfg cfg = {.device_index = o ? o->device_index : 0,
                           .precision = o ? o->precision : FX_PREC_DEFAULT,
-                          .graphs = !(o && (o->no_graphs || o->profile)),
-                          .threads = p->threads,
-                          .fast = p->fast};
+                          .graphs = !(o && (o->no_graphs || o->profile))};
     fx_device_kind dev = o && o->device == FX_DEVICE_CUDA ? FX_DEVICE_CUDA : FX_DEVICE_CPU;
     if (dev == FX_DEVICE_CUDA && !p->fast)
         return fx_error_set(err, FX_ERR_USAGE, "plan: reference kernels run on the CPU only");
