@@ -165,6 +165,20 @@ static double time_bare(int png, char **paths, int n, uint8_t *buf, size_t cap)
     return now_s() - t0;
 }
 
+/* A file's bytes and header (the image no larger than cap bytes);
+ * FX_OK, or the error in err. */
+static fx_status read_header(const char *path, size_t cap, uint8_t **bytes, size_t *nb,
+                             const fx_loader **ld, fx_image_info *info, fx_error *err)
+{
+    *ld = NULL;
+    fx_status st = fx_read_file(path, 0, bytes, nb, err);
+    if (st == FX_OK)
+        st = fx_decode_header(ld, *bytes, *nb, NULL, info, err);
+    if (st == FX_OK && fx_image_bytes(info) > cap)
+        st = fx_error_set(err, FX_ERR_LIMIT, "larger than the benchmark's buffer");
+    return st;
+}
+
 /* fxscreen's own decode (fx_read_file, header, the loader's load: for
  * these PNGs the libdeflate fast path) into buf, one thread, no prep. */
 static double time_fx(char **paths, int n, uint8_t *buf, size_t cap)
@@ -173,12 +187,11 @@ static double time_fx(char **paths, int n, uint8_t *buf, size_t cap)
     for (int i = 0; i < n; i++) {
         uint8_t *bytes = NULL;
         size_t nb = 0;
-        const fx_loader *ld = NULL;
+        const fx_loader *ld;
         fx_image_info info;
         fx_error err = {0};
-        if (fx_read_file(paths[i], 0, &bytes, &nb, &err) != FX_OK ||
-            fx_decode_header(&ld, bytes, nb, NULL, &info, &err) != FX_OK ||
-            fx_image_bytes(&info) > cap || ld->load(bytes, nb, &info, buf, &err) != FX_OK)
+        if (read_header(paths[i], cap, &bytes, &nb, &ld, &info, &err) != FX_OK ||
+            ld->load(bytes, nb, &info, buf, &err) != FX_OK)
             fprintf(stderr, "decode: fx decode failed on %s: %s\n", paths[i], err.msg);
         free(bytes);
     }
@@ -195,10 +208,8 @@ static void ab_png(char **paths, int n, uint8_t *buf, size_t cap)
     fx_image_info *info = calloc((size_t)n, sizeof *info);
     fx_error err = {0};
     for (int i = 0; i < n; i++) {
-        const fx_loader *ld = NULL;
-        if (fx_read_file(paths[i], 0, &b[i], &nb[i], &err) != FX_OK ||
-            fx_decode_header(&ld, b[i], nb[i], NULL, &info[i], &err) != FX_OK ||
-            fx_image_bytes(&info[i]) > cap) {
+        const fx_loader *ld;
+        if (read_header(paths[i], cap, &b[i], &nb[i], &ld, &info[i], &err) != FX_OK) {
             fprintf(stderr, "decode: %s: %s\n", paths[i], err.msg);
             exit(1);
         }

@@ -66,12 +66,11 @@ typedef struct fx_backend_cfg {
     int device_index;       /* CUDA ordinal */
     fx_precision precision; /* CUDA: FX_PREC_DEFAULT = FX_PREC_GPU_DEFAULT */
     int graphs;             /* CUDA: capture the forward once and replay it */
-    int threads;            /* CPU: OpenMP threads */
-    int fast;               /* CPU: fast kernels (0: the references) */
 } fx_backend_cfg;
 
+/* The CPU backend needs no context (NULL): its kernels take their threads
+ * and scratch from the plan through fx_exec_fast. */
 extern const fx_backend_ops fx_backend_cpu;
-fx_status fx_backend_cpu_create(const fx_backend_cfg *cfg, void **ctx, fx_error *err);
 
 #ifdef FX_HAVE_CUDA
 extern const fx_backend_ops fx_backend_cuda;

@@ -81,6 +81,7 @@ static fx_status conv_descriptors(cu_ctx *c, const fx_conv2d_params *p, cu_conv 
     DNN_CHECK(cudnnCreateActivationDescriptor(&cv->act));
     DNN_CHECK(cudnnSetTensor4dDescriptor(cv->x, CUDNN_TENSOR_NCHW, t, p->n, p->c_in, p->h, p->w));
     DNN_CHECK(cudnnSetTensor4dDescriptor(cv->y, CUDNN_TENSOR_NCHW, t, p->n, p->c_out, oh, ow));
+    cv->spatial = (int64_t)oh * ow;
     DNN_CHECK(cudnnSetTensor4dDescriptor(cv->bias, CUDNN_TENSOR_NCHW, t, 1, p->c_out, 1, 1));
     DNN_CHECK(cudnnSetFilter4dDescriptor(cv->w, t, CUDNN_TENSOR_NCHW, p->c_out, p->c_in / p->groups,
                                          p->kh, p->kw));
@@ -124,9 +125,7 @@ static fx_status conv_exec(cu_ctx *c, const fx_node *n, const cu_conv *cv, const
                                       c->dnn_ws, cv->ws_bytes, &zero, cv->y, y));
     if (!b && !x->ep.residual && x->ep.act == FX_ACT_NONE)
         return FX_OK;
-    int oh, ow;
-    fx_conv2d_out_hw(p, &oh, &ow, NULL);
-    return fx_cu_epilogue(c->stream, c->dt, p->n, p->c_out, (int64_t)oh * ow, b, x->ep.residual,
+    return fx_cu_epilogue(c->stream, c->dt, p->n, p->c_out, cv->spatial, b, x->ep.residual,
                           cu_act(x->ep.act), x->ep.lo, x->ep.hi, y, err);
 }
 

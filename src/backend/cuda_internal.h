@@ -43,6 +43,7 @@ typedef struct cu_conv {
     cudnnActivationDescriptor_t act;
     cudnnConvolutionFwdAlgo_t algo;
     size_t ws_bytes;
+    int64_t spatial;   /* OH x OW: the epilogue kernel's plane */
     int fused;         /* 1: cudnnConvolutionBiasActivationForward runs bias, residual and act */
     int pad_in;        /* asymmetric pads: the input is padded into cu_ctx.pad_ws first */
     fx_pad_params pad; /* ... by this Pad */
