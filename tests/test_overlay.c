@@ -154,6 +154,15 @@ static void check_grey(const fx_image *img, double lo, double hi, int invert)
     }
     CHECK_MSG(bad == 0, "%zu of %zu pixels are not the grey (type %d, invert %d)", bad, n,
               (int)img->info.type, invert);
+    /* fx_overlay_grey is that plane alone. */
+    uint8_t *grey = malloc(n);
+    CHECK(fx_overlay_grey(img, &g, invert, grey, &err) == FX_OK);
+    bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += grey[i] != rgb[3 * i];
+    CHECK_MSG(bad == 0, "fx_overlay_grey: %zu of %zu pixels differ from the overlay's grey", bad,
+              n);
+    free(grey);
     free(heat);
     free(rgb);
     free(v);
@@ -604,6 +613,34 @@ static void test_write_file(void)
     rmdir(dir);
 }
 
+/* fx_png_encode: the bytes decode back (our loader, libpng underneath) to
+ * the same pixels, grey and RGB (RGB via BT.601 luma of equal channels). */
+static void test_png_encode(void)
+{
+    int w = 37, h = 23;
+    uint8_t *g = malloc((size_t)w * h), *rgb = malloc((size_t)w * h * 3), *png = NULL;
+    size_t n = 0;
+    for (int i = 0; i < w * h; i++) {
+        g[i] = (uint8_t)(i * 7 + i / w);
+        rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = g[i];
+    }
+    fx_error err = {0};
+    for (int ch = 1; ch <= 3; ch += 2) {
+        CHECK(fx_png_encode(w, h, ch, ch == 1 ? g : rgb, 3, &png, &n, &err) == FX_OK);
+        fx_image img = {0};
+        CHECK(png && fx_decode_memory(png, n, NULL, &img, &err) == FX_OK);
+        CHECK(img.info.width == w && img.info.height == h && img.info.type == FX_PIX_U8);
+        CHECK(img.pixels && memcmp(img.pixels, g, (size_t)w * h) == 0);
+        fx_image_free(&img);
+        free(png);
+        png = NULL;
+    }
+    CHECK(fx_png_encode(w, h, 2, g, 3, &png, &n, &err) == FX_ERR_USAGE && !png);
+    CHECK(fx_png_encode(w, h, 1, g, 10, &png, &n, &err) == FX_ERR_USAGE && !png);
+    free(g);
+    free(rgb);
+}
+
 int main(void)
 {
     RUN(test_colormap_names);
@@ -616,5 +653,6 @@ int main(void)
     RUN(test_box_outline);
     RUN(test_bad_arguments);
     RUN(test_write_file);
+    RUN(test_png_encode);
     return check_summary();
 }

@@ -102,6 +102,12 @@ fx_status fx_tiff_save(const char *path, const fx_image *img, fx_tiff_compressio
 fx_status fx_png_save_rgb8(const char *path, int width, int height, const uint8_t *rgb,
                            int zlib_level, fx_error *err);
 
+/* An 8-bit grey (channels 1) or RGB (channels 3) PNG encoded into memory:
+ * *out is malloc'd (caller frees), *n its length.  Same encoder settings as
+ * fx_png_save_rgb8 (SUB filter, zlib_level 0..9), so the bytes are
+ * deterministic.  Used for serve's overlays, which never touch the disk. */
+fx_status fx_png_encode(int width, int height, int channels, const uint8_t *px, int zlib_level,
+                        uint8_t **out, size_t *n, fx_error *err);
 #ifdef __cplusplus
 }
 #endif

@@ -87,6 +87,11 @@ fx_status fx_overlay_render(const fx_image *orig, const fx_prep_geom *g, const u
                             int W, const float *bbox, const fx_overlay_opts *o, uint8_t *rgb,
                             fx_error *err);
 
+/* The grey plane alone, as fx_overlay_render computes it under the map:
+ * grey (orig height x width bytes) = the plane windowed with g->win_lo/
+ * win_hi, inverted when asked, x255 rounded.  FX_ERR_USAGE, FX_ERR_NOMEM. */
+fx_status fx_overlay_grey(const fx_image *orig, const fx_prep_geom *g, int invert, uint8_t *grey,
+                          fx_error *err);
 /* Decode src_path (fx_decode_file; max_megapixels as in the config, 0 = no
  * limit), render as fx_overlay_render, and write an 8-bit RGB PNG to out_png
  * through a temporary file in the same directory ("<out_png>.tmp.<pid>.<n>")

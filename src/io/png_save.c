@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fxscreen/loader.h"
@@ -48,29 +49,23 @@ typedef struct png_spec {
     int filters; /* PNG_ALL_FILTERS (libpng's adaptive choice) or one filter */
 } png_spec;
 
-/* Writes spec to path; any failure removes the file, so a truncated PNG
- * never stays behind. */
-static fx_status png_write(const char *path, const png_spec *sp, fx_error *err)
+/* Encodes spec through libpng into f (a file, or a memory stream); 0 on
+ * success, else ctx.msg says why.  The caller closes f. */
+static int png_encode(FILE *f, const png_spec *sp, png_save_ctx *ctx_out, int *nomem)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return fx_error_set(err, FX_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-
     png_save_ctx ctx = {{0}};
     png_structp png =
         png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_save_error, png_save_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
         png_destroy_write_struct(&png, &info);
-        fclose(f);
-        remove(path);
-        return fx_error_set(err, FX_ERR_NOMEM, "%s: cannot allocate libpng state", path);
+        *nomem = 1;
+        return -1;
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        fclose(f);
-        remove(path);
-        return fx_error_set(err, FX_ERR_IO, "%s: libpng: %s", path, ctx.msg[0] ? ctx.msg : "error");
+        snprintf(ctx_out->msg, sizeof ctx_out->msg, "%s", ctx.msg[0] ? ctx.msg : "error");
+        return -1;
     }
     png_init_io(png, f);
     png_set_compression_level(png, sp->zlib_level);
@@ -87,7 +82,25 @@ static fx_status png_write(const char *path, const png_spec *sp, fx_error *err)
         png_write_row(png, sp->rows + (size_t)y * sp->stride);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
+    return 0;
+}
 
+/* Writes spec to path; any failure removes the file, so a truncated PNG
+ * never stays behind. */
+static fx_status png_write(const char *path, const png_spec *sp, fx_error *err)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return fx_error_set(err, FX_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    png_save_ctx ctx = {{0}};
+    int nomem = 0;
+    if (png_encode(f, sp, &ctx, &nomem)) {
+        fclose(f);
+        remove(path);
+        if (nomem)
+            return fx_error_set(err, FX_ERR_NOMEM, "%s: cannot allocate libpng state", path);
+        return fx_error_set(err, FX_ERR_IO, "%s: libpng: %s", path, ctx.msg);
+    }
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) {
         remove(path);
@@ -135,4 +148,45 @@ fx_status fx_png_save_rgb8(const char *path, int width, int height, const uint8_
     png_spec sp = {width,      height,        8, PNG_COLOR_TYPE_RGB, rgb, (size_t)width * 3,
                    zlib_level, PNG_FILTER_SUB};
     return png_write(path, &sp, err);
+}
+
+/* The same encoders into memory (open_memstream: the stream grows as libpng
+ * writes; nothing touches the disk). */
+static fx_status png_to_memory(const png_spec *sp, uint8_t **out, size_t *n, fx_error *err)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    *out = NULL, *n = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return fx_error_set(err, FX_ERR_NOMEM, "png encode: out of memory");
+    png_save_ctx ctx = {{0}};
+    int nomem = 0, bad = png_encode(f, sp, &ctx, &nomem);
+    if (fclose(f) != 0 || bad) {
+        free(buf);
+        return fx_error_set(err, FX_ERR_NOMEM, "png encode: %s", nomem ? "out of memory" : ctx.msg);
+    }
+    *out = (uint8_t *)buf, *n = len;
+    return FX_OK;
+}
+
+fx_status fx_png_encode(int width, int height, int channels, const uint8_t *px, int zlib_level,
+                        uint8_t **out, size_t *n, fx_error *err)
+{
+    if (!px || !out || !n || width <= 0 || height <= 0 || (channels != 1 && channels != 3))
+        return fx_error_set(err, FX_ERR_USAGE, "png encode: no image, or not grey/RGB");
+    if (zlib_level < 0 || zlib_level > 9)
+        return fx_error_set(err, FX_ERR_USAGE, "png encode: zlib level %d is not in 0..9",
+                            zlib_level);
+    if (width > 0x7fffffff / 3 || (uint64_t)width * (uint64_t)height > (1u << 30))
+        return fx_error_set(err, FX_ERR_LIMIT, "png encode: image too large");
+    png_spec sp = {width,
+                   height,
+                   8,
+                   channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
+                   px,
+                   (size_t)width * (size_t)channels,
+                   zlib_level,
+                   PNG_FILTER_SUB};
+    return png_to_memory(&sp, out, n, err);
 }

@@ -245,6 +245,41 @@ fx_status fx_overlay_render(const fx_image *orig, const fx_prep_geom *g, const u
     return FX_OK;
 }
 
+fx_status fx_overlay_grey(const fx_image *orig, const fx_prep_geom *g, int invert, uint8_t *grey,
+                          fx_error *err)
+{
+    if (!orig || !orig->pixels || !g || !grey)
+        return fx_error_set(err, FX_ERR_USAGE, "overlay: NULL argument");
+    const int w = orig->info.width, h = orig->info.height;
+    const fx_pixtype t = orig->info.type;
+    const size_t n = (size_t)w * (size_t)h;
+    if (w < 1 || h < 1 || (t != FX_PIX_U8 && t != FX_PIX_U16 && t != FX_PIX_F32))
+        return fx_error_set(err, FX_ERR_USAGE, "overlay: bad image %d x %d type %d", w, h, (int)t);
+    if (t == FX_PIX_F32) {
+        float *v = malloc(n * sizeof *v);
+        if (!v)
+            return fx_error_set(err, FX_ERR_NOMEM, "overlay: out of memory (%d x %d image)", w, h);
+        fx_prep_window(orig, g->win_lo, g->win_hi, v);
+        for (size_t i = 0; i < n; i++)
+            grey[i] = unit_to_u8(invert ? 1.0f - v[i] : v[i]);
+        free(v);
+        return FX_OK;
+    }
+    uint8_t *lut = malloc(65536);
+    if (!lut || grey_lut(t, g->win_lo, g->win_hi, invert, lut)) {
+        free(lut);
+        return fx_error_set(err, FX_ERR_NOMEM, "overlay: out of memory (%d x %d image)", w, h);
+    }
+    if (t == FX_PIX_U8)
+        for (size_t i = 0; i < n; i++)
+            grey[i] = lut[((const uint8_t *)orig->pixels)[i]];
+    else
+        for (size_t i = 0; i < n; i++)
+            grey[i] = lut[((const uint16_t *)orig->pixels)[i]];
+    free(lut);
+    return FX_OK;
+}
+
 fx_status fx_overlay_write_file(const char *src_path, double max_megapixels, const fx_prep_geom *g,
                                 const uint8_t *heat, int H, int W, const float *bbox,
                                 const fx_overlay_opts *o, const char *out_png, fx_error *err)
