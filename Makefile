@@ -21,6 +21,12 @@ CUDA    ?= auto
 VERSION := 0.1.0
 
 PKGS        := libpng libtiff-4 yaml-0.1 hdf5 openblas libprotobuf-c libdeflate zlib libcjson
+# `serve` (libmicrohttpd, OpenSSL's base64) is left out of static builds: the GPU
+# machine has no libmicrohttpd/GnuTLS, and Debian ships no static GnuTLS.
+SERVE       ?= $(if $(filter 1,$(STATIC)),0,1)
+ifeq ($(SERVE),1)
+  PKGS      += libmicrohttpd libcrypto
+endif
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ifeq ($(STATIC),1)
   # Static archives of the image/HDF5 stack (from Debian's -dev packages) so the
@@ -63,6 +69,10 @@ endif
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
 LIB_SRC  := $(filter-out src/cli/%,$(LIB_SRC)) $(BUILD)/gen/onnx.pb-c.c
+ifneq ($(SERVE),1)
+  LIB_SRC  := $(filter-out src/serve/%,$(LIB_SRC))
+  BASE_CFLAGS += -DFX_NO_SERVE
+endif
 CLI_SRC  := $(wildcard src/cli/*.c)
 CU_SRC   := $(if $(NVCC),$(wildcard kernels/*.cu))
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -114,6 +124,10 @@ $(LIB_OBJ) $(ASAN_OBJ): | $(BUILD)/gen/onnx.pb-c.h
 # The fast-path ops: their AVX2 clones (FX_SIMD_CLONES) may fuse a*b + c.
 FAST_OPS_OBJ := $(patsubst %,$(BUILD)/obj/src/ops/%.o,conv_fast depthwise winograd ops_fast)
 $(FAST_OPS_OBJ): ALL_CFLAGS += -ffp-contract=fast
+
+# The web app is embedded by .incbin (src/serve/assets.c): rebuild when it changes.
+SERVE_WEB := $(wildcard src/serve/web/*)
+$(BUILD)/obj/src/serve/assets.o $(ASAN_DIR)/obj/src/serve/assets.o: $(SERVE_WEB)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)

@@ -30,4 +30,7 @@ int fx_cmd_run(int argc, char **argv);
 /* `fxscreen eval`: screening statistics of a run's results against labels.csv (cmd_eval.c). */
 int fx_cmd_eval(int argc, char **argv);
 
+/* `fxscreen serve`: the web app and REST API (cmd_serve.c). */
+int fx_cmd_serve(int argc, char **argv);
+
 #endif

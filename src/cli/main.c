@@ -15,6 +15,8 @@ static const struct {
     {"model", fx_cmd_model, "inspect an ONNX model (info) or run it on an HDF5 batch (run)"},
     {"run", fx_cmd_run,
      "screen images: model + Grad-CAM into results.h5 and summary.csv (--resume)"},
+    {"serve", fx_cmd_serve,
+     "the web app and REST API: upload an X-ray, get prediction, confidence, overlay"},
     {"eval", fx_cmd_eval,
      "score a run's results against labels: AUROC, sens/spec, kappa, pointing game"},
 };

@@ -1,0 +1,205 @@
+/* fxscreen serve: argument parsing and signals; the server is
+ * fx_serve_start() (include/fxscreen/serve.h). */
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "fxscreen/cam.h"
+#include "fxscreen/serve.h"
+
+#ifdef FX_NO_SERVE
+int fx_cmd_serve(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    fprintf(stderr, "serve: this build has no server (static builds leave libmicrohttpd out); "
+                    "use the regular build (make)\n");
+    return FX_EXIT_USAGE;
+}
+#else
+
+extern char **environ;
+
+static void serve_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: fxscreen serve --model M.onnx [options]\n"
+            "Serves the web app at / and the REST API (POST /api/predict, GET /api/results/ID,\n"
+            "/api/model, /api/health, /api/ready, /metrics; described at /openapi.json).\n"
+            "  --model M         ONNX classifier, as for `fxscreen run`\n"
+            "  --config C        sidecar YAML (default: M.yaml beside the model if it exists)\n"
+            "  --listen A:P      address and port (default 127.0.0.1:8080; [::1]:8080 for IPv6;\n"
+            "                    0.0.0.0:8080 for every interface; port 0: any free port)\n"
+            "  --open            listen on a free loopback port and open the default browser\n"
+            "  --device D        auto (default), cpu, cuda or cuda:N\n"
+            "  --precision P     the GPU's arithmetic: fp32 (default), tf32, fp16, bf16\n"
+            "  --method M        CAM method (default: the config's, else gradcam)\n"
+            "  --layer NAME      CAM layer (default: the config's, else the suggested one)\n"
+            "  --threshold T     prediction = probability >= T (default: the config's, else 0.5)\n"
+            "  --max-batch N     images per engine batch (default 8, 1..256)\n"
+            "  --max-wait-ms MS  how long a batch waits to fill (default 5)\n"
+            "  --queue N         images waiting for the engine before 503 (default 256)\n"
+            "  --threads N       HTTP worker threads: decode, preprocess, overlays\n"
+            "                    (default: online cores)\n"
+            "  --max-upload MB   largest image upload in MiB (default 256)\n"
+            "  --result-ttl S    seconds results stay retrievable (default 600)\n"
+            "  --result-memory MB  memory for kept results in MiB (default 1024)\n"
+            "SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.\n"
+            "Nothing uploaded is written to disk.  Research software: not for clinical use.\n");
+}
+
+/* Splits "HOST:PORT" or "[V6]:PORT" into host (in buf) and port. */
+static int parse_listen(const char *s, char *buf, size_t n, int *port)
+{
+    const char *colon;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':' || (size_t)(close - s - 1) >= n)
+            return 0;
+        memcpy(buf, s + 1, (size_t)(close - s - 1));
+        buf[close - s - 1] = 0;
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || (size_t)(colon - s) >= n)
+            return 0;
+        memcpy(buf, s, (size_t)(colon - s));
+        buf[colon - s] = 0;
+    }
+    return buf[0] && fx_cli_parse_int(colon + 1, 0, 65535, port);
+}
+
+int fx_cmd_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"config", required_argument, 0, 'c'},
+                                         {"listen", required_argument, 0, 'L'},
+                                         {"open", no_argument, 0, 'O'},
+                                         {"device", required_argument, 0, 'd'},
+                                         {"precision", required_argument, 0, 'P'},
+                                         {"method", required_argument, 0, 'M'},
+                                         {"layer", required_argument, 0, 'l'},
+                                         {"threshold", required_argument, 0, 'T'},
+                                         {"max-batch", required_argument, 0, 'b'},
+                                         {"max-wait-ms", required_argument, 0, 'w'},
+                                         {"queue", required_argument, 0, 'q'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"max-upload", required_argument, 0, 'u'},
+                                         {"result-ttl", required_argument, 0, 'e'},
+                                         {"result-memory", required_argument, 0, 'r'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    fx_serve_opts o;
+    fx_serve_opts_default(&o);
+    char host[256] = "127.0.0.1", *end;
+    int open_browser = 0, c, v;
+    fx_error err = {0};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:c:L:d:P:M:l:T:b:w:q:t:u:e:r:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o.model = optarg; break;
+        case 'c': o.config = optarg; break;
+        case 'l': o.layer = optarg; break;
+        case 'O': open_browser = 1; break;
+        case 'L':
+            if (!parse_listen(optarg, host, sizeof host, &o.port)) {
+                fprintf(stderr, "serve: --listen '%s': give ADDRESS:PORT, such as "
+                                "127.0.0.1:8080 or [::1]:8080\n",
+                        optarg);
+                return FX_EXIT_USAGE;
+            }
+            break;
+        case 'd':
+            if (!fx_cli_device("serve", optarg, &o.device, &o.device_index))
+                return FX_EXIT_USAGE;
+            break;
+        case 'P':
+            if (!fx_cli_precision("serve", optarg, &o.precision))
+                return FX_EXIT_USAGE;
+            break;
+        case 'M': {
+            fx_cam_method cm;
+            if (fx_cam_method_parse(optarg, &cm, &err) != FX_OK) {
+                fprintf(stderr, "serve: --method: %s\n", err.msg);
+                return FX_EXIT_USAGE;
+            }
+            o.method = (int)cm;
+            break;
+        }
+        case 'T':
+            o.threshold = strtod(optarg, &end);
+            if (*end || !(o.threshold >= 0.0 && o.threshold <= 1.0)) {
+                fprintf(stderr, "serve: --threshold '%s': want a number in [0, 1]\n", optarg);
+                return FX_EXIT_USAGE;
+            }
+            break;
+#define INT_OPT(ch, name, lo, hi, dst)                                                             \
+    case ch:                                                                                       \
+        if (!fx_cli_parse_int(optarg, lo, hi, &v)) {                                               \
+            fprintf(stderr, "serve: --" name " '%s': give %d..%d\n", optarg, lo, hi);              \
+            return FX_EXIT_USAGE;                                                                  \
+        }                                                                                          \
+        dst;                                                                                       \
+        break;
+            INT_OPT('b', "max-batch", 1, 256, o.max_batch = v)
+            INT_OPT('w', "max-wait-ms", 0, 10000, o.max_wait_ms = v)
+            INT_OPT('q', "queue", 1, 1000000, o.queue_max = v)
+            INT_OPT('t', "threads", 0, 1024, o.threads = v)
+            INT_OPT('u', "max-upload", 1, 65536, o.max_upload = (size_t)v << 20)
+            INT_OPT('e', "result-ttl", 1, 86400 * 7, o.result_ttl_s = v)
+            INT_OPT('r', "result-memory", 1, 1 << 20, o.result_memory = (size_t)v << 20)
+#undef INT_OPT
+        case 'h': serve_usage(stdout); return FX_EXIT_OK;
+        default: serve_usage(stderr); return FX_EXIT_USAGE;
+        }
+    }
+    if (!o.model || optind != argc) {
+        fprintf(stderr, "serve: %s; usage: fxscreen serve --model M.onnx [--listen A:P]\n",
+                !o.model ? "--model M.onnx is required" : "unexpected arguments");
+        return FX_EXIT_USAGE;
+    }
+    if (open_browser) {
+        snprintf(host, sizeof host, "127.0.0.1");
+        o.port = 0;
+    }
+    o.host = host;
+    o.log = stderr;
+    /* SIGINT/SIGTERM blocked before any thread starts (they inherit the
+     * mask), then taken synchronously by sigwait below. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    fx_serve *s;
+    fx_status st = fx_serve_start(&o, &s, &err);
+    if (st != FX_OK) {
+        fprintf(stderr, "serve: %s\n", err.msg);
+        return st == FX_ERR_NOMEM || st == FX_ERR_INTERNAL ? FX_EXIT_FAIL : FX_EXIT_USAGE;
+    }
+    char url[300];
+    snprintf(url, sizeof url, strchr(host, ':') ? "http://[%s]:%d/" : "http://%s:%d/", host,
+             fx_serve_port(s));
+    printf("fxscreen serve: listening on %s\n", url);
+    fflush(stdout);
+    if (open_browser) {
+        char *args[] = {"xdg-open", url, NULL};
+        pid_t pid;
+        if (posix_spawnp(&pid, "xdg-open", NULL, NULL, args, environ) != 0)
+            fprintf(stderr, "serve: could not start xdg-open; open %s yourself\n", url);
+    }
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "serve: %s: finishing the requests in flight\n",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    fx_serve_stop(s, 30.0);
+    fprintf(stderr, "serve: stopped\n");
+    return FX_EXIT_OK;
+}
+#endif

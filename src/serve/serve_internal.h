@@ -1,0 +1,171 @@
+/* Internals of `fxscreen serve` (include/fxscreen/serve.h): the server
+ * (server.c: libmicrohttpd, routes, answers), the batcher (batcher.c: the
+ * queue and the engines), the results store (store.c), the metrics
+ * (metrics.c), the predict route (predict.c) and the embedded web assets
+ * (assets.c).  Prefix sv_. */
+#ifndef FX_SERVE_INTERNAL_H
+#define FX_SERVE_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "fxscreen/image.h"
+#include "fxscreen/prep.h"
+#include "fxscreen/runjob.h"
+#include "fxscreen/screen.h"
+#include "fxscreen/serve.h"
+
+/* ---- metrics (metrics.c) ------------------------------------------------------- */
+
+enum { SV_ROUTE_OTHER = 0, SV_ROUTES_MAX = 16 };
+#define SV_STATUS_CODES    12 /* 200 201 204 400 404 405 413 415 422 429 500 503 */
+#define SV_LATENCY_BUCKETS 12
+#define SV_BATCH_BUCKETS   9
+
+typedef struct sv_metrics {
+    const char *route_name[SV_ROUTES_MAX]; /* label values; [0] "other" */
+    int nroutes;
+    atomic_ulong requests[SV_ROUTES_MAX][SV_STATUS_CODES];
+    atomic_ulong latency[SV_LATENCY_BUCKETS + 1]; /* per bucket; last = +Inf */
+    atomic_ulong latency_us, latency_n;
+    atomic_ulong batch[SV_BATCH_BUCKETS + 1];
+    atomic_ulong batch_images, batch_n;
+    atomic_long queue_depth;
+    atomic_ulong images, image_errors;
+    atomic_ulong results, result_bytes; /* gauges, set by the store */
+} sv_metrics;
+
+void sv_metrics_request(sv_metrics *m, int route, int status, double seconds);
+void sv_metrics_batch(sv_metrics *m, int n);
+/* Prometheus text exposition format 0.0.4; caller frees. */
+char *sv_metrics_text(const sv_metrics *m);
+
+/* ---- results store (store.c) ---------------------------------------------------- */
+
+#define SV_ID_LEN 32 /* hex characters */
+
+typedef struct sv_store sv_store;
+sv_store *sv_store_create(double ttl_s, size_t max_bytes, sv_metrics *m);
+void sv_store_destroy(sv_store *s);
+/* Takes ownership of json (text), overlay and image (PNG bytes) on success
+ * and on failure alike.  Drops expired entries and, past max_bytes, the
+ * oldest.  0, or -1 when out of memory. */
+int sv_store_put(sv_store *s, const char *id, char *json, uint8_t *overlay, size_t overlay_n,
+                 uint8_t *image, size_t image_n);
+/* What: 0 the JSON, 1 the overlay PNG, 2 the image PNG.  A malloc'd copy
+ * (caller frees) or NULL when the id is unknown or expired. */
+uint8_t *sv_store_get(sv_store *s, const char *id, int what, size_t *n);
+/* A fresh random id (SV_ID_LEN hex characters + NUL). */
+void sv_new_id(char id[SV_ID_LEN + 1]);
+
+/* ---- batcher (batcher.c) --------------------------------------------------------- */
+
+/* One image waiting for, then leaving, the engine. */
+typedef struct sv_job {
+    const float *x; /* (C, H, W), the request's */
+    fx_prep_geom geom;
+    /* Outputs, room owned by the request. */
+    float *score, *classes; /* (S), (K) */
+    uint8_t *heat;          /* (H, W) */
+    float prob, peak[2], bbox[4];
+    int8_t pred;
+    /* State, under the batcher's lock. */
+    int done;     /* 1 once the outputs are final */
+    fx_status st; /* the engine's status */
+    char err[256];
+    double queued_s, engine_s; /* seconds in the queue, in the engine batch */
+    int batch_n;               /* the size of the batch it ran in */
+    struct MHD_Connection *conn;
+    struct sv_job *next;
+} sv_job;
+
+typedef struct sv_batcher sv_batcher;
+
+/* Engines at batch sizes 1, 2, 4, ... max_batch (max_batch included). */
+fx_status sv_batcher_create(const fx_serve_opts *o, const char *config, const fx_prep_config *pc,
+                            fx_run_config *eff, sv_metrics *m, sv_batcher **out, fx_error *err);
+/* Finishes every queued job (their connections are resumed), then stops. */
+void sv_batcher_destroy(sv_batcher *b);
+/* Queue j (its connection suspended by the caller); the batcher resumes the
+ * connection once j is done.  -1 when the queue is full or closing (nothing
+ * queued). */
+int sv_batcher_submit(sv_batcher *b, sv_job *j);
+/* Whether j is done (under the lock). */
+int sv_batcher_done(sv_batcher *b, const sv_job *j);
+/* The engine at max batch (shapes, identity). */
+const fx_screen *sv_batcher_engine(const sv_batcher *b);
+long sv_batcher_depth(sv_batcher *b);
+
+/* ---- the server (server.c) -------------------------------------------------------- */
+
+struct fx_serve {
+    fx_serve_opts o;
+    char *model_path, *config_path, *model_name;
+    fx_prep_config pc;
+    fx_run_config eff;
+    char *effective_yaml;
+    int C, H, W, S, K;
+    sv_batcher *batcher;
+    sv_store *store;
+    sv_metrics metrics;
+    struct MHD_Daemon *d;
+    int port;
+    atomic_int ready, stopping;
+};
+
+/* Per request (MHD's con_cls), freed when the request completes. */
+typedef struct sv_req {
+    int route; /* index in the route table; -1 none */
+    double t0;
+    fx_serve *srv;
+    /* The body. */
+    uint8_t *body;
+    size_t n, cap;
+    int kind; /* SV_BODY_* */
+    struct MHD_PostProcessor *pp;
+    int form_vis; /* return_visualization from a form field: -1 not given */
+    /* predict */
+    int phase; /* 0 receiving, 1 in the engine, 2 answered */
+    sv_job job;
+    fx_image img;
+    float *x;
+    int want_vis;
+    int queue_full;
+} sv_req;
+
+enum { SV_BODY_NONE = 0, SV_BODY_RAW, SV_BODY_MULTIPART, SV_BODY_JSON };
+
+/* Answers: a JSON body (cJSON, deleted here), an error {"error","detail"},
+ * or bytes (copied).  Each counts in the metrics.  MHD_YES/MHD_NO. */
+enum MHD_Result sv_answer_json(struct MHD_Connection *c, sv_req *r, int status, cJSON *body);
+enum MHD_Result sv_answer_error(struct MHD_Connection *c, sv_req *r, int status,
+                                const char *error, const char *detail_fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+enum MHD_Result sv_answer_bytes(struct MHD_Connection *c, sv_req *r, int status, const char *type,
+                                const void *data, size_t n, int take);
+
+/* ---- predict (predict.c) ----------------------------------------------------------- */
+
+/* The first call of POST /api/predict: content type and length checked,
+ * the body reader set up.  MHD_YES and r->kind set, or an answer queued. */
+enum MHD_Result sv_predict_begin(struct MHD_Connection *c, sv_req *r);
+/* A piece of the body. */
+enum MHD_Result sv_predict_data(struct MHD_Connection *c, sv_req *r, const char *data, size_t n);
+/* The body is complete, or the engine is done: next step or the answer. */
+enum MHD_Result sv_predict_finish(struct MHD_Connection *c, sv_req *r);
+void sv_predict_free(sv_req *r);
+
+/* ---- embedded assets (assets.c) ---------------------------------------------------- */
+
+typedef struct sv_asset {
+    const char *path, *type;
+    const unsigned char *data;
+    size_t n;
+} sv_asset;
+/* The asset at a URL path ("/" is index.html), or NULL. */
+const sv_asset *sv_asset_find(const char *path);
+
+#endif

@@ -1,0 +1,409 @@
+/* fxscreen serve: libmicrohttpd glue, the route table and the small routes.
+ * See include/fxscreen/serve.h for the threads and README for the API. */
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fxscreen/cam.h"
+#include "fxscreen/fsutil.h"
+#include "serve/serve_internal.h"
+
+void fx_serve_opts_default(fx_serve_opts *o)
+{
+    *o = (fx_serve_opts){.host = "127.0.0.1",
+                         .port = 8080,
+                         .method = -1,
+                         .threshold = NAN,
+                         .max_batch = 8,
+                         .max_wait_ms = 5,
+                         .queue_max = 256,
+                         .max_upload = (size_t)256 << 20,
+                         .result_ttl_s = 600,
+                         .result_memory = (size_t)1 << 30};
+}
+
+/* ---- answers ------------------------------------------------------------------------ */
+
+static enum MHD_Result answer(struct MHD_Connection *c, sv_req *r, int status, const char *type,
+                              struct MHD_Response *resp)
+{
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", type);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (status == 405 && r && r->route >= 0)
+        MHD_add_response_header(resp, "Allow", r->route == 1 ? "POST" : "GET, HEAD");
+    if (status == 503 || status == 429)
+        MHD_add_response_header(resp, "Retry-After", "1");
+    enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    if (r) {
+        sv_metrics_request(&r->srv->metrics, r->route < 0 ? 0 : r->route + 1, status,
+                           fx_now_s() - r->t0);
+        r->phase = 2;
+    }
+    return ok;
+}
+
+enum MHD_Result sv_answer_bytes(struct MHD_Connection *c, sv_req *r, int status, const char *type,
+                                const void *data, size_t n, int take)
+{
+    struct MHD_Response *resp =
+        take ? MHD_create_response_from_buffer_with_free_callback(n, (void *)data, free)
+             : MHD_create_response_from_buffer(n, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (!resp && take)
+        free((void *)data);
+    return answer(c, r, status, type, resp);
+}
+
+enum MHD_Result sv_answer_json(struct MHD_Connection *c, sv_req *r, int status, cJSON *body)
+{
+    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+    cJSON_Delete(body);
+    if (!text) {
+        static const char oom[] = "{\"error\":\"internal\",\"detail\":\"out of memory\"}";
+        return sv_answer_bytes(c, r, 500, "application/json", oom, sizeof oom - 1, 0);
+    }
+    return sv_answer_bytes(c, r, status, "application/json", text, strlen(text), 1);
+}
+
+enum MHD_Result sv_answer_error(struct MHD_Connection *c, sv_req *r, int status,
+                                const char *error, const char *detail_fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, detail_fmt);
+    vsnprintf(detail, sizeof detail, detail_fmt, ap);
+    va_end(ap);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", error);
+    cJSON_AddStringToObject(o, "detail", detail);
+    return sv_answer_json(c, r, status, o);
+}
+
+/* ---- small routes ----------------------------------------------------------------- */
+
+static enum MHD_Result h_health(struct MHD_Connection *c, sv_req *r, const char *url)
+{
+    (void)url;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", "ok");
+    cJSON_AddStringToObject(o, "version", FX_VERSION);
+    return sv_answer_json(c, r, 200, o);
+}
+
+static enum MHD_Result h_ready(struct MHD_Connection *c, sv_req *r, const char *url)
+{
+    (void)url;
+    fx_serve *s = r->srv;
+    int ready = atomic_load(&s->ready) && !atomic_load(&s->stopping);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", ready ? "ready" : "stopping");
+    cJSON_AddStringToObject(o, "device",
+                            fx_device_name(fx_screen_device(sv_batcher_engine(s->batcher))));
+    cJSON_AddNumberToObject(o, "queue_depth", (double)sv_batcher_depth(s->batcher));
+    return sv_answer_json(c, r, ready ? 200 : 503, o);
+}
+
+static enum MHD_Result h_model(struct MHD_Connection *c, sv_req *r, const char *url)
+{
+    (void)url;
+    fx_serve *s = r->srv;
+    const fx_screen *e = sv_batcher_engine(s->batcher);
+    cJSON *o = cJSON_CreateObject(), *in = cJSON_CreateObject(), *cl = cJSON_CreateArray();
+    cJSON_AddStringToObject(o, "name", s->model_name);
+    cJSON_AddStringToObject(o, "sha256", fx_screen_sha256(e));
+    cJSON_AddNumberToObject(in, "channels", s->C);
+    cJSON_AddNumberToObject(in, "height", s->H);
+    cJSON_AddNumberToObject(in, "width", s->W);
+    cJSON_AddItemToObject(o, "input", in);
+    for (int k = 0; k < s->eff.nclasses; k++)
+        cJSON_AddItemToArray(cl, cJSON_CreateString(s->eff.classes[k]));
+    cJSON_AddItemToObject(o, "classes", cl);
+    cJSON_AddNumberToObject(o, "positive", s->eff.positive);
+    cJSON_AddNumberToObject(o, "threshold", s->eff.threshold);
+    cJSON_AddStringToObject(o, "cam_layer", fx_screen_layer(e));
+    cJSON_AddStringToObject(o, "cam_method", fx_cam_method_name((fx_cam_method)s->eff.cam_method));
+    cJSON_AddStringToObject(o, "device", fx_device_name(fx_screen_device(e)));
+    cJSON_AddNumberToObject(o, "max_batch", s->o.max_batch);
+    cJSON_AddStringToObject(o, "config", s->effective_yaml);
+    cJSON_AddStringToObject(o, "notice", "Research software: not for clinical use.");
+    return sv_answer_json(c, r, 200, o);
+}
+
+static enum MHD_Result h_metrics(struct MHD_Connection *c, sv_req *r, const char *url)
+{
+    (void)url;
+    char *t = sv_metrics_text(&r->srv->metrics);
+    if (!t)
+        return sv_answer_error(c, r, 500, "internal", "out of memory");
+    return sv_answer_bytes(c, r, 200, "text/plain; version=0.0.4; charset=utf-8", t, strlen(t), 1);
+}
+
+/* /api/results/<id>, /api/results/<id>/overlay.png, /api/results/<id>/image.png */
+static enum MHD_Result h_results(struct MHD_Connection *c, sv_req *r, const char *url)
+{
+    const char *id = url + strlen("/api/results/");
+    size_t k = strspn(id, "0123456789abcdef");
+    const char *rest = id + k;
+    int what = !*rest                          ? 0
+               : !strcmp(rest, "/overlay.png") ? 1
+               : !strcmp(rest, "/image.png")   ? 2
+                                               : -1;
+    if (k != SV_ID_LEN || what < 0)
+        return sv_answer_error(c, r, 404, "not found",
+                               "no such result route: want /api/results/<32 hex>, "
+                               "/api/results/<id>/overlay.png or /api/results/<id>/image.png");
+    char key[SV_ID_LEN + 1];
+    memcpy(key, id, SV_ID_LEN);
+    key[SV_ID_LEN] = 0;
+    size_t n;
+    uint8_t *b = sv_store_get(r->srv->store, key, what, &n);
+    if (!b)
+        return sv_answer_error(c, r, 404, "not found",
+                               "result %s is unknown or expired (results are kept %.0f s, in "
+                               "memory only)",
+                               key, r->srv->o.result_ttl_s);
+    return sv_answer_bytes(c, r, 200, what ? "image/png" : "application/json", b, n, 1);
+}
+
+static enum MHD_Result h_asset(struct MHD_Connection *c, sv_req *r, const char *url)
+{
+    const sv_asset *a = sv_asset_find(url);
+    if (!a)
+        return sv_answer_error(c, r, 404, "not found", "no route %s", url);
+    return sv_answer_bytes(c, r, 200, a->type, a->data, a->n, 0);
+}
+
+/* ---- routes ------------------------------------------------------------------------- */
+
+typedef enum MHD_Result (*sv_handler)(struct MHD_Connection *, sv_req *, const char *url);
+
+typedef struct sv_route {
+    const char *method; /* GET routes answer HEAD too */
+    const char *path;   /* exact, or a prefix when it ends with '/' */
+    sv_handler get;     /* NULL: POST /api/predict, which streams its body */
+} sv_route;
+
+static const sv_route routes[] = {
+    {"GET", "/api/health", h_health},   {"POST", "/api/predict", NULL},
+    {"GET", "/api/ready", h_ready},     {"GET", "/api/model", h_model},
+    {"GET", "/api/results/", h_results}, {"GET", "/metrics", h_metrics},
+    {"GET", "/openapi.json", h_asset},  {"GET", "/", h_asset},
+};
+#define NROUTES ((int)(sizeof routes / sizeof routes[0]))
+
+/* The route whose path matches url; static assets share "/". */
+static int route_find(const char *url)
+{
+    for (int i = 0; i < NROUTES; i++) {
+        size_t n = strlen(routes[i].path);
+        if (routes[i].path[n - 1] == '/' && n > 1 ? !strncmp(url, routes[i].path, n)
+                                                  : !strcmp(url, routes[i].path))
+            return i;
+    }
+    return sv_asset_find(url) ? NROUTES - 1 : -1;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    fx_serve *s = cls;
+    sv_req *r = *con_cls;
+    if (!r) { /* headers received */
+        if (!(r = calloc(1, sizeof *r)))
+            return MHD_NO;
+        r->srv = s;
+        r->t0 = fx_now_s();
+        r->form_vis = -1;
+        r->route = route_find(url);
+        *con_cls = r;
+        /* Worker threads decode, preprocess and draw one request at a time:
+         * the engine's thread keeps the cores for its OpenMP regions. */
+        omp_set_num_threads(1);
+        if (r->route < 0)
+            return sv_answer_error(c, r, 404, "not found", "no route %s (see /openapi.json)",
+                                   url);
+        const sv_route *rt = &routes[r->route];
+        int get_ok = !strcmp(rt->method, "GET") &&
+                     (!strcmp(method, "GET") || !strcmp(method, "HEAD"));
+        if (!get_ok && strcmp(method, rt->method))
+            return sv_answer_error(c, r, 405, "method not allowed", "%s %s: use %s", method, url,
+                                   rt->method);
+        if (!rt->get)
+            return sv_predict_begin(c, r);
+        return MHD_YES; /* a GET's body, if any, is read and ignored */
+    }
+    if (r->phase == 2) { /* answered early; discard the rest */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    const sv_route *rt = &routes[r->route];
+    if (*upload_data_size) {
+        if (rt->get) {
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        return sv_predict_data(c, r, upload_data, n);
+    }
+    if (rt->get)
+        return rt->get(c, r, url);
+    return sv_predict_finish(c, r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)c, (void)toe;
+    sv_req *r = *con_cls;
+    if (!r)
+        return;
+    sv_predict_free(r);
+    free(r);
+    *con_cls = NULL;
+}
+
+/* The model's file name without directory and extension. */
+static char *model_name(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    char *n = strdup(b ? b + 1 : path);
+    char *dot = n ? strrchr(n, '.') : NULL;
+    if (dot && dot != n)
+        *dot = 0;
+    return n;
+}
+
+static fx_status bind_address(const fx_serve_opts *o, struct sockaddr_storage *sa, fx_error *err)
+{
+    memset(sa, 0, sizeof *sa);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)sa;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)sa;
+    if (o->port < 0 || o->port > 65535)
+        return fx_error_set(err, FX_ERR_USAGE, "serve: port %d is not in 0..65535", o->port);
+    if (inet_pton(AF_INET, o->host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)o->port);
+    } else if (inet_pton(AF_INET6, o->host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)o->port);
+    } else
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "serve: --listen '%s': give a numeric address and port, such as "
+                            "127.0.0.1:8080 or [::1]:8080",
+                            o->host);
+    return FX_OK;
+}
+
+fx_status fx_serve_start(const fx_serve_opts *o, fx_serve **out, fx_error *err)
+{
+    *out = NULL;
+    fx_serve *s = calloc(1, sizeof *s);
+    if (!s)
+        return fx_error_set(err, FX_ERR_NOMEM, "serve: out of memory");
+    s->o = *o;
+    struct sockaddr_storage sa;
+    fx_status st = bind_address(o, &sa, err);
+    if (st == FX_OK && (!o->model || !o->max_upload || o->result_ttl_s <= 0))
+        st = fx_error_set(err, FX_ERR_USAGE, "serve: a model, an upload limit and a TTL are needed");
+    if (st == FX_OK) {
+        s->model_path = strdup(o->model);
+        s->config_path = o->config ? strdup(o->config) : fx_screen_sidecar(o->model);
+        s->model_name = model_name(o->model);
+        if (!s->model_path || !s->model_name)
+            st = fx_error_set(err, FX_ERR_NOMEM, "serve: out of memory");
+    }
+    if (st == FX_OK)
+        st = fx_screen_settings_load(s->config_path, o->method, o->layer, o->threshold, &s->pc,
+                                     &s->eff, err);
+    s->metrics.route_name[0] = "other";
+    for (int i = 0; i < NROUTES && i + 1 < SV_ROUTES_MAX; i++)
+        s->metrics.route_name[i + 1] = routes[i].path;
+    s->metrics.nroutes = NROUTES + 1;
+    if (st == FX_OK)
+        st = sv_batcher_create(o, s->config_path, &s->pc, &s->eff, &s->metrics, &s->batcher, err);
+    if (st == FX_OK) {
+        const fx_screen *e = sv_batcher_engine(s->batcher);
+        fx_screen_input(e, &s->C, &s->H, &s->W);
+        s->S = fx_screen_score_width(e);
+        s->K = fx_screen_classes(e);
+        s->effective_yaml = fx_screen_effective_yaml(&s->pc, &s->eff);
+        s->store = sv_store_create(o->result_ttl_s, o->result_memory, &s->metrics);
+        if (!s->effective_yaml || !s->store)
+            st = fx_error_set(err, FX_ERR_NOMEM, "serve: out of memory");
+    }
+    if (st == FX_OK) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        unsigned threads = (unsigned)(o->threads > 0 ? o->threads : cores > 0 ? cores : 2);
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                         MHD_USE_ERROR_LOG | (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+        s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
+                                MHD_OPTION_THREAD_POOL_SIZE, threads,
+                                MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
+                                MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_NOTIFY_COMPLETED,
+                                on_completed, s, MHD_OPTION_END);
+        if (!s->d)
+            st = fx_error_set(err, FX_ERR_USAGE,
+                              "serve: cannot listen on %s:%d (in use, or not an address of this "
+                              "machine); pick another --listen",
+                              o->host, o->port);
+    }
+    if (st == FX_OK) {
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+        s->port = di ? di->port : o->port;
+        atomic_store(&s->ready, 1);
+        *out = s;
+        return FX_OK;
+    }
+    fx_serve_stop(s, 0);
+    return st;
+}
+
+int fx_serve_port(const fx_serve *s) { return s->port; }
+
+void fx_serve_stop(fx_serve *s, double grace_s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->stopping, 1);
+    if (s->d) {
+        /* Stop accepting, then let the connections in flight finish. */
+        MHD_socket ls = MHD_quiesce_daemon(s->d);
+        if (ls != MHD_INVALID_SOCKET)
+            close(ls);
+        double until = fx_now_s() + grace_s;
+        for (;;) {
+            const union MHD_DaemonInfo *di =
+                MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+            if (!di || di->num_connections == 0 || fx_now_s() >= until)
+                break;
+            struct timespec ts = {0, 20 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    /* Every queued image finishes and its connection is resumed before the
+     * daemon stops (libmicrohttpd refuses to stop with suspended ones). */
+    sv_batcher_destroy(s->batcher);
+    if (s->d)
+        MHD_stop_daemon(s->d);
+    sv_store_destroy(s->store);
+    free(s->effective_yaml);
+    free(s->model_path);
+    free(s->config_path);
+    free(s->model_name);
+    free(s);
+}
