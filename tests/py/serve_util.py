@@ -1,0 +1,106 @@
+"""Helpers for the `fxscreen serve` tests: start a real server on a free
+loopback port (its own empty working and temporary directories, so the tests
+can check that nothing was written to disk), talk HTTP to it, stop it."""
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+BUILD = os.environ.get("FX_BUILD", "build")
+FX = os.path.abspath(os.path.join(BUILD, "fxscreen"))
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+MODEL = os.path.join(ROOT, "models", "fxdemo.onnx")
+
+failures = 0
+
+
+def check(name, ok, detail=""):
+    global failures
+    print(("PASS " if ok else "FAIL ") + name + ("" if ok else ": " + str(detail)))
+    sys.stdout.flush()
+    if not ok:
+        failures += 1
+    return ok
+
+
+class Server:
+    """fxscreen serve --listen 127.0.0.1:0 with extra arguments."""
+
+    def __init__(self, *args, model=MODEL):
+        self.cwd = tempfile.mkdtemp(prefix="fx_serve_cwd_")
+        self.tmp = tempfile.mkdtemp(prefix="fx_serve_tmp_")
+        env = dict(os.environ, TMPDIR=self.tmp)
+        self.err = open(os.path.join(tempfile.gettempdir(), "fx_serve_%d.log" % os.getpid()), "w+")
+        self.p = subprocess.Popen([FX, "serve", "--model", model, "--listen", "127.0.0.1:0"] + list(args),
+                                  cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=self.err, text=True)
+        line = self.p.stdout.readline()
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        if not m:
+            self.p.kill()
+            self.err.seek(0)
+            raise RuntimeError("serve did not start: %r %s" % (line, self.err.read()))
+        self.port = int(m.group(1))
+
+    def conn(self, timeout=60):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, timeout=60):
+        c = self.conn(timeout)
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
+
+    def json(self, method, path, body=None, headers=None):
+        st, h, data = self.request(method, path, body, headers)
+        try:
+            return st, h, json.loads(data)
+        except ValueError:
+            return st, h, data
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        self.p.send_signal(sig)
+        try:
+            rc = self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            rc = None
+        self.p.stdout.close()
+        self.err.close()
+        return rc
+
+    def disk_clean(self):
+        """Names of files the server left in its working or temporary directory."""
+        left = []
+        for d in (self.cwd, self.tmp):
+            for root, _, files in os.walk(d):
+                left += [os.path.join(root, f) for f in files]
+        return left
+
+
+def multipart(fields):
+    """fields: list of (name, filename or None, bytes) -> (body, content type)."""
+    b = "fxb" + uuid.uuid4().hex
+    out = b""
+    for name, fn, data in fields:
+        out += b"--" + b.encode() + b"\r\n"
+        disp = 'form-data; name="%s"' % name + ('; filename="%s"' % fn if fn else "")
+        out += ("Content-Disposition: %s\r\n" % disp).encode()
+        if fn:
+            out += b"Content-Type: application/octet-stream\r\n"
+        out += b"\r\n" + data + b"\r\n"
+    out += b"--" + b.encode() + b"--\r\n"
+    return out, "multipart/form-data; boundary=" + b
+
+
+def synth(out, n, size=512, bits=16, fmt="png", seed=1):
+    subprocess.run([FX, "synth", "--out", out, "-n", str(n), "--size", str(size), "--bits", str(bits),
+                    "--format", fmt, "--seed", str(seed)], check=True, capture_output=True)
+    return sorted(os.path.join(out, f) for f in os.listdir(out) if f.endswith((".png", ".tif", ".tiff")))
