@@ -304,28 +304,27 @@ static enum MHD_Result finish_screen(struct MHD_Connection *c, sv_req *r)
     }
     atomic_fetch_add(&s->metrics.images, 1);
     int w = r->img.info.width, h = r->img.info.height;
-    size_t npx = (size_t)w * (size_t)h;
-    uint8_t *rgb = malloc(npx * 3), *grey = malloc(npx), *ov = NULL, *im = NULL;
-    size_t ov_n = 0, im_n = 0;
-    fx_overlay_opts oo = {.cmap = (fx_colormap)s->eff.colormap,
-                          .opacity = s->eff.opacity,
-                          .invert = s->pc.invert,
-                          .draw_box = 1};
-    fx_status st = rgb && grey ? FX_OK : fx_error_set(&err, FX_ERR_NOMEM, "out of memory");
-    if (st == FX_OK)
-        st = fx_overlay_render(&r->img, &j->geom, j->heat, s->H, s->W, j->bbox, &oo, rgb, &err);
-    if (st == FX_OK)
-        st = fx_png_encode(w, h, 3, rgb, PNG_LEVEL, &ov, &ov_n, &err);
-    if (st == FX_OK)
-        st = fx_overlay_grey(&r->img, &j->geom, s->pc.invert, grey, &err);
-    if (st == FX_OK)
-        st = fx_png_encode(w, h, 1, grey, PNG_LEVEL, &im, &im_n, &err);
-    free(rgb);
-    free(grey);
+    int bits = r->img.info.bit_depth > 0 ? r->img.info.bit_depth
+                                          : (int)fx_pixtype_size(r->img.info.type) * 8;
+    size_t hw = (size_t)s->H * s->W;
+    sv_visual v = {.w = w, .h = h, .H = s->H, .W = s->W, .geom = j->geom};
+    memcpy(v.bbox, j->bbox, sizeof v.bbox);
+    v.grey = malloc((size_t)w * (size_t)h);
+    v.heat = malloc(hw);
+    fx_status st = v.grey && v.heat ? FX_OK : fx_error_set(&err, FX_ERR_NOMEM, "out of memory");
+    if (st == FX_OK) {
+        memcpy(v.heat, j->heat, hw);
+        st = fx_overlay_grey(&r->img, &j->geom, s->pc.invert, v.grey, &err);
+    }
+    uint8_t *ov = NULL;
+    size_t ov_n = 0;
+    if (st == FX_OK && r->want_vis)
+        st = sv_draw(s, &v, 1, &ov, &ov_n, &err);
+    fx_image_free(&r->img); /* the grey plane is all the drawings need */
     if (st != FX_OK) {
-        free(ov);
-        free(im);
-        return sv_answer_error(c, r, 500, "overlay error", "%s", err.msg);
+        sv_visual_free(&v);
+        return sv_answer_error(c, r, st == FX_ERR_NOMEM ? 503 : 500, "overlay error", "%s",
+                               err.msg);
     }
 
     char id[SV_ID_LEN + 1], url[128], label[FX_RUN_NAME_MAX + 16];
@@ -363,7 +362,7 @@ static enum MHD_Result finish_screen(struct MHD_Connection *c, sv_req *r)
     cJSON *img = cJSON_CreateObject();
     cJSON_AddNumberToObject(img, "width", w);
     cJSON_AddNumberToObject(img, "height", h);
-    cJSON_AddNumberToObject(img, "bits", (double)fx_pixtype_size(r->img.info.type) * 8);
+    cJSON_AddNumberToObject(img, "bits", bits);
     cJSON_AddItemToObject(o, "image", img);
     cJSON *mo = cJSON_CreateObject();
     cJSON_AddStringToObject(mo, "name", s->model_name);
@@ -396,8 +395,9 @@ static enum MHD_Result finish_screen(struct MHD_Connection *c, sv_req *r)
             cJSON_AddStringToObject(o, "heatmap_png", b64);
             free(b64);
         }
+        free(ov);
     }
-    if (!stored || sv_store_put(s->store, id, stored, ov, ov_n, im, im_n)) {
+    if (!stored || sv_store_put(s->store, id, stored, &v)) {
         cJSON_Delete(o);
         return sv_answer_error(c, r, 503, "busy", "out of memory for the result");
     }
@@ -416,6 +416,31 @@ enum MHD_Result sv_predict_finish(struct MHD_Connection *c, sv_req *r)
     if (r->phase == 1 && (r->queue_full || sv_batcher_done(r->srv->batcher, &r->job)))
         return finish_screen(c, r);
     return MHD_YES;
+}
+
+fx_status sv_draw(const fx_serve *s, const sv_visual *v, int what, uint8_t **png, size_t *n,
+                  fx_error *err)
+{
+    if (what == 2)
+        return fx_png_encode(v->w, v->h, 1, v->grey, PNG_LEVEL, png, n, err);
+    /* The grey plane is already windowed (and inverted): as a U8 image with
+     * the identity window it renders exactly as the original would. */
+    fx_image g = {.info = {.width = v->w, .height = v->h, .channels = 1, .type = FX_PIX_U8},
+                  .pixels = v->grey};
+    fx_prep_geom geom = v->geom;
+    geom.win_lo = 0, geom.win_hi = 255;
+    fx_overlay_opts oo = {.cmap = (fx_colormap)s->eff.colormap,
+                          .opacity = s->eff.opacity,
+                          .invert = 0,
+                          .draw_box = 1};
+    uint8_t *rgb = malloc((size_t)v->w * (size_t)v->h * 3);
+    if (!rgb)
+        return fx_error_set(err, FX_ERR_NOMEM, "out of memory for a %d x %d overlay", v->w, v->h);
+    fx_status st = fx_overlay_render(&g, &geom, v->heat, v->H, v->W, v->bbox, &oo, rgb, err);
+    if (st == FX_OK)
+        st = fx_png_encode(v->w, v->h, 3, rgb, PNG_LEVEL, png, n, err);
+    free(rgb);
+    return st;
 }
 
 void sv_predict_free(sv_req *r)

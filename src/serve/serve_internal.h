@@ -48,16 +48,32 @@ char *sv_metrics_text(const sv_metrics *m);
 #define SV_ID_LEN 32 /* hex characters */
 
 typedef struct sv_store sv_store;
+
+/* What the overlay and image PNGs of a result are drawn from, kept instead
+ * of the PNGs themselves: drawing costs more than screening on large
+ * radiographs, and API clients often never ask for it. */
+typedef struct sv_visual {
+    int w, h;       /* original size */
+    uint8_t *grey;  /* (h, w) the windowed plane, as fx_overlay_grey gives it */
+    uint8_t *heat;  /* (H, W) the CAM x 255 at model resolution */
+    int H, W;
+    fx_prep_geom geom;
+    float bbox[4];
+} sv_visual;
+void sv_visual_free(sv_visual *v);
+
 sv_store *sv_store_create(double ttl_s, size_t max_bytes, sv_metrics *m);
 void sv_store_destroy(sv_store *s);
-/* Takes ownership of json (text), overlay and image (PNG bytes) on success
- * and on failure alike.  Drops expired entries and, past max_bytes, the
- * oldest.  0, or -1 when out of memory. */
-int sv_store_put(sv_store *s, const char *id, char *json, uint8_t *overlay, size_t overlay_n,
-                 uint8_t *image, size_t image_n);
-/* What: 0 the JSON, 1 the overlay PNG, 2 the image PNG.  A malloc'd copy
- * (caller frees) or NULL when the id is unknown or expired. */
-uint8_t *sv_store_get(sv_store *s, const char *id, int what, size_t *n);
+/* Takes ownership of json (text) and v's buffers, on success and on
+ * failure alike.  Drops expired entries and, past max_bytes, the oldest.
+ * 0, or -1 when out of memory. */
+int sv_store_put(sv_store *s, const char *id, char *json, sv_visual *v);
+/* A malloc'd copy of the result's JSON text (caller frees), or NULL when the
+ * id is unknown or expired. */
+char *sv_store_json(sv_store *s, const char *id);
+/* A copy of the result's drawing material into v (sv_visual_free), or -1
+ * when the id is unknown or expired. */
+int sv_store_visual(sv_store *s, const char *id, sv_visual *v);
 /* A fresh random id (SV_ID_LEN hex characters + NUL). */
 void sv_new_id(char id[SV_ID_LEN + 1]);
 
@@ -157,6 +173,11 @@ enum MHD_Result sv_predict_data(struct MHD_Connection *c, sv_req *r, const char 
 /* The body is complete, or the engine is done: next step or the answer. */
 enum MHD_Result sv_predict_finish(struct MHD_Connection *c, sv_req *r);
 void sv_predict_free(sv_req *r);
+
+/* The overlay (what 1) or the windowed image (what 2) of v as PNG bytes
+ * (caller frees).  FX_ERR_NOMEM. */
+fx_status sv_draw(const fx_serve *s, const sv_visual *v, int what, uint8_t **png, size_t *n,
+                  fx_error *err);
 
 /* ---- embedded assets (assets.c) ---------------------------------------------------- */
 

@@ -165,14 +165,23 @@ static enum MHD_Result h_results(struct MHD_Connection *c, sv_req *r, const char
     char key[SV_ID_LEN + 1];
     memcpy(key, id, SV_ID_LEN);
     key[SV_ID_LEN] = 0;
-    size_t n;
-    uint8_t *b = sv_store_get(r->srv->store, key, what, &n);
-    if (!b)
+    char *json = what == 0 ? sv_store_json(r->srv->store, key) : NULL;
+    sv_visual v;
+    if (what == 0 ? !json : sv_store_visual(r->srv->store, key, &v) != 0)
         return sv_answer_error(c, r, 404, "not found",
                                "result %s is unknown or expired (results are kept %.0f s, in "
                                "memory only)",
                                key, r->srv->o.result_ttl_s);
-    return sv_answer_bytes(c, r, 200, what ? "image/png" : "application/json", b, n, 1);
+    if (what == 0)
+        return sv_answer_bytes(c, r, 200, "application/json", json, strlen(json), 1);
+    uint8_t *png = NULL;
+    size_t n = 0;
+    fx_error err = {0};
+    fx_status st = sv_draw(r->srv, &v, what, &png, &n, &err);
+    sv_visual_free(&v);
+    if (st != FX_OK)
+        return sv_answer_error(c, r, 503, "busy", "%s", err.msg);
+    return sv_answer_bytes(c, r, 200, "image/png", png, n, 1);
 }
 
 static enum MHD_Result h_asset(struct MHD_Connection *c, sv_req *r, const char *url)

@@ -13,8 +13,7 @@ typedef struct entry {
     char id[SV_ID_LEN + 1];
     double t;
     char *json;
-    uint8_t *png[2]; /* overlay, image */
-    size_t png_n[2];
+    sv_visual v;
     size_t bytes;
     struct entry *next;
 } entry;
@@ -37,11 +36,17 @@ sv_store *sv_store_create(double ttl_s, size_t max_bytes, sv_metrics *m)
     return s;
 }
 
+void sv_visual_free(sv_visual *v)
+{
+    free(v->grey);
+    free(v->heat);
+    v->grey = v->heat = NULL;
+}
+
 static void entry_free(entry *e)
 {
     free(e->json);
-    free(e->png[0]);
-    free(e->png[1]);
+    sv_visual_free(&e->v);
     free(e);
 }
 
@@ -79,22 +84,19 @@ void sv_store_destroy(sv_store *s)
     free(s);
 }
 
-int sv_store_put(sv_store *s, const char *id, char *json, uint8_t *overlay, size_t overlay_n,
-                 uint8_t *image, size_t image_n)
+int sv_store_put(sv_store *s, const char *id, char *json, sv_visual *v)
 {
     entry *e = calloc(1, sizeof *e);
     if (!e) {
         free(json);
-        free(overlay);
-        free(image);
+        sv_visual_free(v);
         return -1;
     }
     snprintf(e->id, sizeof e->id, "%s", id);
     e->t = fx_now_s();
     e->json = json;
-    e->png[0] = overlay, e->png_n[0] = overlay_n;
-    e->png[1] = image, e->png_n[1] = image_n;
-    e->bytes = sizeof *e + strlen(json) + overlay_n + image_n;
+    e->v = *v;
+    e->bytes = sizeof *e + strlen(json) + (size_t)v->w * v->h + (size_t)v->W * v->H;
     pthread_mutex_lock(&s->mu);
     sweep(s, e->bytes);
     if (s->tail)
@@ -110,25 +112,43 @@ int sv_store_put(sv_store *s, const char *id, char *json, uint8_t *overlay, size
     return 0;
 }
 
-uint8_t *sv_store_get(sv_store *s, const char *id, int what, size_t *n)
+/* The live entry with this id; under the lock. */
+static entry *find(sv_store *s, const char *id)
 {
-    uint8_t *out = NULL;
-    *n = 0;
-    pthread_mutex_lock(&s->mu);
     sweep(s, 0);
-    for (entry *e = s->head; e; e = e->next) {
-        if (strcmp(e->id, id))
-            continue;
-        const void *src = what == 0 ? (const void *)e->json : e->png[what - 1];
-        size_t len = what == 0 ? strlen(e->json) : e->png_n[what - 1];
-        if (src && (out = malloc(len ? len : 1))) {
-            memcpy(out, src, len);
-            *n = len;
-        }
-        break;
-    }
+    for (entry *e = s->head; e; e = e->next)
+        if (!strcmp(e->id, id))
+            return e;
+    return NULL;
+}
+
+char *sv_store_json(sv_store *s, const char *id)
+{
+    pthread_mutex_lock(&s->mu);
+    entry *e = find(s, id);
+    char *out = e ? strdup(e->json) : NULL;
     pthread_mutex_unlock(&s->mu);
     return out;
+}
+
+int sv_store_visual(sv_store *s, const char *id, sv_visual *v)
+{
+    memset(v, 0, sizeof *v);
+    pthread_mutex_lock(&s->mu);
+    entry *e = find(s, id);
+    if (e) {
+        size_t n = (size_t)e->v.w * e->v.h, m = (size_t)e->v.W * e->v.H;
+        *v = e->v;
+        v->grey = malloc(n);
+        v->heat = malloc(m);
+        if (v->grey && v->heat) {
+            memcpy(v->grey, e->v.grey, n);
+            memcpy(v->heat, e->v.heat, m);
+        } else
+            sv_visual_free(v);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return v->grey ? 0 : -1;
 }
 
 void sv_new_id(char id[SV_ID_LEN + 1])

@@ -50,7 +50,7 @@ def openapi_validator(doc, status, path, method, body, ctype="application/json")
 def run_reference(work, images):
     """`fxscreen run` on the same files: path -> (probability, peak, bbox)."""
     out = os.path.join(work, "run")
-    p = subprocess.run([su.FX, "run", "--model", su.MODEL, "--out", out, "--quiet"] + images,
+    p = subprocess.run([su.FX, "run", "--model", su.MODEL, "--out", out, "--quiet", "--overlays", "all"] + images,
                        capture_output=True, text=True)
     check("reference: fxscreen run exits 0", p.returncode == 0, p.stderr)
     ref = {}
@@ -192,6 +192,15 @@ def body_checks(srv, images, ref, work):
     st2, h, ov2 = srv.request("GET", r["visualization_url"])
     check("GET visualization_url: the same overlay PNG", st2 == 200 and h["content-type"] == "image/png" and ov2 == ov,
           (st2, len(ov2), len(ov)))
+    from PIL import Image
+    import io
+    name = os.path.splitext(os.path.basename(images[0]))[0]
+    run_ov = [f for f in os.listdir(os.path.join(work, "run", "overlays")) if f.endswith("_" + name + ".png")]
+    a = np.asarray(Image.open(io.BytesIO(ov2)).convert("RGB"))
+    b = np.asarray(Image.open(os.path.join(work, "run", "overlays", run_ov[0])).convert("RGB")) if run_ov else None
+    check("the served overlay equals fxscreen run --overlays all, pixel for pixel",
+          b is not None and a.shape == b.shape and np.array_equal(a, b),
+          None if b is None else (a.shape, b.shape, int(np.abs(a.astype(int) - b).max()) if a.shape == b.shape else -1))
     st2, h, im = srv.request("GET", r["image_url"])
     check("GET image_url: a grey PNG", st2 == 200 and im[:8] == b"\x89PNG\r\n\x1a\n" and im[25] == 0, (st2, im[25:26]))
     st2, _, again = srv.json("GET", r["result_url"])
