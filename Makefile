@@ -92,6 +92,7 @@ ASAN_DIR   := $(BUILD)/asan
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 ASAN_OBJ   := $(LIB_SRC:%.c=$(ASAN_DIR)/obj/%.o)
 ASAN_TESTS := $(TEST_SRC:tests/%.c=$(ASAN_DIR)/tests/%)
+ASAN_BIN   := $(ASAN_DIR)/fxscreen
 
 # libFuzzer targets: one per decoder, built with clang from the io sources.
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
@@ -162,6 +163,10 @@ $(ASAN_DIR)/libfxscreen.a: $(ASAN_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
+# The CLI under the sanitizers: test_serve.py runs its API tests against it too.
+$(ASAN_BIN): $(CLI_SRC:%.c=$(ASAN_DIR)/obj/%.o) $(ASAN_DIR)/libfxscreen.a
+	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -o $@ $^ $(PKG_LIBS) -fopenmp
+
 $(ASAN_DIR)/tests/%: tests/%.c $(ASAN_DIR)/libfxscreen.a
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -Itests -o $@ $< $(ASAN_DIR)/libfxscreen.a $(PKG_LIBS) -fopenmp
@@ -183,7 +188,7 @@ tools: $(TOOLS)
 test: deps
 	@$(MAKE) --no-print-directory test-run
 
-test-run: all $(TESTS) $(TOOLS) $(ASAN_TESTS) $(if $(HAVE_LIBFUZZER),$(FUZZ_BINS))
+test-run: all $(TESTS) $(TOOLS) $(ASAN_TESTS) $(ASAN_BIN) $(if $(HAVE_LIBFUZZER),$(FUZZ_BINS))
 	@bash tests/run.sh $(BUILD) $(ASAN_DIR)
 
 test-gpu: all $(TESTS) $(BUILD)/bench/infer_fx

@@ -18,11 +18,12 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MODEL = os.path.join(ROOT, "models", "fxdemo.onnx")
 
 failures = 0
+prefix = ""  # put before every check's name (the ASan pass)
 
 
 def check(name, ok, detail=""):
     global failures
-    print(("PASS " if ok else "FAIL ") + name + ("" if ok else ": " + str(detail)))
+    print(("PASS " if ok else "FAIL ") + prefix + name + ("" if ok else ": " + str(detail)))
     sys.stdout.flush()
     if not ok:
         failures += 1
@@ -32,12 +33,14 @@ def check(name, ok, detail=""):
 class Server:
     """fxscreen serve --listen 127.0.0.1:0 with extra arguments."""
 
-    def __init__(self, *args, model=MODEL):
+    def __init__(self, *args, model=MODEL, binary=None):
         self.cwd = tempfile.mkdtemp(prefix="fx_serve_cwd_")
         self.tmp = tempfile.mkdtemp(prefix="fx_serve_tmp_")
-        env = dict(os.environ, TMPDIR=self.tmp)
+        env = dict(os.environ, TMPDIR=self.tmp,
+                   ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:exitcode=86",
+                   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
         self.err = open(os.path.join(tempfile.gettempdir(), "fx_serve_%d.log" % os.getpid()), "w+")
-        self.p = subprocess.Popen([FX, "serve", "--model", model, "--listen", "127.0.0.1:0"] + list(args),
+        self.p = subprocess.Popen([binary or FX, "serve", "--model", model, "--listen", "127.0.0.1:0"] + list(args),
                                   cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=self.err, text=True)
         line = self.p.stdout.readline()
         m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)

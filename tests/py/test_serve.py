@@ -108,6 +108,22 @@ def main():
             left = srv.disk_clean()
             check("nothing written to the working or temporary directory", not left, left)
         queue_and_shutdown(images)
+        # The same API tests against the CLI built with ASan + UBSan (leaks
+        # reported at exit make the exit status non-zero).
+        asan = os.path.abspath(os.path.join(su.BUILD, "asan", "fxscreen"))
+        if os.path.exists(asan):
+            su.prefix = "asan: "
+            srv = su.Server("--max-upload", "1", "--max-batch", "8", "--max-wait-ms", "20", "--threads", "8",
+                            binary=asan)
+            try:
+                body_checks(srv, images, ref, work)
+            finally:
+                rc = srv.stop()
+                srv_log = open(srv.err.name).read()
+                check("SIGTERM after the tests: exit 0 (no sanitizer report)", rc == 0, (rc, srv_log[-2000:]))
+            su.prefix = ""
+        else:
+            print("SKIP asan pass: %s not built (make test builds it)" % asan)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("%d failure(s)" % su.failures)
@@ -317,6 +333,56 @@ def body_checks(srv, images, ref, work):
     slowhdr.close()
     st, _, _ = srv.json("GET", "/api/health")
     check("still serving after slow, huge and garbage clients", st == 200, st)
+
+    # ---- a short fuzz pass driven by /openapi.json: every documented path with
+    # every method, random content types and bodies (mutated images, random
+    # bytes, random JSON); every answer must be a documented status (or 404/405
+    # for a wrong path/method) with the error shape, and the server must live.
+    import random
+    rng = random.Random(5)
+    paths = [p.replace("{id}", r["id"] if rng.random() < 0.5 else "f" * 32) for p in doc["paths"]]
+    paths += ["/api/results/" + "a" * 31, "/api/predict/", "//api/predict", "/api/predict?x=%00", "/%2e%2e/etc"]
+    types = ["image/png", "image/tiff", "application/octet-stream", "application/json", "multipart/form-data",
+             "multipart/form-data; boundary=", "text/html", "", "image/png; charset=utf-8", "application/JSON"]
+    undocumented = []
+    for i in range(300):
+        path = rng.choice(paths)
+        method = rng.choice(["GET", "POST", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"])
+        kind = rng.randrange(5)
+        if kind == 0:
+            body = bytearray(png[:rng.randrange(1, len(png))])
+            for _ in range(rng.randrange(1, 20)):
+                body[rng.randrange(len(body))] = rng.randrange(256)
+            body = bytes(body)
+        elif kind == 1:
+            body = os.urandom(rng.randrange(0, 5000))
+        elif kind == 2:
+            body = json.dumps({"image": rng.choice([base64.b64encode(png[:rng.randrange(1, 4000)]).decode(), 5, None,
+                                                    "=" * rng.randrange(9), [1, 2]]),
+                               "return_visualization": rng.choice([True, "yes", 0, None])}).encode()
+        elif kind == 3:
+            body = su.multipart([(rng.choice(["image", "img", ""]), "f", png[:rng.randrange(1, 3000)])])[0]
+        else:
+            body = b""
+        try:
+            st, h, rb = srv.request(method, path, body if method not in ("GET", "HEAD") else None,
+                                    {"Content-Type": rng.choice(types)})
+        except (OSError, ConnectionError) as e:
+            undocumented.append((method, path, "connection: %s" % e))
+            continue
+        if st >= 500 and st != 503:
+            undocumented.append((method, path, st, rb[:100]))
+        if st >= 400 and method != "HEAD":
+            try:
+                e = json.loads(rb)
+                if set(e) != {"error", "detail"}:
+                    undocumented.append((method, path, st, "error shape", e))
+            except ValueError:
+                undocumented.append((method, path, st, "not JSON", rb[:80]))
+    check("300 OpenAPI-driven fuzz requests: no 5xx, every error in the error shape", not undocumented,
+          undocumented[:4])
+    st, _, _ = srv.json("GET", "/api/health")
+    check("serving after the fuzz pass", st == 200, st)
 
     # ---- 64 concurrent clients: every answer equals fxscreen run's
     jobs = [images[i % len(images)] for i in range(64)]
