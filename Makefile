@@ -10,6 +10,7 @@
 #   make bench        bench/decode (writes bench/RESULTS.md)
 #   make bench-infer  fxscreen vs PyTorch vs onnxruntime CPU inference (BENCH_ARGS=--quick)
 #   make bench-run    end-to-end `fxscreen run` vs a Python peer (FX_BENCH_N, FX_BENCH_REPS)
+#   make bench-serve  fxscreen serve vs a Flask + PyTorch server under wrk (bench/serve.sh)
 #   make check-long   longer fuzz runs and the memory-flatness soak
 # Options: CUDA=0 (skip CUDA even if nvcc exists), STATIC=1, BUILD=dir, CUDA_HOME=/path.
 
@@ -100,7 +101,7 @@ FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIBSRC := src/core/status.c src/core/image.c $(wildcard src/io/*.c)
 HAVE_LIBFUZZER := $(shell echo 'int LLVMFuzzerTestOneInput(const char*d,unsigned long n){(void)d;(void)n;return 0;}' | $(CLANG) -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null && echo 1)
 
-.PHONY: all lib test test-run demo-run test-gpu demo static gpu-bundle deps bench bench-infer bench-run check-long clean features tools format
+.PHONY: all lib test test-run demo-run test-gpu demo static gpu-bundle deps bench bench-infer bench-run bench-serve check-long clean features tools format
 all: features $(BIN) $(LIBA)
 
 features:
@@ -224,6 +225,9 @@ bench-infer: all $(BUILD)/bench/infer_fx
 
 bench-run: all
 	@bash bench/run.sh $(BUILD)
+
+bench-serve: all
+	@bash bench/serve.sh $(BUILD)
 
 check-long: all $(FUZZ_BINS)
 	@bash scripts/check-long.sh $(BUILD)

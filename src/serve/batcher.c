@@ -20,6 +20,7 @@ struct sv_batcher {
     pthread_cond_t cv;
     sv_job *head, *tail;
     long depth, queue_max;
+    long coming; /* uploads still on their way (sv_batcher_coming) */
     int closing;
     pthread_t tid;
     int started;
@@ -99,11 +100,13 @@ static void *batcher_main(void *arg)
             pthread_mutex_unlock(&b->mu);
             return NULL;
         }
-        /* The batch closes max_wait_ms after its first image arrived. */
+        /* The batch closes max_wait_ms after its first image arrived, or
+         * at once when no other upload is on its way: waiting for nobody
+         * would only add latency. */
         struct timespec now, until;
         clock_gettime(CLOCK_REALTIME, &now);
         until = after_ms(now, b->max_wait_ms);
-        while (b->depth < b->max_batch && !b->closing &&
+        while (b->depth < b->max_batch && !b->closing && b->coming > 0 &&
                pthread_cond_timedwait(&b->cv, &b->mu, &until) != ETIMEDOUT)
             ;
         int n = 0;
@@ -234,6 +237,21 @@ int sv_batcher_submit(sv_batcher *b, sv_job *j)
     pthread_cond_signal(&b->cv);
     pthread_mutex_unlock(&b->mu);
     return 0;
+}
+
+void sv_batcher_coming(sv_batcher *b)
+{
+    pthread_mutex_lock(&b->mu);
+    b->coming++;
+    pthread_mutex_unlock(&b->mu);
+}
+
+void sv_batcher_arrived(sv_batcher *b)
+{
+    pthread_mutex_lock(&b->mu);
+    b->coming--;
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
 }
 
 int sv_batcher_done(sv_batcher *b, const sv_job *j)

@@ -46,7 +46,7 @@ static int body_append(sv_req *r, const void *data, size_t n, size_t limit)
     if (r->n + n > limit)
         return -1;
     if (r->n + n > r->cap) {
-        size_t cap = r->cap ? r->cap : 64 * 1024;
+        size_t cap = r->cap ? r->cap : r->expect > r->n + n && r->expect <= limit ? r->expect : 64 * 1024;
         while (cap < r->n + n)
             cap *= 2;
         uint8_t *b = realloc(r->body, cap);
@@ -111,6 +111,10 @@ enum MHD_Result sv_predict_begin(struct MHD_Connection *c, sv_req *r)
                                "the body is %s bytes; this server takes images of at most %zu "
                                "bytes (--max-upload)",
                                len, r->srv->o.max_upload);
+    if (len)
+        r->expect = (size_t)strtoull(len, NULL, 10); /* the body's room, reserved once */
+    sv_batcher_coming(r->srv->batcher);
+    r->coming = 1;
     return MHD_YES;
 }
 
@@ -215,6 +219,15 @@ static enum MHD_Result take_image(struct MHD_Connection *c, sv_req *r, int *answ
     return MHD_YES;
 }
 
+/* The upload has reached the queue, or will not. */
+static void arrived(sv_req *r)
+{
+    if (r->coming) {
+        r->coming = 0;
+        sv_batcher_arrived(r->srv->batcher);
+    }
+}
+
 /* Decode and preprocess the upload; suspend and queue it. */
 static enum MHD_Result start_screen(struct MHD_Connection *c, sv_req *r)
 {
@@ -229,7 +242,9 @@ static enum MHD_Result start_screen(struct MHD_Connection *c, sv_req *r)
         return sv_answer_error(c, r, 415, "unsupported media type", "%s", err.msg);
     }
     fx_decode_limits lim = {s->pc.max_megapixels};
+    double t0 = fx_now_s();
     fx_status st = fx_decode_memory(r->body, r->n, &lim, &r->img, &err);
+    r->decode_s = fx_now_s() - t0;
     free(r->body);
     r->body = NULL, r->n = r->cap = 0;
     if (st != FX_OK) {
@@ -250,7 +265,9 @@ static enum MHD_Result start_screen(struct MHD_Connection *c, sv_req *r)
         fx_prep_scratch_destroy(ps);
         return sv_answer_error(c, r, 503, "busy", "out of memory");
     }
+    t0 = fx_now_s();
     st = fx_prep_run(&r->img, &s->pc, ps, r->x, NULL, &r->job.geom, NULL, &err);
+    r->prep_s = fx_now_s() - t0;
     fx_prep_scratch_destroy(ps);
     if (st != FX_OK) {
         atomic_fetch_add(&s->metrics.image_errors, 1);
@@ -262,6 +279,7 @@ static enum MHD_Result start_screen(struct MHD_Connection *c, sv_req *r)
     /* Suspended before it is queued, so the batcher's resume always finds
      * it suspended. */
     MHD_suspend_connection(c);
+    arrived(r);
     if (sv_batcher_submit(s->batcher, &r->job)) {
         r->queue_full = 1;
         MHD_resume_connection(c);
@@ -314,7 +332,9 @@ static enum MHD_Result finish_screen(struct MHD_Connection *c, sv_req *r)
     fx_status st = v.grey && v.heat ? FX_OK : fx_error_set(&err, FX_ERR_NOMEM, "out of memory");
     if (st == FX_OK) {
         memcpy(v.heat, j->heat, hw);
+        double t0 = fx_now_s();
         st = fx_overlay_grey(&r->img, &j->geom, s->pc.invert, v.grey, &err);
+        r->grey_s = fx_now_s() - t0;
     }
     uint8_t *ov = NULL;
     size_t ov_n = 0;
@@ -378,6 +398,16 @@ static enum MHD_Result finish_screen(struct MHD_Connection *c, sv_req *r)
     cJSON_AddStringToObject(o, "result_url", url);
     cJSON_AddNumberToObject(o, "batch_size", j->batch_n);
     cJSON_AddNumberToObject(o, "elapsed_ms", round((fx_now_s() - r->t0) * 1e4) / 10);
+    /* Where the time went, this request's share of it (the engine's batch
+     * time is the whole batch's). */
+    cJSON *tms = cJSON_CreateObject();
+    cJSON_AddNumberToObject(tms, "receive", round((r->t_body - r->t0) * 1e4) / 10);
+    cJSON_AddNumberToObject(tms, "decode", round(r->decode_s * 1e4) / 10);
+    cJSON_AddNumberToObject(tms, "preprocess", round(r->prep_s * 1e4) / 10);
+    cJSON_AddNumberToObject(tms, "queue", round(j->queued_s * 1e4) / 10);
+    cJSON_AddNumberToObject(tms, "engine", round(j->engine_s * 1e4) / 10);
+    cJSON_AddNumberToObject(tms, "draw", round(r->grey_s * 1e4) / 10);
+    cJSON_AddItemToObject(o, "timings_ms", tms);
     time_t now = time(NULL);
     struct tm tm;
     char when[32];
@@ -407,11 +437,13 @@ static enum MHD_Result finish_screen(struct MHD_Connection *c, sv_req *r)
 enum MHD_Result sv_predict_finish(struct MHD_Connection *c, sv_req *r)
 {
     if (r->phase == 0) {
+        r->t_body = fx_now_s();
         int answered;
         enum MHD_Result res = take_image(c, r, &answered);
-        if (answered)
-            return res;
-        return start_screen(c, r);
+        if (!answered)
+            res = start_screen(c, r);
+        arrived(r);
+        return res;
     }
     if (r->phase == 1 && (r->queue_full || sv_batcher_done(r->srv->batcher, &r->job)))
         return finish_screen(c, r);
@@ -445,6 +477,7 @@ fx_status sv_draw(const fx_serve *s, const sv_visual *v, int what, uint8_t **png
 
 void sv_predict_free(sv_req *r)
 {
+    arrived(r); /* a client gone before its upload was complete */
     if (r->pp)
         MHD_destroy_post_processor(r->pp);
     free(r->body);

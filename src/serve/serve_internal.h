@@ -109,6 +109,11 @@ void sv_batcher_destroy(sv_batcher *b);
  * connection once j is done.  -1 when the queue is full or closing (nothing
  * queued). */
 int sv_batcher_submit(sv_batcher *b, sv_job *j);
+/* Uploads on their way to the queue (received, decoding, preprocessing):
+ * a batch waits for more images only while some are coming.  Each call to
+ * _coming is matched by one to _arrived (queued, refused or dropped). */
+void sv_batcher_coming(sv_batcher *b);
+void sv_batcher_arrived(sv_batcher *b);
 /* Whether j is done (under the lock). */
 int sv_batcher_done(sv_batcher *b, const sv_job *j);
 /* The engine at max batch (shapes, identity). */
@@ -139,7 +144,7 @@ typedef struct sv_req {
     fx_serve *srv;
     /* The body. */
     uint8_t *body;
-    size_t n, cap;
+    size_t n, cap, expect; /* expect: Content-Length, when given */
     int kind; /* SV_BODY_* */
     struct MHD_PostProcessor *pp;
     int form_vis; /* return_visualization from a form field: -1 not given */
@@ -150,6 +155,8 @@ typedef struct sv_req {
     float *x;
     int want_vis;
     int queue_full;
+    int coming; /* counted in sv_batcher_coming */
+    double t_body, decode_s, prep_s, grey_s; /* when the body was complete; stage seconds */
 } sv_req;
 
 enum { SV_BODY_NONE = 0, SV_BODY_RAW, SV_BODY_MULTIPART, SV_BODY_JSON };

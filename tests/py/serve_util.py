@@ -33,12 +33,12 @@ def check(name, ok, detail=""):
 class Server:
     """fxscreen serve --listen 127.0.0.1:0 with extra arguments."""
 
-    def __init__(self, *args, model=MODEL, binary=None):
+    def __init__(self, *args, model=MODEL, binary=None, env_extra=None):
         self.cwd = tempfile.mkdtemp(prefix="fx_serve_cwd_")
         self.tmp = tempfile.mkdtemp(prefix="fx_serve_tmp_")
         env = dict(os.environ, TMPDIR=self.tmp,
                    ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:exitcode=86",
-                   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
+                   UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1", **(env_extra or {}))
         self.err = open(os.path.join(tempfile.gettempdir(), "fx_serve_%d.log" % os.getpid()), "w+")
         self.p = subprocess.Popen([binary or FX, "serve", "--model", model, "--listen", "127.0.0.1:0"] + list(args),
                                   cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=self.err, text=True)

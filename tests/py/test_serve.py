@@ -449,6 +449,25 @@ def queue_and_shutdown(images):
     check("serving after the queue overflowed", st == 200, st)
     srv.stop()
 
+    # --open: a free loopback port, and the default browser (xdg-open) is
+    # started on it; a stand-in xdg-open records the URL it was given.
+    fake = tempfile.mkdtemp(prefix="fx_xdg_")
+    with open(os.path.join(fake, "xdg-open"), "w") as f:
+        f.write("#!/bin/sh\necho \"$1\" > %s/opened\n" % fake)
+    os.chmod(os.path.join(fake, "xdg-open"), 0o755)
+    srv = su.Server("--open", env_extra={"PATH": fake + ":" + os.environ["PATH"]})
+    opened = ""
+    for _ in range(50):
+        if os.path.exists(os.path.join(fake, "opened")):
+            opened = open(os.path.join(fake, "opened")).read().strip()
+            break
+        time.sleep(0.1)
+    st, _, _ = srv.json("GET", "/api/health")
+    check("--open: the browser is opened on the server's loopback URL",
+          opened == "http://127.0.0.1:%d/" % srv.port and st == 200, (opened, srv.port, st))
+    srv.stop()
+    shutil.rmtree(fake, ignore_errors=True)
+
     # Graceful stop: requests in flight when SIGTERM arrives all complete.
     srv = su.Server("--max-batch", "4", "--max-wait-ms", "50", "--threads", "8")
     with concurrent.futures.ThreadPoolExecutor(8) as ex:
