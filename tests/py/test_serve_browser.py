@@ -7,7 +7,9 @@ confidence and overlay are shown and agree with the API, that the opacity
 slider changes the overlay, that the page has no console errors and no
 horizontal scrolling, that controls are labelled and reachable by keyboard;
 screenshots go to BUILD/screenshots/."""
+import base64
 import json
+import re
 import os
 import shutil
 import sys
@@ -112,6 +114,29 @@ def session(srv, image, label, width, height, mobile, shots, api_result):
                                  " document.querySelector('link[rel=manifest]').href]")
         check("%s: overlay download link points at the result" % label,
               links[0].startswith("/api/results/") and links[0].endswith("/overlay.png"), links)
+        # Print view: one page with the images, the result, the model and the time.
+        d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+        hidden = d.execute_script("return ['upload', 'opacity'].map(i => getComputedStyle("
+                                  "document.getElementById(i).closest('section, .controls')).display)")
+        check("%s: print view hides the upload and the controls" % label, hidden == ["none", "none"], hidden)
+        d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+        pdf = base64.b64decode(d.execute_cdp_cmd("Page.printToPDF", {"printBackground": True})["data"])
+        pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+        check("%s: the print view is one page (A4/Letter)" % label, pages == 1, pages)
+        with open(os.path.join(shots, "%s-print.pdf" % label), "wb") as f:
+            f.write(pdf)
+        # Drag and drop: the same file dropped on the drop zone gives a new result.
+        first_id = d.execute_script("return document.getElementById('meta').textContent")
+        d.execute_script("""
+            const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));
+            document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true}));
+        """, base64.b64encode(open(image, "rb").read()).decode())
+        WebDriverWait(d, 60).until(lambda dr: dr.execute_script(
+            "return document.getElementById('meta').textContent") != first_id)
+        check("%s: a dropped file is screened" % label,
+              api_result["prediction"] in d.find_element(By.ID, "prediction").text)
         logs = [e for e in d.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
         check("%s: no console errors" % label, not logs, logs[:3])
     finally:
