@@ -18,10 +18,10 @@
  * (src/serve/web/openapi.json). */
 #ifndef FXSCREEN_SERVE_H
 #define FXSCREEN_SERVE_H
-#include <stddef.h>
-#include <stdio.h>
 #include "fxscreen/device.h"
 #include "fxscreen/status.h"
+#include <stddef.h>
+#include <stdio.h>
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -34,15 +34,15 @@ typedef struct fx_serve_opts {
     fx_device_kind device;
     int device_index;
     fx_precision precision;
-    int method;          /* fx_cam_method, -1: the config's */
-    const char *layer;   /* NULL: the config's */
-    double threshold;    /* NaN: the config's */
-    int max_batch;       /* images per engine batch, 1..256 */
-    int max_wait_ms;     /* how long a batch waits to fill after its first image */
-    int queue_max;       /* images waiting for the engine before 503 */
-    int threads;         /* HTTP worker threads; <= 0: online cores */
-    size_t max_upload;   /* bytes; larger bodies get 413 */
-    double result_ttl_s; /* how long results stay retrievable */
+    int method;           /* fx_cam_method, -1: the config's */
+    const char *layer;    /* NULL: the config's */
+    double threshold;     /* NaN: the config's */
+    int max_batch;        /* images per engine batch, 1..256 */
+    int max_wait_ms;      /* how long a batch waits to fill after its first image */
+    int queue_max;        /* images waiting for the engine before 503 */
+    int threads;          /* HTTP worker threads; <= 0: online cores */
+    size_t max_upload;    /* bytes; larger bodies get 413 */
+    double result_ttl_s;  /* how long results stay retrievable */
     size_t result_memory; /* bytes of results kept at most */
     FILE *log;            /* notices (device fallback, start, stop); may be NULL */
 } fx_serve_opts;

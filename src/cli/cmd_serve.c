@@ -108,8 +108,9 @@ int fx_cmd_serve(int argc, char **argv)
         case 'O': open_browser = 1; break;
         case 'L':
             if (!parse_listen(optarg, host, sizeof host, &o.port)) {
-                fprintf(stderr, "serve: --listen '%s': give ADDRESS:PORT, such as "
-                                "127.0.0.1:8080 or [::1]:8080\n",
+                fprintf(stderr,
+                        "serve: --listen '%s': give ADDRESS:PORT, such as "
+                        "127.0.0.1:8080 or [::1]:8080\n",
                         optarg);
                 return FX_EXIT_USAGE;
             }

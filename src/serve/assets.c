@@ -7,8 +7,8 @@
 #include "serve/serve_internal.h"
 
 #define SV_EMBED(sym, file)                                                                        \
-    __asm__(".section .rodata\n.balign 16\n.global " #sym "\n" #sym ":\n.incbin \"" file          \
-            "\"\n.global " #sym "_end\n" #sym "_end:\n.previous\n");                              \
+    __asm__(".section .rodata\n.balign 16\n.global " #sym "\n" #sym ":\n.incbin \"" file           \
+            "\"\n.global " #sym "_end\n" #sym "_end:\n.previous\n");                               \
     extern const unsigned char sym[], sym##_end[];
 
 SV_EMBED(sv_web_index, "src/serve/web/index.html")

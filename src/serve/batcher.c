@@ -60,7 +60,8 @@ static void run_batch(sv_batcher *b, sv_job **jobs, int n)
     }
     fx_error err = {0};
     double t0 = fx_now_s();
-    fx_status st = fx_screen_run(b->eng[e], b->eff, b->x, n, b->status, b->geom, &b->out, NULL, &err);
+    fx_status st =
+        fx_screen_run(b->eng[e], b->eff, b->x, n, b->status, b->geom, &b->out, NULL, &err);
     double dt = fx_now_s() - t0;
     sv_metrics_batch(b->m, n);
     pthread_mutex_lock(&b->mu);
@@ -262,7 +263,10 @@ int sv_batcher_done(sv_batcher *b, const sv_job *j)
     return d;
 }
 
-const fx_screen *sv_batcher_engine(const sv_batcher *b) { return b->eng[b->neng - 1]; }
+const fx_screen *sv_batcher_engine(const sv_batcher *b)
+{
+    return b->eng[b->neng - 1];
+}
 
 long sv_batcher_depth(sv_batcher *b)
 {

@@ -7,7 +7,7 @@
 
 static const int status_codes[SV_STATUS_CODES] = {200, 201, 204, 400, 404, 405,
                                                   413, 415, 422, 429, 500, 503};
-static const double latency_le[SV_LATENCY_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+static const double latency_le[SV_LATENCY_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1,  0.25,
                                                       0.5,   1.0,  2.5,   5.0,  10.0, 30.0};
 static const int batch_le[SV_BATCH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
 

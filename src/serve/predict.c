@@ -46,7 +46,9 @@ static int body_append(sv_req *r, const void *data, size_t n, size_t limit)
     if (r->n + n > limit)
         return -1;
     if (r->n + n > r->cap) {
-        size_t cap = r->cap ? r->cap : r->expect > r->n + n && r->expect <= limit ? r->expect : 64 * 1024;
+        size_t cap = r->cap                                       ? r->cap
+                     : r->expect > r->n + n && r->expect <= limit ? r->expect
+                                                                  : 64 * 1024;
         while (cap < r->n + n)
             cap *= 2;
         uint8_t *b = realloc(r->body, cap);
@@ -64,7 +66,9 @@ static int body_append(sv_req *r, const void *data, size_t n, size_t limit)
 static size_t body_limit(const sv_req *r)
 {
     size_t lim = r->srv->o.max_upload;
-    return r->kind == SV_BODY_JSON ? lim / 3 * 4 + 65536 : r->kind == SV_BODY_MULTIPART ? lim + 65536 : lim;
+    return r->kind == SV_BODY_JSON        ? lim / 3 * 4 + 65536
+           : r->kind == SV_BODY_MULTIPART ? lim + 65536
+                                          : lim;
 }
 
 static enum MHD_Result form_field(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -302,7 +306,10 @@ static void class_label(const fx_serve *s, int k, char *out, size_t n)
 }
 
 /* A JSON number, or null when not finite. */
-static cJSON *num(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+static cJSON *num(double v)
+{
+    return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
+}
 
 /* The result: overlay and image PNGs, the JSON, the store, the answer. */
 static enum MHD_Result finish_screen(struct MHD_Connection *c, sv_req *r)
@@ -323,7 +330,7 @@ static enum MHD_Result finish_screen(struct MHD_Connection *c, sv_req *r)
     atomic_fetch_add(&s->metrics.images, 1);
     int w = r->img.info.width, h = r->img.info.height;
     int bits = r->img.info.bit_depth > 0 ? r->img.info.bit_depth
-                                          : (int)fx_pixtype_size(r->img.info.type) * 8;
+                                         : (int)fx_pixtype_size(r->img.info.type) * 8;
     size_t hw = (size_t)s->H * s->W;
     sv_visual v = {.w = w, .h = h, .H = s->H, .W = s->W, .geom = j->geom};
     memcpy(v.bbox, j->bbox, sizeof v.bbox);

@@ -53,9 +53,9 @@ typedef struct sv_store sv_store;
  * of the PNGs themselves: drawing costs more than screening on large
  * radiographs, and API clients often never ask for it. */
 typedef struct sv_visual {
-    int w, h;       /* original size */
-    uint8_t *grey;  /* (h, w) the windowed plane, as fx_overlay_grey gives it */
-    uint8_t *heat;  /* (H, W) the CAM x 255 at model resolution */
+    int w, h;      /* original size */
+    uint8_t *grey; /* (h, w) the windowed plane, as fx_overlay_grey gives it */
+    uint8_t *heat; /* (H, W) the CAM x 255 at model resolution */
     int H, W;
     fx_prep_geom geom;
     float bbox[4];
@@ -68,6 +68,9 @@ void sv_store_destroy(sv_store *s);
  * failure alike.  Drops expired entries and, past max_bytes, the oldest.
  * 0, or -1 when out of memory. */
 int sv_store_put(sv_store *s, const char *id, char *json, sv_visual *v);
+/* Frees expired results (the server's janitor calls it every second, so a
+ * result is gone soon after its TTL even when nobody asks for anything). */
+void sv_store_sweep(sv_store *s);
 /* A malloc'd copy of the result's JSON text (caller frees), or NULL when the
  * id is unknown or expired. */
 char *sv_store_json(sv_store *s, const char *id);
@@ -135,6 +138,10 @@ struct fx_serve {
     struct MHD_Daemon *d;
     int port;
     atomic_int ready, stopping;
+    pthread_t janitor;
+    int janitor_started;
+    pthread_mutex_t jmu; /* the janitor sleeps on jcv until stopping */
+    pthread_cond_t jcv;
 };
 
 /* Per request (MHD's con_cls), freed when the request completes. */
@@ -145,7 +152,7 @@ typedef struct sv_req {
     /* The body. */
     uint8_t *body;
     size_t n, cap, expect; /* expect: Content-Length, when given */
-    int kind; /* SV_BODY_* */
+    int kind;              /* SV_BODY_* */
     struct MHD_PostProcessor *pp;
     int form_vis; /* return_visualization from a form field: -1 not given */
     /* predict */
@@ -155,7 +162,7 @@ typedef struct sv_req {
     float *x;
     int want_vis;
     int queue_full;
-    int coming; /* counted in sv_batcher_coming */
+    int coming;                              /* counted in sv_batcher_coming */
     double t_body, decode_s, prep_s, grey_s; /* when the body was complete; stage seconds */
 } sv_req;
 
@@ -164,9 +171,8 @@ enum { SV_BODY_NONE = 0, SV_BODY_RAW, SV_BODY_MULTIPART, SV_BODY_JSON };
 /* Answers: a JSON body (cJSON, deleted here), an error {"error","detail"},
  * or bytes (copied).  Each counts in the metrics.  MHD_YES/MHD_NO. */
 enum MHD_Result sv_answer_json(struct MHD_Connection *c, sv_req *r, int status, cJSON *body);
-enum MHD_Result sv_answer_error(struct MHD_Connection *c, sv_req *r, int status,
-                                const char *error, const char *detail_fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+enum MHD_Result sv_answer_error(struct MHD_Connection *c, sv_req *r, int status, const char *error,
+                                const char *detail_fmt, ...) __attribute__((format(printf, 5, 6)));
 enum MHD_Result sv_answer_bytes(struct MHD_Connection *c, sv_req *r, int status, const char *type,
                                 const void *data, size_t n, int take);
 

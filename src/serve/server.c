@@ -75,8 +75,8 @@ enum MHD_Result sv_answer_json(struct MHD_Connection *c, sv_req *r, int status, 
     return sv_answer_bytes(c, r, status, "application/json", text, strlen(text), 1);
 }
 
-enum MHD_Result sv_answer_error(struct MHD_Connection *c, sv_req *r, int status,
-                                const char *error, const char *detail_fmt, ...)
+enum MHD_Result sv_answer_error(struct MHD_Connection *c, sv_req *r, int status, const char *error,
+                                const char *detail_fmt, ...)
 {
     char detail[512];
     va_list ap;
@@ -203,10 +203,10 @@ typedef struct sv_route {
 } sv_route;
 
 static const sv_route routes[] = {
-    {"GET", "/api/health", h_health},   {"POST", "/api/predict", NULL},
-    {"GET", "/api/ready", h_ready},     {"GET", "/api/model", h_model},
+    {"GET", "/api/health", h_health},    {"POST", "/api/predict", NULL},
+    {"GET", "/api/ready", h_ready},      {"GET", "/api/model", h_model},
     {"GET", "/api/results/", h_results}, {"GET", "/metrics", h_metrics},
-    {"GET", "/openapi.json", h_asset},  {"GET", "/", h_asset},
+    {"GET", "/openapi.json", h_asset},   {"GET", "/", h_asset},
 };
 #define NROUTES ((int)(sizeof routes / sizeof routes[0]))
 
@@ -223,9 +223,8 @@ static int route_find(const char *url)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     fx_serve *s = cls;
@@ -242,11 +241,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
          * the engine's thread keeps the cores for its OpenMP regions. */
         omp_set_num_threads(1);
         if (r->route < 0)
-            return sv_answer_error(c, r, 404, "not found", "no route %s (see /openapi.json)",
-                                   url);
+            return sv_answer_error(c, r, 404, "not found", "no route %s (see /openapi.json)", url);
         const sv_route *rt = &routes[r->route];
-        int get_ok = !strcmp(rt->method, "GET") &&
-                     (!strcmp(method, "GET") || !strcmp(method, "HEAD"));
+        int get_ok =
+            !strcmp(rt->method, "GET") && (!strcmp(method, "GET") || !strcmp(method, "HEAD"));
         if (!get_ok && strcmp(method, rt->method))
             return sv_answer_error(c, r, 405, "method not allowed", "%s %s: use %s", method, url,
                                    rt->method);
@@ -296,6 +294,22 @@ static char *model_name(const char *path)
     return n;
 }
 
+/* Frees expired results once a second until the server stops. */
+static void *janitor_main(void *arg)
+{
+    fx_serve *s = arg;
+    pthread_mutex_lock(&s->jmu);
+    while (!atomic_load(&s->stopping)) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_sec += 1;
+        pthread_cond_timedwait(&s->jcv, &s->jmu, &t);
+        sv_store_sweep(s->store);
+    }
+    pthread_mutex_unlock(&s->jmu);
+    return NULL;
+}
+
 static fx_status bind_address(const fx_serve_opts *o, struct sockaddr_storage *sa, fx_error *err)
 {
     memset(sa, 0, sizeof *sa);
@@ -324,10 +338,13 @@ fx_status fx_serve_start(const fx_serve_opts *o, fx_serve **out, fx_error *err)
     if (!s)
         return fx_error_set(err, FX_ERR_NOMEM, "serve: out of memory");
     s->o = *o;
+    pthread_mutex_init(&s->jmu, NULL);
+    pthread_cond_init(&s->jcv, NULL);
     struct sockaddr_storage sa;
     fx_status st = bind_address(o, &sa, err);
     if (st == FX_OK && (!o->model || !o->max_upload || o->result_ttl_s <= 0))
-        st = fx_error_set(err, FX_ERR_USAGE, "serve: a model, an upload limit and a TTL are needed");
+        st =
+            fx_error_set(err, FX_ERR_USAGE, "serve: a model, an upload limit and a TTL are needed");
     if (st == FX_OK) {
         s->model_path = strdup(o->model);
         s->config_path = o->config ? strdup(o->config) : fx_screen_sidecar(o->model);
@@ -353,16 +370,20 @@ fx_status fx_serve_start(const fx_serve_opts *o, fx_serve **out, fx_error *err)
         s->store = sv_store_create(o->result_ttl_s, o->result_memory, &s->metrics);
         if (!s->effective_yaml || !s->store)
             st = fx_error_set(err, FX_ERR_NOMEM, "serve: out of memory");
+        else if (pthread_create(&s->janitor, NULL, janitor_main, s) != 0)
+            st = fx_error_set(err, FX_ERR_NOMEM, "serve: cannot start the janitor thread");
+        else
+            s->janitor_started = 1;
     }
     if (st == FX_OK) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         unsigned threads = (unsigned)(o->threads > 0 ? o->threads : cores > 0 ? cores : 2);
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                         MHD_USE_ERROR_LOG | (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                         MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                         (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
         s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
-                                MHD_OPTION_THREAD_POOL_SIZE, threads,
-                                MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
+                                MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
+                                30u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
                                 MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_NOTIFY_COMPLETED,
                                 on_completed, s, MHD_OPTION_END);
         if (!s->d)
@@ -382,13 +403,21 @@ fx_status fx_serve_start(const fx_serve_opts *o, fx_serve **out, fx_error *err)
     return st;
 }
 
-int fx_serve_port(const fx_serve *s) { return s->port; }
+int fx_serve_port(const fx_serve *s)
+{
+    return s->port;
+}
 
 void fx_serve_stop(fx_serve *s, double grace_s)
 {
     if (!s)
         return;
+    pthread_mutex_lock(&s->jmu);
     atomic_store(&s->stopping, 1);
+    pthread_cond_broadcast(&s->jcv);
+    pthread_mutex_unlock(&s->jmu);
+    if (s->janitor_started)
+        pthread_join(s->janitor, NULL);
     if (s->d) {
         /* Stop accepting, then let the connections in flight finish. */
         MHD_socket ls = MHD_quiesce_daemon(s->d);
@@ -414,5 +443,7 @@ void fx_serve_stop(fx_serve *s, double grace_s)
     free(s->model_path);
     free(s->config_path);
     free(s->model_name);
+    pthread_cond_destroy(&s->jcv);
+    pthread_mutex_destroy(&s->jmu);
     free(s);
 }

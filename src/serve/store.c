@@ -112,6 +112,13 @@ int sv_store_put(sv_store *s, const char *id, char *json, sv_visual *v)
     return 0;
 }
 
+void sv_store_sweep(sv_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    sweep(s, 0);
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* The live entry with this id; under the lock. */
 static entry *find(sv_store *s, const char *id)
 {

@@ -449,6 +449,18 @@ def queue_and_shutdown(images):
     check("serving after the queue overflowed", st == 200, st)
     srv.stop()
 
+    # Results are freed after their TTL even when nobody asks for them.
+    srv = su.Server("--result-ttl", "1")
+    st, _, r = srv.json("POST", "/api/predict", data[0], {"Content-Type": "image/png"})
+    st1, _, _ = srv.request("GET", r["result_url"]) if st == 200 else (0, 0, 0)
+    time.sleep(2.5)
+    _, _, text = srv.request("GET", "/metrics")
+    held = [l for l in text.decode().splitlines() if l.startswith("fxscreen_results_stored ")]
+    st2, _, _ = srv.request("GET", r["result_url"]) if st == 200 else (0, 0, 0)
+    check("--result-ttl 1: the result is kept, then freed without any request touching it",
+          st1 == 200 and held == ["fxscreen_results_stored 0"] and st2 == 404, (st, st1, held, st2))
+    srv.stop()
+
     # --open: a free loopback port, and the default browser (xdg-open) is
     # started on it; a stand-in xdg-open records the URL it was given.
     fake = tempfile.mkdtemp(prefix="fx_xdg_")
