@@ -28,6 +28,13 @@ SERVE       ?= $(if $(filter 1,$(STATIC)),0,1)
 ifeq ($(SERVE),1)
   PKGS      += libmicrohttpd libcrypto
 endif
+# DICOM through GDCM (C++, behind src/io/dicom_internal.h); left out of static
+# builds too (Debian ships GDCM as shared libraries only).
+DICOM       ?= $(if $(filter 1,$(STATIC)),0,1)
+GDCM_INC    := $(firstword $(wildcard /usr/include/gdcm-*))
+ifeq ($(DICOM),1)
+  GDCM_LIBS := -lgdcmMSFF -lgdcmDSED -lgdcmCommon -lstdc++
+endif
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ifeq ($(STATIC),1)
   # Static archives of the image/HDF5 stack (from Debian's -dev packages) so the
@@ -39,7 +46,7 @@ ifeq ($(STATIC),1)
               -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas -lprotobuf-c \
               -Wl,-Bdynamic -lcjson -lstdc++ -lgfortran -lcrypto -lcurl -ldl -lm -lpthread
 else
-  PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+  PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(GDCM_LIBS) -lm -lpthread
 endif
 
 # Messages are bounded buffers by design (FX_ERROR_MSG_MAX): truncation is intended.
@@ -74,13 +81,18 @@ ifneq ($(SERVE),1)
   LIB_SRC  := $(filter-out src/serve/%,$(LIB_SRC))
   BASE_CFLAGS += -DFX_NO_SERVE
 endif
+LIB_CXX  := $(if $(filter 1,$(DICOM)),$(wildcard src/*/*.cpp))
+ifneq ($(DICOM),1)
+  BASE_CFLAGS += -DFX_NO_DICOM
+endif
+CXXFLAGS_ALL = -std=c++17 -Wall -Wextra -Werror -Iinclude -Isrc -I$(GDCM_INC) -MMD -MP
 CLI_SRC  := $(wildcard src/cli/*.c)
 CU_SRC   := $(if $(NVCC),$(wildcard kernels/*.cu))
 TEST_SRC := $(wildcard tests/test_*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 BENCH_SRC:= $(wildcard bench/*.c)
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(LIB_CXX:%.cpp=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LIBA     := $(BUILD)/libfxscreen.a
 BIN      := $(BUILD)/fxscreen
@@ -91,7 +103,7 @@ BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 # ASan+UBSan build of the library and unit tests (CPU only).
 ASAN_DIR   := $(BUILD)/asan
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-ASAN_OBJ   := $(LIB_SRC:%.c=$(ASAN_DIR)/obj/%.o)
+ASAN_OBJ   := $(LIB_SRC:%.c=$(ASAN_DIR)/obj/%.o) $(LIB_CXX:%.cpp=$(ASAN_DIR)/obj/%.o)
 ASAN_TESTS := $(TEST_SRC:tests/%.c=$(ASAN_DIR)/tests/%)
 ASAN_BIN   := $(ASAN_DIR)/fxscreen
 
@@ -99,6 +111,7 @@ ASAN_BIN   := $(ASAN_DIR)/fxscreen
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIBSRC := src/core/status.c src/core/image.c $(wildcard src/io/*.c)
+FUZZ_DEFS   := -DFX_NO_DICOM
 HAVE_LIBFUZZER := $(shell echo 'int LLVMFuzzerTestOneInput(const char*d,unsigned long n){(void)d;(void)n;return 0;}' | $(CLANG) -x c -fsanitize=fuzzer - -o /dev/null 2>/dev/null && echo 1)
 
 .PHONY: all lib test test-run demo-run test-gpu demo static gpu-bundle deps bench bench-infer bench-run bench-serve check-long clean features tools format
@@ -130,6 +143,14 @@ $(FAST_OPS_OBJ): ALL_CFLAGS += -ffp-contract=fast
 # The web app is embedded by .incbin (src/serve/assets.c): rebuild when it changes.
 SERVE_WEB := $(wildcard src/serve/web/*)
 $(BUILD)/obj/src/serve/assets.o $(ASAN_DIR)/obj/src/serve/assets.o: $(SERVE_WEB)
+
+$(BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS_ALL) -O2 -g -c $< -o $@
+
+$(ASAN_DIR)/obj/%.o: %.cpp
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS_ALL) $(ASAN_FLAGS) -c $< -o $@
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -178,9 +199,17 @@ $(BUILD)/fuzz/fuzz_onnx: $(FUZZ_ONNX_SRC)
 $(BUILD)/fuzz/fuzz_onnx: FUZZ_LIBSRC += $(FUZZ_ONNX_SRC)
 $(BUILD)/fuzz/fuzz_onnx: FUZZ_LIBS := -lprotobuf-c -lopenblas
 
+# fuzz_dicom also needs the GDCM wrapper, built by clang++ with the same sanitizers.
+$(BUILD)/fuzz/dicom_gdcm.o: src/io/dicom_gdcm.cpp
+	@mkdir -p $(@D)
+	$(CLANG)++ -std=c++17 -Iinclude -Isrc -I$(GDCM_INC) -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize=vptr -c $< -o $@
+$(BUILD)/fuzz/fuzz_dicom: $(BUILD)/fuzz/dicom_gdcm.o
+$(BUILD)/fuzz/fuzz_dicom: FUZZ_DEFS :=
+$(BUILD)/fuzz/fuzz_dicom: FUZZ_LIBS := $(BUILD)/fuzz/dicom_gdcm.o $(GDCM_LIBS) -lz
+
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC)
 	@mkdir -p $(@D)
-	$(CLANG) -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) -g -O1 \
+	$(CLANG) -std=c11 -D_GNU_SOURCE $(FUZZ_DEFS) -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) -g -O1 \
 	  -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIBSRC) $(FUZZ_LIBS) $(shell pkg-config --libs libpng libtiff-4 libdeflate) -lm
 
 tools: $(TOOLS)

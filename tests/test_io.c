@@ -296,7 +296,7 @@ static void test_empty_and_truncated(void)
     uint8_t one = 0;
     CHECK(fx_decode_memory(&one, 0, NULL, &img, &err) == FX_ERR_FORMAT);
     CHECK(fx_decode_memory(&one, 1, NULL, &img, &err) == FX_ERR_UNSUPPORTED);
-    CHECK(strstr(err.msg, "not a PNG or TIFF file (starts with bytes 00)") != NULL);
+    CHECK(strstr(err.msg, "not a PNG, TIFF or DICOM file (starts with bytes 00)") != NULL);
 
     /* Every proper prefix of a valid PNG and TIFF must fail, never crash. */
     uint8_t raw[7 * 4];

@@ -237,6 +237,36 @@ static void test_run_pad_small(void)
 }
 
 /* Windows: fixed clips, percentile on a ramp, degenerate window gives 0. */
+/* window: dicom: the file's center/width by DICOM's linear function; without
+ * one, the percentiles. */
+static void test_run_window_dicom(void)
+{
+    uint16_t px[16];
+    for (int i = 0; i < 16; i++)
+        px[i] = (uint16_t)(i * 100);
+    fx_image im = wrap(px, 4, 4, FX_PIX_U16);
+    fx_prep_config c;
+    fx_prep_config_default(&c);
+    c.out_w = c.out_h = 4;
+    c.window = FX_WINDOW_DICOM;
+    c.p_lo = 10;
+    c.p_hi = 90;
+    fx_prep_scratch *s = fx_prep_scratch_create();
+    float out[16];
+    fx_prep_geom g;
+    im.info.has_window = 1;
+    im.info.win_center = 800;
+    im.info.win_width = 401;
+    CHECK(fx_prep_run(&im, &c, s, out, NULL, &g, NULL, NULL) == FX_OK);
+    CHECK_NEAR(g.win_lo, 599.5, 1e-12); /* c - 0.5 - (w - 1) / 2 */
+    CHECK_NEAR(g.win_hi, 999.5, 1e-12); /* c - 0.5 + (w - 1) / 2 */
+    im.info.has_window = 0;
+    CHECK(fx_prep_run(&im, &c, s, out, NULL, &g, NULL, NULL) == FX_OK);
+    CHECK_NEAR(g.win_lo, 150, 1e-9); /* the percentiles, as mode percentile */
+    CHECK_NEAR(g.win_hi, 1350, 1e-9);
+    fx_prep_scratch_destroy(s);
+}
+
 static void test_run_windows(void)
 {
     uint16_t px[16];
@@ -623,6 +653,7 @@ int main(void)
     RUN(test_geometry);
     RUN(test_run_pad_small);
     RUN(test_run_windows);
+    RUN(test_run_window_dicom);
     RUN(test_run_crop_matches_full);
     RUN(test_run_rows_first_matches_reference);
     RUN(test_run_limits);

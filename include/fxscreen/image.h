@@ -27,6 +27,10 @@ typedef struct fx_image_info {
     int bit_depth;     /* bits per sample in the file: 1,2,4,8,16,32 */
     int channels;      /* samples per pixel in the file (1..4), informative */
     fx_pixtype type;   /* storage type of the decoded plane */
+    /* What some formats carry beside the pixels (DICOM); 0 when absent. */
+    int frames;                    /* frames in the file (the first is decoded) */
+    int has_window;                /* a window from the file (DICOM Window Center/Width, */
+    double win_center, win_width;  /* on the decoded values: window: {mode: dicom}) */
 } fx_image_info;
 
 /* Owned image: pixels is malloc'd (or borrowed, see `owned`). */

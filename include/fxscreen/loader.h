@@ -49,6 +49,9 @@ const fx_loader *fx_loader_find(const uint8_t *bytes, size_t n);
 /* 1 if path's extension (case-insensitive) belongs to any loader. */
 int fx_loader_suffix_known(const char *path);
 
+/* 1 if the first bytes of the file at path are a format some loader reads
+ * (DICOM files often have no extension).  0 when unreadable. */
+int fx_loader_sniff_file(const char *path);
 /* Limits checked after header(), before any pixel buffer is allocated. */
 typedef struct fx_decode_limits {
     double max_megapixels; /* width*height/1e6; 0 = no limit */
@@ -81,9 +84,10 @@ fx_status fx_read_file(const char *path, size_t max_bytes, uint8_t **bytes, size
 fx_status fx_decode_file(const char *path, const fx_decode_limits *lim, fx_image *img,
                          fx_error *err);
 
-/* Loader entry points (io/png.c, io/tiff.c). */
+/* Loader entry points (io/png.c, io/tiff.c, io/dicom.c). */
 extern const fx_loader fx_png_loader;
 extern const fx_loader fx_tiff_loader;
+extern const fx_loader fx_dicom_loader; /* io/dicom.c, through GDCM; not in static builds */
 
 /* Writers used by synth and tests (io/png_save.c, io/tiff_save.c).
  * pixels: (height, width) grey, type U8 or U16 (TIFF also F32). */

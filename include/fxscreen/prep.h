@@ -6,6 +6,10 @@
  *                              default 'linear' definition), then clip;
  *                  FIXED       lo/hi given in stored units, then clip;
  *                  NONE        divide by the type's full range (255, 65535; F32 as is).
+ *                  DICOM       the file's first Window Center c / Width w (DICOM's
+ *                              linear function: lo = c - 0.5 - (w - 1) / 2,
+ *                              hi = c - 0.5 + (w - 1) / 2, on the rescaled values);
+ *                              a file without one: PERCENTILE with p_lo/p_hi.
  *                  v = (clip(x, lo, hi) - lo) / (hi - lo)   (0 when hi == lo)
  *                  NaN pixels give 0; a window that is not finite gives 0
  *                  everywhere; F32 under NONE is clipped to [0,1].
@@ -39,14 +43,15 @@ extern "C" {
 typedef enum fx_window_mode {
     FX_WINDOW_NONE = 0,
     FX_WINDOW_PERCENTILE,
-    FX_WINDOW_FIXED
+    FX_WINDOW_FIXED,
+    FX_WINDOW_DICOM /* the file's Window Center/Width (DICOM's linear VOI), else PERCENTILE */
 } fx_window_mode;
 typedef enum fx_fit_mode { FX_FIT_PAD = 0, FX_FIT_CROP } fx_fit_mode;
 typedef enum fx_store_type { FX_STORE_F16 = 0, FX_STORE_U8 } fx_store_type;
 
 typedef struct fx_prep_config {
     fx_window_mode window;
-    double p_lo, p_hi; /* percentiles in [0,100], PERCENTILE mode */
+    double p_lo, p_hi; /* percentiles in [0,100], PERCENTILE mode (and DICOM's fallback) */
     double w_lo, w_hi; /* stored units, FIXED mode */
     int invert;        /* 0/1 */
     int out_h, out_w;  /* model input, pixels */

@@ -16,7 +16,11 @@
 /* The built-in table, NULL-terminated; static const so it is thread-safe. */
 const fx_loader *const *fx_loaders(void)
 {
-    static const fx_loader *const table[] = {&fx_png_loader, &fx_tiff_loader, NULL};
+    static const fx_loader *const table[] = {&fx_png_loader, &fx_tiff_loader,
+#ifndef FX_NO_DICOM
+                                             &fx_dicom_loader,
+#endif
+                                             NULL};
     return table;
 }
 
@@ -64,7 +68,7 @@ fx_status fx_decode_header(const fx_loader **ld, const uint8_t *bytes, size_t n,
         for (size_t i = 0, len = 0; i < k; i++)
             len += (size_t)snprintf(hex + len, sizeof hex - len, "%s%02x", i ? " " : "", bytes[i]);
         return fx_error_set(err, FX_ERR_UNSUPPORTED,
-                            "not a PNG or TIFF file (starts with bytes %s)", hex);
+                            "not a PNG, TIFF or DICOM file (starts with bytes %s)", hex);
     }
     const char *name = (*ld)->name;
     fx_status st = (*ld)->header(bytes, n, info, err);
@@ -213,4 +217,15 @@ fx_status fx_decode_file(const char *path, const fx_decode_limits *lim, fx_image
     if (st != FX_OK)
         fx_error_prefix(err, "%s", path ? path : "(null)");
     return st;
+}
+
+int fx_loader_sniff_file(const char *path)
+{
+    uint8_t head[512];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t k = read(fd, head, sizeof head);
+    close(fd);
+    return k > 0 && fx_loader_find(head, (size_t)k) != NULL;
 }

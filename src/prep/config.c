@@ -37,9 +37,10 @@ fx_status fx_prep_config_validate(const fx_prep_config *cfg, fx_error *err)
 {
 #define BAD(...) return fx_error_set(err, FX_ERR_CONFIG, __VA_ARGS__)
     if (cfg->window != FX_WINDOW_NONE && cfg->window != FX_WINDOW_PERCENTILE &&
-        cfg->window != FX_WINDOW_FIXED)
-        BAD("key 'window.mode': unknown mode %d; use percentile, fixed or none", (int)cfg->window);
-    if (cfg->window == FX_WINDOW_PERCENTILE) {
+        cfg->window != FX_WINDOW_FIXED && cfg->window != FX_WINDOW_DICOM)
+        BAD("key 'window.mode': unknown mode %d; use percentile, fixed, dicom or none",
+            (int)cfg->window);
+    if (cfg->window == FX_WINDOW_PERCENTILE || cfg->window == FX_WINDOW_DICOM) {
         if (!(cfg->p_lo >= 0 && cfg->p_lo <= 100) || !(cfg->p_hi >= 0 && cfg->p_hi <= 100))
             BAD("key 'window.low'/'window.high': percentiles %g, %g outside [0, 100]; "
                 "use e.g. low: 0.5, high: 99.5",
@@ -93,7 +94,7 @@ typedef struct loader {
 
 static fx_status load_window(loader *L, yaml_node_t *map, fx_prep_config *cfg)
 {
-    static const char *const modes[] = {"none", "percentile", "fixed"};
+    static const char *const modes[] = {"none", "percentile", "fixed", "dicom"};
     fx_status st =
         fx_ycfg_need_map(&L->y, map, "window", "{mode: percentile, low: 0.5, high: 99.5}");
     if (st)
@@ -109,10 +110,10 @@ static fx_status load_window(loader *L, yaml_node_t *map, fx_prep_config *cfg)
             return st;
         const char *ks = fx_ycfg_scalar(k);
         if (strcmp(ks, "mode") == 0) {
-            int m = fx_ycfg_enum(v, modes, 3);
+            int m = fx_ycfg_enum(v, modes, 4);
             if (m < 0)
                 return fx_ycfg_fail(&L->y, v, kname,
-                                    "'%s' is not a mode; use percentile, fixed or none",
+                                    "'%s' is not a mode; use percentile, fixed, dicom or none",
                                     fx_ycfg_scalar(v) ? fx_ycfg_scalar(v) : "(not a word)");
             cfg->window = (fx_window_mode)m;
         } else if (strcmp(ks, "low") == 0) {
@@ -125,14 +126,15 @@ static fx_status load_window(loader *L, yaml_node_t *map, fx_prep_config *cfg)
     }
     if ((low || high) && cfg->window == FX_WINDOW_NONE)
         return fx_ycfg_fail(&L->y, low ? low : high, low ? "window.low" : "window.high",
-                            "not used with mode none; remove it or set mode: percentile|fixed");
+                            "not used with mode none; remove it or set mode: "
+                            "percentile|fixed|dicom");
     double *plo = cfg->window == FX_WINDOW_FIXED ? &cfg->w_lo : &cfg->p_lo;
     double *phi = cfg->window == FX_WINDOW_FIXED ? &cfg->w_hi : &cfg->p_hi;
     if (low && (st = fx_ycfg_double(&L->y, low, "window.low", plo)))
         return st;
     if (high && (st = fx_ycfg_double(&L->y, high, "window.high", phi)))
         return st;
-    if (cfg->window == FX_WINDOW_PERCENTILE) {
+    if (cfg->window == FX_WINDOW_PERCENTILE || cfg->window == FX_WINDOW_DICOM) {
         if (low && !(*plo >= 0 && *plo <= 100))
             return fx_ycfg_fail(&L->y, low, "window.low",
                                 "percentile %g outside [0, 100]; use e.g. 0.5", *plo);
@@ -335,11 +337,11 @@ fx_status fx_prep_config_load(const char *path, fx_prep_config *cfg, fx_error *e
 
 char *fx_prep_config_to_yaml(const fx_prep_config *cfg)
 {
-    static const char *const modes[] = {"none", "percentile", "fixed"};
+    static const char *const modes[] = {"none", "percentile", "fixed", "dicom"};
     char win[160], mean[96], sd[96];
-    int wm = cfg->window >= 0 && cfg->window <= 2 ? (int)cfg->window : 1;
-    if (cfg->window == FX_WINDOW_PERCENTILE)
-        snprintf(win, sizeof win, "{mode: percentile, low: %.17g, high: %.17g}", cfg->p_lo,
+    int wm = cfg->window >= 0 && cfg->window <= 3 ? (int)cfg->window : 1;
+    if (cfg->window == FX_WINDOW_PERCENTILE || cfg->window == FX_WINDOW_DICOM)
+        snprintf(win, sizeof win, "{mode: %s, low: %.17g, high: %.17g}", modes[wm], cfg->p_lo,
                  cfg->p_hi);
     else if (cfg->window == FX_WINDOW_FIXED)
         snprintf(win, sizeof win, "{mode: fixed, low: %.17g, high: %.17g}", cfg->w_lo, cfg->w_hi);

@@ -94,12 +94,19 @@ fx_status fx_prep_run(const fx_image *img, const fx_prep_config *cfg, fx_prep_sc
      * pass that serves both the percentiles and the stats. */
     double lo = 0, hi = 1;
     size_t bins = 0;
-    int use_hist = t != FX_PIX_F32 && (stats || cfg->window == FX_WINDOW_PERCENTILE);
+    fx_window_mode mode = cfg->window;
+    if (mode == FX_WINDOW_DICOM && !img->info.has_window)
+        mode = FX_WINDOW_PERCENTILE; /* no window in the file */
+    int use_hist = t != FX_PIX_F32 && (stats || mode == FX_WINDOW_PERCENTILE);
     if (use_hist && (st = fx_prep_histogram(img, s, &bins, stats, err)) != FX_OK)
         return st;
     if (stats && !use_hist)
         fx_image_stats_compute(img, stats);
-    switch (cfg->window) {
+    switch (mode) {
+    case FX_WINDOW_DICOM: /* DICOM PS3.3 C.11.2.1.2.1, the linear VOI function */
+        lo = img->info.win_center - 0.5 - (img->info.win_width - 1) / 2;
+        hi = img->info.win_center - 0.5 + (img->info.win_width - 1) / 2;
+        break;
     case FX_WINDOW_PERCENTILE:
         if (use_hist)
             fx_prep_hist_percentiles(s->hist, bins, (size_t)w * (size_t)h, cfg->p_lo, cfg->p_hi,

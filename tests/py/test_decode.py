@@ -410,7 +410,7 @@ def damaged_cases(d):
     tifffile.imwrite(tpath, g[..., 0].astype(np.uint8))
     check_ok("tiff-named-png", tpath, g[..., 0].astype(np.uint8))
     check_err("random-bytes", write(os.path.join(d, "random.png"), bytes(RNG.integers(0, 256, 4096, dtype=np.uint8))),
-              "not a PNG or TIFF")
+              "not a PNG, TIFF or DICOM")
     check_err("png-signature-then-garbage",
               write(os.path.join(d, "siggarb.png"), good[:8] + bytes(RNG.integers(0, 256, 500, dtype=np.uint8))))
     check_err("jpeg-file", write(os.path.join(d, "x.png"), b"\xff\xd8\xff\xe0" + bytes(100)), "unsupported")

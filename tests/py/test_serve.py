@@ -187,6 +187,18 @@ def body_checks(srv, images, ref, work):
               (r["prediction"] == "fracture") == (r["probability"] >= r["threshold"])
               and abs(r["confidence"] - (r["probability"] if r["prediction"] == "fracture" else 1 - r["probability"])) < 1e-6
               and "heatmap_png" not in r, r)
+    # A DICOM holding the PNG's 16-bit values: the same answer as the PNG.
+    try:
+        import test_dicom
+        from PIL import Image
+        dcm = os.path.join(work, "same_as_png.dcm")
+        test_dicom.write(dcm, np.asarray(Image.open(images[0])).astype(np.int64), 16)
+        st, _, r = srv.json("POST", "/api/predict", open(dcm, "rb").read(), {"Content-Type": "application/dicom"})
+        check("POST a DICOM (application/dicom) with the PNG's values: the PNG's probability and peak",
+              st == 200 and abs(r["probability"] - p0) < 1e-6 and np.allclose(r["peak"], pk0, atol=1e-3)
+              and r["image"]["bits"] == 16, (st, r if st != 200 else (r["probability"], p0)))
+    except ImportError as e:
+        check("pydicom for the DICOM upload", False, e)
     st, _, r = srv.json("POST", "/api/predict", tif, {"Content-Type": "image/tiff"})
     pt, pkt, _ = ref[os.path.abspath(images[-1])]
     check("POST a TIFF as image/tiff: the same probability as fxscreen run",

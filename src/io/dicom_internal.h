@@ -1,0 +1,54 @@
+/* The DICOM loader's thin C interface to GDCM (src/io/dicom_gdcm.cpp, the
+ * only C++ in the project).  src/io/dicom.c is the loader table's entry and
+ * does the pixel arithmetic (bits stored, sign, MONOCHROME1, rescale) in C.
+ * Both calls parse the file from memory; nothing is cached between them, so
+ * they are thread-safe as the loader table requires. */
+#ifndef FX_IO_DICOM_INTERNAL_H
+#define FX_IO_DICOM_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FX_DCM_UID 72
+
+typedef struct fx_dcm_header {
+    int has_pixels;              /* (7FE0,0010) present */
+    int width, height, frames;   /* Columns, Rows, NumberOfFrames (1 when absent) */
+    int samples;                 /* SamplesPerPixel */
+    int bits_alloc, bits_stored; /* BitsAllocated, BitsStored */
+    int high_bit;
+    int is_signed;           /* PixelRepresentation 1 */
+    double slope, intercept; /* Rescale Slope/Intercept (1, 0 when absent) */
+    int has_window;          /* the first Window Center/Width pair */
+    double win_center, win_width;
+    char photometric[32];       /* "MONOCHROME2", ... */
+    char ts_uid[FX_DCM_UID];    /* transfer syntax UID */
+    char ts_name[96];           /* GDCM's name for it */
+    char sop_class[FX_DCM_UID]; /* SOP Class UID */
+    /* Identifiers for the outputs (no patient name, ID or birth date). */
+    char sop_instance[FX_DCM_UID], study[FX_DCM_UID], series[FX_DCM_UID];
+    char accession[FX_DCM_UID], modality[20], body_part[72], view_position[20];
+    double spacing_row, spacing_col; /* mm (Pixel Spacing, else Imager Pixel Spacing); 0 unknown */
+} fx_dcm_header;
+
+/* The strict structural walk (src/io/dicom_check.c) every file passes
+ * before GDCM reads it: 0, or -1 with the reason in msg. */
+int fx_dcm_check(const uint8_t *bytes, size_t n, char *msg, size_t msgn);
+
+/* Parses bytes[0..n) into h.  Returns 0, or -1 with a reason in msg. */
+int fx_dcm_read_header(const uint8_t *bytes, size_t n, fx_dcm_header *h, char *msg, size_t msgn);
+
+/* Decodes the pixel data (every codec GDCM has) and copies frame 0 as
+ * stored: width * height samples of bits_alloc bits (8, 16 or 32), host
+ * byte order, into raw (room for that many bytes).  0, or -1 with msg. */
+int fx_dcm_decode_frame0(const uint8_t *bytes, size_t n, const fx_dcm_header *h, void *raw,
+                         char *msg, size_t msgn);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
