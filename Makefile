@@ -28,6 +28,12 @@ SERVE       ?= $(if $(filter 1,$(STATIC)),0,1)
 ifeq ($(SERVE),1)
   PKGS      += libmicrohttpd libcrypto
 endif
+# Archives as sources (libarchive), also left out of static builds (its
+# compression libraries would all have to come along).
+ARCHIVE     ?= $(if $(filter 1,$(STATIC)),0,1)
+ifeq ($(ARCHIVE),1)
+  PKGS      += libarchive
+endif
 # DICOM through GDCM (C++, behind src/io/dicom_internal.h); left out of static
 # builds too (Debian ships GDCM as shared libraries only).
 DICOM       ?= $(if $(filter 1,$(STATIC)),0,1)
@@ -84,6 +90,9 @@ endif
 LIB_CXX  := $(if $(filter 1,$(DICOM)),$(wildcard src/*/*.cpp))
 ifneq ($(DICOM),1)
   BASE_CFLAGS += -DFX_NO_DICOM
+endif
+ifneq ($(ARCHIVE),1)
+  BASE_CFLAGS += -DFX_NO_ARCHIVE
 endif
 CXXFLAGS_ALL = -std=c++17 -Wall -Wextra -Werror -Iinclude -Isrc -I$(GDCM_INC) -MMD -MP
 CLI_SRC  := $(wildcard src/cli/*.c)
@@ -206,6 +215,11 @@ $(BUILD)/fuzz/dicom_gdcm.o: src/io/dicom_gdcm.cpp
 $(BUILD)/fuzz/fuzz_dicom: $(BUILD)/fuzz/dicom_gdcm.o
 $(BUILD)/fuzz/fuzz_dicom: FUZZ_DEFS :=
 $(BUILD)/fuzz/fuzz_dicom: FUZZ_LIBS := $(BUILD)/fuzz/dicom_gdcm.o $(GDCM_LIBS) -lz
+
+# fuzz_archive: the archive reader (and the loaders it feeds) over libarchive.
+$(BUILD)/fuzz/fuzz_archive: src/pool/archive.c
+$(BUILD)/fuzz/fuzz_archive: FUZZ_LIBSRC += src/pool/archive.c
+$(BUILD)/fuzz/fuzz_archive: FUZZ_LIBS := -larchive
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC)
 	@mkdir -p $(@D)

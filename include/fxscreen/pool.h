@@ -100,6 +100,11 @@ typedef struct fx_worker_buf {
 } fx_worker_buf;
 void fx_pool_process_one(const fx_pool_config *cfg, const char *path, fx_worker_buf *buf,
                          float *out, float *plane01, fx_item *item);
+/* The same on bytes already in memory (an archive member; data borrowed);
+ * data NULL reads the file at path.  path names the input in messages. */
+void fx_pool_process_bytes(const fx_pool_config *cfg, const char *path, const uint8_t *data,
+                           size_t size, fx_worker_buf *buf, float *out, float *plane01,
+                           fx_item *item);
 void fx_worker_buf_free(fx_worker_buf *buf);
 
 #ifdef __cplusplus

@@ -11,8 +11,14 @@
  *              that has a `path` column (RFC 4180 quoting).  Relative paths
  *              are taken relative to the list file's directory.
  *   -          the same list format read from standard input (relative to cwd).
+ *   ARCHIVE    a .tar, .tar.gz/.tgz, .tar.zst, .tar.xz, .tar.bz2 or .zip file (also
+ *              when named in a list): its image members in archive order, read
+ *              into memory by libarchive (never extracted), each named
+ *              "ARCHIVE!/member/path" (src/pool/archive.c says which members).
  *   FILE       any other file: that one image (whatever its extension; the
  *              loader is chosen by magic bytes later).
+ * In directories, files without an extension (or with digits only after the
+ * last dot, as DICOM UIDs) are taken when their first bytes are an image.
  * The stream is produced lazily (memory is bounded by the widest directory,
  * not by the archive size).  Items that cannot be listed (an unreadable
  * directory, a missing path, a loop) are still yielded, with an error, so
@@ -22,6 +28,7 @@
 #define FXSCREEN_SOURCE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "fxscreen/status.h"
@@ -32,9 +39,13 @@ extern "C" {
 
 typedef struct fx_source fx_source;
 
-/* One yielded input. path is malloc'd and owned by the receiver. */
+/* One yielded input. path (and data) are malloc'd and owned by the
+ * receiver.  data != NULL: the input's bytes (an archive member); else the
+ * receiver reads the file at path. */
 typedef struct fx_source_item {
     char *path;
+    uint8_t *data;
+    size_t size;
     fx_status status; /* FX_OK, or why the path could not be listed */
     char error[FX_ERROR_MSG_MAX];
 } fx_source_item;

@@ -296,8 +296,10 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
         if ((st = fx_results_recover(&out, &meta, &res->resumed_from, job->log, err)) != FX_OK)
             goto done;
         fx_source_item si;
-        for (size_t i = 0; i < res->resumed_from && fx_source_next(src, &si); i++)
+        for (size_t i = 0; i < res->resumed_from && fx_source_next(src, &si); i++) {
             free(si.path);
+            free(si.data);
+        }
         if (job->log)
             fprintf(job->log, "run: resuming %s after %zu rows\n", job->out_dir, res->resumed_from);
     } else if ((st = run_params_save(&p, job->out_dir, err)) != FX_OK ||

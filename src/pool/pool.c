@@ -56,16 +56,19 @@ void fx_worker_buf_free(fx_worker_buf *buf)
     memset(buf, 0, sizeof *buf);
 }
 
-/* Read + two-phase decode into buf->plane (reused across images). */
-static fx_status decode_into(const fx_pool_config *cfg, const char *path, fx_worker_buf *buf,
-                             fx_image *img, fx_error *err)
+/* Read (unless data holds the bytes) + two-phase decode into buf->plane
+ * (reused across images). */
+static fx_status decode_into(const fx_pool_config *cfg, const char *path, const uint8_t *data,
+                             size_t size, fx_worker_buf *buf, fx_image *img, fx_error *err)
 {
     uint8_t *bytes = NULL;
     size_t n = 0;
     size_t max_bytes = cfg->max_file_bytes ? cfg->max_file_bytes : ((size_t)1 << 30);
-    fx_status st = fx_read_file(path, max_bytes, &bytes, &n, err);
+    fx_status st = data ? FX_OK : fx_read_file(path, max_bytes, &bytes, &n, err);
     if (st != FX_OK)
         return st;
+    if (data) /* an archive member, in memory: borrowed */
+        bytes = (uint8_t *)data, n = size;
     memset(img, 0, sizeof *img);
     const fx_loader *ld = NULL;
     fx_decode_limits lim = {cfg->prep.max_megapixels};
@@ -86,12 +89,20 @@ static fx_status decode_into(const fx_pool_config *cfg, const char *path, fx_wor
     img->owned = 0;
     st = ld->load(bytes, n, &img->info, img->pixels, err);
 done:
-    free(bytes);
+    if (!data)
+        free(bytes);
     return st;
 }
 
 void fx_pool_process_one(const fx_pool_config *cfg, const char *path, fx_worker_buf *buf,
                          float *out, float *plane01, fx_item *item)
+{
+    fx_pool_process_bytes(cfg, path, NULL, 0, buf, out, plane01, item);
+}
+
+void fx_pool_process_bytes(const fx_pool_config *cfg, const char *path, const uint8_t *data,
+                           size_t size, fx_worker_buf *buf, float *out, float *plane01,
+                           fx_item *item)
 {
     fx_error err = {0};
     fx_image img;
@@ -99,7 +110,7 @@ void fx_pool_process_one(const fx_pool_config *cfg, const char *path, fx_worker_
     item->error[0] = '\0';
     memset(&item->info, 0, sizeof item->info);
     double t0 = fx_now_s();
-    fx_status st = decode_into(cfg, path, buf, &img, &err);
+    fx_status st = decode_into(cfg, path, data, size, buf, &img, &err);
     double t1 = fx_now_s();
     item->decode_s = t1 - t0;
     item->prep_s = 0;
@@ -170,8 +181,9 @@ static void *worker_main(void *arg)
             if (pl)
                 memset(pl, 0, sizeof(float) * p->plane_floats);
         } else {
-            fx_pool_process_one(&p->cfg, src.path, &buf, out, pl, it);
+            fx_pool_process_bytes(&p->cfg, src.path, src.data, src.size, &buf, out, pl, it);
         }
+        free(src.data); /* an archive member's bytes, decoded now */
 
         pthread_mutex_lock(&p->mu);
         sl->done++;

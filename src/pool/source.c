@@ -11,6 +11,7 @@
 
 #include "fxscreen/fsutil.h"
 #include "fxscreen/loader.h"
+#include "pool/archive.h"
 
 /* One directory on the walk stack: its sorted entry names and a cursor. */
 typedef struct dir_frame {
@@ -25,20 +26,23 @@ typedef enum spec_kind { SPEC_DIR, SPEC_LIST, SPEC_FILE } spec_kind;
 
 struct fx_source {
     char **specs;
-    int nspecs, cur;  /* spec being read; cur == nspecs at the end */
-    int cur_started;  /* the current spec has been opened */
+    int nspecs, cur; /* spec being read; cur == nspecs at the end */
+    int cur_started; /* the current spec has been opened */
     FILE *stdin_fp;
     /* directory walk */
     dir_frame *stack;
     size_t depth, cap;
     /* list reader */
     FILE *list;
-    int list_owned;   /* fclose on finish (not for stdin) */
-    char *list_dir;   /* base for relative paths; NULL = cwd */
-    int csv_col;      /* -1: plain list; else the `path` column */
+    int list_owned; /* fclose on finish (not for stdin) */
+    char *list_dir; /* base for relative paths; NULL = cwd */
+    int csv_col;    /* -1: plain list; else the `path` column */
     char *line;
     size_t line_cap;
     long line_no;
+    /* archive being read (a spec or a list entry) */
+    fx_archive *ar;
+    int count_only; /* fx_source_count: member names without their bytes */
 };
 
 static char *xstrdup(const char *s)
@@ -228,8 +232,8 @@ static int walk_next(fx_source *s, fx_source_item *it)
                 return 1;
             continue;
         }
-        if (fx_loader_suffix_known(p) || (S_ISREG(st.st_mode) && no_extension(p) &&
-                                          fx_loader_sniff_file(p))) {
+        if (fx_loader_suffix_known(p) ||
+            (S_ISREG(st.st_mode) && no_extension(p) && fx_loader_sniff_file(p))) {
             item_set(it, p, FX_OK, NULL, NULL, NULL);
             return 1;
         }
@@ -353,8 +357,9 @@ fx_status fx_source_create(const char *const *specs, int n, FILE *stdin_fp, fx_s
 {
     *out = NULL;
     if (n <= 0)
-        return fx_error_set(err, FX_ERR_USAGE, "no input given; name a directory, a list file "
-                                               "or '-' for a list on stdin");
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "no input given; name a directory, a list file "
+                            "or '-' for a list on stdin");
     int dashes = 0;
     for (int i = 0; i < n; i++) {
         dashes += strcmp(specs[i], "-") == 0;
@@ -416,19 +421,69 @@ static int start_spec(fx_source *s, fx_source_item *it)
     return 0;
 }
 
+/* The next member of the open archive: 1 (an item), or 0 when it ended
+ * (closed). */
+static int archive_item(fx_source *s, fx_source_item *it)
+{
+    fx_archive_member m;
+    fx_error e = {0};
+    int r = fx_archive_next(s->ar, s->count_only, &m, &e);
+    if (r == 1) {
+        item_set(it, m.name, m.status, m.status != FX_OK ? "%s%s" : NULL, e.msg, "");
+        it->data = m.data;
+        it->size = m.size;
+        return 1;
+    }
+    fx_archive_close(s->ar);
+    s->ar = NULL;
+    if (r < 0) { /* damaged past reading: one error row for the rest */
+        item_set(it, xstrdup("(archive)"), e.code, "%s%s", e.msg, "");
+        return 1;
+    }
+    return 0;
+}
+
+/* An item naming an archive opens it instead of being yielded: 1 if it
+ * did (the item is consumed, or replaced by an error). */
+static int open_archive_item(fx_source *s, fx_source_item *it)
+{
+    if (it->status != FX_OK || !it->path || !fx_archive_is_name(it->path))
+        return 0;
+    fx_error e = {0};
+    if (fx_archive_open(it->path, &s->ar, &e) != FX_OK) {
+        it->status = e.code;
+        snprintf(it->error, sizeof it->error, "%s", e.msg);
+        return 0; /* yielded as an error row */
+    }
+    free(it->path);
+    memset(it, 0, sizeof *it);
+    return 1;
+}
+
 int fx_source_next(fx_source *s, fx_source_item *it)
 {
     memset(it, 0, sizeof *it);
     while (s->cur < s->nspecs) {
-        if (!s->cur_started) {
-            if (start_spec(s, it))
+        if (s->ar) {
+            if (archive_item(s, it))
                 return 1;
+            continue;
+        }
+        if (!s->cur_started) {
+            if (start_spec(s, it)) {
+                if (open_archive_item(s, it))
+                    continue;
+                return 1;
+            }
             continue;
         } else if (s->cur_started == 1) {
             if (s->depth > 0 && walk_next(s, it))
                 return 1;
-            if (s->list && list_next(s, it))
+            if (s->list && list_next(s, it)) {
+                if (open_archive_item(s, it))
+                    continue;
                 return 1;
+            }
         }
         close_list(s);
         s->cur++;
@@ -447,8 +502,10 @@ long fx_source_count(const char *const *specs, int n)
         return -1;
     long count = 0;
     fx_source_item it;
+    s->count_only = 1;
     while (fx_source_next(s, &it)) {
         free(it.path);
+        free(it.data);
         count++;
     }
     fx_source_destroy(s);
@@ -459,6 +516,7 @@ void fx_source_destroy(fx_source *s)
 {
     if (!s)
         return;
+    fx_archive_close(s->ar);
     while (s->depth > 0)
         frame_free(&s->stack[--s->depth]);
     free(s->stack);
