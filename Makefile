@@ -21,7 +21,7 @@ STATIC  ?= 0
 CUDA    ?= auto
 VERSION := 0.1.0
 
-PKGS        := libpng libtiff-4 yaml-0.1 hdf5 openblas libprotobuf-c libdeflate zlib libcjson
+PKGS        := libpng libtiff-4 libjpeg libopenjp2 yaml-0.1 hdf5 openblas libprotobuf-c libdeflate zlib libcjson
 # `serve` (libmicrohttpd, OpenSSL's base64) is left out of static builds: the GPU
 # machine has no libmicrohttpd/GnuTLS, and Debian ships no static GnuTLS.
 SERVE       ?= $(if $(filter 1,$(STATIC)),0,1)
@@ -47,7 +47,7 @@ ifeq ($(STATIC),1)
   # binary runs on a GPU machine without them; libc, libm, libgomp, libstdc++ (libLerc
   # is C++) and CUDA stay shared, and so does cJSON (Debian ships no libcjson.a:
   # make gpu-bundle carries libcjson.so.1 in build-gpu/lib).
-  PKG_LIBS := -Wl,-Bstatic $(shell pkg-config --static --libs-only-l libpng libtiff-4 yaml-0.1 | sed 's/-lm //g; s/-lpthread//g') \
+  PKG_LIBS := -Wl,-Bstatic $(shell pkg-config --static --libs-only-l libpng libtiff-4 libjpeg libopenjp2 yaml-0.1 | sed 's/-lm //g; s/-lpthread//g') \
               -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5 -lsz -laec -lz \
               -L/usr/lib/x86_64-linux-gnu/openblas-pthread -lopenblas -lprotobuf-c \
               -Wl,-Bdynamic -lcjson -lstdc++ -lgfortran -lcrypto -lcurl -ldl -lm -lpthread
@@ -224,7 +224,7 @@ $(BUILD)/fuzz/fuzz_archive: FUZZ_LIBS := -larchive
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC)
 	@mkdir -p $(@D)
 	$(CLANG) -std=c11 -D_GNU_SOURCE $(FUZZ_DEFS) -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) -g -O1 \
-	  -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIBSRC) $(FUZZ_LIBS) $(shell pkg-config --libs libpng libtiff-4 libdeflate) -lm
+	  -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_LIBSRC) $(FUZZ_LIBS) $(shell pkg-config --libs libpng libtiff-4 libjpeg libopenjp2 libdeflate) -lm
 
 tools: $(TOOLS)
 

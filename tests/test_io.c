@@ -176,20 +176,30 @@ static const fx_decode_limits lim64 = {.max_megapixels = 64};
 static void test_table_and_sniff(void)
 {
     const fx_loader *const *t = fx_loaders();
-    CHECK(t[0] == &fx_png_loader && t[1] == &fx_tiff_loader && t[2] == NULL);
+    CHECK(t[0] == &fx_png_loader && t[1] == &fx_tiff_loader && t[2] == &fx_jpeg_loader &&
+          t[3] == &fx_jp2_loader);
+#ifndef FX_NO_DICOM
+    CHECK(t[4] == &fx_dicom_loader && t[5] == NULL);
+#else
+    CHECK(t[4] == NULL);
+#endif
     static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     CHECK(fx_loader_find(png_sig, 8) == &fx_png_loader);
     CHECK(fx_loader_find((const uint8_t *)"II*\0", 4) == &fx_tiff_loader);
     CHECK(fx_loader_find((const uint8_t *)"MM\0*", 4) == &fx_tiff_loader);
     CHECK(fx_loader_find((const uint8_t *)"II+\0", 4) == &fx_tiff_loader); /* BigTIFF */
-    CHECK(fx_loader_find((const uint8_t *)"\xff\xd8\xff\xe0", 4) == NULL);
+    CHECK(fx_loader_find((const uint8_t *)"\xff\xd8\xff\xe0", 4) == &fx_jpeg_loader);
+    CHECK(fx_loader_find((const uint8_t *)"\xff\x4f\xff\x51", 4) == &fx_jp2_loader);
+    CHECK(fx_loader_find((const uint8_t *)"GIF89a", 6) == NULL);
     CHECK(fx_loader_find(png_sig, 2) == NULL);
     CHECK(fx_loader_find(NULL, 0) == NULL);
     CHECK(fx_loader_suffix_known("a/b/x.png"));
     CHECK(fx_loader_suffix_known("X.PNG"));
     CHECK(fx_loader_suffix_known("scan.Tif"));
     CHECK(fx_loader_suffix_known("scan.TIFF"));
-    CHECK(!fx_loader_suffix_known("scan.jpg"));
+    CHECK(fx_loader_suffix_known("scan.jpg"));
+    CHECK(fx_loader_suffix_known("scan.JP2"));
+    CHECK(!fx_loader_suffix_known("scan.gif"));
     CHECK(!fx_loader_suffix_known("png"));
     CHECK(!fx_loader_suffix_known(".png")); /* a bare suffix is a hidden file, not x.png */
     CHECK(!fx_loader_suffix_known(NULL));
@@ -296,7 +306,8 @@ static void test_empty_and_truncated(void)
     uint8_t one = 0;
     CHECK(fx_decode_memory(&one, 0, NULL, &img, &err) == FX_ERR_FORMAT);
     CHECK(fx_decode_memory(&one, 1, NULL, &img, &err) == FX_ERR_UNSUPPORTED);
-    CHECK(strstr(err.msg, "not a PNG, TIFF or DICOM file (starts with bytes 00)") != NULL);
+    CHECK(strstr(err.msg,
+                 "not a PNG, TIFF, JPEG, JPEG 2000 or DICOM file (starts with bytes 00)") != NULL);
 
     /* Every proper prefix of a valid PNG and TIFF must fail, never crash. */
     uint8_t raw[7 * 4];

@@ -84,9 +84,11 @@ fx_status fx_read_file(const char *path, size_t max_bytes, uint8_t **bytes, size
 fx_status fx_decode_file(const char *path, const fx_decode_limits *lim, fx_image *img,
                          fx_error *err);
 
-/* Loader entry points (io/png.c, io/tiff.c, io/dicom.c). */
+/* Loader entry points (io/png.c, io/tiff.c, io/jpeg.c, io/jp2.c, io/dicom.c). */
 extern const fx_loader fx_png_loader;
 extern const fx_loader fx_tiff_loader;
+extern const fx_loader fx_jpeg_loader;  /* io/jpeg.c, libjpeg-turbo */
+extern const fx_loader fx_jp2_loader;   /* io/jp2.c, OpenJPEG */
 extern const fx_loader fx_dicom_loader; /* io/dicom.c, through GDCM; not in static builds */
 
 /* Writers used by synth and tests (io/png_save.c, io/tiff_save.c).

@@ -3,7 +3,7 @@
  * A source is an ordered stream of image paths built from several specs:
  *   DIR        recursive walk, entries sorted by byte order within each
  *              directory, depth first; only files whose extension belongs to a
- *              loader (.png .tif .tiff) are taken; names starting with '.' are
+ *              loader (.png .tif .tiff .jpg .jpeg .jp2 .j2k .dcm ...) are taken; names starting with '.' are
  *              skipped; symlinks are followed, and a directory reached twice on
  *              the current path (a symlink loop) becomes an error item.
  *   LIST       a file named *.txt, *.lst, *.list or *.csv: one path per line

@@ -24,8 +24,9 @@ static void prep_usage(FILE *f)
 {
     fprintf(f,
             "usage: fxscreen prep SOURCES... --out DIR [options]\n"
-            "  SOURCES     directories (recursive, *.png *.tif *.tiff), list files (*.txt *.lst\n"
-            "              *.csv with a 'path' column), '-' for a list on stdin, or image files\n"
+            "  SOURCES     directories (recursive: PNG, TIFF, JPEG, JPEG 2000, DICOM), archives\n"
+            "              (.tar[.gz|.zst|.xz|.bz2], .zip), list files (*.txt *.lst *.csv with a\n"
+            "              'path' column), '-' for a list on stdin, or image files\n"
             "  --out DIR   writes DIR/prep.h5 and DIR/summary.csv\n"
             "  --config C  preprocessing YAML (default: configs/default.yaml values)\n"
             "  --threads N reader threads (default: online cores)\n"
@@ -114,8 +115,8 @@ int fx_cmd_prep(int argc, char **argv)
         return st == FX_ERR_USAGE || st == FX_ERR_CONFIG ? FX_EXIT_USAGE : FX_EXIT_FAIL;
     }
     if (res.total == 0)
-        fprintf(stderr, "prep: no inputs found (directories are searched for *.png *.tif "
-                        "*.tiff; lists name one path per line)\n");
+        fprintf(stderr, "prep: no inputs found (directories are searched for PNG, TIFF, JPEG, "
+                        "JPEG 2000 and DICOM files; lists name one path or archive per line)\n");
     fprintf(
         stderr,
         "prep: %zu images (%zu ok, %zu errors) in %.2f s%s; wrote %s/prep.h5 and %s/summary.csv\n",

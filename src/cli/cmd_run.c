@@ -184,8 +184,8 @@ int fx_cmd_run(int argc, char **argv)
                    : FX_EXIT_FAIL;
     }
     if (res.total + res.resumed_from == 0)
-        fprintf(stderr, "run: no inputs found (directories are searched for *.png *.tif "
-                        "*.tiff; lists name one path per line)\n");
+        fprintf(stderr, "run: no inputs found (directories are searched for PNG, TIFF, JPEG, "
+                        "JPEG 2000 and DICOM files; lists name one path or archive per line)\n");
     if (!quiet || res.cancelled)
         fprintf(stderr,
                 "run: %zu images (%zu ok, %zu errors) in %.2f s%s; %s/results.h5 and "

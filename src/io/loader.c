@@ -16,7 +16,10 @@
 /* The built-in table, NULL-terminated; static const so it is thread-safe. */
 const fx_loader *const *fx_loaders(void)
 {
-    static const fx_loader *const table[] = {&fx_png_loader, &fx_tiff_loader,
+    static const fx_loader *const table[] = {&fx_png_loader,
+                                             &fx_tiff_loader,
+                                             &fx_jpeg_loader,
+                                             &fx_jp2_loader,
 #ifndef FX_NO_DICOM
                                              &fx_dicom_loader,
 #endif
@@ -68,7 +71,8 @@ fx_status fx_decode_header(const fx_loader **ld, const uint8_t *bytes, size_t n,
         for (size_t i = 0, len = 0; i < k; i++)
             len += (size_t)snprintf(hex + len, sizeof hex - len, "%s%02x", i ? " " : "", bytes[i]);
         return fx_error_set(err, FX_ERR_UNSUPPORTED,
-                            "not a PNG, TIFF or DICOM file (starts with bytes %s)", hex);
+                            "not a PNG, TIFF, JPEG, JPEG 2000 or DICOM file (starts with bytes %s)",
+                            hex);
     }
     const char *name = (*ld)->name;
     fx_status st = (*ld)->header(bytes, n, info, err);

@@ -99,17 +99,18 @@ enum MHD_Result sv_predict_begin(struct MHD_Connection *c, sv_req *r)
             return sv_answer_error(c, r, 400, "bad request",
                                    "multipart/form-data without a usable boundary");
     } else if (!strcmp(type, "image/png") || !strcmp(type, "image/tiff") ||
+               !strcmp(type, "image/jpeg") || !strcmp(type, "image/jp2") ||
                !strcmp(type, "application/dicom") || !strcmp(type, "application/octet-stream"))
         r->kind = SV_BODY_RAW;
     else if (!strcmp(type, "application/json"))
         r->kind = SV_BODY_JSON;
     else
-        return sv_answer_error(
-            c, r, 415, "unsupported media type",
-            "Content-Type '%s': send multipart/form-data (field 'image'), "
-            "image/png, image/tiff, application/dicom, application/octet-stream, or "
-            "application/json {\"image\": \"<base64>\"}",
-            type[0] ? type : "(none)");
+        return sv_answer_error(c, r, 415, "unsupported media type",
+                               "Content-Type '%s': send multipart/form-data (field 'image'), "
+                               "image/png, image/tiff, image/jpeg, image/jp2, application/dicom, "
+                               "application/octet-stream, or "
+                               "application/json {\"image\": \"<base64>\"}",
+                               type[0] ? type : "(none)");
     const char *len = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if (len && strtoull(len, NULL, 10) > body_limit(r))
         return sv_answer_error(c, r, 413, "payload too large",

@@ -410,10 +410,11 @@ def damaged_cases(d):
     tifffile.imwrite(tpath, g[..., 0].astype(np.uint8))
     check_ok("tiff-named-png", tpath, g[..., 0].astype(np.uint8))
     check_err("random-bytes", write(os.path.join(d, "random.png"), bytes(RNG.integers(0, 256, 4096, dtype=np.uint8))),
-              "not a PNG, TIFF or DICOM")
+              "not a PNG, TIFF, JPEG, JPEG 2000 or DICOM")
     check_err("png-signature-then-garbage",
               write(os.path.join(d, "siggarb.png"), good[:8] + bytes(RNG.integers(0, 256, 500, dtype=np.uint8))))
-    check_err("jpeg-file", write(os.path.join(d, "x.png"), b"\xff\xd8\xff\xe0" + bytes(100)), "unsupported")
+    check_err("jpeg-magic-no-image", write(os.path.join(d, "x.png"), b"\xff\xd8\xff\xe0" + bytes(100)), "jpeg")
+    check_err("gif-file", write(os.path.join(d, "x.gif.png"), b"GIF89a" + bytes(100)), "not a PNG")
     os.mkdir(os.path.join(d, "dir.png"))
     check_err("directory-named-png", os.path.join(d, "dir.png"), "is a directory")
     check_err("missing-file", os.path.join(d, "nope.png"), "No such file")
