@@ -137,7 +137,8 @@ static int fracture_is_darker(const fx_image *img, const fx_synth_truth *t, doub
             /* 3-px average along the line direction to tame the noise */
             double a = (px(img, x - tx, y - ty) + px(img, x, y) + px(img, x + tx, y + ty)) / 3;
             double xs = x - shift * t->ax, ys = y - shift * t->ay;
-            double b = (px(img, xs - tx, ys - ty) + px(img, xs, ys) + px(img, xs + tx, ys + ty)) / 3;
+            double b =
+                (px(img, xs - tx, ys - ty) + px(img, xs, ys) + px(img, xs + tx, ys + ty)) / 3;
             mline = fmin(mline, a);
             mctrl = fmin(mctrl, b);
         }
@@ -205,7 +206,12 @@ static void make_tmpdir(void)
 
 static fx_image pattern(fx_pixtype type, int w, int h)
 {
-    fx_image img = {{w, h, type == FX_PIX_U8 ? 8 : (type == FX_PIX_U16 ? 16 : 32), 1, type}, NULL, 1};
+    fx_image img = {.info = {.width = w,
+                             .height = h,
+                             .bit_depth = type == FX_PIX_U8 ? 8 : (type == FX_PIX_U16 ? 16 : 32),
+                             .channels = 1,
+                             .type = type},
+                    .owned = 1};
     img.pixels = malloc(fx_image_bytes(&img.info));
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
@@ -344,7 +350,8 @@ static void test_tiff_roundtrip(void)
             CHECK(fmt == (ti == 2 ? SAMPLEFORMAT_IEEEFP : SAMPLEFORMAT_UINT));
             CHECK((size_t)rps * 300 * bps / 8 <= 65536 && rps >= 1);
             int want_pred = (ci == 1 || ci == 2) && ti != 2;
-            CHECK_MSG(pred == (want_pred ? PREDICTOR_HORIZONTAL : PREDICTOR_NONE) || ci == 0 || ci == 3,
+            CHECK_MSG(pred == (want_pred ? PREDICTOR_HORIZONTAL : PREDICTOR_NONE) || ci == 0 ||
+                          ci == 3,
                       "type %d comp %d predictor %u", ti, ci, pred);
             CHECK(!TIFFGetField(tif, TIFFTAG_DATETIME, &s));
             CHECK(!TIFFGetField(tif, TIFFTAG_SOFTWARE, &s));

@@ -21,6 +21,15 @@ extern "C" {
 
 typedef enum fx_pixtype { FX_PIX_U8 = 1, FX_PIX_U16 = 2, FX_PIX_F32 = 3 } fx_pixtype;
 
+/* Identifiers some formats carry (DICOM), copied to the outputs; empty
+ * strings and 0 for the others.  No patient name, ID or birth date is ever
+ * read into it. */
+typedef struct fx_image_ids {
+    char sop_instance_uid[65], study_instance_uid[65], series_instance_uid[65];
+    char accession_number[17], modality[17], body_part[65], view_position[17];
+    double pixel_spacing[2]; /* mm between rows, between columns; 0 unknown */
+} fx_image_ids;
+
 /* What a header read tells before any pixel is decoded. */
 typedef struct fx_image_info {
     int width, height; /* pixels */
@@ -28,9 +37,10 @@ typedef struct fx_image_info {
     int channels;      /* samples per pixel in the file (1..4), informative */
     fx_pixtype type;   /* storage type of the decoded plane */
     /* What some formats carry beside the pixels (DICOM); 0 when absent. */
-    int frames;                    /* frames in the file (the first is decoded) */
-    int has_window;                /* a window from the file (DICOM Window Center/Width, */
-    double win_center, win_width;  /* on the decoded values: window: {mode: dicom}) */
+    int frames;                   /* frames in the file (the first is decoded) */
+    int has_window;               /* a window from the file (DICOM Window Center/Width, */
+    double win_center, win_width; /* on the decoded values: window: {mode: dicom}) */
+    fx_image_ids ids;
 } fx_image_info;
 
 /* Owned image: pixels is malloc'd (or borrowed, see `owned`). */

@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -88,6 +89,17 @@ static fx_status dicom_info(const fx_dcm_header *h, fx_image_info *info, fx_erro
     info->type = plain && h->bits_alloc == 8    ? FX_PIX_U8
                  : plain && h->bits_alloc == 16 ? FX_PIX_U16
                                                 : FX_PIX_F32;
+    fx_image_ids *d = &info->ids;
+    snprintf(d->sop_instance_uid, sizeof d->sop_instance_uid, "%s", h->sop_instance);
+    snprintf(d->study_instance_uid, sizeof d->study_instance_uid, "%s", h->study);
+    snprintf(d->series_instance_uid, sizeof d->series_instance_uid, "%s", h->series);
+    snprintf(d->accession_number, sizeof d->accession_number, "%s", h->accession);
+    snprintf(d->modality, sizeof d->modality, "%s", h->modality);
+    snprintf(d->body_part, sizeof d->body_part, "%s", h->body_part);
+    snprintf(d->view_position, sizeof d->view_position, "%s", h->view_position);
+    if (h->spacing_row > 0 && h->spacing_col > 0 && isfinite(h->spacing_row) &&
+        isfinite(h->spacing_col))
+        d->pixel_spacing[0] = h->spacing_row, d->pixel_spacing[1] = h->spacing_col;
     if (h->has_window) {
         int mono1 = !strcmp(h->photometric, "MONOCHROME1");
         double M = h->is_signed ? -1.0 : ldexp(1.0, h->bits_stored) - 1.0;

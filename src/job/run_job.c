@@ -39,6 +39,8 @@ static fx_status run_batch(fx_screen *m, const fx_run_config *eff, const fx_batc
         const fx_item *it = &b->items[i];
         o->status[i] = (int8_t)it->status;
         o->geom[i] = it->geom;
+        o->ids[i] = it->info.ids;
+        o->frames[i] = it->info.frames;
     }
     fx_screen_out so = {.score = o->score,
                         .prob = o->prob,

@@ -35,6 +35,8 @@ void fx_result_batch_free(fx_result_batch *o)
     free(o->peak);
     free(o->bbox);
     free(o->status);
+    free(o->ids);
+    free(o->frames);
     free(o->geom);
     free(o->path);
     free(o->error);
@@ -52,11 +54,13 @@ fx_status fx_result_batch_alloc(fx_result_batch *o, int batch, int S, int H, int
     o->peak = malloc(b * 2 * sizeof(float));
     o->bbox = malloc(b * 4 * sizeof(float));
     o->status = malloc(b);
+    o->ids = calloc(b, sizeof *o->ids);
+    o->frames = calloc(b, sizeof *o->frames);
     o->geom = calloc(b, sizeof *o->geom);
     o->path = calloc(b, sizeof(char *));
     o->error = calloc(b, sizeof(char *));
     if (!o->score || !o->prob || !o->pred || !o->heat || !o->peak || !o->bbox || !o->status ||
-        !o->geom || !o->path || !o->error)
+        !o->ids || !o->frames || !o->geom || !o->path || !o->error)
         return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory for the output buffers");
     return FX_OK;
 }
@@ -71,8 +75,35 @@ void fx_results_init(fx_results *o, const char *dir)
     snprintf(o->csv_path, sizeof o->csv_path, "%s/summary.csv", dir);
 }
 
-static const char *const dset_names[FX_RD_N] = {
-    "score", "probability", "prediction", "heatmap", "peak_xy", "bbox", "path", "status", "error"};
+static const char *const dset_names[FX_RD_N] = {"score",
+                                                "probability",
+                                                "prediction",
+                                                "heatmap",
+                                                "peak_xy",
+                                                "bbox",
+                                                "path",
+                                                "status",
+                                                "error",
+                                                "dicom/sop_instance_uid",
+                                                "dicom/study_instance_uid",
+                                                "dicom/series_instance_uid",
+                                                "dicom/accession_number",
+                                                "dicom/modality",
+                                                "dicom/body_part",
+                                                "dicom/view_position",
+                                                "pixel_spacing",
+                                                "bbox_mm",
+                                                "frames"};
+
+/* Rank of each dataset (rows first). */
+static int dset_rank(int d)
+{
+    return d == FX_RD_HEAT ? 3
+           : (d == FX_RD_SCORE || d == FX_RD_PEAK || d == FX_RD_BBOX || d == FX_RD_SPACING ||
+              d == FX_RD_BBOX_MM)
+               ? 2
+               : 1;
+}
 
 void fx_results_close(fx_results *o)
 {
@@ -129,6 +160,16 @@ fx_status fx_results_create(fx_results *o, const fx_results_meta *m, fx_error *e
     o->ds[FX_RD_PATH] = fx_h5_ext_create(o->file, "path", str, 1, NULL, 1024, 4, err);
     o->ds[FX_RD_STATUS] = fx_h5_ext_create(o->file, "status", H5T_STD_I8LE, 1, NULL, 4096, 4, err);
     o->ds[FX_RD_ERROR] = fx_h5_ext_create(o->file, "error", str, 1, NULL, 1024, 4, err);
+    hid_t g = H5Gcreate2(o->file, "dicom", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g >= 0)
+        H5Gclose(g);
+    for (int d = FX_RD_SOP; d <= FX_RD_VIEW; d++)
+        o->ds[d] = fx_h5_ext_create(o->file, dset_names[d], str, 1, NULL, 1024, 4, err);
+    o->ds[FX_RD_SPACING] =
+        fx_h5_ext_create(o->file, "pixel_spacing", H5T_IEEE_F32LE, 2, &two, 1024, 4, err);
+    o->ds[FX_RD_BBOX_MM] =
+        fx_h5_ext_create(o->file, "bbox_mm", H5T_IEEE_F32LE, 2, &four, 1024, 4, err);
+    o->ds[FX_RD_FRAMES] = fx_h5_ext_create(o->file, "frames", H5T_STD_I32LE, 1, NULL, 4096, 4, err);
     H5Tclose(str);
     for (int d = 0; d < FX_RD_N; d++)
         if (o->ds[d] < 0)
@@ -320,9 +361,7 @@ fx_status fx_results_recover(fx_results *o, const fx_results_meta *m, size_t *ro
             break;
         }
         hsize_t dims[3] = {0};
-        int rank = d == FX_RD_HEAT                                            ? 3
-                   : (d == FX_RD_SCORE || d == FX_RD_PEAK || d == FX_RD_BBOX) ? 2
-                                                                              : 1;
+        int rank = dset_rank(d);
         long long r = h5_rows(o->ds[d], rank, dims);
         if (r < 0)
             h5_ok = 0;
@@ -350,9 +389,7 @@ fx_status fx_results_recover(fx_results *o, const fx_results_meta *m, size_t *ro
         h5_ok = h5_tail_readable(o->ds[d], n);
     for (int d = 0; d < FX_RD_N && h5_ok && csv_rows >= 0; d++) {
         hsize_t dims[3];
-        int rank = d == FX_RD_HEAT                                            ? 3
-                   : (d == FX_RD_SCORE || d == FX_RD_PEAK || d == FX_RD_BBOX) ? 2
-                                                                              : 1;
+        int rank = dset_rank(d);
         if (h5_rows(o->ds[d], rank, dims) > n) {
             dims[0] = (hsize_t)n;
             if (H5Dset_extent(o->ds[d], dims) < 0)
@@ -418,10 +455,43 @@ fx_status fx_results_append(fx_results *o, const fx_result_batch *b, fx_error *e
         st = fx_h5_ext_append(o->ds[FX_RD_STATUS], H5T_NATIVE_INT8, n, b->status, err);
     if (st == FX_OK)
         st = fx_h5_ext_append_str(o->ds[FX_RD_ERROR], n, (const char *const *)b->error, err);
+    const char **col = calloc((size_t)b->n + 1, sizeof *col);
+    float *mm = malloc(((size_t)b->n * 6 + 1) * sizeof *mm), *sp = mm + 4 * (size_t)b->n;
+    if (st == FX_OK && (!col || !mm))
+        st = fx_error_set(err, FX_ERR_NOMEM, "run: out of memory for the output rows");
+    for (int d = FX_RD_SOP; d <= FX_RD_VIEW && st == FX_OK; d++) {
+        for (int i = 0; i < b->n; i++) {
+            const fx_image_ids *id = &b->ids[i];
+            col[i] = d == FX_RD_SOP         ? id->sop_instance_uid
+                     : d == FX_RD_STUDY     ? id->study_instance_uid
+                     : d == FX_RD_SERIES    ? id->series_instance_uid
+                     : d == FX_RD_ACCESSION ? id->accession_number
+                     : d == FX_RD_MODALITY  ? id->modality
+                     : d == FX_RD_BODY      ? id->body_part
+                                            : id->view_position;
+        }
+        st = fx_h5_ext_append_str(o->ds[d], n, col, err);
+    }
+    for (int i = 0; st == FX_OK && i < b->n; i++) {
+        const double *ps = b->ids[i].pixel_spacing; /* row spacing (y), column spacing (x) */
+        int known = ps[0] > 0 && ps[1] > 0;
+        sp[2 * i] = known ? (float)ps[0] : NAN, sp[2 * i + 1] = known ? (float)ps[1] : NAN;
+        for (int k = 0; k < 4; k++)
+            mm[4 * i + k] = known ? (float)(b->bbox[4 * i + k] * ps[k % 2 ? 0 : 1]) : NAN;
+    }
+    if (st == FX_OK)
+        st = fx_h5_ext_append(o->ds[FX_RD_SPACING], H5T_NATIVE_FLOAT, n, sp, err);
+    if (st == FX_OK)
+        st = fx_h5_ext_append(o->ds[FX_RD_BBOX_MM], H5T_NATIVE_FLOAT, n, mm, err);
+    if (st == FX_OK)
+        st = fx_h5_ext_append(o->ds[FX_RD_FRAMES], H5T_NATIVE_INT, n, b->frames, err);
     if (st == FX_OK && H5Fflush(o->file, H5F_SCOPE_LOCAL) < 0)
         st = fx_error_set(err, FX_ERR_IO, "%s: flush failed (disk full?)", o->h5_path);
-    if (st != FX_OK)
+    if (st != FX_OK) {
+        free(col);
+        free(mm);
         return st;
+    }
     /* The CSV goes second: its complete rows never outnumber the HDF5's. */
     for (int i = 0; i < b->n; i++) {
         fx_csv_field(o->csv, b->path[i]);
@@ -437,8 +507,24 @@ fx_status fx_results_append(fx_results *o, const fx_result_batch *b, fx_error *e
             fputc(',', o->csv), csv_num(o->csv, b->bbox[4 * i + k]);
         fputc(',', o->csv);
         fx_csv_field(o->csv, b->error[i]);
+        const fx_image_ids *id = &b->ids[i];
+        const char *f[7] = {id->sop_instance_uid, id->study_instance_uid, id->series_instance_uid,
+                            id->accession_number, id->modality,           id->body_part,
+                            id->view_position};
+        for (int k = 0; k < 7; k++)
+            fputc(',', o->csv), fx_csv_field(o->csv, f[k]);
+        for (int k = 0; k < 2; k++)
+            fputc(',', o->csv), csv_num(o->csv, sp[2 * i + k]);
+        for (int k = 0; k < 4; k++)
+            fputc(',', o->csv), csv_num(o->csv, mm[4 * i + k]);
+        if (b->frames[i] > 0)
+            fprintf(o->csv, ",%d", b->frames[i]);
+        else
+            fputc(',', o->csv);
         fputc('\n', o->csv);
     }
+    free(col);
+    free(mm);
     return csv_sync(o->csv, o->csv_path, err);
 }
 

@@ -11,10 +11,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "fxscreen/image.h"
 #include "fxscreen/prep.h"
 #include "fxscreen/runjob.h"
 
-#define FX_RESULTS_CSV_HEADER "path,status,probability,prediction,peak_x,peak_y,x0,y0,x1,y1,error"
+#define FX_RESULTS_CSV_HEADER                                                                      \
+    "path,status,probability,prediction,peak_x,peak_y,x0,y0,x1,y1,error,sop_instance_uid,"         \
+    "study_instance_uid,series_instance_uid,accession_number,modality,body_part,view_position,"    \
+    "pixel_spacing_row,pixel_spacing_col,x0_mm,y0_mm,x1_mm,y1_mm,frames"
 
 /* One batch of result rows, as the engine side fills it. */
 typedef struct fx_result_batch {
@@ -28,6 +32,8 @@ typedef struct fx_result_batch {
     float *peak;        /* (n, 2) */
     float *bbox;        /* (n, 4) */
     int8_t *status;     /* (n) */
+    fx_image_ids *ids;  /* (n) DICOM identifiers, empty for other formats */
+    int *frames;        /* (n) frames in the file (0 unknown) */
     char **path;        /* (n) owned */
     char **error;       /* (n) owned */
 } fx_result_batch;
@@ -55,6 +61,16 @@ enum {
     FX_RD_PATH,
     FX_RD_STATUS,
     FX_RD_ERROR,
+    FX_RD_SOP, /* the DICOM identifiers: strings, then spacing, bbox_mm, frames */
+    FX_RD_STUDY,
+    FX_RD_SERIES,
+    FX_RD_ACCESSION,
+    FX_RD_MODALITY,
+    FX_RD_BODY,
+    FX_RD_VIEW,
+    FX_RD_SPACING,
+    FX_RD_BBOX_MM,
+    FX_RD_FRAMES,
     FX_RD_N
 };
 

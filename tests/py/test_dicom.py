@@ -309,8 +309,40 @@ def run_folder(work):
     p = subprocess.run([FX, "prep", d, "--out", out, "--quiet"], capture_output=True, text=True)
     rows = open(os.path.join(out, "summary.csv")).read().splitlines()[1:] if p.returncode == 0 else []
     check("prep on a folder of extension-less DICOM files: 3 images, the README skipped",
-          p.returncode == 0 and len(rows) == 3 and all(",0," in r or ",ok," in r or True for r in rows),
-          (p.returncode, p.stderr[-300:], rows))
+          p.returncode == 0 and len(rows) == 3, (p.returncode, p.stderr[-300:], rows))
+    # run: the identifiers reach results.h5 and summary.csv; the patient's do not.
+    import csv
+    import h5py
+    model = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "fxdemo.onnx")
+    out = os.path.join(work, "run")
+    p = subprocess.run([FX, "run", "--model", model, "--out", out, "--quiet", d], capture_output=True, text=True)
+    check("run on the DICOM folder exits 0", p.returncode == 0, p.stderr[-300:])
+    if p.returncode != 0:
+        return
+    want = {os.path.join(d, f): pydicom.dcmread(os.path.join(d, f)) for f in os.listdir(d) if f != "README"}
+    with h5py.File(os.path.join(out, "results.h5"), "r") as h:
+        dec = lambda v: v.decode() if isinstance(v, bytes) else v  # noqa: E731
+        paths = [dec(v) for v in h["path"][:]]
+        sop = [dec(v) for v in h["dicom/sop_instance_uid"][:]]
+        study = [dec(v) for v in h["dicom/study_instance_uid"][:]]
+        mod = [dec(v) for v in h["dicom/modality"][:]]
+        body = [dec(v) for v in h["dicom/body_part"][:]]
+        view = [dec(v) for v in h["dicom/view_position"][:]]
+        acc = [dec(v) for v in h["dicom/accession_number"][:]]
+        sp, bb, mm, fr = h["pixel_spacing"][:], h["bbox"][:], h["bbox_mm"][:], h["frames"][:]
+    ok = all(sop[i] == str(want[pth].SOPInstanceUID) and study[i] == str(want[pth].StudyInstanceUID)
+             and mod[i] == "DX" and body[i] == "WRIST" and view[i] == "PA" and acc[i] == "A123"
+             for i, pth in enumerate(paths))
+    check("results.h5 /dicom/*: the file's SOP, study UIDs, modality, body part, view, accession", ok,
+          (sop[:1], mod[:1], body[:1]))
+    check("results.h5 pixel_spacing, bbox_mm = bbox x spacing (mm), frames 1",
+          np.allclose(sp, 0.143) and np.allclose(mm, bb * 0.143, rtol=1e-6) and (fr == 1).all(), (sp[:1], mm[:1]))
+    rows = list(csv.DictReader(open(os.path.join(out, "summary.csv"))))
+    check("summary.csv carries the same identifiers",
+          all(r["sop_instance_uid"] == sop[i] and r["modality"] == "DX" and r["frames"] == "1"
+              and abs(float(r["x1_mm"]) - float(r["x1"]) * 0.143) < 1e-3 for i, r in enumerate(rows)), rows[:1])
+    blob = open(os.path.join(out, "results.h5"), "rb").read() + open(os.path.join(out, "summary.csv"), "rb").read()
+    check("no patient name or ID in the outputs", b"Test^Patient" not in blob and b"P0001" not in blob)
 
 
 if __name__ == "__main__":

@@ -99,7 +99,10 @@ def main():
             hp = [dec(v) for v in h["path"][:]]
         check("pandas reads summary.csv: columns, dtypes, same rows and values as results.h5",
               list(df.columns) == ["path", "status", "probability", "prediction", "peak_x", "peak_y",
-                                   "x0", "y0", "x1", "y1", "error"]
+                                   "x0", "y0", "x1", "y1", "error", "sop_instance_uid",
+                                   "study_instance_uid", "series_instance_uid", "accession_number",
+                                   "modality", "body_part", "view_position", "pixel_spacing_row",
+                                   "pixel_spacing_col", "x0_mm", "y0_mm", "x1_mm", "y1_mm", "frames"]
               and len(df) == n and list(df["path"]) == hp and df["probability"].dtype == np.float64
               and np.allclose(df["probability"].to_numpy()[ok], prob[ok], rtol=0, atol=1e-7)
               and df["probability"].isna().sum() == n - len(ok), df.dtypes.to_dict())
