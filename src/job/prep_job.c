@@ -11,8 +11,22 @@
 #include "fxscreen/fsutil.h"
 #include "fxscreen/h5util.h"
 
+/* The DICOM identifier columns of prep.h5 (/dicom/NAME) and summary.csv. */
+static const char *const id_names[7] = {
+    "sop_instance_uid", "study_instance_uid", "series_instance_uid", "accession_number",
+    "modality",         "body_part",          "view_position"};
+
+static const char *id_field(const fx_image_ids *d, int k)
+{
+    const char *f[7] = {d->sop_instance_uid, d->study_instance_uid, d->series_instance_uid,
+                        d->accession_number, d->modality,           d->body_part,
+                        d->view_position};
+    return f[k];
+}
+
 typedef struct prep_out {
     hid_t file, images, path, status, error, size, bits;
+    hid_t ids[7], spacing, frames;
     FILE *csv;
     fx_store_type store;
     size_t item_elems; /* elements of one /images row */
@@ -22,7 +36,9 @@ typedef struct prep_out {
 
 static void prep_out_close(prep_out *o)
 {
-    hid_t *ids[] = {&o->images, &o->path, &o->status, &o->error, &o->size, &o->bits};
+    hid_t *ids[] = {&o->images, &o->path,    &o->status, &o->error,  &o->size,
+                    &o->bits,   &o->spacing, &o->frames, &o->ids[0], &o->ids[1],
+                    &o->ids[2], &o->ids[3],  &o->ids[4], &o->ids[5], &o->ids[6]};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
         if (*ids[i] > 0)
             H5Dclose(*ids[i]);
@@ -64,10 +80,24 @@ static fx_status prep_out_open(prep_out *o, const char *dir, const fx_pool_confi
     o->error = fx_h5_ext_create(o->file, "error", str, 1, NULL, 1024, 4, err);
     o->size = fx_h5_ext_create(o->file, "original_size", H5T_STD_I32LE, 2, &two, 4096, 4, err);
     o->bits = fx_h5_ext_create(o->file, "bit_depth", H5T_STD_U8LE, 1, NULL, 4096, 4, err);
+    hid_t g = H5Gcreate2(o->file, "dicom", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g >= 0)
+        H5Gclose(g);
+    for (int k = 0; k < 7; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "dicom/%s", id_names[k]);
+        o->ids[k] = fx_h5_ext_create(o->file, name, str, 1, NULL, 1024, 4, err);
+    }
+    o->spacing = fx_h5_ext_create(o->file, "pixel_spacing", H5T_IEEE_F32LE, 2, &two, 4096, 4, err);
+    o->frames = fx_h5_ext_create(o->file, "frames", H5T_STD_I32LE, 1, NULL, 4096, 4, err);
     H5Tclose(f16);
     H5Tclose(str);
-    if (o->images < 0 || o->path < 0 || o->status < 0 || o->error < 0 || o->size < 0 || o->bits < 0)
+    if (o->images < 0 || o->path < 0 || o->status < 0 || o->error < 0 || o->size < 0 ||
+        o->bits < 0 || o->spacing < 0 || o->frames < 0)
         return FX_ERR_IO;
+    for (int k = 0; k < 7; k++)
+        if (o->ids[k] < 0)
+            return FX_ERR_IO;
     char *yaml = fx_prep_config_to_yaml(c);
     char when[32];
     fx_iso8601_now(when, sizeof when);
@@ -96,7 +126,10 @@ static fx_status prep_out_open(prep_out *o, const char *dir, const fx_pool_confi
     o->csv = fopen(path, "w");
     if (!o->csv)
         return fx_error_set(err, FX_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    fputs("path,status,width,height,bit_depth,min,max,mean,error\n", o->csv);
+    fputs("path,status,width,height,bit_depth,min,max,mean,error", o->csv);
+    for (int k = 0; k < 7; k++)
+        fprintf(o->csv, ",%s", id_names[k]);
+    fputs(",pixel_spacing_row,pixel_spacing_col,frames\n", o->csv);
     return FX_OK;
 }
 
@@ -140,13 +173,31 @@ static fx_status prep_out_append(prep_out *o, const fx_batch *b, fx_error *err)
         st = fx_h5_ext_append(o->size, H5T_NATIVE_INT32, n, size, err);
     if (st == FX_OK)
         st = fx_h5_ext_append(o->bits, H5T_NATIVE_UINT8, n, bits, err);
+    float spacing[2 * 4096];
+    int32_t frames[4096];
+    for (size_t r = 0; r < n; r++) {
+        const fx_image_info *in = &b->items[r].info;
+        int known = in->ids.pixel_spacing[0] > 0 && in->ids.pixel_spacing[1] > 0;
+        spacing[2 * r] = known ? (float)in->ids.pixel_spacing[0] : NAN;
+        spacing[2 * r + 1] = known ? (float)in->ids.pixel_spacing[1] : NAN;
+        frames[r] = in->frames;
+    }
+    for (int k = 0; k < 7 && st == FX_OK; k++) {
+        for (size_t r = 0; r < n; r++)
+            paths[r] = id_field(&b->items[r].info.ids, k); /* the buffer reused */
+        st = fx_h5_ext_append_str(o->ids[k], n, paths, err);
+    }
+    if (st == FX_OK)
+        st = fx_h5_ext_append(o->spacing, H5T_NATIVE_FLOAT, n, spacing, err);
+    if (st == FX_OK)
+        st = fx_h5_ext_append(o->frames, H5T_NATIVE_INT32, n, frames, err);
     if (st == FX_OK && H5Fflush(o->file, H5F_SCOPE_LOCAL) < 0)
         st = fx_error_set(err, FX_ERR_IO, "prep.h5: flush failed (disk full?)");
     for (size_t r = 0; r < n; r++) {
         const fx_item *it = &b->items[r];
         fx_csv_field(o->csv, it->path);
         if (it->status == FX_OK)
-            fprintf(o->csv, ",ok,%d,%d,%d,%.6g,%.6g,%.6g,\n", it->info.width, it->info.height,
+            fprintf(o->csv, ",ok,%d,%d,%d,%.6g,%.6g,%.6g,", it->info.width, it->info.height,
                     it->info.bit_depth, it->stats.min, it->stats.max, it->stats.mean);
         else {
             fputs(",error,", o->csv);
@@ -156,8 +207,18 @@ static fx_status prep_out_append(prep_out *o, const fx_batch *b, fx_error *err)
                 fputs(",,", o->csv);
             fputs(",,,,", o->csv);
             fx_csv_field(o->csv, it->error);
-            fputc('\n', o->csv);
         }
+        for (int k = 0; k < 7; k++)
+            fputc(',', o->csv), fx_csv_field(o->csv, id_field(&it->info.ids, k));
+        if (!isnan(spacing[2 * r]))
+            fprintf(o->csv, ",%.9g,%.9g", (double)spacing[2 * r], (double)spacing[2 * r + 1]);
+        else
+            fputs(",,", o->csv);
+        if (frames[r] > 0)
+            fprintf(o->csv, ",%d", frames[r]);
+        else
+            fputc(',', o->csv);
+        fputc('\n', o->csv);
     }
     if (st == FX_OK && (fflush(o->csv) != 0 || ferror(o->csv)))
         st = fx_error_set(err, FX_ERR_IO, "summary.csv: write failed: %s", strerror(errno));

@@ -121,7 +121,7 @@ def main():
         reasons = {r: errs[i] for i, r in enumerate(rel)}
         check("reason_empty", "empty" in reasons["g_empty.png"].lower(), reasons["g_empty.png"])
         check("reason_limit", "megapixel" in reasons["l_big.png"].lower(), reasons["l_big.png"])
-        check("reason_not_image", "not a png or tiff" in reasons["j_text.tiff"].lower(), reasons["j_text.tiff"])
+        check("reason_not_image", "not a png, tiff" in reasons["j_text.tiff"].lower(), reasons["j_text.tiff"])
     with open(os.path.join(out, "summary.csv")) as f:
         rows = list(csv.DictReader(f))
     check("csv_rows", len(rows) == len(rel) and [os.path.relpath(r["path"], src) for r in rows] == rel)
