@@ -310,6 +310,11 @@ def run_folder(work):
     rows = open(os.path.join(out, "summary.csv")).read().splitlines()[1:] if p.returncode == 0 else []
     check("prep on a folder of extension-less DICOM files: 3 images, the README skipped",
           p.returncode == 0 and len(rows) == 3, (p.returncode, p.stderr[-300:], rows))
+    import csv
+    prow = list(csv.DictReader(open(os.path.join(out, "summary.csv")))) if p.returncode == 0 else []
+    check("prep's summary.csv carries the identifiers (modality, body part, spacing, frames)",
+          prow and all(r["modality"] == "DX" and r["body_part"] == "WRIST" and r["sop_instance_uid"]
+                       and r["pixel_spacing_row"] == "0.143" and r["frames"] == "1" for r in prow), prow[:1])
     # run: the identifiers reach results.h5 and summary.csv; the patient's do not.
     import csv
     import h5py
