@@ -210,8 +210,9 @@ static fx_status prep_out_append(prep_out *o, const fx_batch *b, fx_error *err)
         }
         for (int k = 0; k < 7; k++)
             fputc(',', o->csv), fx_csv_field(o->csv, id_field(&it->info.ids, k));
-        if (!isnan(spacing[2 * r]))
-            fprintf(o->csv, ",%.9g,%.9g", (double)spacing[2 * r], (double)spacing[2 * r + 1]);
+        if (!isnan(spacing[2 * r])) /* the file's decimal value, not its float32 copy */
+            fprintf(o->csv, ",%.9g,%.9g", it->info.ids.pixel_spacing[0],
+                    it->info.ids.pixel_spacing[1]);
         else
             fputs(",,", o->csv);
         if (frames[r] > 0)

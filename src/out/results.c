@@ -513,8 +513,11 @@ fx_status fx_results_append(fx_results *o, const fx_result_batch *b, fx_error *e
                             id->view_position};
         for (int k = 0; k < 7; k++)
             fputc(',', o->csv), fx_csv_field(o->csv, f[k]);
-        for (int k = 0; k < 2; k++)
-            fputc(',', o->csv), csv_num(o->csv, sp[2 * i + k]);
+        for (int k = 0; k < 2; k++) /* the file's decimal value, not its float32 copy */
+            if (isnan(sp[2 * i + k]))
+                fputc(',', o->csv);
+            else
+                fprintf(o->csv, ",%.9g", id->pixel_spacing[k]);
         for (int k = 0; k < 4; k++)
             fputc(',', o->csv), csv_num(o->csv, mm[4 * i + k]);
         if (b->frames[i] > 0)
