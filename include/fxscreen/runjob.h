@@ -24,7 +24,14 @@
  *   error rows: NaN score/probability/peak/bbox, prediction -1, zero heatmap
  *   root attributes: fxscreen_version, model, model_sha256, config (effective
  *   YAML), cam_method, cam_layer, threshold, start_time, end_time
- * DIR/summary.csv: path,status,probability,prediction,peak_x,peak_y,x0,y0,x1,y1,error
+ *   /dicom/{sop_instance_uid, study_instance_uid, series_instance_uid,
+ *          accession_number, modality, body_part, view_position} strings,
+ *                                empty for other formats (no patient data)
+ *   /pixel_spacing float32 (N, 2) mm between rows, columns; NaN unknown
+ *   /bbox_mm     float32 (N, 4)   /bbox in millimetres where the spacing is known
+ *   /frames      int32 (N)        frames in the file (the first is read); 0 non-DICOM
+ * DIR/summary.csv: path,status,probability,prediction,peak_x,peak_y,x0,y0,x1,y1,error,
+ *   then the identifiers, pixel_spacing_row,pixel_spacing_col,x0_mm,y0_mm,x1_mm,y1_mm,frames
  * DIR/run.json: the run's parameters, written at start, read by --resume.
  *
  * Crash safety: results.h5 is written in HDF5's SWMR mode (ordered metadata
