@@ -140,26 +140,23 @@ static void child_signals(void)
 #endif
 }
 
-/* GDCM's work on the file in a forked child: the header (raw == NULL: into
- * *h) or frame 0's pixels (bytes bytes into raw).  The child writes its
- * result or message into shared memory and leaves with _exit. */
-static fx_status gdcm_isolated(const uint8_t *b, size_t n, fx_dcm_header *h, void *raw,
-                               size_t bytes, fx_error *err)
+/* GDCM's decode of frame 0 in a forked child, into a shared mapping the
+ * caller unmaps (*map, *mapn); *pix points at the decoded samples in it.
+ * The child leaves with _exit (no atexit handlers, no sanitizer leak pass). */
+static fx_status gdcm_isolated(const uint8_t *b, size_t n, const fx_dcm_header *h, size_t bytes,
+                               uint8_t **map, size_t *mapn, const void **pix, fx_error *err)
 {
-    const size_t head = 4096; /* the child's message, the header, then the pixels */
-    uint8_t *shm = mmap(NULL, head + sizeof *h + bytes, PROT_READ | PROT_WRITE,
-                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    const size_t head = 4096; /* the child's message, then the pixels */
+    *mapn = head + bytes;
+    uint8_t *shm = mmap(NULL, *mapn, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    *map = NULL;
     if (shm == MAP_FAILED)
         return fx_error_set(err, FX_ERR_NOMEM, "dicom: cannot map %zu bytes to decode into", bytes);
     shm[0] = 0;
-    fx_dcm_header *hout = (fx_dcm_header *)(shm + head);
-    uint8_t *pix = shm + head + sizeof *h;
     pid_t pid = fork();
     if (pid == 0) {
         child_signals();
-        int rc = raw ? fx_dcm_decode_frame0(b, n, h, pix, (char *)shm, head)
-                     : fx_dcm_read_header(b, n, hout, (char *)shm, head);
-        _exit(rc ? 3 : 0);
+        _exit(fx_dcm_decode_frame0(b, n, h, shm + head, (char *)shm, head) ? 3 : 0);
     }
     fx_status st = FX_OK;
     int ws = 0;
@@ -170,27 +167,28 @@ static fx_status gdcm_isolated(const uint8_t *b, size_t n, fx_dcm_header *h, voi
             ;
         if (WIFSIGNALED(ws) || (WIFEXITED(ws) && WEXITSTATUS(ws) == CHILD_DIED))
             st = fx_error_set(err, FX_ERR_FORMAT,
-                              "dicom: GDCM crashed %s this file (signal %d): damaged %s",
-                              raw ? "decoding the pixel data of" : "reading",
-                              WIFSIGNALED(ws) ? WTERMSIG(ws) : 0, raw ? "pixel data" : "data set");
+                              "dicom: GDCM crashed decoding the pixel data (transfer syntax %s, "
+                              "signal %d): damaged pixel data",
+                              h->ts_uid, WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
         else if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
             st = fx_error_set(err, FX_ERR_FORMAT, "%s",
                               shm[0] ? (const char *)shm : "dicom: GDCM failed");
-        else if (raw)
-            memcpy(raw, pix, bytes);
-        else
-            *h = *hout;
     }
-    munmap(shm, head + sizeof *h + bytes);
-    return st;
+    if (st != FX_OK) {
+        munmap(shm, *mapn);
+        return st;
+    }
+    *map = shm, *pix = shm + head;
+    return FX_OK;
 }
 
+/* The header, read in C by the structural walk (GDCM is not needed for it). */
 static fx_status dicom_parse(const uint8_t *b, size_t n, fx_dcm_header *h, fx_error *err)
 {
     char msg[256] = "";
-    if (fx_dcm_check(b, n, msg, sizeof msg))
+    if (fx_dcm_check(b, n, h, msg, sizeof msg))
         return fx_error_set(err, FX_ERR_FORMAT, "%s", msg);
-    return gdcm_isolated(b, n, h, NULL, 0, err);
+    return FX_OK;
 }
 
 static fx_status dicom_header(const uint8_t *b, size_t n, fx_image_info *info, fx_error *err)
@@ -255,17 +253,21 @@ static fx_status dicom_load(const uint8_t *b, size_t n, const fx_image_info *inf
         return st;
     if (again.width != info->width || again.height != info->height || again.type != info->type)
         return fx_error_set(err, FX_ERR_USAGE, "dicom: load() with another file's header");
-    size_t count = (size_t)h.width * (size_t)h.height;
-    void *raw = malloc(count * (size_t)(h.bits_alloc / 8));
-    if (!raw)
-        return fx_error_set(err, FX_ERR_NOMEM, "dicom: out of memory for %d x %d", h.width,
-                            h.height);
-    if ((st = gdcm_isolated(b, n, &h, raw, count * (size_t)(h.bits_alloc / 8), err)) != FX_OK) {
-        free(raw);
+    size_t count = (size_t)h.width * (size_t)h.height, mapn = 0;
+    uint8_t *map = NULL;
+    const void *raw = NULL;
+    st = gdcm_isolated(b, n, &h, count * (size_t)(h.bits_alloc / 8), &map, &mapn, &raw, err);
+    if (st != FX_OK)
         return st;
-    }
     int mono1 = !strcmp(h.photometric, "MONOCHROME1"), codec = true_values(&h);
     int64_t M = h.is_signed ? -1 : (int64_t)((1ull << h.bits_stored) - 1);
+    if (!mono1 && !codec && info->type == FX_PIX_U16) { /* the common case, one pass */
+        const uint16_t *r = raw, mask = (uint16_t)((1u << h.bits_stored) - 1);
+        uint16_t *o = pixels;
+        for (size_t i = 0; i < count; i++)
+            o[i] = r[i] & mask;
+        count = 0;
+    }
     for (size_t i = 0; i < count; i++) {
         int64_t v = stored(raw, i, &h, codec);
         if (mono1)
@@ -276,7 +278,7 @@ static fx_status dicom_load(const uint8_t *b, size_t n, const fx_image_info *inf
         default: ((float *)pixels)[i] = (float)((double)v * h.slope + h.intercept); break;
         }
     }
-    free(raw);
+    munmap(map, mapn);
     return FX_OK;
 }
 

@@ -11,6 +11,7 @@
  * depth of 16, and encapsulated pixel data: fragments that fit and the
  * sequence delimiter at their end.  Only files that pass go to GDCM. */
 #ifndef FX_NO_DICOM
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,38 @@
 #define MAX_DEPTH 16
 #define UNDEFINED 0xFFFFFFFFu
 
+/* The top-level elements the loader needs, captured during the walk. */
+enum {
+    T_ROWS,
+    T_COLS,
+    T_SAMPLES,
+    T_PHOTO,
+    T_FRAMES,
+    T_ALLOC,
+    T_STORED,
+    T_HIGH,
+    T_SIGNED,
+    T_WC,
+    T_WW,
+    T_INTERCEPT,
+    T_SLOPE,
+    T_SOP_CLASS,
+    T_SOP,
+    T_STUDY,
+    T_SERIES,
+    T_ACCESSION,
+    T_MODALITY,
+    T_BODY,
+    T_VIEW,
+    T_SPACING,
+    T_IMAGER_SPACING,
+    T_N
+};
+static const uint32_t wanted[T_N] = {
+    0x00280010, 0x00280011, 0x00280002, 0x00280004, 0x00280008, 0x00280100, 0x00280101, 0x00280102,
+    0x00280103, 0x00281050, 0x00281051, 0x00281052, 0x00281053, 0x00080016, 0x00080018, 0x0020000D,
+    0x0020000E, 0x00080050, 0x00080060, 0x00180015, 0x00185101, 0x00280030, 0x00181164};
+
 typedef struct walk {
     const uint8_t *b;
     size_t n;
@@ -29,6 +62,9 @@ typedef struct walk {
     int encapsulated;
     char *msg;
     size_t msgn;
+    const uint8_t *val[T_N]; /* value and length of each wanted element (top level) */
+    uint32_t len[T_N];
+    int pixels; /* (7FE0,0010) seen at the top level */
 } walk;
 
 static uint16_t u16(const uint8_t *p)
@@ -166,6 +202,13 @@ static int walk_set(walk *w, size_t *at, size_t end, int depth, int until_item_e
             len = u32(w->b + *at + 4);
             *at += 8;
         }
+        if (depth == 0) {
+            if (tag == 0x7FE00010u)
+                w->pixels = 1;
+            for (int k = 0; k < T_N; k++)
+                if (tag == wanted[k] && len != UNDEFINED && len <= stop - *at)
+                    w->val[k] = w->b + *at, w->len[k] = len;
+        }
         if (tag == 0x7FE00010u && len == UNDEFINED) {
             if (!w->encapsulated)
                 return bad(w, *at, "undefined-length pixel data in a native transfer syntax");
@@ -231,9 +274,77 @@ static int inflate_all(const uint8_t *b, size_t n, uint8_t **out, size_t *outn, 
     return 0;
 }
 
-int fx_dcm_check(const uint8_t *b, size_t n, char *msg, size_t msgn)
+/* A captured string value, trimmed of DICOM's padding, into out. */
+static void str_of(const walk *w, int k, char *out, size_t n)
 {
-    walk w = {b, n, 1, 0, msg, msgn};
+    size_t len = w->val[k] ? w->len[k] : 0;
+    if (len > n - 1)
+        len = n - 1;
+    memcpy(out, w->val[k] ? (const char *)w->val[k] : "", len);
+    out[len] = 0;
+    while (len && (out[len - 1] == ' ' || out[len - 1] == 0))
+        out[--len] = 0;
+    size_t i = 0;
+    while (out[i] == ' ')
+        i++;
+    memmove(out, out + i, len - i + 1);
+}
+
+/* An unsigned short (US) value, or dflt when absent. */
+static int us_of(const walk *w, int k, int dflt)
+{
+    return w->val[k] && w->len[k] >= 2 ? u16(w->val[k]) : dflt;
+}
+
+/* The first (or second) number of a DS/IS value ("0.143\\0.143"). */
+static int num_of(const walk *w, int k, int which, double *v)
+{
+    char s[72], *end;
+    str_of(w, k, s, sizeof s);
+    char *p = s;
+    for (int i = 0; i < which && p; i++)
+        p = strchr(p, '\\') ? strchr(p, '\\') + 1 : NULL;
+    if (!p || !*p)
+        return 0;
+    *v = strtod(p, &end);
+    return end != p && isfinite(*v);
+}
+
+static void fill_header(const walk *w, const char *ts, fx_dcm_header *h)
+{
+    memset(h, 0, sizeof *h);
+    double v, a, b;
+    h->has_pixels = w->pixels;
+    h->height = us_of(w, T_ROWS, 0);
+    h->width = us_of(w, T_COLS, 0);
+    h->samples = us_of(w, T_SAMPLES, 1);
+    h->frames = num_of(w, T_FRAMES, 0, &v) && v >= 1 && v < 1e9 ? (int)v : 1;
+    h->bits_alloc = us_of(w, T_ALLOC, 0);
+    h->bits_stored = us_of(w, T_STORED, h->bits_alloc);
+    h->high_bit = us_of(w, T_HIGH, h->bits_stored - 1);
+    h->is_signed = us_of(w, T_SIGNED, 0) == 1;
+    h->slope = num_of(w, T_SLOPE, 0, &v) && v != 0 ? v : 1.0;
+    h->intercept = num_of(w, T_INTERCEPT, 0, &v) ? v : 0.0;
+    if (num_of(w, T_WC, 0, &a) && num_of(w, T_WW, 0, &b) && b >= 1)
+        h->has_window = 1, h->win_center = a, h->win_width = b;
+    str_of(w, T_PHOTO, h->photometric, sizeof h->photometric);
+    snprintf(h->ts_uid, sizeof h->ts_uid, "%s", ts);
+    str_of(w, T_SOP_CLASS, h->sop_class, sizeof h->sop_class);
+    str_of(w, T_SOP, h->sop_instance, sizeof h->sop_instance);
+    str_of(w, T_STUDY, h->study, sizeof h->study);
+    str_of(w, T_SERIES, h->series, sizeof h->series);
+    str_of(w, T_ACCESSION, h->accession, sizeof h->accession);
+    str_of(w, T_MODALITY, h->modality, sizeof h->modality);
+    str_of(w, T_BODY, h->body_part, sizeof h->body_part);
+    str_of(w, T_VIEW, h->view_position, sizeof h->view_position);
+    int k = w->val[T_SPACING] ? T_SPACING : T_IMAGER_SPACING;
+    if (num_of(w, k, 0, &a) && num_of(w, k, 1, &b))
+        h->spacing_row = a, h->spacing_col = b;
+}
+
+int fx_dcm_check(const uint8_t *b, size_t n, fx_dcm_header *h, char *msg, size_t msgn)
+{
+    walk w = {b, n, 1, 0, msg, msgn, {0}, {0}, 0};
     if (n < 132 || memcmp(b + 128, "DICM", 4))
         return bad(&w, 128, "no DICM prefix");
     /* File meta: explicit VR little endian, group 0002 only. */
@@ -280,12 +391,17 @@ int fx_dcm_check(const uint8_t *b, size_t n, char *msg, size_t msgn)
         size_t dn = 0;
         if (inflate_all(b + at, n - at, &ds, &dn, (size_t)1 << 31))
             return bad(&w, at, "the deflated data set does not inflate");
-        walk d = {ds, dn, 1, 0, msg, msgn};
+        walk d = {ds, dn, 1, 0, msg, msgn, {0}, {0}, 0};
         size_t p = 0;
         int rc = walk_set(&d, &p, SIZE_MAX, 0, 0);
+        if (rc == 0 && h)
+            fill_header(&d, ts, h);
         free(ds);
         return rc;
     }
-    return walk_set(&w, &at, SIZE_MAX, 0, 0);
+    int rc = walk_set(&w, &at, SIZE_MAX, 0, 0);
+    if (rc == 0 && h)
+        fill_header(&w, ts, h);
+    return rc;
 }
 #endif /* FX_NO_DICOM */

@@ -1,11 +1,11 @@
-// The DICOM loader's GDCM side: parse and decode from memory.  See
+// The DICOM loader's GDCM side: decode the pixel data from memory (the
+// header is read in C by src/io/dicom_check.c).  See
 // src/io/dicom_internal.h.  Every GDCM exception and failure becomes a
 // return of -1 with a message; nothing escapes into C.
 #include "io/dicom_internal.h"
 
 #include <gdcmImage.h>
 #include <gdcmImageReader.h>
-#include <gdcmStringFilter.h>
 #include <gdcmTrace.h>
 #include <gdcmTransferSyntax.h>
 
@@ -43,42 +43,6 @@ struct MemBuf : std::streambuf {
     }
 };
 
-void copy_str(char *dst, size_t n, const std::string &s)
-{
-    std::string t = s;
-    while (!t.empty() && (t.back() == ' ' || t.back() == '\0'))
-        t.pop_back(); // DICOM pads values to even length
-    size_t k = t.size() < n - 1 ? t.size() : n - 1;
-    std::memcpy(dst, t.data(), k);
-    dst[k] = 0;
-}
-
-std::string tag_str(const gdcm::DataSet &ds, const gdcm::StringFilter &sf, uint16_t g, uint16_t e)
-{
-    gdcm::Tag t(g, e);
-    if (!ds.FindDataElement(t) || ds.GetDataElement(t).IsEmpty())
-        return std::string();
-    return sf.ToString(t);
-}
-
-// The first value of a multi-valued numeric string ("40\\400" -> 40).
-bool first_number(const std::string &s, double *v)
-{
-    if (s.empty())
-        return false;
-    char *end = nullptr;
-    *v = std::strtod(s.c_str(), &end);
-    return end != s.c_str();
-}
-
-bool two_numbers(const std::string &s, double *a, double *b)
-{
-    size_t bs = s.find('\\');
-    if (bs == std::string::npos)
-        return false;
-    return first_number(s.substr(0, bs), a) && first_number(s.substr(bs + 1), b);
-}
-
 // GDCM prints warnings and errors to stderr; ours travel in the row.
 struct Quiet {
     Quiet()
@@ -96,75 +60,6 @@ void fail(char *msg, size_t n, const char *what)
 }
 
 } // namespace
-
-extern "C" int fx_dcm_read_header(const uint8_t *bytes, size_t n, fx_dcm_header *h, char *msg,
-                                  size_t msgn)
-{
-    std::memset(h, 0, sizeof *h);
-    try {
-        MemBuf mb(bytes, n);
-        std::istream is(&mb);
-        gdcm::Reader r; // the data set; pixel data stays undecoded
-        r.SetStream(is);
-        if (!r.Read()) {
-            fail(msg, msgn, "dicom: not a readable DICOM file (damaged or truncated)");
-            return -1;
-        }
-        const gdcm::File &f = r.GetFile();
-        const gdcm::DataSet &ds = f.GetDataSet();
-        gdcm::StringFilter sf;
-        sf.SetFile(f);
-        copy_str(h->sop_class, sizeof h->sop_class, tag_str(ds, sf, 0x0008, 0x0016));
-        copy_str(h->sop_instance, sizeof h->sop_instance, tag_str(ds, sf, 0x0008, 0x0018));
-        copy_str(h->study, sizeof h->study, tag_str(ds, sf, 0x0020, 0x000D));
-        copy_str(h->series, sizeof h->series, tag_str(ds, sf, 0x0020, 0x000E));
-        copy_str(h->accession, sizeof h->accession, tag_str(ds, sf, 0x0008, 0x0050));
-        copy_str(h->modality, sizeof h->modality, tag_str(ds, sf, 0x0008, 0x0060));
-        copy_str(h->body_part, sizeof h->body_part, tag_str(ds, sf, 0x0018, 0x0015));
-        copy_str(h->view_position, sizeof h->view_position, tag_str(ds, sf, 0x0018, 0x5101));
-        const gdcm::TransferSyntax &ts = f.GetHeader().GetDataSetTransferSyntax();
-        copy_str(h->ts_uid, sizeof h->ts_uid, ts.GetString() ? ts.GetString() : "");
-        copy_str(h->ts_name, sizeof h->ts_name,
-                 gdcm::TransferSyntax::GetTSString(ts) ? gdcm::TransferSyntax::GetTSString(ts) : "");
-        {
-            const gdcm::FileMetaInformation &fmi = f.GetHeader();
-            gdcm::Tag tsu(0x0002, 0x0010);
-            if (fmi.FindDataElement(tsu)) {
-                const gdcm::ByteValue *bv = fmi.GetDataElement(tsu).GetByteValue();
-                if (bv)
-                    copy_str(h->ts_uid, sizeof h->ts_uid, std::string(bv->GetPointer(), bv->GetLength()));
-            }
-        }
-        h->has_pixels = ds.FindDataElement(gdcm::Tag(0x7FE0, 0x0010));
-        double v = 0, a = 0, b = 0;
-        h->width = first_number(tag_str(ds, sf, 0x0028, 0x0011), &v) ? (int)v : 0;
-        h->height = first_number(tag_str(ds, sf, 0x0028, 0x0010), &v) ? (int)v : 0;
-        h->frames = first_number(tag_str(ds, sf, 0x0028, 0x0008), &v) && v >= 1 ? (int)v : 1;
-        h->samples = first_number(tag_str(ds, sf, 0x0028, 0x0002), &v) ? (int)v : 1;
-        h->bits_alloc = first_number(tag_str(ds, sf, 0x0028, 0x0100), &v) ? (int)v : 0;
-        h->bits_stored = first_number(tag_str(ds, sf, 0x0028, 0x0101), &v) ? (int)v : h->bits_alloc;
-        h->high_bit = first_number(tag_str(ds, sf, 0x0028, 0x0102), &v) ? (int)v : h->bits_stored - 1;
-        h->is_signed = first_number(tag_str(ds, sf, 0x0028, 0x0103), &v) && v == 1;
-        h->slope = first_number(tag_str(ds, sf, 0x0028, 0x1053), &v) && v != 0 ? v : 1.0;
-        h->intercept = first_number(tag_str(ds, sf, 0x0028, 0x1052), &v) ? v : 0.0;
-        if (first_number(tag_str(ds, sf, 0x0028, 0x1050), &a) &&
-            first_number(tag_str(ds, sf, 0x0028, 0x1051), &b) && b >= 1) {
-            h->has_window = 1;
-            h->win_center = a, h->win_width = b;
-        }
-        copy_str(h->photometric, sizeof h->photometric, tag_str(ds, sf, 0x0028, 0x0004));
-        if (two_numbers(tag_str(ds, sf, 0x0028, 0x0030), &a, &b) ||
-            two_numbers(tag_str(ds, sf, 0x0018, 0x1164), &a, &b)) {
-            h->spacing_row = a, h->spacing_col = b;
-        }
-        return 0;
-    } catch (const std::exception &e) {
-        std::snprintf(msg, msgn, "dicom: %s", e.what());
-    } catch (...) {
-        fail(msg, msgn, "dicom: GDCM failed to parse the file");
-    }
-    return -1;
-}
 
 extern "C" int fx_dcm_decode_frame0(const uint8_t *bytes, size_t n, const fx_dcm_header *h,
                                     void *raw, char *msg, size_t msgn)

@@ -1,8 +1,9 @@
-/* The DICOM loader's thin C interface to GDCM (src/io/dicom_gdcm.cpp, the
- * only C++ in the project).  src/io/dicom.c is the loader table's entry and
- * does the pixel arithmetic (bits stored, sign, MONOCHROME1, rescale) in C.
- * Both calls parse the file from memory; nothing is cached between them, so
- * they are thread-safe as the loader table requires. */
+/* The DICOM loader's internals: the header (fx_dcm_header), read in C by
+ * the structural walk (src/io/dicom_check.c), and the thin C interface to
+ * GDCM's pixel decode (src/io/dicom_gdcm.cpp, the only C++ in the project).
+ * src/io/dicom.c is the loader table's entry and does the pixel arithmetic
+ * (bits stored, sign, MONOCHROME1, rescale) in C.  Nothing is cached between
+ * calls, so they are thread-safe as the loader table requires. */
 #ifndef FX_IO_DICOM_INTERNAL_H
 #define FX_IO_DICOM_INTERNAL_H
 
@@ -36,11 +37,10 @@ typedef struct fx_dcm_header {
 } fx_dcm_header;
 
 /* The strict structural walk (src/io/dicom_check.c) every file passes
- * before GDCM reads it: 0, or -1 with the reason in msg. */
-int fx_dcm_check(const uint8_t *bytes, size_t n, char *msg, size_t msgn);
-
-/* Parses bytes[0..n) into h.  Returns 0, or -1 with a reason in msg. */
-int fx_dcm_read_header(const uint8_t *bytes, size_t n, fx_dcm_header *h, char *msg, size_t msgn);
+ * before GDCM reads it: 0, or -1 with the reason in msg.  On 0, h (when not
+ * NULL) receives the header, read from the top-level elements in C: the
+ * header never needs GDCM. */
+int fx_dcm_check(const uint8_t *bytes, size_t n, fx_dcm_header *h, char *msg, size_t msgn);
 
 /* Decodes the pixel data (every codec GDCM has) and copies frame 0 as
  * stored: width * height samples of bits_alloc bits (8, 16 or 32), host
