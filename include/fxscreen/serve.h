@@ -45,10 +45,17 @@ typedef struct fx_serve_opts {
     double result_ttl_s;  /* how long results stay retrievable */
     size_t result_memory; /* bytes of results kept at most */
     FILE *log;            /* notices (device fallback, start, stop); may be NULL */
+    /* A hospital deployment (README "fxscreen serve: sign-in, TLS, audit"). */
+    const char *auth;     /* tokens.yaml: bearer tokens with roles; NULL: no sign-in */
+    int insecure;         /* 1: allow a non-loopback address without --auth */
+    const char *tls_cert; /* PEM files: HTTPS (TLS 1.2 and later) */
+    const char *tls_key;
+    const char *audit;    /* JSON-lines audit trail, hash-chained; NULL: none */
+    int max_connections;  /* concurrent connections (default 1024) */
 } fx_serve_opts;
 
 /* Defaults: 127.0.0.1:8080, auto device, max batch 8, wait 5 ms, queue 256,
- * upload 256 MiB, TTL 600 s, results 1 GiB. */
+ * upload 32 MiB, TTL 600 s, results 1 GiB, 1024 connections. */
 void fx_serve_opts_default(fx_serve_opts *o);
 
 typedef struct fx_serve fx_serve;
@@ -59,6 +66,21 @@ fx_status fx_serve_start(const fx_serve_opts *o, fx_serve **out, fx_error *err);
 
 /* The port it listens on. */
 int fx_serve_port(const fx_serve *s);
+
+/* Reopens the audit file (SIGHUP, after log rotation); 0, or -1 when it
+ * cannot be opened (the old one stays in use). */
+int fx_serve_reopen_audit(fx_serve *s);
+
+/* `fxscreen serve token add`: a fresh random token (64 hex characters into
+ * token, printed once by the caller) whose SHA-256 is appended to file. */
+fx_status fx_serve_token_add(const char *file, const char *name, const char *role, char *token,
+                             size_t n, fx_error *err);
+
+/* `fxscreen audit verify`: walks the hash chain of an audit file (first_prev:
+ * the hash the first line follows, NULL for 64 zeros; after a rotation, the
+ * last hash of the previous file).  Writes a line to report; returns 0
+ * intact, 1 broken (naming the first line that does not follow), 2 unreadable. */
+int fx_audit_verify(const char *path, const char *first_prev, FILE *report);
 
 /* Graceful stop: stop accepting connections, let the requests in flight
  * finish (at most grace_s seconds), then stop and free everything. */

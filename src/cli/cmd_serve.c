@@ -1,6 +1,7 @@
 /* fxscreen serve: argument parsing and signals; the server is
  * fx_serve_start() (include/fxscreen/serve.h). */
 #include <getopt.h>
+#include <pthread.h>
 #include <math.h>
 #include <signal.h>
 #include <spawn.h>
@@ -21,7 +22,29 @@ int fx_cmd_serve(int argc, char **argv)
                     "use the regular build (make)\n");
     return FX_EXIT_USAGE;
 }
+
+int fx_cmd_audit(int argc, char **argv)
+{
+    return fx_cmd_serve(argc, argv);
+}
 #else
+/* fxscreen audit verify FILE [--prev HASH] */
+int fx_cmd_audit(int argc, char **argv)
+{
+    if (argc >= 3 && !strcmp(argv[1], "verify")) {
+        const char *prev = argc == 5 && !strcmp(argv[3], "--prev") ? argv[4] : NULL;
+        if (argc == 3 || prev) {
+            int rc = fx_audit_verify(argv[2], prev, stdout);
+            return rc == 0 ? FX_EXIT_OK : rc == 2 ? FX_EXIT_USAGE : FX_EXIT_FAIL;
+        }
+    }
+    fprintf(stderr, "usage: fxscreen audit verify FILE [--prev HASH]\n"
+                    "  checks the hash chain of a serve --audit file: exit 0 intact, 1 a line\n"
+                    "  edited, removed or inserted (named), 2 unreadable.  --prev: the hash the\n"
+                    "  first line follows (the last line's hash of the file before a rotation)\n");
+    return FX_EXIT_USAGE;
+}
+
 
 extern char **environ;
 
@@ -49,6 +72,15 @@ static void serve_usage(FILE *f)
             "  --max-upload MB   largest image upload in MiB (default 256)\n"
             "  --result-ttl S    seconds results stay retrievable (default 600)\n"
             "  --result-memory MB  memory for kept results in MiB (default 1024)\n"
+            "  --max-connections N concurrent connections (default 1024)\n"
+            "  --auth tokens.yaml  bearer-token sign-in with roles (clinician, service, admin);\n"
+            "                    without it only a loopback address is served\n"
+            "  --insecure        serve a non-loopback address without --auth anyway\n"
+            "  --tls-cert PEM --tls-key PEM   HTTPS (TLS 1.2 and later)\n"
+            "  --audit FILE      hash-chained JSON-lines audit trail, fsync'd per request\n"
+            "                    (reopened on SIGHUP; check it with fxscreen audit verify)\n"
+            "  fxscreen serve token add NAME --role R --file tokens.yaml\n"
+            "                    prints a new token once and appends its SHA-256 to the file\n"
             "SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.\n"
             "Nothing uploaded is written to disk.  Research software: not for clinical use.\n");
 }
@@ -74,8 +106,48 @@ static int parse_listen(const char *s, char *buf, size_t n, int *port)
     return buf[0] && fx_cli_parse_int(colon + 1, 0, 65535, port);
 }
 
+/* fxscreen serve token add NAME --role R --file F */
+static int token_add(int argc, char **argv)
+{
+    const char *role = NULL, *file = NULL, *name = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--role") && i + 1 < argc)
+            role = argv[++i];
+        else if (!strcmp(argv[i], "--file") && i + 1 < argc)
+            file = argv[++i];
+        else if (argv[i][0] != '-' && !name)
+            name = argv[i];
+        else {
+            fprintf(stderr, "serve token add: unexpected '%s'\n", argv[i]);
+            return FX_EXIT_USAGE;
+        }
+    }
+    if (!name || !role || !file) {
+        fprintf(stderr, "usage: fxscreen serve token add NAME --role clinician|service|admin "
+                        "--file tokens.yaml\n");
+        return FX_EXIT_USAGE;
+    }
+    char token[80];
+    fx_error err = {0};
+    if (fx_serve_token_add(file, name, role, token, sizeof token, &err) != FX_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return FX_EXIT_USAGE;
+    }
+    printf("%s\n", token);
+    fprintf(stderr, "serve token add: %s (%s) added to %s; the token above is shown once: give it "
+                    "to its holder, it is not stored\n",
+            name, role, file);
+    return FX_EXIT_OK;
+}
+
 int fx_cmd_serve(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "token")) {
+        if (argc >= 3 && !strcmp(argv[2], "add"))
+            return token_add(argc - 1, argv + 1);
+        fprintf(stderr, "serve token: use 'fxscreen serve token add NAME --role R --file F'\n");
+        return FX_EXIT_USAGE;
+    }
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"config", required_argument, 0, 'c'},
                                          {"listen", required_argument, 0, 'L'},
@@ -92,6 +164,12 @@ int fx_cmd_serve(int argc, char **argv)
                                          {"max-upload", required_argument, 0, 'u'},
                                          {"result-ttl", required_argument, 0, 'e'},
                                          {"result-memory", required_argument, 0, 'r'},
+                                         {"max-connections", required_argument, 0, 'C'},
+                                         {"auth", required_argument, 0, 'A'},
+                                         {"insecure", no_argument, 0, 'I'},
+                                         {"tls-cert", required_argument, 0, 'K'},
+                                         {"tls-key", required_argument, 0, 'k'},
+                                         {"audit", required_argument, 0, 'a'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     fx_serve_opts o;
@@ -100,8 +178,14 @@ int fx_cmd_serve(int argc, char **argv)
     int open_browser = 0, c, v;
     fx_error err = {0};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:c:L:d:P:M:l:T:b:w:q:t:u:e:r:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:c:L:d:P:M:l:T:b:w:q:t:u:e:r:C:A:IK:k:a:h", opts, NULL)) !=
+           -1) {
         switch (c) {
+        case 'A': o.auth = optarg; break;
+        case 'I': o.insecure = 1; break;
+        case 'K': o.tls_cert = optarg; break;
+        case 'k': o.tls_key = optarg; break;
+        case 'a': o.audit = optarg; break;
         case 'm': o.model = optarg; break;
         case 'c': o.config = optarg; break;
         case 'l': o.layer = optarg; break;
@@ -154,6 +238,7 @@ int fx_cmd_serve(int argc, char **argv)
             INT_OPT('u', "max-upload", 1, 65536, o.max_upload = (size_t)v << 20)
             INT_OPT('e', "result-ttl", 1, 86400 * 7, o.result_ttl_s = v)
             INT_OPT('r', "result-memory", 1, 1 << 20, o.result_memory = (size_t)v << 20)
+            INT_OPT('C', "max-connections", 1, 100000, o.max_connections = v)
 #undef INT_OPT
         case 'h': serve_usage(stdout); return FX_EXIT_OK;
         default: serve_usage(stderr); return FX_EXIT_USAGE;
@@ -176,6 +261,7 @@ int fx_cmd_serve(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     fx_serve *s;
@@ -185,8 +271,8 @@ int fx_cmd_serve(int argc, char **argv)
         return st == FX_ERR_NOMEM || st == FX_ERR_INTERNAL ? FX_EXIT_FAIL : FX_EXIT_USAGE;
     }
     char url[300];
-    snprintf(url, sizeof url, strchr(host, ':') ? "http://[%s]:%d/" : "http://%s:%d/", host,
-             fx_serve_port(s));
+    snprintf(url, sizeof url, strchr(host, ':') ? "%s://[%s]:%d/" : "%s://%s:%d/",
+             o.tls_cert ? "https" : "http", host, fx_serve_port(s));
     printf("fxscreen serve: listening on %s\n", url);
     fflush(stdout);
     if (open_browser) {
@@ -196,7 +282,10 @@ int fx_cmd_serve(int argc, char **argv)
             fprintf(stderr, "serve: could not start xdg-open; open %s yourself\n", url);
     }
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP) /* log rotation */
+        fprintf(stderr, "serve: SIGHUP: %s\n",
+                fx_serve_reopen_audit(s) ? "cannot reopen the audit file; still writing the old one"
+                                         : "audit file reopened");
     fprintf(stderr, "serve: %s: finishing the requests in flight\n",
             sig == SIGTERM ? "SIGTERM" : "SIGINT");
     fx_serve_stop(s, 30.0);

@@ -33,4 +33,7 @@ int fx_cmd_eval(int argc, char **argv);
 /* `fxscreen serve`: the web app and REST API (cmd_serve.c). */
 int fx_cmd_serve(int argc, char **argv);
 
+/* `fxscreen audit verify`: the hash chain of serve's audit trail (cmd_serve.c). */
+int fx_cmd_audit(int argc, char **argv);
+
 #endif

@@ -17,6 +17,7 @@ static const struct {
      "screen images: model + Grad-CAM into results.h5 and summary.csv (--resume)"},
     {"serve", fx_cmd_serve,
      "the web app and REST API: upload an X-ray, get prediction, confidence, overlay"},
+    {"audit", fx_cmd_audit, "verify the hash chain of a serve --audit trail"},
     {"eval", fx_cmd_eval,
      "score a run's results against labels: AUROC, sens/spec, kappa, pointing game"},
 };

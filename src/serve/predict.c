@@ -216,6 +216,7 @@ static enum MHD_Result take_image(struct MHD_Connection *c, sv_req *r, int *answ
         if (bad)
             return sv_answer_error(c, r, 400, "bad request",
                                    "'image' must be a base64 string (standard alphabet)");
+        explicit_bzero(r->body, r->cap);
         free(r->body);
         r->body = bytes, r->n = r->cap = n;
     }
@@ -240,6 +241,9 @@ static enum MHD_Result start_screen(struct MHD_Connection *c, sv_req *r)
     fx_serve *s = r->srv;
     fx_error err = {0};
     if (!fx_loader_find(r->body, r->n)) {
+        uint8_t d[FX_SHA256_BYTES];
+        fx_sha256_buf(r->body, r->n, d);
+        fx_sha256_hex(d, r->image_sha);
         atomic_fetch_add(&s->metrics.image_errors, 1);
         fx_decode_limits lim = {0};
         fx_image_info info;
@@ -247,10 +251,14 @@ static enum MHD_Result start_screen(struct MHD_Connection *c, sv_req *r)
         fx_decode_header(&ld, r->body, r->n, &lim, &info, &err);
         return sv_answer_error(c, r, 415, "unsupported media type", "%s", err.msg);
     }
+    uint8_t d[FX_SHA256_BYTES];
+    fx_sha256_buf(r->body, r->n, d); /* for the audit trail: which image, not its pixels */
+    fx_sha256_hex(d, r->image_sha);
     fx_decode_limits lim = {s->pc.max_megapixels};
     double t0 = fx_now_s();
     fx_status st = fx_decode_memory(r->body, r->n, &lim, &r->img, &err);
     r->decode_s = fx_now_s() - t0;
+    explicit_bzero(r->body, r->cap);
     free(r->body);
     r->body = NULL, r->n = r->cap = 0;
     if (st != FX_OK) {
@@ -349,7 +357,9 @@ static enum MHD_Result finish_screen(struct MHD_Connection *c, sv_req *r)
     size_t ov_n = 0;
     if (st == FX_OK && r->want_vis)
         st = sv_draw(s, &v, 1, &ov, &ov_n, &err);
-    fx_image_free(&r->img); /* the grey plane is all the drawings need */
+    if (r->img.pixels) /* the grey plane is all the drawings need; the plane is patient data */
+        explicit_bzero(r->img.pixels, fx_image_bytes(&r->img.info));
+    fx_image_free(&r->img);
     if (st != FX_OK) {
         sv_visual_free(&v);
         return sv_answer_error(c, r, st == FX_ERR_NOMEM ? 503 : 500, "overlay error", "%s",
@@ -436,7 +446,10 @@ static enum MHD_Result finish_screen(struct MHD_Connection *c, sv_req *r)
         }
         free(ov);
     }
-    if (!stored || sv_store_put(s->store, id, stored, &v)) {
+    snprintf(r->audit_pred, sizeof r->audit_pred, "%s",
+             cJSON_GetStringValue(cJSON_GetObjectItem(o, "prediction")));
+    r->audit_prob = j->prob;
+    if (!stored || sv_store_put(s->store, id, r->user.name, stored, &v)) {
         cJSON_Delete(o);
         return sv_answer_error(c, r, 503, "busy", "out of memory for the result");
     }
@@ -487,6 +500,10 @@ fx_status sv_draw(const fx_serve *s, const sv_visual *v, int what, uint8_t **png
 void sv_predict_free(sv_req *r)
 {
     arrived(r); /* a client gone before its upload was complete */
+    if (r->body) /* an upload is patient data: zeroed before it is freed */
+        explicit_bzero(r->body, r->cap);
+    if (r->img.pixels && r->img.owned)
+        explicit_bzero(r->img.pixels, fx_image_bytes(&r->img.info));
     if (r->pp)
         MHD_destroy_post_processor(r->pp);
     free(r->body);

@@ -17,6 +17,37 @@
 #include "fxscreen/runjob.h"
 #include "fxscreen/screen.h"
 #include "fxscreen/serve.h"
+#include "fxscreen/sha256.h"
+
+/* ---- sign-in (auth.c) and the audit trail (audit.c) ---------------------------- */
+
+typedef enum sv_role { SV_ROLE_CLINICIAN = 0, SV_ROLE_SERVICE, SV_ROLE_ADMIN } sv_role;
+typedef struct sv_user {
+    char name[64]; /* "" without --auth */
+    sv_role role;
+} sv_user;
+const char *sv_role_name(sv_role r);
+int sv_role_parse(const char *s, sv_role *r);
+
+typedef struct sv_auth sv_auth;
+/* tokens.yaml: tokens: [{name, role, sha256}]; FX_ERR_CONFIG naming the fix. */
+fx_status sv_auth_load(const char *path, sv_auth **out, fx_error *err);
+void sv_auth_free(sv_auth *a);
+enum { SV_AUTH_OK = 0, SV_AUTH_NONE, SV_AUTH_BAD, SV_AUTH_LIMITED };
+/* The Authorization header ("Bearer TOKEN") of a client at addr: SV_AUTH_OK
+ * (u filled), _NONE (no token), _BAD (unknown token: counted against addr),
+ * _LIMITED (addr failed too often lately). */
+int sv_auth_check(sv_auth *a, const char *addr, const char *header, sv_user *u);
+
+typedef struct sv_audit sv_audit;
+fx_status sv_audit_open(const char *path, sv_audit **out, fx_error *err);
+void sv_audit_close(sv_audit *a);
+/* Appends entry (time and prev added here) and fsyncs; 0 or -1. */
+int sv_audit_write(sv_audit *a, cJSON *entry);
+/* Reopens the file at the same path (after rotation); 0 or -1. */
+int sv_audit_reopen(sv_audit *a);
+/* The last max_lines lines, malloc'd text (caller frees), or NULL. */
+char *sv_audit_tail(sv_audit *a, int max_lines);
 
 /* ---- metrics (metrics.c) ------------------------------------------------------- */
 
@@ -65,18 +96,19 @@ void sv_visual_free(sv_visual *v);
 sv_store *sv_store_create(double ttl_s, size_t max_bytes, sv_metrics *m);
 void sv_store_destroy(sv_store *s);
 /* Takes ownership of json (text) and v's buffers, on success and on
- * failure alike.  Drops expired entries and, past max_bytes, the oldest.
+ * failure alike.  owner: the user who made it ("" without --auth); only
+ * the same owner gets it back.  Drops expired entries and, past max_bytes, the oldest.
  * 0, or -1 when out of memory. */
-int sv_store_put(sv_store *s, const char *id, char *json, sv_visual *v);
+int sv_store_put(sv_store *s, const char *id, const char *owner, char *json, sv_visual *v);
 /* Frees expired results (the server's janitor calls it every second, so a
  * result is gone soon after its TTL even when nobody asks for anything). */
 void sv_store_sweep(sv_store *s);
 /* A malloc'd copy of the result's JSON text (caller frees), or NULL when the
  * id is unknown or expired. */
-char *sv_store_json(sv_store *s, const char *id);
+char *sv_store_json(sv_store *s, const char *id, const char *owner);
 /* A copy of the result's drawing material into v (sv_visual_free), or -1
  * when the id is unknown or expired. */
-int sv_store_visual(sv_store *s, const char *id, sv_visual *v);
+int sv_store_visual(sv_store *s, const char *id, const char *owner, sv_visual *v);
 /* A fresh random id (SV_ID_LEN hex characters + NUL). */
 void sv_new_id(char id[SV_ID_LEN + 1]);
 
@@ -138,6 +170,10 @@ struct fx_serve {
     struct MHD_Daemon *d;
     int port;
     atomic_int ready, stopping;
+    sv_auth *auth;   /* NULL: no sign-in (--auth not given) */
+    sv_audit *audit; /* NULL: no audit trail */
+    int tls;
+    char *tls_cert, *tls_key; /* PEM text, kept for libmicrohttpd's life */
     pthread_t janitor;
     int janitor_started;
     pthread_mutex_t jmu; /* the janitor sleeps on jcv until stopping */
@@ -164,6 +200,12 @@ typedef struct sv_req {
     int queue_full;
     int coming;                              /* counted in sv_batcher_coming */
     double t_body, decode_s, prep_s, grey_s; /* when the body was complete; stage seconds */
+    sv_user user;                            /* who (with --auth) */
+    char url[256], method[16];
+    char addr[64];                  /* the client's address */
+    char image_sha[FX_SHA256_HEX];  /* of the uploaded bytes, for the audit */
+    double audit_prob;              /* the result, for the audit (NaN none) */
+    char audit_pred[72];
 } sv_req;
 
 enum { SV_BODY_NONE = 0, SV_BODY_RAW, SV_BODY_MULTIPART, SV_BODY_JSON };

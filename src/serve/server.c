@@ -1,18 +1,23 @@
 /* fxscreen serve: libmicrohttpd glue, the route table and the small routes.
  * See include/fxscreen/serve.h for the threads and README for the API. */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <omp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fxscreen/cam.h"
 #include "fxscreen/fsutil.h"
+#include "fxscreen/loader.h"
 #include "serve/serve_internal.h"
 
 void fx_serve_opts_default(fx_serve_opts *o)
@@ -24,12 +29,35 @@ void fx_serve_opts_default(fx_serve_opts *o)
                          .max_batch = 8,
                          .max_wait_ms = 5,
                          .queue_max = 256,
-                         .max_upload = (size_t)256 << 20,
+                         .max_upload = (size_t)32 << 20,
+                         .max_connections = 1024,
                          .result_ttl_s = 600,
                          .result_memory = (size_t)1 << 30};
 }
 
 /* ---- answers ------------------------------------------------------------------------ */
+
+/* One audit line for the answer (before it is sent). */
+static void audit_answer(sv_req *r, int status)
+{
+    fx_serve *s = r->srv;
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "user", r->user.name);
+    cJSON_AddStringToObject(e, "role", s->auth ? sv_role_name(r->user.role) : "");
+    cJSON_AddStringToObject(e, "client", r->addr);
+    cJSON_AddStringToObject(e, "method", r->method);
+    cJSON_AddStringToObject(e, "route", r->url);
+    cJSON_AddNumberToObject(e, "status", status);
+    cJSON_AddStringToObject(e, "image_sha256", r->image_sha);
+    if (r->audit_pred[0]) {
+        cJSON_AddStringToObject(e, "prediction", r->audit_pred);
+        cJSON_AddNumberToObject(e, "probability", r->audit_prob);
+    }
+    cJSON_AddNumberToObject(e, "latency_ms", round((fx_now_s() - r->t0) * 1e4) / 10);
+    if (sv_audit_write(s->audit, e) && s->o.log)
+        fprintf(s->o.log, "serve: cannot write the audit trail (disk full?)\n");
+    cJSON_Delete(e);
+}
 
 static enum MHD_Result answer(struct MHD_Connection *c, sv_req *r, int status, const char *type,
                               struct MHD_Response *resp)
@@ -39,6 +67,18 @@ static enum MHD_Result answer(struct MHD_Connection *c, sv_req *r, int status, c
     MHD_add_response_header(resp, "Content-Type", type);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Content-Security-Policy",
+                            "default-src 'self'; script-src 'self'; style-src 'self'; "
+                            "img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; "
+                            "frame-ancestors 'none'; form-action 'self'");
+    if (r && r->srv->tls)
+        MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
+    if (status == 401)
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"fxscreen\"");
+    if (r && r->srv->audit) /* appended and fsync'd before the answer leaves */
+        audit_answer(r, status);
     if (status == 405 && r && r->route >= 0)
         MHD_add_response_header(resp, "Allow", r->route == 1 ? "POST" : "GET, HEAD");
     if (status == 503 || status == 429)
@@ -165,9 +205,9 @@ static enum MHD_Result h_results(struct MHD_Connection *c, sv_req *r, const char
     char key[SV_ID_LEN + 1];
     memcpy(key, id, SV_ID_LEN);
     key[SV_ID_LEN] = 0;
-    char *json = what == 0 ? sv_store_json(r->srv->store, key) : NULL;
+    char *json = what == 0 ? sv_store_json(r->srv->store, key, r->user.name) : NULL;
     sv_visual v;
-    if (what == 0 ? !json : sv_store_visual(r->srv->store, key, &v) != 0)
+    if (what == 0 ? !json : sv_store_visual(r->srv->store, key, r->user.name, &v) != 0)
         return sv_answer_error(c, r, 404, "not found",
                                "result %s is unknown or expired (results are kept %.0f s, in "
                                "memory only)",
@@ -184,6 +224,28 @@ static enum MHD_Result h_results(struct MHD_Connection *c, sv_req *r, const char
     return sv_answer_bytes(c, r, 200, "image/png", png, n, 1);
 }
 
+/* The audit trail's last lines (admin). */
+static enum MHD_Result h_audit(struct MHD_Connection *c, sv_req *r, const char *url)
+{
+    (void)url;
+    if (!r->srv->audit)
+        return sv_answer_error(c, r, 404, "not found", "no audit trail: start with --audit FILE");
+    const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "lines");
+    int n = q ? atoi(q) : 100;
+    n = n < 1 ? 1 : n > 10000 ? 10000 : n;
+    char *text = sv_audit_tail(r->srv->audit, n);
+    cJSON *o = cJSON_CreateObject(), *lines = cJSON_CreateArray();
+    for (char *save = NULL, *l = text ? strtok_r(text, "\n", &save) : NULL; l;
+         l = strtok_r(NULL, "\n", &save)) {
+        cJSON *j = cJSON_Parse(l);
+        if (j)
+            cJSON_AddItemToArray(lines, j);
+    }
+    free(text);
+    cJSON_AddItemToObject(o, "lines", lines);
+    return sv_answer_json(c, r, 200, o);
+}
+
 static enum MHD_Result h_asset(struct MHD_Connection *c, sv_req *r, const char *url)
 {
     const sv_asset *a = sv_asset_find(url);
@@ -196,17 +258,26 @@ static enum MHD_Result h_asset(struct MHD_Connection *c, sv_req *r, const char *
 
 typedef enum MHD_Result (*sv_handler)(struct MHD_Connection *, sv_req *, const char *url);
 
+/* Who may call a route when --auth is on (without it, anyone). */
+enum { SV_PUBLIC = 0, SV_SIGNED_IN, SV_ADMIN };
+
 typedef struct sv_route {
     const char *method; /* GET routes answer HEAD too */
     const char *path;   /* exact, or a prefix when it ends with '/' */
     sv_handler get;     /* NULL: POST /api/predict, which streams its body */
+    int access;         /* SV_PUBLIC, SV_SIGNED_IN (results: their owner only), SV_ADMIN */
 } sv_route;
 
 static const sv_route routes[] = {
-    {"GET", "/api/health", h_health},    {"POST", "/api/predict", NULL},
-    {"GET", "/api/ready", h_ready},      {"GET", "/api/model", h_model},
-    {"GET", "/api/results/", h_results}, {"GET", "/metrics", h_metrics},
-    {"GET", "/openapi.json", h_asset},   {"GET", "/", h_asset},
+    {"GET", "/api/health", h_health, SV_PUBLIC},
+    {"POST", "/api/predict", NULL, SV_SIGNED_IN},
+    {"GET", "/api/ready", h_ready, SV_PUBLIC},
+    {"GET", "/api/model", h_model, SV_ADMIN},
+    {"GET", "/api/results/", h_results, SV_SIGNED_IN},
+    {"GET", "/metrics", h_metrics, SV_ADMIN},
+    {"GET", "/api/audit", h_audit, SV_ADMIN},
+    {"GET", "/openapi.json", h_asset, SV_PUBLIC},
+    {"GET", "/", h_asset, SV_PUBLIC},
 };
 #define NROUTES ((int)(sizeof routes / sizeof routes[0]))
 
@@ -236,6 +307,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->t0 = fx_now_s();
         r->form_vis = -1;
         r->route = route_find(url);
+        r->audit_prob = NAN;
+        snprintf(r->url, sizeof r->url, "%s", url);
+        snprintf(r->method, sizeof r->method, "%s", method);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            const struct sockaddr *sa = ci->client_addr;
+            if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->addr,
+                          sizeof r->addr);
+            else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->addr,
+                          sizeof r->addr);
+        }
         *con_cls = r;
         /* Worker threads decode, preprocess and draw one request at a time:
          * the engine's thread keeps the cores for its OpenMP regions. */
@@ -248,6 +333,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!get_ok && strcmp(method, rt->method))
             return sv_answer_error(c, r, 405, "method not allowed", "%s %s: use %s", method, url,
                                    rt->method);
+        if (s->auth && rt->access != SV_PUBLIC) {
+            int a = sv_auth_check(s->auth, r->addr,
+                                  MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
+                                  &r->user);
+            if (a == SV_AUTH_LIMITED)
+                return sv_answer_error(c, r, 429, "too many failed sign-ins",
+                                       "this address gave wrong tokens too often; wait a minute");
+            if (a != SV_AUTH_OK)
+                return sv_answer_error(c, r, 401, "unauthorized",
+                                       a == SV_AUTH_NONE ? "send Authorization: Bearer TOKEN"
+                                                         : "unknown token");
+            if (rt->access == SV_ADMIN && r->user.role != SV_ROLE_ADMIN)
+                return sv_answer_error(c, r, 403, "forbidden", "%s needs the admin role (%s has %s)",
+                                       rt->path, r->user.name, sv_role_name(r->user.role));
+        }
         if (!rt->get)
             return sv_predict_begin(c, r);
         return MHD_YES; /* a GET's body, if any, is read and ignored */
@@ -310,6 +410,35 @@ static void *janitor_main(void *arg)
     return NULL;
 }
 
+static int is_loopback(const struct sockaddr_storage *sa)
+{
+    if (sa->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a);
+}
+
+/* A small text file (a PEM certificate or key) into a malloc'd string. */
+static char *read_text(const char *path, fx_error *err)
+{
+    uint8_t *b = NULL;
+    size_t n = 0;
+    if (fx_read_file(path, (size_t)1 << 20, &b, &n, err) != FX_OK) {
+        fx_error_prefix(err, "serve: ");
+        return NULL;
+    }
+    char *t = realloc(b, n + 1);
+    if (!t) {
+        free(b);
+        fx_error_set(err, FX_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    t[n] = 0;
+    return t;
+}
+
+int fx_serve_reopen_audit(fx_serve *s) { return s->audit ? sv_audit_reopen(s->audit) : 0; }
+
 static fx_status bind_address(const fx_serve_opts *o, struct sockaddr_storage *sa, fx_error *err)
 {
     memset(sa, 0, sizeof *sa);
@@ -351,6 +480,36 @@ fx_status fx_serve_start(const fx_serve_opts *o, fx_serve **out, fx_error *err)
         s->model_name = model_name(o->model);
         if (!s->model_path || !s->model_name)
             st = fx_error_set(err, FX_ERR_NOMEM, "serve: out of memory");
+    }
+    if (st == FX_OK && o->auth)
+        st = sv_auth_load(o->auth, &s->auth, err);
+    if (st == FX_OK && !o->auth && !o->insecure && !is_loopback(&sa))
+        st = fx_error_set(err, FX_ERR_USAGE,
+                          "serve: refusing to listen on %s without sign-in: anyone who reaches it "
+                          "could upload radiographs and read results; give --auth tokens.yaml "
+                          "(fxscreen serve token add writes one), or --insecure to accept that",
+                          o->host);
+    if (st == FX_OK && (!o->tls_cert) != (!o->tls_key))
+        st = fx_error_set(err, FX_ERR_USAGE, "serve: give both --tls-cert and --tls-key");
+    if (st == FX_OK && o->tls_cert) {
+        s->tls_cert = read_text(o->tls_cert, err);
+        s->tls_key = s->tls_cert ? read_text(o->tls_key, err) : NULL;
+        if (!s->tls_cert || !s->tls_key)
+            st = FX_ERR_USAGE;
+        s->tls = 1;
+    }
+    if (st == FX_OK && !o->tls_cert && !is_loopback(&sa) && o->log)
+        fprintf(o->log, "serve: warning: %s is not a loopback address and there is no TLS: "
+                        "tokens and radiographs cross the network in clear (give --tls-cert "
+                        "and --tls-key)\n",
+                o->host);
+    if (st == FX_OK && o->audit)
+        st = sv_audit_open(o->audit, &s->audit, err);
+    if (st == FX_OK) {
+        /* Patient data must not end up in a core file. */
+        struct rlimit none = {0, 0};
+        setrlimit(RLIMIT_CORE, &none);
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
     if (st == FX_OK)
         st = fx_screen_settings_load(s->config_path, o->method, o->layer, o->threshold, &s->pc,
@@ -439,6 +598,12 @@ void fx_serve_stop(fx_serve *s, double grace_s)
     if (s->d)
         MHD_stop_daemon(s->d);
     sv_store_destroy(s->store);
+    sv_auth_free(s->auth);
+    sv_audit_close(s->audit);
+    if (s->tls_key)
+        explicit_bzero(s->tls_key, strlen(s->tls_key));
+    free(s->tls_key);
+    free(s->tls_cert);
     free(s->effective_yaml);
     free(s->model_path);
     free(s->config_path);

@@ -11,6 +11,7 @@
 
 typedef struct entry {
     char id[SV_ID_LEN + 1];
+    char owner[64];
     double t;
     char *json;
     sv_visual v;
@@ -38,6 +39,11 @@ sv_store *sv_store_create(double ttl_s, size_t max_bytes, sv_metrics *m)
 
 void sv_visual_free(sv_visual *v)
 {
+    /* Patient data: zeroed before the memory goes back. */
+    if (v->grey)
+        explicit_bzero(v->grey, (size_t)v->w * (size_t)v->h);
+    if (v->heat)
+        explicit_bzero(v->heat, (size_t)v->W * (size_t)v->H);
     free(v->grey);
     free(v->heat);
     v->grey = v->heat = NULL;
@@ -45,6 +51,7 @@ void sv_visual_free(sv_visual *v)
 
 static void entry_free(entry *e)
 {
+    explicit_bzero(e->json, strlen(e->json));
     free(e->json);
     sv_visual_free(&e->v);
     free(e);
@@ -84,7 +91,7 @@ void sv_store_destroy(sv_store *s)
     free(s);
 }
 
-int sv_store_put(sv_store *s, const char *id, char *json, sv_visual *v)
+int sv_store_put(sv_store *s, const char *id, const char *owner, char *json, sv_visual *v)
 {
     entry *e = calloc(1, sizeof *e);
     if (!e) {
@@ -93,6 +100,7 @@ int sv_store_put(sv_store *s, const char *id, char *json, sv_visual *v)
         return -1;
     }
     snprintf(e->id, sizeof e->id, "%s", id);
+    snprintf(e->owner, sizeof e->owner, "%s", owner);
     e->t = fx_now_s();
     e->json = json;
     e->v = *v;
@@ -119,30 +127,31 @@ void sv_store_sweep(sv_store *s)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* The live entry with this id; under the lock. */
-static entry *find(sv_store *s, const char *id)
+/* The live entry with this id and owner; under the lock.  Another owner's
+ * result is "unknown" (404), not "forbidden": its existence is not told. */
+static entry *find(sv_store *s, const char *id, const char *owner)
 {
     sweep(s, 0);
     for (entry *e = s->head; e; e = e->next)
         if (!strcmp(e->id, id))
-            return e;
+            return strcmp(e->owner, owner) ? NULL : e;
     return NULL;
 }
 
-char *sv_store_json(sv_store *s, const char *id)
+char *sv_store_json(sv_store *s, const char *id, const char *owner)
 {
     pthread_mutex_lock(&s->mu);
-    entry *e = find(s, id);
+    entry *e = find(s, id, owner);
     char *out = e ? strdup(e->json) : NULL;
     pthread_mutex_unlock(&s->mu);
     return out;
 }
 
-int sv_store_visual(sv_store *s, const char *id, sv_visual *v)
+int sv_store_visual(sv_store *s, const char *id, const char *owner, sv_visual *v)
 {
     memset(v, 0, sizeof *v);
     pthread_mutex_lock(&s->mu);
-    entry *e = find(s, id);
+    entry *e = find(s, id, owner);
     if (e) {
         size_t n = (size_t)e->v.w * e->v.h, m = (size_t)e->v.W * e->v.H;
         *v = e->v;

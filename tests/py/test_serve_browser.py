@@ -111,9 +111,14 @@ def session(srv, image, label, width, height, mobile, shots, api_result):
               d.find_element(By.ID, "opacity-out").text.endswith("%"))
         d.save_screenshot(os.path.join(shots, "%s-slider.png" % label))
         links = d.execute_script("return [document.getElementById('dl-overlay').getAttribute('href'),"
-                                 " document.querySelector('link[rel=manifest]').href]")
-        check("%s: overlay download link points at the result" % label,
-              links[0].startswith("/api/results/") and links[0].endswith("/overlay.png"), links)
+                                 " document.getElementById('dl-overlay').getAttribute('download')]")
+        sig = d.execute_async_script(
+            "const done = arguments[0]; fetch(document.getElementById('dl-overlay').href)"
+            ".then(r => r.arrayBuffer()).then(b => done(Array.from(new Uint8Array(b).slice(0, 8))))"
+            ".catch(e => done(String(e)));")
+        check("%s: the overlay download is the result's PNG" % label,
+              links[0].startswith("blob:") and links[1].endswith("-overlay.png")
+              and sig == [137, 80, 78, 71, 13, 10, 26, 10], (links, sig))
         # Print view: one page with the images, the result, the model and the time.
         d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
         hidden = d.execute_script("return ['upload', 'opacity'].map(i => getComputedStyle("

@@ -4,6 +4,50 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   let last = null; // the last result JSON
+  let pendingFile = null; // an upload waiting for sign-in
+  const urls = []; // blob: URLs of the images shown, revoked when replaced
+
+  // Sign-in (servers started with --auth): the token lives in this tab only.
+  const token = () => sessionStorage.getItem('fxscreen-token');
+  function authHeaders() {
+    const t = token();
+    return t ? { Authorization: 'Bearer ' + t } : {};
+  }
+  function showSignedIn() {
+    const t = token();
+    $('who').hidden = !t;
+    $('who-name').textContent = t ? 'Signed in.' : '';
+  }
+  function askSignIn(message) {
+    $('signin').hidden = false;
+    setStatus(message || 'Sign in to screen images.', true);
+    $('token').focus();
+  }
+  $('signin-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    sessionStorage.setItem('fxscreen-token', $('token').value.trim());
+    $('token').value = '';
+    $('signin').hidden = true;
+    showSignedIn();
+    setStatus('Signed in.');
+    if (pendingFile) { const f = pendingFile; pendingFile = null; upload(f); }
+  });
+  $('signout').addEventListener('click', () => {
+    sessionStorage.removeItem('fxscreen-token');
+    last = null;
+    $('result').hidden = true;
+    showSignedIn();
+    setStatus('Signed out.');
+  });
+
+  // Result images need the token too: fetched, then shown from blob: URLs.
+  async function loadImage(url) {
+    const r = await fetch(url, { headers: authHeaders() });
+    if (!r.ok) throw new Error('HTTP ' + r.status);
+    const u = URL.createObjectURL(await r.blob());
+    urls.push(u);
+    return u;
+  }
 
   function setStatus(text, isError) {
     $('status').textContent = text;
@@ -23,10 +67,13 @@
     $('details').textContent = 'Image ' + r.image.width + ' × ' + r.image.height + ', ' + r.image.bits + '-bit · ' +
       r.cam_method + ' on ' + r.cam_layer;
     $('notice').textContent = r.notice + ' A screening aid, not a diagnosis.';
-    $('original').src = r.image_url;
-    $('under').src = r.image_url;
-    $('overlay').src = r.visualization_url;
-    $('dl-overlay').href = r.visualization_url;
+    while (urls.length) URL.revokeObjectURL(urls.pop());
+    Promise.all([loadImage(r.image_url), loadImage(r.visualization_url)]).then(([im, ov]) => {
+      $('original').src = im;
+      $('under').src = im;
+      $('overlay').src = ov;
+      $('dl-overlay').href = ov;
+    }).catch((e) => setStatus('Could not load the images: ' + e.message, true));
     $('dl-overlay').setAttribute('download', 'fxscreen-' + r.id.slice(0, 8) + '-overlay.png');
     const peak = $('peak');
     if (r.peak && r.peak[0] !== null) {
@@ -58,6 +105,8 @@
     const xhr = new XMLHttpRequest();
     xhr.open('POST', '/api/predict');
     xhr.responseType = 'json';
+    const h = authHeaders();
+    if (h.Authorization) xhr.setRequestHeader('Authorization', h.Authorization);
     xhr.upload.onprogress = (e) => {
       if (e.lengthComputable) $('progress').value = Math.round(100 * e.loaded / e.total);
     };
@@ -70,7 +119,12 @@
       $('busy').hidden = true;
       const r = xhr.response;
       if (xhr.status === 200 && r) show(r);
-      else setStatus('Could not screen ' + file.name + ': ' + (r && r.detail ? r.detail : 'HTTP ' + xhr.status), true);
+      else if (xhr.status === 401) {
+        sessionStorage.removeItem('fxscreen-token');
+        showSignedIn();
+        pendingFile = file;
+        askSignIn(token() ? 'Your token was not accepted; sign in again.' : 'Sign in to screen images.');
+      } else setStatus('Could not screen ' + file.name + ': ' + (r && r.detail ? r.detail : 'HTTP ' + xhr.status), true);
     };
     xhr.onerror = () => {
       $('busy').hidden = true;
@@ -117,4 +171,5 @@
     setStatus('');
     drop.focus();
   });
+  showSignedIn();
 })();
