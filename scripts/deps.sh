@@ -13,7 +13,7 @@ pkgs=(
   python3 python3-numpy python3-pil python3-h5py python3-tifffile python3-matplotlib python3-pandas
   python3-torch python3-torchvision python3-onnx python3-sklearn
   python3-jsonschema python3-selenium chromium chromium-driver
-  python3-pydicom python3-gdcm dcmtk libgdcm-tools zip zstd xz-utils imagemagick
+  python3-pydicom python3-gdcm dcmtk libgdcm-tools zip zstd xz-utils imagemagick openssl curl
 )
 missing=()
 for p in "${pkgs[@]}"; do

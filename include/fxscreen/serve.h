@@ -50,8 +50,8 @@ typedef struct fx_serve_opts {
     int insecure;         /* 1: allow a non-loopback address without --auth */
     const char *tls_cert; /* PEM files: HTTPS (TLS 1.2 and later) */
     const char *tls_key;
-    const char *audit;    /* JSON-lines audit trail, hash-chained; NULL: none */
-    int max_connections;  /* concurrent connections (default 1024) */
+    const char *audit;   /* JSON-lines audit trail, hash-chained; NULL: none */
+    int max_connections; /* concurrent connections (default 1024) */
 } fx_serve_opts;
 
 /* Defaults: 127.0.0.1:8080, auto device, max batch 8, wait 5 ms, queue 256,

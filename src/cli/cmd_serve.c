@@ -1,13 +1,15 @@
 /* fxscreen serve: argument parsing and signals; the server is
  * fx_serve_start() (include/fxscreen/serve.h). */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <math.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -45,8 +47,20 @@ int fx_cmd_audit(int argc, char **argv)
     return FX_EXIT_USAGE;
 }
 
-
 extern char **environ;
+
+#ifndef FX_NO_SERVE
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    unsigned char b = (unsigned char)sig;
+    int saved = errno;
+    if (write(sig_pipe[1], &b, 1) < 0) { /* nothing to do: the pipe is full of signals already */
+    }
+    errno = saved;
+}
+#endif
 
 static void serve_usage(FILE *f)
 {
@@ -134,8 +148,9 @@ static int token_add(int argc, char **argv)
         return FX_EXIT_USAGE;
     }
     printf("%s\n", token);
-    fprintf(stderr, "serve token add: %s (%s) added to %s; the token above is shown once: give it "
-                    "to its holder, it is not stored\n",
+    fprintf(stderr,
+            "serve token add: %s (%s) added to %s; the token above is shown once: give it "
+            "to its holder, it is not stored\n",
             name, role, file);
     return FX_EXIT_OK;
 }
@@ -178,8 +193,8 @@ int fx_cmd_serve(int argc, char **argv)
     int open_browser = 0, c, v;
     fx_error err = {0};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:c:L:d:P:M:l:T:b:w:q:t:u:e:r:C:A:IK:k:a:h", opts, NULL)) !=
-           -1) {
+    while ((c = getopt_long(argc, argv, "m:c:L:d:P:M:l:T:b:w:q:t:u:e:r:C:A:IK:k:a:h", opts,
+                            NULL)) != -1) {
         switch (c) {
         case 'A': o.auth = optarg; break;
         case 'I': o.insecure = 1; break;
@@ -255,14 +270,21 @@ int fx_cmd_serve(int argc, char **argv)
     }
     o.host = host;
     o.log = stderr;
-    /* SIGINT/SIGTERM blocked before any thread starts (they inherit the
-     * mask), then taken synchronously by sigwait below. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* SIGINT/SIGTERM/SIGHUP: a handler writes the signal's number into a
+     * pipe that this thread reads.  Blocking them is not enough: threads
+     * that libraries start before main (OpenBLAS's pool) have them
+     * unblocked, and the default action there would kill the process. */
+    if (pipe2(sig_pipe, O_CLOEXEC) != 0) {
+        fprintf(stderr, "serve: cannot create the signal pipe\n");
+        return FX_EXIT_FAIL;
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     fx_serve *s;
     fx_status st = fx_serve_start(&o, &s, &err);
@@ -282,10 +304,18 @@ int fx_cmd_serve(int argc, char **argv)
             fprintf(stderr, "serve: could not start xdg-open; open %s yourself\n", url);
     }
     int sig = 0;
-    while (sigwait(&set, &sig) == 0 && sig == SIGHUP) /* log rotation */
-        fprintf(stderr, "serve: SIGHUP: %s\n",
+    for (;;) {
+        unsigned char b;
+        ssize_t k = read(sig_pipe[0], &b, 1);
+        if (k < 0 && errno == EINTR)
+            continue;
+        sig = k == 1 ? b : SIGTERM;
+        if (sig != SIGHUP)
+            break;
+        fprintf(stderr, "serve: SIGHUP: %s\n", /* log rotation */
                 fx_serve_reopen_audit(s) ? "cannot reopen the audit file; still writing the old one"
                                          : "audit file reopened");
+    }
     fprintf(stderr, "serve: %s: finishing the requests in flight\n",
             sig == SIGTERM ? "SIGTERM" : "SIGINT");
     fx_serve_stop(s, 30.0);

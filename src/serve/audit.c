@@ -156,12 +156,15 @@ char *sv_audit_tail(sv_audit *a, int max_lines)
     size_t n = end > 0 ? (end > (1 << 20) ? (1 << 20) : (size_t)end) : 0;
     if (rd >= 0 && (buf = malloc(n + 1)) && pread(rd, buf, n, end - (off_t)n) == (ssize_t)n) {
         buf[n] = 0;
-        size_t s = n, lines = 0;
-        while (s > 0 && lines <= (size_t)max_lines)
-            if (buf[--s] == '\n' && s + 1 < n)
-                lines++;
-        if (lines > (size_t)max_lines)
-            memmove(buf, buf + s + 1, n - s);
+        /* Back from the end: the start of the max_lines-th last line. */
+        size_t s = n > 0 && buf[n - 1] == '\n' ? n - 1 : n;
+        int lines = 0;
+        while (s > 0) {
+            if (buf[s - 1] == '\n' && ++lines == max_lines)
+                break;
+            s--;
+        }
+        memmove(buf, buf + s, n - s + 1);
     }
     if (rd >= 0)
         close(rd);

@@ -112,7 +112,8 @@ fx_status sv_auth_load(const char *path, sv_auth **out, fx_error *err)
     for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top;
          it++) {
         yaml_node_t *m = yaml_document_get_node(&doc, *it);
-        if ((st = fx_ycfg_need_map(&L, m, "tokens[]", "{name: dr-lee, role: clinician, sha256: HEX}")))
+        if ((st = fx_ycfg_need_map(&L, m, "tokens[]",
+                                   "{name: dr-lee, role: clinician, sha256: HEX}")))
             goto done;
         sv_token *t = &a->t[a->n];
         int have = 0;
@@ -223,17 +224,19 @@ int sv_auth_check(sv_auth *a, const char *addr, const char *header, sv_user *u)
 }
 
 fx_status fx_serve_token_add(const char *file, const char *name, const char *role, char *token_out,
-                       size_t n, fx_error *err)
+                             size_t n, fx_error *err)
 {
     sv_role r;
     if (sv_role_parse(role, &r))
-        return fx_error_set(err, FX_ERR_USAGE, "serve token add: role '%s': use clinician, service "
-                                               "or admin",
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "serve token add: role '%s': use clinician, service "
+                            "or admin",
                             role);
     for (const char *p = name; *p; p++)
         if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.' && *p != '@')
-            return fx_error_set(err, FX_ERR_USAGE, "serve token add: name '%s': use letters, "
-                                                   "digits and - _ . @",
+            return fx_error_set(err, FX_ERR_USAGE,
+                                "serve token add: name '%s': use letters, "
+                                "digits and - _ . @",
                                 name);
     if (!*name || strlen(name) > 63 || n < 65)
         return fx_error_set(err, FX_ERR_USAGE, "serve token add: a name of 1..63 characters");

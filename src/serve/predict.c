@@ -499,7 +499,7 @@ fx_status sv_draw(const fx_serve *s, const sv_visual *v, int what, uint8_t **png
 
 void sv_predict_free(sv_req *r)
 {
-    arrived(r); /* a client gone before its upload was complete */
+    arrived(r);  /* a client gone before its upload was complete */
     if (r->body) /* an upload is patient data: zeroed before it is freed */
         explicit_bzero(r->body, r->cap);
     if (r->img.pixels && r->img.owned)

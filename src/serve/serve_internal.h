@@ -202,9 +202,9 @@ typedef struct sv_req {
     double t_body, decode_s, prep_s, grey_s; /* when the body was complete; stage seconds */
     sv_user user;                            /* who (with --auth) */
     char url[256], method[16];
-    char addr[64];                  /* the client's address */
-    char image_sha[FX_SHA256_HEX];  /* of the uploaded bytes, for the audit */
-    double audit_prob;              /* the result, for the audit (NaN none) */
+    char addr[64];                 /* the client's address */
+    char image_sha[FX_SHA256_HEX]; /* of the uploaded bytes, for the audit */
+    double audit_prob;             /* the result, for the audit (NaN none) */
     char audit_pred[72];
 } sv_req;
 

@@ -43,7 +43,7 @@ static void audit_answer(sv_req *r, int status)
     fx_serve *s = r->srv;
     cJSON *e = cJSON_CreateObject();
     cJSON_AddStringToObject(e, "user", r->user.name);
-    cJSON_AddStringToObject(e, "role", s->auth ? sv_role_name(r->user.role) : "");
+    cJSON_AddStringToObject(e, "role", r->user.name[0] ? sv_role_name(r->user.role) : "");
     cJSON_AddStringToObject(e, "client", r->addr);
     cJSON_AddStringToObject(e, "method", r->method);
     cJSON_AddStringToObject(e, "route", r->url);
@@ -69,10 +69,12 @@ static enum MHD_Result answer(struct MHD_Connection *c, sv_req *r, int status, c
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
     MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-    MHD_add_response_header(resp, "Content-Security-Policy",
-                            "default-src 'self'; script-src 'self'; style-src 'self'; "
-                            "img-src 'self' blob: data:; object-src 'none'; base-uri 'none'; "
-                            "frame-ancestors 'none'; form-action 'self'");
+    MHD_add_response_header(
+        resp, "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        "img-src 'self' blob: data:; connect-src 'self' blob:; object-src 'none'; "
+        "base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'");
     if (r && r->srv->tls)
         MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
     if (status == 401)
@@ -345,8 +347,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                        a == SV_AUTH_NONE ? "send Authorization: Bearer TOKEN"
                                                          : "unknown token");
             if (rt->access == SV_ADMIN && r->user.role != SV_ROLE_ADMIN)
-                return sv_answer_error(c, r, 403, "forbidden", "%s needs the admin role (%s has %s)",
-                                       rt->path, r->user.name, sv_role_name(r->user.role));
+                return sv_answer_error(c, r, 403, "forbidden",
+                                       "%s needs the admin role (%s has %s)", rt->path,
+                                       r->user.name, sv_role_name(r->user.role));
         }
         if (!rt->get)
             return sv_predict_begin(c, r);
@@ -437,7 +440,10 @@ static char *read_text(const char *path, fx_error *err)
     return t;
 }
 
-int fx_serve_reopen_audit(fx_serve *s) { return s->audit ? sv_audit_reopen(s->audit) : 0; }
+int fx_serve_reopen_audit(fx_serve *s)
+{
+    return s->audit ? sv_audit_reopen(s->audit) : 0;
+}
 
 static fx_status bind_address(const fx_serve_opts *o, struct sockaddr_storage *sa, fx_error *err)
 {
@@ -499,9 +505,10 @@ fx_status fx_serve_start(const fx_serve_opts *o, fx_serve **out, fx_error *err)
         s->tls = 1;
     }
     if (st == FX_OK && !o->tls_cert && !is_loopback(&sa) && o->log)
-        fprintf(o->log, "serve: warning: %s is not a loopback address and there is no TLS: "
-                        "tokens and radiographs cross the network in clear (give --tls-cert "
-                        "and --tls-key)\n",
+        fprintf(o->log,
+                "serve: warning: %s is not a loopback address and there is no TLS: "
+                "tokens and radiographs cross the network in clear (give --tls-cert "
+                "and --tls-key)\n",
                 o->host);
     if (st == FX_OK && o->audit)
         st = sv_audit_open(o->audit, &s->audit, err);
@@ -539,12 +546,17 @@ fx_status fx_serve_start(const fx_serve_opts *o, fx_serve **out, fx_error *err)
         unsigned threads = (unsigned)(o->threads > 0 ? o->threads : cores > 0 ? cores : 2);
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
                          MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-                         (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+                         (sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) | (s->tls ? MHD_USE_TLS : 0);
+        unsigned limit = (unsigned)(o->max_connections > 0 ? o->max_connections : 1024);
+        /* The TLS options come last: without TLS the list ends before them. */
         s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
                                 MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
                                 30u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
-                                MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_NOTIFY_COMPLETED,
-                                on_completed, s, MHD_OPTION_END);
+                                MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_NOTIFY_COMPLETED,
+                                on_completed, s, s->tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END,
+                                s->tls_key, MHD_OPTION_HTTPS_MEM_CERT, s->tls_cert,
+                                MHD_OPTION_HTTPS_PRIORITIES,
+                                "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_END);
         if (!s->d)
             st = fx_error_set(err, FX_ERR_USAGE,
                               "serve: cannot listen on %s:%d (in use, or not an address of this "

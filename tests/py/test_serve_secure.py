@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""`fxscreen serve` as a hospital deploys it: bearer tokens with roles made
+by `fxscreen serve token add`, HTTPS with a certificate made by openssl in the
+test (curl --cacert and Python's ssl as clients), every route with no token,
+a wrong token and each role, results visible to their owner only, security
+headers, the audit trail (a line per request, fsync'd before the answer,
+`fxscreen audit verify` catching an edited and a removed line, SIGHUP
+reopening it after rotation), the refusal of a non-loopback address
+without --auth, rate-limited failed sign-ins, and no file but the audit
+trail written, holding no image bytes."""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import serve_util as su  # noqa: E402
+from serve_util import check  # noqa: E402
+
+
+class TLSServer(su.Server):
+    def __init__(self, *args, ca=None, **kw):
+        self.ca = ca
+        super().__init__(*args, **kw)
+
+    def conn(self, timeout=60):
+        ctx = ssl.create_default_context(cafile=self.ca)
+        return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=ctx)
+
+
+def start_tls(args, ca, env=None):
+    # serve_util.Server parses "http://"; a TLS server prints https://: accept both.
+    s = TLSServer.__new__(TLSServer)
+    s.ca = ca
+    s.cwd = tempfile.mkdtemp(prefix="fx_serve_cwd_")
+    s.tmp = tempfile.mkdtemp(prefix="fx_serve_tmp_")
+    e = dict(os.environ, TMPDIR=s.tmp, **(env or {}))
+    s.err = open(os.path.join(tempfile.gettempdir(), "fx_serve_sec_%d.log" % os.getpid()), "w+")
+    s.p = subprocess.Popen([su.FX, "serve", "--model", su.MODEL, "--listen", "127.0.0.1:0"] + args, cwd=s.cwd,
+                           env=e, stdout=subprocess.PIPE, stderr=s.err, text=True)
+    line = s.p.stdout.readline()
+    m = re.search(r"https://127\.0\.0\.1:(\d+)/", line)
+    if not m:
+        s.p.kill()
+        s.err.seek(0)
+        raise RuntimeError("serve did not start: %r %s" % (line, s.err.read()))
+    s.port = int(m.group(1))
+    return s
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="fx_serve_sec_")
+    try:
+        body(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("%d failure(s)" % su.failures)
+    return 1 if su.failures else 0
+
+
+def body(work):
+    tokens = os.path.join(work, "tokens.yaml")
+    tok = {}
+    for name, role in (("dr-a", "clinician"), ("dr-b", "clinician"), ("pacs", "service"), ("ops", "admin")):
+        p = subprocess.run([su.FX, "serve", "token", "add", name, "--role", role, "--file", tokens],
+                           capture_output=True, text=True)
+        tok[name] = p.stdout.strip()
+        check("token add %s (%s): a 64-hex token printed once" % (name, role),
+              p.returncode == 0 and re.fullmatch(r"[0-9a-f]{64}", tok[name]), (p.returncode, p.stderr))
+    text = open(tokens).read()
+    check("tokens.yaml holds hashes, never a token", all(t not in text for t in tok.values())
+          and text.count("sha256:") == 4, text[:200])
+    p = subprocess.run([su.FX, "serve", "token", "add", "x", "--role", "root", "--file", tokens],
+                       capture_output=True, text=True)
+    check("token add with an unknown role: exit 2 naming the roles", p.returncode == 2 and "clinician" in p.stderr,
+          p.stderr)
+
+    # A certificate for 127.0.0.1, made by openssl.
+    key, cert = os.path.join(work, "key.pem"), os.path.join(work, "cert.pem")
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       capture_output=True, text=True)
+    check("openssl made a certificate", p.returncode == 0, p.stderr[-300:])
+
+    audit = "audit.jsonl"
+    srv = start_tls(["--auth", tokens, "--tls-cert", cert, "--tls-key", key, "--audit", audit], cert)
+    audit_path = os.path.join(srv.cwd, audit)
+    png = open(su.synth(os.path.join(work, "img"), 1, size=384, bits=16)[0], "rb").read()
+    try:
+        # curl over TLS with the test's CA.
+        c = subprocess.run(["curl", "-sS", "--cacert", cert, "-D", "-", "https://127.0.0.1:%d/api/health" % srv.port],
+                           capture_output=True, text=True)
+        check("curl --cacert: HTTPS answers /api/health", c.returncode == 0 and '"status":"ok"' in c.stdout, c.stderr)
+        hdr = c.stdout.lower()
+        check("security headers: HSTS, CSP without inline script, nosniff, Referrer-Policy, no-store",
+              "strict-transport-security" in hdr and "content-security-policy: default-src 'self'; script-src 'self'"
+              in hdr and "x-content-type-options: nosniff" in hdr and "referrer-policy" in hdr
+              and "cache-control: no-store" in hdr, hdr[:600])
+        c = subprocess.run(["curl", "-sS", "--cacert", cert, "--tls-max", "1.1", "https://127.0.0.1:%d/" % srv.port],
+                           capture_output=True, text=True)
+        check("TLS 1.1 is refused", c.returncode != 0, c.returncode)
+        c = subprocess.run(["curl", "-sS", "-H", "Authorization: Bearer " + tok["dr-a"], "-H",
+                            "Content-Type: image/png", "--data-binary", "@-", "--cacert", cert,
+                            "https://127.0.0.1:%d/api/predict" % srv.port], input=png, capture_output=True)
+        check("curl: a clinician's predict over HTTPS", c.returncode == 0 and b'"probability"' in c.stdout,
+              c.stdout[:200])
+
+        def req(method, path, who, body=None, ctype=None):
+            h = {}
+            if who == "wrong":
+                h["Authorization"] = "Bearer " + "0" * 64
+            elif who:
+                h["Authorization"] = "Bearer " + tok[who]
+            if ctype:
+                h["Content-Type"] = ctype
+            st, hh, data = srv.request(method, path, body, h)
+            return st, hh, data
+
+        # Results made by dr-a.
+        st, _, data = req("POST", "/api/predict", "dr-a", png, "image/png")
+        rid = json.loads(data)["id"] if st == 200 else "0" * 32
+        who_all = [None, "wrong", "dr-a", "dr-b", "pacs", "ops"]
+        want = {
+            ("GET", "/api/health"): [200] * 6,
+            ("GET", "/api/ready"): [200] * 6,
+            ("GET", "/openapi.json"): [200] * 6,
+            ("GET", "/"): [200] * 6,
+            ("POST", "/api/predict"): [401, 401, 200, 200, 200, 200],
+            ("GET", "/api/results/" + rid): [401, 401, 200, 404, 404, 404],
+            ("GET", "/api/results/%s/overlay.png" % rid): [401, 401, 200, 404, 404, 404],
+            ("GET", "/api/model"): [401, 401, 403, 403, 403, 200],
+            ("GET", "/metrics"): [401, 401, 403, 403, 403, 200],
+            ("GET", "/api/audit"): [401, 401, 403, 403, 403, 200],
+        }
+        bad = []
+        for (method, path), sts in want.items():
+            for who, w in zip(who_all, sts):
+                st, hh, data = req(method, path, who, png if method == "POST" else None,
+                                   "image/png" if method == "POST" else None)
+                if st != w:
+                    bad.append((method, path, who, st, w))
+                if st == 401 and "bearer" not in hh.get("www-authenticate", "").lower():
+                    bad.append((method, path, who, "no WWW-Authenticate"))
+                if st >= 400 and path != "/":
+                    try:
+                        if set(json.loads(data)) != {"error", "detail"}:
+                            bad.append((method, path, who, "error shape"))
+                    except ValueError:
+                        bad.append((method, path, who, "not JSON"))
+        check("every route x (no token, wrong token, clinician, other clinician, service, admin)", not bad, bad[:6])
+        st, _, doc = srv.request("GET", "/openapi.json")
+        doc = json.loads(doc)
+        undocumented = []
+        for (method, path), sts in want.items():
+            dpath = re.sub(r"/api/results/[0-9a-f]{32}", "/api/results/{id}", path)
+            for code in set(sts):
+                if str(code) not in doc["paths"][dpath][method.lower()]["responses"]:
+                    undocumented.append((method, dpath, code))
+        check("every status seen is documented in /openapi.json (bearer scheme declared)",
+              not undocumented and "bearer" in doc["components"]["securitySchemes"], undocumented)
+
+        st, _, data = req("GET", "/api/audit?lines=5", "ops")
+        lines = json.loads(data)["lines"] if st == 200 else []
+        check("/api/audit (admin): the last lines as JSON", st == 200 and len(lines) == 5
+              and all("prev" in x and "route" in x for x in lines), lines[:1])
+    finally:
+        srv.stop()
+
+    # The audit trail.
+    raw = open(audit_path).read().splitlines()
+    entries = [json.loads(x) for x in raw]
+    check("an audit line for every answered request (%d)" % len(entries), len(entries) >= 60, len(entries))
+    e = [x for x in entries if x["route"] == "/api/predict" and x["status"] == 200]
+    check("predict lines: user, role, client, image SHA-256, prediction, probability, latency",
+          e and all(x["user"] in ("dr-a", "dr-b", "pacs", "ops") and x["role"] and x["client"] == "127.0.0.1"
+                    and re.fullmatch(r"[0-9a-f]{64}", x["image_sha256"]) and "probability" in x
+                    and x["latency_ms"] >= 0 and x["time"].endswith("Z") for x in e), e[:1])
+    blob = open(audit_path, "rb").read()
+    check("no token and no image bytes in the audit trail",
+          all(t.encode() not in blob for t in tok.values()) and png[1000:1064] not in blob)
+    p = subprocess.run([su.FX, "audit", "verify", audit_path], capture_output=True, text=True)
+    check("audit verify: the chain is intact", p.returncode == 0 and "intact" in p.stdout, p.stdout + p.stderr)
+    edited = os.path.join(work, "edited.jsonl")
+    lines = list(raw)
+    lines[5] = lines[5].replace('"status":200', '"status":201')
+    open(edited, "w").write("\n".join(lines) + "\n")
+    p = subprocess.run([su.FX, "audit", "verify", edited], capture_output=True, text=True)
+    check("audit verify: an edited line is caught (line 7 no longer follows)",
+          p.returncode == 1 and "line 7" in p.stdout, p.stdout)
+    removed = os.path.join(work, "removed.jsonl")
+    open(removed, "w").write("\n".join(raw[:10] + raw[11:]) + "\n")
+    p = subprocess.run([su.FX, "audit", "verify", removed], capture_output=True, text=True)
+    check("audit verify: a removed line is caught", p.returncode == 1 and "line 11" in p.stdout, p.stdout)
+
+    # No file but the audit trail was written by the server.
+    left = [f for f in srv.disk_clean() if os.path.basename(f) != audit]
+    check("nothing but the audit trail in the working and temporary directories", not left, left)
+
+    # SIGHUP after rotation: a new file whose chain continues the old one.
+    srv = start_tls(["--auth", tokens, "--tls-cert", cert, "--tls-key", key, "--audit", audit], cert)
+    try:
+        srv.request("GET", "/api/health")
+        ap = os.path.join(srv.cwd, audit)
+        os.rename(ap, ap + ".1")
+        srv.p.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        srv.request("GET", "/api/health")
+        srv.request("GET", "/api/ready")
+    finally:
+        srv.stop()
+    old = open(ap + ".1").read().splitlines()
+    new = open(ap).read().splitlines() if os.path.exists(ap) else []
+    import hashlib
+    last = hashlib.sha256(old[-1].encode()).hexdigest() if old else ""
+    p = subprocess.run([su.FX, "audit", "verify", ap, "--prev", last], capture_output=True, text=True)
+    check("SIGHUP reopens the audit file; the new one continues the chain (verify --prev)",
+          len(new) >= 2 and p.returncode == 0, (len(new), p.stdout, p.stderr))
+
+    # Without --auth, a non-loopback address is refused unless --insecure.
+    p = subprocess.run([su.FX, "serve", "--model", su.MODEL, "--listen", "0.0.0.0:0"], capture_output=True,
+                       text=True, timeout=60)
+    check("0.0.0.0 without --auth: exit 2 naming --auth and --insecure",
+          p.returncode == 2 and "--auth" in p.stderr and "--insecure" in p.stderr, p.stderr)
+    q = subprocess.Popen([su.FX, "serve", "--model", su.MODEL, "--listen", "0.0.0.0:0", "--insecure"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = q.stdout.readline()
+    q.send_signal(signal.SIGTERM)
+    _, err = q.communicate(timeout=60)
+    check("0.0.0.0 with --insecure: serves, with a warning about clear text",
+          "listening" in line and "not a loopback address" in err and q.returncode == 0, (line, err[-300:]))
+
+    # Failed sign-ins are rate-limited per address.
+    srv = su.Server("--auth", tokens)
+    try:
+        codes = [srv.request("GET", "/api/model", None, {"Authorization": "Bearer nope"})[0] for _ in range(12)]
+        good = srv.request("GET", "/api/model", None, {"Authorization": "Bearer " + tok["ops"]})[0]
+        check("10 wrong tokens, then 429 even for a good one from that address",
+              codes[:10] == [401] * 10 and codes[10:] == [429, 429] and good == 429, (codes, good))
+        st, _, _ = srv.json("GET", "/api/health")
+        check("public routes still answer", st == 200, st)
+    finally:
+        srv.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
