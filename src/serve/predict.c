@@ -5,6 +5,7 @@
  * touch the disk. */
 #include <math.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -235,15 +236,25 @@ static void arrived(sv_req *r)
     }
 }
 
+/* The upload's SHA-256 for the audit trail (which image, not its pixels);
+ * only with --audit, through OpenSSL (SHA extensions: a 5 MB radiograph in
+ * a few milliseconds). */
+static void upload_sha(sv_req *r)
+{
+    if (!r->srv->audit)
+        return;
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    SHA256(r->body, r->n, d);
+    fx_sha256_hex(d, r->image_sha);
+}
+
 /* Decode and preprocess the upload; suspend and queue it. */
 static enum MHD_Result start_screen(struct MHD_Connection *c, sv_req *r)
 {
     fx_serve *s = r->srv;
     fx_error err = {0};
     if (!fx_loader_find(r->body, r->n)) {
-        uint8_t d[FX_SHA256_BYTES];
-        fx_sha256_buf(r->body, r->n, d);
-        fx_sha256_hex(d, r->image_sha);
+        upload_sha(r);
         atomic_fetch_add(&s->metrics.image_errors, 1);
         fx_decode_limits lim = {0};
         fx_image_info info;
@@ -251,9 +262,7 @@ static enum MHD_Result start_screen(struct MHD_Connection *c, sv_req *r)
         fx_decode_header(&ld, r->body, r->n, &lim, &info, &err);
         return sv_answer_error(c, r, 415, "unsupported media type", "%s", err.msg);
     }
-    uint8_t d[FX_SHA256_BYTES];
-    fx_sha256_buf(r->body, r->n, d); /* for the audit trail: which image, not its pixels */
-    fx_sha256_hex(d, r->image_sha);
+    upload_sha(r);
     fx_decode_limits lim = {s->pc.max_megapixels};
     double t0 = fx_now_s();
     fx_status st = fx_decode_memory(r->body, r->n, &lim, &r->img, &err);
