@@ -50,12 +50,13 @@ typedef struct fx_serve_opts {
     int insecure;         /* 1: allow a non-loopback address without --auth */
     const char *tls_cert; /* PEM files: HTTPS (TLS 1.2 and later) */
     const char *tls_key;
-    const char *audit;   /* JSON-lines audit trail, hash-chained; NULL: none */
-    int max_connections; /* concurrent connections (default 1024) */
+    const char *audit;        /* JSON-lines audit trail, hash-chained; NULL: none */
+    int max_connections;      /* concurrent connections (default 1024) */
+    double request_timeout_s; /* the longest one upload may take, however it trickles (60) */
 } fx_serve_opts;
 
 /* Defaults: 127.0.0.1:8080, auto device, max batch 8, wait 5 ms, queue 256,
- * upload 32 MiB, TTL 600 s, results 1 GiB, 1024 connections. */
+ * upload 32 MiB, TTL 600 s, results 1 GiB, 1024 connections, 60 s per upload. */
 void fx_serve_opts_default(fx_serve_opts *o);
 
 typedef struct fx_serve fx_serve;

@@ -87,6 +87,7 @@ static void serve_usage(FILE *f)
             "  --result-ttl S    seconds results stay retrievable (default 600)\n"
             "  --result-memory MB  memory for kept results in MiB (default 1024)\n"
             "  --max-connections N concurrent connections (default 1024)\n"
+            "  --request-timeout S  the longest an upload may take (default 60)\n"
             "  --auth tokens.yaml  bearer-token sign-in with roles (clinician, service, admin);\n"
             "                    without it only a loopback address is served\n"
             "  --insecure        serve a non-loopback address without --auth anyway\n"
@@ -196,6 +197,7 @@ int fx_cmd_serve(int argc, char **argv)
                                          {"result-ttl", required_argument, 0, 'e'},
                                          {"result-memory", required_argument, 0, 'r'},
                                          {"max-connections", required_argument, 0, 'C'},
+                                         {"request-timeout", required_argument, 0, 'R'},
                                          {"auth", required_argument, 0, 'A'},
                                          {"insecure", no_argument, 0, 'I'},
                                          {"tls-cert", required_argument, 0, 'K'},
@@ -209,7 +211,7 @@ int fx_cmd_serve(int argc, char **argv)
     int open_browser = 0, c, v;
     fx_error err = {0};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:c:L:d:P:M:l:T:b:w:q:t:u:e:r:C:A:IK:k:a:h", opts,
+    while ((c = getopt_long(argc, argv, "m:c:L:d:P:M:l:T:b:w:q:t:u:e:r:C:R:A:IK:k:a:h", opts,
                             NULL)) != -1) {
         switch (c) {
         case 'A': o.auth = optarg; break;
@@ -270,6 +272,7 @@ int fx_cmd_serve(int argc, char **argv)
             INT_OPT('e', "result-ttl", 1, 86400 * 7, o.result_ttl_s = v)
             INT_OPT('r', "result-memory", 1, 1 << 20, o.result_memory = (size_t)v << 20)
             INT_OPT('C', "max-connections", 1, 100000, o.max_connections = v)
+            INT_OPT('R', "request-timeout", 1, 86400, o.request_timeout_s = v)
 #undef INT_OPT
         case 'h': serve_usage(stdout); return FX_EXIT_OK;
         default: serve_usage(stderr); return FX_EXIT_USAGE;

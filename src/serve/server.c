@@ -31,6 +31,7 @@ void fx_serve_opts_default(fx_serve_opts *o)
                          .queue_max = 256,
                          .max_upload = (size_t)32 << 20,
                          .max_connections = 1024,
+                         .request_timeout_s = 60,
                          .result_ttl_s = 600,
                          .result_memory = (size_t)1 << 30};
 }
@@ -360,6 +361,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     const sv_route *rt = &routes[r->route];
+    if (*upload_data_size && fx_now_s() - r->t0 > s->o.request_timeout_s) {
+        /* A client that trickles its upload would hold a worker's connection
+         * forever (the 30 s inactivity timeout never fires): cut it. */
+        if (s->o.log)
+            fprintf(s->o.log, "serve: %s took over %.0f s to upload; connection closed\n", r->addr,
+                    s->o.request_timeout_s);
+        return MHD_NO;
+    }
     if (*upload_data_size) {
         if (rt->get) {
             *upload_data_size = 0;

@@ -247,6 +247,44 @@ def body(work):
         check("public routes still answer", st == 200, st)
     finally:
         srv.stop()
+    trickle()
+
+
+def trickle():
+    """--request-timeout: an upload that trickles in (never idle long enough
+    for the 30 s inactivity timeout) is cut; others are served meanwhile."""
+    import socket
+    srv = su.Server("--request-timeout", "2")
+    try:
+        s = socket.create_connection(("127.0.0.1", srv.port))
+        s.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                  b"Content-Length: 100000\r\n\r\n")
+        t0, closed = time.time(), False
+        while time.time() - t0 < 10:
+            try:
+                s.sendall(b"\0" * 16)
+            except OSError:
+                closed = True
+                break
+            s.settimeout(0.05)
+            try:
+                if s.recv(1) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.4)
+        dt = time.time() - t0
+        st, _, _ = srv.json("GET", "/api/health")
+        check("--request-timeout 2: a trickling upload is cut after about 2 s (%.1f s)" % dt,
+              closed and 1.5 < dt < 6, (closed, dt))
+        check("others served meanwhile", st == 200, st)
+        s.close()
+    finally:
+        srv.stop()
 
 
 if __name__ == "__main__":
