@@ -217,8 +217,8 @@ $(BUILD)/fuzz/fuzz_dicom: FUZZ_DEFS :=
 $(BUILD)/fuzz/fuzz_dicom: FUZZ_LIBS := $(BUILD)/fuzz/dicom_gdcm.o $(GDCM_LIBS) -lz
 
 # fuzz_archive: the archive reader (and the loaders it feeds) over libarchive.
-$(BUILD)/fuzz/fuzz_archive: src/pool/archive.c
-$(BUILD)/fuzz/fuzz_archive: FUZZ_LIBSRC += src/pool/archive.c
+$(BUILD)/fuzz/fuzz_archive: src/pool/archive.c src/core/fsutil.c
+$(BUILD)/fuzz/fuzz_archive: FUZZ_LIBSRC += src/pool/archive.c src/core/fsutil.c
 $(BUILD)/fuzz/fuzz_archive: FUZZ_LIBS := -larchive
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC)

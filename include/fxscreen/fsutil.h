@@ -32,6 +32,11 @@ int fx_csv_split(char *line, char **fields, int max);
  * with a record, 0 at end of file, -1 on a read error or out of memory. */
 int fx_csv_read_record(FILE *f, char **buf, size_t *cap, long *lines);
 
+/* 1 if the last component of path has no extension: no '.', or only
+ * digits after the last one (DICOM names files "IM0001" or by UID,
+ * "1.2.840.1.7"); such files are sniffed instead of skipped. */
+int fx_path_no_extension(const char *path);
+
 /* Seconds on the monotonic clock (for durations and rates). */
 double fx_now_s(void);
 

@@ -136,3 +136,15 @@ double fx_now_s(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+int fx_path_no_extension(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    const char *dot = strrchr(b ? b + 1 : path, '.');
+    if (!dot)
+        return 1;
+    for (const char *q = dot + 1; *q; q++)
+        if (*q < '0' || *q > '9')
+            return 0;
+    return 1;
+}

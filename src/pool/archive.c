@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fxscreen/fsutil.h"
 #include "fxscreen/loader.h"
 
 #define MEMBER_MAX ((size_t)1 << 30) /* as the pool's file limit */
@@ -96,19 +97,6 @@ static int skip_name(const char *name)
     return 0;
 }
 
-/* 1 if the name's last component has no extension (none, or digits only). */
-static int no_extension(const char *name)
-{
-    const char *b = strrchr(name, '/');
-    const char *dot = strrchr(b ? b + 1 : name, '.');
-    if (!dot)
-        return 1;
-    for (const char *q = dot + 1; *q; q++)
-        if (*q < '0' || *q > '9')
-            return 0;
-    return 1;
-}
-
 int fx_archive_next(fx_archive *r, int skip_data, fx_archive_member *m, fx_error *err)
 {
     memset(m, 0, sizeof *m);
@@ -130,7 +118,7 @@ int fx_archive_next(fx_archive *r, int skip_data, fx_archive_member *m, fx_error
             name += name[0] == '/' ? 1 : 2; /* "./a.png" (tar -C dir .) is "a.png" */
         if (!name || !*name || archive_entry_filetype(e) != AE_IFREG || skip_name(name))
             continue;
-        int known = fx_loader_suffix_known(name), bare = !known && no_extension(name);
+        int known = fx_loader_suffix_known(name), bare = !known && fx_path_no_extension(name);
         if (!known && !bare)
             continue;
         size_t len = strlen(r->path) + strlen(name) + 3;

@@ -100,20 +100,6 @@ static void item_set(fx_source_item *it, char *path, fx_status st, const char *f
         snprintf(it->error, sizeof it->error, fmt, a, b);
 }
 
-/* 1 if the file name has no extension: no '.', or only digits after the
- * last one (DICOM archives name files "IM0001" or by UID, "1.2.840.1.7"). */
-static int no_extension(const char *path)
-{
-    const char *b = strrchr(path, '/');
-    const char *dot = strrchr(b ? b + 1 : path, '.');
-    if (!dot)
-        return 1;
-    for (const char *q = dot + 1; *q; q++)
-        if (*q < '0' || *q > '9')
-            return 0;
-    return 1;
-}
-
 /* ---- directory walk ------------------------------------------------------ */
 
 static int cmp_names(const void *a, const void *b)
@@ -233,7 +219,7 @@ static int walk_next(fx_source *s, fx_source_item *it)
             continue;
         }
         if (fx_loader_suffix_known(p) ||
-            (S_ISREG(st.st_mode) && no_extension(p) && fx_loader_sniff_file(p))) {
+            (S_ISREG(st.st_mode) && fx_path_no_extension(p) && fx_loader_sniff_file(p))) {
             item_set(it, p, FX_OK, NULL, NULL, NULL);
             return 1;
         }
