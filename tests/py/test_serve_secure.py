@@ -93,6 +93,7 @@ def body(work):
     srv = start_tls(["--auth", tokens, "--tls-cert", cert, "--tls-key", key, "--audit", audit], cert)
     audit_path = os.path.join(srv.cwd, audit)
     png = open(su.synth(os.path.join(work, "img"), 1, size=384, bits=16)[0], "rb").read()
+    ino = Inotify([srv.cwd, srv.tmp])  # every file the server creates or writes there
     try:
         # curl over TLS with the test's CA.
         c = subprocess.run(["curl", "-sS", "--cacert", cert, "-D", "-", "https://127.0.0.1:%d/api/health" % srv.port],
@@ -166,11 +167,21 @@ def body(work):
         check("every status seen is documented in /openapi.json (bearer scheme declared)",
               not undocumented and "bearer" in doc["components"]["securitySchemes"], undocumented)
 
+        # A burst of 32 concurrent uploads while the directories are watched.
+        import concurrent.futures
+        with concurrent.futures.ThreadPoolExecutor(16) as ex:
+            burst = list(ex.map(lambda i: req("POST", "/api/predict", ["dr-a", "dr-b", "pacs"][i % 3], png,
+                                              "image/png")[0], range(32)))
+        check("32 concurrent uploads with sign-in over TLS: all 200", burst == [200] * 32, burst)
+        touched = ino.poll()
+        check("inotify under load: no file created or written but the audit trail",
+              touched == {audit_path}, sorted(touched))
         st, _, data = req("GET", "/api/audit?lines=5", "ops")
         lines = json.loads(data)["lines"] if st == 200 else []
         check("/api/audit (admin): the last lines as JSON", st == 200 and len(lines) == 5
               and all("prev" in x and "route" in x for x in lines), lines[:1])
     finally:
+        ino.close()
         srv.stop()
 
     # The audit trail.
@@ -248,6 +259,42 @@ def body(work):
     finally:
         srv.stop()
     trickle()
+
+
+class Inotify:
+    """Linux inotify through ctypes: every file created, written or moved in
+    the watched directories (recursively added at start)."""
+
+    IN_CREATE, IN_CLOSE_WRITE, IN_MOVED_TO, IN_MODIFY = 0x100, 0x8, 0x80, 0x2
+
+    def __init__(self, dirs):
+        import ctypes
+        import ctypes.util
+        self.libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        self.fd = self.libc.inotify_init1(os.O_NONBLOCK)
+        self.wd = {}
+        for d in dirs:
+            w = self.libc.inotify_add_watch(self.fd, d.encode(), self.IN_CREATE | self.IN_CLOSE_WRITE |
+                                            self.IN_MOVED_TO | self.IN_MODIFY)
+            self.wd[w] = d
+        self.seen = set()
+
+    def poll(self):
+        import struct
+        while True:
+            try:
+                buf = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return self.seen
+            i = 0
+            while i + 16 <= len(buf):
+                wd, mask, cookie, n = struct.unpack_from("iIII", buf, i)
+                name = buf[i + 16:i + 16 + n].rstrip(b"\0").decode(errors="replace")
+                self.seen.add(os.path.join(self.wd.get(wd, "?"), name))
+                i += 16 + n
+
+    def close(self):
+        os.close(self.fd)
 
 
 def trickle():
