@@ -22,9 +22,10 @@
 extern "C" {
 #endif
 
-/* The sidecar of a model: M without ".onnx", plus ".yaml", when that file
- * is readable; else NULL.  Caller frees. */
-char *fx_screen_sidecar(const char *model);
+/* The sidecar of a model: M without ".onnx", plus ".yaml", into *out
+ * (malloc'd, caller frees) when that file is readable, else *out = NULL.
+ * FX_ERR_NOMEM only. */
+fx_status fx_screen_sidecar(const char *model, char **out, fx_error *err);
 
 /* Effective settings: defaults, then the config file (NULL: none), then the
  * command line (method < 0, layer NULL, threshold NaN: not given).  Fills

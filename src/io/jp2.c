@@ -7,12 +7,14 @@
  * table's BT.601 luma; subsampled components are refused.  OpenJPEG's
  * messages go into a per-call context; a warning-free decode is required
  * (a truncated codestream decodes partially with a warning: an error here). */
+#include <math.h>
 #include <openjpeg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fxscreen/loader.h"
+#include "io/luma.h"
 
 static const uint8_t jp2_sig[12] = {0, 0, 0, 0x0C, 'j', 'P', ' ', ' ', 0x0D, 0x0A, 0x87, 0x0A};
 
@@ -201,16 +203,13 @@ static fx_status jp2_load(const uint8_t *b, size_t n, const fx_image_info *info,
         const OPJ_INT32 *bl = img->numcomps >= 3 ? img->comps[2].data : r;
         int rgb = img->numcomps >= 3;
         for (size_t i = 0; i < count; i++) {
-            double v = rgb ? 0.299 * r[i] + 0.587 * g[i] + 0.114 * bl[i] : r[i];
+            double v = rgb ? fx_luma601(r[i], g[i], bl[i]) : r[i];
             switch (info->type) {
             case FX_PIX_U8: /* a lossy decode may step outside the range: clamp */
-                ((uint8_t *)pixels)[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : rgb ? v + 0.5 : v);
+                ((uint8_t *)pixels)[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : round(v));
                 break;
             case FX_PIX_U16:
-                ((uint16_t *)pixels)[i] = (uint16_t)(v < 0       ? 0
-                                                     : v > 65535 ? 65535
-                                                     : rgb       ? v + 0.5
-                                                                 : v);
+                ((uint16_t *)pixels)[i] = (uint16_t)(v < 0 ? 0 : v > 65535 ? 65535 : round(v));
                 break;
             default: ((float *)pixels)[i] = (float)v; break;
             }

@@ -10,6 +10,7 @@
  * A warning from libjpeg (a truncated or corrupt stream it would pad with
  * grey) is an error here: a screening must not read half an image.  Errors
  * come back by longjmp into a per-call context; no global state. */
+#include <math.h>
 #include <setjmp.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <jpeglib.h> /* after stdio.h and stddef.h, which it needs */
 
 #include "fxscreen/loader.h"
+#include "io/luma.h"
 
 typedef struct jpeg_ctx {
     struct jpeg_error_mgr mgr;
@@ -41,6 +43,14 @@ static void on_message(j_common_ptr c, int level)
         x->warned = 1;
         (*c->err->format_message)(c, x->msg);
     }
+}
+
+/* libjpeg's errors into x: longjmp on an error, warnings kept. */
+static void jpeg_errors(struct jpeg_decompress_struct *d, jpeg_ctx *x)
+{
+    d->err = jpeg_std_error(&x->mgr);
+    x->mgr.error_exit = on_error;
+    x->mgr.emit_message = on_message;
 }
 
 static int jpeg_sniff(const uint8_t *b, size_t n)
@@ -112,9 +122,7 @@ static fx_status jpeg_header(const uint8_t *b, size_t n, fx_image_info *info, fx
 {
     struct jpeg_decompress_struct d;
     jpeg_ctx x = {0};
-    d.err = jpeg_std_error(&x.mgr);
-    x.mgr.error_exit = on_error;
-    x.mgr.emit_message = on_message;
+    jpeg_errors(&d, &x);
     if (setjmp(x.jb)) {
         jpeg_destroy_decompress(&d);
         return fx_error_set(err, FX_ERR_FORMAT, "jpeg: %s", x.msg);
@@ -162,9 +170,7 @@ static fx_status jpeg_load(const uint8_t *b, size_t n, const fx_image_info *info
     struct jpeg_decompress_struct d;
     jpeg_ctx x = {0};
     uint8_t *volatile row = NULL, *volatile plane = NULL;
-    d.err = jpeg_std_error(&x.mgr);
-    x.mgr.error_exit = on_error;
-    x.mgr.emit_message = on_message;
+    jpeg_errors(&d, &x);
     if (setjmp(x.jb)) {
         jpeg_destroy_decompress(&d);
         free(row);
@@ -200,10 +206,8 @@ static fx_status jpeg_load(const uint8_t *b, size_t n, const fx_image_info *info
         JSAMPROW r = grey ? dst : row;
         jpeg_read_scanlines(&d, &r, 1);
         if (!grey)
-            for (int i = 0; i < w; i++) {
-                double l = 0.299 * row[3 * i] + 0.587 * row[3 * i + 1] + 0.114 * row[3 * i + 2];
-                dst[i] = (uint8_t)(l + 0.5);
-            }
+            for (int i = 0; i < w; i++)
+                dst[i] = (uint8_t)round(fx_luma601(row[3 * i], row[3 * i + 1], row[3 * i + 2]));
     }
     jpeg_finish_decompress(&d);
     jpeg_destroy_decompress(&d);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "fxscreen/loader.h"
+#include "io/luma.h"
 #include "io/png_internal.h"
 
 /* Bounds handed to libpng: dimensions (the megapixel limit is the caller's,
@@ -144,7 +145,7 @@ static fx_status png_header(const uint8_t *b, size_t n, fx_image_info *info, fx_
 /* BT.601 luma of one pixel, rounded half away from zero (loader.h). */
 static inline double png_luma(double r, double g, double b)
 {
-    return round(0.299 * r + 0.587 * g + 0.114 * b);
+    return round(fx_luma601(r, g, b));
 }
 
 /* Adam7 pass geometry: first row/column and steps (rows and columns of the

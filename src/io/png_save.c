@@ -180,13 +180,9 @@ fx_status fx_png_encode(int width, int height, int channels, const uint8_t *px, 
                             zlib_level);
     if (width > 0x7fffffff / 3 || (uint64_t)width * (uint64_t)height > (1u << 30))
         return fx_error_set(err, FX_ERR_LIMIT, "png encode: image too large");
-    png_spec sp = {width,
-                   height,
-                   8,
-                   channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
-                   px,
-                   (size_t)width * (size_t)channels,
-                   zlib_level,
-                   PNG_FILTER_SUB};
+    png_spec sp = {width,      height,
+                   8,          channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
+                   px,         (size_t)width * (size_t)channels,
+                   zlib_level, PNG_FILTER_SUB};
     return png_to_memory(&sp, out, n, err);
 }

@@ -24,6 +24,7 @@
 #include <tiffio.h>
 
 #include "fxscreen/loader.h"
+#include "io/luma.h"
 
 /* Largest single allocation libtiff may make for us, and the largest strip
  * or tile scratch we allocate (a hostile tile size must not reserve GBs). */
@@ -356,9 +357,8 @@ static void tiff_convert(const struct tiff_layout *L, void *const planes[], uint
                     T v = TIFF_SAMPLE(T, 0, i);                                                    \
                     o[x] = L->invert ? (T)(MAXV - v) : v;                                          \
                 } else {                                                                           \
-                    double y = 0.299 * (double)TIFF_SAMPLE(T, 0, i) +                              \
-                               0.587 * (double)TIFF_SAMPLE(T, 1, i) +                              \
-                               0.114 * (double)TIFF_SAMPLE(T, 2, i);                               \
+                    double y = fx_luma601(TIFF_SAMPLE(T, 0, i), TIFF_SAMPLE(T, 1, i),              \
+                                          TIFF_SAMPLE(T, 2, i));                                   \
                     if (ROUND) {                                                                   \
                         y = round(y);                                                              \
                         y = y > MAXV ? MAXV : y;                                                   \

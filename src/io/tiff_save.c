@@ -31,8 +31,7 @@ static int tiff_save_error(TIFF *tif, void *user, const char *module, const char
     return 1; /* handled: do not call the global handler */
 }
 
-static int tiff_save_warning(TIFF *tif, void *user, const char *module, const char *fmt,
-                             va_list ap)
+static int tiff_save_warning(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
 {
     (void)tif, (void)user, (void)module, (void)fmt, (void)ap;
     return 1;
@@ -88,7 +87,8 @@ fx_status fx_tiff_save(const char *path, const fx_image *img, fx_tiff_compressio
         st = fx_error_set(err, FX_ERR_NOMEM, "%s: out of memory", path);
         goto done;
     }
-    int ok = TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, w) && TIFFSetField(tif, TIFFTAG_IMAGELENGTH, h) &&
+    int ok = TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, w) &&
+             TIFFSetField(tif, TIFFTAG_IMAGELENGTH, h) &&
              TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, bits) &&
              TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, (uint16_t)1) &&
              TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, fmt) &&
@@ -100,7 +100,8 @@ fx_status fx_tiff_save(const char *path, const fx_image *img, fx_tiff_compressio
         fmt == SAMPLEFORMAT_UINT)
         ok = TIFFSetField(tif, TIFFTAG_PREDICTOR, (uint16_t)PREDICTOR_HORIZONTAL);
     if (!ok) {
-        st = fx_error_set(err, FX_ERR_IO, "%s: libtiff: %s", path, ctx.msg[0] ? ctx.msg : "bad tag");
+        st =
+            fx_error_set(err, FX_ERR_IO, "%s: libtiff: %s", path, ctx.msg[0] ? ctx.msg : "bad tag");
         goto done;
     }
     const uint8_t *base = (const uint8_t *)img->pixels;

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,13 +18,9 @@
 #include <unistd.h>
 
 #include "fxscreen/fsutil.h"
-#include "fxscreen/graph.h"
 #include "fxscreen/h5util.h"
-#include "fxscreen/loader.h"
-#include "fxscreen/onnx.h"
 #include "fxscreen/overlay.h"
 #include "fxscreen/screen.h"
-#include "fxscreen/sha256.h"
 #include "fxscreen/source.h"
 #include "job/run_internal.h"
 #include "out/results.h"

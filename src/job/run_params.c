@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "fxscreen/loader.h"
+#include "fxscreen/screen.h"
 #include "job/run_internal.h"
 
 void run_params_free(run_params *p)
@@ -59,21 +60,8 @@ fx_status run_params_from_job(const fx_run_job *job, run_params *p, fx_error *er
             return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
     if (job->config)
         p->config = abs_path(job->config);
-    else {
-        /* The sidecar: M without .onnx, plus .yaml. */
-        size_t n = strlen(p->model);
-        char *side = malloc(n + 6);
-        if (!side)
-            return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
-        memcpy(side, p->model, n + 1);
-        if (n > 5 && !strcmp(side + n - 5, ".onnx"))
-            side[n - 5] = 0;
-        strcat(side, ".yaml");
-        if (access(side, R_OK) == 0)
-            p->config = side;
-        else
-            free(side);
-    }
+    else if (fx_screen_sidecar(p->model, &p->config, err) != FX_OK)
+        return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
     p->layer = dup_or_null(job->layer);
     p->batch = job->batch;
     p->threads = job->threads;

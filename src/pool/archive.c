@@ -40,18 +40,28 @@ int fx_archive_is_name(const char *path)
     return 0;
 }
 
-fx_status fx_archive_open(const char *path, fx_archive **out, fx_error *err)
+/* A reader for every tar flavour and zip, any compression; NULL when out
+ * of memory. */
+static fx_archive *reader_new(const char *path)
 {
-    *out = NULL;
     fx_archive *r = calloc(1, sizeof *r);
     if (!r || !(r->path = strdup(path)) || !(r->a = archive_read_new())) {
         fx_archive_close(r);
-        return fx_error_set(err, FX_ERR_NOMEM, "out of memory opening an archive");
+        return NULL;
     }
     archive_read_support_filter_all(r->a);
     archive_read_support_format_tar(r->a);
     archive_read_support_format_gnutar(r->a);
     archive_read_support_format_zip(r->a);
+    return r;
+}
+
+fx_status fx_archive_open(const char *path, fx_archive **out, fx_error *err)
+{
+    *out = NULL;
+    fx_archive *r = reader_new(path);
+    if (!r)
+        return fx_error_set(err, FX_ERR_NOMEM, "out of memory opening an archive");
     if (archive_read_open_filename(r->a, path, 1 << 20) != ARCHIVE_OK) {
         fx_status st =
             fx_error_set(err, FX_ERR_IO, "cannot read the archive: %s",
@@ -66,15 +76,9 @@ fx_status fx_archive_open(const char *path, fx_archive **out, fx_error *err)
 fx_status fx_archive_open_memory(const void *data, size_t n, fx_archive **out, fx_error *err)
 {
     *out = NULL;
-    fx_archive *r = calloc(1, sizeof *r);
-    if (!r || !(r->path = strdup("(memory)")) || !(r->a = archive_read_new())) {
-        fx_archive_close(r);
+    fx_archive *r = reader_new("(memory)");
+    if (!r)
         return fx_error_set(err, FX_ERR_NOMEM, "out of memory opening an archive");
-    }
-    archive_read_support_filter_all(r->a);
-    archive_read_support_format_tar(r->a);
-    archive_read_support_format_gnutar(r->a);
-    archive_read_support_format_zip(r->a);
     if (archive_read_open_memory(r->a, data, n) != ARCHIVE_OK) {
         fx_status st = fx_error_set(err, FX_ERR_FORMAT, "not an archive: %s",
                                     archive_error_string(r->a) ? archive_error_string(r->a) : "?");

@@ -41,20 +41,22 @@ struct fx_screen {
 
 /* ---- settings ------------------------------------------------------------------ */
 
-char *fx_screen_sidecar(const char *model)
+fx_status fx_screen_sidecar(const char *model, char **out, fx_error *err)
 {
     size_t n = strlen(model);
     char *side = malloc(n + 6);
+    *out = NULL;
     if (!side)
-        return NULL;
+        return fx_error_set(err, FX_ERR_NOMEM, "out of memory");
     memcpy(side, model, n + 1);
     if (n > 5 && !strcmp(side + n - 5, ".onnx"))
         side[n - 5] = 0;
     strcat(side, ".yaml");
     if (access(side, R_OK) == 0)
-        return side;
-    free(side);
-    return NULL;
+        *out = side;
+    else
+        free(side);
+    return FX_OK;
 }
 
 fx_status fx_screen_settings_load(const char *config, int method, const char *layer,

@@ -240,7 +240,7 @@ fx_status fx_serve_token_add(const char *file, const char *name, const char *rol
                                 name);
     if (!*name || strlen(name) > 63 || n < 65)
         return fx_error_set(err, FX_ERR_USAGE, "serve token add: a name of 1..63 characters");
-    uint8_t raw[32], h[32];
+    uint8_t raw[FX_SHA256_BYTES], h[FX_SHA256_BYTES];
     size_t got = 0;
     while (got < sizeof raw) {
         ssize_t k = getrandom(raw + got, sizeof raw - got, 0);
@@ -248,16 +248,11 @@ fx_status fx_serve_token_add(const char *file, const char *name, const char *rol
             return fx_error_set(err, FX_ERR_IO, "serve token add: no randomness");
         got += (size_t)k;
     }
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++)
-        token_out[2 * i] = hex[raw[i] >> 4], token_out[2 * i + 1] = hex[raw[i] & 15];
-    token_out[64] = 0;
+    fx_sha256_hex(raw, token_out); /* 32 random bytes as 64 hex characters */
     explicit_bzero(raw, sizeof raw);
     fx_sha256_buf(token_out, 64, h);
-    char hh[65];
-    for (int i = 0; i < 32; i++)
-        hh[2 * i] = hex[h[i] >> 4], hh[2 * i + 1] = hex[h[i] & 15];
-    hh[64] = 0;
+    char hh[FX_SHA256_HEX];
+    fx_sha256_hex(h, hh);
     FILE *f = fopen(file, "a+");
     if (!f)
         return fx_error_set(err, FX_ERR_IO, "serve token add: cannot open %s", file);

@@ -253,8 +253,8 @@ static enum MHD_Result start_screen(struct MHD_Connection *c, sv_req *r)
 {
     fx_serve *s = r->srv;
     fx_error err = {0};
+    upload_sha(r);
     if (!fx_loader_find(r->body, r->n)) {
-        upload_sha(r);
         atomic_fetch_add(&s->metrics.image_errors, 1);
         fx_decode_limits lim = {0};
         fx_image_info info;
@@ -262,7 +262,6 @@ static enum MHD_Result start_screen(struct MHD_Connection *c, sv_req *r)
         fx_decode_header(&ld, r->body, r->n, &lim, &info, &err);
         return sv_answer_error(c, r, 415, "unsupported media type", "%s", err.msg);
     }
-    upload_sha(r);
     fx_decode_limits lim = {s->pc.max_megapixels};
     double t0 = fx_now_s();
     fx_status st = fx_decode_memory(r->body, r->n, &lim, &r->img, &err);

@@ -159,7 +159,7 @@ long sv_batcher_depth(sv_batcher *b);
 
 struct fx_serve {
     fx_serve_opts o;
-    char *model_path, *config_path, *model_name;
+    char *config_path, *model_name;
     fx_prep_config pc;
     fx_run_config eff;
     char *effective_yaml;
@@ -202,6 +202,7 @@ typedef struct sv_req {
     double t_body, decode_s, prep_s, grey_s; /* when the body was complete; stage seconds */
     sv_user user;                            /* who (with --auth) */
     char url[256], method[16];
+    const char *allow;             /* the Allow header of a 405: the route's method(s) */
     char addr[64];                 /* the client's address */
     char image_sha[FX_SHA256_HEX]; /* of the uploaded bytes, for the audit */
     double audit_prob;             /* the result, for the audit (NaN none) */

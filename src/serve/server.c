@@ -1,7 +1,6 @@
 /* fxscreen serve: libmicrohttpd glue, the route table and the small routes.
  * See include/fxscreen/serve.h for the threads and README for the API. */
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <omp.h>
@@ -11,7 +10,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,8 +80,8 @@ static enum MHD_Result answer(struct MHD_Connection *c, sv_req *r, int status, c
         MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"fxscreen\"");
     if (r && r->srv->audit) /* appended and fsync'd before the answer leaves */
         audit_answer(r, status);
-    if (status == 405 && r && r->route >= 0)
-        MHD_add_response_header(resp, "Allow", r->route == 1 ? "POST" : "GET, HEAD");
+    if (status == 405 && r && r->allow)
+        MHD_add_response_header(resp, "Allow", r->allow);
     if (status == 503 || status == 429)
         MHD_add_response_header(resp, "Retry-After", "1");
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, resp);
@@ -333,9 +331,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const sv_route *rt = &routes[r->route];
         int get_ok =
             !strcmp(rt->method, "GET") && (!strcmp(method, "GET") || !strcmp(method, "HEAD"));
-        if (!get_ok && strcmp(method, rt->method))
+        if (!get_ok && strcmp(method, rt->method)) {
+            r->allow = strcmp(rt->method, "GET") ? rt->method : "GET, HEAD";
             return sv_answer_error(c, r, 405, "method not allowed", "%s %s: use %s", method, url,
                                    rt->method);
+        }
         if (s->auth && rt->access != SV_PUBLIC) {
             int a = sv_auth_check(s->auth, r->addr,
                                   MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
@@ -489,13 +489,12 @@ fx_status fx_serve_start(const fx_serve_opts *o, fx_serve **out, fx_error *err)
     if (st == FX_OK && (!o->model || !o->max_upload || o->result_ttl_s <= 0))
         st =
             fx_error_set(err, FX_ERR_USAGE, "serve: a model, an upload limit and a TTL are needed");
-    if (st == FX_OK) {
-        s->model_path = strdup(o->model);
-        s->config_path = o->config ? strdup(o->config) : fx_screen_sidecar(o->model);
-        s->model_name = model_name(o->model);
-        if (!s->model_path || !s->model_name)
-            st = fx_error_set(err, FX_ERR_NOMEM, "serve: out of memory");
-    }
+    if (st == FX_OK && o->config && !(s->config_path = strdup(o->config)))
+        st = fx_error_set(err, FX_ERR_NOMEM, "serve: out of memory");
+    if (st == FX_OK && !o->config)
+        st = fx_screen_sidecar(o->model, &s->config_path, err);
+    if (st == FX_OK && !(s->model_name = model_name(o->model)))
+        st = fx_error_set(err, FX_ERR_NOMEM, "serve: out of memory");
     if (st == FX_OK && o->auth)
         st = sv_auth_load(o->auth, &s->auth, err);
     if (st == FX_OK && !o->auth && !o->insecure && !is_loopback(&sa))
@@ -626,7 +625,6 @@ void fx_serve_stop(fx_serve *s, double grace_s)
     free(s->tls_key);
     free(s->tls_cert);
     free(s->effective_yaml);
-    free(s->model_path);
     free(s->config_path);
     free(s->model_name);
     pthread_cond_destroy(&s->jcv);

@@ -43,7 +43,7 @@ class Server:
         self.p = subprocess.Popen([binary or FX, "serve", "--model", model, "--listen", "127.0.0.1:0"] + list(args),
                                   cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=self.err, text=True)
         line = self.p.stdout.readline()
-        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        m = re.search(r"https?://127\.0\.0\.1:(\d+)/", line)
         if not m:
             self.p.kill()
             self.err.seek(0)

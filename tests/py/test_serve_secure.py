@@ -35,24 +35,8 @@ class TLSServer(su.Server):
         return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=ctx)
 
 
-def start_tls(args, ca, env=None):
-    # serve_util.Server parses "http://"; a TLS server prints https://: accept both.
-    s = TLSServer.__new__(TLSServer)
-    s.ca = ca
-    s.cwd = tempfile.mkdtemp(prefix="fx_serve_cwd_")
-    s.tmp = tempfile.mkdtemp(prefix="fx_serve_tmp_")
-    e = dict(os.environ, TMPDIR=s.tmp, **(env or {}))
-    s.err = open(os.path.join(tempfile.gettempdir(), "fx_serve_sec_%d.log" % os.getpid()), "w+")
-    s.p = subprocess.Popen([su.FX, "serve", "--model", su.MODEL, "--listen", "127.0.0.1:0"] + args, cwd=s.cwd,
-                           env=e, stdout=subprocess.PIPE, stderr=s.err, text=True)
-    line = s.p.stdout.readline()
-    m = re.search(r"https://127\.0\.0\.1:(\d+)/", line)
-    if not m:
-        s.p.kill()
-        s.err.seek(0)
-        raise RuntimeError("serve did not start: %r %s" % (line, s.err.read()))
-    s.port = int(m.group(1))
-    return s
+def start_tls(args, ca):
+    return TLSServer(*args, ca=ca)
 
 
 def main():
