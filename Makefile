@@ -221,6 +221,10 @@ $(BUILD)/fuzz/fuzz_archive: src/pool/archive.c src/core/fsutil.c
 $(BUILD)/fuzz/fuzz_archive: FUZZ_LIBSRC += src/pool/archive.c src/core/fsutil.c
 $(BUILD)/fuzz/fuzz_archive: FUZZ_LIBS := -larchive
 
+# fuzz_v2: serve's Open Inference Protocol request parser (no network).
+$(BUILD)/fuzz/fuzz_v2: src/serve/v2_request.c src/serve/base64.c
+$(BUILD)/fuzz/fuzz_v2: FUZZ_LIBSRC := src/serve/v2_request.c src/serve/base64.c
+$(BUILD)/fuzz/fuzz_v2: FUZZ_LIBS := -lcjson -lcrypto
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC)
 	@mkdir -p $(@D)
 	$(CLANG) -std=c11 -D_GNU_SOURCE $(FUZZ_DEFS) -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) -g -O1 \
@@ -259,6 +263,7 @@ gpu-bundle:
 
 deps:
 	@bash scripts/deps.sh
+	@bash scripts/venv.sh $(BUILD)
 
 bench: all $(BENCHES)
 	@bash bench/decode.sh $(BUILD)

@@ -44,9 +44,12 @@ if [ -n "$asan" ]; then
             UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$t"
     done
 fi
+# Debian's python3 with the tests' PyPI packages (scripts/venv.sh), when made.
+py=/usr/bin/python3
+[ -x "$build/venv/bin/python" ] && py=$build/venv/bin/python
 for t in "$root"/tests/py/test_*.py; do
     [ -f "$t" ] || continue
-    run_one "py/$(basename "$t")" env FX_BUILD="$build" /usr/bin/python3 "$t"
+    run_one "py/$(basename "$t")" env FX_BUILD="$build" "$py" "$t"
 done
 for t in "$root"/tests/integ/test_*.sh; do
     [ -f "$t" ] || continue

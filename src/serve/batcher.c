@@ -64,9 +64,12 @@ static void run_batch(sv_batcher *b, sv_job **jobs, int n)
         fx_screen_run(b->eng[e], b->eff, b->x, n, b->status, b->geom, &b->out, NULL, &err);
     double dt = fx_now_s() - t0;
     sv_metrics_batch(b->m, n);
+    int resume[256];
     pthread_mutex_lock(&b->mu);
     for (int i = 0; i < n; i++) {
         sv_job *j = jobs[i];
+        /* A request of several images is resumed once, by its last one. */
+        resume[i] = !j->pending || --*j->pending == 0;
         j->st = st;
         j->engine_s = dt;
         j->batch_n = n;
@@ -86,7 +89,8 @@ static void run_batch(sv_batcher *b, sv_job **jobs, int n)
     pthread_mutex_unlock(&b->mu);
     /* After the lock: the connection's handler reads the job under it. */
     for (int i = 0; i < n; i++)
-        MHD_resume_connection(jobs[i]->conn);
+        if (resume[i])
+            MHD_resume_connection(jobs[i]->conn);
 }
 
 static void *batcher_main(void *arg)
@@ -218,22 +222,26 @@ void sv_batcher_destroy(sv_batcher *b)
     free(b);
 }
 
-int sv_batcher_submit(sv_batcher *b, sv_job *j)
+int sv_batcher_submit(sv_batcher *b, sv_job *jobs, int n)
 {
     pthread_mutex_lock(&b->mu);
-    if (b->closing || b->depth >= b->queue_max) {
+    if (b->closing || n < 1 || b->depth + n > b->queue_max) {
         pthread_mutex_unlock(&b->mu);
         return -1;
     }
-    j->next = NULL;
-    j->done = 0;
-    j->queued_s = fx_now_s();
-    if (b->tail)
-        b->tail->next = j;
-    else
-        b->head = j;
-    b->tail = j;
-    b->depth++;
+    double now = fx_now_s();
+    for (int i = 0; i < n; i++) {
+        sv_job *j = &jobs[i];
+        j->next = NULL;
+        j->done = 0;
+        j->queued_s = now;
+        if (b->tail)
+            b->tail->next = j;
+        else
+            b->head = j;
+        b->tail = j;
+    }
+    b->depth += n;
     atomic_store(&b->m->queue_depth, b->depth);
     pthread_cond_signal(&b->cv);
     pthread_mutex_unlock(&b->mu);
@@ -258,7 +266,7 @@ void sv_batcher_arrived(sv_batcher *b)
 int sv_batcher_done(sv_batcher *b, const sv_job *j)
 {
     pthread_mutex_lock(&b->mu);
-    int d = j->done;
+    int d = j->pending ? *j->pending == 0 : j->done;
     pthread_mutex_unlock(&b->mu);
     return d;
 }

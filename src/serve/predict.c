@@ -41,9 +41,10 @@ static int parse_bool(const char *v)
     return -1;
 }
 
-/* Appends to the body, within limit bytes; -1 past it or out of memory. */
-static int body_append(sv_req *r, const void *data, size_t n, size_t limit)
+int sv_body_append(sv_req *r, const void *data, size_t n, size_t limit)
 {
+    if (!n) /* an empty form field: nothing to keep (and no buffer yet) */
+        return 0;
     if (r->n + n > limit)
         return -1;
     if (r->n + n > r->cap) {
@@ -79,8 +80,10 @@ static enum MHD_Result form_field(void *cls, enum MHD_ValueKind kind, const char
 {
     (void)kind, (void)filename, (void)content_type, (void)transfer_encoding, (void)off;
     sv_req *r = cls;
+    if (!key) /* a part without a name (libmicrohttpd passes NULL) */
+        return MHD_YES;
     if (!strcmp(key, "image"))
-        return body_append(r, data, size, r->srv->o.max_upload) ? MHD_NO : MHD_YES;
+        return sv_body_append(r, data, size, r->srv->o.max_upload) ? MHD_NO : MHD_YES;
     if (!strcmp(key, "return_visualization") && off == 0) {
         char v[16];
         snprintf(v, sizeof v, "%.*s", (int)(size < 15 ? size : 15), data);
@@ -133,48 +136,7 @@ enum MHD_Result sv_predict_data(struct MHD_Connection *c, sv_req *r, const char 
             return MHD_NO; /* over the limit (no Content-Length) or broken: close */
         return MHD_YES;
     }
-    return body_append(r, data, n, body_limit(r)) ? MHD_NO : MHD_YES;
-}
-
-/* Base64 (standard alphabet, padding optional, whitespace allowed, a
- * "data:...;base64," prefix skipped) into a malloc'd buffer; -1 if bad. */
-static int base64_decode(const char *s, uint8_t **out, size_t *n)
-{
-    const char *comma = strncmp(s, "data:", 5) ? NULL : strchr(s, ',');
-    if (comma)
-        s = comma + 1;
-    size_t len = strlen(s);
-    char *clean = malloc(len + 4);
-    uint8_t *buf = malloc(len / 4 * 3 + 4);
-    if (!clean || !buf) {
-        free(clean);
-        free(buf);
-        return -1;
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < len; i++)
-        if (!strchr(" \t\r\n", s[i]))
-            clean[k++] = s[i];
-    while (k % 4) /* padding the sender left out */
-        clean[k++] = '=';
-    int bad = k == 0;
-    size_t got = 0;
-    EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
-    int w = 0;
-    if (!ctx || bad || EVP_DecodeUpdate(ctx, buf, &w, (const unsigned char *)clean, (int)k) < 0)
-        bad = 1;
-    got = (size_t)w;
-    if (!bad && EVP_DecodeFinal(ctx, buf + got, &w) < 0)
-        bad = 1;
-    got += bad ? 0 : (size_t)w;
-    EVP_ENCODE_CTX_free(ctx);
-    free(clean);
-    if (bad) {
-        free(buf);
-        return -1;
-    }
-    *out = buf, *n = got;
-    return 0;
+    return sv_body_append(r, data, n, body_limit(r)) ? MHD_NO : MHD_YES;
 }
 
 /* The image bytes of the request into r->body/r->n; an answer on error. */
@@ -212,7 +174,7 @@ static enum MHD_Result take_image(struct MHD_Connection *c, sv_req *r, int *answ
             r->want_vis = cJSON_IsTrue(vis);
         uint8_t *bytes = NULL;
         size_t n = 0;
-        int bad = !cJSON_IsString(im) || base64_decode(im->valuestring, &bytes, &n);
+        int bad = !cJSON_IsString(im) || sv_base64_decode(im->valuestring, &bytes, &n);
         cJSON_Delete(j);
         if (bad)
             return sv_answer_error(c, r, 400, "bad request",
@@ -227,8 +189,7 @@ static enum MHD_Result take_image(struct MHD_Connection *c, sv_req *r, int *answ
     return MHD_YES;
 }
 
-/* The upload has reached the queue, or will not. */
-static void arrived(sv_req *r)
+void sv_req_arrived(sv_req *r)
 {
     if (r->coming) {
         r->coming = 0;
@@ -248,61 +209,72 @@ static void upload_sha(sv_req *r)
     fx_sha256_hex(d, r->image_sha);
 }
 
+int sv_decode_prep(fx_serve *s, const uint8_t *bytes, size_t n, fx_image *img, float *x,
+                   fx_prep_geom *geom, double *decode_s, double *prep_s, const char **error,
+                   fx_error *err)
+{
+    int status = 0;
+    *error = NULL;
+    if (!fx_loader_find(bytes, n)) {
+        fx_decode_limits lim = {0};
+        fx_image_info info;
+        const fx_loader *ld = NULL;
+        fx_decode_header(&ld, bytes, n, &lim, &info, err);
+        status = 415, *error = "unsupported media type";
+    }
+    fx_decode_limits lim = {s->pc.max_megapixels};
+    double t0 = fx_now_s();
+    fx_status st = status ? FX_OK : fx_decode_memory(bytes, n, &lim, img, err);
+    *decode_s = fx_now_s() - t0;
+    if (!status && st != FX_OK)
+        status = st == FX_ERR_LIMIT   ? 413
+                 : st == FX_ERR_NOMEM ? 503
+                                      : 422,
+        *error = st == FX_ERR_LIMIT   ? "image too large"
+                 : st == FX_ERR_NOMEM ? "busy"
+                                      : "cannot decode";
+    fx_prep_scratch *ps = status ? NULL : fx_prep_scratch_create();
+    if (!status && !ps)
+        status = 503, *error = "busy", fx_error_set(err, FX_ERR_NOMEM, "out of memory");
+    t0 = fx_now_s();
+    if (!status && fx_prep_run(img, &s->pc, ps, x, NULL, geom, NULL, err) != FX_OK)
+        status = 422, *error = "cannot preprocess";
+    *prep_s = fx_now_s() - t0;
+    fx_prep_scratch_destroy(ps);
+    if (status)
+        atomic_fetch_add(&s->metrics.image_errors, 1);
+    return status;
+}
+
 /* Decode and preprocess the upload; suspend and queue it. */
 static enum MHD_Result start_screen(struct MHD_Connection *c, sv_req *r)
 {
     fx_serve *s = r->srv;
     fx_error err = {0};
     upload_sha(r);
-    if (!fx_loader_find(r->body, r->n)) {
-        atomic_fetch_add(&s->metrics.image_errors, 1);
-        fx_decode_limits lim = {0};
-        fx_image_info info;
-        const fx_loader *ld = NULL;
-        fx_decode_header(&ld, r->body, r->n, &lim, &info, &err);
-        return sv_answer_error(c, r, 415, "unsupported media type", "%s", err.msg);
-    }
-    fx_decode_limits lim = {s->pc.max_megapixels};
-    double t0 = fx_now_s();
-    fx_status st = fx_decode_memory(r->body, r->n, &lim, &r->img, &err);
-    r->decode_s = fx_now_s() - t0;
-    explicit_bzero(r->body, r->cap);
-    free(r->body);
-    r->body = NULL, r->n = r->cap = 0;
-    if (st != FX_OK) {
-        atomic_fetch_add(&s->metrics.image_errors, 1);
-        if (st == FX_ERR_LIMIT)
-            return sv_answer_error(c, r, 413, "image too large", "%s", err.msg);
-        if (st == FX_ERR_NOMEM)
-            return sv_answer_error(c, r, 503, "busy", "%s", err.msg);
-        return sv_answer_error(c, r, 422, "cannot decode", "%s", err.msg);
-    }
     size_t hw = (size_t)s->H * s->W;
     r->x = malloc((size_t)s->C * hw * sizeof(float));
     r->job.score = malloc((size_t)s->S * sizeof(float));
     r->job.classes = malloc((size_t)s->K * sizeof(float));
     r->job.heat = malloc(hw);
-    fx_prep_scratch *ps = fx_prep_scratch_create();
-    if (!r->x || !r->job.score || !r->job.classes || !r->job.heat || !ps) {
-        fx_prep_scratch_destroy(ps);
+    if (!r->x || !r->job.score || !r->job.classes || !r->job.heat)
         return sv_answer_error(c, r, 503, "busy", "out of memory");
-    }
-    t0 = fx_now_s();
-    st = fx_prep_run(&r->img, &s->pc, ps, r->x, NULL, &r->job.geom, NULL, &err);
-    r->prep_s = fx_now_s() - t0;
-    fx_prep_scratch_destroy(ps);
-    if (st != FX_OK) {
-        atomic_fetch_add(&s->metrics.image_errors, 1);
-        return sv_answer_error(c, r, 422, "cannot preprocess", "%s", err.msg);
-    }
+    const char *error;
+    int status = sv_decode_prep(s, r->body, r->n, &r->img, r->x, &r->job.geom, &r->decode_s,
+                                &r->prep_s, &error, &err);
+    explicit_bzero(r->body, r->cap);
+    free(r->body);
+    r->body = NULL, r->n = r->cap = 0;
+    if (status)
+        return sv_answer_error(c, r, status, error, "%s", err.msg);
     r->job.x = r->x;
     r->job.conn = c;
     r->phase = 1;
     /* Suspended before it is queued, so the batcher's resume always finds
      * it suspended. */
     MHD_suspend_connection(c);
-    arrived(r);
-    if (sv_batcher_submit(s->batcher, &r->job)) {
+    sv_req_arrived(r);
+    if (sv_batcher_submit(s->batcher, &r->job, 1)) {
         r->queue_full = 1;
         MHD_resume_connection(c);
     }
@@ -311,7 +283,7 @@ static enum MHD_Result start_screen(struct MHD_Connection *c, sv_req *r)
 
 /* Label of class k: the config's name, else "fractured"/"normal" for the
  * positive class and the other of two, else "class k". */
-static void class_label(const fx_serve *s, int k, char *out, size_t n)
+void sv_class_label(const fx_serve *s, int k, char *out, size_t n)
 {
     if (s->eff.nclasses)
         snprintf(out, n, "%s", s->eff.classes[k]);
@@ -321,6 +293,21 @@ static void class_label(const fx_serve *s, int k, char *out, size_t n)
         snprintf(out, n, "normal");
     else
         snprintf(out, n, "class %d", k);
+}
+
+double sv_prediction(const fx_serve *s, const sv_job *j, char *label, size_t n)
+{
+    /* The positive class at or over the threshold, else the likeliest of
+     * the others. */
+    int k_pred = s->eff.positive;
+    if (j->pred != 1) {
+        k_pred = -1;
+        for (int k = 0; k < s->K; k++)
+            if (k != s->eff.positive && (k_pred < 0 || j->classes[k] > j->classes[k_pred]))
+                k_pred = k;
+    }
+    sv_class_label(s, k_pred < 0 ? (s->eff.positive ? 0 : 1) : k_pred, label, n);
+    return j->pred == 1 ? j->prob : s->K == 1 ? 1.0 - j->prob : j->classes[k_pred];
 }
 
 /* A JSON number, or null when not finite. */
@@ -378,24 +365,14 @@ static enum MHD_Result finish_screen(struct MHD_Connection *c, sv_req *r)
     sv_new_id(id);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", id);
-    /* The prediction: the positive class at or over the threshold, else
-     * the likeliest of the others. */
-    int k_pred = s->eff.positive;
-    if (j->pred != 1) {
-        k_pred = -1;
-        for (int k = 0; k < s->K; k++)
-            if (k != s->eff.positive && (k_pred < 0 || j->classes[k] > j->classes[k_pred]))
-                k_pred = k;
-    }
-    double conf = j->pred == 1 ? j->prob : s->K == 1 ? 1.0 - j->prob : j->classes[k_pred];
-    class_label(s, k_pred < 0 ? (s->eff.positive ? 0 : 1) : k_pred, label, sizeof label);
+    double conf = sv_prediction(s, j, label, sizeof label);
     cJSON_AddStringToObject(o, "prediction", label);
     cJSON_AddItemToObject(o, "confidence", num(conf));
     cJSON_AddItemToObject(o, "probability", num(j->prob));
     cJSON_AddNumberToObject(o, "threshold", s->eff.threshold);
     cJSON *probs = cJSON_CreateObject();
     for (int k = 0; k < s->K; k++) {
-        class_label(s, s->K == 1 ? s->eff.positive : k, label, sizeof label);
+        sv_class_label(s, s->K == 1 ? s->eff.positive : k, label, sizeof label);
         cJSON_AddItemToObject(probs, label, num(j->classes[k]));
     }
     cJSON_AddItemToObject(o, "probabilities", probs);
@@ -472,7 +449,7 @@ enum MHD_Result sv_predict_finish(struct MHD_Connection *c, sv_req *r)
         enum MHD_Result res = take_image(c, r, &answered);
         if (!answered)
             res = start_screen(c, r);
-        arrived(r);
+        sv_req_arrived(r);
         return res;
     }
     if (r->phase == 1 && (r->queue_full || sv_batcher_done(r->srv->batcher, &r->job)))
@@ -507,8 +484,8 @@ fx_status sv_draw(const fx_serve *s, const sv_visual *v, int what, uint8_t **png
 
 void sv_predict_free(sv_req *r)
 {
-    arrived(r);  /* a client gone before its upload was complete */
-    if (r->body) /* an upload is patient data: zeroed before it is freed */
+    sv_req_arrived(r); /* a client gone before its upload was complete */
+    if (r->body)       /* an upload is patient data: zeroed before it is freed */
         explicit_bzero(r->body, r->cap);
     if (r->img.pixels && r->img.owned)
         explicit_bzero(r->img.pixels, fx_image_bytes(&r->img.info));

@@ -18,6 +18,8 @@
 #include "fxscreen/screen.h"
 #include "fxscreen/serve.h"
 #include "fxscreen/sha256.h"
+#include "serve/base64.h"
+#include "serve/v2_request.h"
 
 /* ---- sign-in (auth.c) and the audit trail (audit.c) ---------------------------- */
 
@@ -129,6 +131,8 @@ typedef struct sv_job {
     char err[256];
     double queued_s, engine_s; /* seconds in the queue, in the engine batch */
     int batch_n;               /* the size of the batch it ran in */
+    int *pending;              /* NULL, or the request's count of jobs not yet done: its
+                                  connection is resumed when the count reaches 0 */
     struct MHD_Connection *conn;
     struct sv_job *next;
 } sv_job;
@@ -140,16 +144,17 @@ fx_status sv_batcher_create(const fx_serve_opts *o, const char *config, const fx
                             fx_run_config *eff, sv_metrics *m, sv_batcher **out, fx_error *err);
 /* Finishes every queued job (their connections are resumed), then stops. */
 void sv_batcher_destroy(sv_batcher *b);
-/* Queue j (its connection suspended by the caller); the batcher resumes the
- * connection once j is done.  -1 when the queue is full or closing (nothing
- * queued). */
-int sv_batcher_submit(sv_batcher *b, sv_job *j);
+/* Queue jobs[0..n) (their connection suspended by the caller); the batcher
+ * resumes the connection once each job is done, or once all are when they
+ * share a pending count.  All or nothing: -1 when the queue has no room for
+ * n more or is closing (nothing queued). */
+int sv_batcher_submit(sv_batcher *b, sv_job *jobs, int n);
 /* Uploads on their way to the queue (received, decoding, preprocessing):
  * a batch waits for more images only while some are coming.  Each call to
  * _coming is matched by one to _arrived (queued, refused or dropped). */
 void sv_batcher_coming(sv_batcher *b);
 void sv_batcher_arrived(sv_batcher *b);
-/* Whether j is done (under the lock). */
+/* Whether j is done, or all of its request's jobs are (under the lock). */
 int sv_batcher_done(sv_batcher *b, const sv_job *j);
 /* The engine at max batch (shapes, identity). */
 const fx_screen *sv_batcher_engine(const sv_batcher *b);
@@ -207,6 +212,10 @@ typedef struct sv_req {
     char image_sha[FX_SHA256_HEX]; /* of the uploaded bytes, for the audit */
     double audit_prob;             /* the result, for the audit (NaN none) */
     char audit_pred[72];
+    cJSON *audit_images; /* the results of a request of several images, for the audit */
+    struct sv_v2 *v2;    /* the state of a v2 infer request (kserve.c) */
+    const char *xhdr;    /* one more header of the answer, and its value */
+    char xhdr_value[32];
 } sv_req;
 
 enum { SV_BODY_NONE = 0, SV_BODY_RAW, SV_BODY_MULTIPART, SV_BODY_JSON };
@@ -229,6 +238,35 @@ enum MHD_Result sv_predict_data(struct MHD_Connection *c, sv_req *r, const char 
 /* The body is complete, or the engine is done: next step or the answer. */
 enum MHD_Result sv_predict_finish(struct MHD_Connection *c, sv_req *r);
 void sv_predict_free(sv_req *r);
+
+/* Shared with the v2 infer route. */
+/* Appends to r's body, within limit bytes; -1 past it or out of memory. */
+int sv_body_append(sv_req *r, const void *data, size_t n, size_t limit);
+/* The upload has reached the queue, or will not (matches sv_batcher_coming). */
+void sv_req_arrived(sv_req *r);
+/* Decodes image file bytes into img and preprocesses them into x (C, H, W)
+ * and geom.  0, or the HTTP status (415, 413, 422, 503) with a short error
+ * and err's message; image errors are counted in the metrics. */
+int sv_decode_prep(fx_serve *s, const uint8_t *bytes, size_t n, fx_image *img, float *x,
+                   fx_prep_geom *geom, double *decode_s, double *prep_s, const char **error,
+                   fx_error *err);
+/* The label of class k. */
+void sv_class_label(const fx_serve *s, int k, char *out, size_t n);
+/* A done job's prediction: its label in label, its confidence returned. */
+double sv_prediction(const fx_serve *s, const sv_job *j, char *label, size_t n);
+
+/* ---- the Open Inference Protocol, KServe v2 (kserve.c) ---------------------------- */
+
+/* GET /v2 (server metadata), /v2/health/live, /v2/health/ready. */
+enum MHD_Result sv_v2_server(struct MHD_Connection *c, sv_req *r, const char *url);
+enum MHD_Result sv_v2_health(struct MHD_Connection *c, sv_req *r, const char *url);
+/* GET /v2/models/<name>[/versions/<v>][/ready]. */
+enum MHD_Result sv_v2_model_route(struct MHD_Connection *c, sv_req *r, const char *url);
+/* POST /v2/models/<name>[/versions/<v>]/infer, as the predict functions. */
+enum MHD_Result sv_v2_begin(struct MHD_Connection *c, sv_req *r);
+enum MHD_Result sv_v2_data(struct MHD_Connection *c, sv_req *r, const char *data, size_t n);
+enum MHD_Result sv_v2_finish(struct MHD_Connection *c, sv_req *r);
+void sv_v2_free(sv_req *r);
 
 /* The overlay (what 1) or the windowed image (what 2) of v as PNG bytes
  * (caller frees).  FX_ERR_NOMEM. */

@@ -52,6 +52,10 @@ static void audit_answer(sv_req *r, int status)
         cJSON_AddStringToObject(e, "prediction", r->audit_pred);
         cJSON_AddNumberToObject(e, "probability", r->audit_prob);
     }
+    if (cJSON_GetArraySize(r->audit_images) > 1) { /* a request of several images: each one's */
+        cJSON_AddItemToObject(e, "images", r->audit_images);
+        r->audit_images = NULL;
+    }
     cJSON_AddNumberToObject(e, "latency_ms", round((fx_now_s() - r->t0) * 1e4) / 10);
     if (sv_audit_write(s->audit, e) && s->o.log)
         fprintf(s->o.log, "serve: cannot write the audit trail (disk full?)\n");
@@ -80,6 +84,8 @@ static enum MHD_Result answer(struct MHD_Connection *c, sv_req *r, int status, c
         MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"fxscreen\"");
     if (r && r->srv->audit) /* appended and fsync'd before the answer leaves */
         audit_answer(r, status);
+    if (r && r->xhdr)
+        MHD_add_response_header(resp, r->xhdr, r->xhdr_value);
     if (status == 405 && r && r->allow)
         MHD_add_response_header(resp, "Allow", r->allow);
     if (status == 503 || status == 429)
@@ -259,39 +265,81 @@ static enum MHD_Result h_asset(struct MHD_Connection *c, sv_req *r, const char *
 
 typedef enum MHD_Result (*sv_handler)(struct MHD_Connection *, sv_req *, const char *url);
 
+/* A route that reads a body: its first call (headers), each piece, the end
+ * (called again after the engine resumes the connection), and its cleanup. */
+typedef struct sv_body_route {
+    enum MHD_Result (*begin)(struct MHD_Connection *, sv_req *);
+    enum MHD_Result (*data)(struct MHD_Connection *, sv_req *, const char *, size_t);
+    enum MHD_Result (*finish)(struct MHD_Connection *, sv_req *);
+} sv_body_route;
+static const sv_body_route predict = {sv_predict_begin, sv_predict_data, sv_predict_finish};
+static const sv_body_route v2_infer = {sv_v2_begin, sv_v2_data, sv_v2_finish};
+
 /* Who may call a route when --auth is on (without it, anyone). */
 enum { SV_PUBLIC = 0, SV_SIGNED_IN, SV_ADMIN };
 
 typedef struct sv_route {
-    const char *method; /* GET routes answer HEAD too */
-    const char *path;   /* exact, or a prefix when it ends with '/' */
-    sv_handler get;     /* NULL: POST /api/predict, which streams its body */
-    int access;         /* SV_PUBLIC, SV_SIGNED_IN (results: their owner only), SV_ADMIN */
+    const char *method;        /* GET routes answer HEAD too */
+    const char *path;          /* exact, or a prefix when it ends with '/' */
+    sv_handler get;            /* GET routes */
+    const sv_body_route *body; /* POST routes */
+    int access;                /* SV_PUBLIC, SV_SIGNED_IN (results: their owner only), SV_ADMIN */
+    const char *label;         /* the metrics' route label when path is not enough */
 } sv_route;
 
 static const sv_route routes[] = {
-    {"GET", "/api/health", h_health, SV_PUBLIC},
-    {"POST", "/api/predict", NULL, SV_SIGNED_IN},
-    {"GET", "/api/ready", h_ready, SV_PUBLIC},
-    {"GET", "/api/model", h_model, SV_ADMIN},
-    {"GET", "/api/results/", h_results, SV_SIGNED_IN},
-    {"GET", "/metrics", h_metrics, SV_ADMIN},
-    {"GET", "/api/audit", h_audit, SV_ADMIN},
-    {"GET", "/openapi.json", h_asset, SV_PUBLIC},
-    {"GET", "/", h_asset, SV_PUBLIC},
+    {"GET", "/api/health", h_health, NULL, SV_PUBLIC, NULL},
+    {"POST", "/api/predict", NULL, &predict, SV_SIGNED_IN, NULL},
+    {"GET", "/api/ready", h_ready, NULL, SV_PUBLIC, NULL},
+    {"GET", "/api/model", h_model, NULL, SV_ADMIN, NULL},
+    {"GET", "/api/results/", h_results, NULL, SV_SIGNED_IN, NULL},
+    {"GET", "/metrics", h_metrics, NULL, SV_ADMIN, NULL},
+    {"GET", "/api/audit", h_audit, NULL, SV_ADMIN, NULL},
+    {"GET", "/openapi.json", h_asset, NULL, SV_PUBLIC, NULL},
+    {"GET", "/v2", sv_v2_server, NULL, SV_PUBLIC, NULL},
+    {"GET", "/v2/health/live", sv_v2_health, NULL, SV_PUBLIC, NULL},
+    {"GET", "/v2/health/ready", sv_v2_health, NULL, SV_PUBLIC, NULL},
+    {"GET", "/v2/models/", sv_v2_model_route, NULL, SV_SIGNED_IN, "/v2/models/{model}"},
+    {"POST", "/v2/models/", NULL, &v2_infer, SV_SIGNED_IN, "/v2/models/{model}/infer"},
+    {"GET", "/", h_asset, NULL, SV_PUBLIC, NULL},
 };
 #define NROUTES ((int)(sizeof routes / sizeof routes[0]))
 
-/* The route whose path matches url; static assets share "/". */
-static int route_find(const char *url)
+static int path_matches(const sv_route *rt, const char *url)
 {
-    for (int i = 0; i < NROUTES; i++) {
-        size_t n = strlen(routes[i].path);
-        if (routes[i].path[n - 1] == '/' && n > 1 ? !strncmp(url, routes[i].path, n)
-                                                  : !strcmp(url, routes[i].path))
-            return i;
+    size_t n = strlen(rt->path);
+    return rt->path[n - 1] == '/' && n > 1 ? !strncmp(url, rt->path, n) : !strcmp(url, rt->path);
+}
+
+/* The route whose path and method match url (HEAD as GET), else the first
+ * whose path does (a 405); static assets share "/". */
+static int route_find(const char *url, const char *method)
+{
+    int first = -1;
+    if (!strcmp(method, "HEAD"))
+        method = "GET";
+    for (int i = 0; i < NROUTES; i++)
+        if (path_matches(&routes[i], url)) {
+            if (!strcmp(routes[i].method, method))
+                return i;
+            if (first < 0)
+                first = i;
+        }
+    return first >= 0 ? first : sv_asset_find(url) ? NROUTES - 1 : -1;
+}
+
+/* The Allow header of a 405 on url: the methods of the routes of its path. */
+static const char *route_allow(const char *url)
+{
+    if (!strncmp(url, "/v2/models/", 11)) { /* one prefix, two kinds of resource */
+        size_t n = strlen(url);
+        return n > 6 && !strcmp(url + n - 6, "/infer") ? "POST" : "GET, HEAD";
     }
-    return sv_asset_find(url) ? NROUTES - 1 : -1;
+    int get = 0, post = 0;
+    for (int i = 0; i < NROUTES; i++)
+        if (path_matches(&routes[i], url))
+            get |= !strcmp(routes[i].method, "GET"), post |= !strcmp(routes[i].method, "POST");
+    return get && post ? "GET, HEAD, POST" : post ? "POST" : "GET, HEAD";
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -307,7 +355,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r->srv = s;
         r->t0 = fx_now_s();
         r->form_vis = -1;
-        r->route = route_find(url);
+        r->route = route_find(url, method);
         r->audit_prob = NAN;
         snprintf(r->url, sizeof r->url, "%s", url);
         snprintf(r->method, sizeof r->method, "%s", method);
@@ -332,9 +380,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         int get_ok =
             !strcmp(rt->method, "GET") && (!strcmp(method, "GET") || !strcmp(method, "HEAD"));
         if (!get_ok && strcmp(method, rt->method)) {
-            r->allow = strcmp(rt->method, "GET") ? rt->method : "GET, HEAD";
+            r->allow = route_allow(url);
             return sv_answer_error(c, r, 405, "method not allowed", "%s %s: use %s", method, url,
-                                   rt->method);
+                                   r->allow);
         }
         if (s->auth && rt->access != SV_PUBLIC) {
             int a = sv_auth_check(s->auth, r->addr,
@@ -352,8 +400,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                        "%s needs the admin role (%s has %s)", rt->path,
                                        r->user.name, sv_role_name(r->user.role));
         }
-        if (!rt->get)
-            return sv_predict_begin(c, r);
+        if (rt->body)
+            return rt->body->begin(c, r);
         return MHD_YES; /* a GET's body, if any, is read and ignored */
     }
     if (r->phase == 2) { /* answered early; discard the rest */
@@ -376,11 +424,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        return sv_predict_data(c, r, upload_data, n);
+        return rt->body->data(c, r, upload_data, n);
     }
     if (rt->get)
         return rt->get(c, r, url);
-    return sv_predict_finish(c, r);
+    return rt->body->finish(c, r);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -391,6 +439,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!r)
         return;
     sv_predict_free(r);
+    sv_v2_free(r);
     free(r);
     *con_cls = NULL;
 }
@@ -531,7 +580,7 @@ fx_status fx_serve_start(const fx_serve_opts *o, fx_serve **out, fx_error *err)
                                      &s->eff, err);
     s->metrics.route_name[0] = "other";
     for (int i = 0; i < NROUTES && i + 1 < SV_ROUTES_MAX; i++)
-        s->metrics.route_name[i + 1] = routes[i].path;
+        s->metrics.route_name[i + 1] = routes[i].label ? routes[i].label : routes[i].path;
     s->metrics.nroutes = NROUTES + 1;
     if (st == FX_OK)
         st = sv_batcher_create(o, s->config_path, &s->pc, &s->eff, &s->metrics, &s->batcher, err);

@@ -8,6 +8,7 @@ headers, the audit trail (a line per request, fsync'd before the answer,
 reopening it after rotation), the refusal of a non-loopback address
 without --auth, rate-limited failed sign-ins, and no file but the audit
 trail written, holding no image bytes."""
+import base64
 import http.client
 import json
 import os
@@ -123,12 +124,23 @@ def body(work):
             ("GET", "/api/model"): [401, 401, 403, 403, 403, 200],
             ("GET", "/metrics"): [401, 401, 403, 403, 403, 200],
             ("GET", "/api/audit"): [401, 401, 403, 403, 403, 200],
+            ("GET", "/v2"): [200] * 6,
+            ("GET", "/v2/health/live"): [200] * 6,
+            ("GET", "/v2/health/ready"): [200] * 6,
+            ("GET", "/v2/models/fxdemo"): [401, 401, 200, 200, 200, 200],
+            ("GET", "/v2/models/fxdemo/ready"): [401, 401, 200, 200, 200, 200],
+            ("POST", "/v2/models/fxdemo/infer"): [401, 401, 200, 200, 200, 200],
         }
+        # The v2 infer body: the image as BYTES, base64 in JSON.
+        v2 = json.dumps({"inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [1],
+                                     "data": [base64.b64encode(png).decode()]}]}).encode()
         bad = []
         for (method, path), sts in want.items():
             for who, w in zip(who_all, sts):
-                st, hh, data = req(method, path, who, png if method == "POST" else None,
-                                   "image/png" if method == "POST" else None)
+                v2post = path.startswith("/v2/")
+                st, hh, data = req(method, path, who,
+                                   (v2 if v2post else png) if method == "POST" else None,
+                                   ("application/json" if v2post else "image/png") if method == "POST" else None)
                 if st != w:
                     bad.append((method, path, who, st, w))
                 if st == 401 and "bearer" not in hh.get("www-authenticate", "").lower():
@@ -144,7 +156,8 @@ def body(work):
         doc = json.loads(doc)
         undocumented = []
         for (method, path), sts in want.items():
-            dpath = re.sub(r"/api/results/[0-9a-f]{32}", "/api/results/{id}", path)
+            dpath = re.sub(r"/api/results/[0-9a-f]{32}", "/api/results/{id}", path).replace(
+                "/v2/models/fxdemo", "/v2/models/{model}")
             for code in set(sts):
                 if str(code) not in doc["paths"][dpath][method.lower()]["responses"]:
                     undocumented.append((method, dpath, code))
