@@ -340,7 +340,9 @@ static enum MHD_Result start_infer(struct MHD_Connection *c, sv_req *r)
     char msg[512];
     v->m = (sv_v2_model){s->C, s->H, s->W,
                          s->o.queue_max < V2_MAX_IMAGES ? s->o.queue_max : V2_MAX_IMAGES};
-    int st = sv_v2_parse(r->body, r->n, v->header_len, &v->m, &v->q, msg, sizeof msg);
+    static const uint8_t empty[1];
+    int st =
+        sv_v2_parse(r->body ? r->body : empty, r->n, v->header_len, &v->m, &v->q, msg, sizeof msg);
     enum MHD_Result res = MHD_YES;
     if (st)
         res = v2_error(c, r, st, "%s", msg);
@@ -349,7 +351,8 @@ static enum MHD_Result start_infer(struct MHD_Connection *c, sv_req *r)
     else
         st = take_inputs(c, r, &res);
     sv_v2_request_free_files(&v->q); /* decoded now, as the body below */
-    explicit_bzero(r->body, r->cap); /* patient data, in the model's input now */
+    if (r->body)                     /* patient data, in the model's input now */
+        explicit_bzero(r->body, r->cap);
     free(r->body);
     r->body = NULL, r->n = r->cap = 0;
     if (st)

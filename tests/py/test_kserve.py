@@ -210,6 +210,7 @@ def malformed(srv):
     z = np.zeros((1, 1, H, W), np.float32).tobytes()
     cases = [
         ("not JSON", b"{", b"", 400, "JSON"),
+        ("empty body", b"", b"", 400, "JSON"),
         ("no inputs", {"outputs": []}, b"", 400, "one input"),
         ("two inputs", {"inputs": [ok_in, ok_in]}, b"", 400, "one input"),
         ("unknown input", {"inputs": [dict(ok_in, name="X", data=[0])]}, b"", 400, "unknown input"),
