@@ -5,14 +5,15 @@
  * File layout (written by tests/py/gen_ops_ref.py):
  *   /cases/<name>           one group per case, attributes:
  *       op      string: conv batchnorm relu leaky_relu clip sigmoid
- *               hard_sigmoid hard_swish tanh prelu add sub mul div concat
+ *               hard_sigmoid hard_swish tanh elu selu gelu prelu add sub mul div concat
  *               split maxpool avgpool global_avgpool global_maxpool gemm
  *               matmul softmax transpose pad reduce_mean
  *       tol     float: max|ours - torch| / max|torch| allowed
  *       ONNX attributes of the op (ints as int64 arrays, floats as float64):
  *         conv: strides dilations pads(t,l,b,r) group [auto_pad string]
  *         batchnorm: epsilon   leaky_relu: alpha   clip: min max
- *         hard_sigmoid: alpha beta   concat/split/softmax: axis
+ *         hard_sigmoid: alpha beta   elu: alpha   selu: alpha gamma
+ *         concat/split/softmax: axis
  *         split: split (sizes)   maxpool/avgpool: kernel_shape strides pads
  *         ceil_mode [dilations] [count_include_pad]
  *         gemm: alpha beta transA transB   transpose: perm
@@ -319,6 +320,13 @@ static inline fx_status fx_case_act(const fx_case *c, int fast, fx_case_tensor *
         return fx_case_unary(c, out, n_out, fx_op_hard_swish_ref, 0, 0);
     if (strcmp(op, "tanh") == 0)
         return fx_case_unary(c, out, n_out, fx_op_tanh_ref, 0, 0);
+    if (strcmp(op, "elu") == 0)
+        return fx_case_unary(c, out, n_out, fx_op_elu_ref, (float)a, 0);
+    if (strcmp(op, "selu") == 0)
+        return fx_case_unary(c, out, n_out, fx_op_selu_ref, (float)a,
+                             (float)fx_case_attr_f(c->g, "gamma", 0.0));
+    if (strcmp(op, "gelu") == 0)
+        return fx_case_unary(c, out, n_out, fx_op_gelu_ref, 0, 0);
     return FX_ERR_UNSUPPORTED;
 }
 
@@ -567,6 +575,9 @@ static const fx_case_op fx_case_ops[] = {
     {"hard_sigmoid", fx_case_act, 0},
     {"hard_swish", fx_case_act, 0},
     {"tanh", fx_case_act, 0},
+    {"elu", fx_case_act, 0},
+    {"selu", fx_case_act, 0},
+    {"gelu", fx_case_act, 0},
     {"prelu", fx_case_binary, 0},
     {"add", fx_case_binary, 0},
     {"sub", fx_case_binary, 0},

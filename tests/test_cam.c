@@ -227,6 +227,9 @@ static void act_fwd(const void *v, const float *x, float *y)
     case FX_VJP_HARD_SIGMOID: fx_op_hard_sigmoid_ref(&c->p, x, y); break;
     case FX_VJP_HARD_SWISH: fx_op_hard_swish_ref(&c->p, x, y); break;
     case FX_VJP_TANH: fx_op_tanh_ref(&c->p, x, y); break;
+    case FX_VJP_ELU: fx_op_elu_ref(&c->p, x, y); break;
+    case FX_VJP_SELU: fx_op_selu_ref(&c->p, x, y); break;
+    case FX_VJP_GELU: fx_op_gelu_ref(&c->p, x, y); break;
     }
 }
 
@@ -234,12 +237,14 @@ static void test_vjp_act(void)
 {
     const int64_t n = 64;
     float kinks[] = {0.0f, 6.0f, -3.0f, 3.0f};
-    for (int k = FX_VJP_RELU; k <= FX_VJP_TANH; k++) {
+    for (int k = FX_VJP_RELU; k <= FX_VJP_GELU; k++) {
         act_ctx c = {{.n = n, .alpha = 0.1f, .beta = 0.9f}, (fx_vjp_act_kind)k};
         if (k == FX_VJP_CLIP)
             c.p.alpha = 0.0f, c.p.beta = 6.0f;
         if (k == FX_VJP_HARD_SIGMOID)
             c.p.alpha = 1.0f / 6.0f, c.p.beta = 0.5f;
+        if (k == FX_VJP_ELU || k == FX_VJP_SELU)
+            c.p.alpha = 1.6f, c.p.beta = 1.05f;
         float *x = rnd(n, -5, 8), *y = malloc(n * sizeof *y), *dy = rnd(n, -1, 1);
         float *dx = calloc(n, sizeof *dx);
         avoid(x, n, kinks, 4, 0.05f);

@@ -207,6 +207,12 @@ fx_status fx_op_hard_sigmoid_ref(const fx_act_params *p, const float *x, float *
 fx_status fx_op_hard_swish_ref(const fx_act_params *p, const float *x, float *y);
 /* y = tanh(x) */
 fx_status fx_op_tanh_ref(const fx_act_params *p, const float *x, float *y);
+/* y = x > 0 ? x : alpha (exp(x) - 1) */
+fx_status fx_op_elu_ref(const fx_act_params *p, const float *x, float *y);
+/* y = beta (x > 0 ? x : alpha (exp(x) - 1)) (ONNX Selu: alpha, gamma) */
+fx_status fx_op_selu_ref(const fx_act_params *p, const float *x, float *y);
+/* y = x Phi(x), the exact (erf) GELU */
+fx_status fx_op_gelu_ref(const fx_act_params *p, const float *x, float *y);
 
 /* Fast CPU activations (ops_fast.c): OpenMP + SIMD, same contract.  Relu,
  * Clip and HardSwish are bit-identical to the references; Sigmoid uses a

@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "fxscreen/cam.h"
 #include "fxscreen/h5util.h"
+#include "fxscreen/keras.h"
 #include "fxscreen/onnx.h"
 #include "fxscreen/sha256.h"
 
@@ -266,7 +267,7 @@ int fx_cmd_model_cam(int argc, char **argv)
         (rc = cam_targets(&a, (int)dims[0], &targets)))
         goto done;
     rc = FX_EXIT_USAGE;
-    if ((st = fx_onnx_load(a.model, &g, &err)) != FX_OK ||
+    if ((st = fx_model_load(a.model, &g, &err)) != FX_OK ||
         (st = fx_graph_check_supported(g, &err)) != FX_OK ||
         (st = fx_graph_prepare(g, (int)dims[0], (int)dims[2], (int)dims[3], &err)) != FX_OK) {
         fprintf(stderr, "model cam: %s: %s\n", a.model, err.msg);

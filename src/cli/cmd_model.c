@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "fxscreen/graph.h"
 #include "fxscreen/h5util.h"
+#include "fxscreen/keras.h"
 #include "fxscreen/onnx.h"
 #include "fxscreen/sha256.h"
 
@@ -67,7 +68,7 @@ static void shape_str(const fx_shape *s, char *buf, size_t n)
 static int load_model(const char *path, fx_graph **g)
 {
     fx_error err = {0};
-    fx_status st = fx_onnx_load(path, g, &err);
+    fx_status st = fx_model_load(path, g, &err);
     if (st != FX_OK) {
         fprintf(stderr, "model: %s\n", err.msg);
         return st == FX_ERR_NOMEM || st == FX_ERR_INTERNAL ? FX_EXIT_FAIL : FX_EXIT_USAGE;

@@ -45,6 +45,9 @@ static const fx_op_def op_table[] = {
     {"Squeeze", V, fx_bind_view, fx_exec_view},
     {"Sub", E, fx_bind_binary, fx_exec_binary},
     {"Tanh", E, fx_bind_act, fx_exec_act},
+    {"Elu", E, fx_bind_act, fx_exec_act},
+    {"Selu", E, fx_bind_act, fx_exec_act},
+    {"Gelu", E, fx_bind_act, fx_exec_act},
     {"Transpose", 0, fx_bind_transpose, fx_exec_transpose},
     {"Unsqueeze", V, fx_bind_view, fx_exec_view},
 };

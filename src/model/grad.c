@@ -35,7 +35,7 @@ static int vjp_supported(const fx_grad *gr, const fx_node *n)
     /* clang-format off */
     static const char *const ok[] = {
         "Conv", "Gemm", "MatMul", "Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid",
-        "HardSigmoid", "HardSwish", "Tanh", "Add", "Sub", "Mul", "Div",
+        "HardSigmoid", "HardSwish", "Tanh", "Elu", "Selu", "Gelu", "Add", "Sub", "Mul", "Div",
         "BatchNormalization", "Concat", "Split", "MaxPool", "AveragePool",
         "GlobalAveragePool", "GlobalMaxPool", "Transpose", "Pad", "ReduceMean", "Softmax",
         "Slice", "Gather", "Cast"};
@@ -346,7 +346,10 @@ static fx_status bw_act(const bw_ctx *c, const fx_node *n, const float *dy, floa
                  {"Sigmoid", FX_VJP_SIGMOID},
                  {"HardSigmoid", FX_VJP_HARD_SIGMOID},
                  {"HardSwish", FX_VJP_HARD_SWISH},
-                 {"Tanh", FX_VJP_TANH}};
+                 {"Tanh", FX_VJP_TANH},
+                 {"Elu", FX_VJP_ELU},
+                 {"Selu", FX_VJP_SELU},
+                 {"Gelu", FX_VJP_GELU}};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         if (!strcmp(n->op_type, kinds[i].op))
             return fx_vjp_act(kinds[i].k, &n->b.u.act, vin(c, n, 0), value(c->gr, c->p, n->out[0]),

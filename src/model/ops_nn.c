@@ -189,7 +189,15 @@ fx_status fx_bind_act(fx_graph *g, fx_node *n, fx_error *err)
     else if (!strcmp(t, "HardSigmoid")) {
         p->alpha = fx_attr_float(n, "alpha", 0.2f);
         p->beta = fx_attr_float(n, "beta", 0.5f);
-    } else if (!strcmp(t, "Clip") && (st = clip_bounds(g, n, &p->alpha, &p->beta, err)) != FX_OK)
+    } else if (!strcmp(t, "Elu"))
+        p->alpha = fx_attr_float(n, "alpha", 1.0f);
+    else if (!strcmp(t, "Selu")) {
+        p->alpha = fx_attr_float(n, "alpha", 1.67326319217681884765625f);
+        p->beta = fx_attr_float(n, "gamma", 1.05070102214813232421875f);
+    } else if (!strcmp(t, "Gelu") && strcmp(fx_attr_str(n, "approximate", "none"), "none"))
+        return NODE_ERR(err, n, FX_ERR_UNSUPPORTED, "approximate '%s' (only the exact GELU)",
+                        fx_attr_str(n, "approximate", ""));
+    else if (!strcmp(t, "Clip") && (st = clip_bounds(g, n, &p->alpha, &p->beta, err)) != FX_OK)
         return st;
     fx_set_out(g, n, 0, FX_DT_FLOAT, x);
     return FX_OK;
@@ -200,6 +208,12 @@ fx_status fx_exec_act(const fx_node *n, const fx_exec *x)
     const fx_act_params *p = &n->b.u.act;
     const float *in = x->in[0];
     float *out = x->out[0];
+    if (!strcmp(n->op_type, "Elu"))
+        return fx_op_elu_ref(p, in, out);
+    if (!strcmp(n->op_type, "Selu"))
+        return fx_op_selu_ref(p, in, out);
+    if (!strcmp(n->op_type, "Gelu"))
+        return fx_op_gelu_ref(p, in, out);
     if (x->fast)
         switch (n->op_type[0]) {
         case 'R': return fx_op_relu_fast(p, in, out);

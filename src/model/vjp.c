@@ -187,6 +187,13 @@ static float act_grad(fx_vjp_act_kind k, const fx_act_params *p, float x, float 
     }
     case FX_VJP_HARD_SWISH: return x < -3.0f ? 0.0f : x <= 3.0f ? g * (x / 3.0f + 0.5f) : g;
     case FX_VJP_TANH: return g * (1.0f - y * y);
+    case FX_VJP_ELU: return x > 0.0f ? g : g * (float)(p->alpha * exp((double)x));
+    case FX_VJP_SELU: return g * p->beta * (x > 0.0f ? 1.0f : (float)(p->alpha * exp((double)x)));
+    case FX_VJP_GELU: { /* Phi(x) + x phi(x) */
+        double cdf = 0.5 * (1.0 + erf(x * 0.70710678118654752440));
+        double pdf = 0.39894228040143267794 * exp(-0.5 * (double)x * x);
+        return (float)(g * (cdf + x * pdf));
+    }
     }
     return 0.0f;
 }

@@ -43,6 +43,9 @@ typedef enum fx_vjp_act_kind {
     FX_VJP_HARD_SIGMOID, /* alpha, beta */
     FX_VJP_HARD_SWISH,
     FX_VJP_TANH, /* reads y */
+    FX_VJP_ELU,  /* alpha */
+    FX_VJP_SELU, /* alpha, beta = gamma */
+    FX_VJP_GELU,
 } fx_vjp_act_kind;
 
 /* Unary activations on p->n elements.  x: the input, y: the output

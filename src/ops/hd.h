@@ -26,6 +26,9 @@ typedef enum fx_unary_kind {
     FX_U_HSWISH,   /* x min(max(x + 3, 0), 6) / 6 */
     FX_U_TANH,
     FX_U_SILU, /* x * sigmoid(x): the float sigmoid times x, as Sigmoid + Mul compute it */
+    FX_U_ELU,  /* x > 0 ? x : alpha (exp(x) - 1) */
+    FX_U_SELU, /* beta (x > 0 ? x : alpha (exp(x) - 1)): beta is ONNX's gamma */
+    FX_U_GELU, /* x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, in double */
 } fx_unary_kind;
 
 FX_HD float fx_hd_sigmoid(float x)
@@ -55,6 +58,9 @@ FX_HD float fx_hd_unary(fx_unary_kind k, float x, float alpha, float beta)
     }
     case FX_U_TANH: return tanhf(x);
     case FX_U_SILU: return x * fx_hd_sigmoid(x);
+    case FX_U_ELU: return x > 0.0f ? x : (float)(alpha * expm1((double)x));
+    case FX_U_SELU: return beta * (x > 0.0f ? x : (float)(alpha * expm1((double)x)));
+    case FX_U_GELU: return (float)(0.5 * x * (1.0 + erf(x * 0.70710678118654752440)));
     }
     return x;
 }

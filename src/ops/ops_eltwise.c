@@ -28,6 +28,9 @@ UNARY_REF(sigmoid, FX_U_SIGMOID)
 UNARY_REF(hard_sigmoid, FX_U_HSIGMOID)
 UNARY_REF(hard_swish, FX_U_HSWISH)
 UNARY_REF(tanh, FX_U_TANH)
+UNARY_REF(elu, FX_U_ELU)
+UNARY_REF(selu, FX_U_SELU)
+UNARY_REF(gelu, FX_U_GELU)
 
 /* ---- broadcasting -------------------------------------------------------- */
 

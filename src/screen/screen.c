@@ -10,6 +10,7 @@
 #include "fxscreen/fsutil.h"
 #include "fxscreen/grad.h"
 #include "fxscreen/graph.h"
+#include "fxscreen/keras.h"
 #include "fxscreen/onnx.h"
 #include "fxscreen/overlay.h"
 
@@ -49,8 +50,15 @@ fx_status fx_screen_sidecar(const char *model, char **out, fx_error *err)
     if (!side)
         return fx_error_set(err, FX_ERR_NOMEM, "out of memory");
     memcpy(side, model, n + 1);
-    if (n > 5 && !strcmp(side + n - 5, ".onnx"))
-        side[n - 5] = 0;
+    /* M.onnx, M.h5, M.keras -> M.yaml */
+    static const char *const ext[] = {".onnx", ".h5", ".hdf5", ".keras"};
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+        size_t k = strlen(ext[i]);
+        if (n > k && !strcmp(side + n - k, ext[i])) {
+            side[n - k] = 0;
+            break;
+        }
+    }
     strcat(side, ".yaml");
     if (access(side, R_OK) == 0)
         *out = side;
@@ -182,7 +190,7 @@ static fx_status screen_load(fx_screen *m, const char *model, const char *config
     fx_status st = fx_sha256_file(model, m->sha, err);
     if (st != FX_OK)
         return st == FX_ERR_IO ? fx_error_set(err, FX_ERR_USAGE, "%s", err->msg) : st;
-    if ((st = fx_onnx_load(model, &m->g, err)) != FX_OK) {
+    if ((st = fx_model_load(model, &m->g, err)) != FX_OK) {
         fx_error_prefix(err, "%s: ", model);
         return st == FX_ERR_IO ? FX_ERR_USAGE : st;
     }

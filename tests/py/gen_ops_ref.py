@@ -137,6 +137,10 @@ def norm_act_cases(g):
           ELT, alpha=0.2, beta=0.5)
     g.add("hard_swish", "hard_swish", [x], [F.hardswish(x)], ELT)
     g.add("tanh", "tanh", [x], [t.tanh(x)], ELT)
+    for a in (1.0, 0.7):
+        g.add("elu_%g" % a, "elu", [x], [F.elu(x, a)], ELT, alpha=a)
+    g.add("selu", "selu", [x], [F.selu(x)], ELT, alpha=1.6732632423543772, gamma=1.0507009873554805)
+    g.add("gelu", "gelu", [x], [F.gelu(x)], ELT)
     # PRelu: per channel (C,1,1), one slope (1,), full slope (C,H,W)
     x = g.rand(2, 4, 5, 3, lo=-2, hi=2)
     s = g.rand(4)
