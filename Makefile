@@ -202,11 +202,17 @@ $(ASAN_DIR)/tests/%: tests/%.c $(ASAN_DIR)/libfxscreen.a
 	@mkdir -p $(@D)
 	$(CC) $(BASE_CFLAGS) $(ASAN_FLAGS) -Itests -o $@ $< $(ASAN_DIR)/libfxscreen.a $(PKG_LIBS) -fopenmp
 
-# fuzz_onnx also needs the importer, the graph, the ops and protobuf-c.
+# fuzz_onnx also needs the importer, the graph, the ops and protobuf-c (and,
+# as src/model holds the Keras importer too, HDF5, cJSON and libarchive).
+KERAS_LIBS := $(shell pkg-config --libs hdf5 libcjson 2>/dev/null) -larchive
 FUZZ_ONNX_SRC := $(BUILD)/gen/onnx.pb-c.c $(wildcard src/model/*.c src/ops/*.c src/backend/*.c) src/core/device.c
 $(BUILD)/fuzz/fuzz_onnx: $(FUZZ_ONNX_SRC)
 $(BUILD)/fuzz/fuzz_onnx: FUZZ_LIBSRC += $(FUZZ_ONNX_SRC)
-$(BUILD)/fuzz/fuzz_onnx: FUZZ_LIBS := -lprotobuf-c -lopenblas
+$(BUILD)/fuzz/fuzz_onnx: FUZZ_LIBS := -lprotobuf-c -lopenblas $(KERAS_LIBS)
+# fuzz_keras: the Keras config reader over the same sources (zero weights).
+$(BUILD)/fuzz/fuzz_keras: $(FUZZ_ONNX_SRC)
+$(BUILD)/fuzz/fuzz_keras: FUZZ_LIBSRC += $(FUZZ_ONNX_SRC)
+$(BUILD)/fuzz/fuzz_keras: FUZZ_LIBS := -lprotobuf-c -lopenblas $(KERAS_LIBS)
 
 # fuzz_dicom also needs the GDCM wrapper, built by clang++ with the same sanitizers.
 $(BUILD)/fuzz/dicom_gdcm.o: src/io/dicom_gdcm.cpp
@@ -264,6 +270,7 @@ gpu-bundle:
 deps:
 	@bash scripts/deps.sh
 	@bash scripts/venv.sh $(BUILD)
+	@bash scripts/venv.sh $(BUILD) keras
 
 bench: all $(BENCHES)
 	@bash bench/decode.sh $(BUILD)

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# The tests' Python: a venv under BUILD (default build/venv) on Debian's
-# python3, with its packages visible, plus tests/requirements.txt from PyPI.
-# Idempotent: rebuilt only when tests/requirements.txt changes.
+# The tests' Python environments under BUILD (default build/), from PyPI:
+#   scripts/venv.sh [BUILD]         build/venv: Debian's python3 with its
+#                                   packages visible, plus tests/requirements.txt
+#   scripts/venv.sh [BUILD] keras   build/venv-keras: isolated (TensorFlow
+#                                   brings numpy 2), tests/requirements-keras.txt
+# Idempotent: a venv is rebuilt only when its requirements file changes.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-venv=${1:-$root/build}/venv
-req=$root/tests/requirements.txt
+build=${1:-$root/build}
+if [ "${2:-}" = keras ]; then
+  venv=$build/venv-keras req=$root/tests/requirements-keras.txt opts=()
+else
+  venv=$build/venv req=$root/tests/requirements.txt opts=(--system-site-packages)
+fi
 stamp=$venv/.requirements
 if [ -x "$venv/bin/python" ] && cmp -s "$req" "$stamp"; then
   echo "venv: $venv up to date"
@@ -13,7 +20,7 @@ if [ -x "$venv/bin/python" ] && cmp -s "$req" "$stamp"; then
 fi
 echo "venv: creating $venv from $req"
 rm -rf "$venv"
-/usr/bin/python3 -m venv --system-site-packages "$venv"
+/usr/bin/python3 -m venv "${opts[@]}" "$venv"
 if ! "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"; then
   echo "venv: pip could not install $req (no PyPI access?); the tests that need it will fail" >&2
   rm -rf "$venv"

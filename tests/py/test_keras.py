@@ -153,7 +153,9 @@ def refusals(work):
     p = run(["model", "info", t])
     check("truncated .keras: a clean error", p.returncode == 2 and p.stderr.strip(), p.stderr[:300])
     rng = np.random.RandomState(1)
-    crashes = []
+    asan = os.path.abspath(os.path.join(su.BUILD, "asan", "fxscreen"))
+    crashes, asan_bad = [], []
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:exitcode=86", UBSAN_OPTIONS="halt_on_error=1")
     for i in range(40):  # bytes flipped all over: errors, never a crash
         b = bytearray(data if i % 2 else kdata)
         for _ in range(rng.randint(1, 30)):
@@ -163,7 +165,19 @@ def refusals(work):
         p = run(["model", "info", t], timeout=120)
         if p.returncode not in (0, 2):
             crashes.append((i, p.returncode, p.stderr[-200:]))
+        if os.path.exists(asan):  # the importer's own code under the sanitizers
+            q = subprocess.run([asan, "model", "info", t], capture_output=True, text=True, errors="replace",
+                               timeout=300, env=env)
+            if q.returncode not in (0, 2) or "runtime error" in q.stderr:
+                asan_bad.append((i, q.returncode, q.stderr[-300:]))
     check("40 damaged files: each loads or fails with exit 2, never a crash", not crashes, crashes[:3])
+    for good_file in ("zoo_k3.keras", "zoo_k2.h5", "efficientnetb0_96x96_k3.keras"):  # every layer kind
+        q = subprocess.run([asan, "model", "info", os.path.join(REF, good_file)], capture_output=True, text=True,
+                           errors="replace", timeout=300, env=env) if os.path.exists(asan) else None
+        if q is not None and (q.returncode != 0 or "runtime error" in q.stderr):
+            asan_bad.append((good_file, q.returncode, q.stderr[-300:]))
+    check("the same 40, and three good models with every layer kind, under ASan+UBSan: no report",
+          os.path.exists(asan) and not asan_bad, asan_bad[:2])
 
     # Files made by hand with h5py from a good one.
     v = os.path.join(work, "v9.h5")
