@@ -308,7 +308,7 @@ static int node_refs(const cJSON *nd, const cJSON **refs, int cap)
                         return -1;
                     refs[n++] = f;
                 }
-            } else if (cJSON_IsObject(e)) {
+            } else if (cJSON_IsObject(e) || cJSON_IsNumber(e)) { /* a number: x + 3.0 */
                 if (n >= cap)
                     return -1;
                 refs[n++] = e;
@@ -438,22 +438,38 @@ static fx_status build_functional(kb *b, const cJSON *cfg, const char *scope, co
                     st = fx_error_set(b->err, FX_ERR_FORMAT, "layer '%s': bad inbound node", name);
                     break;
                 }
+                int nt = 0, scalars = 0, scalar_first = 0;
+                double scalar = 0;
                 for (int r = 0; r < nr && st == FX_OK; r++) {
                     const char *ln;
                     int a, t;
-                    if (tensor_ref(refs[r], &ln, &a, &t)) {
+                    const kt *found = NULL;
+                    if (cJSON_IsNumber(refs[r])) { /* Keras 3's ops: x + 3.0, x * (1 / 6) */
+                        scalar = refs[r]->valuedouble, scalar_first = r == 0, scalars++;
+                        continue;
+                    }
+                    if (!tensor_ref(refs[r], &ln, &a, &t)) {
+                        key_of(key, sizeof key, scope, ln, a, t);
+                        found = find(b, key);
+                    }
+                    if (!found) {
                         st = fx_error_set(b->err, FX_ERR_FORMAT, "layer '%s': bad inbound tensor",
                                           name);
                         break;
                     }
-                    key_of(key, sizeof key, scope, ln, a, t);
-                    ins[r] = *find(b, key);
+                    ins[nt++] = *found;
                 }
+                if (st == FX_OK && (nt < 1 || scalars > 1))
+                    st = fx_error_set(b->err, FX_ERR_UNSUPPORTED,
+                                      "layer '%s': called on %d tensors and %d numbers", name, nt,
+                                      scalars);
                 if (st != FX_OK)
                     break;
                 kt y = {0};
                 out_name(b, scope, name, node_i, y.name);
-                call c = {cls, name, cf, {name, *scope ? top : name, kp[i]}, ins, nr, &y};
+                call c = {cls,          name,  cf, {name, *scope ? top : name, kp[i]},
+                          ins,          nt,    &y, scalars,
+                          scalar_first, scalar};
                 if ((st = apply(b, &c, scope, depth)) != FX_OK)
                     break;
                 key_of(key, sizeof key, scope, name, node_i, 0);
@@ -561,7 +577,7 @@ static fx_status build_sequential(kb *b, const cJSON *cfg, const char *scope, co
             continue;
         kt y = {0};
         out_name(b, scope, name, 0, y.name);
-        call c = {cls, name, cf, {name, *scope ? top : name, kp[i]}, &x, 1, &y};
+        call c = {cls, name, cf, {name, *scope ? top : name, kp[i]}, &x, 1, &y, 0, 0, 0};
         if ((st = apply(b, &c, scope, depth)) != FX_OK)
             break;
         char key[KR_NAME * 2];

@@ -77,6 +77,8 @@ typedef struct call {
     const kt *in;
     int n_in;
     kt *out;
+    int has_scalar, scalar_first; /* a number among the arguments (Keras 3's ops) */
+    double scalar;
 } call;
 
 static inline const cJSON *kr_item(const cJSON *o, const char *k)

@@ -294,8 +294,9 @@ static fx_status batchnorm(kb *b, const call *c)
                    ? cJSON_GetArrayItem(ax, 0)->valueint
                : cJSON_IsNumber(ax) ? ax->valueint
                                     : -1;
-    if (axis != -1 && axis != x->rank - 1)
-        return bad(b, c->name, "normalises an axis other than the channels", NULL);
+    if ((axis != -1 && axis != x->rank - 1) || (x->rank != 2 && x->rank != 4))
+        return bad(b, c->name, "normalises an axis other than the channels, or a tensor of rank 3",
+                   NULL);
     int64_t C = chan(x);
     int scale = kr_bool(c->cfg, "scale", 1), center = kr_bool(c->cfg, "center", 1);
     float *p[4] = {0}, *ones = malloc((size_t)C * sizeof(float)), *zeros = calloc((size_t)C, 4);
@@ -367,6 +368,13 @@ static fx_status dense(kb *b, const call *c)
     if (st == FX_OK && x->rank == 2) {
         const char *in3[3] = {x->name, wn, bn};
         st = node(b, "Gemm", in3, bias ? 3 : 2, o, NULL, 0);
+    } else if (st == FX_OK && x->rank == 3) { /* (N, T, C): the last axis is stored last */
+        char mm[KR_NAME];
+        fresh(b, c->name, "matmul", mm);
+        const char *mi[2] = {x->name, wn}, *ai[2] = {mm, bn};
+        st = node(b, "MatMul", mi, 2, bias ? mm : o, NULL, 0);
+        if (st == FX_OK && bias)
+            st = node(b, "Add", ai, 2, o, NULL, 0);
     } else if (st == FX_OK) { /* on the last axis of an N-D tensor: in NHWC order */
         char t1[KR_NAME], mm[KR_NAME], t2[KR_NAME];
         int64_t to[4] = {0, 2, 3, 1}, back[4] = {0, 3, 1, 2};
@@ -375,7 +383,7 @@ static fx_status dense(kb *b, const call *c)
         fresh(b, c->name, "biased", t2);
         const char *mi[2] = {t1, wn}, *ai[2] = {mm, bn};
         if (x->rank != 4)
-            return bad(b, c->name, "Dense on a tensor of rank other than 2 or 4", NULL);
+            return bad(b, c->name, "Dense on a tensor of rank over 4", NULL);
         if ((st = transpose(b, x->name, t1, to, 4)) == FX_OK &&
             (st = node(b, "MatMul", mi, 2, bias ? mm : t2, NULL, 0)) == FX_OK && bias)
             st = node(b, "Add", ai, 2, t2, NULL, 0);
@@ -518,6 +526,27 @@ static fx_status crop(kb *b, const call *c)
 /* Add, Subtract, Multiply, Average, Maximum over c->n_in tensors. */
 static fx_status merge(kb *b, const call *c)
 {
+    if (c->has_scalar) { /* x + s, x * s, x - s, s - x */
+        int add = !strcmp(c->cls, "Add"), mul = !strcmp(c->cls, "Multiply"),
+            sub = !strcmp(c->cls, "Subtract");
+        if (c->n_in != 1 || !(add || mul || sub))
+            return bad(b, c->name, "a number among the inputs of ", c->cls);
+        float v = (float)c->scalar, minus = -1.0f;
+        char name[KR_NAME], mid[KR_NAME];
+        snprintf(name, KR_NAME, "%s", c->out->name);
+        fx_status st;
+        if (sub && c->scalar_first) { /* s - x = (x * -1) + s */
+            fresh(b, c->name, "negated", mid);
+            st = with_const(b, "Mul", c->in[0].name, &minus, 1, &c->in[0], mid);
+            if (st == FX_OK)
+                st = with_const(b, "Add", mid, &v, 1, &c->in[0], name);
+        } else {
+            if (sub)
+                v = -v;
+            st = with_const(b, mul ? "Mul" : "Add", c->in[0].name, &v, 1, &c->in[0], name);
+        }
+        return st;
+    }
     if (c->n_in < 2 || (!strcmp(c->cls, "Subtract") && c->n_in != 2))
         return bad(b, c->name, "needs two or more inputs (Subtract: two)", NULL);
     const char *op = !strcmp(c->cls, "Multiply")   ? "Mul"

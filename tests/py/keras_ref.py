@@ -92,6 +92,9 @@ def zoo(shape):
     e = L.ELU(alpha=0.7)(x)
     x = L.Average()([p, e])
     x = L.Maximum()([x, L.Subtract()([p, e])])
+    if MAJOR == 3:  # Keras 3 records arithmetic on tensors as op layers with numbers
+        x = (x + 1.5) * 0.5
+        x = 1.0 - x
     ys = []
     for k, act in enumerate(acts):
         ys.append(L.Conv2D(4, 1, activation=act, name="act_" + act)(x))
@@ -104,7 +107,9 @@ def zoo(shape):
     x = L.AveragePooling2D(2, padding="same")(x)
     x = L.Permute((2, 1, 3))(x)
     x = L.Reshape((-1, 16))(x)
+    x = L.Dense(16, activation="relu")(x)  # on (N, T, C)
     x = L.Reshape((4, -1, 16))(x)
+    x = L.Dense(12)(x)  # on (N, H, W, C): the last axis
     x = L.SpatialDropout2D(0.2)(x)
     x = L.GaussianNoise(0.1)(x)
     x = L.Flatten()(x)
@@ -180,8 +185,34 @@ def case(name, m, layer, base, shape, formats):
     sys.stdout.flush()
 
 
+def refusals(tag):
+    """Files Keras writes that fxscreen must refuse, with the reason."""
+    m, _, _ = cnn((32, 32, 1))
+    if MAJOR == 3:
+        m.save_weights(os.path.join(OUT, "refuse_weights_only_%s.weights.h5" % tag))
+    else:
+        m.save_weights(os.path.join(OUT, "refuse_weights_only_%s.h5" % tag))
+    inp = keras.Input((32, 32, 1))
+    x = L.Conv2D(4, 3)(inp)
+    x = L.Lambda(lambda t: t * 2.0, name="doubling")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    keras.Model(inp, L.Dense(1)(x)).save(os.path.join(OUT, "refuse_lambda_%s.h5" % tag))
+
+    @keras.utils.register_keras_serializable(package="clinic")
+    class Squash(L.Layer):
+        def call(self, t):
+            return t / (1.0 + abs(t))
+
+    x = L.Conv2D(4, 3)(inp)
+    x = Squash(name="squash")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    keras.Model(inp, L.Dense(1)(x)).save(os.path.join(OUT, "refuse_custom_%s.h5" % tag))
+    print("made refusals", tag)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    refusals("k%d" % MAJOR)
     tag = "k%d" % MAJOR
     fmts = ["h5", "keras"] if MAJOR == 3 else ["h5"]
     for shape in ((96, 80, 1), (64, 64, 3)):
@@ -190,6 +221,9 @@ def main():
     m, layer, base = zoo((40, 36, 1))
     case("zoo_%s" % tag, m, layer, base, (40, 36, 3 - 2), fmts)
     names = list(APPS) if MAJOR == 3 else ["mobilenetv2", "resnet50"]
+    if MAJOR == 3:
+        APPS["mobilenetv3small"] = ("MobileNetV3Small", "expanded_conv_10_add", "gap")
+        names.append("mobilenetv3small")
     for i, name in enumerate(names):
         for j, shape in enumerate(((96, 96, 3), (64, 128, 3))):
             m, layer, base = app(name, shape, functional=(i + j) % 2 == 1)

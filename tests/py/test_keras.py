@@ -208,6 +208,14 @@ def refusals(work):
     with h5py.File(sub, "a") as f:
         f.attrs["model_config"] = json.dumps({"class_name": "MyModel", "config": {}})
     refused("a subclassed model", sub, ["MyModel", "subclassed"])
+    for tag in ("k3", "k2"):  # as Keras itself wrote them
+        wo = [f for f in os.listdir(REF) if f.startswith("refuse_weights_only_" + tag)]
+        if check("Keras %s wrote a weights-only file" % tag[1], len(wo) == 1, wo):
+            refused("Keras %s save_weights file" % tag[1], os.path.join(REF, wo[0]), ["save_weights", "model.save"])
+        refused("Keras %s Lambda layer" % tag[1], os.path.join(REF, "refuse_lambda_%s.h5" % tag),
+                ["Lambda", "Python code", "'doubling'"])
+        refused("Keras %s custom layer" % tag[1], os.path.join(REF, "refuse_custom_%s.h5" % tag),
+                ["Squash", "'squash'"])
     nz = os.path.join(work, "not_keras.h5")
     with h5py.File(nz, "w") as f:
         f["x"] = np.zeros(3)
@@ -220,7 +228,7 @@ def main():
     work = tempfile.mkdtemp(prefix="fx_keras_")
     try:
         cases = sorted(f[:-4] for f in os.listdir(REF) if f.endswith(".npz"))
-        check("references: at least 16 cases", len(cases) >= 16, cases)
+        check("references: at least 19 cases", len(cases) >= 19, cases)
         for c in cases:
             ref = np.load(os.path.join(REF, c + ".npz"))
             for ext in ("h5", "keras"):
