@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/vjp.h"
 #include "check.h"
 #include "fxscreen/cam.h"
+#include "model/vjp.h"
 
 #define FD_H   1e-2
 #define FD_TOL 1e-3

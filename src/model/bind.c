@@ -74,8 +74,7 @@ fx_status fx_node_error(fx_error *err, const fx_node *n, fx_status code, const c
     return fx_error_set(err, code, "node '%s' (%s): %s", n->name, n->op_type, why);
 }
 
-fx_status fx_need_input(const fx_graph *g, const fx_node *n, int k, int want_float,
-                        fx_error *err)
+fx_status fx_need_input(const fx_graph *g, const fx_node *n, int k, int want_float, fx_error *err)
 {
     const fx_tensor *t = fx_in(g, n, k);
     if (!t)
@@ -103,8 +102,8 @@ fx_status fx_const_scalar(const fx_graph *g, const fx_node *n, int k, float *v, 
 {
     const fx_tensor *t = fx_in(g, n, k);
     if (!t || t->kind != FX_T_CONST || fx_shape_numel(&t->shape) != 1)
-        return NODE_ERR(err, n, FX_ERR_UNSUPPORTED, "input %d ('%s') must be a constant scalar",
-                        k, t ? t->name : "");
+        return NODE_ERR(err, n, FX_ERR_UNSUPPORTED, "input %d ('%s') must be a constant scalar", k,
+                        t ? t->name : "");
     *v = t->dt == FX_DT_FLOAT ? *(const float *)t->data : (float)*(const int64_t *)t->data;
     return FX_OK;
 }

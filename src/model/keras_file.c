@@ -58,6 +58,16 @@ static void quiet_off(h5_quiet q)
     H5Eset_auto2(H5E_DEFAULT, q.fn, q.data);
 }
 
+static void attr_close(hid_t a, hid_t t, hid_t sp)
+{
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (t >= 0)
+        H5Tclose(t);
+    if (a >= 0)
+        H5Aclose(a);
+}
+
 /* A string attribute (variable or fixed length) of obj, malloc'd; NULL if
  * absent or not a string. */
 static char *attr_str(hid_t obj, const char *name)
@@ -88,12 +98,7 @@ static char *attr_str(hid_t obj, const char *name)
             }
         }
     }
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (t >= 0)
-        H5Tclose(t);
-    if (a >= 0)
-        H5Aclose(a);
+    attr_close(a, t, sp);
     return out;
 }
 
@@ -137,12 +142,7 @@ static char **attr_strs(hid_t obj, const char *name, int *n)
         free(buf);
         H5Tclose(mt);
     }
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (t >= 0)
-        H5Tclose(t);
-    if (a >= 0)
-        H5Aclose(a);
+    attr_close(a, t, sp);
     return out;
 }
 

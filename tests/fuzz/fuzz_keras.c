@@ -23,7 +23,8 @@ static fx_status zeros(kr_weights *w, const kr_layer_ref *ref, int i, const fx_s
             shape->d[k] = 1;
         n *= shape->d[k];
         if (n > (1 << 22))
-            return fx_error_set(err, FX_ERR_FORMAT, "layer '%s': weight %d too large", ref->name, i);
+            return fx_error_set(err, FX_ERR_FORMAT, "layer '%s': weight %d too large", ref->name,
+                                i);
     }
     *out = calloc((size_t)(n ? n : 1), sizeof(float));
     return *out ? FX_OK : fx_error_set(err, FX_ERR_NOMEM, "out of memory");

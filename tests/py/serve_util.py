@@ -5,11 +5,11 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 
 BUILD = os.environ.get("FX_BUILD", "build")
@@ -107,3 +107,16 @@ def synth(out, n, size=512, bits=16, fmt="png", seed=1):
     subprocess.run([FX, "synth", "--out", out, "-n", str(n), "--size", str(size), "--bits", str(bits),
                     "--format", fmt, "--seed", str(seed)], check=True, capture_output=True)
     return sorted(os.path.join(out, f) for f in os.listdir(out) if f.endswith((".png", ".tif", ".tiff")))
+
+
+def run_tests(prefix, *steps):
+    """Runs each step(work) in one fresh temporary directory, removed after;
+    prints the failure count and returns the exit code."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    try:
+        for step in steps:
+            step(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("%d failure(s)" % failures)
+    return 1 if failures else 0

@@ -22,7 +22,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import h5py
 import numpy as np
@@ -225,22 +224,18 @@ def refusals(work):
 def main():
     if not references():
         return 1
-    work = tempfile.mkdtemp(prefix="fx_keras_")
-    try:
-        cases = sorted(f[:-4] for f in os.listdir(REF) if f.endswith(".npz"))
-        check("references: at least 19 cases", len(cases) >= 19, cases)
-        for c in cases:
-            ref = np.load(os.path.join(REF, c + ".npz"))
-            for ext in ("h5", "keras"):
-                m = os.path.join(REF, "%s.%s" % (c, ext))
-                if os.path.exists(m):
-                    compare(work, m, ref)
-        faces(work)
-        refusals(work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print("%d failure(s)" % su.failures)
-    return 1 if su.failures else 0
+    return su.run_tests("fx_keras_", against_keras, faces, refusals)
+
+
+def against_keras(work):
+    cases = sorted(f[:-4] for f in os.listdir(REF) if f.endswith(".npz"))
+    check("references: at least 19 cases", len(cases) >= 19, cases)
+    for c in cases:
+        ref = np.load(os.path.join(REF, c + ".npz"))
+        for ext in ("h5", "keras"):
+            m = os.path.join(REF, "%s.%s" % (c, ext))
+            if os.path.exists(m):
+                compare(work, m, ref)
 
 
 if __name__ == "__main__":

@@ -16,16 +16,12 @@ unchanged:
   certificate checked, an audit line per request with the image hashes."""
 import concurrent.futures
 import hashlib
-import http.client
 import json
 import os
 import re
-import shutil
-import ssl
 import struct
 import subprocess
 import sys
-import tempfile
 
 import h5py
 import numpy as np
@@ -401,16 +397,7 @@ def secure_checks(work):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix="fx_kserve_")
-    try:
-        tensor_checks(work)
-        asan_pass(work)
-        image_checks(work)
-        secure_checks(work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print("%d failure(s)" % su.failures)
-    return 1 if su.failures else 0
+    return su.run_tests("fx_kserve_", tensor_checks, asan_pass, image_checks, secure_checks)
 
 
 if __name__ == "__main__":

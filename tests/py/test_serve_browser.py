@@ -8,7 +8,6 @@ slider changes the overlay, that the page has no console errors and no
 horizontal scrolling, that controls are labelled and reachable by keyboard;
 screenshots go to BUILD/screenshots/."""
 import base64
-import json
 import re
 import os
 import shutil

@@ -14,10 +14,8 @@ AddressSanitizer and UBSan, which must exit 0.  /metrics must count no 5xx
 but 503 (busy) from either run."""
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import serve_util as su  # noqa: E402
@@ -66,13 +64,7 @@ def main():
     if not os.path.exists(ST):
         print("FAIL schemathesis installed in %s (run `make deps` to make build/venv)" % ST)
         return 1
-    work = tempfile.mkdtemp(prefix="fx_serve_schema_")
-    try:
-        body(work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print("%d failure(s)" % su.failures)
-    return 1 if su.failures else 0
+    return su.run_tests("fx_serve_schema_", body)
 
 
 def body(work):

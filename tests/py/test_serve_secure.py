@@ -13,12 +13,10 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -41,13 +39,7 @@ def start_tls(args, ca):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix="fx_serve_sec_")
-    try:
-        body(work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print("%d failure(s)" % su.failures)
-    return 1 if su.failures else 0
+    return su.run_tests("fx_serve_sec_", body)
 
 
 def body(work):
@@ -138,8 +130,13 @@ def body(work):
         for (method, path), sts in want.items():
             for who, w in zip(who_all, sts):
                 v2post = path.startswith("/v2/")
-                st, hh, data = req(method, path, who,
-                                   (v2 if v2post else png) if method == "POST" else None,
+                body = (v2 if v2post else png) if method == "POST" else None
+                if body and who in (None, "wrong"):
+                    # Answered 401 from the headers, after which the server
+                    # closes the connection: a large body could meet a closed
+                    # socket halfway.  The body does not matter here.
+                    body = b"{}"
+                st, hh, data = req(method, path, who, body,
                                    ("application/json" if v2post else "image/png") if method == "POST" else None)
                 if st != w:
                     bad.append((method, path, who, st, w))
