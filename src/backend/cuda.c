@@ -84,7 +84,8 @@ static int cu_supports(void *ctx, const fx_graph *g, const fx_node *n, char *why
         "Div",           "MaxPool",     "AveragePool", "GlobalAveragePool",
         "GlobalMaxPool", "Gemm",        "Softmax",     "Concat",
         "Split",         "Transpose",   "Pad",         "Slice",
-        "Gather",        "Cast"};
+        "Gather",        "Cast",        "Elu",         "Selu",
+        "Gelu"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         if (!strcmp(op, ok[i]))
             return 1;
@@ -231,9 +232,16 @@ static fx_unary_kind unary_kind(const char *op)
     static const struct {
         const char *op;
         fx_unary_kind k;
-    } t[] = {{"Relu", FX_U_RELU},       {"LeakyRelu", FX_U_LEAKY},      {"Clip", FX_U_CLIP},
-             {"Sigmoid", FX_U_SIGMOID}, {"HardSigmoid", FX_U_HSIGMOID}, {"HardSwish", FX_U_HSWISH},
-             {"Tanh", FX_U_TANH}};
+    } t[] = {{"Relu", FX_U_RELU},
+             {"LeakyRelu", FX_U_LEAKY},
+             {"Clip", FX_U_CLIP},
+             {"Sigmoid", FX_U_SIGMOID},
+             {"HardSigmoid", FX_U_HSIGMOID},
+             {"HardSwish", FX_U_HSWISH},
+             {"Tanh", FX_U_TANH},
+             {"Elu", FX_U_ELU},
+             {"Selu", FX_U_SELU},
+             {"Gelu", FX_U_GELU}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!strcmp(op, t[i].op))
             return t[i].k;

@@ -58,15 +58,15 @@ static int is_head(const fx_graph *g, const fx_node *n)
         }
         return hw == 3;
     }
-    return (!strcmp(t, "Flatten") || !strcmp(t, "Reshape")) && o->rank == 2 &&
-           x->shape.d[2] > 1 && x->shape.d[3] > 1;
+    return (!strcmp(t, "Flatten") || !strcmp(t, "Reshape")) && o->rank == 2 && x->shape.d[2] > 1 &&
+           x->shape.d[3] > 1;
 }
 
 /* Rule: take the last head node in topological order; start at its data
  * input and, while that tensor is not 4-D with H, W > 1, step back through
  * its producer if that is an elementwise/activation or view op (to its first
- * non-constant input).  The first 4-D tensor with H, W > 1 found is the CAM
- * layer.  NULL if no head exists or the walk ends elsewhere. */
+ * non-constant input); a Transpose right into the head is stepped through.  The first 4-D tensor
+ * with H, W > 1 found is the CAM layer.  NULL if no head exists or the walk ends elsewhere. */
 const char *fx_graph_cam_layer(const fx_graph *g)
 {
     int head = -1;
@@ -78,6 +78,15 @@ const char *fx_graph_cam_layer(const fx_graph *g)
     int t = g->nodes[head].in[0];
     for (int steps = 0; steps < g->n_nodes + 1; steps++) {
         const fx_tensor *x = &g->t[t];
+        /* A Transpose into the head is a layout change (NHWC before a
+         * Flatten, as Keras imports and tf2onnx exports have), not a
+         * C x H x W map: the map is what it transposes. */
+        const fx_node *tp =
+            x->kind == FX_T_NODE && x->producer >= 0 ? &g->nodes[x->producer] : NULL;
+        if (steps == 0 && tp && !strcmp(tp->op_type, "Transpose") && fx_in(g, tp, 0)) {
+            t = tp->in[0];
+            continue;
+        }
         if (x->shape.rank == 4 && x->shape.d[2] > 1 && x->shape.d[3] > 1)
             return x->name;
         if (x->kind != FX_T_NODE || x->producer < 0)

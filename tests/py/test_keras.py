@@ -110,6 +110,10 @@ def faces(work):
     check("model info on .h5: Keras layer names, suggested layer relu2",
           p.returncode == 0 and "relu2" in p.stdout and "suggested Grad-CAM layer: relu2" in p.stdout,
           p.stdout[-600:] + p.stderr)
+    p = run(["model", "info", os.path.join(REF, "vgg16_96x96_k3.h5")])
+    check("a Flatten head (VGG16): the suggested Grad-CAM layer is a Keras layer, block5_pool, not the "
+          "NHWC transpose before the Flatten", "suggested Grad-CAM layer: block5_pool (512 x 3 x 3)" in p.stdout,
+          p.stdout[-300:])
     out = os.path.join(work, "run")
     p = run(["run", "--model", model, "--out", out, "--quiet"] + imgs)
     ok = p.returncode == 0
