@@ -188,12 +188,15 @@ static fx_status screen_load(fx_screen *m, const char *model, const char *config
                              const fx_prep_config *pc, fx_run_config *eff, fx_error *err)
 {
     fx_status st = fx_sha256_file(model, m->sha, err);
-    if (st != FX_OK)
-        return st == FX_ERR_IO ? fx_error_set(err, FX_ERR_USAGE, "%s", err->msg) : st;
-    if ((st = fx_model_load(model, &m->g, err)) != FX_OK) {
-        fx_error_prefix(err, "%s: ", model);
-        return st == FX_ERR_IO ? FX_ERR_USAGE : st;
+    if (st == FX_ERR_IO) { /* a model that cannot be read is a usage error; the message stays */
+        if (err)
+            err->code = FX_ERR_USAGE;
+        return FX_ERR_USAGE;
     }
+    if (st != FX_OK)
+        return st;
+    if ((st = fx_model_load(model, &m->g, err)) != FX_OK) /* its message names the file */
+        return st == FX_ERR_IO ? FX_ERR_USAGE : st;
     fx_shape in;
     if (fx_graph_num_inputs(m->g) < 1 ||
         fx_graph_tensor_shape(m->g, fx_graph_input_name(m->g, 0), &in, NULL) != FX_OK ||
@@ -214,7 +217,7 @@ static fx_status screen_load(fx_screen *m, const char *model, const char *config
                             model, (long long)in.d[2], (long long)in.d[3], pc->out_h, pc->out_w);
     m->C = pc->channels, m->H = pc->out_h, m->W = pc->out_w;
     if ((st = fx_graph_prepare(m->g, m->batch, m->H, m->W, err)) != FX_OK) {
-        fx_error_prefix(err, "%s: ", model);
+        fx_error_prefix(err, "%s", model); /* it adds the ": " */
         return st;
     }
     m->layer = eff->cam_layer[0] ? eff->cam_layer : fx_graph_cam_layer(m->g);
@@ -236,7 +239,7 @@ static fx_status screen_load(fx_screen *m, const char *model, const char *config
                             model, m->layer);
     m->lc = (int)a.d[1], m->lh = (int)a.d[2], m->lw = (int)a.d[3];
     if ((st = fx_grad_create(m->g, m->layer, &m->gr, err)) != FX_OK) {
-        fx_error_prefix(err, "%s: ", model);
+        fx_error_prefix(err, "%s", model); /* it adds the ": " */
         return st;
     }
     m->logits = fx_grad_logits_name(m->gr);

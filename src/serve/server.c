@@ -485,7 +485,7 @@ static char *read_text(const char *path, fx_error *err)
     uint8_t *b = NULL;
     size_t n = 0;
     if (fx_read_file(path, (size_t)1 << 20, &b, &n, err) != FX_OK) {
-        fx_error_prefix(err, "serve: ");
+        fx_error_prefix(err, "%s", path);
         return NULL;
     }
     char *t = realloc(b, n + 1);

@@ -219,6 +219,16 @@ def refusals(work):
                 ["Lambda", "Python code", "'doubling'"])
         refused("Keras %s custom layer" % tag[1], os.path.join(REF, "refuse_custom_%s.h5" % tag),
                 ["Squash", "'squash'"])
+    # The messages of `run`: the file named once, the reason kept.
+    junk = os.path.join(work, "junk.onnx")
+    open(junk, "wb").write(b"x")
+    for path, words in ((os.path.join(work, "missing.h5"), ["cannot open"]), (junk, ["not an ONNX model"]),
+                        (os.path.join(REF, "refuse_lambda_k3.h5"), ["Lambda"])):
+        p = run(["run", "--model", path, "--out", os.path.join(work, "r_msg"), work])
+        msg = p.stderr.strip()
+        check("run --model %s: stops at once (exit 1 or 2), the path once, the reason" % os.path.basename(path),
+              p.returncode in (1, 2) and msg.count(path) == 1 and ": :" not in msg and all(w in msg for w in words),
+              msg[:300])
     nz = os.path.join(work, "not_keras.h5")
     with h5py.File(nz, "w") as f:
         f["x"] = np.zeros(3)
