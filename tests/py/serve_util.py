@@ -1,6 +1,8 @@
-"""Helpers for the `fxscreen serve` tests: start a real server on a free
+"""Helpers for the Python tests: the build's paths, check() (PASS/FAIL lines
+and a failure count), run_tests() (the steps in one temporary directory, the
+exit code); and for the `fxscreen serve` tests a real server on a free
 loopback port (its own empty working and temporary directories, so the tests
-can check that nothing was written to disk), talk HTTP to it, stop it."""
+can check that nothing was written to disk), HTTP to it, stopping it."""
 import http.client
 import json
 import os

@@ -13,25 +13,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import h5py
 import numpy as np
 
-BUILD = os.environ.get("FX_BUILD", "build")
-FX = os.path.abspath(os.path.join(BUILD, "fxscreen"))
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-failures = 0
-
-
-def check(name, ok, detail=""):
-    global failures
-    print(("PASS " if ok else "FAIL ") + name + ("" if ok else ": " + str(detail)))
-    sys.stdout.flush()
-    if not ok:
-        failures += 1
-    return ok
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve_util import FX, ROOT, check, run_tests  # noqa: E402
 
 
 def prep(srcs, out, cwd=None):
@@ -45,13 +33,7 @@ def prep(srcs, out, cwd=None):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix="fx_archive_")
-    try:
-        body(work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print("%d failure(s)" % failures)
-    return 1 if failures else 0
+    return run_tests("fx_archive_", body)
 
 
 def body(work):

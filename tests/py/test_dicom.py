@@ -13,10 +13,8 @@ independent decode (JPEG baseline, JPEG 2000) or within the codec's bound.
 pydicom's own decode (its GDCM handler) must agree too.  Objects without an
 image, colour images and damaged files are error rows naming why."""
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import pydicom
@@ -24,19 +22,10 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.environ.get("FX_BUILD", "build")
-DUMP = os.path.abspath(os.path.join(BUILD, "tools", "fx_decode_dump"))
-FX = os.path.abspath(os.path.join(BUILD, "fxscreen"))
-failures = 0
+import serve_util as su  # noqa: E402
+from serve_util import FX, check  # noqa: E402
 
-
-def check(name, ok, detail=""):
-    global failures
-    print(("PASS " if ok else "FAIL ") + name + ("" if ok else ": " + str(detail)))
-    sys.stdout.flush()
-    if not ok:
-        failures += 1
-    return ok
+DUMP = os.path.abspath(os.path.join(su.BUILD, "tools", "fx_decode_dump"))
 
 
 def write(path, arr, bits_stored, signed=False, mono1=False, slope=None, intercept=None, window=None,
@@ -105,15 +94,7 @@ def image(h, w, lo, hi, seed):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix="fx_dicom_")
-    try:
-        cases(work)
-        errors(work)
-        run_folder(work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print("%d failure(s)" % failures)
-    return 1 if failures else 0
+    return su.run_tests("fx_dicom_", cases, errors, run_folder)
 
 
 def cases(work):
@@ -145,7 +126,6 @@ def cases(work):
         check("explicit VR LE %s: the plane the standard defines" % name, ok,
               info if got is None else (info, float(np.abs(got.astype(np.float64) - want).max()) if got.shape == want.shape else got.shape))
         if got is not None:
-            t = info[1]
             want_t = "f32" if signed or (slope is not None and (slope != 1 or icpt != 0)) else ("u8" if bits <= 8 else "u16")
             check("%s: stored as %s with bit depth %d" % (name, want_t, bits), info == (bits, want_t), info)
         ref = pydicom.dcmread(path).pixel_array.astype(np.int64)

@@ -6,29 +6,19 @@ the orientation); JPEG 2000 lossless at 8, 12 and 16 bits equal to the values
 written, lossy and colour equal to Pillow's (OpenJPEG) decode, raw .j2k
 codestreams; 12-bit JPEG refused with a reason; truncated and damaged files
 are errors, never crashes; `fxscreen prep` picks .jpg/.jp2 files in folders."""
-import io
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 from PIL import Image, ImageOps
 
-BUILD = os.environ.get("FX_BUILD", "build")
-DUMP = os.path.abspath(os.path.join(BUILD, "tools", "fx_decode_dump"))
-FX = os.path.abspath(os.path.join(BUILD, "fxscreen"))
-failures = 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import serve_util as su  # noqa: E402
+from serve_util import FX, check  # noqa: E402
 
-
-def check(name, ok, detail=""):
-    global failures
-    print(("PASS " if ok else "FAIL ") + name + ("" if ok else ": " + str(detail)))
-    sys.stdout.flush()
-    if not ok:
-        failures += 1
-    return ok
+DUMP = os.path.abspath(os.path.join(su.BUILD, "tools", "fx_decode_dump"))
 
 
 def ours(path):
@@ -56,16 +46,7 @@ def picture(h, w, hi, seed):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix="fx_jpeg_")
-    try:
-        jpeg(work)
-        jp2(work)
-        damaged(work)
-        folder(work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print("%d failure(s)" % failures)
-    return 1 if failures else 0
+    return su.run_tests("fx_jpeg_", jpeg, jp2, damaged, folder)
 
 
 def jpeg(work):
