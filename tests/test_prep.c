@@ -236,7 +236,6 @@ static void test_run_pad_small(void)
     fx_prep_scratch_destroy(s);
 }
 
-/* Windows: fixed clips, percentile on a ramp, degenerate window gives 0. */
 /* window: dicom: the file's center/width by DICOM's linear function; without
  * one, the percentiles. */
 static void test_run_window_dicom(void)
@@ -267,6 +266,7 @@ static void test_run_window_dicom(void)
     fx_prep_scratch_destroy(s);
 }
 
+/* Windows: fixed clips, percentile on a ramp, degenerate window gives 0. */
 static void test_run_windows(void)
 {
     uint16_t px[16];
