@@ -205,7 +205,8 @@ $(ASAN_DIR)/tests/%: tests/%.c $(ASAN_DIR)/libfxscreen.a
 # fuzz_onnx also needs the importer, the graph, the ops and protobuf-c (and,
 # as src/model holds the Keras importer too, HDF5, cJSON and libarchive).
 KERAS_LIBS := $(shell pkg-config --libs hdf5 libcjson 2>/dev/null) -larchive
-FUZZ_ONNX_SRC := $(BUILD)/gen/onnx.pb-c.c $(wildcard src/model/*.c src/ops/*.c src/backend/*.c) src/core/device.c
+FUZZ_ONNX_SRC := $(BUILD)/gen/onnx.pb-c.c $(wildcard src/model/*.c src/ops/*.c src/backend/*.c) src/core/device.c \
+                 src/core/jsonutil.c
 $(BUILD)/fuzz/fuzz_onnx: $(FUZZ_ONNX_SRC)
 $(BUILD)/fuzz/fuzz_onnx: FUZZ_LIBSRC += $(FUZZ_ONNX_SRC)
 $(BUILD)/fuzz/fuzz_onnx: FUZZ_LIBS := -lprotobuf-c -lopenblas $(KERAS_LIBS)
@@ -228,8 +229,8 @@ $(BUILD)/fuzz/fuzz_archive: FUZZ_LIBSRC += src/pool/archive.c src/core/fsutil.c
 $(BUILD)/fuzz/fuzz_archive: FUZZ_LIBS := -larchive
 
 # fuzz_v2: serve's Open Inference Protocol request parser (no network).
-$(BUILD)/fuzz/fuzz_v2: src/serve/v2_request.c src/serve/base64.c
-$(BUILD)/fuzz/fuzz_v2: FUZZ_LIBSRC := src/serve/v2_request.c src/serve/base64.c
+$(BUILD)/fuzz/fuzz_v2: src/serve/v2_request.c src/serve/base64.c src/core/jsonutil.c
+$(BUILD)/fuzz/fuzz_v2: FUZZ_LIBSRC := src/serve/v2_request.c src/serve/base64.c src/core/jsonutil.c
 $(BUILD)/fuzz/fuzz_v2: FUZZ_LIBS := -lcjson -lcrypto
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC)
 	@mkdir -p $(@D)

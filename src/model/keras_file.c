@@ -34,10 +34,19 @@
 
 static const unsigned char h5_magic[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
 
+static int is_h5(const unsigned char *h, size_t n)
+{
+    return n >= 8 && !memcmp(h, h5_magic, 8);
+}
+
+static int is_zip(const unsigned char *h, size_t n)
+{
+    return n >= 4 && !memcmp(h, "PK\3\4", 4);
+}
+
 int fx_keras_sniff(const void *head, size_t n)
 {
-    const unsigned char *h = head;
-    return (n >= 8 && !memcmp(h, h5_magic, 8)) || (n >= 4 && !memcmp(h, "PK\3\4", 4));
+    return is_h5(head, n) || is_zip(head, n);
 }
 
 /* HDF5 prints its error stack on every failure unless told otherwise; the
@@ -444,19 +453,26 @@ static fx_status load_zip(const char *path, fx_graph **out, fx_error *err)
 }
 #endif
 
-fx_status fx_keras_load(const char *path, fx_graph **out, fx_error *err)
+/* The first bytes of path into head (*n of them); -1 if it cannot be opened. */
+static int read_head(const char *path, unsigned char head[8], size_t *n)
 {
-    *out = NULL;
-    unsigned char head[8];
     FILE *fp = fopen(path, "rb");
     if (!fp)
-        return fx_error_set(err, FX_ERR_IO, "cannot open: %s", strerror(errno));
-    size_t n = fread(head, 1, sizeof head, fp);
+        return -1;
+    *n = fread(head, 1, 8, fp);
     fclose(fp);
+    return 0;
+}
+
+/* The Keras file at path, whose first bytes are head. */
+static fx_status load_as(const char *path, const unsigned char *head, size_t n, fx_graph **out,
+                         fx_error *err)
+{
+    *out = NULL;
     fx_status st;
-    if (n >= 8 && !memcmp(head, h5_magic, 8))
+    if (is_h5(head, n))
         st = load_legacy(path, out, err);
-    else if (n >= 4 && !memcmp(head, "PK\3\4", 4)) {
+    else if (is_zip(head, n)) {
 #ifndef FX_NO_ARCHIVE
         st = load_zip(path, out, err);
 #else
@@ -475,13 +491,21 @@ fx_status fx_keras_load(const char *path, fx_graph **out, fx_error *err)
     return st;
 }
 
+fx_status fx_keras_load(const char *path, fx_graph **out, fx_error *err)
+{
+    unsigned char head[8];
+    size_t n = 0;
+    *out = NULL;
+    if (read_head(path, head, &n))
+        return fx_error_set(err, FX_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    return load_as(path, head, n, out, err);
+}
+
 fx_status fx_model_load(const char *path, fx_graph **out, fx_error *err)
 {
     unsigned char head[8];
-    FILE *fp = fopen(path, "rb");
-    size_t n = fp ? fread(head, 1, sizeof head, fp) : 0;
-    if (fp)
-        fclose(fp);
-    return fp && fx_keras_sniff(head, n) ? fx_keras_load(path, out, err)
-                                         : fx_onnx_load(path, out, err);
+    size_t n = 0;
+    if (!read_head(path, head, &n) && fx_keras_sniff(head, n))
+        return load_as(path, head, n, out, err);
+    return fx_onnx_load(path, out, err); /* its errors, a missing file included */
 }

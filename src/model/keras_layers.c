@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jsonutil.h"
 #include "model/keras_internal.h"
 
 static int pair_of(const cJSON *o, const char *k, int dflt, int *v)
@@ -773,49 +774,23 @@ static fx_status prelu(kb *b, const call *c)
     return st == FX_OK ? node(b, "PRelu", in, 2, c->out->name, NULL, 0) : st;
 }
 
-/* A number or a list of numbers (Rescaling's scale/offset, Normalization's
- * mean/variance in the config) into v[0..*n); -1 otherwise. */
-static int floats_of(const cJSON *a, float *v, int cap, int *n)
-{
-    const cJSON *e;
-    *n = 0;
-    if (cJSON_IsNumber(a)) {
-        v[(*n)++] = (float)a->valuedouble;
-        return 0;
-    }
-    if (!cJSON_IsArray(a))
-        return -1;
-    cJSON_ArrayForEach(e, a)
-    {
-        if (cJSON_IsArray(e)) {
-            int k;
-            if (floats_of(e, v + *n, cap - *n, &k))
-                return -1;
-            *n += k;
-        } else if (!cJSON_IsNumber(e) || *n >= cap)
-            return -1;
-        else
-            v[(*n)++] = (float)e->valuedouble;
-    }
-    return 0;
-}
-
 static fx_status rescaling(kb *b, const call *c)
 {
     const kt *x = &c->in[0];
+    /* A number, or one per channel. */
     float sc[4096], of[4096];
-    int ns, no;
-    if (floats_of(kr_item(c->cfg, "scale"), sc, 4096, &ns) || ns < 1)
+    size_t ns, no;
+    if (fx_json_floats(kr_item(c->cfg, "scale"), sc, 4096, &ns) || ns < 1)
         return bad(b, c->name, "bad scale", NULL);
     if (!kr_item(c->cfg, "offset"))
         of[0] = 0, no = 1;
-    else if (floats_of(kr_item(c->cfg, "offset"), of, 4096, &no) || no < 1)
+    else if (fx_json_floats(kr_item(c->cfg, "offset"), of, 4096, &no) || no < 1)
         return bad(b, c->name, "bad offset", NULL);
     char mid[KR_NAME];
     fresh(b, c->name, "scaled", mid);
-    fx_status st = with_const(b, "Mul", x->name, sc, ns, x, mid);
+    fx_status st = with_const(b, "Mul", x->name, sc, (int)ns, x, mid);
     if (st == FX_OK)
-        st = with_const(b, "Add", mid, of, no, x, c->out->name);
+        st = with_const(b, "Add", mid, of, (int)no, x, c->out->name);
     return st;
 }
 
@@ -829,11 +804,11 @@ static fx_status normalization(kb *b, const call *c)
     if (C < 1 || C > 4096)
         return bad(b, c->name, "needs a known channel count up to 4096", NULL);
     float mean[4096], var[4096];
-    int nm = 0, nv = 0;
+    size_t nm = 0, nv = 0;
     fx_status st = FX_OK;
     if (kr_item(c->cfg, "mean") && !cJSON_IsNull(kr_item(c->cfg, "mean"))) {
-        if (floats_of(kr_item(c->cfg, "mean"), mean, 4096, &nm) ||
-            floats_of(kr_item(c->cfg, "variance"), var, 4096, &nv))
+        if (fx_json_floats(kr_item(c->cfg, "mean"), mean, 4096, &nm) ||
+            fx_json_floats(kr_item(c->cfg, "variance"), var, 4096, &nv))
             return bad(b, c->name, "bad mean or variance", NULL);
     } else {
         fx_shape any = {.rank = -1}, got;
@@ -847,24 +822,24 @@ static fx_status normalization(kb *b, const call *c)
                          NULL);
             for (int64_t i = 0; st == FX_OK && i < n; i++)
                 (k ? var : mean)[i] = w[i];
-            *(k ? &nv : &nm) = (int)n;
+            *(k ? &nv : &nm) = (size_t)n;
             free(w);
         }
     }
     if (st != FX_OK)
         return st;
-    if ((nm != 1 && nm != C) || (nv != 1 && nv != C) || nm != nv)
+    if ((nm != 1 && (int64_t)nm != C) || (nv != 1 && (int64_t)nv != C) || nm != nv)
         return bad(b, c->name, "mean and variance do not match the channels", NULL);
     /* (x - mean) / max(sqrt(var), epsilon), as Keras computes it. */
-    for (int i = 0; i < nv; i++) {
+    for (size_t i = 0; i < nv; i++) {
         float sd = sqrtf(var[i]);
         var[i] = 1.0f / (sd > 1e-7f ? sd : 1e-7f);
     }
     char mid[KR_NAME];
     fresh(b, c->name, "centred", mid);
-    st = with_const(b, "Sub", x->name, mean, nm, x, mid);
+    st = with_const(b, "Sub", x->name, mean, (int)nm, x, mid);
     if (st == FX_OK)
-        st = with_const(b, "Mul", mid, var, nv, x, c->out->name);
+        st = with_const(b, "Mul", mid, var, (int)nv, x, c->out->name);
     return st;
 }
 

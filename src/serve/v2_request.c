@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/jsonutil.h"
 #include "serve/base64.h"
 #include "serve/v2_request.h"
 
@@ -32,24 +33,6 @@ static int fail(parse *p, int status, const char *fmt, ...)
     vsnprintf(p->msg, p->msg_n, fmt, ap);
     va_end(ap);
     return status;
-}
-
-/* The numbers of a (possibly nested) JSON array into out[0..cap); -1 on a
- * non-number or more than cap. */
-static int flatten(const cJSON *a, float *out, size_t cap, size_t *k)
-{
-    const cJSON *e;
-    cJSON_ArrayForEach(e, a)
-    {
-        if (cJSON_IsArray(e)) {
-            if (flatten(e, out, cap, k))
-                return -1;
-        } else if (!cJSON_IsNumber(e) || *k >= cap)
-            return -1;
-        else
-            out[(*k)++] = (float)e->valuedouble;
-    }
-    return 0;
 }
 
 /* The strings of a (possibly nested) JSON array, up to cap; -1 otherwise. */
@@ -231,7 +214,7 @@ static int parse_input(parse *p, const cJSON *req, const uint8_t *bin, size_t bi
             return fail(p, 400, "INPUT [%d, %d, %d, %d] FP32 is %zu bytes, not %zu", q->n, m->C,
                         m->H, m->W, want * sizeof(float), bin_n);
         memcpy(q->x, bin, bin_n); /* little-endian, as this machine */
-    } else if (flatten(data, q->x, want, &k) || k != want)
+    } else if (fx_json_floats(data, q->x, want, &k) || k != want) /* data: an array */
         return fail(p, 400, "INPUT 'data' must hold %zu numbers", want);
     return 0;
 }
