@@ -195,11 +195,8 @@ static fx_status apply(kb *b, call *c, const char *scope, int depth)
 
 /* The input shape of an InputLayer (or a Sequential's first layer):
  * batch_input_shape (Keras 2) or batch_shape (Keras 3). */
-static int input_shape(const cJSON *cfg, kt *t)
+static int shape_of(const cJSON *s, kt *t)
 {
-    const cJSON *s = kr_item(cfg, "batch_shape");
-    if (!s)
-        s = kr_item(cfg, "batch_input_shape");
     if (!cJSON_IsArray(s) || cJSON_GetArraySize(s) < 2 || cJSON_GetArraySize(s) > FX_OPS_MAX_RANK)
         return -1;
     t->rank = cJSON_GetArraySize(s);
@@ -210,6 +207,12 @@ static int input_shape(const cJSON *cfg, kt *t)
             return -1;
     }
     return 0;
+}
+
+static int input_shape(const cJSON *cfg, kt *t)
+{
+    const cJSON *s = kr_item(cfg, "batch_shape");
+    return shape_of(s ? s : kr_item(cfg, "batch_input_shape"), t);
 }
 
 /* The graph's input from a Keras input shape (rank 4, channels last). */
@@ -395,7 +398,7 @@ static fx_status build_functional(kb *b, const cJSON *cfg, const char *scope, co
             st = put(b, key, &x);
     }
     /* Layers in dependency order: passes until none is left. */
-    for (int pass = 0, left = nl, progress = 1; st == FX_OK && left && progress; pass++) {
+    for (int left = nl, progress = 1; st == FX_OK && left && progress;) {
         progress = 0;
         for (int i = 0; i < nl && st == FX_OK; i++) {
             if (done[i])
@@ -414,7 +417,7 @@ static fx_status build_functional(kb *b, const cJSON *cfg, const char *scope, co
                 continue;
             }
             /* Ready when every inbound tensor of every node exists. */
-            int ready = 1, k = 0;
+            int ready = 1;
             cJSON_ArrayForEach(nd, nodes)
             {
                 int nr = node_refs(nd, refs, KR_MAX_IN);
@@ -426,7 +429,6 @@ static fx_status build_functional(kb *b, const cJSON *cfg, const char *scope, co
                     key_of(key, sizeof key, scope, ln, a, t);
                     ready = find(b, key) != NULL;
                 }
-                k++;
             }
             if (!ready)
                 continue;
@@ -484,10 +486,7 @@ static fx_status build_functional(kb *b, const cJSON *cfg, const char *scope, co
                     st = put(b, key, &y);
                 node_i++;
             }
-            (void)k;
-            done[i] = 1, left--, progress = 1;
-            if (!nodes || !cJSON_GetArraySize(nodes))
-                continue; /* a layer never called */
+            done[i] = 1, left--, progress = 1; /* (a layer never called: no tensor) */
         }
         if (st == FX_OK && left && !progress)
             st = fx_error_set(b->err, FX_ERR_FORMAT,
@@ -549,13 +548,7 @@ static fx_status build_sequential(kb *b, const cJSON *cfg, const char *scope, co
             first = 1;
         else if (!kr_item(shape_cfg, "batch_input_shape") && !kr_item(shape_cfg, "batch_shape")) {
             /* Keras 3: the Sequential's build_input_shape. */
-            const cJSON *bis = kr_item(cfg, "build_input_shape");
-            cJSON *tmp = cJSON_CreateObject();
-            if (tmp && bis)
-                cJSON_AddItemReferenceToObject(tmp, "batch_shape", (cJSON *)bis);
-            int bad_shape = !tmp || input_shape(tmp, &x);
-            cJSON_Delete(tmp);
-            if (bad_shape)
+            if (shape_of(kr_item(cfg, "build_input_shape"), &x))
                 st = fx_error_set(b->err, FX_ERR_FORMAT,
                                   "Sequential model without an input shape (build it on an "
                                   "Input before saving)");
