@@ -142,17 +142,19 @@ static int parse_files(parse *p, const cJSON *data, int binary, const uint8_t *b
             return fail(p, 400, "IMAGE: %zu bytes after the last of %d elements", bin_n - at, n);
         return 0;
     }
-    int k = 0;
-    if (strings(data, (const char **)q->file, n, &k) || k != n)
-        return fail(p, 400, "IMAGE 'data' must hold %d base64 strings", n);
-    for (int i = 0; i < n; i++) {
-        const char *b64 = (const char *)q->file[i];
-        q->file[i] = NULL;
-        if (sv_base64_decode(b64, &q->own[i], &q->file_n[i]))
-            return fail(p, 400, "IMAGE[%d] is not base64 (standard alphabet)", i);
+    const char **b64 = calloc((size_t)n, sizeof *b64);
+    int k = 0, st = 0;
+    if (!b64)
+        return fail(p, 503, "out of memory for %d images", n);
+    if (strings(data, b64, n, &k) || k != n)
+        st = fail(p, 400, "IMAGE 'data' must hold %d base64 strings", n);
+    for (int i = 0; !st && i < n; i++) {
+        if (sv_base64_decode(b64[i], &q->own[i], &q->file_n[i]))
+            st = fail(p, 400, "IMAGE[%d] is not base64 (standard alphabet)", i);
         q->file[i] = q->own[i];
     }
-    return 0;
+    free(b64);
+    return st;
 }
 
 /* The one input of the request. */
