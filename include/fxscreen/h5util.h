@@ -43,6 +43,12 @@ hid_t fx_h5_f16_type(void);
 fx_status fx_h5_attr_str(hid_t obj, const char *name, const char *value, fx_error *err);
 fx_status fx_h5_attr_i64(hid_t obj, const char *name, int64_t value, fx_error *err);
 
+/* A scalar string attribute (variable or fixed length, fixed ones under
+ * max bytes) of obj, malloc'd; NULL if absent or not a string. */
+char *fx_h5_attr_read_str(hid_t obj, const char *name, size_t max);
+/* A scalar numeric attribute as int64: 1, or 0 if absent or not one. */
+int fx_h5_attr_read_i64(hid_t obj, const char *name, int64_t *out);
+
 /* Float32 -> IEEE binary16 bits, round to nearest even (inf/NaN kept). */
 uint16_t fx_f32_to_f16(float f);
 

@@ -51,6 +51,7 @@
 #include "fxscreen/device.h"
 #include "fxscreen/pool.h"
 #include "fxscreen/prepjob.h"
+#include "fxscreen/shard.h"
 #include "fxscreen/status.h"
 
 #ifdef __cplusplus
@@ -114,6 +115,7 @@ typedef struct fx_run_job {
     fx_device_kind device;    /* auto: CUDA if it runs the model, else the CPU (notice) */
     int device_index;         /* cuda:N */
     fx_precision precision;   /* on the GPU; FX_PREC_DEFAULT: FX_PREC_GPU_DEFAULT */
+    fx_shard shard;           /* count 0: every input (see shard.h) */
     /* Where, and how. */
     const char *out_dir;                               /* created if missing */
     int resume;                                        /* 1: continue the run recorded in out_dir */

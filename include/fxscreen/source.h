@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "fxscreen/sha256.h"
 #include "fxscreen/status.h"
 
 #ifdef __cplusplus
@@ -46,6 +47,7 @@ typedef struct fx_source_item {
     char *path;
     uint8_t *data;
     size_t size;
+    size_t index;     /* position in the whole list (every shard counted) */
     fx_status status; /* FX_OK, or why the path could not be listed */
     char error[FX_ERROR_MSG_MAX];
 } fx_source_item;
@@ -59,6 +61,22 @@ fx_status fx_source_create(const char *const *specs, int n, FILE *stdin_fp, fx_s
 
 /* Next item, in order. Returns 1 and fills *item, or 0 at the end. */
 int fx_source_next(fx_source *s, fx_source_item *item);
+
+/* Yield only the items whose index in the whole list is index (mod count):
+ * shard `index` of `count`, round robin, so shards differ in size by at
+ * most one item whatever the list.  The others are passed over without
+ * reading their bytes.  Call before the first fx_source_next. */
+void fx_source_set_shard(fx_source *s, size_t index, size_t count);
+
+/* Items passed so far (every shard's) and the SHA-256 of their paths in
+ * order (each with its NUL); 1 once the walk has reached the end. */
+int fx_source_digest(const fx_source *s, size_t *count, char hex[FX_SHA256_HEX]);
+
+/* The whole list's size and digest (as fx_source_digest at the end) by a
+ * separate walk that reads names only.  FX_ERR_USAGE for '-' (stdin cannot
+ * be read twice) or unusable specs. */
+fx_status fx_source_list(const char *const *specs, int n, size_t *count, char hex[FX_SHA256_HEX],
+                         fx_error *err);
 
 /* Total number of items the specs yield, by a separate walk (for progress
  * ETA); -1 when unknown (stdin). Does not disturb s. */

@@ -47,6 +47,10 @@ static void run_usage(FILE *f)
             "  --device D    auto (default: the GPU when one answers and runs the model,\n"
             "                else the CPU with a notice), cpu, cuda or cuda:N\n"
             "  --precision P the GPU's arithmetic: fp32 (default), tf32, fp16 or bf16\n"
+            "  --shard I/N   process only inputs I, I+N, I+2N, ... of the list (0 <= I < N),\n"
+            "                for `fxscreen merge`; `--shard slurm` takes I and N from a Slurm\n"
+            "                job array task, `--shard k8s --shards N` I from a Kubernetes\n"
+            "                Indexed Job (JOB_COMPLETION_INDEX)\n"
             "  --resume DIR  continue an interrupted run (every input ends up exactly once)\n"
             "  --quiet       no progress line\n");
 }
@@ -67,10 +71,12 @@ int fx_cmd_run(int argc, char **argv)
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {"overlays", optional_argument, 0, 'O'},
+                                         {"shard", required_argument, 0, 'S'},
+                                         {"shards", required_argument, 0, 'N'},
                                          {0, 0, 0, 0}};
     fx_run_job job = {.batch = 8, .method = -1, .threshold = NAN, .device = FX_DEVICE_AUTO};
-    const char *resume = NULL;
-    int quiet = 0, c;
+    const char *resume = NULL, *shard = NULL;
+    int quiet = 0, shards = 0, c;
     char *end;
     fx_error err = {0};
     optind = 1;
@@ -82,6 +88,13 @@ int fx_cmd_run(int argc, char **argv)
         case 'l': job.layer = optarg; break;
         case 'r': resume = optarg; break;
         case 'q': quiet = 1; break;
+        case 'S': shard = optarg; break;
+        case 'N':
+            if (!fx_cli_parse_int(optarg, 1, FX_SHARD_MAX, &shards)) {
+                fprintf(stderr, "run: --shards '%s': give 1..%d\n", optarg, FX_SHARD_MAX);
+                return FX_EXIT_USAGE;
+            }
+            break;
         case 'O': {
             /* `--overlays all` as well as `--overlays=all`: a following word
              * that names a mode is taken as the mode, not as a source. */
@@ -141,10 +154,10 @@ int fx_cmd_run(int argc, char **argv)
     }
     if (resume) {
         if (job.model || job.out_dir || job.config || optind < argc || job.overlays ||
-            job.method >= 0 || job.layer || !isnan(job.threshold)) {
+            job.method >= 0 || job.layer || !isnan(job.threshold) || shard || shards) {
             fprintf(stderr, "run: --resume DIR takes everything from DIR/run.json; give no "
                             "--model, --out, --config, --overlays, --method, --layer, "
-                            "--threshold or SOURCES with it\n");
+                            "--threshold, --shard or SOURCES with it\n");
             return FX_EXIT_USAGE;
         }
         job.out_dir = resume;
@@ -157,6 +170,17 @@ int fx_cmd_run(int argc, char **argv)
         run_usage(stderr);
         return FX_EXIT_USAGE;
     }
+    if (!shard && shards) {
+        fprintf(stderr, "run: --shards N goes with --shard k8s (or --shard I/N)\n");
+        return FX_EXIT_USAGE;
+    }
+    char how[96];
+    if (shard && fx_shard_parse(shard, shards, &job.shard, how, sizeof how, &err) != FX_OK) {
+        fprintf(stderr, "run: %s\n", err.msg);
+        return FX_EXIT_USAGE;
+    }
+    if (shard && !quiet)
+        fprintf(stderr, "run: %s\n", how);
     job.sources = (const char *const *)(argv + optind);
     job.nsources = argc - optind;
     job.stdin_fp = stdin;

@@ -27,6 +27,12 @@ int fx_cmd_model_cam(int argc, char **argv);
 /* `fxscreen run`: screen images with a model + Grad-CAM into results.h5 and summary.csv (cmd_run.c). */
 int fx_cmd_run(int argc, char **argv);
 
+/* `fxscreen merge`: the shards of a sharded run as one run's outputs (cmd_merge.c). */
+int fx_cmd_merge(int argc, char **argv);
+
+/* `fxscreen slurm submit|status`: a sharded run as a Slurm job array (cmd_slurm.c). */
+int fx_cmd_slurm(int argc, char **argv);
+
 /* `fxscreen eval`: screening statistics of a run's results against labels.csv (cmd_eval.c). */
 int fx_cmd_eval(int argc, char **argv);
 

@@ -15,6 +15,8 @@ static const struct {
     {"model", fx_cmd_model, "inspect an ONNX model (info) or run it on an HDF5 batch (run)"},
     {"run", fx_cmd_run,
      "screen images: model + Grad-CAM into results.h5 and summary.csv (--resume)"},
+    {"merge", fx_cmd_merge, "merge the shards of `run --shard I/N` into one run's outputs"},
+    {"slurm", fx_cmd_slurm, "submit a sharded run as a Slurm job array + merge; show progress"},
     {"serve", fx_cmd_serve,
      "the web app and REST API: upload an X-ray, get prediction, confidence, overlay"},
     {"audit", fx_cmd_audit, "verify the hash chain of a serve --audit trail"},

@@ -4,6 +4,7 @@
 #define FX_JOB_RUN_INTERNAL_H
 
 #include "fxscreen/runjob.h"
+#include "fxscreen/shard.h"
 
 /* Everything that defines a run; all strings owned. */
 typedef struct run_params {
@@ -19,6 +20,11 @@ typedef struct run_params {
     fx_precision precision; /* on the GPU */
     /* What the run was started with (run.json; checked on resume). */
     char *model_sha, *effective;
+    /* A sharded run: the shard and the whole list's size and digest
+     * (fx_source_list) when it started; count 0 otherwise. */
+    fx_shard shard;
+    size_t inputs;
+    char *inputs_sha;
 } run_params;
 
 void run_params_free(run_params *p);

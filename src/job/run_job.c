@@ -210,6 +210,38 @@ static fx_status check_unchanged(const run_params *p, const char *sha, const cha
     return FX_OK;
 }
 
+/* A shard's view of the input: the whole list's size and digest (recorded
+ * when it starts, checked when it resumes), and the source filtered. */
+static fx_status shard_inputs(run_params *p, fx_source *src, const fx_run_job *job, fx_error *err)
+{
+    size_t n;
+    char sha[FX_SHA256_HEX];
+    fx_status st = fx_source_list((const char *const *)p->sources, p->nsources, &n, sha, err);
+    if (st != FX_OK) {
+        fx_error_prefix(err, "run --shard");
+        return st;
+    }
+    if (job->resume && (n != p->inputs || !p->inputs_sha || strcmp(sha, p->inputs_sha)))
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "run --resume: the inputs of shard %d/%d changed since it started "
+                            "(%zu listed then, %zu now); its rows would no longer match the "
+                            "other shards': restore them or run every shard again",
+                            p->shard.index, p->shard.count, p->inputs, n);
+    if (!job->resume) {
+        p->inputs = n;
+        if (!(p->inputs_sha = strdup(sha)))
+            return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
+    }
+    fx_source_set_shard(src, (size_t)p->shard.index, (size_t)p->shard.count);
+    if (job->log) {
+        const char *gpus = getenv("CUDA_VISIBLE_DEVICES");
+        fprintf(job->log, "run: shard %d/%d: %zu of %zu inputs%s%s\n", p->shard.index,
+                p->shard.count, fx_shard_rows(p->shard, n), n,
+                gpus ? "; CUDA_VISIBLE_DEVICES=" : "", gpus ? gpus : "");
+    }
+    return FX_OK;
+}
+
 fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error *err)
 {
     memset(res, 0, sizeof *res);
@@ -264,6 +296,8 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
     }
     if (st == FX_OK)
         st = fx_source_create((const char *const *)p.sources, p.nsources, job->stdin_fp, &src, err);
+    if (st == FX_OK && p.shard.count > 0)
+        st = shard_inputs(&p, src, job, err);
     if (st == FX_OK && !job->resume)
         st = fx_mkdirs(job->out_dir, err);
     w.overlays = p.overlays;
@@ -281,7 +315,10 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
     w.max_megapixels = pc.prep.max_megapixels;
     w.H = H, w.W = W;
     w.log = job->log;
-    fx_results_meta meta = {.S = S,
+    fx_results_meta meta = {.shard = p.shard,
+                            .inputs = p.inputs,
+                            .inputs_sha = p.inputs_sha,
+                            .S = S,
                             .H = H,
                             .W = W,
                             .model = p.model,
@@ -304,7 +341,8 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
         goto done;
     long total = -1;
     if (job->count_first) {
-        total = fx_source_count((const char *const *)p.sources, p.nsources);
+        total = p.shard.count > 0 ? (long)fx_shard_rows(p.shard, p.inputs)
+                                  : fx_source_count((const char *const *)p.sources, p.nsources);
         if (total >= 0)
             total = total > (long)res->resumed_from ? total - (long)res->resumed_from : 0;
     }
@@ -328,6 +366,7 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
         if (o && st == FX_OK) {
             o->row0 = res->resumed_from + b->first;
             for (int r = 0; r < b->count; r++) {
+                o->index[r] = (int64_t)fx_shard_input(p.shard, o->row0 + (size_t)r);
                 if (b->items[r].status == FX_OK)
                     res->ok++;
                 else
@@ -372,9 +411,21 @@ done:
     res->overlay_s = w.overlay_s;
     res->overlays = w.overlays_written;
     res->overlay_errors = w.overlay_errors;
+    /* The whole list walked: the outputs are complete (input_sha256). */
+    char walk_sha[FX_SHA256_HEX];
+    size_t walked = 0;
+    int complete =
+        st == FX_OK && !res->cancelled && src && fx_source_digest(src, &walked, walk_sha);
+    if (complete && p.shard.count > 0 && (walked != p.inputs || strcmp(walk_sha, p.inputs_sha))) {
+        complete = 0;
+        st = fx_error_set(err, FX_ERR_IO,
+                          "run: the inputs changed while shard %d/%d ran (%zu listed at its "
+                          "start, %zu walked); run every shard again from a fresh --out DIR",
+                          p.shard.index, p.shard.count, p.inputs, walked);
+    }
     if (out.file > 0) {
         fx_error e2 = {0};
-        fx_status st2 = fx_results_finish(&out, &e2);
+        fx_status st2 = fx_results_finish(&out, walked, complete ? walk_sha : NULL, &e2);
         if (st == FX_OK && st2 != FX_OK) {
             st = st2;
             *err = e2;

@@ -20,6 +20,7 @@ void run_params_free(run_params *p)
     free(p->layer);
     free(p->model_sha);
     free(p->effective);
+    free(p->inputs_sha);
     for (int i = 0; i < p->nsources; i++)
         free(p->sources[i]);
     free(p->sources);
@@ -71,6 +72,7 @@ fx_status run_params_from_job(const fx_run_job *job, run_params *p, fx_error *er
     p->device = job->device;
     p->device_index = job->device_index;
     p->precision = job->precision;
+    p->shard = job->shard;
     return FX_OK;
 }
 
@@ -120,6 +122,13 @@ static cJSON *params_json(const run_params *p)
     ok &= cJSON_AddStringToObject(o, "precision", fx_precision_name(p->precision)) != NULL;
     ok &= cJSON_AddItemToObject(o, "model_sha256", str_or_null(p->model_sha));
     ok &= cJSON_AddItemToObject(o, "effective_config", str_or_null(p->effective));
+    if (p->shard.count > 0) {
+        cJSON *sh = cJSON_AddObjectToObject(o, "shard");
+        ok &= sh && cJSON_AddNumberToObject(sh, "index", p->shard.index) &&
+              cJSON_AddNumberToObject(sh, "count", p->shard.count) &&
+              cJSON_AddNumberToObject(sh, "inputs", (double)p->inputs) &&
+              cJSON_AddItemToObject(sh, "inputs_sha256", str_or_null(p->inputs_sha));
+    }
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
@@ -178,6 +187,21 @@ static int get_num(const cJSON *o, const char *key, double lo, double hi, double
     return 1;
 }
 
+/* run.json's "shard" object (absent: not sharded); 0 when malformed. */
+static int shard_from_json(const cJSON *sh, run_params *p)
+{
+    double index = -1, count = 0, inputs = -1;
+    if (!sh)
+        return 1;
+    int ok = cJSON_IsObject(sh) && get_num(sh, "count", 1, FX_SHARD_MAX, &count) &&
+             get_num(sh, "index", 0, count - 1, &index) && index >= 0 &&
+             get_num(sh, "inputs", 0, 1e15, &inputs) && inputs >= 0 &&
+             get_str(sh, "inputs_sha256", 0, &p->inputs_sha) && strlen(p->inputs_sha) == 64;
+    p->shard.index = (int)index, p->shard.count = (int)count;
+    p->inputs = (size_t)inputs;
+    return ok;
+}
+
 /* The fields of a parsed run.json into p; 0 when one is missing or wrong. */
 static int params_from_json(const cJSON *o, run_params *p)
 {
@@ -220,7 +244,7 @@ static int params_from_json(const cJSON *o, run_params *p)
     free(method);
     free(device);
     free(precision);
-    return ok;
+    return ok && shard_from_json(cJSON_GetObjectItemCaseSensitive(o, "shard"), p);
 }
 
 fx_status run_params_load(const char *dir, run_params *p, fx_error *err)

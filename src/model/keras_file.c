@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "fxscreen/fsutil.h"
+#include "fxscreen/h5util.h"
 #include "fxscreen/keras.h"
 #include "fxscreen/onnx.h"
 #include "model/keras_internal.h"
@@ -75,40 +76,6 @@ static void attr_close(hid_t a, hid_t t, hid_t sp)
         H5Tclose(t);
     if (a >= 0)
         H5Aclose(a);
-}
-
-/* A string attribute (variable or fixed length) of obj, malloc'd; NULL if
- * absent or not a string. */
-static char *attr_str(hid_t obj, const char *name)
-{
-    if (H5Aexists(obj, name) <= 0)
-        return NULL;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), t = a < 0 ? -1 : H5Aget_type(a);
-    hid_t sp = a < 0 ? -1 : H5Aget_space(a);
-    char *out = NULL;
-    if (t >= 0 && sp >= 0 && H5Tget_class(t) == H5T_STRING &&
-        H5Sget_simple_extent_npoints(sp) == 1) {
-        if (H5Tis_variable_str(t) > 0) {
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, H5T_VARIABLE);
-            H5Tset_cset(mt, H5Tget_cset(t)); /* UTF-8 from h5py, ASCII from Keras 2 */
-            char *v = NULL;
-            if (H5Aread(a, mt, &v) >= 0 && v)
-                out = strdup(v);
-            if (v)
-                H5free_memory(v);
-            H5Tclose(mt);
-        } else {
-            size_t n = H5Tget_size(t);
-            out = n < KR_MAX_CONFIG ? calloc(n + 1, 1) : NULL;
-            if (out && H5Aread(a, t, out) < 0) {
-                free(out);
-                out = NULL;
-            }
-        }
-    }
-    attr_close(a, t, sp);
-    return out;
 }
 
 /* A 1-D string array attribute: *n strings in one malloc'd block (the
@@ -305,7 +272,8 @@ static fx_status load_legacy(const char *path, fx_graph **out, fx_error *err)
         quiet_off(q);
         return fx_error_set(err, FX_ERR_FORMAT, "not a readable HDF5 file (damaged or truncated)");
     }
-    char *config = attr_str(f, "model_config"), *version = attr_str(f, "keras_version");
+    char *config = fx_h5_attr_read_str(f, "model_config", KR_MAX_CONFIG),
+         *version = fx_h5_attr_read_str(f, "keras_version", KR_MAX_CONFIG);
     int weights_only =
         !config && (H5Aexists(f, "layer_names") > 0 || H5Lexists(f, "layers", H5P_DEFAULT) > 0 ||
                     H5Lexists(f, "model_weights", H5P_DEFAULT) > 0);

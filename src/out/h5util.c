@@ -1,6 +1,7 @@
 /* HDF5 helpers for the writer sinks: see include/fxscreen/h5util.h. */
 #include "fxscreen/h5util.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -70,8 +71,7 @@ done:
     return ds;
 }
 
-fx_status fx_h5_ext_append(hid_t dset, hid_t memtype, hsize_t rows, const void *data,
-                           fx_error *err)
+fx_status fx_h5_ext_append(hid_t dset, hid_t memtype, hsize_t rows, const void *data, fx_error *err)
 {
     if (rows == 0)
         return FX_OK;
@@ -162,6 +162,57 @@ fx_status fx_h5_attr_str(hid_t obj, const char *name, const char *value, fx_erro
 fx_status fx_h5_attr_i64(hid_t obj, const char *name, int64_t value, fx_error *err)
 {
     return attr_write(obj, name, H5T_NATIVE_INT64, &value, err);
+}
+
+char *fx_h5_attr_read_str(hid_t obj, const char *name, size_t max)
+{
+    if (H5Aexists(obj, name) <= 0)
+        return NULL;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), t = a < 0 ? -1 : H5Aget_type(a);
+    hid_t sp = a < 0 ? -1 : H5Aget_space(a);
+    char *out = NULL;
+    if (t >= 0 && sp >= 0 && H5Tget_class(t) == H5T_STRING &&
+        H5Sget_simple_extent_npoints(sp) == 1) {
+        if (H5Tis_variable_str(t) > 0) {
+            hid_t mt = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mt, H5T_VARIABLE);
+            H5Tset_cset(mt, H5Tget_cset(t)); /* UTF-8 from h5py, ASCII from Keras 2 */
+            char *v = NULL;
+            if (H5Aread(a, mt, &v) >= 0 && v)
+                out = strdup(v);
+            if (v)
+                H5free_memory(v);
+            H5Tclose(mt);
+        } else {
+            size_t n = H5Tget_size(t);
+            out = n < max ? calloc(n + 1, 1) : NULL;
+            if (out && H5Aread(a, t, out) < 0) {
+                free(out);
+                out = NULL;
+            }
+        }
+    }
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (t >= 0)
+        H5Tclose(t);
+    if (a >= 0)
+        H5Aclose(a);
+    return out;
+}
+
+int fx_h5_attr_read_i64(hid_t obj, const char *name, int64_t *out)
+{
+    if (H5Aexists(obj, name) <= 0)
+        return 0;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT), sp = a < 0 ? -1 : H5Aget_space(a);
+    int ok =
+        sp >= 0 && H5Sget_simple_extent_npoints(sp) == 1 && H5Aread(a, H5T_NATIVE_INT64, out) >= 0;
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (a >= 0)
+        H5Aclose(a);
+    return ok;
 }
 
 uint16_t fx_f32_to_f16(float f)

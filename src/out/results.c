@@ -37,6 +37,7 @@ void fx_result_batch_free(fx_result_batch *o)
     free(o->status);
     free(o->ids);
     free(o->frames);
+    free(o->index);
     free(o->geom);
     free(o->path);
     free(o->error);
@@ -56,11 +57,12 @@ fx_status fx_result_batch_alloc(fx_result_batch *o, int batch, int S, int H, int
     o->status = malloc(b);
     o->ids = calloc(b, sizeof *o->ids);
     o->frames = calloc(b, sizeof *o->frames);
+    o->index = calloc(b, sizeof *o->index);
     o->geom = calloc(b, sizeof *o->geom);
     o->path = calloc(b, sizeof(char *));
     o->error = calloc(b, sizeof(char *));
     if (!o->score || !o->prob || !o->pred || !o->heat || !o->peak || !o->bbox || !o->status ||
-        !o->ids || !o->frames || !o->geom || !o->path || !o->error)
+        !o->ids || !o->frames || !o->index || !o->geom || !o->path || !o->error)
         return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory for the output buffers");
     return FX_OK;
 }
@@ -75,25 +77,26 @@ void fx_results_init(fx_results *o, const char *dir)
     snprintf(o->csv_path, sizeof o->csv_path, "%s/summary.csv", dir);
 }
 
-static const char *const dset_names[FX_RD_N] = {"score",
-                                                "probability",
-                                                "prediction",
-                                                "heatmap",
-                                                "peak_xy",
-                                                "bbox",
-                                                "path",
-                                                "status",
-                                                "error",
-                                                "dicom/sop_instance_uid",
-                                                "dicom/study_instance_uid",
-                                                "dicom/series_instance_uid",
-                                                "dicom/accession_number",
-                                                "dicom/modality",
-                                                "dicom/body_part",
-                                                "dicom/view_position",
-                                                "pixel_spacing",
-                                                "bbox_mm",
-                                                "frames"};
+const char *const fx_results_dsets[FX_RD_N] = {"score",
+                                               "probability",
+                                               "prediction",
+                                               "heatmap",
+                                               "peak_xy",
+                                               "bbox",
+                                               "path",
+                                               "status",
+                                               "error",
+                                               "dicom/sop_instance_uid",
+                                               "dicom/study_instance_uid",
+                                               "dicom/series_instance_uid",
+                                               "dicom/accession_number",
+                                               "dicom/modality",
+                                               "dicom/body_part",
+                                               "dicom/view_position",
+                                               "pixel_spacing",
+                                               "bbox_mm",
+                                               "frames",
+                                               "index"};
 
 /* Rank of each dataset (rows first). */
 static int dset_rank(int d)
@@ -164,12 +167,13 @@ fx_status fx_results_create(fx_results *o, const fx_results_meta *m, fx_error *e
     if (g >= 0)
         H5Gclose(g);
     for (int d = FX_RD_SOP; d <= FX_RD_VIEW; d++)
-        o->ds[d] = fx_h5_ext_create(o->file, dset_names[d], str, 1, NULL, 1024, 4, err);
+        o->ds[d] = fx_h5_ext_create(o->file, fx_results_dsets[d], str, 1, NULL, 1024, 4, err);
     o->ds[FX_RD_SPACING] =
         fx_h5_ext_create(o->file, "pixel_spacing", H5T_IEEE_F32LE, 2, &two, 1024, 4, err);
     o->ds[FX_RD_BBOX_MM] =
         fx_h5_ext_create(o->file, "bbox_mm", H5T_IEEE_F32LE, 2, &four, 1024, 4, err);
     o->ds[FX_RD_FRAMES] = fx_h5_ext_create(o->file, "frames", H5T_STD_I32LE, 1, NULL, 4096, 4, err);
+    o->ds[FX_RD_INDEX] = fx_h5_ext_create(o->file, "index", H5T_STD_I64LE, 1, NULL, 4096, 4, err);
     H5Tclose(str);
     for (int d = 0; d < FX_RD_N; d++)
         if (o->ds[d] < 0)
@@ -202,6 +206,15 @@ fx_status fx_results_create(fx_results *o, const fx_results_meta *m, fx_error *e
         st = h5_attr_f64(o, "box_fraction", eff->box_fraction, err);
     if (st == FX_OK)
         st = h5_attr_f64(o, "positive_class", eff->positive, err);
+    if (st == FX_OK && m->shard.count > 0) {
+        st = fx_h5_attr_i64(o->file, "shard_index", m->shard.index, err);
+        if (st == FX_OK)
+            st = fx_h5_attr_i64(o->file, "shard_count", m->shard.count, err);
+        if (st == FX_OK)
+            st = fx_h5_attr_i64(o->file, "shard_inputs", (int64_t)m->inputs, err);
+        if (st == FX_OK)
+            st = fx_h5_attr_str(o->file, "shard_inputs_sha256", m->inputs_sha, err);
+    }
     if (st != FX_OK)
         return st;
     /* From here on metadata is flushed in an order that keeps the file
@@ -353,8 +366,8 @@ fx_status fx_results_recover(fx_results *o, const fx_results_meta *m, size_t *ro
     long long n = csv_rows;
     int h5_ok = f >= 0;
     for (int d = 0; d < FX_RD_N && h5_ok; d++) {
-        o->ds[d] = H5Lexists(f, dset_names[d], H5P_DEFAULT) > 0
-                       ? H5Dopen2(f, dset_names[d], H5P_DEFAULT)
+        o->ds[d] = H5Lexists(f, fx_results_dsets[d], H5P_DEFAULT) > 0
+                       ? H5Dopen2(f, fx_results_dsets[d], H5P_DEFAULT)
                        : -1;
         if (o->ds[d] < 0) {
             h5_ok = 0;
@@ -485,6 +498,8 @@ fx_status fx_results_append(fx_results *o, const fx_result_batch *b, fx_error *e
         st = fx_h5_ext_append(o->ds[FX_RD_BBOX_MM], H5T_NATIVE_FLOAT, n, mm, err);
     if (st == FX_OK)
         st = fx_h5_ext_append(o->ds[FX_RD_FRAMES], H5T_NATIVE_INT, n, b->frames, err);
+    if (st == FX_OK)
+        st = fx_h5_ext_append(o->ds[FX_RD_INDEX], H5T_NATIVE_INT64, n, b->index, err);
     if (st == FX_OK && H5Fflush(o->file, H5F_SCOPE_LOCAL) < 0)
         st = fx_error_set(err, FX_ERR_IO, "%s: flush failed (disk full?)", o->h5_path);
     if (st != FX_OK) {
@@ -532,7 +547,7 @@ fx_status fx_results_append(fx_results *o, const fx_result_batch *b, fx_error *e
 }
 
 /* Closes the outputs and stamps end_time (after SWMR: reopened normally). */
-fx_status fx_results_finish(fx_results *o, fx_error *err)
+fx_status fx_results_finish(fx_results *o, size_t walk_count, const char *walk_sha, fx_error *err)
 {
     int had_file = o->file > 0;
     fx_results_close(o);
@@ -546,6 +561,14 @@ fx_status fx_results_finish(fx_results *o, fx_error *err)
     if (H5Aexists(f, "end_time") > 0)
         H5Adelete(f, "end_time");
     fx_status st = fx_h5_attr_str(f, "end_time", when, err);
+    if (st == FX_OK && walk_sha) { /* replaced when a finished run is resumed */
+        for (int k = 0; k < 2; k++)
+            if (H5Aexists(f, k ? "input_sha256" : "input_count") > 0)
+                H5Adelete(f, k ? "input_sha256" : "input_count");
+        st = fx_h5_attr_i64(f, "input_count", (int64_t)walk_count, err);
+        if (st == FX_OK)
+            st = fx_h5_attr_str(f, "input_sha256", walk_sha, err);
+    }
     if (H5Fclose(f) < 0 && st == FX_OK)
         st = fx_error_set(err, FX_ERR_IO, "%s: cannot close", o->h5_path);
     return st;

@@ -14,6 +14,7 @@
 #include "fxscreen/image.h"
 #include "fxscreen/prep.h"
 #include "fxscreen/runjob.h"
+#include "fxscreen/shard.h"
 
 #define FX_RESULTS_CSV_HEADER                                                                      \
     "path,status,probability,prediction,peak_x,peak_y,x0,y0,x1,y1,error,sop_instance_uid,"         \
@@ -34,6 +35,7 @@ typedef struct fx_result_batch {
     int8_t *status;     /* (n) */
     fx_image_ids *ids;  /* (n) DICOM identifiers, empty for other formats */
     int *frames;        /* (n) frames in the file (0 unknown) */
+    int64_t *index;     /* (n) position of each row's input in the whole list */
     char **path;        /* (n) owned */
     char **error;       /* (n) owned */
 } fx_result_batch;
@@ -49,6 +51,11 @@ typedef struct fx_results_meta {
     int S, H, W; /* scores per image; heatmap size */
     const char *model, *model_sha, *cam_layer, *config_yaml;
     const fx_run_config *eff;
+    /* A sharded run (count > 0): its shard, and the whole list's size and
+     * SHA-256 when it started. */
+    fx_shard shard;
+    size_t inputs;
+    const char *inputs_sha;
 } fx_results_meta;
 
 enum {
@@ -71,6 +78,7 @@ enum {
     FX_RD_SPACING,
     FX_RD_BBOX_MM,
     FX_RD_FRAMES,
+    FX_RD_INDEX,
     FX_RD_N
 };
 
@@ -92,8 +100,14 @@ fx_status fx_results_recover(fx_results *o, const fx_results_meta *m, size_t *ro
                              fx_error *err);
 /* One batch to both outputs, HDF5 first, then the CSV, each flushed/fsync'd. */
 fx_status fx_results_append(fx_results *o, const fx_result_batch *b, fx_error *err);
-/* Closes and stamps end_time. */
-fx_status fx_results_finish(fx_results *o, fx_error *err);
+/* Closes and stamps end_time; when the run has walked its whole input
+ * list (walk_sha != NULL) also input_count and input_sha256, which mark
+ * the outputs complete. */
+fx_status fx_results_finish(fx_results *o, size_t walk_count, const char *walk_sha,
+                            fx_error *err);
+
+/* The dataset names of results.h5, by FX_RD_* (for readers: merge). */
+extern const char *const fx_results_dsets[FX_RD_N];
 void fx_results_close(fx_results *o);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "fxscreen/fsutil.h"
 #include "fxscreen/loader.h"
+#include "fxscreen/sha256.h"
 #include "pool/archive.h"
 
 /* One directory on the walk stack: its sorted entry names and a cursor. */
@@ -42,7 +43,15 @@ struct fx_source {
     long line_no;
     /* archive being read (a spec or a list entry) */
     fx_archive *ar;
-    int count_only; /* fx_source_count: member names without their bytes */
+    int count_only; /* fx_source_list: member names without their bytes */
+    /* Every item passed, yielded or not: the list's size and digest. */
+    size_t seen;
+    fx_sha256 digest;
+    int ended;
+    /* Shard filter: only items with index % shard_n == shard_i are yielded;
+     * the others' bytes are never read (archive members are skipped). */
+    size_t shard_i, shard_n;
+    int skip_data; /* the next archive member's bytes are not wanted */
 };
 
 static char *xstrdup(const char *s)
@@ -365,6 +374,7 @@ fx_status fx_source_create(const char *const *specs, int n, FILE *stdin_fp, fx_s
         goto nomem;
     s->nspecs = n;
     s->stdin_fp = stdin_fp;
+    fx_sha256_init(&s->digest);
     for (int i = 0; i < n; i++)
         if (!(s->specs[i] = xstrdup(specs[i])))
             goto nomem;
@@ -413,7 +423,7 @@ static int archive_item(fx_source *s, fx_source_item *it)
 {
     fx_archive_member m;
     fx_error e = {0};
-    int r = fx_archive_next(s->ar, s->count_only, &m, &e);
+    int r = fx_archive_next(s->ar, s->skip_data, &m, &e);
     if (r == 1) {
         item_set(it, m.name, m.status, m.status != FX_OK ? "%s%s" : NULL, e.msg, "");
         it->data = m.data;
@@ -446,7 +456,8 @@ static int open_archive_item(fx_source *s, fx_source_item *it)
     return 1;
 }
 
-int fx_source_next(fx_source *s, fx_source_item *it)
+/* The next item of the whole list, whatever the shard. */
+static int next_any(fx_source *s, fx_source_item *it)
 {
     memset(it, 0, sizeof *it);
     while (s->cur < s->nspecs) {
@@ -478,24 +489,71 @@ int fx_source_next(fx_source *s, fx_source_item *it)
     return 0;
 }
 
-long fx_source_count(const char *const *specs, int n)
+int fx_source_next(fx_source *s, fx_source_item *it)
+{
+    for (;;) {
+        int mine = s->shard_n <= 1 || s->seen % s->shard_n == s->shard_i;
+        s->skip_data = s->count_only || !mine;
+        if (!next_any(s, it)) {
+            s->ended = 1;
+            return 0;
+        }
+        /* Each path with its NUL, so that ("ab","c") and ("a","bc") differ. */
+        const char *p = it->path ? it->path : "";
+        fx_sha256_update(&s->digest, p, strlen(p) + 1);
+        it->index = s->seen++;
+        if (mine)
+            return 1;
+        free(it->path);
+        free(it->data);
+        memset(it, 0, sizeof *it);
+    }
+}
+
+void fx_source_set_shard(fx_source *s, size_t index, size_t count)
+{
+    s->shard_i = count > 1 ? index % count : 0;
+    s->shard_n = count > 1 ? count : 1;
+}
+
+int fx_source_digest(const fx_source *s, size_t *count, char hex[FX_SHA256_HEX])
+{
+    fx_sha256 c = s->digest; /* finalising a copy leaves the walk's running */
+    uint8_t d[FX_SHA256_BYTES];
+    fx_sha256_final(&c, d);
+    fx_sha256_hex(d, hex);
+    *count = s->seen;
+    return s->ended;
+}
+
+fx_status fx_source_list(const char *const *specs, int n, size_t *count, char hex[FX_SHA256_HEX],
+                         fx_error *err)
 {
     for (int i = 0; i < n; i++)
         if (strcmp(specs[i], "-") == 0)
-            return -1;
+            return fx_error_set(err, FX_ERR_USAGE,
+                                "the list read from stdin ('-') cannot be walked twice; "
+                                "pass it as a list file");
     fx_source *s;
-    if (fx_source_create(specs, n, NULL, &s, NULL) != FX_OK)
-        return -1;
-    long count = 0;
+    fx_status st = fx_source_create(specs, n, NULL, &s, err);
+    if (st != FX_OK)
+        return st;
     fx_source_item it;
     s->count_only = 1;
     while (fx_source_next(s, &it)) {
         free(it.path);
         free(it.data);
-        count++;
     }
+    fx_source_digest(s, count, hex);
     fx_source_destroy(s);
-    return count;
+    return FX_OK;
+}
+
+long fx_source_count(const char *const *specs, int n)
+{
+    size_t count;
+    char hex[FX_SHA256_HEX];
+    return fx_source_list(specs, n, &count, hex, NULL) == FX_OK ? (long)count : -1;
 }
 
 void fx_source_destroy(fx_source *s)
