@@ -16,7 +16,7 @@
  * written under temporary names and renamed at the end; the overlays are
  * hard-linked (copied across file systems) under their global row numbers;
  * OUT/merge.json records the shards.  Memory: one block of rows per
- * dataset (at most ~32 MiB) whatever the number of rows. */
+ * dataset (at most ~8 MiB) whatever the number of rows. */
 #ifndef FXSCREEN_MERGE_H
 #define FXSCREEN_MERGE_H
 

@@ -5,8 +5,8 @@
  *                          slurm` into OUT/shards/NNNN, or `--resume`s it when
  *                          its run.json exists (a requeued task: preempted,
  *                          node failure, `scontrol requeue`); --requeue set
- * OUT/slurm/merge.sbatch   `fxscreen merge --out OUT OUT/shards/...`,
- *                          submitted with --dependency=afterok:ARRAY
+ * OUT/slurm/merge.sbatch   `fxscreen slurm merge OUT` (fx_slurm_merge),
+ *                          submitted with --dependency=afterany:ARRAY
  * OUT/slurm/logs/          each task's output (appended across requeues)
  * OUT/slurm/jobs.json      the job ids, shard count and the input list's
  *                          size and SHA-256 at submission
@@ -55,6 +55,16 @@ fx_status fx_slurm_submit_run(const fx_slurm_submit *s, fx_slurm_jobs *jobs, fx_
 /* Each shard's progress from its outputs (and Slurm's state of its task
  * when squeue answers), as a table on out. */
 fx_status fx_slurm_status(const char *out_dir, FILE *out, fx_error *err);
+
+/* The merge job: when every shard is complete, fx_merge_run into OUT.
+ * When some are not but their tasks are queued again (requeued after a
+ * kill, a failure or preemption), submits OUT/slurm/merge.sbatch again with
+ * --dependency=afterany on those tasks and returns FX_OK.  (Slurm never
+ * satisfies an array's afterok once a task ended badly, even after that
+ * task was requeued and succeeded: hence afterany and these checks.)  A
+ * shard neither complete nor queued is FX_ERR_USAGE naming it and the
+ * commands that finish the job. */
+fx_status fx_slurm_merge(const char *out_dir, FILE *log, fx_error *err);
 
 #ifdef __cplusplus
 }

@@ -16,9 +16,10 @@ static void slurm_usage(FILE *f)
 {
     fprintf(f, "usage: fxscreen slurm submit --model M --out DIR --shards N [options] SOURCES...\n"
                "       fxscreen slurm status DIR\n"
+               "       fxscreen slurm merge DIR   (what the merge job runs)\n"
                "submit: a Slurm job array of N tasks, task i running `fxscreen run --shard i/N`\n"
                "  into DIR/shards/NNNN (requeued tasks resume), and a merge job after it\n"
-               "  (--dependency=afterok) writing DIR/results.h5 and DIR/summary.csv.\n"
+               "  (--dependency=afterany) writing DIR/results.h5 and DIR/summary.csv.\n"
                "  --gpus-per-task G  0 (default: no GPU asked for) or 1; the task's run uses\n"
                "                     the GPU Slurm binds (CUDA_VISIBLE_DEVICES)\n"
                "  --cpus-per-task C  reader threads per task (default: Slurm's)\n"
@@ -131,6 +132,9 @@ static int cmd_submit(int argc, char **argv, const char *self)
         case 'O':
         case 'd':
         case 'P':
+            if (c == 'O' && !optarg && optind < argc &&
+                (!strcmp(argv[optind], "all") || !strcmp(argv[optind], "positives")))
+                optarg = argv[optind++]; /* `--overlays all`, as run takes it */
             if (optarg && !check_run_option(c, optarg)) {
                 fprintf(stderr,
                         "slurm submit: --%s '%s': not a value `fxscreen run` takes (see "
@@ -203,6 +207,15 @@ int fx_cmd_slurm(int argc, char **argv)
         if (fx_slurm_status(argv[2], stdout, &err) != FX_OK) {
             fprintf(stderr, "slurm status: %s\n", err.msg);
             return FX_EXIT_USAGE;
+        }
+        return FX_EXIT_OK;
+    }
+    if (argc == 3 && !strcmp(argv[1], "merge")) {
+        fx_error err = {0};
+        fx_status st = fx_slurm_merge(argv[2], stderr, &err);
+        if (st != FX_OK) {
+            fprintf(stderr, "%s\n", err.msg);
+            return st == FX_ERR_USAGE ? FX_EXIT_USAGE : FX_EXIT_FAIL;
         }
         return FX_EXIT_OK;
     }

@@ -24,7 +24,7 @@
 #include "job/run_internal.h"
 #include "out/results.h"
 
-#define MERGE_BLOCK_BYTES ((size_t)32 << 20)
+#define MERGE_BLOCK_BYTES ((size_t)8 << 20)
 
 typedef struct shard_in {
     const char *dir;

@@ -14,6 +14,7 @@
 #include "fxscreen/fsutil.h"
 #include "fxscreen/h5util.h"
 #include "fxscreen/loader.h"
+#include "fxscreen/merge.h"
 #include "fxscreen/shard.h"
 #include "fxscreen/source.h"
 #include "job/run_internal.h"
@@ -142,20 +143,16 @@ static fx_status write_scripts(const fx_slurm_submit *s, const char *fx, const c
     fprintf(f,
             "#!/bin/sh\n"
             "# Merges the shards of OUT into OUT/results.h5 and OUT/summary.csv once every\n"
-            "# array task has succeeded (submitted with --dependency=afterok:ARRAY).\n"
+            "# array task has ended (--dependency=afterany:ARRAY); shards whose requeued\n"
+            "# tasks are still queued make it submit itself again after them.\n"
             "#SBATCH --job-name=fxscreen-merge\n"
             "#SBATCH --output=%s/slurm/logs/merge.out\n",
             out);
     common_lines(f, s, cwd);
     fputs("exec ", f);
     sh_word(f, fx);
-    fputs(" merge --out ", f);
+    fputs(" slurm merge ", f);
     sh_word(f, out);
-    for (int i = 0; i < s->shards; i++) {
-        char d[PATH_MAX + 32];
-        snprintf(d, sizeof d, "%s/shards/%0*d", out, w, i);
-        fputs(" \\\n    ", f), sh_word(f, d);
-    }
     fputc('\n', f);
     fclose(f);
     snprintf(path, sizeof path, "%s/slurm/merge.sbatch", out);
@@ -205,17 +202,17 @@ static int run_capture(char *const argv[], char *out, size_t n)
 }
 
 /* sbatch --parsable [extra...] [dep] SCRIPT: the job id into id. */
-static fx_status sbatch(const fx_slurm_submit *s, const char *dep, const char *script, char *id,
-                        size_t idn, fx_error *err)
+static fx_status sbatch(const char *const *extra, int nextra, const char *dep, const char *script,
+                        char *id, size_t idn, fx_error *err)
 {
-    char **argv = calloc((size_t)s->nsbatch_args + 5, sizeof *argv), out[2048];
+    char **argv = calloc((size_t)nextra + 5, sizeof *argv), out[2048];
     if (!argv)
         return fx_error_set(err, FX_ERR_NOMEM, "slurm submit: out of memory");
     int k = 0;
     argv[k++] = "sbatch";
     argv[k++] = "--parsable";
-    for (int i = 0; i < s->nsbatch_args; i++)
-        argv[k++] = (char *)s->sbatch_args[i];
+    for (int i = 0; i < nextra; i++)
+        argv[k++] = (char *)extra[i];
     if (dep)
         argv[k++] = (char *)dep;
     argv[k++] = (char *)script;
@@ -238,6 +235,62 @@ static fx_status sbatch(const fx_slurm_submit *s, const char *dep, const char *s
     return FX_OK;
 }
 
+/* OUT/slurm/jobs.json, through a temporary file renamed into place. */
+static fx_status jobs_save(const char *out_dir, const cJSON *o, fx_error *err)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s/slurm/jobs.json", out_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char *text = cJSON_Print(o);
+    FILE *f = text ? fopen(tmp, "w") : NULL;
+    int bad = !f || fputs(text, f) < 0 || fputc('\n', f) == EOF;
+    if (f)
+        bad |= fclose(f) != 0;
+    free(text);
+    if (bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        return fx_error_set(err, FX_ERR_IO, "%s: cannot write", path);
+    }
+    return FX_OK;
+}
+
+/* What jobs.json says; o owned (cJSON_Delete), the strings point into it. */
+typedef struct jobs_rec {
+    cJSON *o;
+    const char *array, *merge;
+    int shards;
+    size_t inputs;
+} jobs_rec;
+
+static fx_status jobs_read(const char *out_dir, jobs_rec *j, fx_error *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/slurm/jobs.json", out_dir);
+    uint8_t *raw = NULL;
+    size_t n = 0;
+    memset(j, 0, sizeof *j);
+    if (fx_read_file(path, 1 << 20, &raw, &n, NULL) != FX_OK)
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "%s: cannot read (is %s the --out DIR of `fxscreen slurm submit`?)",
+                            path, out_dir);
+    j->o = cJSON_ParseWithLength((const char *)raw, n);
+    free(raw);
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j->o, "array_job"),
+                *m = cJSON_GetObjectItemCaseSensitive(j->o, "merge_job"),
+                *sh = cJSON_GetObjectItemCaseSensitive(j->o, "shards"),
+                *in = cJSON_GetObjectItemCaseSensitive(j->o, "inputs");
+    if (!cJSON_IsString(a) || !cJSON_IsString(m) || !cJSON_IsNumber(sh) || !cJSON_IsNumber(in) ||
+        sh->valuedouble < 1 || sh->valuedouble > FX_SHARD_MAX || in->valuedouble < 0) {
+        cJSON_Delete(j->o);
+        j->o = NULL;
+        return fx_error_set(err, FX_ERR_USAGE, "%s: not written by `fxscreen slurm submit`", path);
+    }
+    j->array = a->valuestring, j->merge = m->valuestring;
+    j->shards = (int)sh->valuedouble;
+    j->inputs = (size_t)in->valuedouble;
+    return FX_OK;
+}
+
 static fx_status write_jobs(const char *out, const fx_slurm_submit *s, const fx_slurm_jobs *j,
                             const char *sha, fx_error *err)
 {
@@ -252,14 +305,12 @@ static fx_status write_jobs(const char *out, const fx_slurm_submit *s, const fx_
     cJSON_AddNumberToObject(o, "shards", s->shards);
     cJSON_AddNumberToObject(o, "inputs", (double)j->inputs);
     cJSON_AddStringToObject(o, "inputs_sha256", sha);
-    char *text = cJSON_Print(o);
+    cJSON *args = cJSON_AddArrayToObject(o, "sbatch_args");
+    for (int i = 0; i < s->nsbatch_args; i++)
+        cJSON_AddItemToArray(args, cJSON_CreateString(s->sbatch_args[i]));
+    fx_status st = jobs_save(out, o, err);
     cJSON_Delete(o);
-    FILE *f = text ? fopen(path, "w") : NULL;
-    int bad = !f || fputs(text, f) < 0 || fputc('\n', f) == EOF;
-    if (f)
-        bad |= fclose(f) != 0;
-    free(text);
-    return bad ? fx_error_set(err, FX_ERR_IO, "%s: cannot write", path) : FX_OK;
+    return st;
 }
 
 fx_status fx_slurm_submit_run(const fx_slurm_submit *s, fx_slurm_jobs *jobs, fx_error *err)
@@ -324,15 +375,21 @@ fx_status fx_slurm_submit_run(const fx_slurm_submit *s, fx_slurm_jobs *jobs, fx_
     if (!s->dry_run) {
         char dep[96];
         snprintf(path, sizeof path, "%s/slurm/shard.sbatch", out);
-        if ((st = sbatch(s, NULL, path, jobs->array_job, sizeof jobs->array_job, err)) != FX_OK)
+        if ((st = sbatch(s->sbatch_args, s->nsbatch_args, NULL, path, jobs->array_job,
+                         sizeof jobs->array_job, err)) != FX_OK)
             return st;
-        snprintf(dep, sizeof dep, "--dependency=afterok:%s", jobs->array_job);
+        /* afterany, not afterok: Slurm never satisfies an array's afterok
+         * once one of its tasks has ended badly, even after that task was
+         * requeued and succeeded; `fxscreen slurm merge` checks the shards
+         * itself and waits again for tasks that are queued. */
+        snprintf(dep, sizeof dep, "--dependency=afterany:%s", jobs->array_job);
         snprintf(path, sizeof path, "%s/slurm/merge.sbatch", out);
-        st = sbatch(s, dep, path, jobs->merge_job, sizeof jobs->merge_job, err);
+        st = sbatch(s->sbatch_args, s->nsbatch_args, dep, path, jobs->merge_job,
+                    sizeof jobs->merge_job, err);
         if (st != FX_OK && s->log)
             fprintf(s->log,
                     "slurm submit: the array job %s is submitted but the merge is not; "
-                    "merge later with `sbatch --dependency=afterok:%s %s`\n",
+                    "merge later with `sbatch --dependency=afterany:%s %s`\n",
                     jobs->array_job, jobs->array_job, path);
     }
     fx_status st2 = write_jobs(out, s, jobs, sha, err);
@@ -394,30 +451,16 @@ static int squeue_states(const char *job, int n, char (*state)[16])
 
 fx_status fx_slurm_status(const char *out_dir, FILE *out, fx_error *err)
 {
-    char path[PATH_MAX + 64], array[64] = "", merge[64] = "";
-    snprintf(path, sizeof path, "%s/slurm/jobs.json", out_dir);
-    uint8_t *raw = NULL;
-    size_t n = 0;
-    if (fx_read_file(path, 1 << 20, &raw, &n, NULL) != FX_OK)
-        return fx_error_set(err, FX_ERR_USAGE,
-                            "%s: cannot read (is %s the --out DIR of `fxscreen slurm submit`?)",
-                            path, out_dir);
-    cJSON *o = cJSON_ParseWithLength((const char *)raw, n);
-    free(raw);
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "array_job"),
-                *m = cJSON_GetObjectItemCaseSensitive(o, "merge_job"),
-                *sh = cJSON_GetObjectItemCaseSensitive(o, "shards"),
-                *in = cJSON_GetObjectItemCaseSensitive(o, "inputs");
-    if (!cJSON_IsString(a) || !cJSON_IsString(m) || !cJSON_IsNumber(sh) || !cJSON_IsNumber(in) ||
-        sh->valuedouble < 1 || sh->valuedouble > FX_SHARD_MAX || in->valuedouble < 0) {
-        cJSON_Delete(o);
-        return fx_error_set(err, FX_ERR_USAGE, "%s: not written by `fxscreen slurm submit`", path);
-    }
-    snprintf(array, sizeof array, "%s", a->valuestring);
-    snprintf(merge, sizeof merge, "%s", m->valuestring);
-    int N = (int)sh->valuedouble, w = shard_width(N);
-    size_t inputs = (size_t)in->valuedouble, total = 0, done = 0;
-    cJSON_Delete(o);
+    char path[PATH_MAX + 64], array[64], merge[64];
+    jobs_rec j;
+    fx_status st = jobs_read(out_dir, &j, err);
+    if (st != FX_OK)
+        return st;
+    snprintf(array, sizeof array, "%s", j.array);
+    snprintf(merge, sizeof merge, "%s", j.merge);
+    int N = j.shards, w = shard_width(N);
+    size_t inputs = j.inputs, total = 0, done = 0;
+    cJSON_Delete(j.o);
     char(*state)[16] = calloc((size_t)N, sizeof *state);
     if (!state)
         return fx_error_set(err, FX_ERR_NOMEM, "slurm status: out of memory");
@@ -454,4 +497,93 @@ fx_status fx_slurm_status(const char *out_dir, FILE *out, fx_error *err)
             merged ? "merged into results.h5" : "not merged yet");
     free(state);
     return FX_OK;
+}
+
+/* ---- the merge job ------------------------------------------------------------------------ */
+
+fx_status fx_slurm_merge(const char *out_dir, FILE *log, fx_error *err)
+{
+    jobs_rec j;
+    fx_status st = jobs_read(out_dir, &j, err);
+    if (st != FX_OK)
+        return st;
+    int N = j.shards, w = shard_width(N), nbad = 0;
+    char **dirs = calloc((size_t)N, sizeof *dirs), (*state)[16] = calloc((size_t)N, 16);
+    char *waiting = NULL, *failed = NULL;
+    size_t wn = 0, fn = 0;
+    FILE *wf = open_memstream(&waiting, &wn), *ff = open_memstream(&failed, &fn);
+    if (!dirs || !state || !wf || !ff) {
+        st = fx_error_set(err, FX_ERR_NOMEM, "slurm merge: out of memory");
+        goto done;
+    }
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    int queued = squeue_states(j.array, N, state);
+    for (int i = 0; i < N && st == FX_OK; i++) {
+        size_t len = strlen(out_dir) + 32;
+        if (!(dirs[i] = malloc(len))) {
+            st = fx_error_set(err, FX_ERR_NOMEM, "slurm merge: out of memory");
+            break;
+        }
+        snprintf(dirs[i], len, "%s/shards/%0*d", out_dir, w, i);
+        if (h5_complete(dirs[i]))
+            continue;
+        nbad++;
+        if (state[i][0]) /* requeued (or still to run): wait for it */
+            fprintf(wf, "%s%s_%d", ftell(wf) ? ":" : "", j.array, i);
+        else
+            fprintf(ff, "%s%d", ftell(ff) ? ", " : "", i);
+    }
+    fclose(wf), wf = NULL;
+    fclose(ff), ff = NULL;
+    if (st != FX_OK)
+        goto done;
+    if (nbad == 0) {
+        fx_merge_result res;
+        st = fx_merge_run(out_dir, (const char *const *)dirs, N, log, &res, err);
+        if (st == FX_OK && log)
+            fprintf(log, "slurm merge: %d shards, %zu rows into %s/results.h5\n", res.shards,
+                    res.rows, out_dir);
+    } else if (failed[0])
+        st = fx_error_set(err, FX_ERR_USAGE,
+                          "slurm merge: shard(s) %s of %s did not finish and are not queued%s: "
+                          "requeue their tasks (`scontrol requeue %s_I`), then merge again "
+                          "(`sbatch --dependency=afterany:%s %s/slurm/merge.sbatch`)",
+                          failed, out_dir, queued ? "" : " (squeue did not answer)", j.array,
+                          j.array, out_dir);
+    else {
+        /* Shards whose tasks were requeued: this job comes again after them. */
+        char dep[4096], path[PATH_MAX + 32], id[64];
+        if (strlen(waiting) + 32 > sizeof dep) /* very many: after the whole array */
+            snprintf(waiting, strlen(waiting) + 1, "%s", j.array);
+        snprintf(dep, sizeof dep, "--dependency=afterany:%s", waiting);
+        snprintf(path, sizeof path, "%s/slurm/merge.sbatch", out_dir);
+        const cJSON *args = cJSON_GetObjectItemCaseSensitive(j.o, "sbatch_args"), *a;
+        const char *extra[64];
+        int nextra = 0;
+        cJSON_ArrayForEach(a, args) if (cJSON_IsString(a) && nextra < 64) extra[nextra++] =
+            a->valuestring;
+        st = sbatch(extra, nextra, dep, path, id, sizeof id, err);
+        if (st == FX_OK) {
+            cJSON_ReplaceItemInObjectCaseSensitive(j.o, "merge_job", cJSON_CreateString(id));
+            st = jobs_save(out_dir, j.o, err);
+            if (log)
+                fprintf(log,
+                        "slurm merge: %d shard(s) not finished, their tasks queued again (%s); "
+                        "the merge comes again as job %s after them\n",
+                        nbad, waiting, id);
+        }
+    }
+done:
+    if (wf)
+        fclose(wf);
+    if (ff)
+        fclose(ff);
+    free(waiting);
+    free(failed);
+    for (int i = 0; dirs && i < N; i++)
+        free(dirs[i]);
+    free(dirs);
+    free(state);
+    cJSON_Delete(j.o);
+    return st;
 }

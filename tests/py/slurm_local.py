@@ -49,8 +49,9 @@ class Cluster:
         self.cpus = int(cpus)
         self.conf = os.path.join(self.root, "slurm.conf")
         self.jobcomp = os.path.join(self.root, "jobcomp.log")
-        self.procs = {}  # name -> Popen, in start order
+        self.procs = {}  # name -> Popen
         self._logs = []
+        self._marker = "SLURM_LOCAL_TEST=" + self.root
 
     def __enter__(self):
         self.start()
@@ -128,6 +129,7 @@ class Cluster:
         log = open(self._p("log", name + ".out"), "ab")
         self._logs.append(log)
         env = self.env()
+        env["SLURM_LOCAL_TEST"] = self.root  # = self._marker, inherited by slurmstepd
         self.procs[name] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                             stderr=subprocess.STDOUT, env=env,
                                             start_new_session=True, cwd=self.root)
@@ -171,16 +173,17 @@ class Cluster:
                 raise SlurmUnavailable("%s not found (apt-get install slurm-wlm munge)" % b)
         if self.procs:
             raise SlurmUnavailable("cluster already started")
+        sock = self._p("munge", "munge.socket")
+        if len(sock.encode()) >= 100:
+            raise SlurmUnavailable("munge socket path too long for a unix socket: " + sock)
+        self._kill_strays()  # daemons/jobs left by an earlier run on this root
         os.makedirs(self.root, exist_ok=True)
         for d in ("munge", "state", "spool", "run", "log"):  # fresh state on every start
             shutil.rmtree(self._p(d), ignore_errors=True)
             os.makedirs(self._p(d), mode=0o755)
-        for f in (self.jobcomp,):
-            if os.path.exists(f):
-                os.unlink(f)
-        sock = self._write_conf()
-        if len(sock.encode()) >= 100:
-            raise SlurmUnavailable("munge socket path too long for a unix socket: " + sock)
+        if os.path.exists(self.jobcomp):
+            os.unlink(self.jobcomp)
+        self._write_conf()
         key = self._p("munge", "munge.key")
         subprocess.run([exes["mungekey"], "-c", "-k", key], check=True, capture_output=True)
         os.chmod(key, 0o400)
@@ -197,9 +200,11 @@ class Cluster:
         self._wait("node localhost IDLE", lambda: self._node_state().startswith("IDLE"), deadline)
 
     def _stray_pids(self):
-        """Processes started by our daemons (slurmstepd, job scripts): their
-        environment names our slurm.conf.  slurmd does not kill them on exit."""
-        tag = ("SLURM_CONF=" + self.conf).encode()
+        """slurmstepd and job processes of this cluster, which outlive slurmd:
+        their environment names our slurm.conf and has the daemons' marker or
+        a SLURM_JOB_ID (so a client or shell that merely exports SLURM_CONF
+        is spared)."""
+        conf = ("SLURM_CONF=" + self.conf).encode()
         mine = {os.getpid(), os.getppid()} | {p.pid for p in self.procs.values()}
         out = []
         for d in os.listdir("/proc"):
@@ -207,27 +212,34 @@ class Cluster:
                 continue
             try:
                 with open("/proc/%s/environ" % d, "rb") as f:
-                    if tag in f.read().split(b"\0"):
-                        out.append(int(d))
+                    env = f.read().split(b"\0")
             except OSError:
-                pass
+                continue
+            if conf in env and (self._marker.encode() in env
+                                or any(v.startswith(b"SLURM_JOB_ID=") for v in env)):
+                out.append(int(d))
         return out
 
+    def _kill_strays(self):
+        for _ in range(5):
+            pids = self._stray_pids()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.2)
+
     def stop(self):
-        order = ["slurmd", "slurmctld", "munged"]
-        for name in order:
+        """slurmd, slurmctld, then every stray (slurmstepd, job scripts, daemons
+        left by an earlier crashed run on this root), then munged."""
+        for name in ("slurmd", "slurmctld", None, "munged"):
+            if name is None:
+                self._kill_strays()
+                continue
             p = self.procs.get(name)
-            if name == "munged":  # job processes go before munged
-                for _ in range(3):
-                    pids = self._stray_pids()
-                    if not pids:
-                        break
-                    for pid in pids:
-                        try:
-                            os.kill(pid, signal.SIGKILL)
-                        except OSError:
-                            pass
-                    time.sleep(0.2)
             if p is None or p.poll() is not None:
                 continue
             p.terminate()
@@ -236,7 +248,7 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(10)
-        for name, p in self.procs.items():
+        for p in self.procs.values():
             if p.poll() is None:
                 p.kill()
                 p.wait(10)
