@@ -232,6 +232,11 @@ $(BUILD)/fuzz/fuzz_archive: FUZZ_LIBS := -larchive
 $(BUILD)/fuzz/fuzz_v2: src/serve/v2_request.c src/serve/base64.c src/core/jsonutil.c
 $(BUILD)/fuzz/fuzz_v2: FUZZ_LIBSRC := src/serve/v2_request.c src/serve/base64.c src/core/jsonutil.c
 $(BUILD)/fuzz/fuzz_v2: FUZZ_LIBS := -lcjson -lcrypto
+# fuzz_runjson: run.json (resume, merge) and the --shard spec.
+RUNJSON_SRC := src/job/run_json.c src/job/shard.c src/cam/methods.c src/core/device.c src/core/status.c
+$(BUILD)/fuzz/fuzz_runjson: $(RUNJSON_SRC)
+$(BUILD)/fuzz/fuzz_runjson: FUZZ_LIBSRC := $(RUNJSON_SRC)
+$(BUILD)/fuzz/fuzz_runjson: FUZZ_LIBS := -lcjson -lm
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBSRC)
 	@mkdir -p $(@D)
 	$(CLANG) -std=c11 -D_GNU_SOURCE $(FUZZ_DEFS) -Iinclude -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) -g -O1 \

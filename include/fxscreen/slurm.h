@@ -63,8 +63,14 @@ fx_status fx_slurm_status(const char *out_dir, FILE *out, fx_error *err);
  * satisfies an array's afterok once a task ended badly, even after that
  * task was requeued and succeeded: hence afterany and these checks.)  A
  * shard neither complete nor queued is FX_ERR_USAGE naming it and the
- * commands that finish the job. */
+ * command that finishes the job (fx_slurm_requeue). */
 fx_status fx_slurm_merge(const char *out_dir, FILE *log, fx_error *err);
+
+/* The tasks of the shards that are neither complete nor queued back in the
+ * queue (`scontrol requeue`; they resume their shards), and the merge job
+ * submitted again after them when it is no longer queued.  FX_ERR_IO naming
+ * the manual commands when Slurm has forgotten the array (MinJobAge). */
+fx_status fx_slurm_requeue(const char *out_dir, FILE *log, fx_error *err);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,7 @@ static void slurm_usage(FILE *f)
 {
     fprintf(f, "usage: fxscreen slurm submit --model M --out DIR --shards N [options] SOURCES...\n"
                "       fxscreen slurm status DIR\n"
+               "       fxscreen slurm requeue DIR\n"
                "       fxscreen slurm merge DIR   (what the merge job runs)\n"
                "submit: a Slurm job array of N tasks, task i running `fxscreen run --shard i/N`\n"
                "  into DIR/shards/NNNN (requeued tasks resume), and a merge job after it\n"
@@ -210,9 +211,10 @@ int fx_cmd_slurm(int argc, char **argv)
         }
         return FX_EXIT_OK;
     }
-    if (argc == 3 && !strcmp(argv[1], "merge")) {
+    if (argc == 3 && (!strcmp(argv[1], "merge") || !strcmp(argv[1], "requeue"))) {
         fx_error err = {0};
-        fx_status st = fx_slurm_merge(argv[2], stderr, &err);
+        fx_status st = !strcmp(argv[1], "merge") ? fx_slurm_merge(argv[2], stderr, &err)
+                                                 : fx_slurm_requeue(argv[2], stderr, &err);
         if (st != FX_OK) {
             fprintf(stderr, "%s\n", err.msg);
             return st == FX_ERR_USAGE ? FX_EXIT_USAGE : FX_EXIT_FAIL;

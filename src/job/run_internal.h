@@ -40,6 +40,10 @@ fx_status run_params_save(const run_params *p, const char *dir, fx_error *err);
  * missing, not JSON, or not what run_params_save writes. */
 fx_status run_params_load(const char *dir, run_params *p, fx_error *err);
 
+/* run.json's text into p: 1, or 0 (p emptied) when it is not JSON or not
+ * what run_params_save writes (src/job/run_json.c). */
+int run_params_parse(const char *text, size_t n, run_params *p);
+
 /* Sources relative to the directory the run started in: FX_ERR_USAGE when
  * the caller is elsewhere, or when the list came from stdin ('-'). */
 fx_status run_params_check_cwd(const run_params *p, fx_error *err);

@@ -94,7 +94,9 @@ static fx_status write_scripts(const fx_slurm_submit *s, const char *fx, const c
             "#!/bin/sh\n"
             "# One shard of a sharded `fxscreen run` (written by `fxscreen slurm submit`).\n"
             "# Array task i processes inputs i, i+N, i+2N, ... into OUT/shards/NNNN; a\n"
-            "# requeued task finds its run.json there and resumes where it stopped.\n"
+            "# requeued task finds its run.json there and resumes where it stopped.  The\n"
+            "# task id is the shard (not --shard slurm), so that `sbatch --array=3,7` of\n"
+            "# this script reruns shards 3 and 7 alone.\n"
             "#SBATCH --job-name=fxscreen\n"
             "#SBATCH --array=0-%d\n"
             "#SBATCH --requeue\n"
@@ -108,7 +110,7 @@ static fx_status write_scripts(const fx_slurm_submit *s, const char *fx, const c
     common_lines(f, s, cwd);
     fprintf(f,
             "set -eu\n"
-            "shard=$(printf '%%0%dd' \"$((SLURM_ARRAY_TASK_ID - ${SLURM_ARRAY_TASK_MIN:-0}))\")\n"
+            "shard=$(printf '%%0%dd' \"$SLURM_ARRAY_TASK_ID\")\n"
             "out=",
             w);
     sh_word(f, out);
@@ -121,7 +123,7 @@ static fx_status write_scripts(const fx_slurm_submit *s, const char *fx, const c
     sh_word(f, fx);
     fputs(" run --quiet --resume \"$out\"\nfi\nexec ", f);
     sh_word(f, fx);
-    fputs(" run --quiet --shard slurm --model ", f);
+    fprintf(f, " run --quiet --shard \"$SLURM_ARRAY_TASK_ID/%d\" --model ", s->shards);
     sh_word(f, model);
     fputs(" --out \"$out\"", f);
     for (int i = 0; i < s->nrun_args; i++)
@@ -146,6 +148,7 @@ static fx_status write_scripts(const fx_slurm_submit *s, const char *fx, const c
             "# array task has ended (--dependency=afterany:ARRAY); shards whose requeued\n"
             "# tasks are still queued make it submit itself again after them.\n"
             "#SBATCH --job-name=fxscreen-merge\n"
+            "#SBATCH --open-mode=append\n"
             "#SBATCH --output=%s/slurm/logs/merge.out\n",
             out);
     common_lines(f, s, cwd);
@@ -449,141 +452,229 @@ static int squeue_states(const char *job, int n, char (*state)[16])
     return 1;
 }
 
-fx_status fx_slurm_status(const char *out_dir, FILE *out, fx_error *err)
-{
-    char path[PATH_MAX + 64], array[64], merge[64];
+/* ---- the merge job and requeue ---------------------------------------------------------- */
+
+/* The shards of a submitted run: which are complete, Slurm's state of the
+ * others' tasks. */
+typedef struct scan {
     jobs_rec j;
-    fx_status st = jobs_read(out_dir, &j, err);
-    if (st != FX_OK)
-        return st;
-    snprintf(array, sizeof array, "%s", j.array);
-    snprintf(merge, sizeof merge, "%s", j.merge);
-    int N = j.shards, w = shard_width(N);
-    size_t inputs = j.inputs, total = 0, done = 0;
-    cJSON_Delete(j.o);
-    char(*state)[16] = calloc((size_t)N, sizeof *state);
-    if (!state)
-        return fx_error_set(err, FX_ERR_NOMEM, "slurm status: out of memory");
-    int queued = squeue_states(array, N, state);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    fprintf(out, "%s: %zu inputs in %d shards; array job %s, merge job %s\n", out_dir, inputs, N,
-            array[0] ? array : "(not submitted)", merge[0] ? merge : "(not submitted)");
-    fprintf(out, "%-*s %15s  %s\n", w + 1, "shard", "rows", "state");
-    for (int i = 0; i < N; i++) {
-        char dir[PATH_MAX + 32];
-        snprintf(dir, sizeof dir, "%s/shards/%0*d", out_dir, w, i);
-        size_t want = fx_shard_rows((fx_shard){i, N}, inputs);
-        snprintf(path, sizeof path, "%s/run.json", dir);
-        int started = access(path, F_OK) == 0;
-        snprintf(path, sizeof path, "%s/summary.csv", dir);
-        size_t rows = started ? csv_rows(path) : 0;
-        int complete = started && h5_complete(dir);
-        const char *what = complete ? "done" : !started ? "not started" : "partial";
-        char rc[48];
-        snprintf(rc, sizeof rc, "%zu/%zu", rows, want);
-        fprintf(out, "%0*d  %15s  %s", w, i, rc, what);
-        if (state[i][0])
-            fprintf(out, " (Slurm: %s)", state[i]);
-        else if (queued && !complete)
-            fputs(" (Slurm: not queued: failed or cancelled? `scontrol requeue` resumes it)", out);
-        fputc('\n', out);
-        total += rows;
-        done += complete;
-    }
-    snprintf(path, sizeof path, "%s/results.h5", out_dir);
-    int merged = access(path, F_OK) == 0;
-    fprintf(out, "%zu/%zu rows (%.0f%%), %zu/%d shards done; %s\n", total, inputs,
-            inputs ? 100.0 * (double)total / (double)inputs : 100.0, done, N,
-            merged ? "merged into results.h5" : "not merged yet");
-    free(state);
-    return FX_OK;
+    int n, w, incomplete;
+    char **dirs;
+    char (*state)[16]; /* squeue's state of task i, "" when not queued */
+    int *complete;
+    int queued;  /* squeue answered */
+    char *ids;   /* incomplete tasks that are queued, "A_i:A_j" (afterany form) */
+    char *lost;  /* incomplete shards that are not queued, "i, j" */
+    char *array; /* the same as "i,j" for sbatch --array / scontrol (A_i,A_j) */
+} scan;
+
+static void scan_free(scan *c)
+{
+    for (int i = 0; c->dirs && i < c->n; i++)
+        free(c->dirs[i]);
+    free(c->dirs);
+    free(c->state);
+    free(c->complete);
+    free(c->ids);
+    free(c->lost);
+    free(c->array);
+    cJSON_Delete(c->j.o);
 }
 
-/* ---- the merge job ------------------------------------------------------------------------ */
+static fx_status scan_shards(const char *out_dir, scan *c, fx_error *err)
+{
+    memset(c, 0, sizeof *c);
+    fx_status st = jobs_read(out_dir, &c->j, err);
+    if (st != FX_OK)
+        return st;
+    c->n = c->j.shards, c->w = shard_width(c->n);
+    c->dirs = calloc((size_t)c->n, sizeof *c->dirs);
+    c->state = calloc((size_t)c->n, sizeof *c->state);
+    c->complete = calloc((size_t)c->n, sizeof *c->complete);
+    size_t a = 0, b = 0, d = 0;
+    FILE *fa = open_memstream(&c->ids, &a), *fb = open_memstream(&c->lost, &b),
+         *fd = open_memstream(&c->array, &d);
+    if (!c->dirs || !c->state || !c->complete || !fa || !fb || !fd)
+        st = fx_error_set(err, FX_ERR_NOMEM, "slurm: out of memory");
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (st == FX_OK)
+        c->queued = squeue_states(c->j.array, c->n, c->state);
+    for (int i = 0; i < c->n && st == FX_OK; i++) {
+        size_t len = strlen(out_dir) + 32;
+        if (!(c->dirs[i] = malloc(len))) {
+            st = fx_error_set(err, FX_ERR_NOMEM, "slurm: out of memory");
+            break;
+        }
+        snprintf(c->dirs[i], len, "%s/shards/%0*d", out_dir, c->w, i);
+        if ((c->complete[i] = h5_complete(c->dirs[i])))
+            continue;
+        c->incomplete++;
+        if (c->state[i][0]) /* requeued, or still to run */
+            fprintf(fa, "%s%s_%d", ftell(fa) ? ":" : "", c->j.array, i);
+        else {
+            fprintf(fb, "%s%d", ftell(fb) ? ", " : "", i);
+            fprintf(fd, "%s%d", ftell(fd) ? "," : "", i);
+        }
+    }
+    if (fa)
+        fclose(fa);
+    if (fb)
+        fclose(fb);
+    if (fd)
+        fclose(fd);
+    if (st == FX_OK && (!c->ids || !c->lost || !c->array))
+        st = fx_error_set(err, FX_ERR_NOMEM, "slurm: out of memory");
+    return st;
+}
+
+/* Submits OUT/slurm/merge.sbatch again after the tasks in `after` (the
+ * afterany form), with the submission's sbatch options; jobs.json updated. */
+static fx_status resubmit_merge(const char *out_dir, scan *c, const char *after, FILE *log,
+                                fx_error *err)
+{
+    char dep[4096], path[PATH_MAX + 32], id[64];
+    /* Very many tasks: after the whole array instead (same effect). */
+    snprintf(dep, sizeof dep, "--dependency=afterany:%s",
+             strlen(after) + 32 < sizeof dep ? after : c->j.array);
+    snprintf(path, sizeof path, "%s/slurm/merge.sbatch", out_dir);
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(c->j.o, "sbatch_args"), *a;
+    const char *extra[64];
+    int nextra = 0;
+    cJSON_ArrayForEach(a, args) if (cJSON_IsString(a) && nextra < 64) extra[nextra++] =
+        a->valuestring;
+    fx_status st = sbatch(extra, nextra, after[0] ? dep : NULL, path, id, sizeof id, err);
+    if (st != FX_OK)
+        return st;
+    cJSON_ReplaceItemInObjectCaseSensitive(c->j.o, "merge_job", cJSON_CreateString(id));
+    c->j.merge = cJSON_GetObjectItemCaseSensitive(c->j.o, "merge_job")->valuestring;
+    if (log)
+        fprintf(log, "slurm: the merge comes again as job %s%s%s\n", id, after[0] ? " after " : "",
+                after);
+    return jobs_save(out_dir, c->j.o, err);
+}
 
 fx_status fx_slurm_merge(const char *out_dir, FILE *log, fx_error *err)
 {
-    jobs_rec j;
-    fx_status st = jobs_read(out_dir, &j, err);
-    if (st != FX_OK)
-        return st;
-    int N = j.shards, w = shard_width(N), nbad = 0;
-    char **dirs = calloc((size_t)N, sizeof *dirs), (*state)[16] = calloc((size_t)N, 16);
-    char *waiting = NULL, *failed = NULL;
-    size_t wn = 0, fn = 0;
-    FILE *wf = open_memstream(&waiting, &wn), *ff = open_memstream(&failed, &fn);
-    if (!dirs || !state || !wf || !ff) {
-        st = fx_error_set(err, FX_ERR_NOMEM, "slurm merge: out of memory");
-        goto done;
-    }
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    int queued = squeue_states(j.array, N, state);
-    for (int i = 0; i < N && st == FX_OK; i++) {
-        size_t len = strlen(out_dir) + 32;
-        if (!(dirs[i] = malloc(len))) {
-            st = fx_error_set(err, FX_ERR_NOMEM, "slurm merge: out of memory");
-            break;
-        }
-        snprintf(dirs[i], len, "%s/shards/%0*d", out_dir, w, i);
-        if (h5_complete(dirs[i]))
-            continue;
-        nbad++;
-        if (state[i][0]) /* requeued (or still to run): wait for it */
-            fprintf(wf, "%s%s_%d", ftell(wf) ? ":" : "", j.array, i);
-        else
-            fprintf(ff, "%s%d", ftell(ff) ? ", " : "", i);
-    }
-    fclose(wf), wf = NULL;
-    fclose(ff), ff = NULL;
-    if (st != FX_OK)
-        goto done;
-    if (nbad == 0) {
+    scan c;
+    fx_status st = scan_shards(out_dir, &c, err);
+    if (st == FX_OK && c.incomplete == 0) {
         fx_merge_result res;
-        st = fx_merge_run(out_dir, (const char *const *)dirs, N, log, &res, err);
+        st = fx_merge_run(out_dir, (const char *const *)c.dirs, c.n, log, &res, err);
         if (st == FX_OK && log)
             fprintf(log, "slurm merge: %d shards, %zu rows into %s/results.h5\n", res.shards,
                     res.rows, out_dir);
-    } else if (failed[0])
+    } else if (st == FX_OK && c.lost[0])
         st = fx_error_set(err, FX_ERR_USAGE,
                           "slurm merge: shard(s) %s of %s did not finish and are not queued%s: "
-                          "requeue their tasks (`scontrol requeue %s_I`), then merge again "
-                          "(`sbatch --dependency=afterany:%s %s/slurm/merge.sbatch`)",
-                          failed, out_dir, queued ? "" : " (squeue did not answer)", j.array,
-                          j.array, out_dir);
-    else {
-        /* Shards whose tasks were requeued: this job comes again after them. */
-        char dep[4096], path[PATH_MAX + 32], id[64];
-        if (strlen(waiting) + 32 > sizeof dep) /* very many: after the whole array */
-            snprintf(waiting, strlen(waiting) + 1, "%s", j.array);
-        snprintf(dep, sizeof dep, "--dependency=afterany:%s", waiting);
-        snprintf(path, sizeof path, "%s/slurm/merge.sbatch", out_dir);
-        const cJSON *args = cJSON_GetObjectItemCaseSensitive(j.o, "sbatch_args"), *a;
-        const char *extra[64];
-        int nextra = 0;
-        cJSON_ArrayForEach(a, args) if (cJSON_IsString(a) && nextra < 64) extra[nextra++] =
-            a->valuestring;
-        st = sbatch(extra, nextra, dep, path, id, sizeof id, err);
-        if (st == FX_OK) {
-            cJSON_ReplaceItemInObjectCaseSensitive(j.o, "merge_job", cJSON_CreateString(id));
-            st = jobs_save(out_dir, j.o, err);
-            if (log)
-                fprintf(log,
-                        "slurm merge: %d shard(s) not finished, their tasks queued again (%s); "
-                        "the merge comes again as job %s after them\n",
-                        nbad, waiting, id);
-        }
+                          "`fxscreen slurm requeue %s` runs them again and merges after",
+                          c.lost, out_dir, c.queued ? "" : " (squeue did not answer)", out_dir);
+    else if (st == FX_OK) {
+        if (log)
+            fprintf(log, "slurm merge: %d shard(s) not finished, their tasks queued again (%s)\n",
+                    c.incomplete, c.ids);
+        st = resubmit_merge(out_dir, &c, c.ids, log, err);
     }
-done:
-    if (wf)
-        fclose(wf);
-    if (ff)
-        fclose(ff);
-    free(waiting);
-    free(failed);
-    for (int i = 0; dirs && i < N; i++)
-        free(dirs[i]);
-    free(dirs);
-    free(state);
-    cJSON_Delete(j.o);
+    scan_free(&c);
     return st;
+}
+
+fx_status fx_slurm_requeue(const char *out_dir, FILE *log, fx_error *err)
+{
+    scan c;
+    fx_status st = scan_shards(out_dir, &c, err);
+    char out[2048], task[96], path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/results.h5", out_dir);
+    int merged = access(path, F_OK) == 0, merge_queued = 0;
+    if (st == FX_OK && c.j.merge[0]) {
+        char fmt[] = "%T", *argv[] = {"squeue", "-h", "-j", (char *)c.j.merge, "-o", fmt, NULL};
+        merge_queued = run_capture(argv, out, sizeof out) == 0 && out[0] != '\0';
+    }
+    if (st == FX_OK && !c.queued)
+        st = fx_error_set(err, FX_ERR_IO,
+                          "slurm requeue: squeue does not answer (is Slurm's client on PATH and "
+                          "the cluster up?)");
+    /* The lost shards' tasks back in the queue; they resume their shards. */
+    char *ids = NULL;
+    size_t idn = 0;
+    FILE *f = st == FX_OK ? open_memstream(&ids, &idn) : NULL;
+    if (st == FX_OK && !f)
+        st = fx_error_set(err, FX_ERR_NOMEM, "slurm: out of memory");
+    if (f)
+        fputs(c.ids, f);
+    for (int i = 0; i < c.n && st == FX_OK; i++) {
+        if (c.complete[i] || c.state[i][0])
+            continue;
+        snprintf(task, sizeof task, "%s_%d", c.j.array, i);
+        char *argv[] = {"scontrol", "requeue", task, NULL};
+        if (run_capture(argv, out, sizeof out) != 0) {
+            out[strcspn(out, "\n")] = '\0';
+            st = fx_error_set(err, FX_ERR_IO,
+                              "slurm requeue: scontrol requeue %s: %s (Slurm forgets ended jobs "
+                              "after MinJobAge); run the shards again as a new array: `sbatch "
+                              "--array=%s %s/slurm/shard.sbatch`, then `sbatch "
+                              "--dependency=afterany:NEWJOB %s/slurm/merge.sbatch`",
+                              task, out, c.array, out_dir, out_dir);
+            break;
+        }
+        fprintf(f, "%s%s", ftell(f) ? ":" : "", task);
+        if (log)
+            fprintf(log, "slurm requeue: shard %d (task %s) queued again; it resumes\n", i, task);
+    }
+    if (f)
+        fclose(f);
+    if (st == FX_OK && !ids)
+        st = fx_error_set(err, FX_ERR_NOMEM, "slurm: out of memory");
+    /* A merge that already ran (and refused) or was never submitted. */
+    if (st == FX_OK && !merged && !merge_queued)
+        st = resubmit_merge(out_dir, &c, ids, log, err);
+    else if (st == FX_OK && log && !c.incomplete)
+        fprintf(log, "slurm requeue: every shard is complete%s\n",
+                merged ? " and merged" : "; the merge job is queued");
+    free(ids);
+    scan_free(&c);
+    return st;
+}
+
+fx_status fx_slurm_status(const char *out_dir, FILE *out, fx_error *err)
+{
+    scan c;
+    fx_status st = scan_shards(out_dir, &c, err);
+    if (st != FX_OK) {
+        scan_free(&c);
+        return st;
+    }
+    char path[PATH_MAX + 64];
+    size_t total = 0, done = 0;
+    fprintf(out, "%s: %zu inputs in %d shards; array job %s, merge job %s\n", out_dir, c.j.inputs,
+            c.n, c.j.array[0] ? c.j.array : "(not submitted)",
+            c.j.merge[0] ? c.j.merge : "(not submitted)");
+    fprintf(out, "%-*s %15s  %s\n", c.w + 1, "shard", "rows", "state");
+    for (int i = 0; i < c.n; i++) {
+        snprintf(path, sizeof path, "%s/run.json", c.dirs[i]);
+        int started = access(path, F_OK) == 0;
+        snprintf(path, sizeof path, "%s/summary.csv", c.dirs[i]);
+        size_t rows = started ? csv_rows(path) : 0;
+        char rc[48];
+        snprintf(rc, sizeof rc, "%zu/%zu", rows, fx_shard_rows((fx_shard){i, c.n}, c.j.inputs));
+        fprintf(out, "%0*d  %15s  %s", c.w, i, rc,
+                c.complete[i] ? "done"
+                : !started    ? "not started"
+                              : "partial");
+        if (c.state[i][0])
+            fprintf(out, " (Slurm: %s)", c.state[i]);
+        else if (c.queued && !c.complete[i])
+            fprintf(out,
+                    " (Slurm: not queued: failed or cancelled? `fxscreen slurm requeue %s` "
+                    "resumes it)",
+                    out_dir);
+        fputc('\n', out);
+        total += rows;
+        done += (size_t)c.complete[i];
+    }
+    snprintf(path, sizeof path, "%s/results.h5", out_dir);
+    fprintf(out, "%zu/%zu rows (%.0f%%), %zu/%d shards done; %s\n", total, c.j.inputs,
+            c.j.inputs ? 100.0 * (double)total / (double)c.j.inputs : 100.0, done, c.n,
+            access(path, F_OK) == 0 ? "merged into results.h5" : "not merged yet");
+    scan_free(&c);
+    return FX_OK;
 }

@@ -298,14 +298,16 @@ def step_dry_run_scripts(tmp):
     check("slurm submit --dry-run", rc == 0 and "69 inputs in 3 shards of 23 or 23" in out, out)
     script = open("job/slurm/shard.sbatch").read()
     for want in ["#SBATCH --array=0-2", "#SBATCH --requeue", "#SBATCH --partition=debug",
-                 "#SBATCH --time=10:00", "--resume", "--shard slurm", "'--overlays=all'",
+                 "#SBATCH --time=10:00", "--resume", '--shard "$SLURM_ARRAY_TASK_ID/3"', "'--overlays=all'",
                  "'--batch' '4'", f"#SBATCH --chdir={tmp}"]:
         check(f"shard.sbatch has {want}", want in script, script)
     merge = open("job/slurm/merge.sbatch").read()
     check("merge.sbatch runs `slurm merge DIR`", f"slurm merge '{tmp}/job'" in merge, merge)
     for i in [2, 0, 1]:
+        # Task 2 as `sbatch --array=2 shard.sbatch` would run it (a rerun of one shard).
         env = {"SLURM_ARRAY_JOB_ID": "9", "SLURM_ARRAY_TASK_ID": str(i),
-               "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_COUNT": "3"}
+               "SLURM_ARRAY_TASK_MIN": "2" if i == 2 else "0",
+               "SLURM_ARRAY_TASK_COUNT": "1" if i == 2 else "3"}
         e = dict(os.environ, **env)
         p = subprocess.run(["sh", "job/slurm/shard.sbatch"], capture_output=True, text=True, env=e)
         check(f"shard.sbatch task {i}", p.returncode == 0, p.stdout + p.stderr)

@@ -77,44 +77,74 @@ def run_on(cluster, tmp):
     array, merge = ids
     check("the merge job waits on the array",
           f"afterany:{array}" in cluster.run("scontrol", "show", "job", merge).stdout)
-    # Kill one task part-way: the first shard with some rows but not all.
+    # Kill two tasks part-way: the first is requeued at once (as a
+    # preemption would); the second is left until the merge job has found
+    # it unfinished, then `fxscreen slurm requeue` queues it again.
     want = 300 // SHARDS
 
-    def in_progress():
+    def in_progress(exclude):
         for i in range(SHARDS):
             n = csv_rows(f"job/shards/{i:04d}/summary.csv")
-            if 8 <= n < want - 8:
+            if str(i) != exclude and 8 <= n < want - 8:
                 return str(i)
         return None
 
-    victim = wait_for("a shard part-way", in_progress, 240, 0.02)
-    if not check("a shard part-way through", victim is not None):
+    def kill(exclude):
+        victim = wait_for("a shard part-way", lambda: in_progress(exclude), 240, 0.02)
+        if not check("a shard part-way through", victim is not None):
+            return None
+        task = f"{array}_{victim}"
+        cluster.run("scancel", "--signal=KILL", task)
+        ended = wait_for("the task ends", lambda: job_state(cluster, task) in
+                         ("CANCELLED", "FAILED", "COMPLETED"), 60)
+        state = job_state(cluster, task)
+        rows = csv_rows(f"job/shards/{int(victim):04d}/summary.csv")
+        check(f"task {task} killed part-way ({rows} of {want} rows; {state})",
+              ended and state in ("CANCELLED", "FAILED") and rows < want, state)
+        st = subprocess.run([FX, "slurm", "status", "job"], capture_output=True, text=True,
+                            env=env)
+        line = [ln for ln in st.stdout.splitlines() if ln.startswith(f"{int(victim):04d} ")]
+        check("slurm status shows the killed shard partial, not queued",
+              line and "partial" in line[0] and "not queued" in line[0], st.stdout + st.stderr)
+        return victim
+
+    first = kill(None)
+    if first is None:
         return
-    task = f"{array}_{victim}"
-    cluster.run("scancel", "--signal=KILL", task)
-    ended = wait_for("the task ends", lambda: job_state(cluster, task) in
-                     ("CANCELLED", "FAILED", "COMPLETED"), 60)
-    state = job_state(cluster, task)
-    rows_at_kill = csv_rows(f"job/shards/{int(victim):04d}/summary.csv")
-    check(f"task {task} killed part-way ({rows_at_kill} of {want} rows; {state})",
-          ended and state in ("CANCELLED", "FAILED") and rows_at_kill < want, state)
-    st = subprocess.run([FX, "slurm", "status", "job"], capture_output=True, text=True, env=env)
-    line = [ln for ln in st.stdout.splitlines() if ln.startswith(f"{int(victim):04d} ")]
-    check("slurm status shows the killed shard partial",
-          line and "partial" in line[0], st.stdout + st.stderr)
-    r = cluster.run("scontrol", "requeue", task, check=False)
-    check(f"scontrol requeue {task}", r.returncode == 0, r.stdout + r.stderr)
+    r = cluster.run("scontrol", "requeue", f"{array}_{first}", check=False)
+    check(f"scontrol requeue {array}_{first}", r.returncode == 0, r.stdout + r.stderr)
+    second = kill(first)
+    if second is None:
+        return
+
+    def merge_log():
+        try:
+            return open("job/slurm/logs/merge.out").read()
+        except OSError:
+            return ""
+
+    refused = wait_for("the merge job's refusal", lambda: "did not finish" in merge_log(), 300,
+                       0.5)
+    check(f"the merge job names shard {second}, unfinished and not queued, and the fix",
+          refused and f"shard(s) {second} of" in merge_log() and
+          "fxscreen slurm requeue" in merge_log() and not os.path.exists("job/results.h5"),
+          merge_log())
+    r = subprocess.run([FX, "slurm", "requeue", "job"], capture_output=True, text=True, env=env)
+    check("fxscreen slurm requeue: the shard's task and a new merge job",
+          r.returncode == 0 and f"shard {second} (task {array}_{second}) queued again" in r.stderr
+          and "the merge comes again as job" in r.stderr, r.stdout + r.stderr)
     done = wait_for("the merged result", lambda: os.path.exists("job/results.h5") and
-                    "slurm merge: 4 shards" in open("job/slurm/logs/merge.out").read(), 420, 0.5)
+                    "slurm merge: 4 shards" in merge_log(), 420, 0.5)
     logs = ""
     for name in sorted(os.listdir("job/slurm/logs")):
         logs += f"--- {name}\n" + open(os.path.join("job/slurm/logs", name)).read()
     if not check("the merge job merged every shard", done, logs + cluster.run(
             "squeue", "-a", check=False).stdout):
         return
-    vlog = open(f"job/slurm/logs/shard-{victim}.out").read()
-    check("the requeued task ran again (restart 1) and resumed its shard",
-          "restart 1" in vlog and "resuming" in vlog, vlog)
+    for victim in (first, second):
+        vlog = open(f"job/slurm/logs/shard-{victim}.out").read()
+        check(f"task {victim} ran again (restart 1) and resumed its shard",
+              "restart 1" in vlog and "resuming" in vlog, vlog)
     why = same_results("full", "job")
     check("merged result == the unsharded run, row for row (every dataset, summary.csv)",
           not why, why)
