@@ -326,7 +326,10 @@ def step_dry_run_scripts(tmp):
     rc, out = fx("slurm", "merge", "job_broken", env={"PATH": "/nonexistent"})
     check("slurm merge: a shard neither complete nor queued is named, with the fix",
           rc == 2 and "shard(s) 1 of job_broken did not finish" in out and
-          "scontrol requeue" in out and not os.path.exists("job_broken/results.h5"), out)
+          "fxscreen slurm requeue job_broken" in out and
+          not os.path.exists("job_broken/results.h5"), out)
+    rc, out = fx("slurm", "requeue", "job_broken", env={"PATH": "/nonexistent"})
+    check("slurm requeue without Slurm: says so", rc == 1 and "squeue does not answer" in out, out)
     p = subprocess.run(["sh", "job/slurm/merge.sbatch"], capture_output=True, text=True)
     check("merge.sbatch", p.returncode == 0, p.stdout + p.stderr)
     why = same_results("full", "job")
