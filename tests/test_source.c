@@ -197,6 +197,58 @@ static void test_missing_paths_become_items(void)
     }
 }
 
+/* Shards: round robin by index, every item exactly once over the shards,
+ * the same list digest whichever shard walked it (and fx_source_list's). */
+static void test_shards(void)
+{
+    char spec[300], missing[300];
+    snprintf(spec, sizeof spec, "%s/d", root);
+    snprintf(missing, sizeof missing, "%s/nothing.png", root);
+    const char *specs[] = {spec, missing};
+    size_t total = 0;
+    char want_sha[FX_SHA256_HEX];
+    CHECK(fx_source_list(specs, 2, &total, want_sha, NULL) == FX_OK);
+    CHECK_MSG(total == 6, "listed %zu", total);
+    /* The digest is the SHA-256 of each path with its NUL, in order. */
+    fx_sha256 c;
+    fx_sha256_init(&c);
+    fx_source *s;
+    fx_source_item it;
+    CHECK(fx_source_create(specs, 2, NULL, &s, NULL) == FX_OK);
+    while (fx_source_next(s, &it)) {
+        fx_sha256_update(&c, it.path, strlen(it.path) + 1);
+        free(it.path);
+    }
+    fx_source_destroy(s);
+    uint8_t d[FX_SHA256_BYTES];
+    char hex[FX_SHA256_HEX];
+    fx_sha256_final(&c, d);
+    fx_sha256_hex(d, hex);
+    CHECK(strcmp(hex, want_sha) == 0);
+    for (size_t n = 1; n <= 4; n++) {
+        size_t seen = 0;
+        for (size_t i = 0; i < n; i++) {
+            CHECK(fx_source_create(specs, 2, NULL, &s, NULL) == FX_OK);
+            fx_source_set_shard(s, i, n);
+            size_t k = 0;
+            while (fx_source_next(s, &it)) {
+                CHECK_MSG(it.index == i + n * k, "shard %zu/%zu item %zu has index %zu", i, n, k,
+                          it.index);
+                k++;
+                free(it.path);
+            }
+            size_t count = 0;
+            CHECK(fx_source_digest(s, &count, hex) == 1);
+            CHECK(count == total && strcmp(hex, want_sha) == 0);
+            fx_source_destroy(s);
+            CHECK_MSG(k == total / n + (i < total % n), "shard %zu/%zu: %zu items", i, n, k);
+            seen += k;
+        }
+        CHECK(seen == total);
+    }
+    CHECK(fx_source_list((const char *[]){"-"}, 1, &total, hex, NULL) == FX_ERR_USAGE);
+}
+
 int main(void)
 {
     setup();
@@ -206,6 +258,7 @@ int main(void)
     RUN(test_csv_path_column);
     RUN(test_stdin_and_several);
     RUN(test_missing_paths_become_items);
+    RUN(test_shards);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0)

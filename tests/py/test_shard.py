@@ -356,6 +356,47 @@ def step_dry_run_scripts(tmp):
           rc == 1 and "cannot run sbatch" in out and os.path.exists("job3/slurm/shard.sbatch"), out)
 
 
+def step_templates(tmp):
+    """configs/slurm-shard.sbatch and configs/k8s-indexed-job.yaml, their
+    shell run by hand with the variables Slurm and Kubernetes set."""
+    os.chdir(tmp)
+    import yaml
+    root = os.path.dirname(os.path.dirname(MODEL))
+    base = {"MODEL": MODEL, "SOURCES": "a c.tar.gz b", "RUN_ARGS": "--batch 4",
+            "FXSCREEN": FX, "PATH": os.path.dirname(FX) + ":" + os.environ["PATH"]}
+    for i in [3, 1, 0, 2]:
+        env = dict(os.environ, **base, OUT="tpl", SLURM_ARRAY_TASK_ID=str(i + 5),
+                   SLURM_ARRAY_TASK_MIN="5", SLURM_ARRAY_TASK_COUNT="4")
+        p = subprocess.run(["sh", os.path.join(root, "configs", "slurm-shard.sbatch")],
+                           capture_output=True, text=True, env=env)
+        check(f"slurm-shard.sbatch, task {i + 5} of an array 5-8", p.returncode == 0,
+              p.stdout + p.stderr)
+    rc, out = fx("merge", "--out", "tpl", *[f"tpl/shards/{i:04d}" for i in range(4)])
+    why = same_results("full", "tpl") if rc == 0 else out
+    check("slurm-shard.sbatch's shards merged == unsharded", not why, why)
+    with open(os.path.join(root, "configs", "k8s-indexed-job.yaml")) as f:
+        shards_job, merge_job = list(yaml.safe_load_all(f))
+    spec = shards_job["spec"]
+    pod = spec["template"]["spec"]
+    c = pod["containers"][0]
+    kenv = {e["name"]: e["value"] for e in c["env"]}
+    check("k8s manifest: an Indexed Job, SHARDS == completions == parallelism, restartPolicy Never",
+          spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"] ==
+          int(kenv["SHARDS"]) and pod["restartPolicy"] == "Never", spec)
+    menv = {e["name"]: e["value"] for e in merge_job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    check("k8s manifest: the merge Job has the same SHARDS and OUT",
+          menv["SHARDS"] == kenv["SHARDS"] and menv["OUT"] == kenv["OUT"])
+    for i in range(4):
+        env = dict(os.environ, **base, OUT="k8s", SHARDS="4", JOB_COMPLETION_INDEX=str(i))
+        p = subprocess.run(["sh", "-c", c["args"][0]], capture_output=True, text=True, env=env)
+        check(f"k8s shard pod {i}", p.returncode == 0, p.stdout + p.stderr)
+    m = merge_job["spec"]["template"]["spec"]["containers"][0]
+    p = subprocess.run(["sh", "-c", m["args"][0]], capture_output=True, text=True,
+                       env=dict(os.environ, **base, OUT="k8s", SHARDS="4"), timeout=60)
+    why = same_results("full", "k8s") if p.returncode == 0 else p.stdout + p.stderr
+    check("k8s merge pod: merged == unsharded", not why, why)
+
+
 def step_merge_memory(tmp):
     """Peak memory of a merge of 1,600 rows (105 MB of heatmaps) in 8 shards."""
     os.chdir(tmp)
@@ -388,4 +429,4 @@ def step_merge_memory(tmp):
 if __name__ == "__main__":
     raise SystemExit(run_tests("fx_shard_", step_shard_and_merge, step_overlays, step_refusals,
                                step_kill_resume, step_environment, step_dry_run_scripts,
-                               step_merge_memory))
+                               step_templates, step_merge_memory))

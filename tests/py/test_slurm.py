@@ -54,6 +54,7 @@ def step_slurm(tmp):
         return
     try:
         run_on(cluster, tmp)
+        template_on(cluster, tmp)
     finally:
         cluster.stop()
 
@@ -155,6 +156,23 @@ def run_on(cluster, tmp):
                         capture_output=True, text=True)
     check("eval reads the merged result", ev.returncode == 0 and "300 images evaluated" in
           ev.stdout + ev.stderr, ev.stdout + ev.stderr)
+
+
+def template_on(cluster, tmp):
+    """configs/slurm-shard.sbatch submitted as it is, an array of 4."""
+    os.chdir(tmp)
+    root = os.path.dirname(os.path.dirname(MODEL))
+    env = dict(cluster.env(), OUT=os.path.join(tmp, "tpl"), MODEL=MODEL, SOURCES="imgs",
+               RUN_ARGS="--batch 4", FXSCREEN=FX)
+    p = subprocess.run(["sbatch", "--parsable", "--wait", "--array=0-3", f"--chdir={tmp}",
+                        os.path.join(root, "configs", "slurm-shard.sbatch")],
+                       capture_output=True, text=True, env=env, timeout=600)
+    check("configs/slurm-shard.sbatch as an array of 4 (sbatch --wait)", p.returncode == 0,
+          p.stdout + p.stderr)
+    p = subprocess.run([FX, "merge", "--out", "tpl"] + [f"tpl/shards/{i:04d}" for i in range(4)],
+                       capture_output=True, text=True)
+    why = same_results("full", "tpl") if p.returncode == 0 else p.stderr
+    check("the template's shards merged == the unsharded run", not why, why)
 
 
 if __name__ == "__main__":
