@@ -30,6 +30,10 @@
  *   /pixel_spacing float32 (N, 2) mm between rows, columns; NaN unknown
  *   /bbox_mm     float32 (N, 4)   /bbox in millimetres where the spacing is known
  *   /frames      int32 (N)        frames in the file (the first is read); 0 non-DICOM
+ *   /index       int64 (N)        the input's position in the whole list (a
+ *                                 shard's row r is input I + N * r; shard.h)
+ *   once the whole list was walked: input_count, input_sha256 (complete);
+ *   a shard: shard_index, shard_count, shard_inputs, shard_inputs_sha256
  * DIR/summary.csv: path,status,probability,prediction,peak_x,peak_y,x0,y0,x1,y1,error,
  *   then the identifiers, pixel_spacing_row,pixel_spacing_col,x0_mm,y0_mm,x1_mm,y1_mm,frames
  * DIR/run.json: the run's parameters, written at start, read by --resume.
