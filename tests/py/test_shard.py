@@ -26,13 +26,16 @@ DATASETS = ["score", "probability", "prediction", "heatmap", "peak_xy", "bbox", 
             "frames", "index"]
 
 
+BIN = FX  # the ASan pass swaps in build/asan/fxscreen
+
+
 def fx(*args, env=None, timeout=600):
-    e = dict(os.environ)
+    e = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:exitcode=86", UBSAN_OPTIONS="halt_on_error=1")
     for k in list(e):
         if k.startswith("SLURM_") or k == "JOB_COMPLETION_INDEX":
             del e[k]
     e.update(env or {})
-    p = subprocess.run([FX] + [str(a) for a in args], capture_output=True, text=True,
+    p = subprocess.run([BIN] + [str(a) for a in args], capture_output=True, text=True,
                        timeout=timeout, env=e)
     return p.returncode, p.stdout + p.stderr
 
@@ -397,6 +400,39 @@ def step_templates(tmp):
     check("k8s merge pod: merged == unsharded", not why, why)
 
 
+def step_asan(tmp):
+    """Shards, merge, its refusals, status and the slurm merge under
+    AddressSanitizer + UBSan (leaks included): every exit code as expected."""
+    global BIN
+    asan = os.path.join(os.path.dirname(FX), "asan", "fxscreen")
+    if not os.path.exists(asan):
+        print("SKIP asan pass: %s not built (make test builds it)" % asan)
+        return
+    os.chdir(tmp)
+    BIN = asan
+    try:
+        src = ["a", "c.tar.gz", "b"]
+        for i in range(3):
+            rc, out = fx("run", "--quiet", "--batch", 4, "--overlays", "all", "--shard", f"{i}/3",
+                         "--model", MODEL, "--out", f"as{i}", *src)
+            check(f"asan: shard {i}/3", rc == 0, out)
+        rc, out = fx("merge", "--out", "as_merged", "as0", "as1", "as2")
+        why = same_results("full", "as_merged") if rc == 0 else out
+        check("asan: merge == unsharded", not why, why)
+        for args, want in [(["as0", "as1"], 2), (["as0", "as1", "as2", "as1"], 2),
+                           (["as0", "s1", "as2"], 2), (["as0", "as1", "nowhere"], 2)]:
+            rc, out = fx("merge", "--out", "as_x", *args)
+            check(f"asan: merge {' '.join(args)} refused", rc == want, out)
+        rc, out = fx("slurm", "status", "job")
+        check("asan: slurm status", rc == 0, out)
+        rc, out = fx("slurm", "merge", "job_broken", env={"PATH": "/nonexistent"})
+        check("asan: slurm merge refuses the broken shard", rc == 2, out)
+        rc, out = fx("run", "--resume", "as1")
+        check("asan: resume of a finished shard", rc == 0, out)
+    finally:
+        BIN = FX
+
+
 def step_merge_memory(tmp):
     """Peak memory of a merge of 1,600 rows (105 MB of heatmaps) in 8 shards."""
     os.chdir(tmp)
@@ -429,4 +465,4 @@ def step_merge_memory(tmp):
 if __name__ == "__main__":
     raise SystemExit(run_tests("fx_shard_", step_shard_and_merge, step_overlays, step_refusals,
                                step_kill_resume, step_environment, step_dry_run_scripts,
-                               step_templates, step_merge_memory))
+                               step_templates, step_asan, step_merge_memory))
