@@ -206,7 +206,7 @@ $(ASAN_DIR)/tests/%: tests/%.c $(ASAN_DIR)/libfxscreen.a
 # as src/model holds the Keras importer too, HDF5, cJSON and libarchive).
 KERAS_LIBS := $(shell pkg-config --libs hdf5 libcjson 2>/dev/null) -larchive
 FUZZ_ONNX_SRC := $(BUILD)/gen/onnx.pb-c.c $(wildcard src/model/*.c src/ops/*.c src/backend/*.c) src/core/device.c \
-                 src/core/jsonutil.c
+                 src/core/jsonutil.c src/out/h5util.c
 $(BUILD)/fuzz/fuzz_onnx: $(FUZZ_ONNX_SRC)
 $(BUILD)/fuzz/fuzz_onnx: FUZZ_LIBSRC += $(FUZZ_ONNX_SRC)
 $(BUILD)/fuzz/fuzz_onnx: FUZZ_LIBS := -lprotobuf-c -lopenblas $(KERAS_LIBS)

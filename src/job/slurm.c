@@ -221,8 +221,16 @@ static fx_status sbatch(const char *const *extra, int nextra, const char *dep, c
     argv[k++] = (char *)script;
     int rc = run_capture(argv, out, sizeof out);
     free(argv);
-    size_t len = strcspn(out, ";\n"); /* "JOBID" or "JOBID;CLUSTER" */
-    for (char *c = out; *c; c++)      /* sbatch's message on one line */
+    /* The job id is the last line that is "JOBID" or "JOBID;CLUSTER" (the
+     * output holds stderr too: sbatch's warnings come before it). */
+    const char *line = NULL;
+    size_t len = 0;
+    for (const char *p = out; *p; p += strcspn(p, "\n"), p += *p == '\n') {
+        size_t digits = strspn(p, "0123456789");
+        if (digits > 0 && (p[digits] == ';' || p[digits] == '\n' || !p[digits]))
+            line = p, len = digits;
+    }
+    for (char *c = out; *c; c++) /* sbatch's message on one line */
         if (*c == '\n')
             *c = *(c + 1) ? ' ' : '\0';
     if (rc == 127 || rc < 0)
@@ -230,10 +238,10 @@ static fx_status sbatch(const char *const *extra, int nextra, const char *dep, c
                             "slurm submit: cannot run sbatch (is Slurm's client installed and "
                             "on PATH?); the scripts are in place: %s",
                             script);
-    if (rc != 0 || len == 0 || len >= idn || strspn(out, "0123456789") != len)
+    if (rc != 0 || !line || len >= idn)
         return fx_error_set(err, FX_ERR_IO, "slurm submit: sbatch %s refused (exit %d): %s", script,
                             rc, out);
-    memcpy(id, out, len);
+    memcpy(id, line, len);
     id[len] = '\0';
     return FX_OK;
 }

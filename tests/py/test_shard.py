@@ -353,6 +353,12 @@ def step_dry_run_scripts(tmp):
                        (["--shards", "0"], "--shards '0'")]:
         rc, out = fx("slurm", "submit", "--model", MODEL, "--out", "job2", "--dry-run", *args, *src)
         check(f"slurm submit refuses {' '.join(args)}", rc == 2 and want in out, out)
+    rc, out = fx("slurm", "submit", "--model", MODEL, "--out", "job4", "--shards", 2,
+                 "--gpus-per-task", 1, "--cpus-per-task", 6, "--device", "cuda", "--dry-run", *src)
+    script = open("job4/slurm/shard.sbatch").read() if rc == 0 else out
+    check("slurm submit --gpus-per-task 1: one GPU per task, the run on it",
+          "#SBATCH --gpus-per-task=1" in script and "#SBATCH --cpus-per-task=6" in script and
+          "'--device' 'cuda'" in script, script)
     rc, out = fx("slurm", "submit", "--model", MODEL, "--out", "job3", "--shards", 2, *src,
                  env={"PATH": "/nonexistent"})
     check("slurm submit without sbatch: says so, scripts kept",
