@@ -16,6 +16,7 @@
 #define FXSCREEN_EVAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "fxscreen/status.h"
@@ -99,6 +100,87 @@ double fx_eval_kappa(const fx_confusion *cm);
  * x1 <= x0 or y1 <= y0, or a NaN coordinate, is never hit. */
 int fx_eval_pointing_hit(double px, double py, double x0, double y0, double x1, double y1);
 
+/* ---- bootstrap, operating points, calibration (src/eval/stats.c) --------- */
+
+/* The bootstrap's random stream: splitmix64 of seed + (k + 1) * 0x9E3779B97F4A7C15
+ * (z ^= z >> 30, z *= 0xBF58476D1CE4E5B9; z ^= z >> 27, z *= 0x94D049BB133111EB;
+ * z ^= z >> 31).  Counter-based: value k needs no other. */
+uint64_t fx_eval_rand(uint64_t seed, uint64_t k);
+
+#define FX_EVAL_MAX_BOOTSTRAP 1000000
+enum {
+    FX_BOOT_AUROC,
+    FX_BOOT_SENS,
+    FX_BOOT_SPEC,
+    FX_BOOT_PPV,
+    FX_BOOT_NPV,
+    FX_BOOT_KAPPA,
+    FX_BOOT_N
+};
+
+/* A percentile interval over the replicates where the statistic is
+ * defined (valid of them); NaN when none is. */
+typedef struct fx_interval {
+    double lo, hi;
+    size_t valid;
+} fx_interval;
+
+typedef struct fx_bootstrap {
+    int reps;
+    uint64_t seed;
+    fx_interval ci[FX_BOOT_N]; /* by FX_BOOT_* */
+} fx_bootstrap;
+
+/* Stratified bootstrap 95% intervals of AUROC and, at `threshold`,
+ * sensitivity, specificity, PPV, NPV and kappa.  Scheme (reproducible in
+ * NumPy): P = the indices with label 1 in input order, Q those with label
+ * 0, m = |P| + |Q|; replicate b takes P[d(b*m + j, |P|)] for j < |P|, then
+ * Q[d(b*m + |P| + j, |Q|)] for j < |Q|, where d(k, n) = ((fx_eval_rand(seed,
+ * k) >> 32) * n) >> 32.  Interval: the 2.5th and 97.5th percentiles of the
+ * replicates where the statistic is defined, interpolated linearly between
+ * order statistics (NumPy's default). */
+fx_status fx_eval_bootstrap(const double *score, const int *label, size_t n, double threshold,
+                            int reps, uint64_t seed, fx_bootstrap *out, fx_error *err);
+
+typedef enum fx_op_kind {
+    FX_OP_YOUDEN,      /* max sensitivity + specificity - 1 (ties: the larger threshold) */
+    FX_OP_SENSITIVITY, /* the largest threshold with sensitivity >= target */
+    FX_OP_SPECIFICITY  /* the smallest threshold with specificity >= target */
+} fx_op_kind;
+
+/* An operating point: thresholds are the data's distinct scores
+ * (prediction = score >= threshold), or the highest score + 1 (where
+ * scikit-learn's roc_curve begins) when only predicting nothing positive
+ * reaches the specificity.  threshold NaN
+ * when no threshold reaches the target or a class is absent. */
+typedef struct fx_oppoint {
+    fx_op_kind kind;
+    double target, threshold, youden;
+    fx_confusion cm;
+    fx_rates rates;
+} fx_oppoint;
+
+fx_status fx_eval_operating_point(const double *score, const int *label, size_t n, fx_op_kind kind,
+                                  double target, fx_oppoint *out, fx_error *err);
+
+#define FX_EVAL_MAX_BINS 100
+
+/* Calibration of probabilities (label 0/1 rows): Brier score mean (p - y)^2;
+ * `bins` equal-width bins over [0, 1] as sklearn's calibration_curve
+ * (strategy "uniform": a p on an inner edge falls into the bin below);
+ * per bin the count, mean probability and fraction of positives (NaN when
+ * empty); ECE = sum over bins of count/n * |mean probability - fraction|. */
+typedef struct fx_calibration {
+    int bins;
+    size_t n;
+    double brier, ece;
+    size_t count[FX_EVAL_MAX_BINS];
+    double mean_prob[FX_EVAL_MAX_BINS], frac_pos[FX_EVAL_MAX_BINS];
+} fx_calibration;
+
+fx_status fx_eval_calibration(const double *prob, const int *label, size_t n, int bins,
+                              fx_calibration *out, fx_error *err);
+
 /* ---- the job ------------------------------------------------------------ */
 
 typedef struct fx_eval_job {
@@ -107,6 +189,11 @@ typedef struct fx_eval_job {
     const char *json_path;   /* NULL: results_dir/eval.json */
     int threshold_given;     /* 1: use `threshold`, whatever results.h5 says */
     double threshold;        /* used when threshold_given (else 0.5 when there is no results.h5) */
+    int bootstrap;           /* replicates; 0: no bootstrap */
+    uint64_t seed;           /* of the bootstrap */
+    double at_sensitivity;   /* operating points; NaN: not asked for */
+    double at_specificity;
+    int calibration_bins; /* 0: 10 */
 } fx_eval_job;
 
 typedef struct fx_eval_report {
@@ -132,10 +219,13 @@ typedef struct fx_eval_report {
     fx_rates rates;
     double kappa;
     /* pointing game: fractured images with a box */
-    size_t pg_fractured_box; /* evaluated label-1 rows whose label has a box */
-    size_t pg_no_peak;       /* ... of which the result has no peak */
-    fx_proportion pointing;  /* hits / (pg_fractured_box - pg_no_peak) */
-    char created[32];        /* ISO 8601 UTC */
+    size_t pg_fractured_box;             /* evaluated label-1 rows whose label has a box */
+    size_t pg_no_peak;                   /* ... of which the result has no peak */
+    fx_proportion pointing;              /* hits / (pg_fractured_box - pg_no_peak) */
+    fx_bootstrap boot;                   /* boot.reps 0: not asked for */
+    fx_oppoint youden, at_sens, at_spec; /* at_*: kind's target NaN when not asked for */
+    fx_calibration cal;
+    char created[32]; /* ISO 8601 UTC */
 } fx_eval_report;
 
 /* Run the evaluation: read results_dir/summary.csv and labels_path, join

@@ -13,6 +13,8 @@ static void eval_usage(FILE *f)
 {
     fprintf(f,
             "usage: fxscreen eval --results DIR --labels labels.csv [--threshold T] [--json PATH]\n"
+            "                     [--bootstrap[=N]] [--seed S] [--at-sensitivity X]\n"
+            "                     [--at-specificity X] [--calibration-bins B]\n"
             "  --results DIR    the output directory of `fxscreen run`: DIR/summary.csv\n"
             "                   (path,status,probability,prediction,peak_x,peak_y,...) and,\n"
             "                   if present, DIR/results.h5 (its root attribute `threshold`)\n"
@@ -22,6 +24,12 @@ static void eval_usage(FILE *f)
             "  --threshold T    decision threshold in [0, 1]: prediction = probability >= T\n"
             "                   (default: results.h5's `threshold`, else 0.5)\n"
             "  --json PATH      where to write the JSON report (default DIR/eval.json)\n"
+            "  --bootstrap[=N]  stratified bootstrap 95%% CIs (percentile) of AUROC,\n"
+            "                   sensitivity, specificity, PPV, NPV and kappa; N replicates\n"
+            "                   (default 10000), --seed S (default 1)\n"
+            "  --at-sensitivity X, --at-specificity X   the operating point reaching\n"
+            "                   sensitivity (specificity) >= X, beside Youden's J (always)\n"
+            "  --calibration-bins B   equal-width bins of the reliability table (10)\n"
             "\n"
             "Rows join on realpath (summary paths relative to the current directory), else\n"
             "on a basename that only one label has. Error rows are excluded and counted.\n"
@@ -36,10 +44,16 @@ int fx_cmd_eval(int argc, char **argv)
                                          {"labels", required_argument, 0, 'l'},
                                          {"threshold", required_argument, 0, 't'},
                                          {"json", required_argument, 0, 'j'},
+                                         {"bootstrap", optional_argument, 0, 'B'},
+                                         {"seed", required_argument, 0, 'S'},
+                                         {"at-sensitivity", required_argument, 0, 'A'},
+                                         {"at-specificity", required_argument, 0, 'P'},
+                                         {"calibration-bins", required_argument, 0, 'C'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    fx_eval_job job = {0};
+    fx_eval_job job = {.seed = 1, .at_sensitivity = NAN, .at_specificity = NAN};
     int c;
+    char *end;
     optind = 1;
     while ((c = getopt_long(argc, argv, "r:l:t:j:h", opts, NULL)) != -1) {
         switch (c) {
@@ -47,7 +61,6 @@ int fx_cmd_eval(int argc, char **argv)
         case 'l': job.labels_path = optarg; break;
         case 'j': job.json_path = optarg; break;
         case 't': {
-            char *end;
             errno = 0;
             double v = strtod(optarg, &end);
             if (errno || end == optarg || *end || !isfinite(v) || v < 0.0 || v > 1.0) {
@@ -56,6 +69,51 @@ int fx_cmd_eval(int argc, char **argv)
             }
             job.threshold = v;
             job.threshold_given = 1;
+            break;
+        }
+        case 'B': {
+            long v = optarg ? (errno = 0, strtol(optarg, &end, 10)) : 10000;
+            if (optarg && (errno || *end || end == optarg))
+                v = -1;
+            if (v < 1 || v > FX_EVAL_MAX_BOOTSTRAP) {
+                fprintf(stderr, "eval: --bootstrap '%s': give 1..%d replicates\n", optarg,
+                        FX_EVAL_MAX_BOOTSTRAP);
+                return FX_EXIT_USAGE;
+            }
+            job.bootstrap = (int)v;
+            break;
+        }
+        case 'S': {
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (errno || *end || end == optarg || optarg[0] == '-') {
+                fprintf(stderr, "eval: --seed '%s': give 0..2^64-1\n", optarg);
+                return FX_EXIT_USAGE;
+            }
+            job.seed = v;
+            break;
+        }
+        case 'A':
+        case 'P': {
+            errno = 0;
+            double v = strtod(optarg, &end);
+            if (errno || *end || end == optarg || !(v > 0.0 && v <= 1.0)) {
+                fprintf(stderr, "eval: --at-%s '%s': give a number in (0, 1]\n",
+                        c == 'A' ? "sensitivity" : "specificity", optarg);
+                return FX_EXIT_USAGE;
+            }
+            *(c == 'A' ? &job.at_sensitivity : &job.at_specificity) = v;
+            break;
+        }
+        case 'C': {
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || v < 1 || v > FX_EVAL_MAX_BINS) {
+                fprintf(stderr, "eval: --calibration-bins '%s': give 1..%d\n", optarg,
+                        FX_EVAL_MAX_BINS);
+                return FX_EXIT_USAGE;
+            }
+            job.calibration_bins = (int)v;
             break;
         }
         case 'h': eval_usage(stdout); return FX_EXIT_OK;

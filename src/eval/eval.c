@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "eval/eval_internal.h"
 #include "fxscreen/eval.h"
 #include "fxscreen/fsutil.h"
 #include "fxscreen/h5util.h"
@@ -441,7 +442,7 @@ static fx_status read_summary(eval_state *s, const char *path, fx_eval_report *r
 
 /* Numbers as cJSON prints them (the shortest that reads back); NaN and
  * infinities as null. */
-static cJSON *num(double v)
+cJSON *ev_num(double v)
 {
     return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
 }
@@ -451,12 +452,12 @@ static cJSON *str_or_null(const char *s)
     return s ? cJSON_CreateString(s) : cJSON_CreateNull();
 }
 
-static cJSON *ci95(double lo, double hi)
+cJSON *ev_ci95(double lo, double hi)
 {
     cJSON *a = cJSON_CreateArray();
     if (a) {
-        cJSON_AddItemToArray(a, num(lo));
-        cJSON_AddItemToArray(a, num(hi));
+        cJSON_AddItemToArray(a, ev_num(lo));
+        cJSON_AddItemToArray(a, ev_num(hi));
     }
     return a;
 }
@@ -466,8 +467,8 @@ static cJSON *add_stat(cJSON *o, const char *key, double value, double lo, doubl
 {
     cJSON *p = cJSON_CreateObject();
     if (p) {
-        cJSON_AddItemToObject(p, "value", num(value));
-        cJSON_AddItemToObject(p, "ci95", ci95(lo, hi));
+        cJSON_AddItemToObject(p, "value", ev_num(value));
+        cJSON_AddItemToObject(p, "ci95", ev_ci95(lo, hi));
     }
     cJSON_AddItemToObject(o, key, p);
     return p;
@@ -500,7 +501,7 @@ static cJSON *report_json(const fx_eval_report *r, const char *results_dir)
     cJSON_AddItemToObject(in, "results_h5", str_or_null(r->have_results_h5 ? r->results_h5 : NULL));
     cJSON_AddItemToObject(in, "labels_csv", str_or_null(r->labels_path));
     cJSON_AddItemToObject(o, "inputs", in);
-    cJSON_AddItemToObject(o, "threshold", num(r->threshold));
+    cJSON_AddItemToObject(o, "threshold", ev_num(r->threshold));
     cJSON_AddItemToObject(o, "threshold_source", str_or_null(r->threshold_source));
     static const char *const cn[] = {
         "summary_rows",        "error_rows", "unmatched_rows",   "duplicate_rows",
@@ -519,7 +520,7 @@ static cJSON *report_json(const fx_eval_report *r, const char *results_dir)
                          r->auroc.nneg};
     add_counts(o, "counts", cn, cv, 11);
     cJSON *au = add_stat(o, "auroc", r->auroc.auc, r->auroc.lo, r->auroc.hi);
-    cJSON_AddItemToObject(au, "se", num(r->auroc.se));
+    cJSON_AddItemToObject(au, "se", ev_num(r->auroc.se));
     cJSON_AddStringToObject(au, "ci_method", "DeLong variance, Wald interval clipped to [0,1]");
     static const char *const mn[] = {"tp", "fp", "tn", "fn"};
     const size_t mv[] = {r->cm.tp, r->cm.fp, r->cm.tn, r->cm.fn};
@@ -540,17 +541,18 @@ static cJSON *report_json(const fx_eval_report *r, const char *results_dir)
     add_prop(o, "ppv", &r->rates.ppv);
     add_prop(o, "npv", &r->rates.npv);
     add_prop(o, "accuracy", &r->rates.accuracy);
-    cJSON_AddItemToObject(o, "kappa", num(r->kappa));
+    cJSON_AddItemToObject(o, "kappa", ev_num(r->kappa));
     static const char *const pn[] = {"fractured_with_box", "without_peak", "hits", "n"};
     const size_t pv[] = {r->pg_fractured_box, r->pg_no_peak, r->pointing.x, r->pointing.n};
     add_counts(o, "pointing_game", pn, pv, 4);
     cJSON *pg = cJSON_GetObjectItemCaseSensitive(o, "pointing_game");
-    cJSON_AddItemToObject(pg, "rate", num(r->pointing.value));
-    cJSON_AddItemToObject(pg, "ci95", ci95(r->pointing.lo, r->pointing.hi));
+    cJSON_AddItemToObject(pg, "rate", ev_num(r->pointing.value));
+    cJSON_AddItemToObject(pg, "ci95", ev_ci95(r->pointing.lo, r->pointing.hi));
     cJSON_AddStringToObject(pg, "rule",
                             "hit iff x0-0.1w <= peak_x < x1+0.1w and y0-0.1h <= peak_y < y1+0.1h "
                             "(w=x1-x0, h=y1-y0; true box half-open); n = fractured images with a "
                             "box and a peak");
+    ev_research_json(o, r);
     return o;
 }
 
@@ -648,8 +650,10 @@ fx_status fx_eval_job_run(const fx_eval_job *job, fx_eval_report *rep, fx_error 
         rep->rates = fx_eval_rates(&rep->cm);
         rep->kappa = fx_eval_kappa(&rep->cm);
         rep->pointing = fx_eval_wilson(hits, rep->pg_fractured_box - rep->pg_no_peak);
-        st = write_json(rep, job->results_dir, err);
+        st = ev_research(job, s.score, s.truth, s.n, rep, err);
     }
+    if (st == FX_OK)
+        st = write_json(rep, job->results_dir, err);
     state_free(&s);
     return st;
 }
@@ -714,5 +718,6 @@ void fx_eval_report_print(FILE *f, const fx_eval_report *r)
     print_ci(f, r->pointing.lo, r->pointing.hi);
     fprintf(f, "  %zu/%zu hits (fractured with a box and a peak; %zu of %zu had no peak)\n",
             r->pointing.x, r->pointing.n, r->pg_no_peak, r->pg_fractured_box);
+    ev_research_print(f, r);
     fprintf(f, "\nwrote %s\n", r->json_path);
 }

@@ -1,0 +1,24 @@
+/* Internals shared by the eval job (src/eval/eval.c) and its research
+ * sections (src/eval/research.c): bootstrap, operating points, calibration
+ * computed for the report, written into eval.json and printed. */
+#ifndef FX_EVAL_INTERNAL_H
+#define FX_EVAL_INTERNAL_H
+
+#include <cJSON.h>
+#include <stdio.h>
+
+#include "fxscreen/eval.h"
+
+/* eval.json numbers: finite as numbers, NaN/inf as null; [lo, hi]. */
+cJSON *ev_num(double v);
+cJSON *ev_ci95(double lo, double hi);
+
+/* The research statistics of the evaluated rows into rep, as job asks. */
+fx_status ev_research(const fx_eval_job *job, const double *score, const int *label, size_t n,
+                      fx_eval_report *rep, fx_error *err);
+/* Their eval.json members (bootstrap, operating_points, calibration). */
+void ev_research_json(cJSON *o, const fx_eval_report *r);
+/* Their part of the printed table. */
+void ev_research_print(FILE *f, const fx_eval_report *r);
+
+#endif

@@ -1,0 +1,138 @@
+/* The eval job's research sections (src/eval/eval_internal.h): bootstrap
+ * intervals, operating points and calibration for the report, eval.json
+ * and the printed table. */
+#include <math.h>
+#include <string.h>
+
+#include "eval/eval_internal.h"
+
+fx_status ev_research(const fx_eval_job *job, const double *score, const int *label, size_t n,
+                      fx_eval_report *rep, fx_error *err)
+{
+    fx_status st = fx_eval_operating_point(score, label, n, FX_OP_YOUDEN, NAN, &rep->youden, err);
+    rep->at_sens.target = rep->at_spec.target = NAN;
+    if (st == FX_OK && job->at_sensitivity > 0)
+        st = fx_eval_operating_point(score, label, n, FX_OP_SENSITIVITY, job->at_sensitivity,
+                                     &rep->at_sens, err);
+    if (st == FX_OK && job->at_specificity > 0)
+        st = fx_eval_operating_point(score, label, n, FX_OP_SPECIFICITY, job->at_specificity,
+                                     &rep->at_spec, err);
+    if (st == FX_OK)
+        st = fx_eval_calibration(score, label, n,
+                                 job->calibration_bins > 0 ? job->calibration_bins : 10, &rep->cal,
+                                 err);
+    if (st == FX_OK && job->bootstrap > 0)
+        st = fx_eval_bootstrap(score, label, n, rep->threshold, job->bootstrap, job->seed,
+                               &rep->boot, err);
+    return st;
+}
+
+static const char *const boot_names[FX_BOOT_N] = {"auroc", "sensitivity", "specificity",
+                                                  "ppv",   "npv",         "kappa"};
+
+static cJSON *oppoint_json(const fx_oppoint *p)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "target", ev_num(p->target));
+    cJSON_AddItemToObject(o, "threshold", ev_num(p->threshold));
+    cJSON_AddItemToObject(o, "sensitivity", ev_num(p->rates.sensitivity.value));
+    cJSON_AddItemToObject(o, "specificity", ev_num(p->rates.specificity.value));
+    cJSON_AddItemToObject(o, "ppv", ev_num(p->rates.ppv.value));
+    cJSON_AddItemToObject(o, "npv", ev_num(p->rates.npv.value));
+    cJSON_AddItemToObject(o, "youden_j", ev_num(p->youden));
+    cJSON_AddNumberToObject(o, "tp", (double)p->cm.tp);
+    cJSON_AddNumberToObject(o, "fp", (double)p->cm.fp);
+    cJSON_AddNumberToObject(o, "tn", (double)p->cm.tn);
+    cJSON_AddNumberToObject(o, "fn", (double)p->cm.fn);
+    return o;
+}
+
+void ev_research_json(cJSON *o, const fx_eval_report *r)
+{
+    cJSON *ops = cJSON_AddObjectToObject(o, "operating_points");
+    cJSON_AddItemToObject(ops, "youden", oppoint_json(&r->youden));
+    if (!isnan(r->at_sens.target))
+        cJSON_AddItemToObject(ops, "at_sensitivity", oppoint_json(&r->at_sens));
+    if (!isnan(r->at_spec.target))
+        cJSON_AddItemToObject(ops, "at_specificity", oppoint_json(&r->at_spec));
+    cJSON_AddStringToObject(ops, "rule",
+                            "thresholds are the scores (prediction = score >= threshold); "
+                            "at_sensitivity: the largest reaching it, at_specificity: the "
+                            "smallest, youden: max sensitivity + specificity - 1 (ties: larger)");
+    const fx_calibration *c = &r->cal;
+    cJSON *cal = cJSON_AddObjectToObject(o, "calibration");
+    cJSON_AddItemToObject(cal, "brier", ev_num(c->brier));
+    cJSON_AddItemToObject(cal, "ece", ev_num(c->ece));
+    cJSON_AddNumberToObject(cal, "bins", c->bins);
+    cJSON_AddStringToObject(cal, "strategy",
+                            "uniform bins as sklearn's calibration_curve (a probability on an "
+                            "inner edge falls into the bin below); ece = sum count/n * "
+                            "|mean probability - fraction positive|");
+    cJSON *tab = cJSON_AddArrayToObject(cal, "reliability");
+    for (int b = 0; b < c->bins; b++) {
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddNumberToObject(row, "lo", (double)b / c->bins);
+        cJSON_AddNumberToObject(row, "hi", (double)(b + 1) / c->bins);
+        cJSON_AddNumberToObject(row, "count", (double)c->count[b]);
+        cJSON_AddItemToObject(row, "mean_probability", ev_num(c->mean_prob[b]));
+        cJSON_AddItemToObject(row, "fraction_positive", ev_num(c->frac_pos[b]));
+        cJSON_AddItemToArray(tab, row);
+    }
+    if (r->boot.reps <= 0)
+        return;
+    cJSON *bo = cJSON_AddObjectToObject(o, "bootstrap");
+    cJSON_AddNumberToObject(bo, "replicates", r->boot.reps);
+    cJSON_AddNumberToObject(bo, "seed", (double)r->boot.seed);
+    cJSON_AddStringToObject(bo, "scheme",
+                            "stratified by class, percentile 95% intervals (see eval.h: "
+                            "fx_eval_bootstrap); threshold as the report's");
+    for (int k = 0; k < FX_BOOT_N; k++) {
+        cJSON *e = cJSON_AddObjectToObject(bo, boot_names[k]);
+        cJSON_AddItemToObject(e, "ci95", ev_ci95(r->boot.ci[k].lo, r->boot.ci[k].hi));
+        cJSON_AddNumberToObject(e, "valid_replicates", (double)r->boot.ci[k].valid);
+    }
+}
+
+static void print_op(FILE *f, const char *name, const fx_oppoint *p)
+{
+    if (isnan(p->threshold)) {
+        fprintf(f, "  %-22s not reachable\n", name);
+        return;
+    }
+    fprintf(f, "  %-22s %9.6f  %8.4f  %8.4f  %8.4f  %8.4f\n", name, p->threshold,
+            p->rates.sensitivity.value, p->rates.specificity.value, p->rates.ppv.value,
+            p->rates.npv.value);
+}
+
+void ev_research_print(FILE *f, const fx_eval_report *r)
+{
+    char name[64];
+    fprintf(f, "\n  operating point        threshold  sensitiv  specific       PPV       NPV\n");
+    print_op(f, "Youden's J", &r->youden);
+    if (!isnan(r->at_sens.target)) {
+        snprintf(name, sizeof name, "sensitivity >= %g", r->at_sens.target);
+        print_op(f, name, &r->at_sens);
+    }
+    if (!isnan(r->at_spec.target)) {
+        snprintf(name, sizeof name, "specificity >= %g", r->at_spec.target);
+        print_op(f, name, &r->at_spec);
+    }
+    const fx_calibration *c = &r->cal;
+    fprintf(f, "\n  calibration: Brier %.4f, ECE %.4f (%d bins)\n", c->brier, c->ece, c->bins);
+    fprintf(f, "    bin            count  mean prob  fraction +\n");
+    for (int b = 0; b < c->bins; b++)
+        if (c->count[b])
+            fprintf(f, "    [%.2f, %.2f]  %7zu   %8.4f   %8.4f\n", (double)b / c->bins,
+                    (double)(b + 1) / c->bins, c->count[b], c->mean_prob[b], c->frac_pos[b]);
+    if (r->boot.reps <= 0)
+        return;
+    fprintf(f, "\n  bootstrap 95%% CI (%d replicates, seed %llu, stratified by class)\n",
+            r->boot.reps, (unsigned long long)r->boot.seed);
+    for (int k = 0; k < FX_BOOT_N; k++) {
+        const fx_interval *ci = &r->boot.ci[k];
+        if (isfinite(ci->lo))
+            fprintf(f, "    %-12s [%.4f, %.4f]\n", boot_names[k], ci->lo, ci->hi);
+        else
+            fprintf(f, "    %-12s [n/a]\n", boot_names[k]);
+    }
+}

@@ -1,0 +1,226 @@
+/* Research statistics of `fxscreen eval` (include/fxscreen/eval.h): the
+ * stratified bootstrap, operating points and calibration.  Pure functions
+ * on arrays, like metrics.c; the resampling is counter-based so that a
+ * NumPy implementation of the same scheme reproduces every replicate. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fxscreen/eval.h"
+
+uint64_t fx_eval_rand(uint64_t seed, uint64_t k)
+{
+    uint64_t z = seed + (k + 1) * 0x9E3779B97F4A7C15ull; /* splitmix64 */
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Draw k of the stream as an index in [0, n): the high 32 bits scaled
+ * (Lemire's multiply-shift; n < 2^32). */
+static size_t draw(uint64_t seed, uint64_t k, size_t n)
+{
+    return (size_t)(((fx_eval_rand(seed, k) >> 32) * (uint64_t)n) >> 32);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* NumPy's default percentile (linear between order statistics) of the
+ * finite values of v[0..m) (sorted in place); valid gets their count. */
+static fx_interval percentile_ci(double *v, size_t m)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++)
+        if (isfinite(v[i]))
+            v[k++] = v[i];
+    fx_interval ci = {NAN, NAN, k};
+    if (k == 0)
+        return ci;
+    qsort(v, k, sizeof *v, cmp_double);
+    for (int side = 0; side < 2; side++) {
+        double h = (double)(k - 1) * (side ? 0.975 : 0.025);
+        size_t lo = (size_t)floor(h);
+        double frac = h - (double)lo, x = v[lo] + (lo + 1 < k ? frac * (v[lo + 1] - v[lo]) : 0.0);
+        if (side)
+            ci.hi = x;
+        else
+            ci.lo = x;
+    }
+    return ci;
+}
+
+fx_status fx_eval_bootstrap(const double *score, const int *label, size_t n, double threshold,
+                            int reps, uint64_t seed, fx_bootstrap *out, fx_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->reps = reps, out->seed = seed;
+    if (reps < 1 || reps > FX_EVAL_MAX_BOOTSTRAP)
+        return fx_error_set(err, FX_ERR_USAGE, "bootstrap: %d replicates: give 1..%d", reps,
+                            FX_EVAL_MAX_BOOTSTRAP);
+    size_t np = 0, nq = 0;
+    for (size_t i = 0; i < n; i++)
+        np += label[i] == 1, nq += label[i] == 0;
+    if (np + nq >= ((size_t)1 << 32))
+        return fx_error_set(err, FX_ERR_USAGE, "bootstrap: too many rows (%zu)", np + nq);
+    size_t m = np + nq, R = (size_t)reps;
+    size_t *pos = malloc((np + 1) * sizeof *pos), *neg = malloc((nq + 1) * sizeof *neg);
+    double *s = malloc((m + 1) * sizeof *s), *stat = malloc(R * FX_BOOT_N * sizeof *stat);
+    int *y = malloc((m + 1) * sizeof *y);
+    if (!pos || !neg || !s || !stat || !y) {
+        free(pos), free(neg), free(s), free(stat), free(y);
+        return fx_error_set(err, FX_ERR_NOMEM, "bootstrap: out of memory");
+    }
+    np = nq = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (label[i] == 1)
+            pos[np++] = i;
+        else if (label[i] == 0)
+            neg[nq++] = i;
+    }
+    for (size_t i = 0; i < m; i++)
+        y[i] = i < np;
+    fx_status st = FX_OK;
+    for (size_t b = 0; b < R && st == FX_OK; b++) {
+        /* Replicate b: np draws among the positives, then nq among the
+         * negatives, from the stream at b * m (stratified: the class counts
+         * stay those of the data). */
+        uint64_t k0 = (uint64_t)b * m;
+        for (size_t j = 0; j < np; j++)
+            s[j] = score[pos[draw(seed, k0 + j, np)]];
+        for (size_t j = 0; j < nq; j++)
+            s[np + j] = score[neg[draw(seed, k0 + np + j, nq)]];
+        fx_auroc au;
+        st = fx_eval_auroc(s, y, m, &au, err);
+        fx_confusion cm = fx_eval_confusion(s, y, m, threshold);
+        fx_rates r = fx_eval_rates(&cm);
+        double *v = stat + b * FX_BOOT_N;
+        v[FX_BOOT_AUROC] = au.auc;
+        v[FX_BOOT_SENS] = r.sensitivity.value;
+        v[FX_BOOT_SPEC] = r.specificity.value;
+        v[FX_BOOT_PPV] = r.ppv.value;
+        v[FX_BOOT_NPV] = r.npv.value;
+        v[FX_BOOT_KAPPA] = fx_eval_kappa(&cm);
+    }
+    /* One statistic's replicates at a time, gathered into s (m >= reps is
+     * not guaranteed: reuse stat's own storage column by column). */
+    double *col = malloc(R * sizeof *col);
+    if (st == FX_OK && !col)
+        st = fx_error_set(err, FX_ERR_NOMEM, "bootstrap: out of memory");
+    for (int k = 0; k < FX_BOOT_N && st == FX_OK; k++) {
+        for (size_t b = 0; b < R; b++)
+            col[b] = stat[b * FX_BOOT_N + k];
+        out->ci[k] = percentile_ci(col, R);
+    }
+    free(col);
+    free(pos), free(neg), free(s), free(stat), free(y);
+    return st;
+}
+
+/* Distinct scores in descending order with the positives and negatives at
+ * or above each (the ROC curve's vertices, every one kept). */
+typedef struct roc_point {
+    double t;
+    size_t tp, fp;
+} roc_point;
+
+static int cmp_desc(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x < y) - (x > y);
+}
+
+fx_status fx_eval_operating_point(const double *score, const int *label, size_t n, fx_op_kind kind,
+                                  double target, fx_oppoint *out, fx_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->kind = kind, out->target = target, out->threshold = NAN, out->youden = NAN;
+    double(*pair)[2] = malloc((n + 1) * sizeof *pair);
+    if (!pair)
+        return fx_error_set(err, FX_ERR_NOMEM, "operating point: out of memory");
+    size_t m = 0, np = 0, nq = 0;
+    for (size_t i = 0; i < n; i++)
+        if (label[i] == 0 || label[i] == 1) {
+            pair[m][0] = score[i], pair[m][1] = label[i];
+            np += label[i] == 1, nq += label[i] == 0;
+            m++;
+        }
+    qsort(pair, m, sizeof *pair, cmp_desc);
+    /* Sweep the distinct scores from the top: threshold t = score, so
+     * everything at or above it is predicted positive. */
+    size_t tp = 0, fp = 0, best_tp = 0, best_fp = 0;
+    double best_t = NAN, best_j = -INFINITY;
+    int found = 0;
+    if (kind == FX_OP_SPECIFICITY && nq > 0 && target <= 1.0) {
+        /* Above every score nothing is positive: specificity 1.  The
+         * highest score + 1, as scikit-learn's roc_curve (1.2) begins. */
+        best_t = m ? pair[0][0] + 1.0 : NAN;
+        found = m > 0;
+    }
+    for (size_t i = 0; i < m;) {
+        double t = pair[i][0];
+        for (; i < m && pair[i][0] == t; i++)
+            tp += pair[i][1] == 1, fp += pair[i][1] == 0;
+        double sens = np ? (double)tp / (double)np : NAN, fpr = nq ? (double)fp / (double)nq : NAN;
+        if (kind == FX_OP_SENSITIVITY && !found && sens >= target) {
+            found = 1, best_t = t, best_tp = tp, best_fp = fp; /* the largest such t */
+            break;
+        }
+        if (kind == FX_OP_SPECIFICITY && 1.0 - fpr >= target)
+            found = 1, best_t = t, best_tp = tp, best_fp = fp; /* the smallest such t */
+        if (kind == FX_OP_YOUDEN && sens - fpr > best_j)       /* ties: the larger t */
+            found = 1, best_j = sens - fpr, best_t = t, best_tp = tp, best_fp = fp;
+    }
+    free(pair);
+    if (!found || np == 0 || nq == 0)
+        return FX_OK; /* threshold NaN: not reachable or a class is absent */
+    out->threshold = best_t;
+    out->cm = (fx_confusion){best_tp, best_fp, nq - best_fp, np - best_tp};
+    out->rates = fx_eval_rates(&out->cm);
+    out->youden = out->rates.sensitivity.value + out->rates.specificity.value - 1.0;
+    return FX_OK;
+}
+
+fx_status fx_eval_calibration(const double *prob, const int *label, size_t n, int bins,
+                              fx_calibration *out, fx_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (bins < 1 || bins > FX_EVAL_MAX_BINS)
+        return fx_error_set(err, FX_ERR_USAGE, "calibration: %d bins: give 1..%d", bins,
+                            FX_EVAL_MAX_BINS);
+    out->bins = bins;
+    double sum_p[FX_EVAL_MAX_BINS] = {0}, sum_y[FX_EVAL_MAX_BINS] = {0}, brier = 0;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (label[i] != 0 && label[i] != 1)
+            continue;
+        double p = prob[i];
+        if (!(p >= 0.0 && p <= 1.0))
+            return fx_error_set(err, FX_ERR_USAGE, "calibration: probability %g not in [0, 1]", p);
+        /* sklearn's calibration_curve(strategy="uniform"): edges i * (1/B)
+         * as np.linspace makes them; the bin is the number of inner edges
+         * below p (a p on an edge falls into the bin below it). */
+        int b = 0;
+        while (b < bins - 1 && (double)(b + 1) * (1.0 / bins) < p)
+            b++;
+        sum_p[b] += p, sum_y[b] += label[i];
+        out->count[b]++;
+        brier += (p - label[i]) * (p - label[i]);
+        m++;
+    }
+    out->n = m;
+    out->brier = m ? brier / (double)m : NAN;
+    double ece = 0;
+    for (int b = 0; b < bins; b++) {
+        out->mean_prob[b] = out->count[b] ? sum_p[b] / (double)out->count[b] : NAN;
+        out->frac_pos[b] = out->count[b] ? sum_y[b] / (double)out->count[b] : NAN;
+        if (out->count[b])
+            ece += (double)out->count[b] / (double)m * fabs(out->mean_prob[b] - out->frac_pos[b]);
+    }
+    out->ece = m ? ece : NAN;
+    return FX_OK;
+}
