@@ -53,6 +53,13 @@ typedef struct fx_auroc {
 fx_status fx_eval_auroc(const double *score, const int *label, size_t n, fx_auroc *out,
                         fx_error *err);
 
+/* The same, and each observation's DeLong structural component into v (n
+ * values, when npos and nneg > 0): for a positive i, V10 = (negatives
+ * below + half those tied) / nneg; for a negative j, V01 = (positives above
+ * + half those tied) / npos. */
+fx_status fx_eval_auroc_components(const double *score, const int *label, size_t n, fx_auroc *out,
+                                   double *v, fx_error *err);
+
 /* ---- confusion matrix and the proportions ------------------------------- */
 
 typedef struct fx_confusion {
@@ -163,6 +170,33 @@ typedef struct fx_oppoint {
 fx_status fx_eval_operating_point(const double *score, const int *label, size_t n, fx_op_kind kind,
                                   double target, fx_oppoint *out, fx_error *err);
 
+/* Two models' AUROCs on the same images (paired), compared by DeLong,
+ * DeLong & Clarke-Pearson (1988): with V the structural components of each
+ * model, S10 and S01 their 2 x 2 sample covariances (n - 1 denominators)
+ * over the positives and over the negatives, var = S10/npos + S01/nneg,
+ * se = sqrt(var_AA + var_BB - 2 var_AB), z = (auc_a - auc_b) / se,
+ * p = erfc(|z| / sqrt 2) (two-sided).  NaN where a class has fewer than 2
+ * images or se is 0. */
+typedef struct fx_paired_auroc {
+    size_t n, npos, nneg;
+    double auc_a, auc_b, diff, se, z, p;
+} fx_paired_auroc;
+
+fx_status fx_eval_paired_delong(const double *score_a, const double *score_b, const int *label,
+                                size_t n, fx_paired_auroc *out, fx_error *err);
+
+/* McNemar's test of two classifiers on the same images: b = images A gets
+ * right and B wrong, c = the reverse; chi2 = (|b - c| - 1)^2 / (b + c)
+ * (continuity-corrected) with p its chi-square(1) tail, and the exact
+ * two-sided binomial p = min(1, 2 P(X <= min(b, c))), X ~ Bin(b + c, 1/2).
+ * NaN when b + c == 0. */
+typedef struct fx_mcnemar {
+    size_t b, c;
+    double chi2, p_chi2, p_exact;
+} fx_mcnemar;
+
+fx_mcnemar fx_eval_mcnemar(const int *correct_a, const int *correct_b, size_t n);
+
 #define FX_EVAL_MAX_BINS 100
 
 /* Calibration of probabilities (label 0/1 rows): Brier score mean (p - y)^2;
@@ -193,8 +227,30 @@ typedef struct fx_eval_job {
     uint64_t seed;           /* of the bootstrap */
     double at_sensitivity;   /* operating points; NaN: not asked for */
     double at_specificity;
-    int calibration_bins; /* 0: 10 */
+    int calibration_bins;    /* 0: 10 */
+    const char *group_by;    /* a labels.csv column, else a summary.csv one; NULL: none */
+    const char *compare_dir; /* a second run on the same labels; NULL: none */
 } fx_eval_job;
+
+/* One subgroup of --group-by: its rows' AUROC and rates at the threshold. */
+typedef struct fx_eval_group {
+    char *value; /* owned */
+    size_t n;
+    fx_auroc auroc;
+    fx_confusion cm;
+    fx_rates rates;
+} fx_eval_group;
+
+/* --compare DIR2: the rows both runs evaluated (same labels), paired. */
+typedef struct fx_eval_compare {
+    char dir[4096];
+    double threshold;             /* DIR2's, by the same rules as the main run's */
+    const char *threshold_source; /* static */
+    size_t rows_b;                /* rows DIR2 evaluated */
+    size_t n;                     /* paired: labels evaluated by both */
+    fx_paired_auroc delong;       /* A = the main run, B = DIR2 */
+    fx_mcnemar mcnemar;           /* each at its own threshold */
+} fx_eval_compare;
 
 typedef struct fx_eval_report {
     /* inputs */
@@ -225,6 +281,11 @@ typedef struct fx_eval_report {
     fx_bootstrap boot;                   /* boot.reps 0: not asked for */
     fx_oppoint youden, at_sens, at_spec; /* at_*: kind's target NaN when not asked for */
     fx_calibration cal;
+    char group_by[64], group_source[16]; /* "" without --group-by; "labels.csv"/"summary.csv" */
+    fx_eval_group *groups;               /* ngroups, by value; owned */
+    size_t ngroups;
+    int compared; /* compare holds --compare's result */
+    fx_eval_compare compare;
     char created[32]; /* ISO 8601 UTC */
 } fx_eval_report;
 
@@ -240,6 +301,9 @@ typedef struct fx_eval_report {
  * row, named by file and line; results.h5 without a numeric `threshold`),
  * FX_ERR_IO (eval.json not writable), FX_ERR_NOMEM. */
 fx_status fx_eval_job_run(const fx_eval_job *job, fx_eval_report *rep, fx_error *err);
+
+/* Frees what the report owns (its subgroups); safe on a zeroed report. */
+void fx_eval_report_free(fx_eval_report *rep);
 
 /* Print the report as a readable table (stdout in the CLI). */
 void fx_eval_report_print(FILE *f, const fx_eval_report *rep);

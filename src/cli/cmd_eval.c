@@ -15,6 +15,7 @@ static void eval_usage(FILE *f)
             "usage: fxscreen eval --results DIR --labels labels.csv [--threshold T] [--json PATH]\n"
             "                     [--bootstrap[=N]] [--seed S] [--at-sensitivity X]\n"
             "                     [--at-specificity X] [--calibration-bins B]\n"
+            "                     [--group-by COLUMN] [--compare DIR2]\n"
             "  --results DIR    the output directory of `fxscreen run`: DIR/summary.csv\n"
             "                   (path,status,probability,prediction,peak_x,peak_y,...) and,\n"
             "                   if present, DIR/results.h5 (its root attribute `threshold`)\n"
@@ -30,6 +31,11 @@ static void eval_usage(FILE *f)
             "  --at-sensitivity X, --at-specificity X   the operating point reaching\n"
             "                   sensitivity (specificity) >= X, beside Youden's J (always)\n"
             "  --calibration-bins B   equal-width bins of the reliability table (10)\n"
+            "  --group-by COLUMN  AUROC, sensitivity and specificity per value of a\n"
+            "                   labels.csv column (body part, site, view), else of a\n"
+            "                   summary.csv column (its DICOM body_part, view_position...)\n"
+            "  --compare DIR2   a second run on the same labels: paired DeLong test of the\n"
+            "                   AUROC difference and McNemar's test at each run's threshold\n"
             "\n"
             "Rows join on realpath (summary paths relative to the current directory), else\n"
             "on a basename that only one label has. Error rows are excluded and counted.\n"
@@ -49,6 +55,8 @@ int fx_cmd_eval(int argc, char **argv)
                                          {"at-sensitivity", required_argument, 0, 'A'},
                                          {"at-specificity", required_argument, 0, 'P'},
                                          {"calibration-bins", required_argument, 0, 'C'},
+                                         {"group-by", required_argument, 0, 'G'},
+                                         {"compare", required_argument, 0, 'X'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     fx_eval_job job = {.seed = 1, .at_sensitivity = NAN, .at_specificity = NAN};
@@ -116,6 +124,8 @@ int fx_cmd_eval(int argc, char **argv)
             job.calibration_bins = (int)v;
             break;
         }
+        case 'G': job.group_by = optarg; break;
+        case 'X': job.compare_dir = optarg; break;
         case 'h': eval_usage(stdout); return FX_EXIT_OK;
         default: eval_usage(stderr); return FX_EXIT_USAGE;
         }
@@ -132,10 +142,12 @@ int fx_cmd_eval(int argc, char **argv)
     fx_error err = {0};
     fx_status st = fx_eval_job_run(&job, &rep, &err);
     if (st != FX_OK) {
+        fx_eval_report_free(&rep);
         fprintf(stderr, "eval: %s\n", err.msg);
         return st == FX_ERR_USAGE || st == FX_ERR_CONFIG || st == FX_ERR_FORMAT ? FX_EXIT_USAGE
                                                                                 : FX_EXIT_FAIL;
     }
     fx_eval_report_print(stdout, &rep);
+    fx_eval_report_free(&rep);
     return FX_EXIT_OK;
 }

@@ -25,8 +25,9 @@ typedef struct label_row {
     int label;        /* 0 / 1 */
     int has_box;
     double x0, y0, x1, y1;
-    int seen;  /* some summary row (ok or error) matched it */
-    int taken; /* an ok row was evaluated against it */
+    char *group; /* its --group-by value when labels.csv has that column */
+    int seen;    /* some summary row (ok or error) matched it */
+    int taken;   /* an ok row was evaluated against it */
 } label_row;
 
 /* Everything the job allocates, freed in one place. */
@@ -37,7 +38,11 @@ typedef struct eval_state {
     size_t *by_base;        /* label indices sorted by basename (all) */
     double *score;
     int *truth;
+    size_t *lab_of; /* the label row of each evaluated row */
+    char **grp;     /* its --group-by value (owned), when asked */
     size_t n, cap;
+    const char *group_by; /* NULL: no subgroups */
+    int group_in_labels;  /* the column is labels.csv's (else summary.csv's) */
     char *rec;
     size_t rec_cap;
     FILE *f;
@@ -48,7 +53,12 @@ static void state_free(eval_state *s)
     for (size_t i = 0; i < s->nlab; i++) {
         free(s->lab[i].real);
         free(s->lab[i].path);
+        free(s->lab[i].group);
     }
+    for (size_t i = 0; s->grp && i < s->n; i++)
+        free(s->grp[i]);
+    free(s->grp);
+    free(s->lab_of);
     free(s->lab);
     free(s->by_real);
     free(s->by_base);
@@ -172,6 +182,8 @@ static fx_status read_labels(eval_state *s, const char *path, fx_error *err)
                             "(labels.csv format: path,label,cx,cy,x0,y0,x1,y1)",
                             path);
     int boxcols = cx0 >= 0 && cy0 >= 0 && cx1 >= 0 && cy1 >= 0;
+    int cg = s->group_by ? find_col(cols, nc, s->group_by) : -1;
+    s->group_in_labels = cg >= 0;
     for (;;) {
         long at;
         char *f[MAX_COLS];
@@ -188,6 +200,8 @@ static fx_status read_labels(eval_state *s, const char *path, fx_error *err)
             return fx_error_set(err, FX_ERR_FORMAT, "%s: line %ld: label '%s' is not 0 or 1", path,
                                 at, field(f, nf, cl));
         label_row L = {.label = lab};
+        if (cg >= 0 && !(L.group = strdup(field(f, nf, cg))))
+            return fx_error_set(err, FX_ERR_NOMEM, "%s: out of memory", path);
         if (boxcols) {
             const char *b[4] = {field(f, nf, cx0), field(f, nf, cy0), field(f, nf, cx1),
                                 field(f, nf, cy1)};
@@ -215,6 +229,7 @@ static fx_status read_labels(eval_state *s, const char *path, fx_error *err)
             if (!nl) {
                 free(L.path);
                 free(L.real);
+                free(L.group);
                 return fx_error_set(err, FX_ERR_NOMEM, "%s: out of memory", path);
             }
             s->lab = nl;
@@ -329,7 +344,7 @@ static fx_status read_h5_threshold(const char *path, double *thr, fx_error *err)
 
 /* ---- summary.csv and the join -------------------------------------------- */
 
-static fx_status push_obs(eval_state *s, double p, int y)
+static fx_status push_obs(eval_state *s, double p, int y, size_t li, const char *group)
 {
     if (s->n == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 1024;
@@ -341,10 +356,21 @@ static fx_status push_obs(eval_state *s, double p, int y)
         if (!nt)
             return FX_ERR_NOMEM;
         s->truth = nt;
+        size_t *nl = realloc(s->lab_of, nc * sizeof *nl);
+        if (!nl)
+            return FX_ERR_NOMEM;
+        s->lab_of = nl;
+        char **ng = s->group_by ? realloc(s->grp, nc * sizeof *ng) : NULL;
+        if (s->group_by && !ng)
+            return FX_ERR_NOMEM;
+        s->grp = ng;
         s->cap = nc;
     }
+    if (s->group_by && !(s->grp[s->n] = strdup(group ? group : "")))
+        return FX_ERR_NOMEM;
     s->score[s->n] = p;
     s->truth[s->n] = y;
+    s->lab_of[s->n] = li;
     s->n++;
     return FX_OK;
 }
@@ -371,6 +397,13 @@ static fx_status read_summary(eval_state *s, const char *path, fx_eval_report *r
                             "%s: header needs 'path', 'status' and "
                             "'probability' columns (is this the summary.csv of `fxscreen run`?)",
                             path);
+    int cg = s->group_by && !s->group_in_labels ? find_col(cols, nc, s->group_by) : -1;
+    if (s->group_by && !s->group_in_labels && cg < 0)
+        return fx_error_set(err, FX_ERR_USAGE,
+                            "--group-by %s: no such column in the labels file nor in %s (give a "
+                            "labels.csv column such as body_part or site, or one of summary.csv's "
+                            "DICOM columns such as body_part or view_position)",
+                            s->group_by, path);
     for (;;) {
         long at;
         char *f[MAX_COLS];
@@ -423,7 +456,7 @@ static fx_status read_summary(eval_state *s, const char *path, fx_eval_report *r
             rep->prediction_mismatch += pv != (prob >= rep->threshold);
         L->taken = 1;
         rep->matched_basename += by_base;
-        if (push_obs(s, prob, L->label) != FX_OK)
+        if (push_obs(s, prob, L->label, (size_t)li, cg >= 0 ? field(f, nf, cg) : L->group) != FX_OK)
             return fx_error_set(err, FX_ERR_NOMEM, "%s: out of memory", path);
         if (L->label == 1 && L->has_box) {
             rep->pg_fractured_box++;
@@ -598,6 +631,90 @@ static void abs_copy(char *dst, size_t n, const char *p)
     free(rp);
 }
 
+/* --threshold, else DIR's results.h5 `threshold`, else 0.5. */
+static fx_status pick_threshold(const fx_eval_job *job, const char *h5, int have_h5, double *thr,
+                                const char **source, fx_error *err)
+{
+    if (job->threshold_given) {
+        *thr = job->threshold;
+        *source = "--threshold";
+        return FX_OK;
+    }
+    if (have_h5) {
+        *source = "results.h5";
+        return read_h5_threshold(h5, thr, err);
+    }
+    *thr = 0.5;
+    *source = "default";
+    return FX_OK;
+}
+
+/* --compare DIR2: the same join for DIR2, then the rows of labels both
+ * runs evaluated, paired by label. */
+static fx_status compare_runs(const fx_eval_job *job, const eval_state *a, fx_eval_report *rep,
+                              fx_error *err)
+{
+    fx_eval_compare *c = &rep->compare;
+    char summary[4200], h5[4200];
+    snprintf(summary, sizeof summary, "%s/summary.csv", job->compare_dir);
+    snprintf(h5, sizeof h5, "%s/results.h5", job->compare_dir);
+    abs_copy(c->dir, sizeof c->dir, job->compare_dir);
+    fx_status st =
+        pick_threshold(job, h5, access(h5, F_OK) == 0, &c->threshold, &c->threshold_source, err);
+    eval_state b = {0};
+    fx_eval_report rb = {.threshold = c->threshold};
+    size_t hits = 0;
+    if (st == FX_OK)
+        st = read_labels(&b, job->labels_path, err);
+    if (st == FX_OK)
+        st = read_summary(&b, summary, &rb, &hits, err);
+    long *at_b = st == FX_OK ? malloc((b.nlab + 1) * sizeof *at_b) : NULL;
+    double *pa = NULL, *pb = NULL;
+    int *y = NULL, *ca = NULL, *cb = NULL;
+    if (st == FX_OK && at_b) {
+        pa = malloc((a->n + 1) * sizeof *pa), pb = malloc((a->n + 1) * sizeof *pb);
+        y = malloc((a->n + 1) * sizeof *y), ca = malloc((a->n + 1) * sizeof *ca);
+        cb = malloc((a->n + 1) * sizeof *cb);
+    }
+    if (st == FX_OK && (!at_b || !pa || !pb || !y || !ca || !cb))
+        st = fx_error_set(err, FX_ERR_NOMEM, "eval --compare: out of memory");
+    if (st == FX_OK) {
+        c->rows_b = b.n;
+        for (size_t l = 0; l < b.nlab; l++)
+            at_b[l] = -1;
+        for (size_t j = 0; j < b.n; j++)
+            at_b[b.lab_of[j]] = (long)j;
+        size_t k = 0;
+        for (size_t i = 0; i < a->n; i++) {
+            long j = a->lab_of[i] < b.nlab ? at_b[a->lab_of[i]] : -1;
+            if (j < 0)
+                continue;
+            pa[k] = a->score[i], pb[k] = b.score[j], y[k] = a->truth[i];
+            ca[k] = (pa[k] >= rep->threshold) == (y[k] == 1);
+            cb[k] = (pb[k] >= c->threshold) == (y[k] == 1);
+            k++;
+        }
+        c->n = k;
+        st = fx_eval_paired_delong(pa, pb, y, k, &c->delong, err);
+        c->mcnemar = fx_eval_mcnemar(ca, cb, k);
+        rep->compared = st == FX_OK;
+    }
+    free(at_b), free(pa), free(pb), free(y), free(ca), free(cb);
+    state_free(&b);
+    if (st != FX_OK)
+        fx_error_prefix(err, "--compare %s", job->compare_dir);
+    return st;
+}
+
+void fx_eval_report_free(fx_eval_report *rep)
+{
+    for (size_t g = 0; g < rep->ngroups; g++)
+        free(rep->groups[g].value);
+    free(rep->groups);
+    rep->groups = NULL;
+    rep->ngroups = 0;
+}
+
 fx_status fx_eval_job_run(const fx_eval_job *job, fx_eval_report *rep, fx_error *err)
 {
     memset(rep, 0, sizeof *rep);
@@ -620,20 +737,12 @@ fx_status fx_eval_job_run(const fx_eval_job *job, fx_eval_report *rep, fx_error 
     rep->have_results_h5 = access(h5, F_OK) == 0;
     if (rep->have_results_h5)
         abs_copy(rep->results_h5, sizeof rep->results_h5, h5);
-    if (job->threshold_given) {
-        rep->threshold = job->threshold;
-        rep->threshold_source = "--threshold";
-    } else if (rep->have_results_h5) {
-        fx_status st = read_h5_threshold(h5, &rep->threshold, err);
-        if (st != FX_OK)
-            return st;
-        rep->threshold_source = "results.h5";
-    } else {
-        rep->threshold = 0.5;
-        rep->threshold_source = "default";
-    }
+    fx_status st0 =
+        pick_threshold(job, h5, rep->have_results_h5, &rep->threshold, &rep->threshold_source, err);
+    if (st0 != FX_OK)
+        return st0;
 
-    eval_state s = {0};
+    eval_state s = {.group_by = job->group_by};
     size_t hits = 0;
     fx_status st = read_labels(&s, job->labels_path, err);
     if (st == FX_OK)
@@ -652,6 +761,14 @@ fx_status fx_eval_job_run(const fx_eval_job *job, fx_eval_report *rep, fx_error 
         rep->pointing = fx_eval_wilson(hits, rep->pg_fractured_box - rep->pg_no_peak);
         st = ev_research(job, s.score, s.truth, s.n, rep, err);
     }
+    if (st == FX_OK && job->group_by) {
+        snprintf(rep->group_by, sizeof rep->group_by, "%s", job->group_by);
+        snprintf(rep->group_source, sizeof rep->group_source, "%s",
+                 s.group_in_labels ? "labels.csv" : "summary.csv");
+        st = ev_subgroups((const char *const *)s.grp, s.score, s.truth, s.n, rep, err);
+    }
+    if (st == FX_OK && job->compare_dir)
+        st = compare_runs(job, &s, rep, err);
     if (st == FX_OK)
         st = write_json(rep, job->results_dir, err);
     state_free(&s);

@@ -16,6 +16,9 @@ cJSON *ev_ci95(double lo, double hi);
 /* The research statistics of the evaluated rows into rep, as job asks. */
 fx_status ev_research(const fx_eval_job *job, const double *score, const int *label, size_t n,
                       fx_eval_report *rep, fx_error *err);
+/* --group-by: rep->groups from each row's group value (sorted by value). */
+fx_status ev_subgroups(const char *const *group, const double *score, const int *label, size_t n,
+                       fx_eval_report *rep, fx_error *err);
 /* Their eval.json members (bootstrap, operating_points, calibration). */
 void ev_research_json(cJSON *o, const fx_eval_report *r);
 /* Their part of the printed table. */

@@ -47,6 +47,12 @@ static void midranks(const obs *o, size_t n, int want, double *rank)
 fx_status fx_eval_auroc(const double *score, const int *label, size_t n, fx_auroc *out,
                         fx_error *err)
 {
+    return fx_eval_auroc_components(score, label, n, out, NULL, err);
+}
+
+fx_status fx_eval_auroc_components(const double *score, const int *label, size_t n, fx_auroc *out,
+                                   double *v, fx_error *err)
+{
     *out = (fx_auroc){0, 0, NAN, NAN, NAN, NAN};
     for (size_t i = 0; i < n; i++) {
         if (label[i] != 0 && label[i] != 1)
@@ -83,6 +89,8 @@ fx_status fx_eval_auroc(const double *score, const int *label, size_t n, fx_auro
             rsum += rz[i];
     double auc = (rsum - m * (m + 1.0) / 2.0) / (m * k);
     out->auc = auc;
+    for (size_t i = 0; v && i < n; i++) /* the structural components (below) */
+        v[i] = label[i] == 1 ? (rz[i] - rc[i]) / k : 1.0 - (rz[i] - rc[i]) / m;
 
     if (out->npos >= 2 && out->nneg >= 2) {
         /* Structural components: V10 (positive i) = (#neg below + half #neg tied) / k

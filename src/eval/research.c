@@ -2,6 +2,7 @@
  * intervals, operating points and calibration for the report, eval.json
  * and the printed table. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "eval/eval_internal.h"
@@ -24,6 +25,49 @@ fx_status ev_research(const fx_eval_job *job, const double *score, const int *la
     if (st == FX_OK && job->bootstrap > 0)
         st = fx_eval_bootstrap(score, label, n, rep->threshold, job->bootstrap, job->seed,
                                &rep->boot, err);
+    return st;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+fx_status ev_subgroups(const char *const *group, const double *score, const int *label, size_t n,
+                       fx_eval_report *rep, fx_error *err)
+{
+    const char **sorted = malloc((n + 1) * sizeof *sorted);
+    double *gs = malloc((n + 1) * sizeof *gs);
+    int *gy = malloc((n + 1) * sizeof *gy);
+    fx_status st =
+        sorted && gs && gy ? FX_OK : fx_error_set(err, FX_ERR_NOMEM, "eval: out of memory");
+    size_t ng = 0;
+    if (st == FX_OK) {
+        memcpy(sorted, group, n * sizeof *sorted);
+        qsort(sorted, n, sizeof *sorted, cmp_str);
+        for (size_t i = 0; i < n; i++)
+            ng += i == 0 || strcmp(sorted[i], sorted[i - 1]);
+        if (!(rep->groups = calloc(ng + 1, sizeof *rep->groups)))
+            st = fx_error_set(err, FX_ERR_NOMEM, "eval: out of memory");
+    }
+    for (size_t i = 0; i < n && st == FX_OK; i++) {
+        if (i > 0 && !strcmp(sorted[i], sorted[i - 1]))
+            continue;
+        fx_eval_group *g = &rep->groups[rep->ngroups++];
+        if (!(g->value = strdup(sorted[i]))) {
+            st = fx_error_set(err, FX_ERR_NOMEM, "eval: out of memory");
+            break;
+        }
+        size_t k = 0; /* the group's rows, in input order */
+        for (size_t j = 0; j < n; j++)
+            if (!strcmp(group[j], g->value))
+                gs[k] = score[j], gy[k] = label[j], k++;
+        g->n = k;
+        st = fx_eval_auroc(gs, gy, k, &g->auroc, err);
+        g->cm = fx_eval_confusion(gs, gy, k, rep->threshold);
+        g->rates = fx_eval_rates(&g->cm);
+    }
+    free(sorted), free(gs), free(gy);
     return st;
 }
 
@@ -78,6 +122,57 @@ void ev_research_json(cJSON *o, const fx_eval_report *r)
         cJSON_AddItemToObject(row, "fraction_positive", ev_num(c->frac_pos[b]));
         cJSON_AddItemToArray(tab, row);
     }
+    if (r->group_by[0]) {
+        cJSON *sg = cJSON_AddObjectToObject(o, "subgroups");
+        cJSON_AddStringToObject(sg, "column", r->group_by);
+        cJSON_AddStringToObject(sg, "from", r->group_source);
+        cJSON *arr = cJSON_AddArrayToObject(sg, "groups");
+        for (size_t g = 0; g < r->ngroups; g++) {
+            const fx_eval_group *G = &r->groups[g];
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "value", G->value);
+            cJSON_AddNumberToObject(e, "n", (double)G->n);
+            cJSON_AddNumberToObject(e, "positives", (double)G->auroc.npos);
+            cJSON_AddNumberToObject(e, "negatives", (double)G->auroc.nneg);
+            cJSON *au = cJSON_AddObjectToObject(e, "auroc");
+            cJSON_AddItemToObject(au, "value", ev_num(G->auroc.auc));
+            cJSON_AddItemToObject(au, "ci95", ev_ci95(G->auroc.lo, G->auroc.hi));
+            const fx_proportion *pr[4] = {&G->rates.sensitivity, &G->rates.specificity,
+                                          &G->rates.ppv, &G->rates.npv};
+            static const char *const pn[4] = {"sensitivity", "specificity", "ppv", "npv"};
+            for (int q = 0; q < 4; q++) {
+                cJSON *pe = cJSON_AddObjectToObject(e, pn[q]);
+                cJSON_AddItemToObject(pe, "value", ev_num(pr[q]->value));
+                cJSON_AddItemToObject(pe, "ci95", ev_ci95(pr[q]->lo, pr[q]->hi));
+            }
+            cJSON_AddItemToArray(arr, e);
+        }
+    }
+    if (r->compared) {
+        const fx_eval_compare *c = &r->compare;
+        cJSON *cm = cJSON_AddObjectToObject(o, "compare");
+        cJSON_AddStringToObject(cm, "results_dir_b", c->dir);
+        cJSON_AddItemToObject(cm, "threshold_b", ev_num(c->threshold));
+        cJSON_AddStringToObject(cm, "threshold_b_source", c->threshold_source);
+        cJSON_AddNumberToObject(cm, "evaluated_b", (double)c->rows_b);
+        cJSON_AddNumberToObject(cm, "paired", (double)c->n);
+        cJSON *d = cJSON_AddObjectToObject(cm, "delong");
+        cJSON_AddItemToObject(d, "auroc_a", ev_num(c->delong.auc_a));
+        cJSON_AddItemToObject(d, "auroc_b", ev_num(c->delong.auc_b));
+        cJSON_AddItemToObject(d, "difference", ev_num(c->delong.diff));
+        cJSON_AddItemToObject(d, "se", ev_num(c->delong.se));
+        cJSON_AddItemToObject(d, "z", ev_num(c->delong.z));
+        cJSON_AddItemToObject(d, "p", ev_num(c->delong.p));
+        cJSON_AddItemToObject(d, "ci95_difference",
+                              ev_ci95(c->delong.diff - FX_EVAL_Z95 * c->delong.se,
+                                      c->delong.diff + FX_EVAL_Z95 * c->delong.se));
+        cJSON *mn = cJSON_AddObjectToObject(cm, "mcnemar");
+        cJSON_AddNumberToObject(mn, "a_right_b_wrong", (double)c->mcnemar.b);
+        cJSON_AddNumberToObject(mn, "a_wrong_b_right", (double)c->mcnemar.c);
+        cJSON_AddItemToObject(mn, "chi2", ev_num(c->mcnemar.chi2));
+        cJSON_AddItemToObject(mn, "p_chi2", ev_num(c->mcnemar.p_chi2));
+        cJSON_AddItemToObject(mn, "p_exact", ev_num(c->mcnemar.p_exact));
+    }
     if (r->boot.reps <= 0)
         return;
     cJSON *bo = cJSON_AddObjectToObject(o, "bootstrap");
@@ -124,6 +219,25 @@ void ev_research_print(FILE *f, const fx_eval_report *r)
         if (c->count[b])
             fprintf(f, "    [%.2f, %.2f]  %7zu   %8.4f   %8.4f\n", (double)b / c->bins,
                     (double)(b + 1) / c->bins, c->count[b], c->mean_prob[b], c->frac_pos[b]);
+    if (r->group_by[0]) {
+        fprintf(f, "\n  by %s (%s)%*s  n     AUROC  sensitiv  specific\n", r->group_by,
+                r->group_source, 4, "");
+        for (size_t g = 0; g < r->ngroups; g++) {
+            const fx_eval_group *G = &r->groups[g];
+            fprintf(f, "    %-24.24s %6zu  %8.4f  %8.4f  %8.4f\n",
+                    G->value[0] ? G->value : "(empty)", G->n, G->auroc.auc,
+                    G->rates.sensitivity.value, G->rates.specificity.value);
+        }
+    }
+    if (r->compared) {
+        const fx_eval_compare *c = &r->compare;
+        fprintf(f, "\n  compared with %s (%zu images paired; its threshold %g, %s)\n", c->dir, c->n,
+                c->threshold, c->threshold_source);
+        fprintf(f, "    AUROC %.4f vs %.4f: difference %.4f, paired DeLong z %.3f, p %.4g\n",
+                c->delong.auc_a, c->delong.auc_b, c->delong.diff, c->delong.z, c->delong.p);
+        fprintf(f, "    McNemar: %zu right only here, %zu only there; p %.4g (exact %.4g)\n",
+                c->mcnemar.b, c->mcnemar.c, c->mcnemar.p_chi2, c->mcnemar.p_exact);
+    }
     if (r->boot.reps <= 0)
         return;
     fprintf(f, "\n  bootstrap 95%% CI (%d replicates, seed %llu, stratified by class)\n",

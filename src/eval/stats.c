@@ -224,3 +224,63 @@ fx_status fx_eval_calibration(const double *prob, const int *label, size_t n, in
     out->ece = m ? ece : NAN;
     return FX_OK;
 }
+
+fx_status fx_eval_paired_delong(const double *score_a, const double *score_b, const int *label,
+                                size_t n, fx_paired_auroc *out, fx_error *err)
+{
+    *out = (fx_paired_auroc){n, 0, 0, NAN, NAN, NAN, NAN, NAN, NAN};
+    double *va = malloc((n + 1) * sizeof *va), *vb = malloc((n + 1) * sizeof *vb);
+    fx_auroc a, b;
+    fx_status st = va && vb ? FX_OK : fx_error_set(err, FX_ERR_NOMEM, "DeLong: out of memory");
+    if (st == FX_OK)
+        st = fx_eval_auroc_components(score_a, label, n, &a, va, err);
+    if (st == FX_OK)
+        st = fx_eval_auroc_components(score_b, label, n, &b, vb, err);
+    if (st == FX_OK) {
+        out->npos = a.npos, out->nneg = a.nneg;
+        out->auc_a = a.auc, out->auc_b = b.auc, out->diff = a.auc - b.auc;
+    }
+    if (st == FX_OK && a.npos >= 2 && a.nneg >= 2) {
+        /* 2 x 2 covariances over the positives (s10) and negatives (s01). */
+        double s10[3] = {0}, s01[3] = {0}; /* aa, bb, ab */
+        for (size_t i = 0; i < n; i++) {
+            double da = va[i] - a.auc, db = vb[i] - b.auc;
+            double *s = label[i] == 1 ? s10 : s01;
+            s[0] += da * da, s[1] += db * db, s[2] += da * db;
+        }
+        double m = (double)a.npos, k = (double)a.nneg, var[3];
+        for (int q = 0; q < 3; q++)
+            var[q] = s10[q] / (m - 1.0) / m + s01[q] / (k - 1.0) / k;
+        double v = var[0] + var[1] - 2.0 * var[2];
+        if (v > 0) {
+            out->se = sqrt(v);
+            out->z = out->diff / out->se;
+            out->p = erfc(fabs(out->z) / sqrt(2.0));
+        }
+    }
+    free(va);
+    free(vb);
+    return st;
+}
+
+fx_mcnemar fx_eval_mcnemar(const int *correct_a, const int *correct_b, size_t n)
+{
+    fx_mcnemar r = {0, 0, NAN, NAN, NAN};
+    for (size_t i = 0; i < n; i++) {
+        r.b += correct_a[i] && !correct_b[i];
+        r.c += !correct_a[i] && correct_b[i];
+    }
+    size_t t = r.b + r.c, lo = r.b < r.c ? r.b : r.c;
+    if (t == 0)
+        return r;
+    double d = fabs((double)r.b - (double)r.c) - 1.0;
+    r.chi2 = d > 0 ? d * d / (double)t : 0.0;
+    r.p_chi2 = erfc(sqrt(r.chi2 / 2.0)); /* chi-square(1) upper tail */
+    /* P(X <= lo) for X ~ Bin(t, 1/2), summed in log space. */
+    double sum = 0;
+    for (size_t i = 0; i <= lo; i++)
+        sum += exp(lgamma((double)t + 1) - lgamma((double)i + 1) - lgamma((double)(t - i) + 1) -
+                   (double)t * log(2.0));
+    r.p_exact = fmin(1.0, 2.0 * sum);
+    return r;
+}

@@ -209,6 +209,128 @@ def step_bootstrap(tmp):
           js["operating_points"]["youden"]["threshold"] is None, out)
 
 
+def write_case(tmp, name, paths, y, p, extra=None, label_extra=None):
+    """res dir `name` with summary.csv (optionally extra columns), labels.csv."""
+    d = os.path.join(tmp, name)
+    os.makedirs(d, exist_ok=True)
+    ex = extra or {}
+    with open(os.path.join(d, "summary.csv"), "w") as f:
+        f.write("path,status,probability,prediction,peak_x,peak_y,x0,y0,x1,y1,error" +
+                "".join("," + k for k in ex) + "\n")
+        for i, path in enumerate(paths):
+            f.write(f"{tmp}/{path},ok,{p[i]!r},,,,,,,," + "".join("," + v[i] for v in ex.values())
+                    + "\n")
+    if label_extra is not None:
+        with open(os.path.join(tmp, "labels.csv"), "w") as f:
+            f.write("path,label,x0,y0,x1,y1" + "".join("," + k for k in label_extra) + "\n")
+            for i in range(len(y)):
+                f.write(f"img{i:04d}.png,{y[i]},,,," + "".join("," + v[i] for v in
+                                                             label_extra.values()) + "\n")
+    return d
+
+
+def evaluate(tmp, res, *args):
+    p = subprocess.run([FX, "eval", "--results", res, "--labels", os.path.join(tmp, "labels.csv"),
+                        "--threshold", "0.5", "--json", os.path.join(tmp, "e.json"), *args],
+                       capture_output=True, text=True)
+    js = json.load(open(os.path.join(tmp, "e.json"))) if p.returncode == 0 else None
+    return p.returncode, p.stdout + p.stderr, js
+
+
+def step_subgroups(tmp):
+    rng = np.random.default_rng(14)
+    n = 360
+    y = rng.integers(0, 2, n)
+    p = np.round(np.clip(rng.normal(0.35 + 0.3 * y, 0.2), 0, 1), 3)
+    site = np.array(["north", "south", "east"])[rng.integers(0, 3, n)]
+    body = np.array(["WRIST", "ANKLE", ""])[rng.integers(0, 3, n)]
+    paths = [f"img{i:04d}.png" for i in range(n)]
+    res = write_case(tmp, "sg", paths, y, p, extra={"body_part": list(body)},
+                     label_extra={"site": list(site)})
+    for col, values in [("site", site), ("body_part", body)]:
+        rc, out, js = evaluate(tmp, res, "--group-by", col)
+        if not check(f"eval --group-by {col}", rc == 0, out):
+            continue
+        sg = js["subgroups"]
+        check(f"--group-by {col}: read from " + ("labels.csv" if col == "site" else "summary.csv"),
+              sg["column"] == col and sg["from"] == ("labels.csv" if col == "site" else
+                                                     "summary.csv"))
+        want = sorted(set(values))
+        check(f"--group-by {col}: one entry per value, sorted",
+              [g["value"] for g in sg["groups"]] == want, [g["value"] for g in sg["groups"]])
+        for g in sg["groups"]:
+            m = values == g["value"]
+            yy, pp = y[m], p[m]
+            pred = pp >= 0.5
+            ok = (g["n"] == int(m.sum()) and close(g["auroc"]["value"], skm.roc_auc_score(yy, pp))
+                  and close(g["sensitivity"]["value"], skm.recall_score(yy, pred))
+                  and close(g["specificity"]["value"], np.sum(~pred & (yy == 0)) / np.sum(yy == 0)))
+            check(f"--group-by {col} = '{g['value']}': n, AUROC, sensitivity, specificity "
+                  "against scikit-learn", ok, g)
+    rc, out, js = evaluate(tmp, res, "--group-by", "hospital")
+    check("--group-by of a column nowhere: refused, naming it", rc == 2 and
+          "--group-by hospital: no such column" in out, out)
+
+
+def delong_paired_ref(y, a, b):
+    """DeLong et al. (1988) for two correlated AUROCs, written out here:
+    psi over every positive-negative pair, no midrank shortcut."""
+    pos, neg = y == 1, y == 0
+    comps = []
+    for s in (a, b):
+        x, z = s[pos][:, None], s[neg][None, :]
+        psi = (x > z) + 0.5 * (x == z)
+        comps.append((psi.mean(), psi.mean(axis=1), psi.mean(axis=0)))
+    m, k = pos.sum(), neg.sum()
+    v10 = np.cov(np.vstack([comps[0][1], comps[1][1]]))
+    v01 = np.cov(np.vstack([comps[0][2], comps[1][2]]))
+    S = v10 / m + v01 / k
+    var = S[0, 0] + S[1, 1] - 2 * S[0, 1]
+    z = (comps[0][0] - comps[1][0]) / np.sqrt(var)
+    from scipy.stats import norm
+    return comps[0][0], comps[1][0], np.sqrt(var), z, 2 * norm.sf(abs(z))
+
+
+def step_compare(tmp):
+    from scipy.stats import binomtest, chi2
+    rng = np.random.default_rng(15)
+    n = 300
+    y = rng.integers(0, 2, n)
+    base = rng.normal(0, 0.2, n)
+    pa = np.round(np.clip(0.35 + 0.3 * y + base, 0, 1), 3)
+    pb = np.round(np.clip(0.4 + 0.2 * y + 0.7 * base + rng.normal(0, 0.1, n), 0, 1), 3)
+    paths = [f"img{i:04d}.png" for i in range(n)]
+    ra = write_case(tmp, "A", paths, y, pa, label_extra={})
+    keep = np.ones(n, bool)
+    keep[::7] = False  # B lacks some images: only the paired ones count
+    rb = write_case(tmp, "B", [q for q, k in zip(paths, keep) if k], y[keep], pb[keep])
+    rc, out, js = evaluate(tmp, ra, "--compare", rb)
+    if not check("eval --compare", rc == 0 and "compare" in js, out):
+        return
+    c = js["compare"]
+    ya, a, b = y[keep], pa[keep], pb[keep]
+    check("compare: pairs the images both runs evaluated", c["paired"] == int(keep.sum()) and
+          c["evaluated_b"] == int(keep.sum()), c)
+    auc_a, auc_b, se, z, pval = delong_paired_ref(ya, a, b)
+    d = c["delong"]
+    check("paired DeLong: AUROCs, se, z, p against the test's own implementation",
+          close(d["auroc_a"], auc_a) and close(d["auroc_b"], auc_b) and close(d["se"], se) and
+          close(d["z"], z, 1e-8) and close(d["p"], pval, 1e-10), (d, auc_a, auc_b, se, z, pval))
+    check("paired DeLong AUROCs equal scikit-learn's on the pairs",
+          close(d["auroc_a"], skm.roc_auc_score(ya, a)) and close(d["auroc_b"],
+                                                                  skm.roc_auc_score(ya, b)))
+    ca, cb = (a >= 0.5) == (ya == 1), (b >= 0.5) == (ya == 1)
+    bb, cc = int(np.sum(ca & ~cb)), int(np.sum(~ca & cb))
+    mc = c["mcnemar"]
+    stat = (abs(bb - cc) - 1) ** 2 / (bb + cc)
+    check("McNemar: discordant counts, chi2 and p (scipy chi2.sf), exact p (scipy binomtest)",
+          mc["a_right_b_wrong"] == bb and mc["a_wrong_b_right"] == cc and
+          close(mc["chi2"], stat) and close(mc["p_chi2"], chi2.sf(stat, 1), 1e-10) and
+          close(mc["p_exact"], binomtest(bb, bb + cc, 0.5).pvalue, 1e-10), (mc, bb, cc))
+    rc, out, js = evaluate(tmp, ra, "--compare", os.path.join(tmp, "nowhere"))
+    check("--compare of a missing run: refused, naming it", rc == 2 and "nowhere" in out, out)
+
+
 if __name__ == "__main__":
     raise SystemExit(run_tests("fx_evalr_", step_operating_points, step_calibration,
-                               step_bootstrap))
+                               step_bootstrap, step_subgroups, step_compare))
