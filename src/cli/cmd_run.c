@@ -207,7 +207,11 @@ int fx_cmd_run(int argc, char **argv)
                    ? FX_EXIT_USAGE
                    : FX_EXIT_FAIL;
     }
-    if (res.total + res.resumed_from == 0)
+    if (res.total + res.resumed_from == 0 && job.shard.count > 0)
+        fprintf(stderr, "run: shard %d/%d has no inputs (more shards than inputs); its empty "
+                        "outputs still merge\n",
+                job.shard.index, job.shard.count);
+    else if (res.total + res.resumed_from == 0)
         fprintf(stderr, "run: no inputs found (directories are searched for PNG, TIFF, JPEG, "
                         "JPEG 2000 and DICOM files; lists name one path or archive per line)\n");
     if (!quiet || res.cancelled)

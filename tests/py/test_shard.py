@@ -290,6 +290,23 @@ def step_environment(tmp):
     check("refused: a shard of a list on stdin", rc == 2 and not os.path.exists("bad/results.h5"))
 
 
+def step_more_shards_than_inputs(tmp):
+    os.chdir(tmp)
+    os.makedirs("three", exist_ok=True)
+    for k in range(3):
+        shutil.copy(f"a/img_{k:06d}.png", "three/")
+    rc, out = fx("run", "--quiet", "--batch", 4, "--model", MODEL, "--out", "three_full", "three")
+    for i in range(5):
+        rc2, out2 = fx("run", "--quiet", "--batch", 4, "--shard", f"{i}/5", "--model", MODEL,
+                       "--out", f"t{i}", "three")
+        rc = rc or rc2
+        if i >= 3:
+            check(f"shard {i}/5 of 3 inputs: says it has none", "has no inputs" in out2, out2)
+    rc3, out3 = fx("merge", "--out", "three_merged", *[f"t{i}" for i in range(5)])
+    why = same_results("three_full", "three_merged") if rc == 0 and rc3 == 0 else out + out3
+    check("5 shards of 3 inputs (two empty) merge == unsharded", not why, why)
+
+
 def step_dry_run_scripts(tmp):
     """slurm submit --dry-run, then its scripts run by hand with the
     environment Slurm gives an array task (the real Slurm: test_slurm.py)."""
@@ -470,5 +487,6 @@ def step_merge_memory(tmp):
 
 if __name__ == "__main__":
     raise SystemExit(run_tests("fx_shard_", step_shard_and_merge, step_overlays, step_refusals,
-                               step_kill_resume, step_environment, step_dry_run_scripts,
+                               step_kill_resume, step_environment, step_more_shards_than_inputs,
+                               step_dry_run_scripts,
                                step_templates, step_asan, step_merge_memory))
