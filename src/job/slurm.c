@@ -387,8 +387,11 @@ fx_status fx_slurm_submit_run(const fx_slurm_submit *s, fx_slurm_jobs *jobs, fx_
         char dep[96];
         snprintf(path, sizeof path, "%s/slurm/shard.sbatch", out);
         if ((st = sbatch(s->sbatch_args, s->nsbatch_args, NULL, path, jobs->array_job,
-                         sizeof jobs->array_job, err)) != FX_OK)
+                         sizeof jobs->array_job, err)) != FX_OK) {
+            snprintf(path, sizeof path, "%s/shards", out);
+            rmdir(path); /* still empty: submitting again into OUT works */
             return st;
+        }
         /* afterany, not afterok: Slurm never satisfies an array's afterok
          * once one of its tasks has ended badly, even after that task was
          * requeued and succeeded; `fxscreen slurm merge` checks the shards

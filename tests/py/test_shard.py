@@ -380,6 +380,10 @@ def step_dry_run_scripts(tmp):
                  env={"PATH": "/nonexistent"})
     check("slurm submit without sbatch: says so, scripts kept",
           rc == 1 and "cannot run sbatch" in out and os.path.exists("job3/slurm/shard.sbatch"), out)
+    rc, out = fx("slurm", "submit", "--model", MODEL, "--out", "job3", "--shards", 2, "--dry-run",
+                 *src)
+    check("slurm submit into the same DIR once sbatch is there (nothing was submitted)",
+          rc == 0, out)
 
 
 def step_templates(tmp):
