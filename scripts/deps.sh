@@ -14,7 +14,7 @@ pkgs=(
   python3-torch python3-torchvision python3-onnx python3-sklearn
   python3-jsonschema python3-selenium chromium chromium-driver
   python3-pydicom python3-gdcm dcmtk libgdcm-tools zip zstd xz-utils imagemagick openssl curl
-  python3-yaml slurm-wlm slurm-client munge
+  python3-yaml slurm-wlm slurm-client munge fonts-dejavu-core
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -197,6 +197,25 @@ typedef struct fx_mcnemar {
 
 fx_mcnemar fx_eval_mcnemar(const int *correct_a, const int *correct_b, size_t n);
 
+/* The ROC and precision-recall curves: one vertex per distinct score,
+ * highest first (at threshold thr[i], score >= thr[i] is positive), and,
+ * with reps > 0, pointwise 95% percentile bands over the replicates of
+ * fx_eval_bootstrap (same seed, same draws) on the grid i / (G - 1):
+ * the ROC's TPR at each FPR (the highest vertex at or left of it) and
+ * the interpolated precision at each recall (the highest at or right). */
+#define FX_EVAL_CURVE_GRID 101
+typedef struct fx_eval_curves {
+    int n;
+    double *thr, *fpr, *tpr, *prec; /* n each; recall is tpr */
+    int reps;
+    uint64_t seed;
+    double *roc_lo, *roc_hi, *pr_lo, *pr_hi; /* FX_EVAL_CURVE_GRID each, or NULL */
+} fx_eval_curves;
+
+fx_status fx_eval_curves_compute(const double *score, const int *label, size_t n, int reps,
+                                 uint64_t seed, fx_eval_curves *c, fx_error *err);
+void fx_eval_curves_free(fx_eval_curves *c);
+
 #define FX_EVAL_MAX_BINS 100
 
 /* Calibration of probabilities (label 0/1 rows): Brier score mean (p - y)^2;
@@ -230,6 +249,7 @@ typedef struct fx_eval_job {
     int calibration_bins;    /* 0: 10 */
     const char *group_by;    /* a labels.csv column, else a summary.csv one; NULL: none */
     const char *compare_dir; /* a second run on the same labels; NULL: none */
+    const char *plots_dir;   /* ROC, PR, reliability, histograms as PNG + SVG; NULL: none */
 } fx_eval_job;
 
 /* One subgroup of --group-by: its rows' AUROC and rates at the threshold. */

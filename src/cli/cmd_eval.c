@@ -15,7 +15,7 @@ static void eval_usage(FILE *f)
             "usage: fxscreen eval --results DIR --labels labels.csv [--threshold T] [--json PATH]\n"
             "                     [--bootstrap[=N]] [--seed S] [--at-sensitivity X]\n"
             "                     [--at-specificity X] [--calibration-bins B]\n"
-            "                     [--group-by COLUMN] [--compare DIR2]\n"
+            "                     [--group-by COLUMN] [--compare DIR2] [--plots DIR]\n"
             "  --results DIR    the output directory of `fxscreen run`: DIR/summary.csv\n"
             "                   (path,status,probability,prediction,peak_x,peak_y,...) and,\n"
             "                   if present, DIR/results.h5 (its root attribute `threshold`)\n"
@@ -36,6 +36,8 @@ static void eval_usage(FILE *f)
             "                   summary.csv column (its DICOM body_part, view_position...)\n"
             "  --compare DIR2   a second run on the same labels: paired DeLong test of the\n"
             "                   AUROC difference and McNemar's test at each run's threshold\n"
+            "  --plots DIR      roc, pr (with 95%% bootstrap bands and the operating point),\n"
+            "                   reliability and histogram as .png and .svg, and curves.json\n"
             "\n"
             "Rows join on realpath (summary paths relative to the current directory), else\n"
             "on a basename that only one label has. Error rows are excluded and counted.\n"
@@ -57,6 +59,7 @@ int fx_cmd_eval(int argc, char **argv)
                                          {"calibration-bins", required_argument, 0, 'C'},
                                          {"group-by", required_argument, 0, 'G'},
                                          {"compare", required_argument, 0, 'X'},
+                                         {"plots", required_argument, 0, 'L'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     fx_eval_job job = {.seed = 1, .at_sensitivity = NAN, .at_specificity = NAN};
@@ -126,6 +129,7 @@ int fx_cmd_eval(int argc, char **argv)
         }
         case 'G': job.group_by = optarg; break;
         case 'X': job.compare_dir = optarg; break;
+        case 'L': job.plots_dir = optarg; break;
         case 'h': eval_usage(stdout); return FX_EXIT_OK;
         default: eval_usage(stderr); return FX_EXIT_USAGE;
         }

@@ -769,6 +769,8 @@ fx_status fx_eval_job_run(const fx_eval_job *job, fx_eval_report *rep, fx_error 
     }
     if (st == FX_OK && job->compare_dir)
         st = compare_runs(job, &s, rep, err);
+    if (st == FX_OK && job->plots_dir)
+        st = ev_plots(job, s.score, s.truth, s.n, rep, err);
     if (st == FX_OK)
         st = write_json(rep, job->results_dir, err);
     state_free(&s);

@@ -19,6 +19,10 @@ fx_status ev_research(const fx_eval_job *job, const double *score, const int *la
 /* --group-by: rep->groups from each row's group value (sorted by value). */
 fx_status ev_subgroups(const char *const *group, const double *score, const int *label, size_t n,
                        fx_eval_report *rep, fx_error *err);
+/* --plots DIR: roc, pr, reliability and histogram as .png and .svg, and
+ * curves.json (the curves and bands drawn). */
+fx_status ev_plots(const fx_eval_job *job, const double *score, const int *label, size_t n,
+                   const fx_eval_report *r, fx_error *err);
 /* Their eval.json members (bootstrap, operating_points, calibration). */
 void ev_research_json(cJSON *o, const fx_eval_report *r);
 /* Their part of the printed table. */

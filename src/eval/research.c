@@ -2,10 +2,13 @@
  * intervals, operating points and calibration for the report, eval.json
  * and the printed table. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "eval/eval_internal.h"
+#include "eval/plot.h"
+#include "fxscreen/fsutil.h"
 
 fx_status ev_research(const fx_eval_job *job, const double *score, const int *label, size_t n,
                       fx_eval_report *rep, fx_error *err)
@@ -249,4 +252,167 @@ void ev_research_print(FILE *f, const fx_eval_report *r)
         else
             fprintf(f, "    %-12s [n/a]\n", boot_names[k]);
     }
+}
+
+/* ---- plots ---------------------------------------------------------------------- */
+
+#define C_BLUE   0x1f77b4
+#define C_ORANGE 0xff7f0e
+#define C_GREY   0x7f7f7f
+#define C_RED    0xd62728
+
+static fx_status save(fx_plot *p, const char *dir, const char *name, fx_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    fx_status st =
+        p ? fx_plot_save(p, path, err) : fx_error_set(err, FX_ERR_NOMEM, "plot: out of memory");
+    fx_plot_destroy(p);
+    return st;
+}
+
+/* curves.json: the curves and bands the plots draw (for checks and reuse). */
+static fx_status curves_json(const fx_eval_curves *c, const char *dir, fx_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/curves.json", dir);
+    cJSON *o = cJSON_CreateObject();
+    static const char *const names[] = {"thresholds", "fpr", "tpr", "precision"};
+    const double *arr[] = {c->thr, c->fpr, c->tpr, c->prec};
+    for (int k = 0; k < 4; k++) {
+        cJSON *a = cJSON_AddArrayToObject(o, names[k]);
+        for (int i = 0; i < c->n; i++)
+            cJSON_AddItemToArray(a, ev_num(arr[k][i]));
+    }
+    if (c->roc_lo) {
+        cJSON *b = cJSON_AddObjectToObject(o, "bands");
+        cJSON_AddNumberToObject(b, "replicates", c->reps);
+        cJSON_AddNumberToObject(b, "seed", (double)c->seed);
+        cJSON_AddNumberToObject(b, "grid", FX_EVAL_CURVE_GRID);
+        static const char *const bn[] = {"roc_tpr_lo", "roc_tpr_hi", "pr_precision_lo",
+                                         "pr_precision_hi"};
+        const double *ba[] = {c->roc_lo, c->roc_hi, c->pr_lo, c->pr_hi};
+        for (int k = 0; k < 4; k++) {
+            cJSON *a = cJSON_AddArrayToObject(b, bn[k]);
+            for (int i = 0; i < FX_EVAL_CURVE_GRID; i++)
+                cJSON_AddItemToArray(a, ev_num(ba[k][i]));
+        }
+    }
+    char *text = cJSON_Print(o);
+    cJSON_Delete(o);
+    FILE *f = text ? fopen(path, "w") : NULL;
+    int bad = !f || fputs(text, f) < 0;
+    if (f)
+        bad |= fclose(f) != 0;
+    free(text);
+    return bad ? fx_error_set(err, FX_ERR_IO, "%s: cannot write", path) : FX_OK;
+}
+
+fx_status ev_plots(const fx_eval_job *job, const double *score, const int *label, size_t n,
+                   const fx_eval_report *r, fx_error *err)
+{
+    const char *dir = job->plots_dir;
+    fx_status st = fx_mkdirs(dir, err);
+    if (st != FX_OK)
+        return st;
+    /* The bands: the report's bootstrap replicates, else 1,000. */
+    int reps = r->boot.reps > 0 ? r->boot.reps : 1000;
+    fx_eval_curves c;
+    if ((st = fx_eval_curves_compute(score, label, n, reps, job->seed, &c, err)) != FX_OK)
+        return st;
+    double grid[FX_EVAL_CURVE_GRID];
+    for (int i = 0; i < FX_EVAL_CURVE_GRID; i++)
+        grid[i] = (double)i / (FX_EVAL_CURVE_GRID - 1);
+    int have = c.n > 0 && r->auroc.npos > 0 && r->auroc.nneg > 0;
+    double *x = malloc(sizeof *x * (size_t)(c.n + 2)), *y = malloc(sizeof *y * (size_t)(c.n + 2));
+    if (!x || !y)
+        st = fx_error_set(err, FX_ERR_NOMEM, "plots: out of memory");
+    char leg[128], pt[128];
+    snprintf(pt, sizeof pt, "threshold %g", r->threshold);
+    /* ROC: from (0, 0) through every vertex. */
+    if (st == FX_OK) {
+        fx_plot *p = fx_plot_create("ROC curve", "False positive rate (1 - specificity)",
+                                    "True positive rate (sensitivity)", 0, 1, 0, 1);
+        if (p && have) {
+            x[0] = y[0] = 0;
+            for (int i = 0; i < c.n; i++)
+                x[i + 1] = c.fpr[i], y[i + 1] = c.tpr[i];
+            double d[2] = {0, 1};
+            fx_plot_line(p, d, d, 2, C_GREY, 1, "chance");
+            if (c.roc_lo)
+                fx_plot_band(p, grid, c.roc_lo, c.roc_hi, FX_EVAL_CURVE_GRID, C_BLUE, 0.25,
+                             "95% bootstrap band");
+            snprintf(leg, sizeof leg, "AUROC %.3f", r->auroc.auc);
+            fx_plot_line(p, x, y, c.n + 1, C_BLUE, 0, leg);
+            fx_plot_point(p, 1 - r->rates.specificity.value, r->rates.sensitivity.value, C_RED, pt);
+        }
+        st = save(p, dir, "roc", err);
+    }
+    /* Precision-recall: every vertex; the prevalence as chance. */
+    if (st == FX_OK) {
+        fx_plot *p = fx_plot_create("Precision-recall curve", "Recall (sensitivity)",
+                                    "Precision (PPV)", 0, 1, 0, 1);
+        if (p && have) {
+            for (int i = 0; i < c.n; i++)
+                x[i] = c.tpr[i], y[i] = c.prec[i];
+            double prev = (double)r->auroc.npos / (double)(r->auroc.npos + r->auroc.nneg);
+            double d[2] = {0, 1}, e[2] = {prev, prev};
+            fx_plot_line(p, d, e, 2, C_GREY, 1, "prevalence");
+            if (c.pr_lo)
+                fx_plot_band(p, grid, c.pr_lo, c.pr_hi, FX_EVAL_CURVE_GRID, C_BLUE, 0.25,
+                             "95% bootstrap band");
+            fx_plot_line(p, x, y, c.n, C_BLUE, 0, "precision-recall");
+            if (!isnan(r->rates.ppv.value))
+                fx_plot_point(p, r->rates.sensitivity.value, r->rates.ppv.value, C_RED, pt);
+        }
+        st = save(p, dir, "pr", err);
+    }
+    /* Reliability diagram. */
+    if (st == FX_OK) {
+        fx_plot *p = fx_plot_create("Reliability diagram", "Mean predicted probability",
+                                    "Fraction of fractures", 0, 1, 0, 1);
+        int k = 0;
+        for (int b = 0; b < r->cal.bins; b++)
+            if (r->cal.count[b])
+                x[k] = r->cal.mean_prob[b], y[k] = r->cal.frac_pos[b], k++;
+        if (p) {
+            double d[2] = {0, 1};
+            fx_plot_line(p, d, d, 2, C_GREY, 1, "perfect calibration");
+            snprintf(leg, sizeof leg, "model (ECE %.3f)", r->cal.ece);
+            if (k)
+                fx_plot_line(p, x, y, k, C_BLUE, 0, leg);
+            for (int i = 0; i < k; i++)
+                fx_plot_point(p, x[i], y[i], C_BLUE, NULL);
+        }
+        st = save(p, dir, "reliability", err);
+    }
+    /* Score histograms per class, 20 bins. */
+    if (st == FX_OK) {
+        enum { NB = 20 };
+        double edges[NB + 1], h[2][NB] = {{0}}, top = 1;
+        for (int b = 0; b <= NB; b++)
+            edges[b] = (double)b / NB;
+        for (size_t i = 0; i < n; i++)
+            if (label[i] == 0 || label[i] == 1) {
+                int b = (int)(score[i] * NB);
+                b = b < 0 ? 0 : b >= NB ? NB - 1 : b;
+                h[label[i]][b]++;
+            }
+        for (int b = 0; b < NB; b++)
+            top = fmax(top, fmax(h[0][b], h[1][b]));
+        fx_plot *p = fx_plot_create("Scores by class", "Predicted probability of fracture",
+                                    "Images", 0, 1, 0, top * 1.1);
+        if (p) {
+            fx_plot_bars(p, edges, h[0], NB, C_BLUE, 0.5, "normal");
+            fx_plot_bars(p, edges, h[1], NB, C_ORANGE, 0.5, "fracture");
+            double tx[2] = {r->threshold, r->threshold}, ty[2] = {0, top * 1.1};
+            fx_plot_line(p, tx, ty, 2, C_RED, 1, pt);
+        }
+        st = save(p, dir, "histogram", err);
+    }
+    if (st == FX_OK)
+        st = curves_json(&c, dir, err);
+    free(x), free(y);
+    fx_eval_curves_free(&c);
+    return st;
 }

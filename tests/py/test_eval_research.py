@@ -331,6 +331,85 @@ def step_compare(tmp):
     check("--compare of a missing run: refused, naming it", rc == 2 and "nowhere" in out, out)
 
 
+def step_plots(tmp):
+    import xml.etree.ElementTree as ET
+    from PIL import Image
+    rng = np.random.default_rng(16)
+    y, p = make_case(tmp, rng, n=250)
+    plots = os.path.join(tmp, "plots")
+    reps, seed = 200, 5
+    rc, out, js = run_eval(tmp, "--plots", plots, f"--bootstrap={reps}", "--seed", str(seed))
+    if not check("eval --plots", rc == 0, out):
+        return
+    want_text = {
+        "roc": ["ROC curve", "False positive rate (1 - specificity)",
+                "True positive rate (sensitivity)", "AUROC %.3f" % js["auroc"]["value"],
+                "95% bootstrap band", "threshold 0.5", "chance"],
+        "pr": ["Precision-recall curve", "Recall (sensitivity)", "Precision (PPV)",
+               "95% bootstrap band", "prevalence"],
+        "reliability": ["Reliability diagram", "Mean predicted probability",
+                        "Fraction of fractures", "perfect calibration",
+                        "model (ECE %.3f)" % js["calibration"]["ece"]],
+        "histogram": ["Scores by class", "Predicted probability of fracture", "Images", "normal",
+                      "fracture"],
+    }
+    ns = "{http://www.w3.org/2000/svg}"
+    for name, texts in want_text.items():
+        img = Image.open(os.path.join(plots, name + ".png"))
+        img.load()
+        px = np.asarray(img.convert("RGB")).reshape(-1, 3)
+        blue = np.sum(np.all(np.abs(px.astype(int) - [0x1f, 0x77, 0xb4]) < 8, axis=1))
+        check(f"{name}.png: a 640 x 480 RGB PNG with the series drawn",
+              img.format == "PNG" and img.size == (640, 480) and img.mode == "RGB" and
+              len(np.unique(px, axis=0)) > 20 and (blue > 200 or name == "histogram"),
+              (img.size, img.mode, blue))
+        root = ET.parse(os.path.join(plots, name + ".svg")).getroot()
+        got = [("".join(t.itertext())) for t in root.iter(ns + "text")]
+        check(f"{name}.svg: valid SVG 640 x 480 with title, axis labels and legend",
+              root.tag == ns + "svg" and root.get("width") == "640" and
+              all(t in got for t in texts), (texts, got[-8:]))
+    svg = ET.parse(os.path.join(plots, "roc.svg")).getroot()
+    check("roc.svg: the curve, the band and the operating point",
+          len(list(svg.iter(ns + "polyline"))) == 2 and len(list(svg.iter(ns + "polygon"))) == 1
+          and len(list(svg.iter(ns + "circle"))) == 1)
+    cj = json.load(open(os.path.join(plots, "curves.json")))
+    fpr, tpr, thr = skm.roc_curve(y, p, drop_intermediate=False)
+    check("curves.json ROC vertices == sklearn roc_curve (drop_intermediate=False)",
+          np.allclose(cj["fpr"], fpr[1:], atol=1e-12) and np.allclose(cj["tpr"], tpr[1:], atol=1e-12)
+          and np.allclose(cj["thresholds"], thr[1:], atol=1e-12), len(cj["fpr"]))
+    prec, rec, pthr = skm.precision_recall_curve(y, p)
+    ours = {t: (pr_, r_) for t, pr_, r_ in zip(cj["thresholds"], cj["precision"], cj["tpr"])}
+    check("curves.json precision/recall == sklearn precision_recall_curve at its thresholds",
+          all(abs(ours[t][0] - a) < 1e-12 and abs(ours[t][1] - b) < 1e-12
+              for t, a, b in zip(pthr, prec[:-1], rec[:-1])))
+    # The bands: the bootstrap's replicates replayed in NumPy.
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    m, G = len(y), 101
+    grid = np.arange(G) / (G - 1)
+    roc_r, pr_r = np.zeros((reps, G)), np.zeros((reps, G))
+    for b in range(reps):
+        ip = pos[draw(seed, np.arange(b * m, b * m + len(pos)), len(pos)).astype(np.int64)]
+        iq = neg[draw(seed, np.arange(b * m + len(pos), (b + 1) * m), len(neg)).astype(np.int64)]
+        s = np.r_[p[ip], p[iq]]
+        yy = np.r_[np.ones(len(ip), int), np.zeros(len(iq), int)]
+        f, t, _ = skm.roc_curve(yy, s, drop_intermediate=False)
+        f, t = f[1:], t[1:]
+        tps, fps = t * len(ip), f * len(iq)
+        pr = tps / (tps + fps)
+        roc_r[b] = [t[f <= v + 1e-12].max(initial=0) for v in grid]
+        pr_r[b] = [pr[t >= v - 1e-12].max() for v in grid]
+    bands = cj["bands"]
+    check("ROC band == NumPy replay of the bootstrap (2.5 / 97.5 percentiles)",
+          np.allclose(bands["roc_tpr_lo"], np.percentile(roc_r, 2.5, axis=0), atol=1e-9) and
+          np.allclose(bands["roc_tpr_hi"], np.percentile(roc_r, 97.5, axis=0), atol=1e-9))
+    check("PR band == NumPy replay of the bootstrap",
+          np.allclose(bands["pr_precision_lo"], np.percentile(pr_r, 2.5, axis=0), atol=1e-9) and
+          np.allclose(bands["pr_precision_hi"], np.percentile(pr_r, 97.5, axis=0), atol=1e-9))
+    rc, out, js = run_eval(tmp, "--plots", "/proc/nope")
+    check("--plots where nothing can be written: refused with the path", rc != 0 and
+          "/proc/nope" in out, out)
+
+
 if __name__ == "__main__":
     raise SystemExit(run_tests("fx_evalr_", step_operating_points, step_calibration,
-                               step_bootstrap, step_subgroups, step_compare))
+                               step_bootstrap, step_subgroups, step_compare, step_plots))
