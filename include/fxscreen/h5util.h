@@ -46,6 +46,8 @@ fx_status fx_h5_attr_i64(hid_t obj, const char *name, int64_t value, fx_error *e
 /* A scalar string attribute (variable or fixed length, fixed ones under
  * max bytes) of obj, malloc'd; NULL if absent or not a string. */
 char *fx_h5_attr_read_str(hid_t obj, const char *name, size_t max);
+/* Closes an attribute, its type and its space, each when >= 0. */
+void fx_h5_attr_close(hid_t a, hid_t t, hid_t sp);
 /* A scalar numeric attribute as int64: 1, or 0 if absent or not one. */
 int fx_h5_attr_read_i64(hid_t obj, const char *name, int64_t *out);
 

@@ -68,15 +68,6 @@ static void quiet_off(h5_quiet q)
     H5Eset_auto2(H5E_DEFAULT, q.fn, q.data);
 }
 
-static void attr_close(hid_t a, hid_t t, hid_t sp)
-{
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (t >= 0)
-        H5Tclose(t);
-    if (a >= 0)
-        H5Aclose(a);
-}
 
 /* A 1-D string array attribute: *n strings in one malloc'd block (the
  * array, then the text).  An empty or non-string attribute gives n = 0. */
@@ -118,7 +109,7 @@ static char **attr_strs(hid_t obj, const char *name, int *n)
         free(buf);
         H5Tclose(mt);
     }
-    attr_close(a, t, sp);
+    fx_h5_attr_close(a, t, sp);
     return out;
 }
 

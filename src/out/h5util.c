@@ -164,6 +164,16 @@ fx_status fx_h5_attr_i64(hid_t obj, const char *name, int64_t value, fx_error *e
     return attr_write(obj, name, H5T_NATIVE_INT64, &value, err);
 }
 
+void fx_h5_attr_close(hid_t a, hid_t t, hid_t sp)
+{
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (t >= 0)
+        H5Tclose(t);
+    if (a >= 0)
+        H5Aclose(a);
+}
+
 char *fx_h5_attr_read_str(hid_t obj, const char *name, size_t max)
 {
     if (H5Aexists(obj, name) <= 0)
@@ -192,12 +202,7 @@ char *fx_h5_attr_read_str(hid_t obj, const char *name, size_t max)
             }
         }
     }
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (t >= 0)
-        H5Tclose(t);
-    if (a >= 0)
-        H5Aclose(a);
+    fx_h5_attr_close(a, t, sp);
     return out;
 }
 
