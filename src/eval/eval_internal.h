@@ -13,6 +13,9 @@
 cJSON *ev_num(double v);
 cJSON *ev_ci95(double lo, double hi);
 
+/* eval.json (src/eval/eval_out.c): written through a temporary file. */
+fx_status ev_write_json(const fx_eval_report *r, const char *results_dir, fx_error *err);
+
 /* The research statistics of the evaluated rows into rep, as job asks. */
 fx_status ev_research(const fx_eval_job *job, const double *score, const int *label, size_t n,
                       fx_eval_report *rep, fx_error *err);
