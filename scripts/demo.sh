@@ -20,7 +20,8 @@ fi
 echo "== fxscreen run: $model (sidecar models/fxdemo.yaml), Grad-CAM, overlays for the positives, device auto"
 "$fx" run --model "$model" --out "$out/run" --overlays "$out/images" 2>&1 | tee "$out/run.log"
 echo "== fxscreen eval against the ground truth"
-"$fx" eval --results "$out/run" --labels "$out/images/labels.csv" | tee "$out/eval.txt"
+"$fx" eval --results "$out/run" --labels "$out/images/labels.csv" --bootstrap=2000 \
+    --at-sensitivity 0.95 --plots "$out/run/plots" | tee "$out/eval.txt"
 t1=$(date +%s.%N)
 pos=$(awk -F, 'NR>1 && $2=="ok" && $4==1' "$out/run/summary.csv" | wc -l)
 rate=$(sed -n 's/.* in \([0-9.]*\) s.*/\1/p' "$out/run.log" | tail -1)
@@ -43,4 +44,6 @@ echo "  $out/images/             the radiographs + labels.csv (path,label,cx,cy,
 echo "  $out/run/results.h5      /score /probability /prediction /heatmap /peak_xy /bbox /path /status /error"
 echo "  $out/run/summary.csv     path,status,probability,prediction,peak_x,peak_y,x0,y0,x1,y1,error"
 echo "  $out/run/overlays/       ROW_NAME.png: each predicted positive with its Grad-CAM blended on top"
-echo "  $out/run/eval.json       AUROC, sensitivity, specificity, PPV, NPV, kappa (with CIs), pointing game"
+echo "  $out/run/eval.json       AUROC, sensitivity, specificity, PPV, NPV, kappa (with CIs), pointing game,"
+echo "                               operating points, calibration, bootstrap CIs"
+echo "  $out/run/plots/          roc, pr, reliability, histogram (.png, .svg)"
