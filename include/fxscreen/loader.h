@@ -103,14 +103,14 @@ fx_status fx_png_save(const char *path, const fx_image *img, fx_error *err);
 fx_status fx_tiff_save(const char *path, const fx_image *img, fx_tiff_compression comp,
                        fx_error *err);
 /* 8-bit RGB PNG: rgb is (height, width, 3) row-major, borrowed.  zlib_level
- * 0..9 (overlays use 3: fast, a little larger).  Deterministic bytes, as
- * fx_png_save; on error no file is left at path. */
+ * 0..9, libdeflate's level (overlays use 1: fast, a little larger); every
+ * row SUB-filtered.  Deterministic bytes; on error no file is left at path. */
 fx_status fx_png_save_rgb8(const char *path, int width, int height, const uint8_t *rgb,
                            int zlib_level, fx_error *err);
 
 /* An 8-bit grey (channels 1) or RGB (channels 3) PNG encoded into memory:
- * *out is malloc'd (caller frees), *n its length.  Same encoder settings as
- * fx_png_save_rgb8 (SUB filter, zlib_level 0..9), so the bytes are
+ * *out is malloc'd (caller frees), *n its length.  The encoder of
+ * fx_png_save_rgb8 (libdeflate, SUB filter, level 0..9), so the bytes are
  * deterministic.  Used for serve's overlays, which never touch the disk. */
 fx_status fx_png_encode(int width, int height, int channels, const uint8_t *px, int zlib_level,
                         uint8_t **out, size_t *n, fx_error *err);
