@@ -103,6 +103,30 @@ fx_status fx_overlay_write_file(const char *src_path, double max_megapixels, con
                                 const uint8_t *heat, int H, int W, const float *bbox,
                                 const fx_overlay_opts *o, const char *out_png, fx_error *err);
 
+/* ---- reduced overlays (--overlay-size) ------------------------------------------ */
+
+/* The overlay's base: the grey of fx_overlay_grey brought to at most
+ * max_side pixels on its longer side by area averaging (output pixel
+ * (x', y') covers original [x' fx, (x'+1) fx) x [y' fy, (y'+1) fy),
+ * fx = w / ow, fy = h / oh, partial pixels weighted by their overlap; the
+ * mean rounded half up), ow = max(1, round(w s)), oh likewise, s = max_side
+ * / max(w, h).  No larger than the original: when max_side >= max(w, h) it
+ * is the grey itself.  out holds max_side^2 bytes (or w * h when smaller).
+ * Made by the reader that decoded the image, so the writer need not decode
+ * it again. */
+fx_status fx_overlay_base(const fx_image *orig, const fx_prep_geom *g, int invert, int max_side,
+                          uint8_t *out, int *ow, int *oh, fx_error *err);
+
+/* The overlay of a base (ow x oh from fx_overlay_base of the original g
+ * describes), rendered as fx_overlay_render renders the original, at the
+ * base's size: overlay pixel centre (x' + 0.5) maps to original (x' + 0.5)
+ * w / ow, then to the model as there; the box scaled likewise.  At full size
+ * this is fx_overlay_render's output exactly.  Written as
+ * fx_overlay_write_file writes. */
+fx_status fx_overlay_write_base(const uint8_t *base, int ow, int oh, const fx_prep_geom *g,
+                                const uint8_t *heat, int H, int W, const float *bbox,
+                                const fx_overlay_opts *o, const char *out_png, fx_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -33,6 +33,8 @@ typedef struct fx_pool_config {
     int batch;             /* items per batch, >= 1 */
     int queue;             /* batch slots in flight, >= 2 (default 2 + threads/batch) */
     int keep_plane01;      /* also fill fx_batch.plane01 ([0,1] plane, for uint8 stores) */
+    int overlay_side;      /* > 0: also make each item's overlay base (fx_overlay_base, at
+                              most this many pixels on its longer side) in fx_item.ov */
     size_t max_file_bytes; /* refuse larger files; 0 = 1 GiB */
     fx_prep_config prep;   /* output size/channels, windowing, megapixel limit */
 } fx_pool_config;
@@ -48,6 +50,8 @@ typedef struct fx_item {
     fx_prep_geom geom;            /* how original pixels map to model pixels (ok items) */
     double decode_s;              /* seconds reading + decoding the file (one worker thread) */
     double prep_s;                /* seconds preprocessing it */
+    uint8_t *ov;                  /* overlay base in the batch's buffer, or NULL */
+    int ov_w, ov_h;               /* its size; 0 when not made (the writer decodes again) */
 } fx_item;
 
 /* A batch handed to the consumer; valid until fx_pool_release(). */
@@ -56,9 +60,10 @@ typedef struct fx_batch {
     size_t first;  /* index of items[0] */
     int count;     /* items in this batch (only the last may be short) */
     int channels, height, width;
-    fx_item *items; /* [count] */
-    float *tensor;  /* (count, C, H, W) NCHW float32; rows of failed items are 0 */
-    float *plane01; /* (count, H, W) or NULL (see keep_plane01) */
+    fx_item *items;        /* [count] */
+    float *tensor;         /* (count, C, H, W) NCHW float32; rows of failed items are 0 */
+    float *plane01;        /* (count, H, W) or NULL (see keep_plane01) */
+    uint8_t *overlay_base; /* (count, overlay_side^2) or NULL (see overlay_side) */
 } fx_batch;
 
 typedef struct fx_pool fx_pool;

@@ -102,6 +102,8 @@ typedef enum fx_overlay_mode {
     FX_OVERLAY_ALL
 } fx_overlay_mode;
 
+#define FX_OVERLAY_SIZE_DEFAULT 1024
+
 typedef struct fx_run_job {
     /* What to run (ignored with resume: taken from DIR/run.json). */
     const char *model;          /* ONNX file */
@@ -116,6 +118,8 @@ typedef struct fx_run_job {
     const char *layer;        /* CAM layer or NULL: the config's, else fx_graph_cam_layer */
     double threshold;         /* on /probability; NaN: the config's, else 0.5 */
     fx_overlay_mode overlays; /* DIR/overlays/NNNNNNNN_NAME.png (see above) */
+    int overlay_size;         /* their longer side at most this (area average); 0: 1024
+                                 (FX_OVERLAY_SIZE_DEFAULT), -1: the original's size */
     fx_device_kind device;    /* auto: CUDA if it runs the model, else the CPU (notice) */
     int device_index;         /* cuda:N */
     fx_precision precision;   /* on the GPU; FX_PREC_DEFAULT: FX_PREC_GPU_DEFAULT */

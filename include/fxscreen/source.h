@@ -3,10 +3,10 @@
  * A source is an ordered stream of image paths built from several specs:
  *   DIR        recursive walk, entries sorted by byte order within each
  *              directory, depth first; only files whose extension belongs to a
- *              loader (.png .tif .tiff .jpg .jpeg .jp2 .j2k .dcm ...) are taken; names starting with '.' are
- *              skipped; symlinks are followed, and a directory reached twice on
- *              the current path (a symlink loop) becomes an error item.
- *   LIST       a file named *.txt, *.lst, *.list or *.csv: one path per line
+ *              loader (.png .tif .tiff .jpg .jpeg .jp2 .j2k .dcm ...) are taken; names starting
+ * with '.' are skipped; symlinks are followed, and a directory reached twice on the current path (a
+ * symlink loop) becomes an error item. LIST       a file named *.txt, *.lst, *.list or *.csv: one
+ * path per line
  *              ('#' comments and blank lines skipped), or CSV with a header
  *              that has a `path` column (RFC 4180 quoting).  Relative paths
  *              are taken relative to the list file's directory.

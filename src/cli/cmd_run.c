@@ -44,6 +44,8 @@ static void run_usage(FILE *f)
             "  --overlays [all|positives]  also write DIR/overlays/ROW_NAME.png: the original\n"
             "                with the heatmap blended on top, for predicted positives (default)\n"
             "                or all images (colormap/opacity: the config's overlay: section)\n"
+            "  --overlay-size N|full  the overlays' longer side at most N pixels (area\n"
+            "                average; default 1024), or the original's size\n"
             "  --device D    auto (default: the GPU when one answers and runs the model,\n"
             "                else the CPU with a notice), cpu, cuda or cuda:N\n"
             "  --precision P the GPU's arithmetic: fp32 (default), tf32, fp16 or bf16\n"
@@ -72,6 +74,7 @@ int fx_cmd_run(int argc, char **argv)
                                          {"help", no_argument, 0, 'h'},
                                          {"overlays", optional_argument, 0, 'O'},
                                          {"shard", required_argument, 0, 'S'},
+                                         {"overlay-size", required_argument, 0, 'Z'},
                                          {"shards", required_argument, 0, 'N'},
                                          {0, 0, 0, 0}};
     fx_run_job job = {.batch = 8, .method = -1, .threshold = NAN, .device = FX_DEVICE_AUTO};
@@ -89,6 +92,15 @@ int fx_cmd_run(int argc, char **argv)
         case 'r': resume = optarg; break;
         case 'q': quiet = 1; break;
         case 'S': shard = optarg; break;
+        case 'Z':
+            if (!strcmp(optarg, "full"))
+                job.overlay_size = -1;
+            else if (!fx_cli_parse_int(optarg, 64, 16384, &job.overlay_size)) {
+                fprintf(stderr, "run: --overlay-size '%s': give 64..16384 pixels or full\n",
+                        optarg);
+                return FX_EXIT_USAGE;
+            }
+            break;
         case 'N':
             if (!fx_cli_parse_int(optarg, 1, FX_SHARD_MAX, &shards)) {
                 fprintf(stderr, "run: --shards '%s': give 1..%d\n", optarg, FX_SHARD_MAX);
@@ -154,10 +166,11 @@ int fx_cmd_run(int argc, char **argv)
     }
     if (resume) {
         if (job.model || job.out_dir || job.config || optind < argc || job.overlays ||
-            job.method >= 0 || job.layer || !isnan(job.threshold) || shard || shards) {
+            job.method >= 0 || job.layer || !isnan(job.threshold) || shard || shards ||
+            job.overlay_size) {
             fprintf(stderr, "run: --resume DIR takes everything from DIR/run.json; give no "
                             "--model, --out, --config, --overlays, --method, --layer, "
-                            "--threshold, --shard or SOURCES with it\n");
+                            "--threshold, --shard, --overlay-size or SOURCES with it\n");
             return FX_EXIT_USAGE;
         }
         job.out_dir = resume;
@@ -208,8 +221,9 @@ int fx_cmd_run(int argc, char **argv)
                    : FX_EXIT_FAIL;
     }
     if (res.total + res.resumed_from == 0 && job.shard.count > 0)
-        fprintf(stderr, "run: shard %d/%d has no inputs (more shards than inputs); its empty "
-                        "outputs still merge\n",
+        fprintf(stderr,
+                "run: shard %d/%d has no inputs (more shards than inputs); its empty "
+                "outputs still merge\n",
                 job.shard.index, job.shard.count);
     else if (res.total + res.resumed_from == 0)
         fprintf(stderr, "run: no inputs found (directories are searched for PNG, TIFF, JPEG, "

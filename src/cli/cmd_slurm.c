@@ -29,7 +29,8 @@ static void slurm_usage(FILE *f)
                "                     --sbatch-arg=--account=radiology\n"
                "  --dry-run          write DIR/slurm/*.sbatch, submit nothing\n"
                "  run's options, passed to every task: --config, --batch, --threads, --method,\n"
-               "  --layer, --threshold, --overlays[=all|positives], --device, --precision\n"
+               "  --layer, --threshold, --overlays[=all|positives], --overlay-size, --device,\n"
+               "  --precision\n"
                "status: each shard's rows and state from its outputs, and Slurm's state of\n"
                "  its task while squeue lists it.\n");
 }
@@ -54,6 +55,7 @@ static int check_run_option(int c, const char *v)
     case 'd': return fx_cli_device("slurm submit", v, &dk, &i);
     case 'P': return fx_cli_precision("slurm submit", v, &pr);
     case 'O': return !strcmp(v, "all") || !strcmp(v, "positives");
+    case 'Z': return !strcmp(v, "full") || fx_cli_parse_int(v, 64, 16384, &i);
     default: return 1;
     }
 }
@@ -78,6 +80,7 @@ static int cmd_submit(int argc, char **argv, const char *self)
                                          {"overlays", optional_argument, 0, 'O'},
                                          {"device", required_argument, 0, 'd'},
                                          {"precision", required_argument, 0, 'P'},
+                                         {"overlay-size", required_argument, 0, 'Z'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     fx_slurm_submit s = {.fxscreen = self, .log = stderr};
@@ -133,6 +136,7 @@ static int cmd_submit(int argc, char **argv, const char *self)
         case 'O':
         case 'd':
         case 'P':
+        case 'Z':
             if (c == 'O' && !optarg && optind < argc &&
                 (!strcmp(argv[optind], "all") || !strcmp(argv[optind], "positives")))
                 optarg = argv[optind++]; /* `--overlays all`, as run takes it */

@@ -15,6 +15,7 @@ typedef struct run_params {
     int method;       /* as given on the command line: -1 not given */
     double threshold; /* NaN not given */
     fx_overlay_mode overlays;
+    int overlay_size; /* longer side of the overlays; 0: the original's */
     fx_device_kind device;
     int device_index;       /* cuda:N */
     fx_precision precision; /* on the GPU */

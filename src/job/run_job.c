@@ -36,6 +36,13 @@ static fx_status run_batch(fx_screen *m, const fx_run_config *eff, const fx_batc
         o->geom[i] = it->geom;
         o->ids[i] = it->info.ids;
         o->frames[i] = it->info.frames;
+        if (o->ovbase) {
+            int has = it->status == FX_OK && it->ov && it->ov_w > 0;
+            o->ov_w[i] = has ? it->ov_w : 0, o->ov_h[i] = has ? it->ov_h : 0;
+            if (has)
+                memcpy(o->ovbase + (size_t)i * o->ov_bytes, it->ov,
+                       (size_t)it->ov_w * (size_t)it->ov_h);
+        }
     }
     fx_screen_out so = {.score = o->score,
                         .prob = o->prob,
@@ -105,9 +112,16 @@ static void write_overlays(writer *w, const fx_result_batch *b)
         char out[PATH_MAX];
         overlay_name(w, b->row0 + (size_t)i, b->path[i], out, sizeof out);
         fx_error e = {0};
-        if (fx_overlay_write_file(b->path[i], w->max_megapixels, &b->geom[i],
-                                  b->heat + (size_t)i * hw, w->H, w->W, b->bbox + 4 * i, &w->opts,
-                                  out, &e) == FX_OK)
+        /* From the reader's base when it made one; else decoded again here. */
+        fx_status st =
+            b->ovbase && b->ov_w[i] > 0
+                ? fx_overlay_write_base(b->ovbase + (size_t)i * b->ov_bytes, b->ov_w[i], b->ov_h[i],
+                                        &b->geom[i], b->heat + (size_t)i * hw, w->H, w->W,
+                                        b->bbox + 4 * i, &w->opts, out, &e)
+                : fx_overlay_write_file(b->path[i], w->max_megapixels, &b->geom[i],
+                                        b->heat + (size_t)i * hw, w->H, w->W, b->bbox + 4 * i,
+                                        &w->opts, out, &e);
+        if (st == FX_OK)
             ok++;
         else {
             bad++;
@@ -282,6 +296,16 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
     }
     for (int i = 0; i < 2 && st == FX_OK; i++)
         st = fx_result_batch_alloc(&w.slot[i], p.batch, S, H, W, err);
+    pc.overlay_side = p.overlays != FX_OVERLAY_NONE ? p.overlay_size : 0;
+    for (int i = 0; i < 2 && st == FX_OK && pc.overlay_side > 0; i++) {
+        fx_result_batch *o = &w.slot[i];
+        o->ov_bytes = (size_t)pc.overlay_side * (size_t)pc.overlay_side;
+        o->ovbase = malloc(o->ov_bytes * (size_t)p.batch);
+        o->ov_w = calloc((size_t)p.batch, sizeof *o->ov_w);
+        o->ov_h = calloc((size_t)p.batch, sizeof *o->ov_h);
+        if (!o->ovbase || !o->ov_w || !o->ov_h)
+            st = fx_error_set(err, FX_ERR_NOMEM, "run: out of memory for the overlay bases");
+    }
     if (st == FX_OK && !(yaml = fx_screen_effective_yaml(&pc.prep, &eff)))
         st = fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
     if (st == FX_OK && job->resume)

@@ -66,7 +66,7 @@ static int shard_from_json(const cJSON *sh, run_params *p)
 /* The fields of a parsed run.json into p; 0 when one is missing or wrong. */
 static int params_from_json(const cJSON *o, run_params *p)
 {
-    double batch = 16, threads = 0, overlays = FX_OVERLAY_NONE, threshold = NAN;
+    double batch = 16, threads = 0, overlays = FX_OVERLAY_NONE, threshold = NAN, ovsize = 0;
     char *method = NULL, *device = NULL, *precision = NULL;
     const cJSON *src = cJSON_GetObjectItemCaseSensitive(o, "sources"), *s;
     const cJSON *th = cJSON_GetObjectItemCaseSensitive(o, "threshold");
@@ -77,6 +77,7 @@ static int params_from_json(const cJSON *o, run_params *p)
              get_str(o, "device", 1, &device) && get_str(o, "precision", 1, &precision) &&
              get_num(o, "batch", 1, 4096, &batch) && get_num(o, "threads", 0, 1024, &threads) &&
              get_num(o, "overlays", FX_OVERLAY_NONE, FX_OVERLAY_ALL, &overlays) &&
+             get_num(o, "overlay_size", 0, 65536, &ovsize) &&
              (!th || cJSON_IsNull(th) || get_num(o, "threshold", 0, 1, &threshold)) &&
              cJSON_IsArray(src) && cJSON_GetArraySize(src) >= 1;
     if (ok && !(p->sources = calloc((size_t)cJSON_GetArraySize(src), sizeof *p->sources)))
@@ -92,6 +93,7 @@ static int params_from_json(const cJSON *o, run_params *p)
     }
     p->batch = (int)batch, p->threads = (int)threads, p->threshold = threshold;
     p->overlays = (fx_overlay_mode)overlays;
+    p->overlay_size = (int)ovsize; /* absent (runs before it existed): full size */
     fx_cam_method cm;
     p->method = -1;
     if (ok && method && fx_cam_method_parse(method, &cm, NULL) == FX_OK)

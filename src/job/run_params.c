@@ -54,6 +54,9 @@ fx_status run_params_from_job(const fx_run_job *job, run_params *p, fx_error *er
     p->method = job->method >= 0 && job->method < FX_CAM_NUM_METHODS ? job->method : -1;
     p->threshold = job->threshold;
     p->overlays = job->overlays;
+    p->overlay_size = job->overlay_size == 0  ? FX_OVERLAY_SIZE_DEFAULT
+                      : job->overlay_size < 0 ? 0
+                                              : job->overlay_size;
     p->device = job->device;
     p->device_index = job->device_index;
     p->precision = job->precision;
@@ -103,6 +106,7 @@ static cJSON *params_json(const run_params *p)
                                 isnan(p->threshold) ? cJSON_CreateNull()
                                                     : cJSON_CreateNumber(p->threshold));
     ok &= cJSON_AddNumberToObject(o, "overlays", (double)p->overlays) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "overlay_size", p->overlay_size) != NULL;
     ok &= cJSON_AddStringToObject(o, "device", dev) != NULL;
     ok &= cJSON_AddStringToObject(o, "precision", fx_precision_name(p->precision)) != NULL;
     ok &= cJSON_AddItemToObject(o, "model_sha256", str_or_null(p->model_sha));

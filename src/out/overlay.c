@@ -281,6 +281,133 @@ fx_status fx_overlay_grey(const fx_image *orig, const fx_prep_geom *g, int inver
     return FX_OK;
 }
 
+/* The PNG through tmp (name + pid: overlay names are unique per row, so
+ * this is unique among the threads and processes that could be writing
+ * beside us), renamed into place. */
+static fx_status save_png(const uint8_t *rgb, int w, int h, char *tmp, const char *out_png,
+                          fx_error *err)
+{
+    snprintf(tmp, strlen(out_png) + 48, "%s.tmp.%ld", out_png, (long)getpid());
+    fx_status st = fx_png_save_rgb8(tmp, w, h, rgb, OVERLAY_ZLIB_LEVEL, err);
+    if (st != FX_OK) {
+        fx_error_prefix(err, "%s", out_png); /* the saver named the temporary file */
+        return st;
+    }
+    if (rename(tmp, out_png) != 0) {
+        st = fx_error_set(err, FX_ERR_IO, "%s: cannot rename %s into place: %s", out_png, tmp,
+                          strerror(errno));
+        remove(tmp);
+    }
+    return st;
+}
+
+/* Output size and source span of one axis of a base: for output index i,
+ * the original span [i f, (i + 1) f). */
+static int base_size(int n, double s)
+{
+    long v = lround(n * s);
+    return s >= 1.0 ? n : v < 1 ? 1 : (int)v;
+}
+
+fx_status fx_overlay_base(const fx_image *orig, const fx_prep_geom *g, int invert, int max_side,
+                          uint8_t *out, int *ow, int *oh, fx_error *err)
+{
+    const int w = orig ? orig->info.width : 0, h = orig ? orig->info.height : 0;
+    *ow = *oh = 0;
+    if (max_side < 1 || w < 1 || h < 1)
+        return fx_error_set(err, FX_ERR_USAGE, "overlay base: bad size");
+    double s = (double)max_side / (w > h ? w : h);
+    int W2 = base_size(w, s), H2 = base_size(h, s);
+    if (W2 == w && H2 == h) { /* not larger than max_side: the grey itself */
+        fx_status st = fx_overlay_grey(orig, g, invert, out, err);
+        if (st == FX_OK)
+            *ow = w, *oh = h;
+        return st;
+    }
+    uint8_t *grey = malloc((size_t)w * (size_t)h);
+    const double fx = (double)w / W2, fy = (double)h / H2, area = fx * fy;
+    /* Each output column's source pixels and their overlaps, once. */
+    int span = (int)ceil(fx) + 1;
+    int *x0i = malloc((size_t)W2 * sizeof *x0i), *xn = malloc((size_t)W2 * sizeof *xn);
+    double *xw = malloc((size_t)W2 * (size_t)span * sizeof *xw);
+    double *acc = calloc((size_t)W2, sizeof *acc), *row = calloc((size_t)W2, sizeof *row);
+    fx_status st = grey && x0i && xn && xw && acc && row
+                       ? fx_overlay_grey(orig, g, invert, grey, err)
+                       : fx_error_set(err, FX_ERR_NOMEM, "overlay base: out of memory");
+    for (int xo = 0; st == FX_OK && xo < W2; xo++) {
+        double a0 = xo * fx, a1 = (xo + 1) * fx;
+        int k = 0;
+        x0i[xo] = (int)floor(a0);
+        for (int ix = x0i[xo]; ix < w && ix < a1 && k < span; ix++, k++)
+            xw[(size_t)xo * (size_t)span + (size_t)k] = fmin(ix + 1.0, a1) - fmax((double)ix, a0);
+        xn[xo] = k;
+    }
+    int cached = -1; /* the source row whose horizontal pass is in row[] */
+    for (int yo = 0; st == FX_OK && yo < H2; yo++) {
+        double y0 = yo * fy, y1 = (yo + 1) * fy;
+        memset(acc, 0, (size_t)W2 * sizeof *acc);
+        for (int iy = (int)floor(y0); iy < h && iy < y1; iy++) {
+            double wy = fmin(iy + 1.0, y1) - fmax((double)iy, y0);
+            if (wy <= 0)
+                continue;
+            if (iy != cached) { /* a row shared by two output rows is summed once */
+                const uint8_t *src = grey + (size_t)iy * (size_t)w;
+                for (int xo = 0; xo < W2; xo++) {
+                    const double *wt = xw + (size_t)xo * (size_t)span;
+                    const uint8_t *sp = src + x0i[xo];
+                    double sum = 0;
+                    for (int k = 0; k < xn[xo]; k++)
+                        sum += sp[k] * wt[k];
+                    row[xo] = sum;
+                }
+                cached = iy;
+            }
+            for (int xo = 0; xo < W2; xo++)
+                acc[xo] += wy * row[xo];
+        }
+        for (int xo = 0; xo < W2; xo++) {
+            double v = floor(acc[xo] / area + 0.5);
+            out[(size_t)yo * (size_t)W2 + (size_t)xo] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    }
+    free(x0i), free(xn), free(xw);
+    free(grey), free(acc), free(row);
+    if (st == FX_OK)
+        *ow = W2, *oh = H2;
+    return st;
+}
+
+fx_status fx_overlay_write_base(const uint8_t *base, int ow, int oh, const fx_prep_geom *g,
+                                const uint8_t *heat, int H, int W, const float *bbox,
+                                const fx_overlay_opts *o, const char *out_png, fx_error *err)
+{
+    if (!base || !g || !out_png || ow < 1 || oh < 1 || g->orig_w < 1 || g->orig_h < 1)
+        return fx_error_set(err, FX_ERR_USAGE, "overlay: bad base");
+    /* The base as a U8 plane windowed [0, 255] (the identity: it is grey
+     * already, inverted already) on a geometry scaled to its size. */
+    fx_image img = {.info = {.width = ow, .height = oh, .channels = 1, .type = FX_PIX_U8},
+                    .pixels = (void *)base};
+    double fx = (double)g->orig_w / ow, fy = (double)g->orig_h / oh;
+    fx_prep_geom g2 = *g;
+    g2.orig_w = ow, g2.orig_h = oh, g2.scale_x = g->scale_x * fx, g2.scale_y = g->scale_y * fy;
+    g2.win_lo = 0, g2.win_hi = 255;
+    fx_overlay_opts o2 = *o;
+    o2.invert = 0;
+    float box[4];
+    for (int k = 0; bbox && k < 4; k++)
+        box[k] = (float)(bbox[k] / (k % 2 ? fy : fx));
+    size_t n = (size_t)ow * (size_t)oh * 3;
+    uint8_t *rgb = malloc(n);
+    char *tmp = malloc(strlen(out_png) + 48);
+    fx_status st = rgb && tmp
+                       ? fx_overlay_render(&img, &g2, heat, H, W, bbox ? box : NULL, &o2, rgb, err)
+                       : fx_error_set(err, FX_ERR_NOMEM, "%s: out of memory", out_png);
+    if (st == FX_OK)
+        st = save_png(rgb, ow, oh, tmp, out_png, err);
+    free(rgb), free(tmp);
+    return st;
+}
+
 fx_status fx_overlay_write_file(const char *src_path, double max_megapixels, const fx_prep_geom *g,
                                 const uint8_t *heat, int H, int W, const float *bbox,
                                 const fx_overlay_opts *o, const char *out_png, fx_error *err)
@@ -306,19 +433,7 @@ fx_status fx_overlay_write_file(const char *src_path, double max_megapixels, con
         fx_error_prefix(err, "%s", src_path);
         goto done;
     }
-    /* Overlay names are unique per row, so name + pid is unique among the
-     * threads and processes that could be writing beside us. */
-    snprintf(tmp, tmp_cap, "%s.tmp.%ld", out_png, (long)getpid());
-    st = fx_png_save_rgb8(tmp, (int)w, (int)h, rgb, OVERLAY_ZLIB_LEVEL, err);
-    if (st != FX_OK) {
-        fx_error_prefix(err, "%s", out_png); /* the saver named the temporary file */
-        goto done;
-    }
-    if (rename(tmp, out_png) != 0) {
-        st = fx_error_set(err, FX_ERR_IO, "%s: cannot rename %s into place: %s", out_png, tmp,
-                          strerror(errno));
-        remove(tmp);
-    }
+    st = save_png(rgb, (int)w, (int)h, tmp, out_png, err);
 done:
     free(tmp);
     free(rgb);

@@ -38,6 +38,9 @@ void fx_result_batch_free(fx_result_batch *o)
     free(o->ids);
     free(o->frames);
     free(o->index);
+    free(o->ovbase);
+    free(o->ov_w);
+    free(o->ov_h);
     free(o->geom);
     free(o->path);
     free(o->error);

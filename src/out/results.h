@@ -36,8 +36,13 @@ typedef struct fx_result_batch {
     fx_image_ids *ids;  /* (n) DICOM identifiers, empty for other formats */
     int *frames;        /* (n) frames in the file (0 unknown) */
     int64_t *index;     /* (n) position of each row's input in the whole list */
-    char **path;        /* (n) owned */
-    char **error;       /* (n) owned */
+    /* Overlay bases from the readers (--overlay-size), or NULL: row i's is
+     * ov_w[i] x ov_h[i] bytes at ovbase + i * ov_bytes (ov_w 0: none). */
+    uint8_t *ovbase;
+    int *ov_w, *ov_h;
+    size_t ov_bytes;
+    char **path;  /* (n) owned */
+    char **error; /* (n) owned */
 } fx_result_batch;
 
 /* Room for `batch` rows of S scores and H x W heatmaps. */
@@ -103,8 +108,7 @@ fx_status fx_results_append(fx_results *o, const fx_result_batch *b, fx_error *e
 /* Closes and stamps end_time; when the run has walked its whole input
  * list (walk_sha != NULL) also input_count and input_sha256, which mark
  * the outputs complete. */
-fx_status fx_results_finish(fx_results *o, size_t walk_count, const char *walk_sha,
-                            fx_error *err);
+fx_status fx_results_finish(fx_results *o, size_t walk_count, const char *walk_sha, fx_error *err);
 
 /* The dataset names of results.h5, by FX_RD_* (for readers: merge). */
 extern const char *const fx_results_dsets[FX_RD_N];

@@ -8,6 +8,7 @@
 
 #include "fxscreen/fsutil.h"
 #include "fxscreen/loader.h"
+#include "fxscreen/overlay.h"
 
 #define FX_POOL_ALIGN 4096
 
@@ -35,6 +36,7 @@ struct fx_pool {
     int cancelled;
     size_t item_floats;  /* C*H*W */
     size_t plane_floats; /* H*W */
+    size_t ov_bytes;     /* overlay_side^2: one item's overlay base */
 };
 
 static void *aligned_alloc_zero(size_t bytes)
@@ -121,6 +123,13 @@ void fx_pool_process_bytes(const fx_pool_config *cfg, const char *path, const ui
         else
             st = fx_prep_run(&img, &cfg->prep, buf->scratch, out, plane01, &item->geom,
                              &item->stats, &err);
+        /* The overlay's base while the plane is decoded; a failure leaves
+         * ov_w 0, and the writer decodes the file again instead. */
+        fx_error oe = {0};
+        if (st == FX_OK && item->ov && cfg->overlay_side > 0 &&
+            fx_overlay_base(&img, &item->geom, cfg->prep.invert, cfg->overlay_side, item->ov,
+                            &item->ov_w, &item->ov_h, &oe) != FX_OK)
+            item->ov_w = item->ov_h = 0;
         item->prep_s = fx_now_s() - t1;
     } else if (img.info.width > 0) {
         item->info = img.info; /* header was read: keep size/bit depth for the row */
@@ -168,6 +177,8 @@ static void *worker_main(void *arg)
         }
         fx_item *it = &sl->b.items[r];
         memset(it, 0, sizeof *it);
+        if (sl->b.overlay_base)
+            it->ov = sl->b.overlay_base + (size_t)r * p->ov_bytes;
         it->index = i;
         it->path = src.path;
         float *out = sl->b.tensor + (size_t)r * p->item_floats;
@@ -231,7 +242,12 @@ fx_status fx_pool_create(const fx_pool_config *cfg, fx_source *src, fx_pool **ou
         b->tensor = aligned_alloc_zero(sizeof(float) * p->item_floats * (size_t)cfg->batch);
         if (cfg->keep_plane01)
             b->plane01 = aligned_alloc_zero(sizeof(float) * p->plane_floats * (size_t)cfg->batch);
-        if (!b->items || !b->tensor || (cfg->keep_plane01 && !b->plane01))
+        p->ov_bytes =
+            cfg->overlay_side > 0 ? (size_t)cfg->overlay_side * (size_t)cfg->overlay_side : 0;
+        if (p->ov_bytes)
+            b->overlay_base = malloc(p->ov_bytes * (size_t)cfg->batch);
+        if (!b->items || !b->tensor || (cfg->keep_plane01 && !b->plane01) ||
+            (p->ov_bytes && !b->overlay_base))
             goto nomem;
     }
     for (int t = 0; t < p->nthreads; t++) {
@@ -337,6 +353,7 @@ void fx_pool_destroy(fx_pool *p)
             free(b->items);
             free(b->tensor);
             free(b->plane01);
+            free(b->overlay_base);
         }
     }
     free(p->slots);
