@@ -58,12 +58,14 @@ mkdir -p "$out"
 raw=$out/raw.tsv
 : >"$raw"
 
-# The command lines, into the array cmd: ENGINE THREADS OVERLAYS(none|all) OUTDIR
-# (the peer writes no overlays).
+# The command lines, into the array cmd: ENGINE THREADS OVERLAYS(none|all|full) OUTDIR
+# (the peer writes no overlays; all: --overlays all at the default --overlay-size,
+# 1024 px; full: --overlays all --overlay-size full, the originals' size).
 set_cmd() {
   if [ "$1" = fxscreen ]; then
     cmd=("$fx" run --model "$model" --out "$4" --threads "$2")
     if [ "$3" = all ]; then cmd+=(--overlays all); fi
+    if [ "$3" = full ]; then cmd+=(--overlays all --overlay-size full); fi
   else
     cmd=("$py" bench/run_peer.py --model "$model" --out "$4" --threads "$2" --intra "$cores")
   fi
@@ -114,13 +116,14 @@ fi
 echo "agreement: $check"
 
 # ---- timed runs: configurations interleaved within each repetition --------------------
-echo "timed: $reps repetitions x (fxscreen and peer at threads $threads, fxscreen --overlays all at $cores)"
+echo "timed: $reps repetitions x (fxscreen and peer at threads $threads, fxscreen --overlays all at $cores, at 1024 px and full size)"
 for rep in $(seq 1 "$reps"); do
   for t in $threads; do
     one fxscreen "$t" none "$rep"
     if [ "$peer_ok" = 1 ]; then one peer "$t" none "$rep"; fi
   done
   one fxscreen "$cores" all "$rep"
+  one fxscreen "$cores" full "$rep"
 done
 
 ortv=$("$py" -c 'import onnxruntime as o; print(o.__version__)' 2>/dev/null || echo 'not installed')
