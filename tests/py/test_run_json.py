@@ -35,7 +35,8 @@ def run(args):
 KEYS = {"fxscreen_version": str, "model": str, "config": (str, type(None)), "cwd": str,
         "sources": list, "batch": int, "threads": int, "method": (str, type(None)),
         "layer": (str, type(None)), "threshold": (float, int, type(None)), "overlays": int,
-        "device": str, "precision": str, "model_sha256": str, "effective_config": str}
+        "device": str, "precision": str, "model_sha256": str, "effective_config": str,
+        "overlay_size": int}
 
 
 def main():
@@ -76,6 +77,11 @@ def main():
         "unknown method": json.dumps(dict(good, method="smoothgrad")),
         "unknown device": json.dumps(dict(good, device="tpu")),
         "threshold over 1": json.dumps(dict(good, threshold=2.5)),
+        "negative overlay_size": json.dumps(dict(good, overlay_size=-4)),
+        "a shard out of range": json.dumps(dict(good, shard={"index": 4, "count": 4, "inputs": 3,
+                                                             "inputs_sha256": "0" * 64})),
+        "a shard without its list's hash": json.dumps(dict(good, shard={"index": 0, "count": 2,
+                                                                        "inputs": 3})),
     }
     for name, text in bad.items():
         with open(path, "w") as f:
