@@ -230,7 +230,7 @@ $(BUILD)/fuzz/fuzz_archive: FUZZ_LIBS := -larchive
 
 # fuzz_v2: serve's Open Inference Protocol request parser (no network).
 $(BUILD)/fuzz/fuzz_v2: src/serve/v2_request.c src/serve/base64.c src/core/jsonutil.c
-$(BUILD)/fuzz/fuzz_v2: FUZZ_LIBSRC := src/serve/v2_request.c src/serve/base64.c src/core/jsonutil.c
+$(BUILD)/fuzz/fuzz_v2: FUZZ_LIBSRC := src/serve/v2_request.c src/serve/base64.c src/core/jsonutil.c src/core/status.c
 $(BUILD)/fuzz/fuzz_v2: FUZZ_LIBS := -lcjson -lcrypto
 # fuzz_runjson: run.json (resume, merge) and the --shard spec.
 RUNJSON_SRC := src/job/run_json.c src/job/shard.c src/cam/methods.c src/core/device.c src/core/status.c

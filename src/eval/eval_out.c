@@ -1,13 +1,12 @@
 /* The eval report written out: eval.json (cJSON) and the printed table
  * (include/fxscreen/eval.h); the job that fills the report is eval.c. */
 #include <cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "core/jsonutil.h"
 #include "eval/eval_internal.h"
 #include "fxscreen/eval.h"
 
@@ -131,34 +130,13 @@ static cJSON *report_json(const fx_eval_report *r, const char *results_dir)
 
 fx_status ev_write_json(const fx_eval_report *r, const char *results_dir, fx_error *err)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", r->json_path);
     cJSON *o = report_json(r, results_dir);
-    char *text = o ? cJSON_Print(o) : NULL;
+    fx_status st = o ? fx_json_save(o, r->json_path, err)
+                     : fx_error_set(err, FX_ERR_NOMEM, "eval: out of memory for eval.json");
     cJSON_Delete(o);
-    if (!text)
-        return fx_error_set(err, FX_ERR_NOMEM, "eval: out of memory for eval.json");
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        free(text);
-        return fx_error_set(err, FX_ERR_IO, "%s: cannot write: %s (pass --json PATH elsewhere)",
-                            tmp, strerror(errno));
-    }
-    fputs(text, f);
-    fputc('\n', f);
-    free(text);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
-        unlink(tmp);
-        return fx_error_set(err, FX_ERR_IO, "%s: write failed", tmp);
-    }
-    if (rename(tmp, r->json_path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return fx_error_set(err, FX_ERR_IO, "%s: cannot rename into place: %s", r->json_path,
-                            strerror(e));
-    }
-    return FX_OK;
+    if (st == FX_ERR_IO)
+        fx_error_prefix(err, "eval (pass --json PATH elsewhere)");
+    return st;
 }
 
 /* ---- the table ------------------------------------------------------------ */

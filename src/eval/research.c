@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jsonutil.h"
 #include "eval/eval_internal.h"
 #include "eval/plot.h"
 #include "fxscreen/fsutil.h"
@@ -298,14 +299,9 @@ static fx_status curves_json(const fx_eval_curves *c, const char *dir, fx_error 
                 cJSON_AddItemToArray(a, ev_num(ba[k][i]));
         }
     }
-    char *text = cJSON_Print(o);
+    fx_status st = fx_json_save(o, path, err);
     cJSON_Delete(o);
-    FILE *f = text ? fopen(path, "w") : NULL;
-    int bad = !f || fputs(text, f) < 0;
-    if (f)
-        bad |= fclose(f) != 0;
-    free(text);
-    return bad ? fx_error_set(err, FX_ERR_IO, "%s: cannot write", path) : FX_OK;
+    return st;
 }
 
 fx_status ev_plots(const fx_eval_job *job, const double *score, const int *label, size_t n,

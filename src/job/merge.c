@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/jsonutil.h"
 #include "fxscreen/fsutil.h"
 #include "fxscreen/h5util.h"
 #include "fxscreen/loader.h"
@@ -476,14 +477,9 @@ static fx_status write_record(const merge *m, const char *out_dir, fx_error *err
     for (int I = 0; I < m->n; I++)
         cJSON_AddItemToArray(dirs,
                              cJSON_CreateString(realpath(m->s[I].dir, abs) ? abs : m->s[I].dir));
-    char *text = cJSON_Print(o);
+    fx_status st = fx_json_save(o, path, err);
     cJSON_Delete(o);
-    FILE *f = text ? fopen(path, "w") : NULL;
-    int bad = !f || fputs(text, f) < 0 || fputc('\n', f) == EOF;
-    if (f)
-        bad |= fclose(f) != 0;
-    free(text);
-    return bad ? fx_error_set(err, FX_ERR_IO, "%s: cannot write", path) : FX_OK;
+    return st;
 }
 
 fx_status fx_merge_run(const char *out_dir, const char *const *shard_dirs, int n, FILE *log,

@@ -1,6 +1,5 @@
 /* The run job's parameters and run.json, read and written with cJSON. */
 #include <cJSON.h>
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/jsonutil.h"
 #include "fxscreen/loader.h"
 #include "fxscreen/screen.h"
 #include "job/run_internal.h"
@@ -127,28 +127,13 @@ static cJSON *params_json(const run_params *p)
 
 fx_status run_params_save(const run_params *p, const char *dir, fx_error *err)
 {
-    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/run.json", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     cJSON *o = params_json(p);
-    char *text = o ? cJSON_Print(o) : NULL;
+    fx_status st =
+        o ? fx_json_save(o, path, err) : fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
     cJSON_Delete(o);
-    if (!text)
-        return fx_error_set(err, FX_ERR_NOMEM, "run: out of memory");
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        free(text);
-        return fx_error_set(err, FX_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    }
-    int bad = fputs(text, f) < 0 || fputc('\n', f) == EOF;
-    free(text);
-    bad |= fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        remove(tmp);
-        return fx_error_set(err, FX_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    }
-    return FX_OK;
+    return st;
 }
 
 fx_status run_params_load(const char *dir, run_params *p, fx_error *err)

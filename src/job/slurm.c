@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/jsonutil.h"
 #include "fxscreen/fsutil.h"
 #include "fxscreen/h5util.h"
 #include "fxscreen/loader.h"
@@ -246,23 +247,12 @@ static fx_status sbatch(const char *const *extra, int nextra, const char *dep, c
     return FX_OK;
 }
 
-/* OUT/slurm/jobs.json, through a temporary file renamed into place. */
+/* OUT/slurm/jobs.json. */
 static fx_status jobs_save(const char *out_dir, const cJSON *o, fx_error *err)
 {
-    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/slurm/jobs.json", out_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    char *text = cJSON_Print(o);
-    FILE *f = text ? fopen(tmp, "w") : NULL;
-    int bad = !f || fputs(text, f) < 0 || fputc('\n', f) == EOF;
-    if (f)
-        bad |= fclose(f) != 0;
-    free(text);
-    if (bad || rename(tmp, path) != 0) {
-        remove(tmp);
-        return fx_error_set(err, FX_ERR_IO, "%s: cannot write", path);
-    }
-    return FX_OK;
+    return fx_json_save(o, path, err);
 }
 
 /* What jobs.json says; o owned (cJSON_Delete), the strings point into it. */
