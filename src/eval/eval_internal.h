@@ -13,6 +13,34 @@
 cJSON *ev_num(double v);
 cJSON *ev_ci95(double lo, double hi);
 
+/* ---- shared by the bootstrap, the operating points and the curves
+ * (src/eval/stats.c) ---- */
+
+/* The rows of each class in input order: pos (label 1), neg (label 0). */
+typedef struct ev_strata {
+    size_t *pos, *neg, np, nq;
+} ev_strata;
+fx_status ev_strata_make(const int *label, size_t n, ev_strata *s, fx_error *err);
+void ev_strata_free(ev_strata *s);
+
+/* Replicate b of fx_eval_bootstrap's scheme: s[0..np) the positives'
+ * scores drawn, s[np..np+nq) the negatives'. */
+void ev_replicate(const double *score, const ev_strata *st, uint64_t seed, size_t b, double *s);
+
+/* The 2.5th and 97.5th percentiles (NumPy's linear rule) of the finite
+ * values of v[0..m), v reordered; NaN with valid 0 when there are none. */
+fx_interval ev_interval95(double *v, size_t m);
+
+/* A score and its label, for the ROC vertices. */
+typedef struct ev_pair {
+    double s;
+    int y;
+} ev_pair;
+/* o sorted by score, highest first; per distinct score t (highest first)
+ * thr[k] = t (thr may be NULL) and tp[k], fp[k] = the positives and
+ * negatives scoring >= t.  Returns the vertex count (<= n). */
+size_t ev_vertices(ev_pair *o, size_t n, double *thr, size_t *tp, size_t *fp);
+
 /* eval.json (src/eval/eval_out.c): written through a temporary file. */
 fx_status ev_write_json(const fx_eval_report *r, const char *results_dir, fx_error *err);
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/eval_internal.h"
 #include "fxscreen/eval.h"
 
 uint64_t fx_eval_rand(uint64_t seed, uint64_t k)
@@ -30,9 +31,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* NumPy's default percentile (linear between order statistics) of the
- * finite values of v[0..m) (sorted in place); valid gets their count. */
-static fx_interval percentile_ci(double *v, size_t m)
+fx_interval ev_interval95(double *v, size_t m)
 {
     size_t k = 0;
     for (size_t i = 0; i < m; i++)
@@ -54,6 +53,43 @@ static fx_interval percentile_ci(double *v, size_t m)
     return ci;
 }
 
+fx_status ev_strata_make(const int *label, size_t n, ev_strata *s, fx_error *err)
+{
+    memset(s, 0, sizeof *s);
+    for (size_t i = 0; i < n; i++)
+        s->np += label[i] == 1, s->nq += label[i] == 0;
+    s->pos = malloc((s->np + 1) * sizeof *s->pos), s->neg = malloc((s->nq + 1) * sizeof *s->neg);
+    if (!s->pos || !s->neg) {
+        ev_strata_free(s);
+        return fx_error_set(err, FX_ERR_NOMEM, "eval: out of memory");
+    }
+    s->np = s->nq = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (label[i] == 1)
+            s->pos[s->np++] = i;
+        else if (label[i] == 0)
+            s->neg[s->nq++] = i;
+    }
+    return FX_OK;
+}
+
+void ev_strata_free(ev_strata *s)
+{
+    free(s->pos), free(s->neg);
+    memset(s, 0, sizeof *s);
+}
+
+void ev_replicate(const double *score, const ev_strata *st, uint64_t seed, size_t b, double *s)
+{
+    /* np draws among the positives, then nq among the negatives, from the
+     * stream at b * m (stratified: the class counts stay those of the data). */
+    uint64_t k0 = (uint64_t)b * (st->np + st->nq);
+    for (size_t j = 0; j < st->np; j++)
+        s[j] = score[st->pos[draw(seed, k0 + j, st->np)]];
+    for (size_t j = 0; j < st->nq; j++)
+        s[st->np + j] = score[st->neg[draw(seed, k0 + st->np + j, st->nq)]];
+}
+
 fx_status fx_eval_bootstrap(const double *score, const int *label, size_t n, double threshold,
                             int reps, uint64_t seed, fx_bootstrap *out, fx_error *err)
 {
@@ -62,38 +98,24 @@ fx_status fx_eval_bootstrap(const double *score, const int *label, size_t n, dou
     if (reps < 1 || reps > FX_EVAL_MAX_BOOTSTRAP)
         return fx_error_set(err, FX_ERR_USAGE, "bootstrap: %d replicates: give 1..%d", reps,
                             FX_EVAL_MAX_BOOTSTRAP);
-    size_t np = 0, nq = 0;
-    for (size_t i = 0; i < n; i++)
-        np += label[i] == 1, nq += label[i] == 0;
-    if (np + nq >= ((size_t)1 << 32))
-        return fx_error_set(err, FX_ERR_USAGE, "bootstrap: too many rows (%zu)", np + nq);
-    size_t m = np + nq, R = (size_t)reps;
-    size_t *pos = malloc((np + 1) * sizeof *pos), *neg = malloc((nq + 1) * sizeof *neg);
+    ev_strata cl;
+    fx_status st = ev_strata_make(label, n, &cl, err);
+    if (st != FX_OK)
+        return st;
+    size_t m = cl.np + cl.nq, R = (size_t)reps;
+    if (m >= ((size_t)1 << 32)) {
+        ev_strata_free(&cl);
+        return fx_error_set(err, FX_ERR_USAGE, "bootstrap: too many rows (%zu)", m);
+    }
     double *s = malloc((m + 1) * sizeof *s), *stat = malloc(R * FX_BOOT_N * sizeof *stat);
+    double *col = malloc(R * sizeof *col);
     int *y = malloc((m + 1) * sizeof *y);
-    if (!pos || !neg || !s || !stat || !y) {
-        free(pos), free(neg), free(s), free(stat), free(y);
-        return fx_error_set(err, FX_ERR_NOMEM, "bootstrap: out of memory");
-    }
-    np = nq = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (label[i] == 1)
-            pos[np++] = i;
-        else if (label[i] == 0)
-            neg[nq++] = i;
-    }
-    for (size_t i = 0; i < m; i++)
-        y[i] = i < np;
-    fx_status st = FX_OK;
+    if (!s || !stat || !col || !y)
+        st = fx_error_set(err, FX_ERR_NOMEM, "bootstrap: out of memory");
+    for (size_t i = 0; st == FX_OK && i < m; i++)
+        y[i] = i < cl.np;
     for (size_t b = 0; b < R && st == FX_OK; b++) {
-        /* Replicate b: np draws among the positives, then nq among the
-         * negatives, from the stream at b * m (stratified: the class counts
-         * stay those of the data). */
-        uint64_t k0 = (uint64_t)b * m;
-        for (size_t j = 0; j < np; j++)
-            s[j] = score[pos[draw(seed, k0 + j, np)]];
-        for (size_t j = 0; j < nq; j++)
-            s[np + j] = score[neg[draw(seed, k0 + np + j, nq)]];
+        ev_replicate(score, &cl, seed, b, s);
         fx_auroc au;
         st = fx_eval_auroc(s, y, m, &au, err);
         fx_confusion cm = fx_eval_confusion(s, y, m, threshold);
@@ -106,32 +128,36 @@ fx_status fx_eval_bootstrap(const double *score, const int *label, size_t n, dou
         v[FX_BOOT_NPV] = r.npv.value;
         v[FX_BOOT_KAPPA] = fx_eval_kappa(&cm);
     }
-    /* One statistic's replicates at a time, gathered into s (m >= reps is
-     * not guaranteed: reuse stat's own storage column by column). */
-    double *col = malloc(R * sizeof *col);
-    if (st == FX_OK && !col)
-        st = fx_error_set(err, FX_ERR_NOMEM, "bootstrap: out of memory");
-    for (int k = 0; k < FX_BOOT_N && st == FX_OK; k++) {
+    for (int k = 0; k < FX_BOOT_N && st == FX_OK; k++) { /* one statistic at a time */
         for (size_t b = 0; b < R; b++)
             col[b] = stat[b * FX_BOOT_N + k];
-        out->ci[k] = percentile_ci(col, R);
+        out->ci[k] = ev_interval95(col, R);
     }
-    free(col);
-    free(pos), free(neg), free(s), free(stat), free(y);
+    free(s), free(stat), free(col), free(y);
+    ev_strata_free(&cl);
     return st;
 }
 
-/* Distinct scores in descending order with the positives and negatives at
- * or above each (the ROC curve's vertices, every one kept). */
-typedef struct roc_point {
-    double t;
-    size_t tp, fp;
-} roc_point;
-
-static int cmp_desc(const void *a, const void *b)
+static int cmp_pair_desc(const void *a, const void *b)
 {
-    double x = *(const double *)a, y = *(const double *)b;
+    double x = ((const ev_pair *)a)->s, y = ((const ev_pair *)b)->s;
     return (x < y) - (x > y);
+}
+
+size_t ev_vertices(ev_pair *o, size_t n, double *thr, size_t *tp, size_t *fp)
+{
+    qsort(o, n, sizeof *o, cmp_pair_desc);
+    size_t k = 0, p = 0, q = 0;
+    for (size_t i = 0; i < n;) {
+        double t = o[i].s;
+        for (; i < n && o[i].s == t; i++)
+            p += o[i].y == 1, q += o[i].y == 0;
+        if (thr)
+            thr[k] = t;
+        tp[k] = p, fp[k] = q;
+        k++;
+    }
+    return k;
 }
 
 fx_status fx_eval_operating_point(const double *score, const int *label, size_t n, fx_op_kind kind,
@@ -139,43 +165,43 @@ fx_status fx_eval_operating_point(const double *score, const int *label, size_t 
 {
     memset(out, 0, sizeof *out);
     out->kind = kind, out->target = target, out->threshold = NAN, out->youden = NAN;
-    double(*pair)[2] = malloc((n + 1) * sizeof *pair);
-    if (!pair)
+    ev_pair *o = malloc((n + 1) * sizeof *o);
+    double *thr = malloc((n + 1) * sizeof *thr);
+    size_t *tp = malloc((n + 1) * sizeof *tp), *fp = malloc((n + 1) * sizeof *fp);
+    if (!o || !thr || !tp || !fp) {
+        free(o), free(thr), free(tp), free(fp);
         return fx_error_set(err, FX_ERR_NOMEM, "operating point: out of memory");
+    }
     size_t m = 0, np = 0, nq = 0;
     for (size_t i = 0; i < n; i++)
         if (label[i] == 0 || label[i] == 1) {
-            pair[m][0] = score[i], pair[m][1] = label[i];
+            o[m++] = (ev_pair){score[i], label[i]};
             np += label[i] == 1, nq += label[i] == 0;
-            m++;
         }
-    qsort(pair, m, sizeof *pair, cmp_desc);
-    /* Sweep the distinct scores from the top: threshold t = score, so
-     * everything at or above it is predicted positive. */
-    size_t tp = 0, fp = 0, best_tp = 0, best_fp = 0;
+    /* The vertices from the top: threshold t = a score, so everything at
+     * or above it is predicted positive. */
+    size_t nv = ev_vertices(o, m, thr, tp, fp), best_tp = 0, best_fp = 0;
     double best_t = NAN, best_j = -INFINITY;
     int found = 0;
-    if (kind == FX_OP_SPECIFICITY && nq > 0 && target <= 1.0) {
+    if (kind == FX_OP_SPECIFICITY && nq > 0 && target <= 1.0 && m > 0) {
         /* Above every score nothing is positive: specificity 1.  The
          * highest score + 1, as scikit-learn's roc_curve (1.2) begins. */
-        best_t = m ? pair[0][0] + 1.0 : NAN;
-        found = m > 0;
+        best_t = thr[0] + 1.0;
+        found = 1;
     }
-    for (size_t i = 0; i < m;) {
-        double t = pair[i][0];
-        for (; i < m && pair[i][0] == t; i++)
-            tp += pair[i][1] == 1, fp += pair[i][1] == 0;
-        double sens = np ? (double)tp / (double)np : NAN, fpr = nq ? (double)fp / (double)nq : NAN;
-        if (kind == FX_OP_SENSITIVITY && !found && sens >= target) {
-            found = 1, best_t = t, best_tp = tp, best_fp = fp; /* the largest such t */
+    for (size_t v = 0; v < nv; v++) {
+        double sens = np ? (double)tp[v] / (double)np : NAN,
+               fpr = nq ? (double)fp[v] / (double)nq : NAN;
+        if (kind == FX_OP_SENSITIVITY && sens >= target) {
+            found = 1, best_t = thr[v], best_tp = tp[v], best_fp = fp[v]; /* the largest t */
             break;
         }
-        if (kind == FX_OP_SPECIFICITY && 1.0 - fpr >= target)
-            found = 1, best_t = t, best_tp = tp, best_fp = fp; /* the smallest such t */
-        if (kind == FX_OP_YOUDEN && sens - fpr > best_j)       /* ties: the larger t */
-            found = 1, best_j = sens - fpr, best_t = t, best_tp = tp, best_fp = fp;
+        if (kind == FX_OP_SPECIFICITY && 1.0 - fpr >= target) /* the smallest such t */
+            found = 1, best_t = thr[v], best_tp = tp[v], best_fp = fp[v];
+        if (kind == FX_OP_YOUDEN && sens - fpr > best_j) /* ties: the larger t */
+            found = 1, best_j = sens - fpr, best_t = thr[v], best_tp = tp[v], best_fp = fp[v];
     }
-    free(pair);
+    free(o), free(thr), free(tp), free(fp);
     if (!found || np == 0 || nq == 0)
         return FX_OK; /* threshold NaN: not reachable or a class is absent */
     out->threshold = best_t;
