@@ -75,20 +75,8 @@ static long long dset_rows(hid_t f, const char *name)
     return r;
 }
 
-/* Complete records after summary.csv's header; -1 if the header is wrong. */
-static long csv_records(FILE *f, char **buf, size_t *cap)
-{
-    long n = 0;
-    if (fx_csv_read_record(f, buf, cap, NULL) != 1 || strcmp(*buf, FX_RESULTS_CSV_HEADER))
-        return -1;
-    int r;
-    while ((r = fx_csv_read_record(f, buf, cap, NULL)) == 1)
-        n++;
-    return r < 0 ? -1 : n;
-}
-
 /* One shard directory on its own: a sharded run, complete, consistent. */
-static fx_status open_shard(shard_in *s, merge *m, fx_error *err)
+static fx_status open_shard(shard_in *s, fx_error *err)
 {
     char path[PATH_MAX];
     if (run_params_load(s->dir, &s->p, err) != FX_OK)
@@ -133,14 +121,14 @@ static fx_status open_shard(shard_in *s, merge *m, fx_error *err)
                                 s->dir, fx_results_dsets[d], r, I, N, s->p.inputs, s->rows);
     }
     snprintf(path, sizeof path, "%s/summary.csv", s->dir);
-    if (!(s->csv = fopen(path, "rb")))
-        return fx_error_set(err, FX_ERR_USAGE, "%s: cannot open: %s", path, strerror(errno));
-    long recs = csv_records(s->csv, &m->buf, &m->cap);
+    long recs = fx_results_csv_rows(path);
     if (recs != (long)s->rows)
         return fx_error_set(err, FX_ERR_USAGE,
                             "%s: %ld complete records where shard %d/%d has %zu rows; run the "
                             "shard again",
                             path, recs, I, N, s->rows);
+    if (!(s->csv = fopen(path, "rb")))
+        return fx_error_set(err, FX_ERR_USAGE, "%s: cannot open: %s", path, strerror(errno));
     s->start = fx_h5_attr_read_str(s->file, "start_time", 64);
     s->end = fx_h5_attr_read_str(s->file, "end_time", 64);
     return FX_OK;
@@ -503,7 +491,7 @@ fx_status fx_merge_run(const char *out_dir, const char *const *shard_dirs, int n
         m.s[k].dir = shard_dirs[k], m.s[k].file = -1;
     fx_status st = FX_OK;
     for (int k = 0; k < n && st == FX_OK; k++)
-        st = open_shard(&m.s[k], &m, err);
+        st = open_shard(&m.s[k], err);
     if (st == FX_OK)
         st = check_together(&m, err);
     if (st == FX_OK)

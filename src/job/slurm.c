@@ -19,6 +19,7 @@
 #include "fxscreen/shard.h"
 #include "fxscreen/source.h"
 #include "job/run_internal.h"
+#include "out/results.h"
 
 /* s as one POSIX shell word: '...' with each ' written '\''. */
 static void sh_word(FILE *f, const char *s)
@@ -402,26 +403,6 @@ fx_status fx_slurm_submit_run(const fx_slurm_submit *s, fx_slurm_jobs *jobs, fx_
 
 /* ---- status --------------------------------------------------------------------------- */
 
-/* Complete records of a summary.csv after its header; 0 if absent. */
-static size_t csv_rows(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    long lines = 0;
-    if (fx_csv_read_record(f, &buf, &cap, &lines) == 1)
-        while (fx_csv_read_record(f, &buf, &cap, &lines) == 1)
-            n++;
-    /* A record cut by a kill has no final newline: it is not complete. */
-    if (n > 0 && (fseek(f, -1, SEEK_END) != 0 || fgetc(f) != '\n'))
-        n--;
-    free(buf);
-    fclose(f);
-    return n;
-}
-
 /* Whether results.h5 carries input_sha256: the run walked its whole list. */
 static int h5_complete(const char *dir)
 {
@@ -654,7 +635,8 @@ fx_status fx_slurm_status(const char *out_dir, FILE *out, fx_error *err)
         snprintf(path, sizeof path, "%s/run.json", c.dirs[i]);
         int started = access(path, F_OK) == 0;
         snprintf(path, sizeof path, "%s/summary.csv", c.dirs[i]);
-        size_t rows = started ? csv_rows(path) : 0;
+        long recs = started ? fx_results_csv_rows(path) : 0;
+        size_t rows = recs > 0 ? (size_t)recs : 0;
         char rc[48];
         snprintf(rc, sizeof rc, "%zu/%zu", rows, fx_shard_rows((fx_shard){i, c.n}, c.j.inputs));
         fprintf(out, "%0*d  %15s  %s", c.w, i, rc,

@@ -264,7 +264,8 @@ static long long h5_rows(hid_t ds, int want_rank, hsize_t *dims)
 }
 
 /* Complete records of summary.csv (after a valid header); -1 if absent or
- * without a whole header line. Record end offsets go to *ends (malloc'd). */
+ * without a whole header line.  With ends_out, the record end offsets go to
+ * *ends_out (malloc'd; [0] the header's end). */
 static long csv_complete_rows(const char *path, long **ends_out)
 {
     FILE *f = fopen(path, "rb");
@@ -282,23 +283,31 @@ static long csv_complete_rows(const char *path, long **ends_out)
             long pos = ftell(f);
             if (pos <= 0 || fseek(f, pos - 1, SEEK_SET) != 0 || fgetc(f) != '\n')
                 break; /* a record cut short by the kill: not complete */
-            if (n + 1 >= ncap) {
+            if (ends_out && n + 1 >= ncap) {
                 long *g = realloc(ends, sizeof *g * (size_t)(ncap = 2 * ncap + 64));
                 if (!g)
                     break;
                 ends = g;
             }
-            ends[++n] = pos;
+            if (ends_out)
+                ends[n + 1] = pos;
+            n++;
         }
-        if (!ends && (ends = malloc(sizeof *ends)) == NULL)
+        if (ends_out && !ends && (ends = malloc(sizeof *ends)) == NULL)
             n = -1;
-        else
+        else if (ends_out)
             ends[0] = hdr_end;
     }
     free(buf);
     fclose(f);
-    *ends_out = ends;
+    if (ends_out)
+        *ends_out = ends;
     return n;
+}
+
+long fx_results_csv_rows(const char *csv_path)
+{
+    return csv_complete_rows(csv_path, NULL);
 }
 
 /* Copies the first `bytes` bytes of src to dst (fsync'd), then renames. */

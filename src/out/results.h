@@ -103,6 +103,9 @@ fx_status fx_results_create(fx_results *o, const fx_results_meta *m, fx_error *e
  * moved aside (*.bad, a line on log) and the outputs created afresh. */
 fx_status fx_results_recover(fx_results *o, const fx_results_meta *m, size_t *rows, FILE *log,
                              fx_error *err);
+/* Complete records of a summary.csv after its header (a record cut short
+ * by a kill does not count); -1 when absent or without the header. */
+long fx_results_csv_rows(const char *csv_path);
 /* One batch to both outputs, HDF5 first, then the CSV, each flushed/fsync'd. */
 fx_status fx_results_append(fx_results *o, const fx_result_batch *b, fx_error *err);
 /* Closes and stamps end_time; when the run has walked its whole input
