@@ -144,6 +144,16 @@ static double tick_step(double a, double b)
     return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * mag;
 }
 
+/* The tick values of axis ax (0 x, 1 y) into v, at most max; their count. */
+static int ticks(const fx_plot *p, int ax, double *v, int max)
+{
+    double a = ax ? p->y0 : p->x0, b = ax ? p->y1 : p->x1, st = tick_step(a, b);
+    int k = 0;
+    for (double t = ceil(a / st - 1e-9) * st; t <= b + 1e-9 * st && k < max; t += st)
+        v[k++] = fabs(t) < 1e-12 * st ? 0.0 : t;
+    return k;
+}
+
 /* ---- SVG ---------------------------------------------------------------------- */
 
 static void svg_text(FILE *f, const char *s)
@@ -212,9 +222,9 @@ static int write_svg(const fx_plot *p, const char *path)
             "stroke=\"black\"/>\n",
             ML, MT, PW - ML - MR, PH - MT - MB);
     for (int ax = 0; ax < 2; ax++) {
-        double a = ax ? p->y0 : p->x0, b = ax ? p->y1 : p->x1, st = tick_step(a, b);
-        for (double t = ceil(a / st - 1e-9) * st; t <= b + 1e-9 * st; t += st) {
-            double v = fabs(t) < 1e-12 * st ? 0.0 : t;
+        double tv[32];
+        for (int i = 0, nt = ticks(p, ax, tv, 32); i < nt; i++) {
+            double v = tv[i];
             if (ax)
                 fprintf(f,
                         "<line x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\" stroke=\"black\"/>"
@@ -472,9 +482,9 @@ static int write_png(const fx_plot *p, const char *path, fx_error *err)
     seg(&c, PW - MR, MT, PW - MR, PH - MB, 1, 0);
     char lab[32];
     for (int ax = 0; ax < 2; ax++) {
-        double a = ax ? p->y0 : p->x0, b = ax ? p->y1 : p->x1, st = tick_step(a, b);
-        for (double t = ceil(a / st - 1e-9) * st; t <= b + 1e-9 * st; t += st) {
-            double v = fabs(t) < 1e-12 * st ? 0.0 : t;
+        double tv[32];
+        for (int i = 0, nt = ticks(p, ax, tv, 32); i < nt; i++) {
+            double v = tv[i];
             snprintf(lab, sizeof lab, "%g", v);
             int tw = text_width(lab);
             if (ax) {
