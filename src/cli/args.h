@@ -16,6 +16,16 @@ int fx_cli_parse_int(const char *s, long lo, long hi, int *out);
 int fx_cli_device(const char *cmd, const char *arg, fx_device_kind *kind, int *index);
 int fx_cli_precision(const char *cmd, const char *arg, fx_precision *prec);
 
+/* One of `run`'s job options by its getopt letter (c config, l layer, O
+ * overlays, Z overlay-size, b batch, t threads, M method, T threshold, d
+ * device, P precision) into job; `slurm submit` passes the same options on
+ * and checks them here.  --overlays' optional mode may be the next word of
+ * argv (optind advanced; *arg set to it).  1 done, 0 not such an option, -1
+ * after a message on stderr starting with cmd. */
+struct fx_run_job;
+int fx_cli_run_option(const char *cmd, int c, const char **arg, int argc, char **argv,
+                      struct fx_run_job *job);
+
 /* Progress callback for the jobs: one carriage-returned line on stderr with
  * count, errors, images/s and ETA; ctx is the command name ("prep", "run"). */
 void fx_cli_progress(void *ctx, const fx_progress *p);

@@ -57,6 +57,72 @@ static void run_usage(FILE *f)
             "  --quiet       no progress line\n");
 }
 
+int fx_cli_run_option(const char *cmd, int c, const char **arg, int argc, char **argv,
+                      fx_run_job *job)
+{
+    const char *v = *arg;
+    char *end;
+    fx_error err = {0};
+    switch (c) {
+    case 'c': job->config = v; return 1;
+    case 'l': job->layer = v; return 1;
+    case 'O':
+        /* `--overlays all` as well as `--overlays=all`: a following word
+         * that names a mode is taken as the mode, not as a source. */
+        if (!v && optind < argc &&
+            (!strcmp(argv[optind], "all") || !strcmp(argv[optind], "positives")))
+            *arg = v = argv[optind++];
+        if (!v || !strcmp(v, "positives"))
+            job->overlays = FX_OVERLAY_POSITIVES;
+        else if (!strcmp(v, "all"))
+            job->overlays = FX_OVERLAY_ALL;
+        else {
+            fprintf(stderr, "%s: --overlays '%s': use all or positives\n", cmd, v);
+            return -1;
+        }
+        return 1;
+    case 'Z':
+        if (!strcmp(v, "full"))
+            job->overlay_size = -1;
+        else if (!fx_cli_parse_int(v, 64, 16384, &job->overlay_size)) {
+            fprintf(stderr, "%s: --overlay-size '%s': give 64..16384 pixels or full\n", cmd, v);
+            return -1;
+        }
+        return 1;
+    case 'b':
+        if (!fx_cli_parse_int(v, 1, 4096, &job->batch)) {
+            fprintf(stderr, "%s: --batch '%s': give 1..4096\n", cmd, v);
+            return -1;
+        }
+        return 1;
+    case 't':
+        if (!fx_cli_parse_int(v, 0, 1024, &job->threads)) {
+            fprintf(stderr, "%s: --threads '%s': give 0..1024 (0 = online cores)\n", cmd, v);
+            return -1;
+        }
+        return 1;
+    case 'M': {
+        fx_cam_method cm;
+        if (fx_cam_method_parse(v, &cm, &err) != FX_OK) {
+            fprintf(stderr, "%s: --method: %s\n", cmd, err.msg);
+            return -1;
+        }
+        job->method = (int)cm;
+        return 1;
+    }
+    case 'T':
+        job->threshold = strtod(v, &end);
+        if (*end || !(job->threshold >= 0.0 && job->threshold <= 1.0)) {
+            fprintf(stderr, "%s: --threshold '%s': want a number in [0, 1]\n", cmd, v);
+            return -1;
+        }
+        return 1;
+    case 'd': return fx_cli_device(cmd, v, &job->device, &job->device_index) ? 1 : -1;
+    case 'P': return fx_cli_precision(cmd, v, &job->precision) ? 1 : -1;
+    default: return 0;
+    }
+}
+
 int fx_cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
@@ -80,88 +146,30 @@ int fx_cmd_run(int argc, char **argv)
     fx_run_job job = {.batch = 8, .method = -1, .threshold = NAN, .device = FX_DEVICE_AUTO};
     const char *resume = NULL, *shard = NULL;
     int quiet = 0, shards = 0, c;
-    char *end;
     fx_error err = {0};
     optind = 1;
     while ((c = getopt_long(argc, argv, "m:o:c:b:t:M:l:T:d:P:r:qh", opts, NULL)) != -1) {
         switch (c) {
         case 'm': job.model = optarg; break;
         case 'o': job.out_dir = optarg; break;
-        case 'c': job.config = optarg; break;
-        case 'l': job.layer = optarg; break;
         case 'r': resume = optarg; break;
         case 'q': quiet = 1; break;
         case 'S': shard = optarg; break;
-        case 'Z':
-            if (!strcmp(optarg, "full"))
-                job.overlay_size = -1;
-            else if (!fx_cli_parse_int(optarg, 64, 16384, &job.overlay_size)) {
-                fprintf(stderr, "run: --overlay-size '%s': give 64..16384 pixels or full\n",
-                        optarg);
-                return FX_EXIT_USAGE;
-            }
-            break;
         case 'N':
             if (!fx_cli_parse_int(optarg, 1, FX_SHARD_MAX, &shards)) {
                 fprintf(stderr, "run: --shards '%s': give 1..%d\n", optarg, FX_SHARD_MAX);
                 return FX_EXIT_USAGE;
             }
             break;
-        case 'O': {
-            /* `--overlays all` as well as `--overlays=all`: a following word
-             * that names a mode is taken as the mode, not as a source. */
-            const char *mode = optarg;
-            if (!mode && optind < argc &&
-                (!strcmp(argv[optind], "all") || !strcmp(argv[optind], "positives")))
-                mode = argv[optind++];
-            if (!mode || !strcmp(mode, "positives"))
-                job.overlays = FX_OVERLAY_POSITIVES;
-            else if (!strcmp(mode, "all"))
-                job.overlays = FX_OVERLAY_ALL;
-            else {
-                fprintf(stderr, "run: --overlays '%s': use all or positives\n", mode);
-                return FX_EXIT_USAGE;
-            }
-            break;
-        }
-        case 'b':
-            if (!fx_cli_parse_int(optarg, 1, 4096, &job.batch)) {
-                fprintf(stderr, "run: --batch '%s': give 1..4096\n", optarg);
-                return FX_EXIT_USAGE;
-            }
-            break;
-        case 't':
-            if (!fx_cli_parse_int(optarg, 0, 1024, &job.threads)) {
-                fprintf(stderr, "run: --threads '%s': give 0..1024 (0 = online cores)\n", optarg);
-                return FX_EXIT_USAGE;
-            }
-            break;
-        case 'M': {
-            fx_cam_method cm;
-            if (fx_cam_method_parse(optarg, &cm, &err) != FX_OK) {
-                fprintf(stderr, "run: --method: %s\n", err.msg);
-                return FX_EXIT_USAGE;
-            }
-            job.method = (int)cm;
-            break;
-        }
-        case 'T':
-            job.threshold = strtod(optarg, &end);
-            if (*end || !(job.threshold >= 0.0 && job.threshold <= 1.0)) {
-                fprintf(stderr, "run: --threshold '%s': want a number in [0, 1]\n", optarg);
-                return FX_EXIT_USAGE;
-            }
-            break;
-        case 'd':
-            if (!fx_cli_device("run", optarg, &job.device, &job.device_index))
-                return FX_EXIT_USAGE;
-            break;
-        case 'P':
-            if (!fx_cli_precision("run", optarg, &job.precision))
-                return FX_EXIT_USAGE;
-            break;
         case 'h': run_usage(stdout); return FX_EXIT_OK;
-        default: run_usage(stderr); return FX_EXIT_USAGE;
+        default: {
+            const char *arg = optarg;
+            int r = fx_cli_run_option("run", c, &arg, argc, argv, &job);
+            if (r == 0)
+                run_usage(stderr);
+            if (r <= 0)
+                return FX_EXIT_USAGE;
+        }
         }
     }
     if (resume) {

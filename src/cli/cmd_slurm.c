@@ -9,6 +9,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "fxscreen/cam.h"
+#include "fxscreen/runjob.h"
 #include "fxscreen/shard.h"
 #include "fxscreen/slurm.h"
 
@@ -35,31 +36,6 @@ static void slurm_usage(FILE *f)
                "  its task while squeue lists it.\n");
 }
 
-/* Validates a run option the way `run` will, so that a bad value stops
- * here and not in every array task. */
-static int check_run_option(int c, const char *v)
-{
-    int i;
-    char *end;
-    fx_device_kind dk;
-    fx_precision pr;
-    fx_cam_method cm;
-    switch (c) {
-    case 'b': return fx_cli_parse_int(v, 1, 4096, &i);
-    case 't': return fx_cli_parse_int(v, 0, 1024, &i);
-    case 'T': {
-        double t = strtod(v, &end);
-        return !*end && t >= 0.0 && t <= 1.0;
-    }
-    case 'M': return fx_cam_method_parse(v, &cm, NULL) == FX_OK;
-    case 'd': return fx_cli_device("slurm submit", v, &dk, &i);
-    case 'P': return fx_cli_precision("slurm submit", v, &pr);
-    case 'O': return !strcmp(v, "all") || !strcmp(v, "positives");
-    case 'Z': return !strcmp(v, "full") || fx_cli_parse_int(v, 64, 16384, &i);
-    default: return 1;
-    }
-}
-
 static int cmd_submit(int argc, char **argv, const char *self)
 {
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
@@ -84,6 +60,7 @@ static int cmd_submit(int argc, char **argv, const char *self)
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     fx_slurm_submit s = {.fxscreen = self, .log = stderr};
+    fx_run_job checked = {0}; /* the run options parsed only to check them */
     /* Worst case every argument is an option with its value: 2 slots each. */
     const char **run_args = calloc((size_t)argc * 2 + 1, sizeof *run_args);
     const char **sb_args = calloc((size_t)argc + 1, sizeof *sb_args);
@@ -136,27 +113,22 @@ static int cmd_submit(int argc, char **argv, const char *self)
         case 'O':
         case 'd':
         case 'P':
-        case 'Z':
-            if (c == 'O' && !optarg && optind < argc &&
-                (!strcmp(argv[optind], "all") || !strcmp(argv[optind], "positives")))
-                optarg = argv[optind++]; /* `--overlays all`, as run takes it */
-            if (optarg && !check_run_option(c, optarg)) {
-                fprintf(stderr,
-                        "slurm submit: --%s '%s': not a value `fxscreen run` takes (see "
-                        "fxscreen run --help)\n",
-                        opts[li].name, optarg);
+        case 'Z': {
+            const char *arg = optarg;
+            /* Checked as run will take it, so that a bad value stops here and
+             * not in every array task. */
+            if (fx_cli_run_option("slurm submit", c, &arg, argc, argv, &checked) < 0)
                 goto done;
-            }
             /* "--NAME" then the value; --overlays' optional value as --overlays=V. */
-            if (!(flags[nflags] =
-                      malloc(strlen(opts[li].name) + (optarg ? strlen(optarg) : 0) + 4)))
+            if (!(flags[nflags] = malloc(strlen(opts[li].name) + (arg ? strlen(arg) : 0) + 4)))
                 goto done;
-            sprintf(flags[nflags], "--%s%s%s", opts[li].name, c == 'O' && optarg ? "=" : "",
-                    c == 'O' && optarg ? optarg : "");
+            sprintf(flags[nflags], "--%s%s%s", opts[li].name, c == 'O' && arg ? "=" : "",
+                    c == 'O' && arg ? arg : "");
             run_args[s.nrun_args++] = flags[nflags++];
             if (c != 'O')
-                run_args[s.nrun_args++] = optarg;
+                run_args[s.nrun_args++] = arg;
             break;
+        }
         default: slurm_usage(stderr); goto done;
         }
     }
