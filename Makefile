@@ -277,6 +277,7 @@ deps:
 	@bash scripts/deps.sh
 	@bash scripts/venv.sh $(BUILD)
 	@bash scripts/venv.sh $(BUILD) keras
+	@bash scripts/venv.sh $(BUILD) dicom
 
 bench: all $(BENCHES)
 	@bash bench/decode.sh $(BUILD)

@@ -4,12 +4,14 @@
 #                                   packages visible, plus tests/requirements.txt
 #   scripts/venv.sh [BUILD] keras   build/venv-keras: isolated (TensorFlow
 #                                   brings numpy 2), tests/requirements-keras.txt
+#   scripts/venv.sh [BUILD] dicom   build/venv-dicom: isolated (pydicom 3 with
+#                                   its encoders), tests/requirements-dicom.txt
 # Idempotent: a venv is rebuilt only when its requirements file changes.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
-if [ "${2:-}" = keras ]; then
-  venv=$build/venv-keras req=$root/tests/requirements-keras.txt opts=()
+if [ "${2:-}" = keras ] || [ "${2:-}" = dicom ]; then
+  venv=$build/venv-$2 req=$root/tests/requirements-$2.txt opts=()
 else
   venv=$build/venv req=$root/tests/requirements.txt opts=(--system-site-packages)
 fi
