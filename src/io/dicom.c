@@ -18,20 +18,14 @@
  * Isolation.  Debian's GDCM keeps its assertions, and its codecs assert on
  * damaged compressed streams (found by fuzz_dicom: JPEG12Codec::GetHeaderInfo),
  * which would abort the whole run or server.  The structure is checked in C
- * first (dicom_check.c), and GDCM's parse and decode each run in a forked
- * child that writes into shared memory: GDCM aborting kills only the child,
- * and the file becomes an error row.  A fork costs a few milliseconds beside
- * a decode of tens to hundreds. */
+ * first (dicom_check.c), and GDCM's parse and decode run in a helper process
+ * kept by each decoding thread (dicom_helper.c), writing into shared memory:
+ * GDCM aborting kills only the helper, and the file becomes an error row. */
 #ifndef FX_NO_DICOM
-#include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "fxscreen/loader.h"
 #include "io/dicom_internal.h"
@@ -110,78 +104,6 @@ static fx_status dicom_info(const fx_dcm_header *h, fx_image_info *info, fx_erro
     return FX_OK;
 }
 
-#define CHILD_DIED 99 /* the child's exit status when a sanitizer caught GDCM */
-
-#if defined(__SANITIZE_ADDRESS__)
-#define FX_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define FX_ASAN 1
-#endif
-#endif
-#ifdef FX_ASAN
-#include <sanitizer/common_interface_defs.h>
-static void child_death(void)
-{
-    _exit(CHILD_DIED);
-}
-#endif
-
-/* In the child, a crash is the child's alone: default actions, so a
- * sanitizer or libFuzzer in the parent's image does not report GDCM's
- * faults as ours (they become error rows like in a plain build). */
-static void child_signals(void)
-{
-    static const int sigs[] = {SIGABRT, SIGILL, SIGSEGV, SIGBUS, SIGFPE};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        signal(sigs[i], SIG_DFL);
-#ifdef FX_ASAN
-    __sanitizer_set_death_callback(child_death);
-#endif
-}
-
-/* GDCM's decode of frame 0 in a forked child, into a shared mapping the
- * caller unmaps (*map, *mapn); *pix points at the decoded samples in it.
- * The child leaves with _exit (no atexit handlers, no sanitizer leak pass). */
-static fx_status gdcm_isolated(const uint8_t *b, size_t n, const fx_dcm_header *h, size_t bytes,
-                               uint8_t **map, size_t *mapn, const void **pix, fx_error *err)
-{
-    const size_t head = 4096; /* the child's message, then the pixels */
-    *mapn = head + bytes;
-    uint8_t *shm = mmap(NULL, *mapn, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    *map = NULL;
-    if (shm == MAP_FAILED)
-        return fx_error_set(err, FX_ERR_NOMEM, "dicom: cannot map %zu bytes to decode into", bytes);
-    shm[0] = 0;
-    pid_t pid = fork();
-    if (pid == 0) {
-        child_signals();
-        _exit(fx_dcm_decode_frame0(b, n, h, shm + head, (char *)shm, head) ? 3 : 0);
-    }
-    fx_status st = FX_OK;
-    int ws = 0;
-    if (pid < 0)
-        st = fx_error_set(err, FX_ERR_NOMEM, "dicom: cannot fork the decoder: %s", strerror(errno));
-    else {
-        while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
-            ;
-        if (WIFSIGNALED(ws) || (WIFEXITED(ws) && WEXITSTATUS(ws) == CHILD_DIED))
-            st = fx_error_set(err, FX_ERR_FORMAT,
-                              "dicom: GDCM crashed decoding the pixel data (transfer syntax %s, "
-                              "signal %d): damaged pixel data",
-                              h->ts_uid, WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
-        else if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
-            st = fx_error_set(err, FX_ERR_FORMAT, "%s",
-                              shm[0] ? (const char *)shm : "dicom: GDCM failed");
-    }
-    if (st != FX_OK) {
-        munmap(shm, *mapn);
-        return st;
-    }
-    *map = shm, *pix = shm + head;
-    return FX_OK;
-}
-
 /* The header, read in C by the structural walk (GDCM is not needed for it). */
 static fx_status dicom_parse(const uint8_t *b, size_t n, fx_dcm_header *h, fx_error *err)
 {
@@ -253,10 +175,9 @@ static fx_status dicom_load(const uint8_t *b, size_t n, const fx_image_info *inf
         return st;
     if (again.width != info->width || again.height != info->height || again.type != info->type)
         return fx_error_set(err, FX_ERR_USAGE, "dicom: load() with another file's header");
-    size_t count = (size_t)h.width * (size_t)h.height, mapn = 0;
-    uint8_t *map = NULL;
+    size_t count = (size_t)h.width * (size_t)h.height;
     const void *raw = NULL;
-    st = gdcm_isolated(b, n, &h, count * (size_t)(h.bits_alloc / 8), &map, &mapn, &raw, err);
+    st = fx_dcm_helper_decode(b, n, &h, count * (size_t)(h.bits_alloc / 8), &raw, err);
     if (st != FX_OK)
         return st;
     int mono1 = !strcmp(h.photometric, "MONOCHROME1"), codec = true_values(&h);
@@ -278,7 +199,7 @@ static fx_status dicom_load(const uint8_t *b, size_t n, const fx_image_info *inf
         default: ((float *)pixels)[i] = (float)((double)v * h.slope + h.intercept); break;
         }
     }
-    munmap(map, mapn);
+    fx_dcm_helper_done();
     return FX_OK;
 }
 

@@ -93,13 +93,16 @@ extern "C" int fx_dcm_decode_frame0(const uint8_t *bytes, size_t n, const fx_dcm
             fail(msg, msgn, "dicom: pixel data shorter than one frame");
             return -1;
         }
-        std::vector<char> buf(len);
-        if (!img.GetBuffer(buf.data())) {
+        // One frame decodes straight into the caller's buffer; several need
+        // room for all of them first (GDCM decodes every frame).
+        std::vector<char> buf(len > frame ? len : 0);
+        if (!img.GetBuffer(len > frame ? buf.data() : static_cast<char *>(raw))) {
             std::snprintf(msg, msgn, "dicom: cannot decode the pixel data (transfer syntax %s)",
                           h->ts_uid);
             return -1;
         }
-        std::memcpy(raw, buf.data(), frame);
+        if (len > frame)
+            std::memcpy(raw, buf.data(), frame);
         return 0;
     } catch (const std::exception &e) {
         std::snprintf(msg, msgn, "dicom: %s", e.what());

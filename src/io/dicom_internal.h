@@ -3,7 +3,8 @@
  * GDCM's pixel decode (src/io/dicom_gdcm.cpp, the only C++ in the project).
  * src/io/dicom.c is the loader table's entry and does the pixel arithmetic
  * (bits stored, sign, MONOCHROME1, rescale) in C.  Nothing is cached between
- * calls, so they are thread-safe as the loader table requires. */
+ * calls but each thread's helper process, so they are thread-safe as the
+ * loader table requires. */
 #ifndef FX_IO_DICOM_INTERNAL_H
 #define FX_IO_DICOM_INTERNAL_H
 
@@ -47,6 +48,19 @@ int fx_dcm_check(const uint8_t *bytes, size_t n, fx_dcm_header *h, char *msg, si
  * byte order, into raw (room for that many bytes).  0, or -1 with msg. */
 int fx_dcm_decode_frame0(const uint8_t *bytes, size_t n, const fx_dcm_header *h, void *raw,
                          char *msg, size_t msgn);
+
+#ifndef __cplusplus
+#include "fxscreen/status.h"
+
+/* fx_dcm_decode_frame0 in this thread's helper process (dicom_helper.c),
+ * so that GDCM aborting on a damaged stream costs one error row, not the
+ * process.  *pix points at the decoded frame (bytes long) in memory shared
+ * with the helper, valid until fx_dcm_helper_done, which zeroes it and the
+ * file's copy.  Errors name the transfer syntax or carry GDCM's message. */
+fx_status fx_dcm_helper_decode(const uint8_t *bytes, size_t n, const fx_dcm_header *h,
+                               size_t pix_bytes, const void **pix, fx_error *err);
+void fx_dcm_helper_done(void);
+#endif
 
 #ifdef __cplusplus
 }

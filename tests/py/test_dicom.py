@@ -94,7 +94,7 @@ def image(h, w, lo, hi, seed):
 
 
 def main():
-    return su.run_tests("fx_dicom_", cases, errors, run_folder)
+    return su.run_tests("fx_dicom_", cases, errors, run_folder, helper_crash)
 
 
 def cases(work):
@@ -328,6 +328,66 @@ def run_folder(work):
               and abs(float(r["x1_mm"]) - float(r["x1"]) * 0.143) < 1e-3 for i, r in enumerate(rows)), rows[:1])
     blob = open(os.path.join(out, "results.h5"), "rb").read() + open(os.path.join(out, "summary.csv"), "rb").read()
     check("no patient name or ID in the outputs", b"Test^Patient" not in blob and b"P0001" not in blob)
+
+
+
+def helper_crash(work):
+    """GDCM aborting in a thread's helper process (dicom_helper.c) costs one
+    error row: the next file starts a new helper and decodes as it would
+    alone, and no helper outlives the run."""
+    src = os.path.join(work, "u12-crash-src.dcm")
+    write(src, image(48, 64, 0, 4095, 7), 12)
+    ee = os.path.join(work, "u12-ee.dcm")
+    if not check("dcmcjpeg +ee writes a 12-bit JPEG DICOM",
+                 subprocess.run(["dcmcjpeg", "+ee", src, ee], capture_output=True).returncode == 0):
+        return
+    b = open(ee, "rb").read()
+    i0 = b.find(b"\xff\xd8")
+    rng = np.random.default_rng(0)
+    crash, why = None, ""
+    for _ in range(500):  # damaged JPEG headers until one makes GDCM abort (the first, here)
+        m = bytearray(b)
+        for _ in range(3):
+            m[int(rng.integers(i0, min(len(m), i0 + 200)))] = int(rng.integers(0, 256))
+        bad = os.path.join(work, "try.dcm")
+        open(bad, "wb").write(bytes(m))
+        p = subprocess.run([DUMP, bad, bad + ".raw"], capture_output=True, text=True, errors="replace")
+        if "GDCM crashed" in p.stdout:
+            crash, why = bytes(m), p.stdout.strip()
+            break
+    if not check("a damaged 12-bit JPEG makes GDCM abort in the helper: an error naming the syntax and signal",
+                 crash is not None and "1.2.840.10008.1.2.4.51" in why and "signal 6" in why, why):
+        return
+    d, alone = os.path.join(work, "crashy"), os.path.join(work, "alone")
+    os.makedirs(d)
+    os.makedirs(alone)
+    for i in range(4):  # good, crash, good, crash, good, crash, good: sorted by name
+        write(os.path.join(d, "f%d0" % i), image(300, 260, 0, 4095, 60 + i), 12)
+        os.link(os.path.join(d, "f%d0" % i), os.path.join(alone, "f%d0" % i))
+        if i < 3:
+            open(os.path.join(d, "f%d5" % i), "wb").write(crash)
+    out, ref = os.path.join(work, "crashy-prep"), os.path.join(work, "alone-prep")
+    p = subprocess.run([FX, "prep", d, "--out", out, "--quiet", "--threads", "1"], capture_output=True, text=True)
+    q = subprocess.run([FX, "prep", alone, "--out", ref, "--quiet", "--threads", "1"], capture_output=True, text=True)
+    if not check("prep over 4 good and 3 crashing DICOMs exits 0", p.returncode == 0 and q.returncode == 0,
+                 (p.stderr[-300:], q.stderr[-300:])):
+        return
+    import csv
+    import h5py
+    rows = list(csv.DictReader(open(os.path.join(out, "summary.csv"))))
+    errs = [r for r in rows if r["status"] != "ok"]
+    check("the 3 crashing files are error rows naming GDCM's crash, the 4 others ok",
+          len(rows) == 7 and len(errs) == 3 and all(os.path.basename(r["path"]).endswith("5")
+                                                    and "GDCM crashed" in r["error"] for r in errs),
+          [(r["path"], r["status"], r["error"][:80]) for r in rows])
+    with h5py.File(os.path.join(out, "prep.h5"), "r") as f, h5py.File(os.path.join(ref, "prep.h5"), "r") as g:
+        paths = [v.decode() if isinstance(v, bytes) else v for v in f["path"][:]]
+        keep = [i for i, pth in enumerate(paths) if pth.endswith("0")]
+        a, r = f["images"][:][keep], g["images"][:]
+    check("the files after each crash decode exactly as alone (a new helper each time)",
+          a.shape == r.shape and np.array_equal(a, r), (a.shape, r.shape))
+    left = subprocess.run(["pgrep", "-f", d], capture_output=True, text=True).stdout.split()
+    check("no decoder helper outlives the run", not left, left)
 
 
 if __name__ == "__main__":
