@@ -152,6 +152,8 @@ $(FAST_OPS_OBJ): ALL_CFLAGS += -ffp-contract=fast
 # The web app is embedded by .incbin (src/serve/assets.c): rebuild when it changes.
 SERVE_WEB := $(wildcard src/serve/web/*)
 $(BUILD)/obj/src/serve/assets.o $(ASAN_DIR)/obj/src/serve/assets.o: $(SERVE_WEB)
+REPORT_WEB := $(wildcard src/report/web/*)
+$(BUILD)/obj/src/report/assets.o $(ASAN_DIR)/obj/src/report/assets.o: $(REPORT_WEB)
 
 $(BUILD)/obj/%.o: %.cpp
 	@mkdir -p $(@D)

@@ -22,6 +22,8 @@ echo "== fxscreen run: $model (sidecar models/fxdemo.yaml), Grad-CAM, overlays f
 echo "== fxscreen eval against the ground truth"
 "$fx" eval --results "$out/run" --labels "$out/images/labels.csv" --bootstrap=2000 \
     --at-sensitivity 0.95 --plots "$out/run/plots" | tee "$out/eval.txt"
+echo "== fxscreen report: the triage report, one self-contained HTML file"
+"$fx" report "$out/run"
 t1=$(date +%s.%N)
 pos=$(awk -F, 'NR>1 && $2=="ok" && $4==1' "$out/run/summary.csv" | wc -l)
 rate=$(sed -n 's/.* in \([0-9.]*\) s.*/\1/p' "$out/run.log" | tail -1)
@@ -47,3 +49,4 @@ echo "  $out/run/overlays/       ROW_NAME.png: each predicted positive with its 
 echo "  $out/run/eval.json       AUROC, sensitivity, specificity, PPV, NPV, kappa (with CIs), pointing game,"
 echo "                               operating points, calibration, bootstrap CIs"
 echo "  $out/run/plots/          roc, pr, reliability, histogram (.png, .svg)"
+echo "  $out/run/report.html     the triage report: summary, eval, worklist with overlays (opens offline)"

@@ -121,8 +121,12 @@ fx_status fx_overlay_base(const fx_image *orig, const fx_prep_geom *g, int inver
  * describes), rendered as fx_overlay_render renders the original, at the
  * base's size: overlay pixel centre (x' + 0.5) maps to original (x' + 0.5)
  * w / ow, then to the model as there; the box scaled likewise.  At full size
- * this is fx_overlay_render's output exactly.  Written as
+ * this is fx_overlay_render's output exactly.  Into rgb (ow * oh * 3
+ * bytes, caller-allocated; the triage report's pictures), or written as
  * fx_overlay_write_file writes. */
+fx_status fx_overlay_render_base(const uint8_t *base, int ow, int oh, const fx_prep_geom *g,
+                                 const uint8_t *heat, int H, int W, const float *bbox,
+                                 const fx_overlay_opts *o, uint8_t *rgb, fx_error *err);
 fx_status fx_overlay_write_base(const uint8_t *base, int ow, int oh, const fx_prep_geom *g,
                                 const uint8_t *heat, int H, int W, const float *bbox,
                                 const fx_overlay_opts *o, const char *out_png, fx_error *err);

@@ -36,6 +36,9 @@ int fx_cmd_slurm(int argc, char **argv);
 /* `fxscreen eval`: screening statistics of a run's results against labels.csv (cmd_eval.c). */
 int fx_cmd_eval(int argc, char **argv);
 
+/* fxscreen report DIR: the run's triage report (report.html). */
+int fx_cmd_report(int argc, char **argv);
+
 /* `fxscreen serve`: the web app and REST API (cmd_serve.c). */
 int fx_cmd_serve(int argc, char **argv);
 

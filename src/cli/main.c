@@ -22,6 +22,7 @@ static const struct {
     {"audit", fx_cmd_audit, "verify the hash chain of a serve --audit trail"},
     {"eval", fx_cmd_eval,
      "score a run's results against labels: AUROC, sens/spec, kappa, pointing game"},
+    {"report", fx_cmd_report, "write a run's triage report: one self-contained report.html"},
 };
 
 static void usage(FILE *f)

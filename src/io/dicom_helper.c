@@ -34,8 +34,8 @@
 
 #include "io/dicom_internal.h"
 
-#define HEAD 4096 /* the helper's message, then the pixels */
-#define CHILD_DIED 99 /* the helper's exit status when a sanitizer caught GDCM */
+#define HEAD       4096 /* the helper's message, then the pixels */
+#define CHILD_DIED 99   /* the helper's exit status when a sanitizer caught GDCM */
 
 #if defined(__SANITIZE_ADDRESS__)
 #define FX_ASAN 1
@@ -53,12 +53,12 @@ static void child_death(void)
 #endif
 
 typedef struct helper {
-    pid_t pid;     /* 0: none running */
-    int sock;      /* our end of the pair */
-    int memfd;     /* -1 until the first decode */
-    uint8_t *map;  /* our mapping of memfd, cap bytes */
+    pid_t pid;    /* 0: none running */
+    int sock;     /* our end of the pair */
+    int memfd;    /* -1 until the first decode */
+    uint8_t *map; /* our mapping of memfd, cap bytes */
     size_t cap;
-    size_t used;   /* bytes to zero when the caller is done */
+    size_t used; /* bytes to zero when the caller is done */
 } helper;
 
 typedef struct request {

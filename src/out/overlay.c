@@ -377,11 +377,11 @@ fx_status fx_overlay_base(const fx_image *orig, const fx_prep_geom *g, int inver
     return st;
 }
 
-fx_status fx_overlay_write_base(const uint8_t *base, int ow, int oh, const fx_prep_geom *g,
-                                const uint8_t *heat, int H, int W, const float *bbox,
-                                const fx_overlay_opts *o, const char *out_png, fx_error *err)
+fx_status fx_overlay_render_base(const uint8_t *base, int ow, int oh, const fx_prep_geom *g,
+                                 const uint8_t *heat, int H, int W, const float *bbox,
+                                 const fx_overlay_opts *o, uint8_t *rgb, fx_error *err)
 {
-    if (!base || !g || !out_png || ow < 1 || oh < 1 || g->orig_w < 1 || g->orig_h < 1)
+    if (!base || !g || !rgb || ow < 1 || oh < 1 || g->orig_w < 1 || g->orig_h < 1)
         return fx_error_set(err, FX_ERR_USAGE, "overlay: bad base");
     /* The base as a U8 plane windowed [0, 255] (the identity: it is grey
      * already, inverted already) on a geometry scaled to its size. */
@@ -396,11 +396,19 @@ fx_status fx_overlay_write_base(const uint8_t *base, int ow, int oh, const fx_pr
     float box[4];
     for (int k = 0; bbox && k < 4; k++)
         box[k] = (float)(bbox[k] / (k % 2 ? fy : fx));
-    size_t n = (size_t)ow * (size_t)oh * 3;
-    uint8_t *rgb = malloc(n);
+    return fx_overlay_render(&img, &g2, heat, H, W, bbox ? box : NULL, &o2, rgb, err);
+}
+
+fx_status fx_overlay_write_base(const uint8_t *base, int ow, int oh, const fx_prep_geom *g,
+                                const uint8_t *heat, int H, int W, const float *bbox,
+                                const fx_overlay_opts *o, const char *out_png, fx_error *err)
+{
+    if (!base || !g || !out_png || ow < 1 || oh < 1 || g->orig_w < 1 || g->orig_h < 1)
+        return fx_error_set(err, FX_ERR_USAGE, "overlay: bad base");
+    uint8_t *rgb = malloc((size_t)ow * (size_t)oh * 3);
     char *tmp = malloc(strlen(out_png) + 48);
     fx_status st = rgb && tmp
-                       ? fx_overlay_render(&img, &g2, heat, H, W, bbox ? box : NULL, &o2, rgb, err)
+                       ? fx_overlay_render_base(base, ow, oh, g, heat, H, W, bbox, o, rgb, err)
                        : fx_error_set(err, FX_ERR_NOMEM, "%s: out of memory", out_png);
     if (st == FX_OK)
         st = save_png(rgb, ow, oh, tmp, out_png, err);
