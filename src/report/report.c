@@ -26,9 +26,11 @@
 #include "fxscreen/loader.h"
 #include "fxscreen/report.h"
 #include "fxscreen/screen.h"
+#include "pool/archive.h"
 #include "report/report_internal.h"
 
-#define CHUNK 256 /* heat maps read and rendered per step */
+#define CHUNK 256                 /* heat maps read and rendered per step */
+#define HELD  ((size_t)256 << 20) /* archive members' bytes held per step, at most */
 
 void fx_report_opts_default(fx_report_opts *o)
 {
@@ -331,6 +333,87 @@ static fx_status write_html(const char *out, const char *title, const char *json
     return FX_OK;
 }
 
+/* A row's input as the report can open it: a relative path taken from the
+ * directory the run started in (run.json's cwd), as the run read it. */
+static char *resolve(const char *cwd, const char *path)
+{
+    if (path[0] == '/' || !cwd || !cwd[0])
+        return strdup(path);
+    size_t n = strlen(cwd) + strlen(path) + 2;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s/%s", cwd, path);
+    return s;
+}
+
+/* "ARCHIVE!/member": the length of ARCHIVE, or 0 for a plain path. */
+static size_t archive_part(const char *path)
+{
+    for (const char *p = strstr(path, "!/"); p; p = strstr(p + 1, "!/")) {
+        char *a = strndup(path, (size_t)(p - path));
+        int yes = a && fx_archive_is_name(a);
+        free(a);
+        if (yes)
+            return (size_t)(p - path);
+    }
+    return 0;
+}
+
+/* Members are read in archive order, as the run read them: one cursor
+ * walks the current archive; a member not found ahead of it is looked for
+ * once more from the start (rows out of archive order). */
+typedef struct cursor {
+    char *arch; /* resolved path of the open archive */
+    fx_archive *a;
+} cursor;
+
+static void cursor_close(cursor *c)
+{
+    if (c->a)
+        fx_archive_close(c->a);
+    free(c->arch);
+    c->a = NULL, c->arch = NULL;
+}
+
+/* The bytes of member (the part after "!/") of archive arch, malloc'd into
+ * *data; NULL with the reason in why (malloc'd) when it cannot be read. */
+static uint8_t *member_bytes(cursor *c, const char *arch, const char *member, size_t *n, char **why)
+{
+    fx_error e = {0};
+    for (int pass = 0; pass < 2; pass++) {
+        if (!c->arch || strcmp(c->arch, arch) || pass == 1) {
+            cursor_close(c);
+            if (fx_archive_open(arch, &c->a, &e) != FX_OK) {
+                *why = strdup(e.msg);
+                return NULL;
+            }
+            c->arch = strdup(arch);
+        }
+        fx_archive_member m;
+        int rc;
+        while ((rc = fx_archive_next(c->a, 0, &m, &e)) == 1) {
+            const char *sep = strstr(m.name, "!/");
+            int hit = sep && !strcmp(sep + 2, member);
+            if (hit && m.status == FX_OK) {
+                free(m.name);
+                *n = m.size;
+                return m.data;
+            }
+            free(m.name), free(m.data);
+            if (hit) {
+                *why = strdup(e.msg);
+                return NULL;
+            }
+        }
+        if (rc < 0 && pass == 1) {
+            *why = strdup(e.msg);
+            return NULL;
+        }
+    }
+    *why = strdup("the member is no longer in its archive");
+    return NULL;
+}
+
 static const char *base_name(const char *p)
 {
     const char *s = strrchr(p, '/');
@@ -415,8 +498,39 @@ fx_status fx_report_write(const char *dir, const fx_report_opts *o, FILE *log,
                 want_view[order[i]] = 1, k++;
     }
     char **why = st == FX_OK ? calloc(r.n + 1, sizeof *why) : NULL; /* why a row has no picture */
-    for (size_t r0 = 0; st == FX_OK && why && r0 < r.n; r0 += CHUNK) {
-        size_t k = r.n - r0 < CHUNK ? r.n - r0 : CHUNK;
+    const cJSON *cwdj = cJSON_GetObjectItemCaseSensitive(run, "cwd");
+    const char *cwd = cJSON_IsString(cwdj) ? cwdj->valuestring : NULL;
+    char **where = st == FX_OK ? calloc(CHUNK, sizeof *where) : NULL;
+    uint8_t **held = st == FX_OK ? calloc(CHUNK, sizeof *held) : NULL;
+    size_t *held_n = st == FX_OK ? calloc(CHUNK, sizeof *held_n) : NULL;
+    cursor cur = {0};
+    if (st == FX_OK && (!why || !where || !held || !held_n))
+        st = fx_error_set(err, FX_ERR_NOMEM, "report: out of memory");
+    for (size_t r0 = 0, k = 0; st == FX_OK && r0 < r.n; r0 += k) {
+        /* This step's rows: their inputs resolved, archive members read
+         * (in order, on this thread) up to HELD bytes. */
+        size_t bytes = 0;
+        for (k = 0; k < CHUNK && r0 + k < r.n && bytes < HELD; k++) {
+            size_t i = r0 + k;
+            if (r.status[i] != 0)
+                continue;
+            size_t ap = archive_part(r.path[i]);
+            char *arch = ap ? strndup(r.path[i], ap) : NULL;
+            char *full = resolve(cwd, ap ? arch : r.path[i]);
+            if (!full || (ap && !arch)) {
+                free(arch), free(full);
+                why[i] = strdup("out of memory");
+                continue;
+            }
+            if (ap) {
+                held[k] = member_bytes(&cur, full, r.path[i] + ap + 2, &held_n[k], &why[i]);
+                bytes += held_n[k];
+                free(full);
+                full = strdup(r.path[i]);
+            }
+            free(arch);
+            where[k] = full;
+        }
         int ok;
         H5E_BEGIN_TRY
         {
@@ -433,21 +547,28 @@ fx_status fx_report_write(const char *dir, const fx_report_opts *o, FILE *log,
             fx_prep_scratch *s = fx_prep_scratch_create();
 #pragma omp for schedule(dynamic, 1)
             for (size_t i = r0; i < r0 + k; i++) {
-                if (r.status[i] != 0)
+                if (r.status[i] != 0 || why[i] || !where[i - r0])
                     continue;
                 fx_error e = {0};
                 const float *bb = r.bbox + 4 * i;
-                if (!s || rp_render(&c, r.path[i], heat + (i - r0) * (size_t)r.H * (size_t)r.W, bb,
-                                    want_view[i], s, &pics[i], &e) != FX_OK)
+                if (!s || rp_render(&c, where[i - r0], held[i - r0], held_n[i - r0],
+                                    heat + (i - r0) * (size_t)r.H * (size_t)r.W, bb, want_view[i],
+                                    s, &pics[i], &e) != FX_OK)
                     why[i] = strdup(s ? e.msg : "out of memory");
             }
             fx_prep_scratch_destroy(s);
         }
-        if (log && (r0 + k) / 1000 != r0 / 1000)
+        for (size_t j = 0; j < k; j++) {
+            free(where[j]), free(held[j]);
+            where[j] = NULL, held[j] = NULL, held_n[j] = 0;
+        }
+        if (log && (r0 + k) / 1000 != r0 / 1000 && r0 + k < r.n)
             fprintf(log, "report: %zu of %zu rows rendered\n", r0 + k, r.n);
     }
-    if (st == FX_OK && !why)
-        st = fx_error_set(err, FX_ERR_NOMEM, "report: out of memory");
+    cursor_close(&cur);
+    for (size_t j = 0; where && held && j < CHUNK; j++)
+        free(where[j]), free(held[j]);
+    free(where), free(held), free(held_n);
     /* The document. */
     if (st == FX_OK) {
         char created[32], title[512];

@@ -110,15 +110,20 @@ static uint8_t *shrink_rgb(const uint8_t *rgb, int w, int h, int side, int *tw, 
     return out;
 }
 
-fx_status rp_render(const rp_ctx *c, const char *path, const uint8_t *heat, const float *bbox,
-                    int want_view, fx_prep_scratch *scratch, rp_pics *out, fx_error *err)
+fx_status rp_render(const rp_ctx *c, const char *path, const uint8_t *bytes, size_t n,
+                    const uint8_t *heat, const float *bbox, int want_view, fx_prep_scratch *scratch,
+                    rp_pics *out, fx_error *err)
 {
     memset(out, 0, sizeof *out);
     fx_decode_limits lim = {c->prep.max_megapixels};
     fx_image img;
-    fx_status st = fx_decode_file(path, &lim, &img, err);
-    if (st != FX_OK)
+    fx_status st =
+        bytes ? fx_decode_memory(bytes, n, &lim, &img, err) : fx_decode_file(path, &lim, &img, err);
+    if (st != FX_OK) {
+        if (bytes)
+            fx_error_prefix(err, "%s", path);
         return st;
+    }
     size_t nin = (size_t)c->prep.channels * (size_t)c->prep.out_h * (size_t)c->prep.out_w;
     float *x = malloc(nin * sizeof *x);
     int side = want_view && c->view > c->thumb ? c->view : c->thumb;

@@ -25,11 +25,13 @@ typedef struct rp_pics {
     int w, h; /* the view's size */
 } rp_pics;
 
-/* Decode path again and render the thumbnail, and with want_view the
+/* Decode the original again (bytes when not NULL, an archive member's;
+ * else the file at path) and render the thumbnail, and with want_view the
  * full-size overlay and original.  heat: heat_h x heat_w; bbox: 4 floats
  * or NULL.  Errors name the file (the row is then listed without pictures). */
-fx_status rp_render(const rp_ctx *c, const char *path, const uint8_t *heat, const float *bbox,
-                    int want_view, fx_prep_scratch *scratch, rp_pics *out, fx_error *err);
+fx_status rp_render(const rp_ctx *c, const char *path, const uint8_t *bytes, size_t n,
+                    const uint8_t *heat, const float *bbox, int want_view, fx_prep_scratch *scratch,
+                    rp_pics *out, fx_error *err);
 void rp_pics_free(rp_pics *p);
 
 /* "data:<mime>;base64,<b>", malloc'd; NULL when out of memory. */

@@ -161,6 +161,39 @@ def data_checks(work, src, out):
     return os.path.join(usb, "report.html"), rows, h
 
 
+def sources(work):
+    """A run started elsewhere with relative sources, a folder and a tar of
+    the same files: the report, made from another directory, finds every
+    original (run.json's cwd) and reads the archive's members in memory."""
+    rel = os.path.join(work, "rel")
+    os.makedirs(rel)
+    imgs = su.synth(os.path.join(rel, "images"), 4, size=200, bits=16, seed=12)
+    subprocess.run(["tar", "cf", os.path.join(rel, "shard.tar"), "-C", os.path.join(rel, "images")]
+                   + [os.path.basename(i) for i in imgs[:3]], check=True)
+    p = subprocess.run([FX, "run", "--model", MODEL, "--out", "out", "--quiet", "images", "shard.tar"],
+                       cwd=rel, capture_output=True, text=True)
+    if not check("run from its own directory on relative sources (folder + tar)", p.returncode == 0, p.stderr[-300:]):
+        return
+    p = subprocess.run([FX, "report", os.path.join(rel, "out"), "--views", "all"], cwd="/", capture_output=True, text=True)
+    check("report from another directory: all 7 rows pictured", p.returncode == 0 and "7 with pictures" in p.stderr,
+          p.stderr[-400:])
+    asan = os.path.abspath(os.path.join(su.BUILD, "asan", "fxscreen"))
+    if os.path.exists(asan):
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1", UBSAN_OPTIONS="halt_on_error=1")
+        q = subprocess.run([asan, "report", os.path.join(rel, "out"), "--out", os.path.join(work, "rel.html")],
+                           cwd="/", capture_output=True, text=True, env=env)
+        check("ASan+UBSan+LSan: the report over a tar runs clean", q.returncode == 0 and "Sanitizer" not in q.stderr,
+              q.stderr[-1500:])
+    _, d = page_data(os.path.join(rel, "out", "report.html"))
+    if d is None:
+        return
+    by = {r["path"]: r for r in d["rows"]}
+    pairs = [(by.get("images/" + os.path.basename(i)), by.get("shard.tar!/" + os.path.basename(i))) for i in imgs[:3]]
+    check("an archive member's pictures equal its folder copy's",
+          all(a and b and a.get("thumb") and a.get("thumb") == b.get("thumb") and a.get("original") == b.get("original")
+              for a, b in pairs), [(a and a["path"], b and b["path"]) for a, b in pairs])
+
+
 def refusals(work, out):
     p = fx("report", work)
     check("a directory without run.json: exit 2 naming it", p.returncode == 2 and "run.json" in p.stderr, p.stderr)
@@ -390,6 +423,7 @@ def main():
         src, out = make_run(work)
         got = data_checks(work, src, out)
         refusals(work, out)
+        sources(work)
         sanitized(work, out)
         if webdriver is None or not CHROMIUM or not DRIVER:
             print("SKIP report in the browser: chromium, chromium-driver or python3-selenium missing (make deps)")
