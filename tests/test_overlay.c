@@ -641,6 +641,54 @@ static void test_png_encode(void)
     free(rgb);
 }
 
+/* fx_overlay_base at whole factors (the block path: 2, 3, 4) and not (the
+ * area path), on U8, U16 and F32 planes, against the definition written
+ * here: the full-size grey (fx_overlay_grey) averaged over each output
+ * pixel's f x f block in double, rounded half up. */
+static void test_base_blocks(void)
+{
+    static const struct {
+        int w, h, side;
+    } cases[] = {{96, 64, 48}, {96, 96, 32}, {128, 64, 32}, {90, 60, 40}, {64, 64, 64}};
+    static const fx_pixtype types[] = {FX_PIX_U8, FX_PIX_U16, FX_PIX_F32};
+    uint32_t seed = 12345;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (size_t t = 0; t < 3; t++)
+            for (int inv = 0; inv < 2; inv++) {
+                int w = cases[c].w, h = cases[c].h;
+                fx_image img = make_image(types[t], w, h);
+                for (int i = 0; i < w * h; i++) {
+                    seed = seed * 1664525u + 1013904223u;
+                    if (types[t] == FX_PIX_U8)
+                        ((uint8_t *)img.pixels)[i] = (uint8_t)(seed >> 24);
+                    else if (types[t] == FX_PIX_U16)
+                        ((uint16_t *)img.pixels)[i] = (uint16_t)(seed >> 16) & 4095;
+                    else
+                        ((float *)img.pixels)[i] = (float)(seed >> 20);
+                }
+                fx_prep_geom g = geom_for(w, h, FX_FIT_PAD);
+                g.win_lo = 100, g.win_hi = types[t] == FX_PIX_U8 ? 230 : 3900;
+                uint8_t *grey = malloc((size_t)w * h), *base = malloc((size_t)w * h);
+                int ow = 0, oh = 0;
+                CHECK(fx_overlay_grey(&img, &g, inv, grey, NULL) == FX_OK);
+                CHECK(fx_overlay_base(&img, &g, inv, cases[c].side, base, &ow, &oh, NULL) == FX_OK);
+                int f = w / ow, whole = w % ow == 0 && h % oh == 0 && f == h / oh;
+                int bad = 0;
+                for (int y = 0; whole && y < oh; y++)
+                    for (int x = 0; x < ow; x++) {
+                        double sum = 0;
+                        for (int yy = y * f; yy < y * f + f; yy++)
+                            for (int xx = x * f; xx < x * f + f; xx++)
+                                sum += grey[yy * w + xx];
+                        bad += base[y * ow + x] != (uint8_t)floor(sum / (f * f) + 0.5);
+                    }
+                CHECK(ow == (w > h ? cases[c].side : cases[c].side * w / h));
+                CHECK(bad == 0);
+                free(grey), free(base);
+                fx_image_free(&img);
+            }
+}
+
 int main(void)
 {
     RUN(test_colormap_names);
@@ -654,5 +702,6 @@ int main(void)
     RUN(test_bad_arguments);
     RUN(test_write_file);
     RUN(test_png_encode);
+    RUN(test_base_blocks);
     return check_summary();
 }

@@ -49,6 +49,9 @@ const char *fx_colormap_name(fx_colormap c);
  * outside the enum gives black. */
 void fx_colormap_rgb(fx_colormap c, uint8_t v, uint8_t rgb[3]);
 
+/* The whole table of map c (256 RGB entries), NULL outside the enum. */
+const uint8_t (*fx_colormap_table(fx_colormap c))[3];
+
 /* ---- overlays ----------------------------------------------------------------- */
 
 typedef struct fx_overlay_opts {

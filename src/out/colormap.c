@@ -40,3 +40,8 @@ void fx_colormap_rgb(fx_colormap c, uint8_t v, uint8_t rgb[3])
     rgb[1] = fx_colormap_data[c][v][1];
     rgb[2] = fx_colormap_data[c][v][2];
 }
+
+const uint8_t (*fx_colormap_table(fx_colormap c))[3]
+{
+    return (int)c < 0 || c >= FX_CMAP_NUM ? NULL : fx_colormap_data[c];
+}
