@@ -36,6 +36,12 @@ fx_status fx_screen_settings_load(const char *config, int method, const char *la
                                   double threshold, fx_prep_config *pc, fx_run_config *eff,
                                   fx_error *err);
 
+/* fx_screen_settings_load of YAML text (a run's effective_config from its
+ * run.json), through a memfd: nothing is written to disk.  where names the
+ * text's origin in messages. */
+fx_status fx_screen_settings_yaml(const char *yaml, const char *where, fx_prep_config *pc,
+                                  fx_run_config *eff, fx_error *err);
+
 /* The effective settings as YAML text that loads back with --config
  * (results.h5's `config` attribute, run.json, serve's /api/model).  Caller
  * frees; NULL when out of memory. */
@@ -95,6 +101,10 @@ typedef struct fx_screen_times {
 fx_status fx_screen_run(fx_screen *s, const fx_run_config *eff, const float *x, int count,
                         const int8_t *status, const fx_prep_geom *geom, const fx_screen_out *o,
                         fx_screen_times *t, fx_error *err);
+
+/* The forward pass alone (no CAM): the positive class's probability of
+ * count (1..batch) images x (count, C, H, W) into prob. */
+fx_status fx_screen_probs(fx_screen *s, const float *x, int count, float *prob, fx_error *err);
 
 #ifdef __cplusplus
 }

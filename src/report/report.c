@@ -2,8 +2,8 @@
  * in one self-contained HTML file (see include/fxscreen/report.h).
  *
  * Flow: run.json gives the model and the effective config (loaded back
- * through a memfd, as --config would load it, so the pictures are windowed
- * as the model saw them); results.h5 gives every row, read whole except
+ * through a memfd by fx_screen_settings_yaml, as --config would load it, so
+ * the pictures are windowed as the model saw them); results.h5 gives every row, read whole except
  * the heat maps, which are read 256 rows at a time (HDF5 is not
  * thread-safe) and rendered in parallel (report_img.c); eval.json and the
  * plots' SVGs come along when present.  Everything the page shows travels
@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -177,31 +176,18 @@ static int read_heat(hid_t f, size_t r0, size_t k, int H, int W, uint8_t *heat)
 }
 
 /* The run's settings from its effective config (run.json), loaded as
- * --config loads a file: through a memfd, nothing written to disk. */
+ * --config loads a file. */
 static fx_status settings(const char *yaml, const char *where, rp_ctx *c, fx_error *err)
 {
-    int fd = memfd_create("fxscreen-report-config", MFD_CLOEXEC);
-    if (fd < 0)
-        return fx_error_set(err, FX_ERR_NOMEM, "report: memfd_create: %s", strerror(errno));
-    size_t n = strlen(yaml);
-    fx_status st = write(fd, yaml, n) == (ssize_t)n
-                       ? FX_OK
-                       : fx_error_set(err, FX_ERR_IO, "report: cannot hold the config");
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     fx_run_config eff;
-    if (st == FX_OK)
-        st = fx_screen_settings_load(path, -1, NULL, NAN, &c->prep, &eff, err);
-    close(fd);
-    if (st != FX_OK) {
-        fx_error_prefix(err, "%s: effective_config", where);
+    fx_status st = fx_screen_settings_yaml(yaml, where, &c->prep, &eff, err);
+    if (st != FX_OK)
         return st;
-    }
-    c->ov =
-        (fx_overlay_opts){.cmap = eff.colormap >= 0 ? (fx_colormap)eff.colormap : FX_CMAP_INFERNO,
-                          .opacity = isfinite(eff.opacity) ? eff.opacity : 0.5,
-                          .invert = c->prep.invert,
-                          .draw_box = 1};
+    c->ov = (fx_overlay_opts){.cmap = eff.colormap >= 0 ? (fx_colormap)eff.colormap
+                                                        : FX_CMAP_INFERNO,
+                              .opacity = isfinite(eff.opacity) ? eff.opacity : 0.5,
+                              .invert = c->prep.invert,
+                              .draw_box = 1};
     return FX_OK;
 }
 

@@ -1,9 +1,12 @@
 /* The screening core: see include/fxscreen/screen.h. */
 #include "fxscreen/screen.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "fxscreen/cam.h"
@@ -460,4 +463,46 @@ fx_status fx_screen_run(fx_screen *m, const fx_run_config *eff, const float *x, 
     if (t)
         t->cam += fx_now_s() - t1;
     return FX_OK;
+}
+
+fx_status fx_screen_probs(fx_screen *m, const float *x, int count, float *prob, fx_error *err)
+{
+    if (count < 1 || count > m->batch)
+        return fx_error_set(err, FX_ERR_USAGE, "screen: %d images for an engine of batch %d", count,
+                            m->batch);
+    size_t item = (size_t)m->C * m->H * m->W;
+    if (count < m->batch) {
+        memcpy(m->x, x, (size_t)count * item * sizeof(float));
+        memset(m->x + (size_t)count * item, 0, (size_t)(m->batch - count) * item * sizeof(float));
+        x = m->x;
+    }
+    fx_status st = fx_plan_run(m->plan, x, err);
+    if (st != FX_OK)
+        return st;
+    const float *logits = fx_plan_tensor(m->plan, m->logits, NULL);
+    if (!logits)
+        return fx_error_set(err, FX_ERR_INTERNAL, "screen: the plan did not keep the logits");
+    for (int i = 0; i < count; i++) {
+        class_probs(logits + (size_t)i * m->K, m->K, m->p);
+        prob[i] = (float)m->p[m->target];
+    }
+    return FX_OK;
+}
+
+fx_status fx_screen_settings_yaml(const char *yaml, const char *where, fx_prep_config *pc,
+                                  fx_run_config *eff, fx_error *err)
+{
+    int fd = memfd_create("fxscreen-config", MFD_CLOEXEC);
+    if (fd < 0)
+        return fx_error_set(err, FX_ERR_NOMEM, "%s: memfd_create: %s", where, strerror(errno));
+    size_t n = strlen(yaml);
+    fx_status st = write(fd, yaml, n) == (ssize_t)n
+                       ? FX_OK
+                       : fx_error_set(err, FX_ERR_IO, "%s: cannot hold the config", where);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    if (st == FX_OK && (st = fx_screen_settings_load(path, -1, NULL, NAN, pc, eff, err)) != FX_OK)
+        fx_error_prefix(err, "%s", where);
+    close(fd);
+    return st;
 }
