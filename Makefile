@@ -41,6 +41,13 @@ GDCM_INC    := $(firstword $(wildcard /usr/include/gdcm-*))
 ifeq ($(DICOM),1)
   GDCM_LIBS := -lgdcmMSFF -lgdcmDSED -lgdcmCommon -lstdc++
 endif
+# ROAD's imputation (eval --faithfulness) solves its sparse systems with
+# CHOLMOD (SuiteSparse); left out of static builds (its BLAS/LAPACK/METIS
+# chain would all have to come along).
+ROAD        ?= $(if $(filter 1,$(STATIC)),0,1)
+ifeq ($(ROAD),1)
+  GDCM_LIBS += -lcholmod
+endif
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ifeq ($(STATIC),1)
   # Static archives of the image/HDF5 stack (from Debian's -dev packages) so the
@@ -93,6 +100,9 @@ ifneq ($(DICOM),1)
 endif
 ifneq ($(ARCHIVE),1)
   BASE_CFLAGS += -DFX_NO_ARCHIVE
+endif
+ifneq ($(ROAD),1)
+  BASE_CFLAGS += -DFX_NO_ROAD
 endif
 CXXFLAGS_ALL = -std=c++17 -Wall -Wextra -Werror -Iinclude -Isrc -I$(GDCM_INC) -MMD -MP
 CLI_SRC  := $(wildcard src/cli/*.c)
@@ -280,6 +290,7 @@ deps:
 	@bash scripts/venv.sh $(BUILD)
 	@bash scripts/venv.sh $(BUILD) keras
 	@bash scripts/venv.sh $(BUILD) dicom
+	@bash scripts/venv.sh $(BUILD) gradcam
 
 bench: all $(BENCHES)
 	@bash bench/decode.sh $(BUILD)

@@ -8,7 +8,7 @@ pkgs=(
   libpng-dev libtiff-dev libhdf5-dev libyaml-dev zlib1g-dev
   libjpeg-dev libdeflate-dev liblzma-dev libzstd-dev libwebp-dev libjbig-dev liblerc-dev libaec-dev
   libprotobuf-c-dev protobuf-c-compiler libopenblas-dev libspng-dev libcjson-dev
-  libmicrohttpd-dev libssl-dev libgdcm-dev libarchive-dev libopenjp2-7-dev libjpeg62-turbo-dev
+  libmicrohttpd-dev libssl-dev libgdcm-dev libarchive-dev libsuitesparse-dev libopenjp2-7-dev libjpeg62-turbo-dev
   libpng-tools libtiff-tools hdf5-tools
   python3 python3-numpy python3-pil python3-h5py python3-tifffile python3-matplotlib python3-pandas
   python3-torch python3-torchvision python3-onnx python3-sklearn

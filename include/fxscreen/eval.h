@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "fxscreen/faith.h"
 #include "fxscreen/status.h"
 
 #ifdef __cplusplus
@@ -246,10 +247,11 @@ typedef struct fx_eval_job {
     uint64_t seed;           /* of the bootstrap */
     double at_sensitivity;   /* operating points; NaN: not asked for */
     double at_specificity;
-    int calibration_bins;    /* 0: 10 */
-    const char *group_by;    /* a labels.csv column, else a summary.csv one; NULL: none */
-    const char *compare_dir; /* a second run on the same labels; NULL: none */
-    const char *plots_dir;   /* ROC, PR, reliability, histograms as PNG + SVG; NULL: none */
+    int calibration_bins;       /* 0: 10 */
+    const char *group_by;       /* a labels.csv column, else a summary.csv one; NULL: none */
+    const char *compare_dir;    /* a second run on the same labels; NULL: none */
+    const char *plots_dir;      /* ROC, PR, reliability, histograms as PNG + SVG; NULL: none */
+    const fx_faith_opts *faith; /* CAM faithfulness by ROAD (faith.h); NULL: none */
 } fx_eval_job;
 
 /* One subgroup of --group-by: its rows' AUROC and rates at the threshold. */
@@ -306,6 +308,8 @@ typedef struct fx_eval_report {
     size_t ngroups;
     int compared; /* compare holds --compare's result */
     fx_eval_compare compare;
+    int faith_done; /* faith holds --faithfulness's result */
+    fx_faith_result faith;
     char created[32]; /* ISO 8601 UTC */
 } fx_eval_report;
 

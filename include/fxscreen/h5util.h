@@ -51,6 +51,19 @@ void fx_h5_attr_close(hid_t a, hid_t t, hid_t sp);
 /* A scalar numeric attribute as int64: 1, or 0 if absent or not one. */
 int fx_h5_attr_read_i64(hid_t obj, const char *name, int64_t *out);
 
+/* Readers for finished files (the report, ROAD); call them inside
+ * H5E_BEGIN_TRY when a missing dataset is an expected answer. */
+/* The whole dataset `name` (n rows of per values of size bytes, read as
+ * mem) into a new buffer; NULL when absent or not n * per values. */
+void *fx_h5_read_all(hid_t f, const char *name, hid_t mem, size_t n, size_t per, size_t size);
+/* A variable-length string dataset of n rows as n malloc'd strings (free
+ * with fx_h5_strings_free); NULL when absent or not n rows. */
+char **fx_h5_read_strings(hid_t f, const char *name, size_t n);
+void fx_h5_strings_free(char **s, size_t n);
+/* Rows [r0, r0 + k) of dataset `name` (any rank, whole along the other
+ * axes) as mem into buf: 1, or 0 on failure. */
+int fx_h5_read_rows(hid_t f, const char *name, hid_t mem, size_t r0, size_t k, void *buf);
+
 /* Float32 -> IEEE binary16 bits, round to nearest even (inf/NaN kept). */
 uint16_t fx_f32_to_f16(float f);
 

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/commands.h"
 #include "fxscreen/eval.h"
@@ -16,6 +17,8 @@ static void eval_usage(FILE *f)
             "                     [--bootstrap[=N]] [--seed S] [--at-sensitivity X]\n"
             "                     [--at-specificity X] [--calibration-bins B]\n"
             "                     [--group-by COLUMN] [--compare DIR2] [--plots DIR]\n"
+            "                     [--faithfulness[=N|all] --model M [--faith-percentiles P,...]\n"
+            "                      [--faith-noise X] [--faith-inputs]]\n"
             "  --results DIR    the output directory of `fxscreen run`: DIR/summary.csv\n"
             "                   (path,status,probability,prediction,peak_x,peak_y,...) and,\n"
             "                   if present, DIR/results.h5 (its root attribute `threshold`)\n"
@@ -38,6 +41,17 @@ static void eval_usage(FILE *f)
             "                   AUROC difference and McNemar's test at each run's threshold\n"
             "  --plots DIR      roc, pr (with 95%% bootstrap bands and the operating point),\n"
             "                   reliability and histogram as .png and .svg, and curves.json\n"
+            "  --faithfulness[=N|all]  CAM faithfulness by ROAD (Rong et al. 2022, as\n"
+            "                   pytorch-grad-cam): the change of the positive probability when\n"
+            "                   the most (MoRF) or least (LeRF) relevant pixels of each map are\n"
+            "                   removed by noisy linear imputation, beside a random map; on N\n"
+            "                   ok rows sampled with --seed (default 50), the originals decoded\n"
+            "                   again; per image in DIR/faithfulness.h5.  Needs --model M, the\n"
+            "                   run's model (checked by SHA-256)\n"
+            "  --faith-percentiles P,...  pixels kept below these percentiles of the map\n"
+            "                   (default 10,20,...,90: 90%% down to 10%% removed)\n"
+            "  --faith-noise X  the imputation's noise (default 0.01; 0: none)\n"
+            "  --faith-inputs   faithfulness.h5 also holds each preprocessed input\n"
             "\n"
             "Rows join on realpath (summary paths relative to the current directory), else\n"
             "on a basename that only one label has. Error rows are excluded and counted.\n"
@@ -60,10 +74,17 @@ int fx_cmd_eval(int argc, char **argv)
                                          {"group-by", required_argument, 0, 'G'},
                                          {"compare", required_argument, 0, 'X'},
                                          {"plots", required_argument, 0, 'L'},
+                                         {"faithfulness", optional_argument, 0, 'F'},
+                                         {"model", required_argument, 0, 'M'},
+                                         {"faith-percentiles", required_argument, 0, 'Q'},
+                                         {"faith-noise", required_argument, 0, 'N'},
+                                         {"faith-inputs", no_argument, 0, 'I'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     fx_eval_job job = {.seed = 1, .at_sensitivity = NAN, .at_specificity = NAN};
-    int c;
+    fx_faith_opts faith;
+    fx_faith_opts_default(&faith);
+    int c, want_faith = 0;
     char *end;
     optind = 1;
     while ((c = getopt_long(argc, argv, "r:l:t:j:h", opts, NULL)) != -1) {
@@ -130,6 +151,54 @@ int fx_cmd_eval(int argc, char **argv)
         case 'G': job.group_by = optarg; break;
         case 'X': job.compare_dir = optarg; break;
         case 'L': job.plots_dir = optarg; break;
+        case 'F': {
+            want_faith = 1;
+            if (!optarg)
+                break;
+            errno = 0;
+            long v = strcmp(optarg, "all") ? strtol(optarg, &end, 10) : 0;
+            if (strcmp(optarg, "all") && (errno || *end || end == optarg || v < 1 || v > 1000000)) {
+                fprintf(stderr, "eval: --faithfulness=%s: give a number of images or all\n",
+                        optarg);
+                return FX_EXIT_USAGE;
+            }
+            faith.images = (int)v;
+            break;
+        }
+        case 'M': faith.model = optarg; break;
+        case 'Q': {
+            faith.npct = 0;
+            for (char *p = optarg; *p;) {
+                errno = 0;
+                double v = strtod(p, &end);
+                if (errno || end == p || !(v > 0 && v < 100) || faith.npct == FX_FAITH_MAX_PCT ||
+                    (*end && *end != ',')) {
+                    fprintf(stderr,
+                            "eval: --faith-percentiles '%s': give up to %d numbers in (0, 100), "
+                            "comma-separated\n",
+                            optarg, FX_FAITH_MAX_PCT);
+                    return FX_EXIT_USAGE;
+                }
+                faith.pct[faith.npct++] = v;
+                p = *end ? end + 1 : end;
+            }
+            if (faith.npct == 0) {
+                fprintf(stderr, "eval: --faith-percentiles: give at least one percentile\n");
+                return FX_EXIT_USAGE;
+            }
+            break;
+        }
+        case 'N': {
+            errno = 0;
+            double v = strtod(optarg, &end);
+            if (errno || *end || end == optarg || !(v >= 0 && v <= 10)) {
+                fprintf(stderr, "eval: --faith-noise '%s': give a number in [0, 10]\n", optarg);
+                return FX_EXIT_USAGE;
+            }
+            faith.noise = v;
+            break;
+        }
+        case 'I': faith.store_inputs = 1; break;
         case 'h': eval_usage(stdout); return FX_EXIT_OK;
         default: eval_usage(stderr); return FX_EXIT_USAGE;
         }
@@ -141,6 +210,19 @@ int fx_cmd_eval(int argc, char **argv)
                                    : "unexpected argument; give everything as --options");
         eval_usage(stderr);
         return FX_EXIT_USAGE;
+    }
+    if (want_faith && !faith.model) {
+        fprintf(stderr, "eval: --faithfulness needs --model M (the model the run used)\n");
+        return FX_EXIT_USAGE;
+    }
+    if (!want_faith && faith.model) {
+        fprintf(stderr, "eval: --model is for --faithfulness; give both or neither\n");
+        return FX_EXIT_USAGE;
+    }
+    if (want_faith) {
+        faith.seed = job.seed;
+        faith.log = stderr;
+        job.faith = &faith;
     }
     fx_eval_report rep;
     fx_error err = {0};

@@ -621,6 +621,9 @@ fx_status fx_eval_job_run(const fx_eval_job *job, fx_eval_report *rep, fx_error 
         st = compare_runs(job, &s, rep, err);
     if (st == FX_OK && job->plots_dir)
         st = ev_plots(job, s.score, s.truth, s.n, rep, err);
+    if (st == FX_OK && job->faith &&
+        (st = fx_faith_run(job->results_dir, job->faith, &rep->faith, err)) == FX_OK)
+        rep->faith_done = 1;
     if (st == FX_OK)
         st = ev_write_json(rep, job->results_dir, err);
     state_free(&s);

@@ -59,4 +59,8 @@ void ev_research_json(cJSON *o, const fx_eval_report *r);
 /* Their part of the printed table. */
 void ev_research_print(FILE *f, const fx_eval_report *r);
 
+/* --faithfulness's section of eval.json and of the table (faith.c). */
+void ev_faith_json(cJSON *o, const fx_faith_result *r);
+void ev_faith_print(FILE *f, const fx_faith_result *r);
+
 #endif

@@ -125,6 +125,8 @@ static cJSON *report_json(const fx_eval_report *r, const char *results_dir)
                             "(w=x1-x0, h=y1-y0; true box half-open); n = fractured images with a "
                             "box and a peak");
     ev_research_json(o, r);
+    if (r->faith_done)
+        ev_faith_json(o, &r->faith);
     return o;
 }
 
@@ -200,5 +202,7 @@ void fx_eval_report_print(FILE *f, const fx_eval_report *r)
     fprintf(f, "  %zu/%zu hits (fractured with a box and a peak; %zu of %zu had no peak)\n",
             r->pointing.x, r->pointing.n, r->pg_no_peak, r->pg_fractured_box);
     ev_research_print(f, r);
+    if (r->faith_done)
+        ev_faith_print(f, &r->faith);
     fprintf(f, "\nwrote %s\n", r->json_path);
 }

@@ -258,3 +258,74 @@ void fx_iso8601_now(char *buf, size_t n)
     gmtime_r(&t, &tm);
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
+
+void *fx_h5_read_all(hid_t f, const char *name, hid_t mem, size_t n, size_t per, size_t size)
+{
+    void *buf = malloc(n * per * size + 1);
+    hid_t d = buf ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
+    hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
+    hssize_t pts = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    int ok = d >= 0 && pts == (hssize_t)(n * per) &&
+             H5Dread(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0;
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (d >= 0)
+        H5Dclose(d);
+    if (!ok)
+        free(buf);
+    return ok ? buf : NULL;
+}
+
+char **fx_h5_read_strings(hid_t f, const char *name, size_t n)
+{
+    char **raw = calloc(n + 1, sizeof *raw), **out = calloc(n + 1, sizeof *out);
+    hid_t d = raw && out ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
+    hid_t t = d >= 0 ? fx_h5_str_type() : -1, sp = d >= 0 ? H5Dget_space(d) : -1;
+    int ok = d >= 0 && t >= 0 && sp >= 0 && H5Sget_simple_extent_npoints(sp) == (hssize_t)n &&
+             H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) >= 0;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (out[i] = strdup(raw[i] ? raw[i] : "")) != NULL;
+    if (d >= 0 && t >= 0 && sp >= 0 && raw)
+        H5Dvlen_reclaim(t, sp, H5P_DEFAULT, raw);
+    if (t >= 0)
+        H5Tclose(t);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (d >= 0)
+        H5Dclose(d);
+    free(raw);
+    if (!ok && out) {
+        fx_h5_strings_free(out, n);
+        out = NULL;
+    }
+    return out;
+}
+
+void fx_h5_strings_free(char **s, size_t n)
+{
+    for (size_t i = 0; s && i < n; i++)
+        free(s[i]);
+    free(s);
+}
+
+int fx_h5_read_rows(hid_t f, const char *name, hid_t mem, size_t r0, size_t k, void *buf)
+{
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT), fs = d >= 0 ? H5Dget_space(d) : -1;
+    hsize_t dims[8], start[8] = {0}, count[8];
+    int rank = fs >= 0 ? H5Sget_simple_extent_ndims(fs) : -1;
+    int ok = rank >= 1 && rank <= 8 && H5Sget_simple_extent_dims(fs, dims, NULL) == rank &&
+             r0 + k <= dims[0];
+    for (int i = 0; ok && i < rank; i++)
+        count[i] = i ? dims[i] : (hsize_t)k;
+    start[0] = r0;
+    hid_t ms = ok ? H5Screate_simple(rank, count, NULL) : -1;
+    ok = ok && ms >= 0 && H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+         H5Dread(d, mem, ms, fs, H5P_DEFAULT, buf) >= 0;
+    if (ms >= 0)
+        H5Sclose(ms);
+    if (fs >= 0)
+        H5Sclose(fs);
+    if (d >= 0)
+        H5Dclose(d);
+    return ok;
+}

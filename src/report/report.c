@@ -49,62 +49,12 @@ typedef struct rows {
 
 static void rows_free(rows *r)
 {
-    for (size_t i = 0; i < r->n; i++) {
-        if (r->path)
-            free(r->path[i]);
-        if (r->error)
-            free(r->error[i]);
-    }
-    free(r->path), free(r->error), free(r->status), free(r->pred);
+    fx_h5_strings_free(r->path, r->n);
+    fx_h5_strings_free(r->error, r->n);
+    free(r->status), free(r->pred);
     free(r->prob), free(r->peak), free(r->bbox);
     free(r->start), free(r->end), free(r->classes), free(r->method), free(r->layer);
     free(r->model_sha);
-}
-
-/* A numeric dataset of n rows (each `per` values) into a new buffer. */
-static void *read_num(hid_t f, const char *name, hid_t mem, size_t n, size_t per, size_t sz)
-{
-    void *buf = malloc(n * per * sz + 1);
-    hid_t d = buf ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
-    hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
-    hssize_t pts = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-    int ok = d >= 0 && pts == (hssize_t)(n * per) &&
-             H5Dread(d, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0;
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (d >= 0)
-        H5Dclose(d);
-    if (!ok)
-        free(buf);
-    return ok ? buf : NULL;
-}
-
-/* A variable-length string dataset of n rows into n malloc'd strings. */
-static char **read_strs(hid_t f, const char *name, size_t n)
-{
-    char **raw = calloc(n + 1, sizeof *raw), **out = calloc(n + 1, sizeof *out);
-    hid_t d = raw && out ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
-    hid_t t = d >= 0 ? fx_h5_str_type() : -1, sp = d >= 0 ? H5Dget_space(d) : -1;
-    int ok = d >= 0 && t >= 0 && sp >= 0 && H5Sget_simple_extent_npoints(sp) == (hssize_t)n &&
-             H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) >= 0;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (out[i] = strdup(raw[i] ? raw[i] : "")) != NULL;
-    if (d >= 0 && t >= 0 && sp >= 0 && raw)
-        H5Dvlen_reclaim(t, sp, H5P_DEFAULT, raw);
-    if (t >= 0)
-        H5Tclose(t);
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (d >= 0)
-        H5Dclose(d);
-    free(raw);
-    if (!ok && out) {
-        for (size_t i = 0; i < n; i++)
-            free(out[i]);
-        free(out);
-        out = NULL;
-    }
-    return out;
 }
 
 static double attr_f64(hid_t f, const char *name)
@@ -134,13 +84,13 @@ static fx_status rows_read(hid_t f, const char *h5, rows *r, fx_error *err)
                             "%s: no /heatmap (rows, H, W): not an fxscreen run's", h5);
     size_t n = (size_t)dims[0];
     r->n = n, r->H = (int)dims[1], r->W = (int)dims[2];
-    r->path = read_strs(f, "path", n);
-    r->error = read_strs(f, "error", n);
-    r->status = read_num(f, "status", H5T_NATIVE_INT8, n, 1, 1);
-    r->pred = read_num(f, "prediction", H5T_NATIVE_INT8, n, 1, 1);
-    r->prob = read_num(f, "probability", H5T_NATIVE_FLOAT, n, 1, sizeof(float));
-    r->peak = read_num(f, "peak_xy", H5T_NATIVE_FLOAT, n, 2, sizeof(float));
-    r->bbox = read_num(f, "bbox", H5T_NATIVE_FLOAT, n, 4, sizeof(float));
+    r->path = fx_h5_read_strings(f, "path", n);
+    r->error = fx_h5_read_strings(f, "error", n);
+    r->status = fx_h5_read_all(f, "status", H5T_NATIVE_INT8, n, 1, 1);
+    r->pred = fx_h5_read_all(f, "prediction", H5T_NATIVE_INT8, n, 1, 1);
+    r->prob = fx_h5_read_all(f, "probability", H5T_NATIVE_FLOAT, n, 1, sizeof(float));
+    r->peak = fx_h5_read_all(f, "peak_xy", H5T_NATIVE_FLOAT, n, 2, sizeof(float));
+    r->bbox = fx_h5_read_all(f, "bbox", H5T_NATIVE_FLOAT, n, 4, sizeof(float));
     if (!r->path || !r->error || !r->status || !r->pred || !r->prob || !r->peak || !r->bbox)
         return fx_error_set(err, FX_ERR_USAGE,
                             "%s: path, error, status, prediction, probability, peak_xy or bbox "
@@ -157,24 +107,6 @@ static fx_status rows_read(hid_t f, const char *h5, rows *r, fx_error *err)
     return FX_OK;
 }
 
-/* Heat maps of rows [r0, r0 + k) into heat (k * H * W bytes). */
-static int read_heat(hid_t f, size_t r0, size_t k, int H, int W, uint8_t *heat)
-{
-    hid_t d = H5Dopen2(f, "heatmap", H5P_DEFAULT), fs = d >= 0 ? H5Dget_space(d) : -1;
-    hsize_t start[3] = {r0, 0, 0}, count[3] = {k, (hsize_t)H, (hsize_t)W};
-    hid_t ms = H5Screate_simple(3, count, NULL);
-    int ok = fs >= 0 && ms >= 0 &&
-             H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
-             H5Dread(d, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, heat) >= 0;
-    if (ms >= 0)
-        H5Sclose(ms);
-    if (fs >= 0)
-        H5Sclose(fs);
-    if (d >= 0)
-        H5Dclose(d);
-    return ok;
-}
-
 /* The run's settings from its effective config (run.json), loaded as
  * --config loads a file. */
 static fx_status settings(const char *yaml, const char *where, rp_ctx *c, fx_error *err)
@@ -183,11 +115,11 @@ static fx_status settings(const char *yaml, const char *where, rp_ctx *c, fx_err
     fx_status st = fx_screen_settings_yaml(yaml, where, &c->prep, &eff, err);
     if (st != FX_OK)
         return st;
-    c->ov = (fx_overlay_opts){.cmap = eff.colormap >= 0 ? (fx_colormap)eff.colormap
-                                                        : FX_CMAP_INFERNO,
-                              .opacity = isfinite(eff.opacity) ? eff.opacity : 0.5,
-                              .invert = c->prep.invert,
-                              .draw_box = 1};
+    c->ov =
+        (fx_overlay_opts){.cmap = eff.colormap >= 0 ? (fx_colormap)eff.colormap : FX_CMAP_INFERNO,
+                          .opacity = isfinite(eff.opacity) ? eff.opacity : 0.5,
+                          .invert = c->prep.invert,
+                          .draw_box = 1};
     return FX_OK;
 }
 
@@ -520,7 +452,7 @@ fx_status fx_report_write(const char *dir, const fx_report_opts *o, FILE *log,
         int ok;
         H5E_BEGIN_TRY
         {
-            ok = read_heat(f, r0, k, r.H, r.W, heat);
+            ok = fx_h5_read_rows(f, "heatmap", H5T_NATIVE_UINT8, r0, k, heat);
         }
         H5E_END_TRY;
         if (!ok) {
