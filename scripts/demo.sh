@@ -19,9 +19,9 @@ if [ ! -f "$model" ]; then
 fi
 echo "== fxscreen run: $model (sidecar models/fxdemo.yaml), Grad-CAM, overlays for the positives, device auto"
 "$fx" run --model "$model" --out "$out/run" --overlays "$out/images" 2>&1 | tee "$out/run.log"
-echo "== fxscreen eval against the ground truth"
+echo "== fxscreen eval against the ground truth (and ROAD faithfulness of the maps on 20 images)"
 "$fx" eval --results "$out/run" --labels "$out/images/labels.csv" --bootstrap=2000 \
-    --at-sensitivity 0.95 --plots "$out/run/plots" | tee "$out/eval.txt"
+    --at-sensitivity 0.95 --plots "$out/run/plots" --faithfulness=20 --model "$model" | tee "$out/eval.txt"
 echo "== fxscreen report: the triage report, one self-contained HTML file"
 "$fx" report "$out/run"
 t1=$(date +%s.%N)
@@ -47,6 +47,6 @@ echo "  $out/run/results.h5      /score /probability /prediction /heatmap /peak_
 echo "  $out/run/summary.csv     path,status,probability,prediction,peak_x,peak_y,x0,y0,x1,y1,error"
 echo "  $out/run/overlays/       ROW_NAME.png: each predicted positive with its Grad-CAM blended on top"
 echo "  $out/run/eval.json       AUROC, sensitivity, specificity, PPV, NPV, kappa (with CIs), pointing game,"
-echo "                               operating points, calibration, bootstrap CIs"
+echo "                               operating points, calibration, bootstrap CIs, ROAD faithfulness"
 echo "  $out/run/plots/          roc, pr, reliability, histogram (.png, .svg)"
 echo "  $out/run/report.html     the triage report: summary, eval, worklist with overlays (opens offline)"

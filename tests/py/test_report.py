@@ -90,7 +90,8 @@ def make_run(work):
     lab = os.path.join(work, "labels.csv")
     with open(os.path.join(src, "labels.csv")) as f, open(lab, "w") as g:
         g.write(f.read())
-    p = fx("eval", "--results", out, "--labels", lab, "--bootstrap=200", "--plots", os.path.join(out, "plots"))
+    p = fx("eval", "--results", out, "--labels", lab, "--bootstrap=200", "--plots", os.path.join(out, "plots"),
+           "--faithfulness=3", "--model", MODEL, "--faith-percentiles", "30,70")
     check("eval with plots", p.returncode == 0, p.stderr[-500:])
     return src, out
 
@@ -257,6 +258,8 @@ def browse(rep, rows, h):
         d.save_screenshot(os.path.join(SHOTS, "report-desktop.png"))
         d.execute_script("document.getElementById('worklist').scrollIntoView()")
         d.save_screenshot(os.path.join(SHOTS, "report-worklist.png"))
+        faith = d.execute_script("return document.querySelectorAll('#faith tr').length")
+        check("page: the ROAD faithfulness table (2 percentiles)", faith == 3, faith)
         count = d.find_element(By.ID, "count").text
         check("page: 43 of 43 rows", count == "43 of 43 rows", count)
         evil = d.execute_script("const s = document.getElementById('search'); s.value = 'onerror';"

@@ -99,6 +99,21 @@
       el("div", { cls: "muted", text: (cnt.evaluated != null ? cnt.evaluated + " rows evaluated (" + cnt.positives + " positive, " + cnt.negatives + " negative)" : "") +
         (E.inputs && E.inputs.labels_csv ? "; labels " + E.inputs.labels_csv : "") }), el("div", { cls: "tablewrap" }, t));
   }
+  if (D.eval && D.eval.faithfulness) {
+    var F = D.eval.faithfulness, ft = el("table", { cls: "metrics", id: "faith" });
+    ft.appendChild(el("tr", null, el("th", { text: "Percentile kept" }), el("th", { text: "MoRF, CAM" }),
+      el("th", { text: "MoRF, random" }), el("th", { text: "LeRF, CAM" }), el("th", { text: "LeRF, random" })));
+    (F.percentiles || []).forEach(function (pc, i) {
+      ft.appendChild(el("tr", null, el("td", { text: String(pc) }), el("td", { cls: "num", text: fmt(F.cam.morf[i], 4) }),
+        el("td", { cls: "num", text: fmt(F.random.morf[i], 4) }), el("td", { cls: "num", text: fmt(F.cam.lerf[i], 4) }),
+        el("td", { cls: "num", text: fmt(F.random.lerf[i], 4) })));
+    });
+    evalSec.appendChild(el("h2", { text: "CAM faithfulness (ROAD)" }));
+    evalSec.appendChild(el("div", { cls: "muted", text: F.images + " images; change of the " + posName +
+      " probability when the most (MoRF) or least (LeRF) relevant pixels are removed; ROAD combined " +
+      fmt(F.cam.combined, 4) + " (random map " + fmt(F.random.combined, 4) + ", higher is more faithful)" }));
+    evalSec.appendChild(el("div", { cls: "tablewrap" }, ft));
+  }
   var plotNames = { roc: "ROC curve", pr: "Precision-recall curve", reliability: "Reliability diagram", histogram: "Score histograms" };
   var plotKeys = Object.keys(D.plots || {});
   if (plotKeys.length) {
