@@ -37,6 +37,11 @@ int fx_csv_read_record(FILE *f, char **buf, size_t *cap, long *lines);
  * "1.2.840.1.7"); such files are sniffed instead of skipped. */
 int fx_path_no_extension(const char *path);
 
+/* path as seen from directory dir (a run's inputs from its run.json cwd):
+ * dir/path when path is relative and dir given, else path; malloc'd, NULL
+ * when out of memory. */
+char *fx_path_from(const char *dir, const char *path);
+
 /* Seconds on the monotonic clock (for durations and rates). */
 double fx_now_s(void);
 

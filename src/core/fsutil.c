@@ -148,3 +148,14 @@ int fx_path_no_extension(const char *path)
             return 0;
     return 1;
 }
+
+char *fx_path_from(const char *dir, const char *path)
+{
+    if (path[0] == '/' || !dir || !dir[0])
+        return strdup(path);
+    size_t n = strlen(dir) + strlen(path) + 2;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s/%s", dir, path);
+    return s;
+}

@@ -15,6 +15,7 @@
 
 #include "eval/eval_internal.h"
 #include "fxscreen/faith.h"
+#include "fxscreen/fsutil.h"
 #include "fxscreen/h5util.h"
 #include "fxscreen/loader.h"
 #include "fxscreen/screen.h"
@@ -108,17 +109,6 @@ static void out_close(out *o)
         H5Fclose(o->f);
 }
 
-static char *resolve(const char *cwd, const char *path)
-{
-    if (path[0] == '/' || !cwd || !cwd[0])
-        return strdup(path);
-    size_t n = strlen(cwd) + strlen(path) + 2;
-    char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%s/%s", cwd, path);
-    return s;
-}
-
 /* The rows measured: every ok row, or a seeded sample of them in row order. */
 static size_t *sample(const int8_t *status, size_t n, int want, uint64_t seed, size_t *k)
 {
@@ -149,6 +139,12 @@ static size_t *sample(const int8_t *status, size_t n, int want, uint64_t seed, s
 fx_status fx_faith_run(const char *dir, const fx_faith_opts *o, fx_faith_result *res, fx_error *err)
 {
     memset(res, 0, sizeof *res);
+#ifdef FX_NO_ROAD
+    (void)dir, (void)o;
+    return fx_error_set(err, FX_ERR_UNSUPPORTED,
+                        "faithfulness: this is a static build, without CHOLMOD: run eval "
+                        "--faithfulness with the default build (make)");
+#endif
     if (!o->model)
         return fx_error_set(err, FX_ERR_USAGE, "faithfulness: --model M is required (the run's)");
     if (o->npct < 1 || o->npct > FX_FAITH_MAX_PCT || o->images < 0 || !(o->noise >= 0))
@@ -236,7 +232,7 @@ fx_status fx_faith_run(const char *dir, const fx_faith_opts *o, fx_faith_result 
     for (size_t r = 0; st == FX_OK && r < nrows; r++) {
         size_t row = rows[r];
         /* The input as the run made it, and its maps. */
-        char *full = resolve(rp.cwd, paths[row]);
+        char *full = fx_path_from(rp.cwd, paths[row]);
         fx_decode_limits lim = {pc.max_megapixels};
         fx_image img;
         fx_error e = {0};

@@ -2,15 +2,11 @@
  * report must open offline, from a USB stick, with nothing beside it).
  * The assembler's .incbin pulls each file from src/report/web at build time;
  * the Makefile makes this object depend on them. */
+#include "core/embed.h"
 #include "report/report_internal.h"
 
-#define RP_EMBED(sym, file)                                                                        \
-    __asm__(".section .rodata\n.balign 16\n.global " #sym "\n" #sym ":\n.incbin \"" file           \
-            "\"\n.global " #sym "_end\n" #sym "_end:\n.previous\n");                               \
-    extern const unsigned char sym[], sym##_end[];
-
-RP_EMBED(rp_web_css, "src/report/web/report.css")
-RP_EMBED(rp_web_js, "src/report/web/report.js")
+FX_EMBED(rp_web_css, "src/report/web/report.css")
+FX_EMBED(rp_web_js, "src/report/web/report.js")
 
 rp_asset rp_asset_css(void)
 {

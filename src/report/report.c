@@ -251,19 +251,6 @@ static fx_status write_html(const char *out, const char *title, const char *json
     return FX_OK;
 }
 
-/* A row's input as the report can open it: a relative path taken from the
- * directory the run started in (run.json's cwd), as the run read it. */
-static char *resolve(const char *cwd, const char *path)
-{
-    if (path[0] == '/' || !cwd || !cwd[0])
-        return strdup(path);
-    size_t n = strlen(cwd) + strlen(path) + 2;
-    char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%s/%s", cwd, path);
-    return s;
-}
-
 /* "ARCHIVE!/member": the length of ARCHIVE, or 0 for a plain path. */
 static size_t archive_part(const char *path)
 {
@@ -434,7 +421,7 @@ fx_status fx_report_write(const char *dir, const fx_report_opts *o, FILE *log,
                 continue;
             size_t ap = archive_part(r.path[i]);
             char *arch = ap ? strndup(r.path[i], ap) : NULL;
-            char *full = resolve(cwd, ap ? arch : r.path[i]);
+            char *full = fx_path_from(cwd, ap ? arch : r.path[i]);
             if (!full || (ap && !arch)) {
                 free(arch), free(full);
                 why[i] = strdup("out of memory");

@@ -4,19 +4,15 @@
  * the Makefile makes this object depend on them. */
 #include <string.h>
 
+#include "core/embed.h"
 #include "serve/serve_internal.h"
 
-#define SV_EMBED(sym, file)                                                                        \
-    __asm__(".section .rodata\n.balign 16\n.global " #sym "\n" #sym ":\n.incbin \"" file           \
-            "\"\n.global " #sym "_end\n" #sym "_end:\n.previous\n");                               \
-    extern const unsigned char sym[], sym##_end[];
-
-SV_EMBED(sv_web_index, "src/serve/web/index.html")
-SV_EMBED(sv_web_js, "src/serve/web/app.js")
-SV_EMBED(sv_web_css, "src/serve/web/app.css")
-SV_EMBED(sv_web_manifest, "src/serve/web/manifest.webmanifest")
-SV_EMBED(sv_web_icon, "src/serve/web/icon.svg")
-SV_EMBED(sv_web_openapi, "src/serve/web/openapi.json")
+FX_EMBED(sv_web_index, "src/serve/web/index.html")
+FX_EMBED(sv_web_js, "src/serve/web/app.js")
+FX_EMBED(sv_web_css, "src/serve/web/app.css")
+FX_EMBED(sv_web_manifest, "src/serve/web/manifest.webmanifest")
+FX_EMBED(sv_web_icon, "src/serve/web/icon.svg")
+FX_EMBED(sv_web_openapi, "src/serve/web/openapi.json")
 
 const sv_asset *sv_asset_find(const char *path)
 {

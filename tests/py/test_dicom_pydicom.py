@@ -28,21 +28,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import serve_util as su  # noqa: E402
 from serve_util import FX, check  # noqa: E402
+from test_dicom import ours  # noqa: E402  (the loader through build/tools/fx_decode_dump)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DUMP = os.path.abspath(os.path.join(su.BUILD, "tools", "fx_decode_dump"))
 VENV = os.path.abspath(os.path.join(su.BUILD, "venv-dicom", "bin", "python"))
 MODEL = os.path.join(HERE, "..", "..", "models", "fxdemo.onnx")
-
-
-def ours(path):
-    out = path + ".raw"
-    p = subprocess.run([DUMP, path, out], capture_output=True, text=True)
-    if p.returncode != 0:
-        return None, p.stdout.strip() + p.stderr.strip()
-    _, w, h, bits, ch, t = p.stdout.split()
-    a = np.fromfile(out, {"u8": np.uint8, "u16": np.uint16, "f32": np.float32}[t]).reshape(int(h), int(w))
-    return a, (int(bits), t)
 
 
 def stored(a, bits, signed):
