@@ -93,10 +93,10 @@ static axis_pos axis_map(int i, double scale, int off, int n)
     return p;
 }
 
-/* A column's two heat cells and the weight of the second, in float. */
+/* A column's two heat cells and the weight of the second. */
 typedef struct col_pos {
     int i0, i1;
-    float t;
+    double t;
 } col_pos;
 
 typedef struct render_ctx {
@@ -112,9 +112,34 @@ typedef struct render_ctx {
     uint8_t *rgb;            /* (orig_h, orig_w, 3) */
 } render_ctx;
 
+/* A thread's heat rows interpolated across to every output column: two
+ * slots, each holding one heat row's values (key = the row, -1 none). */
+typedef struct hrows {
+    double *v[2];
+    int key[2];
+} hrows;
+
+/* Heat row k across the output columns (top or bot of the bilinear
+ * sample, the same double arithmetic as one pixel at a time), computed
+ * into the slot that does not hold row keep. */
+static const double *heat_row(const render_ctx *c, hrows *hr, int k, int keep, int w)
+{
+    for (int s = 0; s < 2; s++)
+        if (hr->key[s] == k)
+            return hr->v[s];
+    int s = hr->key[0] == keep ? 1 : 0;
+    const uint8_t *r = c->heat + (size_t)k * (size_t)c->W;
+    for (int x = 0; x < w; x++) {
+        const col_pos *ax = &c->cols[x];
+        hr->v[s][x] = r[ax->i0] + ax->t * (r[ax->i1] - r[ax->i0]);
+    }
+    hr->key[s] = k;
+    return hr->v[s];
+}
+
 /* One output row.  Thread scratch: grey (orig_w bytes), row (orig_w
- * floats) for F32 planes, v (W floats). */
-static void render_row(const render_ctx *c, int y, uint8_t *grey, float *row, float *v)
+ * floats) for F32 planes, hr (two rows of orig_w doubles). */
+static void render_row(const render_ctx *c, int y, uint8_t *grey, float *row, hrows *hr)
 {
     const int w = c->orig->info.width;
     const size_t at = (size_t)y * (size_t)w;
@@ -142,33 +167,29 @@ static void render_row(const render_ctx *c, int y, uint8_t *grey, float *row, fl
     }
 
     const axis_pos ay = axis_map(y, c->g->scale_y, c->g->off_y, c->H);
-    const uint8_t *r0 = c->heat + (size_t)ay.i0 * (size_t)c->W;
-    const uint8_t *r1 = c->heat + (size_t)ay.i1 * (size_t)c->W;
     uint8_t *out = c->rgb + at * 3;
-    /* Heat in 0..255 units (h255 = 255 h), alpha = opacity * h: the heat
-     * rows blended vertically once per output row (v), then across.  The
-     * arithmetic is float: test_overlay.py holds it to NumPy's float64
-     * within one level on ties.  The colour table is read directly. */
-    const float op = (float)c->o->opacity / 255.0f, ty = (float)ay.t;
+    /* The bilinear heat in double, across then down as one pixel at a time
+     * would (float, or down then across, moved the colour index across its
+     * rounding edges often enough for test_overlay.py to see it); the rows
+     * across are computed once per heat row, not per output row, and the
+     * colour table is read directly, no call per pixel. */
+    const double ty = ay.t;
     if (!ay.inside) {
         for (int x = 0; x < w; x++)
             out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = grey[x];
         return;
     }
-    for (int j = 0; j < c->W; j++)
-        v[j] = r0[j] + ty * (float)(r1[j] - r0[j]);
+    const double *top = heat_row(c, hr, ay.i0, ay.i1, w);
+    const double *bot = heat_row(c, hr, ay.i1, ay.i0, w);
     for (int x = 0; x < w; x++) {
-        const col_pos *ax = &c->cols[x];
         uint8_t *px = out + (size_t)x * 3;
         const uint8_t g = grey[x];
-        const float h255 = c->in[x] ? v[ax->i0] + ax->t * (v[ax->i1] - v[ax->i0]) : 0.0f;
-        const float a = op * h255;
-        if (a > 0.0f) {
-            const uint8_t *col = c->tab[(int)(h255 + 0.5f)];
-            const float ga = (1.0f - a) * g + 0.5f;
-            px[0] = (uint8_t)(ga + a * col[0]);
-            px[1] = (uint8_t)(ga + a * col[1]);
-            px[2] = (uint8_t)(ga + a * col[2]);
+        const double h = c->in[x] ? (top[x] + ty * (bot[x] - top[x])) / 255.0 : 0.0;
+        const double a = c->o->opacity * h;
+        if (a > 0.0) {
+            const uint8_t *col = c->tab[(int)(h * 255.0 + 0.5)];
+            for (int k = 0; k < 3; k++)
+                px[k] = (uint8_t)((1.0 - a) * g + a * col[k] + 0.5);
         } else {
             px[0] = px[1] = px[2] = g;
         }
@@ -237,7 +258,7 @@ fx_status fx_overlay_render(const fx_image *orig, const fx_prep_geom *g, const u
     }
     for (int x = 0; x < w; x++) {
         axis_pos a = axis_map(x, g->scale_x, g->off_x, W);
-        cols[x] = (col_pos){a.i0, a.i1, (float)a.t};
+        cols[x] = (col_pos){a.i0, a.i1, a.t};
         in[x] = (uint8_t)a.inside;
     }
 
@@ -247,8 +268,9 @@ fx_status fx_overlay_render(const fx_image *orig, const fx_prep_geom *g, const u
     {
         uint8_t *grey = malloc((size_t)w);
         float *row = t == FX_PIX_F32 ? malloc((size_t)w * sizeof *row) : NULL;
-        float *v = malloc((size_t)W * sizeof *v);
-        int ok = grey && v && (t != FX_PIX_F32 || row);
+        hrows hr = {{malloc((size_t)w * sizeof(double)), malloc((size_t)w * sizeof(double))},
+                    {-1, -1}};
+        int ok = grey && hr.v[0] && hr.v[1] && (t != FX_PIX_F32 || row);
         if (!ok) {
 #pragma omp atomic write
             nomem = 1;
@@ -256,10 +278,10 @@ fx_status fx_overlay_render(const fx_image *orig, const fx_prep_geom *g, const u
 #pragma omp for schedule(static)
         for (int y = 0; y < h; y++)
             if (ok)
-                render_row(&c, y, grey, row, v);
+                render_row(&c, y, grey, row, &hr);
         free(grey);
         free(row);
-        free(v);
+        free(hr.v[0]), free(hr.v[1]);
     }
     free(lut);
     free(cols), free(in);
