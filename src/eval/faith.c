@@ -20,6 +20,7 @@
 #include "fxscreen/loader.h"
 #include "fxscreen/screen.h"
 #include "job/run_internal.h"
+#include "pool/reread.h"
 
 #define BATCH 8
 
@@ -177,10 +178,13 @@ fx_status fx_faith_run(const char *dir, const fx_faith_opts *o, fx_faith_result 
     double *one = calloc((size_t)V, sizeof *one);
     size_t *valid = calloc((size_t)V, sizeof *valid);
     fx_prep_scratch *scratch = fx_prep_scratch_create();
+    fx_reread *rr = NULL;
     if (!sum || !one || !valid || !scratch)
         st = fx_error_set(err, FX_ERR_NOMEM, "faithfulness: out of memory");
     char rj[4200];
     snprintf(rj, sizeof rj, "%s/run.json", dir);
+    if (st == FX_OK && !(rr = fx_reread_create(rp.cwd)))
+        st = fx_error_set(err, FX_ERR_NOMEM, "faithfulness: out of memory");
     if (st == FX_OK)
         st = fx_screen_settings_yaml(rp.effective ? rp.effective : "", rj, &pc, &eff, err);
     if (st == FX_OK) {
@@ -232,13 +236,22 @@ fx_status fx_faith_run(const char *dir, const fx_faith_opts *o, fx_faith_result 
     for (size_t r = 0; st == FX_OK && r < nrows; r++) {
         size_t row = rows[r];
         /* The input as the run made it, and its maps. */
-        char *full = fx_path_from(rp.cwd, paths[row]);
         fx_decode_limits lim = {pc.max_megapixels};
         fx_image img;
         fx_error e = {0};
         fx_prep_geom g;
-        int ok = full && fx_decode_file(full, &lim, &img, &e) == FX_OK;
-        free(full);
+        int ok;
+        if (fx_reread_archive_part(paths[row])) { /* a member, read again from its archive */
+            uint8_t *b = NULL;
+            size_t nb = 0;
+            ok = fx_reread_member(rr, paths[row], &b, &nb, &e) == FX_OK &&
+                 fx_decode_memory(b, nb, &lim, &img, &e) == FX_OK;
+            free(b);
+        } else {
+            char *full = fx_path_from(rp.cwd, paths[row]);
+            ok = full && fx_decode_file(full, &lim, &img, &e) == FX_OK;
+            free(full);
+        }
         if (ok) {
             ok = fx_prep_run(&img, &pc, scratch, x, NULL, &g, NULL, &e) == FX_OK;
             fx_image_free(&img);
@@ -253,7 +266,7 @@ fx_status fx_faith_run(const char *dir, const fx_faith_opts *o, fx_faith_result 
             st = fx_error_set(err, FX_ERR_USAGE, "%s/results.h5: no /heatmap row %zu", dir, row);
             break;
         }
-        if (!ok) { /* moved, deleted, an archive member: counted, not measured */
+        if (!ok) { /* moved, deleted: counted, not measured */
             res->skipped++;
             continue;
         }
@@ -362,6 +375,7 @@ fx_status fx_faith_run(const char *dir, const fx_faith_opts *o, fx_faith_result 
     free(status), free(rows), free(x), free(map), free(rmap), free(heat), free(imp), free(probs);
     free(sum), free(one), free(valid);
     fx_prep_scratch_destroy(scratch);
+    fx_reread_destroy(rr);
     fx_screen_destroy(m);
     run_params_free(&rp);
     return st;

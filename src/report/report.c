@@ -25,7 +25,7 @@
 #include "fxscreen/loader.h"
 #include "fxscreen/report.h"
 #include "fxscreen/screen.h"
-#include "pool/archive.h"
+#include "pool/reread.h"
 #include "report/report_internal.h"
 
 #define CHUNK 256                 /* heat maps read and rendered per step */
@@ -251,74 +251,6 @@ static fx_status write_html(const char *out, const char *title, const char *json
     return FX_OK;
 }
 
-/* "ARCHIVE!/member": the length of ARCHIVE, or 0 for a plain path. */
-static size_t archive_part(const char *path)
-{
-    for (const char *p = strstr(path, "!/"); p; p = strstr(p + 1, "!/")) {
-        char *a = strndup(path, (size_t)(p - path));
-        int yes = a && fx_archive_is_name(a);
-        free(a);
-        if (yes)
-            return (size_t)(p - path);
-    }
-    return 0;
-}
-
-/* Members are read in archive order, as the run read them: one cursor
- * walks the current archive; a member not found ahead of it is looked for
- * once more from the start (rows out of archive order). */
-typedef struct cursor {
-    char *arch; /* resolved path of the open archive */
-    fx_archive *a;
-} cursor;
-
-static void cursor_close(cursor *c)
-{
-    if (c->a)
-        fx_archive_close(c->a);
-    free(c->arch);
-    c->a = NULL, c->arch = NULL;
-}
-
-/* The bytes of member (the part after "!/") of archive arch, malloc'd into
- * *data; NULL with the reason in why (malloc'd) when it cannot be read. */
-static uint8_t *member_bytes(cursor *c, const char *arch, const char *member, size_t *n, char **why)
-{
-    fx_error e = {0};
-    for (int pass = 0; pass < 2; pass++) {
-        if (!c->arch || strcmp(c->arch, arch) || pass == 1) {
-            cursor_close(c);
-            if (fx_archive_open(arch, &c->a, &e) != FX_OK) {
-                *why = strdup(e.msg);
-                return NULL;
-            }
-            c->arch = strdup(arch);
-        }
-        fx_archive_member m;
-        int rc;
-        while ((rc = fx_archive_next(c->a, 0, &m, &e)) == 1) {
-            const char *sep = strstr(m.name, "!/");
-            int hit = sep && !strcmp(sep + 2, member);
-            if (hit && m.status == FX_OK) {
-                free(m.name);
-                *n = m.size;
-                return m.data;
-            }
-            free(m.name), free(m.data);
-            if (hit) {
-                *why = strdup(e.msg);
-                return NULL;
-            }
-        }
-        if (rc < 0 && pass == 1) {
-            *why = strdup(e.msg);
-            return NULL;
-        }
-    }
-    *why = strdup("the member is no longer in its archive");
-    return NULL;
-}
-
 static const char *base_name(const char *p)
 {
     const char *s = strrchr(p, '/');
@@ -408,8 +340,8 @@ fx_status fx_report_write(const char *dir, const fx_report_opts *o, FILE *log,
     char **where = st == FX_OK ? calloc(CHUNK, sizeof *where) : NULL;
     uint8_t **held = st == FX_OK ? calloc(CHUNK, sizeof *held) : NULL;
     size_t *held_n = st == FX_OK ? calloc(CHUNK, sizeof *held_n) : NULL;
-    cursor cur = {0};
-    if (st == FX_OK && (!why || !where || !held || !held_n))
+    fx_reread *rr = st == FX_OK ? fx_reread_create(cwd) : NULL;
+    if (st == FX_OK && (!why || !where || !held || !held_n || !rr))
         st = fx_error_set(err, FX_ERR_NOMEM, "report: out of memory");
     for (size_t r0 = 0, k = 0; st == FX_OK && r0 < r.n; r0 += k) {
         /* This step's rows: their inputs resolved, archive members read
@@ -419,22 +351,15 @@ fx_status fx_report_write(const char *dir, const fx_report_opts *o, FILE *log,
             size_t i = r0 + k;
             if (r.status[i] != 0)
                 continue;
-            size_t ap = archive_part(r.path[i]);
-            char *arch = ap ? strndup(r.path[i], ap) : NULL;
-            char *full = fx_path_from(cwd, ap ? arch : r.path[i]);
-            if (!full || (ap && !arch)) {
-                free(arch), free(full);
+            int member = fx_reread_archive_part(r.path[i]) > 0;
+            fx_error e = {0};
+            if (member && fx_reread_member(rr, r.path[i], &held[k], &held_n[k], &e) != FX_OK)
+                why[i] = strdup(e.msg);
+            bytes += held_n[k];
+            /* a member is decoded from its bytes, named by its row's path */
+            where[k] = member ? strdup(r.path[i]) : fx_path_from(cwd, r.path[i]);
+            if (!where[k] && !why[i])
                 why[i] = strdup("out of memory");
-                continue;
-            }
-            if (ap) {
-                held[k] = member_bytes(&cur, full, r.path[i] + ap + 2, &held_n[k], &why[i]);
-                bytes += held_n[k];
-                free(full);
-                full = strdup(r.path[i]);
-            }
-            free(arch);
-            where[k] = full;
         }
         int ok;
         H5E_BEGIN_TRY
@@ -470,7 +395,7 @@ fx_status fx_report_write(const char *dir, const fx_report_opts *o, FILE *log,
         if (log && (r0 + k) / 1000 != r0 / 1000 && r0 + k < r.n)
             fprintf(log, "report: %zu of %zu rows rendered\n", r0 + k, r.n);
     }
-    cursor_close(&cur);
+    fx_reread_destroy(rr);
     for (size_t j = 0; where && held && j < CHUNK; j++)
         free(where[j]), free(held[j]);
     free(where), free(held), free(held_n);

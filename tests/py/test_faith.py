@@ -128,6 +128,27 @@ def cases(work):
              "--faith-percentiles", ",".join(map(str, PCT)), "--json", os.path.join(work, "e2.json")).returncode == 0
           and json.load(open(os.path.join(work, "e2.json")))["faithfulness"]["cam"] == f1["cam"])
 
+    # A run whose inputs are archive members: ROAD reads them again from the tar, in memory.
+    tar = os.path.join(work, "shard.tar")
+    names = sorted(f for f in os.listdir(src) if f.endswith(".png"))[:3]
+    subprocess.run(["tar", "cf", tar, "-C", src] + names, check=True)
+    run_t = os.path.join(work, "run_tar")
+    p = fx("run", "--model", MODEL, "--out", run_t, "--quiet", tar)
+    p2 = fx("eval", "--results", run_t, "--labels", labels, "--faithfulness=all", "--model", MODEL,
+            "--faith-noise", "0", "--faith-percentiles", ",".join(map(str, PCT)), "--json", os.path.join(work, "et.json"))
+    ft = json.load(open(os.path.join(work, "et.json")))["faithfulness"] if p2.returncode == 0 else {}
+    check("a tar's members: all 3 measured, none skipped", p.returncode == 0 and ft.get("images") == 3
+          and ft.get("skipped") == 0, (p.stderr[-300:], p2.stderr[-300:], ft.get("images")))
+    if ft:
+        with h5py.File(os.path.join(run_t, "faithfulness.h5"), "r") as f:
+            tpaths = [v.decode() if isinstance(v, bytes) else v for v in f["path"][()]]
+            tmorf = f["lerf"][()]
+        with h5py.File(fh, "r") as f:
+            fpaths = [os.path.basename(v.decode() if isinstance(v, bytes) else v) for v in f["path"][()]]
+        same = [np.allclose(tmorf[i], ours["lerf"][fpaths.index(t.split("!/")[1])], atol=1e-6, equal_nan=True)
+                for i, t in enumerate(tpaths)]
+        check("a member's ROAD changes equal its folder copy's", all(same) and len(same) == 3, same)
+
     # Refusals.
     p = fx("eval", "--results", run, "--labels", labels, "--faithfulness")
     check("--faithfulness without --model: exit 2 naming the fix", p.returncode == 2 and "--model" in p.stderr, p.stderr)
