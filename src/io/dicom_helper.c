@@ -211,7 +211,19 @@ fx_status fx_dcm_helper_decode(const uint8_t *b, size_t n, const fx_dcm_header *
                             strerror(errno));
     request rq = {.n = n, .bytes = bytes, .cap = hp->cap, .h = *h};
     int rc = -1;
-    ssize_t r = send(hp->sock, &rq, sizeof rq, MSG_NOSIGNAL);
+    ssize_t r;
+    do
+        r = send(hp->sock, &rq, sizeof rq, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    if (r != (ssize_t)sizeof rq) { /* gone since its last file (killed from outside): a new one */
+        stop(hp);
+        if (start(hp))
+            return fx_error_set(err, FX_ERR_NOMEM, "dicom: cannot start the decoder process: %s",
+                                strerror(errno));
+        do
+            r = send(hp->sock, &rq, sizeof rq, MSG_NOSIGNAL);
+        while (r < 0 && errno == EINTR);
+    }
     if (r == (ssize_t)sizeof rq) {
         do
             r = recv(hp->sock, &rc, sizeof rc, 0);
