@@ -46,7 +46,7 @@ typedef struct fx_report_result {
     size_t pictured;     /* rows with a thumbnail */
     size_t views;        /* rows with the full-size view */
     size_t unreadable;   /* ok rows whose original could not be decoded again
-                            (moved, an archive member): listed without pictures */
+                            (moved, deleted): listed without pictures */
     size_t bytes;        /* size of the HTML file */
     char out[4200];      /* its path */
 } fx_report_result;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "fxscreen/eval.h"
 
@@ -155,14 +156,13 @@ int fx_cmd_eval(int argc, char **argv)
             want_faith = 1;
             if (!optarg)
                 break;
-            errno = 0;
-            long v = strcmp(optarg, "all") ? strtol(optarg, &end, 10) : 0;
-            if (strcmp(optarg, "all") && (errno || *end || end == optarg || v < 1 || v > 1000000)) {
+            if (!strcmp(optarg, "all"))
+                faith.images = 0;
+            else if (!fx_cli_parse_int(optarg, 1, 1000000, &faith.images)) {
                 fprintf(stderr, "eval: --faithfulness=%s: give a number of images or all\n",
                         optarg);
                 return FX_EXIT_USAGE;
             }
-            faith.images = (int)v;
             break;
         }
         case 'M': faith.model = optarg; break;

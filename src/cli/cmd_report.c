@@ -1,9 +1,9 @@
 /* fxscreen report DIR: argument parsing; the work is fx_report_write(). */
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "fxscreen/report.h"
 
@@ -28,16 +28,6 @@ static void report_usage(FILE *f)
             "  --quiet         no summary line\n");
 }
 
-static int int_arg(const char *s, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < -1000000 || v > 1000000)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 int fx_cmd_report(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -55,15 +45,15 @@ int fx_cmd_report(int argc, char **argv)
         case 'o': o.out = optarg; break;
         case 'p': o.plots = optarg; break;
         case 't': o.title = optarg; break;
-        case 'T': bad |= int_arg(optarg, &o.thumb); break;
-        case 'V': bad |= int_arg(optarg, &o.view); break;
+        case 'T': bad |= !fx_cli_parse_int(optarg, -1000000, 1000000, &o.thumb); break;
+        case 'V': bad |= !fx_cli_parse_int(optarg, -1000000, 1000000, &o.view); break;
         case 'n':
             if (!strcmp(optarg, "all"))
                 o.views = -1;
             else
-                bad |= int_arg(optarg, &o.views) || o.views < 0;
+                bad |= !fx_cli_parse_int(optarg, 0, 1000000, &o.views);
             break;
-        case 'Q': bad |= int_arg(optarg, &o.quality); break;
+        case 'Q': bad |= !fx_cli_parse_int(optarg, -1000000, 1000000, &o.quality); break;
         case 'q': quiet = 1; break;
         case 'h': report_usage(stdout); return FX_EXIT_OK;
         default: report_usage(stderr); return FX_EXIT_USAGE;

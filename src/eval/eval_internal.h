@@ -16,6 +16,10 @@ cJSON *ev_ci95(double lo, double hi);
 /* ---- shared by the bootstrap, the operating points and the curves
  * (src/eval/stats.c) ---- */
 
+/* splitmix64's finalizer: fx_eval_rand(seed, k) = ev_mix64(seed + (k + 1) *
+ * 0x9E3779B97F4A7C15); ROAD derives its streams' seeds with it. */
+uint64_t ev_mix64(uint64_t z);
+
 /* The rows of each class in input order: pos (label 1), neg (label 0). */
 typedef struct ev_strata {
     size_t *pos, *neg, np, nq;

@@ -15,7 +15,6 @@
 
 #include "eval/eval_internal.h"
 #include "fxscreen/faith.h"
-#include "fxscreen/fsutil.h"
 #include "fxscreen/h5util.h"
 #include "fxscreen/loader.h"
 #include "fxscreen/screen.h"
@@ -35,17 +34,10 @@ void fx_faith_opts_default(fx_faith_opts *o)
     o->seed = 1;
 }
 
-static uint64_t mix(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* The k-th value of stream (seed, a, b). */
+/* The k-th value of stream (seed, a, b): fx_eval_rand on a seed of its own. */
 static uint64_t draw(uint64_t seed, uint64_t a, uint64_t b, uint64_t k)
 {
-    return mix(seed + mix(a * 0x9E3779B97F4A7C15ull + b + 1) + (k + 1) * 0x9E3779B97F4A7C15ull);
+    return fx_eval_rand(seed + ev_mix64(a * 0x9E3779B97F4A7C15ull + b + 1), k);
 }
 
 /* The output file: one row per measured image. */
@@ -175,11 +167,11 @@ fx_status fx_faith_run(const char *dir, const fx_faith_opts *o, fx_faith_result 
     float *x = NULL, *map = NULL, *rmap = NULL, *imp = NULL, *probs = NULL;
     uint8_t *heat = NULL;
     double *sum = calloc((size_t)V, sizeof *sum);
-    double *one = calloc((size_t)V, sizeof *one);
+    char *none = calloc((size_t)V, 1); /* this image: variant v not measurable */
     size_t *valid = calloc((size_t)V, sizeof *valid);
     fx_prep_scratch *scratch = fx_prep_scratch_create();
     fx_reread *rr = NULL;
-    if (!sum || !one || !valid || !scratch)
+    if (!sum || !none || !valid || !scratch)
         st = fx_error_set(err, FX_ERR_NOMEM, "faithfulness: out of memory");
     char rj[4200];
     snprintf(rj, sizeof rj, "%s/run.json", dir);
@@ -240,18 +232,7 @@ fx_status fx_faith_run(const char *dir, const fx_faith_opts *o, fx_faith_result 
         fx_image img;
         fx_error e = {0};
         fx_prep_geom g;
-        int ok;
-        if (fx_reread_archive_part(paths[row])) { /* a member, read again from its archive */
-            uint8_t *b = NULL;
-            size_t nb = 0;
-            ok = fx_reread_member(rr, paths[row], &b, &nb, &e) == FX_OK &&
-                 fx_decode_memory(b, nb, &lim, &img, &e) == FX_OK;
-            free(b);
-        } else {
-            char *full = fx_path_from(rp.cwd, paths[row]);
-            ok = full && fx_decode_file(full, &lim, &img, &e) == FX_OK;
-            free(full);
-        }
+        int ok = fx_reread_decode(rr, paths[row], &lim, &img, &e) == FX_OK;
         if (ok) {
             ok = fx_prep_run(&img, &pc, scratch, x, NULL, &g, NULL, &e) == FX_OK;
             fx_image_free(&img);
@@ -293,7 +274,7 @@ fx_status fx_faith_run(const char *dir, const fx_faith_opts *o, fx_faith_result 
                  * singular, no change is measurable; NaN, left out of the
                  * means (pytorch-grad-cam's spsolve returns numbers there). */
                 if (ve.code == FX_ERR_FORMAT)
-                    memcpy(dst, x, item * sizeof *x), one[v] = NAN;
+                    memcpy(dst, x, item * sizeof *x), none[v] = 1;
                 else
                     bad = 1;
             }
@@ -312,11 +293,11 @@ fx_status fx_faith_run(const char *dir, const fx_faith_opts *o, fx_faith_result 
             break;
         double d[4][FX_FAITH_MAX_PCT];
         for (int v = 0; v < V; v++) {
-            double c = isnan(one[v]) ? NAN : (double)probs[v + 1] - (double)probs[0];
+            double c = none[v] ? NAN : (double)probs[v + 1] - (double)probs[0];
             d[v / P][v % P] = c;
             if (!isnan(c))
                 sum[v] += c, valid[v]++;
-            one[v] = 0;
+            none[v] = 0;
         }
         prob_sum += probs[0];
         res->images++;
@@ -373,7 +354,7 @@ fx_status fx_faith_run(const char *dir, const fx_faith_opts *o, fx_faith_result 
         H5Fclose(f);
     fx_h5_strings_free(paths, n);
     free(status), free(rows), free(x), free(map), free(rmap), free(heat), free(imp), free(probs);
-    free(sum), free(one), free(valid);
+    free(sum), free(none), free(valid);
     fx_prep_scratch_destroy(scratch);
     fx_reread_destroy(rr);
     fx_screen_destroy(m);

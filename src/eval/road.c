@@ -11,39 +11,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/eval_internal.h"
+#include "fxscreen/eval.h"
 #include "fxscreen/faith.h"
-
-static int cmp_f(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* NumPy's 'linear' percentile of v (n values, sorted here in a copy). */
-static double percentile(const float *v, size_t n, double p, float *tmp)
-{
-    memcpy(tmp, v, n * sizeof *tmp);
-    qsort(tmp, n, sizeof *tmp, cmp_f);
-    double idx = p / 100.0 * (double)(n - 1);
-    size_t lo = (size_t)floor(idx), hi = lo + 1 < n ? lo + 1 : n - 1;
-    double f = idx - (double)lo;
-    return (double)tmp[lo] + f * ((double)tmp[hi] - (double)tmp[lo]);
-}
+#include "fxscreen/prep.h"
 
 void fx_road_keep(const float *map, size_t n, double p, int most_first, uint8_t *keep)
 {
-    float *v = malloc(n * sizeof *v), *tmp = malloc(n * sizeof *tmp);
-    if (!v || !tmp || n == 0) {
-        free(v), free(tmp);
-        memset(keep, 1, n);
-        return;
+    /* The threshold is NumPy's linear percentile of the float values, the
+     * preprocessing's own (fx_prep_percentile, exact on float planes). */
+    float *v = malloc(n * sizeof *v);
+    fx_prep_scratch *s = fx_prep_scratch_create();
+    double t = NAN;
+    if (v && s && n > 0 && n <= INT32_MAX) {
+        for (size_t i = 0; i < n; i++)
+            v[i] = most_first ? map[i] : 1.0f - map[i]; /* float, as torch's 1 - mask */
+        fx_image img = {.info = {.width = (int)n, .height = 1, .channels = 1, .type = FX_PIX_F32},
+                        .pixels = v};
+        t = fx_prep_percentile(&img, p, s);
     }
     for (size_t i = 0; i < n; i++)
-        v[i] = most_first ? map[i] : 1.0f - map[i]; /* float, as torch's 1 - mask */
-    double t = percentile(v, n, p, tmp);
-    for (size_t i = 0; i < n; i++)
-        keep[i] = (double)v[i] < t;
-    free(v), free(tmp);
+        keep[i] = isnan(t) ? 1 : (double)v[i] < t; /* out of memory: nothing removed */
+    free(v);
+    fx_prep_scratch_destroy(s);
 }
 
 #ifndef FX_NO_ROAD
@@ -55,19 +45,13 @@ static const struct {
 } nbr[8] = {{1, 1, 1.0 / 12}, {0, 1, 1.0 / 6},    {-1, 1, 1.0 / 12}, {1, -1, 1.0 / 12},
             {0, -1, 1.0 / 6}, {-1, -1, 1.0 / 12}, {1, 0, 1.0 / 6},   {-1, 0, 1.0 / 6}};
 
-/* Standard normal draws from a splitmix64 stream (Box-Muller). */
-static uint64_t splitmix(uint64_t *s)
+/* Standard normal draws k, k + 1 of seed's stream (fx_eval_rand), Box-Muller;
+ * *k advanced by two. */
+static double normal(uint64_t seed, uint64_t *k)
 {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double normal(uint64_t *s)
-{
-    double u1 = ((double)(splitmix(s) >> 11) + 1.0) / 9007199254740993.0; /* (0, 1] */
-    double u2 = (double)(splitmix(s) >> 11) / 9007199254740992.0;
+    double u1 =
+        ((double)(fx_eval_rand(seed, (*k)++) >> 11) + 1.0) / 9007199254740993.0; /* (0, 1] */
+    double u2 = (double)(fx_eval_rand(seed, (*k)++) >> 11) / 9007199254740992.0;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
@@ -140,7 +124,7 @@ fx_status fx_road_impute(const float *img, int C, int H, int W, const uint8_t *k
     }
     if (st == FX_OK) {
         const double *x = X->x;
-        uint64_t s = seed;
+        uint64_t k = 0;
         for (int c = 0; c < C; c++)
             for (size_t p = 0; p < hw; p++) {
                 int i = vid[p];
@@ -148,7 +132,7 @@ fx_status fx_road_impute(const float *img, int C, int H, int W, const uint8_t *k
                     continue;
                 double v = x[(size_t)c * N + (size_t)i];
                 if (noise > 0)
-                    v += noise * normal(&s);
+                    v += noise * normal(seed, &k);
                 out[(size_t)c * hw + p] = (float)v;
             }
     }

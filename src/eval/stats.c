@@ -10,12 +10,16 @@
 #include "eval/eval_internal.h"
 #include "fxscreen/eval.h"
 
-uint64_t fx_eval_rand(uint64_t seed, uint64_t k)
+uint64_t ev_mix64(uint64_t z)
 {
-    uint64_t z = seed + (k + 1) * 0x9E3779B97F4A7C15ull; /* splitmix64 */
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
+}
+
+uint64_t fx_eval_rand(uint64_t seed, uint64_t k)
+{
+    return ev_mix64(seed + (k + 1) * 0x9E3779B97F4A7C15ull); /* splitmix64 */
 }
 
 /* Draw k of the stream as an index in [0, n): the high 32 bits scaled

@@ -18,9 +18,10 @@
  * Isolation.  Debian's GDCM keeps its assertions, and its codecs assert on
  * damaged compressed streams (found by fuzz_dicom: JPEG12Codec::GetHeaderInfo),
  * which would abort the whole run or server.  The structure is checked in C
- * first (dicom_check.c), and GDCM's parse and decode run in a helper process
- * kept by each decoding thread (dicom_helper.c), writing into shared memory:
- * GDCM aborting kills only the helper, and the file becomes an error row. */
+ * first (dicom_check.c), which also reads the header, and GDCM's decode runs
+ * in a helper process kept by each decoding thread (dicom_helper.c), writing
+ * into shared memory: GDCM aborting kills only the helper, and the file
+ * becomes an error row. */
 #ifndef FX_NO_DICOM
 #include <math.h>
 #include <stdio.h>

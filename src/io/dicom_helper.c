@@ -75,15 +75,18 @@ static size_t in_offset(size_t bytes)
     return HEAD + ((bytes + 63) & ~(size_t)63);
 }
 
-static void stop(helper *hp)
+/* Kill and reap the helper (if any); its wait status, 0 when none. */
+static int stop(helper *hp)
 {
+    int ws = 0;
     if (hp->pid > 0) {
         kill(hp->pid, SIGKILL);
-        while (waitpid(hp->pid, NULL, 0) < 0 && errno == EINTR)
+        while (waitpid(hp->pid, &ws, 0) < 0 && errno == EINTR)
             ;
         close(hp->sock);
     }
     hp->pid = 0;
+    return ws;
 }
 
 /* The thread's end: its helper and memory go with it. */
@@ -230,12 +233,7 @@ fx_status fx_dcm_helper_decode(const uint8_t *b, size_t n, const fx_dcm_header *
         while (r < 0 && errno == EINTR);
     }
     if (r != (ssize_t)sizeof rc) { /* the helper died: GDCM aborted or crashed */
-        int ws = 0;
-        kill(hp->pid, SIGKILL);
-        while (waitpid(hp->pid, &ws, 0) < 0 && errno == EINTR)
-            ;
-        close(hp->sock);
-        hp->pid = 0;
+        int ws = stop(hp);
         fx_dcm_helper_done();
         int sig = WIFSIGNALED(ws) ? WTERMSIG(ws) : 0;
         return fx_error_set(err, FX_ERR_FORMAT,

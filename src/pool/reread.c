@@ -52,6 +52,25 @@ size_t fx_reread_archive_part(const char *path)
     return 0;
 }
 
+fx_status fx_reread_decode(fx_reread *r, const char *path, const fx_decode_limits *lim,
+                           fx_image *img, fx_error *err)
+{
+    if (!fx_reread_archive_part(path)) {
+        char *full = fx_path_from(r->cwd, path);
+        fx_status st = full ? fx_decode_file(full, lim, img, err)
+                            : fx_error_set(err, FX_ERR_NOMEM, "%s: out of memory", path);
+        free(full);
+        return st;
+    }
+    uint8_t *b = NULL;
+    size_t n = 0;
+    fx_status st = fx_reread_member(r, path, &b, &n, err);
+    if (st == FX_OK && (st = fx_decode_memory(b, n, lim, img, err)) != FX_OK)
+        fx_error_prefix(err, "%s", path);
+    free(b);
+    return st;
+}
+
 fx_status fx_reread_member(fx_reread *r, const char *path, uint8_t **bytes, size_t *n,
                            fx_error *err)
 {

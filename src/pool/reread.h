@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fxscreen/loader.h"
 #include "fxscreen/status.h"
 
 typedef struct fx_reread fx_reread;
@@ -28,5 +29,10 @@ size_t fx_reread_archive_part(const char *path);
  * FX_ERR_IO / FX_ERR_FORMAT naming the archive or the member. */
 fx_status fx_reread_member(fx_reread *r, const char *path, uint8_t **bytes, size_t *n,
                            fx_error *err);
+
+/* Input path decoded again: a member from its archive, a file from cwd.
+ * Errors as fx_decode_file's, naming path. */
+fx_status fx_reread_decode(fx_reread *r, const char *path, const fx_decode_limits *lim,
+                           fx_image *img, fx_error *err);
 
 #endif

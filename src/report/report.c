@@ -123,27 +123,15 @@ static fx_status settings(const char *yaml, const char *where, rp_ctx *c, fx_err
     return FX_OK;
 }
 
-static char *slurp(const char *path, size_t max, size_t *n)
-{
-    uint8_t *b = NULL;
-    fx_error e = {0};
-    if (fx_read_file(path, max, &b, n, &e) != FX_OK)
-        return NULL;
-    char *s = realloc(b, *n + 1);
-    if (!s) {
-        free(b);
-        return NULL;
-    }
-    s[*n] = 0;
-    return s;
-}
-
+/* A JSON file (run.json, eval.json), NULL when unreadable or not JSON. */
 static cJSON *parse_file(const char *path)
 {
+    uint8_t *b = NULL;
     size_t n = 0;
-    char *s = slurp(path, (size_t)64 << 20, &n);
-    cJSON *j = s ? cJSON_ParseWithLength(s, n) : NULL;
-    free(s);
+    cJSON *j = fx_read_file(path, (size_t)64 << 20, &b, &n, NULL) == FX_OK
+                   ? cJSON_ParseWithLength((const char *)b, n)
+                   : NULL;
+    free(b);
     return j;
 }
 
@@ -187,10 +175,12 @@ static cJSON *plots(const char *dir)
     cJSON *o = cJSON_CreateObject();
     for (size_t i = 0; o && dir && i < sizeof names / sizeof names[0]; i++) {
         char p[4200];
+        uint8_t *s = NULL;
         size_t n = 0;
         snprintf(p, sizeof p, "%s/%s.svg", dir, names[i]);
-        char *s = slurp(p, (size_t)16 << 20, &n);
-        char *uri = s ? rp_data_uri("image/svg+xml", (const uint8_t *)s, n) : NULL;
+        char *uri = fx_read_file(p, (size_t)16 << 20, &s, &n, NULL) == FX_OK
+                        ? rp_data_uri("image/svg+xml", s, n)
+                        : NULL;
         if (uri)
             cJSON_AddItemToObject(o, names[i], cJSON_CreateString(uri));
         free(s), free(uri);
