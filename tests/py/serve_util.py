@@ -32,6 +32,32 @@ def check(name, ok, detail=""):
     return ok
 
 
+def sanitizer_env(**extra):
+    """The environment for the ASan+UBSan+LeakSanitizer CLI (build/asan/fxscreen):
+    leaks reported, the first error fatal, with its stack."""
+    return dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1",
+                UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1", **extra)
+
+
+def chromium(width, height, mobile=False, args=(), logs=("browser",)):
+    """Headless Chromium (Debian's chromium + chromium-driver) through Selenium at
+    width x height, phone-emulated (pixel ratio 2, touch) when mobile; logs named
+    are kept for get_log ("browser": the console, "performance": the network)."""
+    import shutil
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    o = webdriver.ChromeOptions()
+    o.binary_location = shutil.which("chromium")
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--window-size=%d,%d" % (width, height)) + tuple(args):
+        o.add_argument(a)
+    if mobile:
+        o.add_experimental_option("mobileEmulation", {
+            "deviceMetrics": {"width": width, "height": height, "pixelRatio": 2.0, "touch": True}})
+    o.set_capability("goog:loggingPrefs", {k: "ALL" for k in logs})
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=o)
+
+
 class Server:
     """fxscreen serve --listen 127.0.0.1:0 with extra arguments."""
 

@@ -167,7 +167,7 @@ def cases(work):
           p.stderr[-300:])
     asan = os.path.abspath(os.path.join(su.BUILD, "asan", "fxscreen"))
     if os.path.exists(asan):
-        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1", UBSAN_OPTIONS="halt_on_error=1")
+        env = su.sanitizer_env()
         p = fx("eval", "--results", run, "--labels", labels, "--faithfulness=2", "--model", MODEL,
                "--faith-percentiles", "30,90", "--json", os.path.join(work, "ea.json"), binary=asan, env=env)
         check("ASan+UBSan+LSan: eval --faithfulness runs clean", p.returncode == 0 and "Sanitizer" not in p.stderr,

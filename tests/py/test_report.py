@@ -18,7 +18,6 @@ horizontal scroll at 360 px; then a 10,000-row report (a real run's rows
 repeated) must load, filter, search and scroll quickly with few rows in
 the DOM.  Screenshots go to BUILD/screenshots/report-*.png."""
 import base64
-import csv
 import io
 import json
 import os
@@ -38,7 +37,6 @@ from serve_util import FX, check  # noqa: E402
 
 try:
     from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -180,9 +178,8 @@ def sources(work):
           p.stderr[-400:])
     asan = os.path.abspath(os.path.join(su.BUILD, "asan", "fxscreen"))
     if os.path.exists(asan):
-        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1", UBSAN_OPTIONS="halt_on_error=1")
         q = subprocess.run([asan, "report", os.path.join(rel, "out"), "--out", os.path.join(work, "rel.html")],
-                           cwd="/", capture_output=True, text=True, env=env)
+                           cwd="/", capture_output=True, text=True, env=su.sanitizer_env())
         check("ASan+UBSan+LSan: the report over a tar runs clean", q.returncode == 0 and "Sanitizer" not in q.stderr,
               q.stderr[-1500:])
     _, d = page_data(os.path.join(rel, "out", "report.html"))
@@ -219,8 +216,7 @@ def sanitized(work, out):
     if not os.path.exists(asan):
         check("ASan build present (%s)" % asan, False)
         return
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1",
-               UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
+    env = su.sanitizer_env()
     p = subprocess.run([asan, "report", out, "--views", "5", "--out", os.path.join(work, "asan.html")],
                        capture_output=True, text=True, env=env)
     check("ASan+UBSan+LSan: the report runs clean", p.returncode == 0 and "Sanitizer" not in p.stderr,
@@ -230,17 +226,19 @@ def sanitized(work, out):
           p.stderr[-1500:])
 
 
-def browser(width, height, mobile=False):
-    o = webdriver.ChromeOptions()
-    o.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--allow-file-access-from-files", "--window-size=%d,%d" % (width, height)):
-        o.add_argument(a)
-    if mobile:
-        o.add_experimental_option("mobileEmulation", {
-            "deviceMetrics": {"width": width, "height": height, "pixelRatio": 2.0, "touch": True}})
-    o.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    return webdriver.Chrome(service=Service(DRIVER), options=o)
+def browser(width, height, mobile=False, page=None):
+    """Chromium with the console and network logs, opened on the report page
+    (file://) when given, once its script has run."""
+    d = su.chromium(width, height, mobile, args=("--allow-file-access-from-files",),
+                    logs=("browser", "performance"))
+    if page:
+        try:
+            d.get("file://" + page)
+            WebDriverWait(d, 30).until(lambda dr: dr.execute_script("return !!window.fxReport"))
+        except Exception:
+            d.quit()
+            raise
+    return d
 
 
 def first_rows(d, k):
@@ -251,10 +249,8 @@ def first_rows(d, k):
 
 def browse(rep, rows, h):
     os.makedirs(SHOTS, exist_ok=True)
-    d = browser(1280, 900)
+    d = browser(1280, 900, page=rep)
     try:
-        d.get("file://" + rep)
-        WebDriverWait(d, 30).until(lambda dr: dr.execute_script("return !!window.fxReport"))
         d.save_screenshot(os.path.join(SHOTS, "report-desktop.png"))
         d.execute_script("document.getElementById('worklist').scrollIntoView()")
         d.save_screenshot(os.path.join(SHOTS, "report-worklist.png"))
@@ -352,10 +348,8 @@ def browse(rep, rows, h):
               all(u.startswith(("file://", "data:")) for u in urls), [u[:60] for u in urls if not u.startswith(("file://", "data:"))][:3])
     finally:
         d.quit()
-    d = browser(360, 740, mobile=True)
+    d = browser(360, 740, mobile=True, page=rep)
     try:
-        d.get("file://" + rep)
-        WebDriverWait(d, 30).until(lambda dr: dr.execute_script("return !!window.fxReport"))
         d.save_screenshot(os.path.join(SHOTS, "report-phone.png"))
         d.execute_script("document.getElementById('worklist').scrollIntoView()")
         d.save_screenshot(os.path.join(SHOTS, "report-phone-worklist.png"))

@@ -19,8 +19,7 @@ import serve_util as su  # noqa: E402
 from serve_util import check  # noqa: E402
 
 try:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from selenium import webdriver  # noqa: F401  (its absence is the skip below)
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -35,16 +34,7 @@ DRIVER = shutil.which("chromedriver")
 
 
 def browser(width, height, mobile):
-    o = webdriver.ChromeOptions()
-    o.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--hide-scrollbars", "--window-size=%d,%d" % (width, height)):
-        o.add_argument(a)
-    if mobile:
-        o.add_experimental_option("mobileEmulation", {
-            "deviceMetrics": {"width": width, "height": height, "pixelRatio": 2.0, "touch": True}})
-    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(DRIVER), options=o)
+    return su.chromium(width, height, mobile, args=("--hide-scrollbars",))
 
 
 def session(srv, image, label, width, height, mobile, shots, api_result):
