@@ -9,6 +9,7 @@
 
 #include "check.h"
 #include "fxscreen/cam.h"
+#include "model/plan_internal.h"
 #include "model/vjp.h"
 
 #define FD_H   1e-2
@@ -714,7 +715,7 @@ static void test_graph_backward(void)
         return;
     }
     CHECK(!fx_grad_has_shortcut(gr) && fx_grad_num_classes(gr) == 3);
-    fx_plan_opts po = {.keep = fx_grad_keep(gr), .n_keep = fx_grad_num_keep(gr)};
+    fx_plan_opts po = {.grad = gr};
     fx_plan *p = NULL;
     CHECK(fx_plan_create(g, &po, &p, &err) == FX_OK);
     float *x = rnd(216, -1, 1), dx[216], dy[6] = {0};
@@ -728,6 +729,19 @@ static void test_graph_backward(void)
     CHECK_MSG(e <= 5e-3, "graph backward: max scaled error %.3g", e);
     int bad[2] = {0, 3};
     CHECK(fx_grad_targets(gr, p, bad, &err) == FX_ERR_USAGE);
+    /* Planned by the CPU backend; the gradients share memory by liveness
+     * (this chain holds at most three at a time). */
+    size_t peak, naive;
+    fx_plan_backward_bytes(p, &peak, &naive);
+    CHECK(!strcmp(fx_plan_backward_where(p), "cpu"));
+    CHECK_MSG(peak > 0 && peak < naive, "backward arena %zu of %zu bytes", peak, naive);
+    /* A plan made without the gradient cannot run its backward. */
+    fx_plan *q = NULL;
+    fx_plan_opts pk = {.keep = fx_grad_keep(gr), .n_keep = fx_grad_num_keep(gr)};
+    CHECK(fx_plan_create(g, &pk, &q, &err) == FX_OK && fx_plan_run(q, x, &err) == FX_OK);
+    CHECK(!strcmp(fx_plan_backward_where(q), ""));
+    CHECK(fx_grad_run(gr, q, t, 1, dx, &err) == FX_ERR_USAGE && strstr(err.msg, "opts.grad"));
+    fx_plan_destroy(q);
     fx_plan_destroy(p);
     fx_grad_destroy(gr);
     fx_graph_destroy(g);
@@ -745,7 +759,7 @@ static void graph_backward_tail(int tail)
         fx_graph_destroy(g);
         return;
     }
-    fx_plan_opts po = {.keep = fx_grad_keep(gr), .n_keep = fx_grad_num_keep(gr)};
+    fx_plan_opts po = {.grad = gr};
     fx_plan *p = NULL;
     CHECK(fx_plan_create(g, &po, &p, &err) == FX_OK);
     float *x = rnd(216, -1, 1), dx[216], dy[6] = {0};
@@ -774,7 +788,7 @@ static void test_shortcut_and_errors(void)
     fx_grad *gr = NULL;
     CHECK(fx_grad_create(g, "a", &gr, &err) == FX_OK);
     CHECK(gr && fx_grad_has_shortcut(gr));
-    fx_plan_opts po = {.keep = fx_grad_keep(gr), .n_keep = fx_grad_num_keep(gr)};
+    fx_plan_opts po = {.grad = gr};
     fx_plan *p = NULL;
     CHECK(fx_plan_create(g, &po, &p, &err) == FX_OK);
     float *x = rnd(216, -1, 1), d1[288], d2[288];

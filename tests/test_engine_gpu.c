@@ -11,6 +11,13 @@
  * model and precision (the GPU default precision is the fastest that keeps
  * it under 1e-3 on every conformance model).
  *
+ * Every case also runs the backward (fxscreen/grad.h) on both plans and
+ * compares dL/dA under the same limits: from the op's output to its input
+ * for the op cases, from the logits to the suggested Grad-CAM layer (the
+ * backward pass forced) for the models; once more at fp32 with every VJP
+ * refused by the CUDA backend (FX_CUDA_REFUSE_VJP=*), so the CPU runs them
+ * on the plan's host copies.
+ *
  * Without a GPU the same harness runs the CPU fast plans against the
  * reference plans (so the builders and comparisons are exercised on every
  * machine, and make test runs it), then prints SKIP for the CUDA part. */
@@ -18,6 +25,7 @@
 
 #include "check.h"
 #include "fxscreen/device.h"
+#include "fxscreen/grad.h"
 #include "fxscreen/graph.h"
 #include "fxscreen/onnx.h"
 
@@ -126,18 +134,58 @@ typedef struct dev_under_test {
 /* Runs g on `device` and on the reference (or CPU engine for models) three
  * times with fresh inputs; returns the worst normalised error, or INFINITY on a
  * failure (reported). */
+/* The backward of the plans' last runs, dL/dA for random per-image
+ * targets and the backward pass forced (no shortcut): the worst normalised
+ * error of pd's dA against pr's so far, in *worst. */
+static void compare_backward(const fx_graph *g, fx_grad *gr, fx_plan *pd, fx_plan *pr,
+                             const char *layer, double *worst)
+{
+    fx_shape as;
+    int64_t batch, na;
+    if (fx_graph_tensor_shape(g, layer, &as, NULL) != FX_OK) {
+        *worst = INFINITY;
+        return;
+    }
+    batch = as.d[0], na = fx_shape_numel(&as);
+    int *t = malloc(sizeof(int) * (size_t)batch);
+    float *a = malloc(sizeof(float) * (size_t)na), *r = malloc(sizeof(float) * (size_t)na);
+    for (int64_t i = 0; t && i < batch; i++)
+        t[i] = irand(0, fx_grad_num_classes(gr) - 1);
+    if (!t || !a || !r || fx_grad_run(gr, pd, t, 0, a, &err) != FX_OK ||
+        fx_grad_run(gr, pr, t, 0, r, &err) != FX_OK) {
+        printf("  backward: %s\n", err.msg);
+        *worst = INFINITY;
+    } else {
+        double e = norm_err(a, r, na);
+        *worst = e > *worst || isnan(e) ? e : *worst;
+    }
+    free(t);
+    free(a);
+    free(r);
+}
+
+/* bw_err (may be NULL): also the backward from the graph's output 0 to
+ * `layer` (fxscreen/grad.h), planned with both plans, where the graph has
+ * one; -1 when it has none. */
 static double compare_graph(const fx_graph *g, const dut *d, int ref_kernels, int n_in,
-                            double *prob_diff)
+                            double *prob_diff, const char *layer, double *bw_err)
 {
     fx_plan *pd = NULL, *pr = NULL;
-    fx_plan_opts od = {.device = d->device, .precision = d->prec, .poison = 1};
-    fx_plan_opts orf = {.use_reference = ref_kernels, .poison = 1};
+    fx_grad *gr = NULL;
+    fx_error ge;
+    if (bw_err)
+        *bw_err = layer && fx_grad_create(g, layer, &gr, &ge) == FX_OK ? 0.0 : -1.0;
+    fx_plan_opts od = {.device = d->device, .precision = d->prec, .poison = 1, .grad = gr};
+    fx_plan_opts orf = {.use_reference = ref_kernels, .poison = 1, .grad = gr};
     double worst = 0;
     if (fx_plan_create(g, &od, &pd, &err) != FX_OK || fx_plan_create(g, &orf, &pr, &err) != FX_OK) {
         printf("  plan: %s\n", err.msg);
         fx_plan_destroy(pd);
+        fx_grad_destroy(gr);
         return INFINITY;
     }
+    if (gr)
+        printf("  backward to '%s' on %s\n", layer, fx_plan_backward_where(pd));
     float *x = malloc(sizeof(float) * (size_t)n_in);
     const char *out = fx_graph_output_name(g, 0);
     for (int run = 0; run < 3 && x; run++) { /* node by node, captured, replayed */
@@ -149,6 +197,8 @@ static double compare_graph(const fx_graph *g, const dut *d, int ref_kernels, in
             worst = INFINITY;
             break;
         }
+        if (gr)
+            compare_backward(g, gr, pd, pr, layer, bw_err);
         const float *a = fx_plan_tensor(pd, out, &s), *r = fx_plan_tensor(pr, out, NULL);
         int64_t n = fx_shape_numel(&s);
         double e = norm_err(a, r, n);
@@ -171,6 +221,7 @@ static double compare_graph(const fx_graph *g, const dut *d, int ref_kernels, in
     free(x);
     fx_plan_destroy(pd);
     fx_plan_destroy(pr);
+    fx_grad_destroy(gr);
     return worst;
 }
 
@@ -468,11 +519,17 @@ static void run_ops(const dut *d)
             fx_graph_destroy(o.g);
             continue;
         }
-        double e = compare_graph(o.g, d, 1, o.n * o.c * o.h * o.w, NULL);
+        double be, e = compare_graph(o.g, d, 1, o.n * o.c * o.h * o.w, NULL, "x", &be);
         int ok = e <= d->op_tol;
         printf("%s %s op %-52s err %.3g (limit %g)\n", ok ? "PASS" : "FAIL", d->name, label, e,
                d->op_tol);
         check_failures_total += !ok;
+        if (be >= 0) { /* dL/dx through the op, on the plan's backward */
+            ok = be <= d->op_tol;
+            printf("%s %s vjp %-51s err %.3g (limit %g)\n", ok ? "PASS" : "FAIL", d->name, label,
+                   be, d->op_tol);
+            check_failures_total += !ok;
+        }
         fx_graph_destroy(o.g);
     }
 }
@@ -494,12 +551,19 @@ static void run_model(const char *spec, const dut *d)
     }
     fx_shape is;
     fx_graph_tensor_shape(g, fx_graph_input_name(g, 0), &is, NULL);
-    double pdiff = 0;
-    double e = compare_graph(g, d, 0, (int)fx_shape_numel(&is), &pdiff);
+    double pdiff = 0, be;
+    const char *layer = fx_graph_cam_layer(g);
+    double e = compare_graph(g, d, 0, (int)fx_shape_numel(&is), &pdiff, layer, &be);
     int ok = e <= d->model_tol;
     printf("%s %s model %s err %.3g (limit %g) max |dprob| %.3g\n", ok ? "PASS" : "FAIL", d->name,
            spec, e, d->model_tol, pdiff);
     check_failures_total += !ok;
+    if (layer) { /* Grad-CAM's dL/dA at the suggested layer, the backward pass forced */
+        ok = be >= 0 && be <= d->model_tol;
+        printf("%s %s backward %s to '%s' err %.3g (limit %g)\n", ok ? "PASS" : "FAIL", d->name,
+               spec, layer, be, d->model_tol);
+        check_failures_total += !ok;
+    }
     fx_graph_destroy(g);
 }
 
@@ -523,5 +587,13 @@ int main(int argc, char **argv)
         for (int m = 1; m < argc; m++)
             run_model(argv[m], &cuda[i]);
     }
+    /* The backward's other route: the forward on the GPU, every VJP on the
+     * CPU from the plan's host copies (as fp16 / bf16 plans do). */
+    static const dut host_bw = {FX_DEVICE_CUDA, FX_PREC_FP32, "cuda-fp32-hostvjp", 1e-5, 1e-4};
+    setenv("FX_CUDA_REFUSE_VJP", "*", 1);
+    run_ops(&host_bw);
+    for (int m = 1; m < argc; m++)
+        run_model(argv[m], &host_bw);
+    unsetenv("FX_CUDA_REFUSE_VJP");
     return check_summary();
 }

@@ -9,6 +9,7 @@
 #include "check.h"
 #include "fxscreen/device.h"
 #include "fxscreen/graph.h"
+#include "model/vjp.h"
 
 static fx_error err;
 static uint64_t rng = 0x2545f4914f6cdd1dull;
@@ -223,6 +224,120 @@ static void test_lower_binary(void)
     }
 }
 
+static double max_diff(const float *a, const float *b, int64_t n)
+{
+    double m = 0;
+    for (int64_t i = 0; i < n; i++)
+        m = fmax(m, fabs((double)a[i] - (double)b[i]));
+    return m;
+}
+
+/* The backward kernels' arithmetic (the host executors of the same
+ * descriptors) against the plain-C VJPs of src/model/vjp.c. */
+static void test_lower_vjp(void)
+{
+    static float a[5000], b[5000], dy[5000], da[5000], db[5000], wa[5000], wb[5000];
+    const char ops[] = "ASMD";
+    for (int it = 0; it < 80; it++) { /* broadcasting binaries, both operands */
+        int rank = irand(1, 5);
+        fx_shape o = rand_shape(rank, 5), sa = o, sb = o;
+        for (int i = 0; i < rank; i++) {
+            if (irand(0, 3) == 0)
+                sa.d[i] = 1;
+            else if (irand(0, 3) == 0)
+                sb.d[i] = 1;
+        }
+        char op = ops[it % 4];
+        fx_binary_params p = {sa, sb};
+        int64_t na = fx_shape_numel(&sa), nb = fx_shape_numel(&sb);
+        fill(a, na), fill(b, nb), fill(dy, fx_shape_numel(&o));
+        for (int64_t i = 0; op == 'D' && i < nb; i++)
+            b[i] += b[i] >= 0 ? 0.5f : -0.5f;
+        memset(wa, 0, sizeof(float) * (size_t)na), memset(wb, 0, sizeof(float) * (size_t)nb);
+        memset(da, 0, sizeof(float) * (size_t)na), memset(db, 0, sizeof(float) * (size_t)nb);
+        CHECK(fx_vjp_binary(op, &p, a, b, dy, wa, wb) == FX_OK);
+        fx_cu_bin d;
+        CHECK(fx_lower_binary(&p, op, &d) == FX_OK);
+        fx_cu_bin_vjp_host(&d, 0, a, b, dy, da);
+        fx_cu_bin_vjp_host(&d, 1, a, b, dy, db);
+        CHECK_MSG(max_diff(da, wa, na) <= 1e-6 && max_diff(db, wb, nb) <= 1e-6, "op %c rank %d", op,
+                  rank);
+    }
+    for (int it = 0; it < 40; it++) { /* Transpose and Concat, backwards */
+        fx_transpose_params p = {rand_shape(irand(1, 5), 4), {0}};
+        for (int i = 0; i < p.x.rank; i++)
+            p.perm[i] = i;
+        for (int i = p.x.rank - 1; i > 0; i--) {
+            int j = irand(0, i), t = p.perm[i];
+            p.perm[i] = p.perm[j], p.perm[j] = t;
+        }
+        int64_t n = fx_shape_numel(&p.x);
+        fill(dy, n);
+        memset(da, 0, sizeof(float) * (size_t)n), memset(wa, 0, sizeof(float) * (size_t)n);
+        fx_cu_map m;
+        CHECK(fx_lower_transpose(&p, &m) == FX_OK && fx_vjp_transpose(&p, dy, wa) == FX_OK);
+        fx_cu_map_vjp_host(&m, dy, da);
+        CHECK(same(da, wa, n));
+        int rank = irand(1, 4), axis = irand(0, rank - 1);
+        fx_shape shapes[2] = {rand_shape(rank, 5), {0}}, out;
+        shapes[1] = shapes[0], shapes[1].d[axis] = irand(1, 4);
+        fx_concat_params cp = {2, shapes, axis};
+        CHECK(fx_concat_out_shape(&cp, &out, NULL) == FX_OK);
+        fill(dy, fx_shape_numel(&out));
+        int64_t n0 = fx_shape_numel(&shapes[0]), n1 = fx_shape_numel(&shapes[1]);
+        memset(wa, 0, sizeof(float) * (size_t)n0), memset(wb, 0, sizeof(float) * (size_t)n1);
+        memset(da, 0, sizeof(float) * (size_t)n0), memset(db, 0, sizeof(float) * (size_t)n1);
+        float *const dxs[2] = {wa, wb};
+        CHECK(fx_vjp_concat(&cp, dy, dxs) == FX_OK);
+        CHECK(fx_lower_concat(&out, axis, &shapes[0], 0, &m) == FX_OK);
+        fx_cu_map_vjp_host(&m, dy, da);
+        CHECK(fx_lower_concat(&out, axis, &shapes[1], shapes[0].d[axis], &m) == FX_OK);
+        fx_cu_map_vjp_host(&m, dy, db);
+        CHECK(same(da, wa, n0) && same(db, wb, n1));
+    }
+    for (int it = 0; it < 40; it++) { /* Gather with repeated indices: the sums */
+        fx_shape xs = rand_shape(3, 6), o = xs;
+        int axis = irand(0, 2);
+        int64_t ni = irand(1, 5), idx[5];
+        for (int i = 0; i < ni; i++)
+            idx[i] = irand(0, (int)xs.d[axis] - 1);
+        o.d[axis] = ni;
+        int64_t nx = fx_shape_numel(&xs);
+        fill(dy, fx_shape_numel(&o));
+        memset(da, 0, sizeof(float) * (size_t)nx), memset(wa, 0, sizeof(float) * (size_t)nx);
+        CHECK(fx_vjp_gather(&xs, axis, idx, ni, dy, wa) == FX_OK);
+        for (int i = 0; i < ni; i++) {
+            fx_cu_map m;
+            CHECK(fx_lower_gather(&xs, axis, idx[i], i, ni, &m) == FX_OK);
+            fx_cu_map_vjp_host(&m, dy, da);
+        }
+        CHECK(max_diff(da, wa, nx) <= 1e-6);
+    }
+    /* fx_hd_unary_vjp against central differences of fx_hd_unary, off the kinks */
+    static const fx_unary_kind ks[] = {FX_U_RELU,     FX_U_LEAKY,  FX_U_CLIP, FX_U_SIGMOID,
+                                       FX_U_HSIGMOID, FX_U_HSWISH, FX_U_TANH, FX_U_SILU,
+                                       FX_U_ELU,      FX_U_SELU,   FX_U_GELU};
+    double worst = 0;
+    for (size_t k = 0; k < sizeof ks / sizeof ks[0]; k++)
+        for (int i = 0; i < 200; i++) {
+            float x = (float)(i - 100) / 23.0f + 0.013f, al = 0.2f, be = 0.6f;
+            if (ks[k] == FX_U_CLIP)
+                al = -1.0f, be = 2.0f;
+            double h = 1e-3;
+            double fd = ((double)fx_hd_unary(ks[k], (float)(x + h), al, be) -
+                         (double)fx_hd_unary(ks[k], (float)(x - h), al, be)) /
+                        (2 * h);
+            float y = fx_hd_unary(ks[k], x, al, be);
+            double g = fx_hd_unary_vjp(ks[k], al, be, x, y, 1.0f);
+            double near_kink = fabs(x) < 2e-3 || fabs(fabs(x) - 3.0f) < 2e-3 ||
+                               fabs(x - al) < 2e-3 || fabs(x - be) < 2e-3 ||
+                               fabs(al * x + be) < 2e-3 || fabs(al * x + be - 1) < 2e-3;
+            if (!near_kink)
+                worst = fmax(worst, fabs(g - fd) / fmax(1.0, fabs(fd)));
+        }
+    CHECK_MSG(worst < 2e-3, "unary vjp vs differences: %.3g", worst);
+}
+
 static void test_lower_matmul(void)
 {
     static float a[4000], b[4000], y[4000], want[4000];
@@ -420,6 +535,7 @@ int main(void)
     RUN(test_lower_concat_split);
     RUN(test_lower_slice_gather);
     RUN(test_lower_binary);
+    RUN(test_lower_vjp);
     RUN(test_lower_matmul);
     RUN(test_lower_axes);
     RUN(test_unsupported_and_fallback);

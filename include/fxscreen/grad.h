@@ -4,15 +4,16 @@
  * ops (src/model/vjp.c) over the region between that tensor and the
  * logits (src/model/grad.c).
  *
- * How the backward reads forward values: the caller's plan is built with
- * fx_plan_opts.keep = fx_grad_keep(), every float tensor a node between the
- * layer and the logits reads or writes.  The fast plan never fuses a kept
- * tensor away (src/model/plan.c), so the backward sees exactly the values
- * the fused forward produced, while everything before the layer still runs
- * fused.  A plan on the GPU copies the kept tensors back after each run
- * and the backward runs on the CPU from those copies (the VJPs on the GPU
- * are the next step: issue 12).  The methods that turn (A, dA) into maps
- * are in fxscreen/cam.h. */
+ * How the backward reads forward values: the plan is made with
+ * fx_plan_opts.grad = this object, so it keeps fx_grad_keep(), every float
+ * tensor a node between the layer and the logits reads or writes.  The
+ * fast plan never fuses a kept tensor away (src/model/plan.c), so the
+ * backward sees exactly the values the fused forward produced, while
+ * everything before the layer still runs fused.  The plan also plans the
+ * gradients' memory and runs the VJPs through its backend (the CUDA one
+ * where it has a node's VJP, else the CPU on the kept tensors' host
+ * copies).  The methods that turn (A, dA) into maps are in
+ * fxscreen/cam.h. */
 #ifndef FXSCREEN_GRAD_H
 #define FXSCREEN_GRAD_H
 
@@ -52,13 +53,14 @@ int fx_grad_num_classes(const fx_grad *gr);
 fx_status fx_grad_targets(const fx_grad *gr, const fx_plan *p, int *targets, fx_error *err);
 
 /* dA (A's shape, caller-allocated, overwritten) for the plan's last run
- * (which must keep fx_grad_keep()) and per-image targets in [0, K).
- * use_shortcut = 0 forces the backward pass even where the shortcut
- * applies (tests compare both).  The gradient buffers of the region are
- * allocated by the first run that needs them and reused by every later
- * one (none for the shortcut); the object is then not for two threads. */
-fx_status fx_grad_run(fx_grad *gr, const fx_plan *p, const int *targets, int use_shortcut,
-                      float *dA, fx_error *err);
+ * and per-image targets in [0, K).  The plan must have been made with
+ * fx_plan_opts.grad = gr (FX_ERR_USAGE otherwise): it runs the backward
+ * in the memory it reserved for it, on its own backend where that backend
+ * has every VJP the region needs.  use_shortcut = 0 forces the backward
+ * pass even where the shortcut applies (tests compare both).  Not for two
+ * threads on one plan. */
+fx_status fx_grad_run(fx_grad *gr, fx_plan *p, const int *targets, int use_shortcut, float *dA,
+                      fx_error *err);
 
 #ifdef __cplusplus
 }

@@ -167,6 +167,14 @@ typedef struct fx_plan_opts {
     fx_precision precision; /* CUDA: fp32, tf32, fp16, bf16; ignored on the CPU */
     int no_graphs;          /* CUDA: launch node by node instead of replaying a
                                CUDA graph captured on the first run */
+    /* A gradient (fxscreen/grad.h) the plan also runs backward for
+     * (fx_grad_run): the plan keeps fx_grad_keep() (no need to list them in
+     * keep), plans the gradients' memory beside the forward's, reserves it
+     * once, and runs the VJPs through its own backend, or, where that
+     * backend has no backward for a node, through the CPU backend on the
+     * kept tensors' host copies (fx_plan_backward_where says which).
+     * It must outlive the plan. */
+    const struct fx_grad *grad;
 } fx_plan_opts;
 
 /* Number of nodes of the prepared graph that `device`'s backend cannot run
@@ -204,6 +212,11 @@ fx_status fx_plan_rerun(fx_plan *p, fx_error *err);
  * memory (valid until the next run or destroy) and its shape. NULL if the
  * name is neither an output nor kept. */
 const float *fx_plan_tensor(const fx_plan *p, const char *name, fx_shape *shape);
+
+/* Where the plan's backward runs (opts.grad): the backend's name, with
+ * the reason in parentheses when it is the CPU on host copies; "" for a
+ * plan without a gradient.  Owned by the plan. */
+const char *fx_plan_backward_where(const fx_plan *p);
 
 /* Entry i (from 0) of a profiling plan's table (opts->profile): label (the
  * op type; Conv split into "Conv 1x1", "Conv dw", "Conv KxK" by kernel

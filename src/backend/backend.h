@@ -19,6 +19,18 @@
 
 #include "model/graph_internal.h"
 
+/* One node's backward, in the backend's memory: forward values x (the
+ * node's inputs, constants included; NULL for an absent input) and y (its
+ * outputs), gradients dy (per output; NULL where no gradient reaches it)
+ * and dx (per input; NULL where none is wanted).  Gradients are float32. */
+typedef struct fx_vjp_io {
+    const fx_graph *g;
+    const void *const *x;
+    const void *const *y;
+    const float *const *dy;
+    float *const *dx;
+} fx_vjp_io;
+
 /* Fusions a backend can run (fx_backend_ops.fusions): */
 #define FX_FUSE_EPILOGUE                                                                           \
     1u                 /* Conv + Add + Relu/Clip/SiLU, BatchNorm + Relu/Clip (plan_fuse.res/act) */
@@ -59,6 +71,26 @@ typedef struct fx_backend_ops {
     fx_status (*sync)(void *ctx, fx_error *err);
     void (*destroy)(void *ctx);
     int host_memory; /* 1: the arena is host memory that callers may read directly */
+
+    /* The backward pass (src/model/backward.c), all optional: a backend
+     * without supports_vjp has its plans' backward run by the CPU backend
+     * on the plan's host copies.  Gradients are float32 on every backend
+     * (sums of many small terms); forward values are in the storage type.
+     * supports_vjp: 1 when run_vjp can run node n's VJP for the inputs
+     * whose tensors have need[t] set (else 0 and the reason in why); s is
+     * the node's index, as in run_node.
+     * run_vjp: ACCUMULATES J^T dy into the needed inputs' gradients.
+     * zero / copy_in / copy_out: bytes of gradient memory (copy_out waits). */
+    int (*supports_vjp)(void *ctx, const fx_graph *g, const fx_node *n, const char *need, char *why,
+                        size_t cap);
+    /* Optional: per-node backward state, once at plan time (cuDNN's
+     * backward-data algorithm). */
+    fx_status (*prepare_vjp)(void *ctx, int s, const fx_node *n, fx_error *err);
+    fx_status (*run_vjp)(void *ctx, int s, const fx_node *n, const struct fx_vjp_io *io,
+                         fx_error *err);
+    fx_status (*zero)(void *ctx, void *ptr, size_t bytes, fx_error *err);
+    fx_status (*copy_in)(void *ctx, void *dst, const void *src, size_t bytes, fx_error *err);
+    fx_status (*copy_out)(void *ctx, void *dst, const void *src, size_t bytes, fx_error *err);
 } fx_backend_ops;
 
 /* What a backend is created with. */

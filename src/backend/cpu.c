@@ -1,11 +1,13 @@
 /* The CPU backend: host memory, the OpenMP fast kernels (or the references
  * for a reference plan) through each op's executor in src/model/ops_*.c.
- * It can run every op the graph binds and every fusion the plan makes. */
+ * It can run every op the graph binds and every fusion the plan makes, and
+ * the backward through the plain-C VJPs (src/model/vjp_exec.c). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/backend.h"
 #include "model/memplan.h"
+#include "model/vjp.h"
 
 static int cpu_supports(void *ctx, const fx_graph *g, const fx_node *n, char *why, size_t cap)
 {
@@ -74,6 +76,33 @@ static fx_status cpu_sync(void *ctx, fx_error *err)
     return FX_OK;
 }
 
+static int cpu_supports_vjp(void *ctx, const fx_graph *g, const fx_node *n, const char *need,
+                            char *why, size_t cap)
+{
+    (void)ctx;
+    return fx_vjp_supported(g, n, need, why, cap);
+}
+
+static fx_status cpu_run_vjp(void *ctx, int s, const fx_node *n, const fx_vjp_io *io, fx_error *err)
+{
+    (void)ctx, (void)s, (void)err;
+    return fx_vjp_exec(n, io);
+}
+
+static fx_status cpu_zero(void *ctx, void *ptr, size_t bytes, fx_error *err)
+{
+    (void)ctx, (void)err;
+    memset(ptr, 0, bytes);
+    return FX_OK;
+}
+
+static fx_status cpu_copy(void *ctx, void *dst, const void *src, size_t bytes, fx_error *err)
+{
+    (void)ctx, (void)err;
+    memcpy(dst, src, bytes);
+    return FX_OK;
+}
+
 static void cpu_destroy(void *ctx)
 {
     (void)ctx;
@@ -94,6 +123,11 @@ const fx_backend_ops fx_backend_cpu = {
     .sync = cpu_sync,
     .destroy = cpu_destroy,
     .host_memory = 1,
+    .supports_vjp = cpu_supports_vjp,
+    .run_vjp = cpu_run_vjp,
+    .zero = cpu_zero,
+    .copy_in = cpu_copy,
+    .copy_out = cpu_copy,
 };
 
 fx_status fx_backend_create(fx_device_kind device, const fx_graph *g, const fx_backend_cfg *cfg,

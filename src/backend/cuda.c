@@ -37,11 +37,14 @@ static int all_float(const fx_graph *g, const fx_node *n, char *why, size_t cap)
     return 1;
 }
 
-/* FX_CUDA_REFUSE=Op,Op: op types treated as unsupported (the fallback's
- * tests, and a way round a kernel found wrong in the field). */
-static int refused_by_env(const char *op)
+/* FX_CUDA_REFUSE=Op,Op (or *): op types treated as unsupported (the
+ * fallback's tests, and a way round a kernel found wrong in the field);
+ * FX_CUDA_REFUSE_VJP the same for the backward (cuda_vjp.c). */
+int cu_refused_by_env(const char *var, const char *op)
 {
-    const char *list = getenv("FX_CUDA_REFUSE");
+    const char *list = getenv(var);
+    if (list && !strcmp(list, "*"))
+        return 1;
     size_t n = strlen(op);
     for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : "")
         if (!strncmp(p, op, n) && (p[n] == ',' || p[n] == '\0'))
@@ -53,7 +56,7 @@ static int cu_supports(void *ctx, const fx_graph *g, const fx_node *n, char *why
 {
     (void)ctx;
     const char *op = n->op_type;
-    if (refused_by_env(op)) {
+    if (cu_refused_by_env("FX_CUDA_REFUSE", op)) {
         snprintf(why, cap, "refused by FX_CUDA_REFUSE");
         return 0;
     }
@@ -489,6 +492,12 @@ const fx_backend_ops fx_backend_cuda = {
     .sync = cu_sync,
     .destroy = cu_destroy,
     .host_memory = 0,
+    .supports_vjp = cu_supports_vjp,
+    .prepare_vjp = cu_prepare_vjp,
+    .run_vjp = cu_run_vjp,
+    .zero = cu_zero,
+    .copy_in = cu_copy_in,
+    .copy_out = cu_copy_out,
 };
 
 /* The largest float tensor (staging for fp16/bf16 conversions) and the

@@ -43,6 +43,8 @@ void cu_conv_destroy(cu_conv *cv)
         cudnnDestroyFilterDescriptor(cv->w);
     if (cv->conv)
         cudnnDestroyConvolutionDescriptor(cv->conv);
+    if (cv->bconv)
+        cudnnDestroyConvolutionDescriptor(cv->bconv);
     if (cv->act)
         cudnnDestroyActivationDescriptor(cv->act);
     free(cv);
@@ -217,6 +219,51 @@ fx_status cu_conv_run(cu_ctx *c, const fx_node *n, const cu_conv *cv, const fx_e
     return conv_exec(c, n, cv, x, cv->fused, err);
 }
 
+/* cuDNN's heuristic order, keeping the first algorithm that fits the
+ * workspace (strict fp32: no tensor ops, no FFT, as the forward). */
+fx_status cu_conv_vjp_prepare(cu_ctx *c, const fx_node *n, cu_conv *cv, fx_error *err)
+{
+    const fx_conv2d_params *p = &n->b.u.conv;
+    if (cv->bconv)
+        return FX_OK;
+    DNN_CHECK(cudnnCreateConvolutionDescriptor(&cv->bconv));
+    DNN_CHECK(cudnnSetConvolution2dDescriptor(cv->bconv, p->pad_t, p->pad_l, p->stride_h,
+                                              p->stride_w, p->dil_h, p->dil_w,
+                                              CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    DNN_CHECK(cudnnSetConvolutionGroupCount(cv->bconv, p->groups));
+    DNN_CHECK(cudnnSetConvolutionMathType(cv->bconv, c->prec == FX_PREC_FP32 ? CUDNN_FMA_MATH
+                                                                             : CUDNN_DEFAULT_MATH));
+    cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    int got = 0;
+    DNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+        c->dnn, cv->w, cv->y, cv->bconv, cv->x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, perf));
+    for (int k = 0; k < got; k++) {
+        const cudnnConvolutionBwdDataAlgoPerf_t *r = &perf[k];
+        int strict_bad =
+            c->prec == FX_PREC_FP32 && (r->mathType == CUDNN_TENSOR_OP_MATH ||
+                                        r->mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION ||
+                                        r->algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT ||
+                                        r->algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING);
+        if (r->status != CUDNN_STATUS_SUCCESS || r->memory > c->dnn_ws_bytes || strict_bad)
+            continue;
+        cv->balgo = r->algo, cv->bws_bytes = r->memory;
+        DNN_CHECK(cudnnSetConvolutionMathType(cv->bconv, r->mathType));
+        return FX_OK;
+    }
+    return fx_error_set(err, FX_ERR_DEVICE,
+                        "node '%s' (Conv): cuDNN has no backward-data algorithm", n->name);
+}
+
+/* dx += conv^T(dy, w): beta 1 accumulates, as every VJP does. */
+fx_status cu_conv_vjp(cu_ctx *c, const cu_conv *cv, const void *w, const float *dy, float *dx,
+                      fx_error *err)
+{
+    const float one = 1.0f;
+    DNN_CHECK(cudnnConvolutionBackwardData(c->dnn, &one, cv->w, w, cv->y, dy, cv->bconv, cv->balgo,
+                                           c->dnn_ws, cv->bws_bytes, &one, cv->x, dx));
+    return FX_OK;
+}
+
 static cudaDataType_t blas_type(fx_cu_dtype dt)
 {
     return dt == FX_CU_F16 ? CUDA_R_16F : dt == FX_CU_BF16 ? CUDA_R_16BF : CUDA_R_32F;
@@ -256,6 +303,19 @@ fx_status cu_gemm_run(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, fx_err
     }
     return gemm_rm(c, p->m, p->n, p->k, p->trans_a, p->trans_b, p->alpha, x->x.in[0], x->x.in[1],
                    cc ? 1.0f : 0.0f, x->x.out[0], err);
+}
+
+/* dA += alpha dy op(B)^T for y = alpha op(A) op(B) (+ C), written as
+ * gemm_rm products on the stored layouts: A (M, K), or (K, M) when
+ * transposed, gets dy (M, N) times op(B)^T (N, K); a transposed A gets
+ * op(B) (K, N) times dy^T.  fp32 plans: dy and dA are float32. */
+fx_status cu_gemm_vjp(cu_ctx *c, const fx_node *n, const void *b, const float *dy, float *da,
+                      fx_error *err)
+{
+    const fx_gemm_params *p = &n->b.u.gemm;
+    if (!p->trans_a)
+        return gemm_rm(c, p->m, p->k, p->n, 0, !p->trans_b, p->alpha, dy, b, 1.0f, da, err);
+    return gemm_rm(c, p->k, p->m, p->n, p->trans_b, 1, p->alpha, b, dy, 1.0f, da, err);
 }
 
 /* A MatMul whose batch dims broadcast from both sides: the matrices' device

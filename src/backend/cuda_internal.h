@@ -47,6 +47,11 @@ typedef struct cu_conv {
     int fused;         /* 1: cudnnConvolutionBiasActivationForward runs bias, residual and act */
     int pad_in;        /* asymmetric pads: the input is padded into cu_ctx.pad_ws first */
     fx_pad_params pad; /* ... by this Pad */
+    /* The backward (cu_conv_vjp_prepare): its own descriptor, so that its
+     * math type does not change the forward's. */
+    cudnnConvolutionDescriptor_t bconv;
+    cudnnConvolutionBwdDataAlgo_t balgo;
+    size_t bws_bytes;
 } cu_conv;
 
 typedef struct cu_node {
@@ -106,5 +111,23 @@ fx_status cu_matmul_prepare(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, 
 fx_status cu_matmul_run(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, void **ptrs,
                         fx_error *err);
 fx_unary_kind cu_act(fx_act_kind a);
+/* The backward of a Conv w.r.t. its input (cuDNN backward data, dx += ...)
+ * and of a Gemm w.r.t. A (cuBLAS, da += ...); fp32 plans. */
+fx_status cu_conv_vjp_prepare(cu_ctx *c, const fx_node *n, cu_conv *cv, fx_error *err);
+fx_status cu_conv_vjp(cu_ctx *c, const cu_conv *cv, const void *w, const float *dy, float *dx,
+                      fx_error *err);
+fx_status cu_gemm_vjp(cu_ctx *c, const fx_node *n, const void *b, const float *dy, float *da,
+                      fx_error *err);
+
+/* cuda_vjp.c: the backend table's backward members. */
+int cu_supports_vjp(void *ctx, const fx_graph *g, const fx_node *n, const char *need, char *why,
+                    size_t cap);
+fx_status cu_prepare_vjp(void *ctx, int s, const fx_node *n, fx_error *err);
+fx_status cu_run_vjp(void *ctx, int s, const fx_node *n, const fx_vjp_io *io, fx_error *err);
+fx_status cu_zero(void *ctx, void *ptr, size_t bytes, fx_error *err);
+fx_status cu_copy_in(void *ctx, void *dst, const void *src, size_t bytes, fx_error *err);
+fx_status cu_copy_out(void *ctx, void *dst, const void *src, size_t bytes, fx_error *err);
+/* cuda.c: FX_CUDA_REFUSE-style lists: 1 when op is named in env var `var`. */
+int cu_refused_by_env(const char *var, const char *op);
 
 #endif

@@ -104,6 +104,10 @@ void fx_cu_map_host(const fx_cu_map *m, const float *x, float *y);
 void fx_cu_bin_host(const fx_cu_bin *b, const float *a, const float *bb, float *y);
 void fx_cu_mm_host(const fx_cu_mm *d, const float *a, const float *b, float *y);
 void fx_cu_red_host(const fx_cu_red *d, const float *x, float *y);
+/* ... and what the backward kernels compute (kernels/vjp.cu; serially). */
+void fx_cu_map_vjp_host(const fx_cu_map *m, const float *dy, float *dx);
+void fx_cu_bin_vjp_host(const fx_cu_bin *b, int wrt_b, const float *a, const float *bb,
+                        const float *dy, float *dx);
 
 /* ---- launchers (the .cu files in kernels/) --------------------------------------------- */
 
@@ -145,6 +149,33 @@ fx_status fx_cu_convert(void *stream, fx_cu_dtype from, fx_cu_dtype to, int64_t 
 fx_status fx_cu_gemm_c(void *stream, fx_cu_dtype dt, int64_t m, int64_t n, float beta,
                        const void *c, int64_t c_rows, int64_t c_cols, void *y, fx_error *err);
 
+/* ---- backward launchers (kernels/vjp.cu) ----------------------------------------
+ * Each ACCUMULATES into float32 dx from float32 dy; forward values (x, y,
+ * a, b) are in the storage type `dt`. */
+/* dx += fx_hd_unary_vjp(k, alpha, beta, x, y, dy) (x or y may be NULL when
+ * the kind does not read it). */
+fx_status fx_cu_unary_vjp(void *stream, fx_cu_dtype dt, int64_t n, fx_unary_kind k, float alpha,
+                          float beta, const void *x, const void *y, const float *dy, float *dx,
+                          fx_error *err);
+/* dx += scale * dy over n elements (views, Cast, copies). */
+fx_status fx_cu_acc(void *stream, int64_t n, float scale, const float *dy, float *dx,
+                    fx_error *err);
+/* A broadcasting binary's gradient w.r.t. a (wrt_b = 0) or b, summed over
+ * that operand's broadcast dims. */
+fx_status fx_cu_binary_vjp(void *stream, fx_cu_dtype dt, const fx_cu_bin *b, int wrt_b,
+                           const void *a, const void *bb, const float *dy, float *dx,
+                           fx_error *err);
+/* The reverse of a strided copy: dx[x side of m] += dy[y side of m]. */
+fx_status fx_cu_map_vjp(void *stream, const fx_cu_map *m, const float *dy, float *dx,
+                        fx_error *err);
+/* dx += ab[c] dy over (N, C, spatial) (ab: the forward's coefficients). */
+fx_status fx_cu_batchnorm_vjp(void *stream, int64_t n, int64_t c, int64_t spatial, const float *ab,
+                              const float *dy, float *dx, fx_error *err);
+fx_status fx_cu_global_pool_vjp(void *stream, fx_cu_dtype dt, int64_t rows, int64_t spatial,
+                                int is_max, const void *x, const float *dy, float *dx,
+                                fx_error *err);
+fx_status fx_cu_pool2d_vjp(void *stream, fx_cu_dtype dt, const fx_pool2d_params *p, int is_max,
+                           const void *x, const float *dy, float *dx, fx_error *err);
 #ifdef __cplusplus
 }
 #endif

@@ -189,6 +189,23 @@ void fx_cu_bin_host(const fx_cu_bin *b, const float *a, const float *bb, float *
                             bb[fx_hd_offset(e, b->rank, b->dims, b->bs)]);
 }
 
+void fx_cu_map_vjp_host(const fx_cu_map *m, const float *dy, float *dx)
+{
+    for (int64_t e = 0; e < m->n; e++)
+        dx[m->xbase + fx_hd_offset(e, m->rank, m->dims, m->xs)] +=
+            dy[m->ybase + fx_hd_offset(e, m->rank, m->dims, m->ys)];
+}
+
+void fx_cu_bin_vjp_host(const fx_cu_bin *b, int wrt_b, const float *a, const float *bb,
+                        const float *dy, float *dx)
+{
+    for (int64_t e = 0; e < b->n; e++) {
+        int64_t oa = fx_hd_offset(e, b->rank, b->dims, b->as);
+        int64_t ob = fx_hd_offset(e, b->rank, b->dims, b->bs);
+        dx[wrt_b ? ob : oa] += fx_hd_binary_vjp(b->op, wrt_b, a[oa], bb[ob], dy[e]);
+    }
+}
+
 void fx_cu_mm_host(const fx_cu_mm *d, const float *a, const float *b, float *y)
 {
     for (int64_t i = 0; i < d->batch; i++) {

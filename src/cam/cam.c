@@ -72,8 +72,7 @@ fx_status fx_cam_run(const fx_graph *g, const float *input, const fx_cam_opts *o
     if (st != FX_OK)
         goto done;
     r.layer = layer;
-    fx_plan_opts po = {.keep = fx_grad_keep(gr),
-                       .n_keep = fx_grad_num_keep(gr),
+    fx_plan_opts po = {.grad = gr,
                        .use_reference = o->use_reference,
                        .device = o->device,
                        .device_index = o->device_index,

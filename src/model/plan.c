@@ -15,13 +15,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "fxscreen/grad.h"
 #include "model/memplan.h"
 #include "model/ops_common.h"
 #include "model/plan_internal.h"
 #include "ops/hd.h"
 #include "ops/ops_internal.h"
-
-static void *buffer_of(const fx_plan *p, int t);
 
 static size_t tensor_bytes(const fx_plan *p, const fx_tensor *t)
 {
@@ -121,6 +120,9 @@ static fx_status mark_keep(fx_plan *p, const fx_plan_opts *o, fx_error *err)
         int t = fx_graph_find(g, o->keep[i]);
         p->keep[t] = 1;
     }
+    int nk = o && o->grad ? fx_grad_num_keep(o->grad) : 0;
+    for (int i = 0; i < nk; i++) /* the backward's forward values (named by the graph) */
+        p->keep[fx_graph_find(g, fx_grad_keep(o->grad)[i])] = 1;
     return FX_OK;
 }
 
@@ -241,20 +243,20 @@ static void node_exec(fx_plan *p, int s, fx_exec_fast *x, fx_conv_expand *xe)
     const plan_fuse *f = &p->fuse[s];
     for (int k = 0; k < n->n_in; k++) {
         int t = k ? n->in[k] : f->in0;
-        p->inb[k] = t >= 0 ? buffer_of(p, t) : NULL;
+        p->inb[k] = t >= 0 ? fx_plan_buffer(p, t) : NULL;
     }
     for (int k = 0; k < n->n_out; k++)
-        p->outb[k] = buffer_of(p, k ? n->out[k] : f->out);
+        p->outb[k] = fx_plan_buffer(p, k ? n->out[k] : f->out);
     int c_in = f->pre ? n->b.u.conv.c_in : 0, n_src = f->cat >= 0 ? g->nodes[f->cat].n_in : 0;
     for (int k = 0; k < n_src; k++)
-        f->src[k] = buffer_of(p, g->nodes[f->cat].in[k]);
+        f->src[k] = fx_plan_buffer(p, g->nodes[f->cat].in[k]);
     *xe = (fx_conv_expand){0};
     if (f->expand >= 0) {
         const fx_node *en = &g->nodes[f->expand];
         const plan_fuse *ef = &p->fuse[f->expand];
         *xe = (fx_conv_expand){&en->b.u.conv,
-                               buffer_of(p, en->in[1]),
-                               en->n_in > 2 && en->in[2] >= 0 ? buffer_of(p, en->in[2]) : NULL,
+                               fx_plan_buffer(p, en->in[1]),
+                               en->n_in > 2 && en->in[2] >= 0 ? fx_plan_buffer(p, en->in[2]) : NULL,
                                ef->act,
                                ef->lo,
                                ef->hi,
@@ -262,10 +264,10 @@ static void node_exec(fx_plan *p, int s, fx_exec_fast *x, fx_conv_expand *xe)
     }
     *x = (fx_exec_fast){{g, p->inb, p->outb, p->ws, p->fast},
                         p->threads,
-                        {f->res >= 0 ? buffer_of(p, f->res) : NULL, f->act, f->lo, f->hi,
-                         f->gate >= 0 ? buffer_of(p, f->gate) : f->pre,
+                        {f->res >= 0 ? fx_plan_buffer(p, f->res) : NULL, f->act, f->lo, f->hi,
+                         f->gate >= 0 ? fx_plan_buffer(p, f->gate) : f->pre,
                          f->pre ? f->pre + c_in : NULL, f->pre_relu, f->gate >= 0, f->src, f->src_c,
-                         n_src, f->gap >= 0 ? buffer_of(p, f->gap) : NULL},
+                         n_src, f->gap >= 0 ? fx_plan_buffer(p, f->gap) : NULL},
                         f->expand >= 0 ? xe : NULL};
 }
 
@@ -328,6 +330,8 @@ fx_status fx_plan_create(const fx_graph *g, const fx_plan_opts *opts, fx_plan **
         if ((st = p->be->prepare_node(p->bectx, s, &g->nodes[s], &x, err)) != FX_OK)
             goto fail;
     }
+    if (opts && opts->grad && (st = fx_plan_backward_create(p, opts->grad, err)) != FX_OK)
+        goto fail;
     free(def);
     free(last);
     *out = p;
@@ -345,6 +349,7 @@ void fx_plan_destroy(fx_plan *p)
 {
     if (!p)
         return;
+    fx_plan_backward_destroy(p); /* its memory is the backend's */
     for (int t = 0; p->host && t < p->g->n_t; t++)
         free(p->host[t]);
     if (p->be && p->arena)
@@ -369,7 +374,7 @@ void fx_plan_destroy(fx_plan *p)
     free(p);
 }
 
-static void *buffer_of(const fx_plan *p, int t)
+void *fx_plan_buffer(const fx_plan *p, int t)
 {
     const fx_tensor *x = &p->g->t[t];
     if (x->kind == FX_T_CONST)
@@ -477,12 +482,12 @@ fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err)
     fx_status st;
     int in = g->inputs[0];
     if ((p->poison && (st = be->poison(p->bectx, p->arena, p->peak, err)) != FX_OK) ||
-        (st = be->upload(p->bectx, buffer_of(p, in), input, fx_shape_numel(&g->t[in].shape),
+        (st = be->upload(p->bectx, fx_plan_buffer(p, in), input, fx_shape_numel(&g->t[in].shape),
                          err)) != FX_OK ||
         (st = run_nodes(p, err)) != FX_OK)
         return st;
     for (int t = 0; !be->host_memory && t < g->n_t; t++)
-        if (p->host[t] && (st = be->download(p->bectx, p->host[t], buffer_of(p, t),
+        if (p->host[t] && (st = be->download(p->bectx, p->host[t], fx_plan_buffer(p, t),
                                              fx_shape_numel(&g->t[t].shape), err)) != FX_OK)
             return st;
     return be->sync(p->bectx, err);
@@ -503,7 +508,7 @@ const float *fx_plan_tensor(const fx_plan *p, const char *name, fx_shape *shape)
         *shape = p->g->t[t].shape;
     if (p->g->t[t].kind == FX_T_CONST)
         return p->g->t[t].data; /* the graph's host copy, on every backend */
-    return p->be->host_memory ? buffer_of(p, t) : p->host[t];
+    return p->be->host_memory ? fx_plan_buffer(p, t) : p->host[t];
 }
 
 size_t fx_plan_peak_bytes(const fx_plan *p)

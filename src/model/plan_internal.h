@@ -26,6 +26,8 @@ typedef struct plan_fuse {
     char skip;       /* absorbed into an earlier node: not run */
 } plan_fuse;
 
+typedef struct plan_bw plan_bw; /* the backward (src/model/backward.c) */
+
 struct fx_plan {
     const fx_graph *g;
     const fx_backend_ops *be; /* where memory lives and nodes run (src/backend/) */
@@ -43,6 +45,7 @@ struct fx_plan {
     const void **inb;
     void **outb;
     plan_fuse *fuse; /* per node */
+    plan_bw *bw;     /* opts->grad's backward, or NULL */
     int profile, n_prof;
     struct {
         char label[24];
@@ -61,5 +64,17 @@ static inline int is_runtime(const fx_graph *g, int t)
  * the CPU kernels' own fusions only with FX_FUSE_CPU.  Needs p->g, p->keep,
  * p->be, p->fast and p->threads. */
 void fx_plan_fusion(fx_plan *p);
+
+/* Where tensor t lives in the backend's memory: a constant's copy, or
+ * its root's place in the arena (NULL for an unplanned tensor). */
+void *fx_plan_buffer(const fx_plan *p, int t);
+
+/* backward.c: the backward of opts->grad, planned after the forward
+ * (p->bw), and freed before the backend goes. */
+fx_status fx_plan_backward_create(fx_plan *p, const struct fx_grad *gr, fx_error *err);
+void fx_plan_backward_destroy(fx_plan *p);
+/* Its gradient arena's bytes, and what one buffer per gradient would take
+ * (0, 0 without a backward). */
+void fx_plan_backward_bytes(const fx_plan *p, size_t *peak, size_t *naive);
 
 #endif

@@ -2,6 +2,7 @@
  * the same index arithmetic as the forward references in src/ops/; every
  * function accumulates into its gradient outputs. */
 #include "model/vjp.h"
+#include "ops/hd.h"
 
 #include <math.h>
 #include <string.h>
@@ -174,28 +175,13 @@ fx_status fx_vjp_matmul(const fx_matmul_params *p, const float *a, const float *
 
 /* ---- activations ------------------------------------------------------------- */
 
-static float act_grad(fx_vjp_act_kind k, const fx_act_params *p, float x, float y, float g)
+/* The arithmetic is src/ops/hd.h's, shared with the CUDA backend's kernel. */
+static fx_unary_kind unary_of(fx_vjp_act_kind k)
 {
-    switch (k) {
-    case FX_VJP_RELU: return x > 0.0f ? g : 0.0f;
-    case FX_VJP_LEAKY_RELU: return x > 0.0f ? g : g * p->alpha;
-    case FX_VJP_CLIP: return x > p->alpha && x < p->beta ? g : 0.0f;
-    case FX_VJP_SIGMOID: return g * y * (1.0f - y);
-    case FX_VJP_HARD_SIGMOID: {
-        float v = p->alpha * x + p->beta;
-        return v > 0.0f && v < 1.0f ? g * p->alpha : 0.0f;
-    }
-    case FX_VJP_HARD_SWISH: return x < -3.0f ? 0.0f : x <= 3.0f ? g * (x / 3.0f + 0.5f) : g;
-    case FX_VJP_TANH: return g * (1.0f - y * y);
-    case FX_VJP_ELU: return x > 0.0f ? g : g * (float)(p->alpha * exp((double)x));
-    case FX_VJP_SELU: return g * p->beta * (x > 0.0f ? 1.0f : (float)(p->alpha * exp((double)x)));
-    case FX_VJP_GELU: { /* Phi(x) + x phi(x) */
-        double cdf = 0.5 * (1.0 + erf(x * 0.70710678118654752440));
-        double pdf = 0.39894228040143267794 * exp(-0.5 * (double)x * x);
-        return (float)(g * (cdf + x * pdf));
-    }
-    }
-    return 0.0f;
+    static const fx_unary_kind u[] = {FX_U_RELU,     FX_U_LEAKY,  FX_U_CLIP, FX_U_SIGMOID,
+                                      FX_U_HSIGMOID, FX_U_HSWISH, FX_U_TANH, FX_U_ELU,
+                                      FX_U_SELU,     FX_U_GELU};
+    return (unsigned)k < sizeof u / sizeof u[0] ? u[k] : FX_U_NONE;
 }
 
 fx_status fx_vjp_act(fx_vjp_act_kind k, const fx_act_params *p, const float *x, const float *y,
@@ -205,7 +191,8 @@ fx_status fx_vjp_act(fx_vjp_act_kind k, const fx_act_params *p, const float *x, 
     if (p->n < 0 || (reads_y ? !y : !x))
         return FX_ERR_USAGE;
     for (int64_t i = 0; i < p->n; i++)
-        dx[i] += act_grad(k, p, reads_y ? 0.0f : x[i], reads_y ? y[i] : 0.0f, dy[i]);
+        dx[i] += fx_hd_unary_vjp(unary_of(k), p->alpha, p->beta, reads_y ? 0.0f : x[i],
+                                 reads_y ? y[i] : 0.0f, dy[i]);
     return FX_OK;
 }
 
@@ -243,32 +230,11 @@ fx_status fx_vjp_binary(char op, const fx_binary_params *p, const float *a, cons
         int64_t oa = 0, ob = 0;
         for (int i = 0; i < o.rank; i++)
             oa += idx[i] * sa[i], ob += idx[i] * sb[i];
-        float g = dy[e];
-        switch (op) {
-        case 'A':
-            if (da)
-                da[oa] += g;
-            if (db)
-                db[ob] += g;
-            break;
-        case 'S':
-            if (da)
-                da[oa] += g;
-            if (db)
-                db[ob] -= g;
-            break;
-        case 'M':
-            if (da)
-                da[oa] += g * b[ob];
-            if (db)
-                db[ob] += g * a[oa];
-            break;
-        default:
-            if (da)
-                da[oa] += g / b[ob];
-            if (db)
-                db[ob] -= g * a[oa] / (b[ob] * b[ob]);
-        }
+        float va = a ? a[oa] : 0.0f, vb = b ? b[ob] : 0.0f; /* Add, Sub: unread */
+        if (da)
+            da[oa] += fx_hd_binary_vjp(op, 0, va, vb, dy[e]);
+        if (db)
+            db[ob] += fx_hd_binary_vjp(op, 1, va, vb, dy[e]);
         next_index(idx, &o);
     }
     return FX_OK;
@@ -434,8 +400,7 @@ fx_status fx_vjp_maxpool2d(const fx_pool2d_params *p, const float *x, const floa
                     for (int kx = 0; kx < p->kw && iy >= 0 && iy < p->h; kx++) {
                         int ix = ox * p->stride_w - p->pad_l + kx * p->dil_w;
                         int64_t i = (int64_t)iy * p->w + ix;
-                        if (ix >= 0 && ix < p->w && (at < 0 || xp[i] > m || isnan(xp[i])) &&
-                            !(at >= 0 && isnan(m)))
+                        if (ix >= 0 && ix < p->w && fx_hd_max_takes(at >= 0, m, xp[i]))
                             m = xp[i], at = i;
                     }
                 }
@@ -444,15 +409,6 @@ fx_status fx_vjp_maxpool2d(const fx_pool2d_params *p, const float *x, const floa
             }
     }
     return FX_OK;
-}
-
-/* The forward's window clipping (src/ops/ops_pool.c avg_axis). */
-static int avg_axis(int start, int k, int in, int pad_end, int *lo, int *hi)
-{
-    int end = start + k < in + pad_end ? start + k : in + pad_end;
-    *lo = start < 0 ? 0 : start;
-    *hi = end > in ? in : end;
-    return end - start;
 }
 
 fx_status fx_vjp_avgpool2d(const fx_pool2d_params *p, const float *dy, float *dx)
@@ -465,8 +421,10 @@ fx_status fx_vjp_avgpool2d(const fx_pool2d_params *p, const float *dy, float *dx
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++) {
                 int y0, y1, x0, x1;
-                int ph = avg_axis(oy * p->stride_h - p->pad_t, p->kh, p->h, p->pad_b, &y0, &y1);
-                int pw = avg_axis(ox * p->stride_w - p->pad_l, p->kw, p->w, p->pad_r, &x0, &x1);
+                int ph =
+                    fx_hd_avg_axis(oy * p->stride_h - p->pad_t, p->kh, p->h, p->pad_b, &y0, &y1);
+                int pw =
+                    fx_hd_avg_axis(ox * p->stride_w - p->pad_l, p->kw, p->w, p->pad_r, &x0, &x1);
                 int count = p->count_include_pad ? ph * pw : (y1 - y0) * (x1 - x0);
                 if (count <= 0)
                     continue;

@@ -14,10 +14,12 @@
  *     in the window's scan order (row-major).
  *   - Every function returns FX_ERR_USAGE for inconsistent params, FX_OK
  *     otherwise, and allocates nothing (except fx_vjp_matmul: none either).
- * Internal to the engine (src/model/grad.c; tests include it through -Isrc). */
+ * Internal to the engine: the CPU backend runs them through fx_vjp_exec
+ * (src/model/vjp_exec.c); tests include this through -Isrc. */
 #ifndef FX_CAM_VJP_H
 #define FX_CAM_VJP_H
 
+#include "backend/backend.h"
 #include "fxscreen/ops.h"
 
 /* Conv w.r.t. its input: the transposed convolution of dy with w
@@ -113,5 +115,18 @@ fx_status fx_vjp_softmax(const fx_softmax_params *p, const float *y, const float
 
 /* Views and Identity/Dropout: dx += dy over n elements. */
 fx_status fx_vjp_copy(int64_t n, const float *dy, float *dx);
+
+/* ---- one graph node (vjp_exec.c) ------------------------------------------- */
+
+/* 1 for a node whose output is its input's bytes (Reshape, Flatten, ...,
+ * a ReduceMean with noop_with_empty_axes): its VJP is a copy. */
+int fx_vjp_is_view(const fx_node *n);
+
+/* 1 when fx_vjp_exec runs node n's VJP for the inputs whose tensors have
+ * need[t] set; else 0 with the reason in why. */
+int fx_vjp_supported(const fx_graph *g, const fx_node *n, const char *need, char *why, size_t cap);
+
+/* Node n's VJP on host float32 pointers (the CPU backend's run_vjp). */
+fx_status fx_vjp_exec(const fx_node *n, const fx_vjp_io *io);
 
 #endif

@@ -65,6 +65,38 @@ FX_HD float fx_hd_unary(fx_unary_kind k, float x, float alpha, float beta)
     return x;
 }
 
+/* The VJP of fx_hd_unary: g (dL/dy) times dy/dx, from the input x or, for
+ * Sigmoid and Tanh, the output y.  Kinks as PyTorch's autograd: Relu
+ * passes where x > 0, Clip (hardtanh) where alpha < x < beta. */
+FX_HD float fx_hd_unary_vjp(fx_unary_kind k, float alpha, float beta, float x, float y, float g)
+{
+    switch (k) {
+    case FX_U_NONE: return g;
+    case FX_U_RELU: return x > 0.0f ? g : 0.0f;
+    case FX_U_LEAKY: return x > 0.0f ? g : g * alpha;
+    case FX_U_CLIP: return x > alpha && x < beta ? g : 0.0f;
+    case FX_U_SIGMOID: return g * y * (1.0f - y);
+    case FX_U_HSIGMOID: {
+        float v = alpha * x + beta;
+        return v > 0.0f && v < 1.0f ? g * alpha : 0.0f;
+    }
+    case FX_U_HSWISH: return x < -3.0f ? 0.0f : x <= 3.0f ? g * (x / 3.0f + 0.5f) : g;
+    case FX_U_TANH: return g * (1.0f - y * y);
+    case FX_U_SILU: {
+        float s = fx_hd_sigmoid(x);
+        return g * (s + x * s * (1.0f - s));
+    }
+    case FX_U_ELU: return x > 0.0f ? g : g * (float)(alpha * exp((double)x));
+    case FX_U_SELU: return g * beta * (x > 0.0f ? 1.0f : (float)(alpha * exp((double)x)));
+    case FX_U_GELU: { /* Phi(x) + x phi(x) */
+        double cdf = 0.5 * (1.0 + erf(x * 0.70710678118654752440));
+        double pdf = 0.39894228040143267794 * exp(-0.5 * (double)x * x);
+        return (float)(g * (cdf + x * pdf));
+    }
+    }
+    return g;
+}
+
 /* Binary ops: 'A'dd, 'S'ub, 'M'ul, 'D'iv, 'P'Relu (a < 0 ? a b : a). */
 FX_HD float fx_hd_binary(char op, float a, float b)
 {
@@ -76,6 +108,18 @@ FX_HD float fx_hd_binary(char op, float a, float b)
     case 'P': return a < 0.0f ? a * b : a;
     }
     return 0.0f;
+}
+
+/* The VJP of fx_hd_binary ('A', 'S', 'M', 'D') w.r.t. a (wrt_b = 0) or b,
+ * for the output gradient g. */
+FX_HD float fx_hd_binary_vjp(char op, int wrt_b, float a, float b, float g)
+{
+    switch (op) {
+    case 'A': return g;
+    case 'S': return wrt_b ? -g : g;
+    case 'M': return wrt_b ? g * a : g * b;
+    default: return wrt_b ? -g * a / (b * b) : g / b;
+    }
 }
 
 /* A fused conv / BatchNorm epilogue: act(v + bias + residual). */
@@ -93,6 +137,15 @@ FX_HD void fx_hd_bn_coeffs(float scale, float bias, float mean, float var, float
     double s = scale / sqrt((double)var + eps);
     *a = (float)s;
     *b = (float)(bias - s * mean);
+}
+
+/* MaxPool's backward scan: 1 when window element v (in scan order) takes
+ * over as the routed maximum from m (have: one was already taken).  The
+ * first maximum wins ties; the first NaN wins and stays, as the forward
+ * propagates it. */
+FX_HD int fx_hd_max_takes(int have, float m, float v)
+{
+    return (!have || v > m || isnan(v)) && !(have && isnan(m));
 }
 
 /* Row-major offset of flat output index e over dims[0..rank) into an

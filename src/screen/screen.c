@@ -273,8 +273,7 @@ static fx_status screen_plan(fx_screen *m, const fx_screen_opts *o, fx_error *er
         return st;
     if (o->log && notice[0])
         fprintf(o->log, "%s: %s\n", o->log_prefix ? o->log_prefix : "fxscreen", notice);
-    fx_plan_opts po = {.keep = fx_grad_keep(m->gr),
-                       .n_keep = fx_grad_num_keep(m->gr),
+    fx_plan_opts po = {.grad = m->gr,
                        .device = m->device,
                        .device_index = o->device_index,
                        .precision = o->precision};
