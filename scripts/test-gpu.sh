@@ -10,9 +10,14 @@
 #    engine: the demo model and, where python3 has torch, torchvision and
 #    onnx, the five conformance models (exported here once by
 #    tests/py/gen_conformance.py into BUILD/conformance/).
-# 2. compute-sanitizer memcheck (leaks too) and racecheck over
+#    Both also compare the backward (dL/dA) and the Grad-CAM maps of every
+#    method with the CPU engine's (test_engine_gpu: Pearson r, peak cells).
+# 2. tests/py/gpu_checks.py: fxscreen run on both devices (same
+#    predictions), a GPU run killed with SIGKILL three times and resumed
+#    (every input once), model cam on both devices for every method.
+# 3. compute-sanitizer memcheck (leaks too) and racecheck over
 #    `fxscreen model run --device cuda` on two models (the demo model and
-#    resnet18), and memcheck over test_prep_gpu.
+#    resnet18), memcheck over test_prep_gpu and over a whole `fxscreen run`.
 # One summary line per run and a total "gpu: N passed, N failed, N skipped";
 # exit 0 when nothing failed (skips are not failures), 1 otherwise.
 set -u
@@ -87,6 +92,17 @@ for t in test_prep_gpu test_engine_gpu; do
     grep -h ' model ' "$log" | sed 's/^/    /'
 done
 
+# The whole program on the GPU: run on both devices, SIGKILL and resume on
+# the GPU, model cam on both devices (tests/py/gpu_checks.py).
+if python3 -c 'import h5py, numpy' 2>/dev/null; then
+    r18=$(ls -d "$build"/conformance/*/resnet18@224x224 2>/dev/null | head -1)
+    log="$logdir/gpu_checks.log"
+    FX_BUILD="$build" python3 "$root/tests/py/gpu_checks.py" ${r18:+"$r18"} >"$log" 2>&1; rc=$?
+    summarise "gpu/gpu_checks" "$log" "$rc"
+else
+    echo "python3 lacks h5py/numpy: gpu_checks skipped"; skip=$((skip + 1))
+fi
+
 if [ -z "$sanitizer" ]; then
     echo "compute-sanitizer not found: memcheck and racecheck skipped"; skip=$((skip + 1))
 else
@@ -105,6 +121,11 @@ else
                 --input "$r18/in.h5" --output "$logdir/san_r18.h5" --device cuda --precision fp16
         fi
     done
+    # A whole run: the reader pool, the GPU engine with its backward, the writer.
+    "$build/fxscreen" synth --out "$logdir/san_images" --n 8 --size 512 --bits 16 --seed 3 >/dev/null 2>&1
+    rm -rf "$logdir/san_run"
+    sanitize memcheck run_fxdemo "$build/fxscreen" run --model "$root/models/fxdemo.onnx" \
+        --out "$logdir/san_run" --device cuda --batch 4 --quiet "$logdir/san_images"
 fi
 echo "gpu: $pass passed, $fail failed, $skip skipped ($((SECONDS - t_start)) s)"
 [ "$fail" -eq 0 ]
