@@ -91,6 +91,12 @@ typedef struct fx_backend_ops {
     fx_status (*zero)(void *ctx, void *ptr, size_t bytes, fx_error *err);
     fx_status (*copy_in)(void *ctx, void *dst, const void *src, size_t bytes, fx_error *err);
     fx_status (*copy_out)(void *ctx, void *dst, const void *src, size_t bytes, fx_error *err);
+    /* Optional, device backends: the queue work on this plan's memory goes
+     * to (CUDA: its cudaStream_t) and the storage type of its float
+     * activations (fx_cu_dtype) and the device's ordinal, for stages that
+     * run after the plan on the same device (Grad-CAM's maps,
+     * src/cam/cam_gpu.c). */
+    void (*queue)(void *ctx, void **stream, int *storage, int *device);
 } fx_backend_ops;
 
 /* What a backend is created with. */

@@ -439,6 +439,12 @@ static fx_status cu_sync(void *ctx, fx_error *err)
     return FX_OK;
 }
 
+static void cu_queue(void *ctx, void **stream, int *storage, int *device)
+{
+    cu_ctx *c = ctx_of(ctx);
+    *stream = c->stream, *storage = (int)c->dt, *device = c->dev;
+}
+
 static void cu_destroy(void *ctx)
 {
     cu_ctx *c = ctx_of(ctx);
@@ -498,6 +504,7 @@ const fx_backend_ops fx_backend_cuda = {
     .zero = cu_zero,
     .copy_in = cu_copy_in,
     .copy_out = cu_copy_out,
+    .queue = cu_queue,
 };
 
 /* The largest float tensor (staging for fp16/bf16 conversions) and the

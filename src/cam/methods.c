@@ -5,10 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cam/cam_hd.h"
+#include "cam/cam_internal.h"
 #include "fxscreen/cam.h"
 
-static const char *const method_names[FX_CAM_NUM_METHODS] = {
-    "gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "eigencam"};
+static const char *const method_names[FX_CAM_NUM_METHODS] = {"gradcam",  "gradcam++", "xgradcam",
+                                                             "hirescam", "layercam",  "eigencam"};
 
 const char *fx_cam_method_name(fx_cam_method m)
 {
@@ -42,18 +44,9 @@ static void channel_weights(fx_cam_method m, const float *A, const float *G, int
         double sa = 0.0, s = 0.0;
         for (int j = 0; j < hw; j++)
             sa += a[j];
-        for (int j = 0; j < hw; j++) {
-            double gv = g[j];
-            if (m == FX_CAM_GRADCAM)
-                s += gv;
-            else if (m == FX_CAM_XGRADCAM)
-                s += gv * a[j];
-            else if (gv != 0.0) { /* Grad-CAM++ */
-                double g2 = gv * gv, aij = g2 / (2.0 * g2 + sa * g2 * gv + 1e-6);
-                s += (gv > 0.0 ? gv : 0.0) * aij;
-            }
-        }
-        wt[ch] = m == FX_CAM_GRADCAM ? s / hw : m == FX_CAM_XGRADCAM ? s / (sa + 1e-7) : s;
+        for (int j = 0; j < hw; j++)
+            s += fx_hd_cam_wterm(m, g[j], a[j], sa);
+        wt[ch] = fx_hd_cam_weight(m, s, sa, hw);
     }
 }
 
@@ -168,15 +161,14 @@ fx_status fx_cam_compute(fx_cam_method m, const float *A, const float *dA, int n
             st = eigen_one(a, c, hw, out);
             continue;
         }
-        int spatial = m == FX_CAM_HIRESCAM || m == FX_CAM_LAYERCAM;
-        if (!spatial)
+        int weighted = fx_hd_cam_channel_weighted(m);
+        if (weighted)
             channel_weights(m, a, g, c, hw, wt);
         for (int j = 0; j < hw; j++) {
             double s = 0.0;
-            for (int ch = 0; ch < c; ch++) {
-                double av = a[(int64_t)ch * hw + j], gv = spatial ? g[(int64_t)ch * hw + j] : 0;
-                s += spatial ? (m == FX_CAM_LAYERCAM && gv < 0 ? 0.0 : gv) * av : wt[ch] * av;
-            }
+            for (int ch = 0; ch < c; ch++)
+                s += fx_hd_cam_pixel(m, weighted ? wt[ch] : 0.0, a[(int64_t)ch * hw + j],
+                                     weighted ? 0.0 : g[(int64_t)ch * hw + j]);
             out[j] = (float)s;
         }
     }
@@ -202,34 +194,14 @@ void fx_cam_normalize(float *cam, int n, int h, int w)
     }
 }
 
-/* PyTorch's source index for align_corners=False (area_pixel_compute_source_index). */
-static void src_index(int dst, int in, int out, int *i0, int *i1, float *l1)
-{
-    float scale = (float)in / (float)out;
-    float s = scale * ((float)dst + 0.5f) - 0.5f;
-    if (s < 0.0f)
-        s = 0.0f;
-    *i0 = (int)s;
-    *i1 = *i0 + (*i0 < in - 1);
-    *l1 = s - (float)*i0;
-}
-
 void fx_cam_upsample(const float *src, int n, int h, int w, float *dst, int H, int W)
 {
     for (int i = 0; i < n; i++) {
         const float *s = src + (int64_t)i * h * w;
         float *d = dst + (int64_t)i * H * W;
-        for (int y = 0; y < H; y++) {
-            int y0, y1, x0, x1;
-            float ly, lx;
-            src_index(y, h, H, &y0, &y1, &ly);
-            for (int x = 0; x < W; x++) {
-                src_index(x, w, W, &x0, &x1, &lx);
-                float top = (1.0f - lx) * s[y0 * w + x0] + lx * s[y0 * w + x1];
-                float bot = (1.0f - lx) * s[y1 * w + x0] + lx * s[y1 * w + x1];
-                d[(int64_t)y * W + x] = (1.0f - ly) * top + ly * bot;
-            }
-        }
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++)
+                d[(int64_t)y * W + x] = fx_hd_cam_bilinear(s, h, w, H, W, y, x);
     }
 }
 
@@ -238,12 +210,8 @@ static double clampd(double v, double lo, double hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-fx_status fx_cam_locate(const float *map, int H, int W, const fx_prep_geom *geom, double frac,
-                        fx_cam_region *r)
+void fx_cam_px_find(const float *map, int H, int W, double frac, fx_cam_px *px)
 {
-    if (H < 1 || W < 1 || !(frac > 0.0 && frac <= 1.0) ||
-        (geom && (geom->scale_x <= 0 || geom->scale_y <= 0)))
-        return FX_ERR_USAGE;
     int64_t at = 0;
     for (int64_t j = 1; j < (int64_t)H * W; j++)
         if (map[j] > map[at])
@@ -256,15 +224,31 @@ fx_status fx_cam_locate(const float *map, int H, int W, const fx_prep_geom *geom
                 bx0 = x < bx0 ? x : bx0, bx1 = x > bx1 ? x : bx1;
                 by0 = y < by0 ? y : by0, by1 = y > by1 ? y : by1;
             }
+    *px = (fx_cam_px){peak, at, bx0, by0, bx1, by1};
+}
+
+void fx_cam_px_region(const fx_cam_px *px, int W, int H, const fx_prep_geom *geom, fx_cam_region *r)
+{
     double sx = geom ? geom->scale_x : 1.0, sy = geom ? geom->scale_y : 1.0;
     double ox = geom ? geom->off_x : 0.0, oy = geom ? geom->off_y : 0.0;
     double ow = geom ? geom->orig_w : W, oh = geom ? geom->orig_h : H;
-    r->peak = peak;
-    r->peak_x = ((double)(at % W) + 0.5 - ox) / sx - 0.5;
-    r->peak_y = ((double)(at / W) + 0.5 - oy) / sy - 0.5;
-    r->x0 = clampd((bx0 - ox) / sx, 0.0, ow);
-    r->x1 = clampd((bx1 + 1 - ox) / sx, 0.0, ow);
-    r->y0 = clampd((by0 - oy) / sy, 0.0, oh);
-    r->y1 = clampd((by1 + 1 - oy) / sy, 0.0, oh);
+    r->peak = px->peak;
+    r->peak_x = ((double)(px->at % W) + 0.5 - ox) / sx - 0.5;
+    r->peak_y = ((double)(px->at / W) + 0.5 - oy) / sy - 0.5;
+    r->x0 = clampd((px->x0 - ox) / sx, 0.0, ow);
+    r->x1 = clampd((px->x1 + 1 - ox) / sx, 0.0, ow);
+    r->y0 = clampd((px->y0 - oy) / sy, 0.0, oh);
+    r->y1 = clampd((px->y1 + 1 - oy) / sy, 0.0, oh);
+}
+
+fx_status fx_cam_locate(const float *map, int H, int W, const fx_prep_geom *geom, double frac,
+                        fx_cam_region *r)
+{
+    if (H < 1 || W < 1 || !(frac > 0.0 && frac <= 1.0) ||
+        (geom && (geom->scale_x <= 0 || geom->scale_y <= 0)))
+        return FX_ERR_USAGE;
+    fx_cam_px px;
+    fx_cam_px_find(map, H, W, frac, &px);
+    fx_cam_px_region(&px, W, H, geom, r);
     return FX_OK;
 }

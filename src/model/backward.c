@@ -193,14 +193,14 @@ const char *fx_plan_backward_where(const fx_plan *p)
 }
 
 /* Forward value of tensor t where the backward's backend reads it. */
-static const void *value(const fx_plan *p, const plan_bw *b, int t)
+static const void *value(const fx_plan *p, const plan_bw *b, int t, fx_error *err)
 {
     if (t < 0)
         return NULL;
     const fx_tensor *x = &p->g->t[t];
     if (!b->host_copies || p->be->host_memory)
         return fx_plan_buffer(p, t);
-    return x->kind == FX_T_CONST ? x->data : p->host[t];
+    return x->kind == FX_T_CONST ? x->data : fx_plan_host(p, t, err);
 }
 
 static float *grad_of(const plan_bw *b, int t)
@@ -229,11 +229,15 @@ fx_status fx_plan_backward_run(fx_plan *p, const fx_grad *gr, const int *targets
             if (t >= 0 && gr->need[t] && b->first[t] == s &&
                 (st = be->zero(b->ctx, grad_of(b, t), grad_bytes(g, t), err)) != FX_OK)
                 break;
-            b->x[k] = value(p, b, t);
+            if (t >= 0 && !(b->x[k] = value(p, b, t, err)))
+                st = FX_ERR_DEVICE;
             b->dx[k] = grad_of(b, t);
         }
-        for (int k = 0; k < n->n_out; k++)
-            b->y[k] = value(p, b, n->out[k]), b->dy[k] = grad_of(b, n->out[k]);
+        for (int k = 0; k < n->n_out && st == FX_OK; k++) {
+            if (!(b->y[k] = value(p, b, n->out[k], err)))
+                st = FX_ERR_DEVICE;
+            b->dy[k] = grad_of(b, n->out[k]);
+        }
         if (st != FX_OK)
             break;
         fx_vjp_io io = {g, b->x, b->y, b->dy, b->dx};
@@ -243,7 +247,12 @@ fx_status fx_plan_backward_run(fx_plan *p, const fx_grad *gr, const int *targets
             st = fx_error_set(err, st, "grad: backward of node '%s' (%s) failed (%s)", n->name,
                               n->op_type, e.msg[0] ? e.msg : fx_status_str(st));
     }
-    if (st == FX_OK)
+    if (st == FX_OK && dA)
         st = be->copy_out(b->ctx, dA, grad_of(b, gr->layer), grad_bytes(g, gr->layer), err);
     return st;
+}
+
+const float *fx_plan_backward_grad(const fx_plan *p)
+{
+    return p->bw && !p->bw->host_copies ? grad_of(p->bw, p->bw->gr->layer) : NULL;
 }

@@ -243,8 +243,7 @@ fx_status fx_grad_targets(const fx_grad *gr, const fx_plan *p, int *targets, fx_
     return FX_OK;
 }
 
-/* The exact gradient through GAP -> views -> Gemm. */
-static void run_shortcut(const fx_grad *gr, const int *targets, float *dA)
+void fx_grad_shortcut_values(const fx_grad *gr, const int *targets, float *v)
 {
     const fx_graph *g = gr->g;
     const fx_node *n = &g->nodes[gr->sc_gemm];
@@ -256,10 +255,20 @@ static void run_shortcut(const fx_grad *gr, const int *targets, float *dA)
         for (int64_t ch = 0; ch < c; ch++) {
             int64_t t = targets[i];
             float wv = p->trans_b ? w[t * p->k + ch] : w[ch * p->n + t];
-            float v = (float)((double)p->alpha * wv / (double)hw);
-            for (int64_t j = 0; j < hw; j++)
-                dA[(i * c + ch) * hw + j] = v;
+            v[i * c + ch] = (float)((double)p->alpha * wv / (double)hw);
         }
+}
+
+/* The exact gradient through GAP -> views -> Gemm: each (image, channel)
+ * plane is one value, written after the values (dA holds them first). */
+static void run_shortcut(const fx_grad *gr, const int *targets, float *dA)
+{
+    const fx_shape *a = &gr->g->t[gr->layer].shape;
+    int64_t nc = a->d[0] * a->d[1], hw = a->d[2] * a->d[3];
+    fx_grad_shortcut_values(gr, targets, dA);
+    for (int64_t q = nc - 1; q >= 0; q--) /* backwards: plane q starts at or after value q */
+        for (int64_t j = hw - 1; j >= 0; j--)
+            dA[q * hw + j] = dA[q];
 }
 
 fx_status fx_grad_run(fx_grad *gr, fx_plan *p, const int *targets, int use_shortcut, float *dA,

@@ -305,7 +305,8 @@ fx_status fx_plan_create(const fx_graph *g, const fx_plan_opts *opts, fx_plan **
     p->fuse = calloc((size_t)g->n_nodes + 1, sizeof *p->fuse);
     p->cptr = calloc((size_t)g->n_t + 1, sizeof *p->cptr);
     p->host = calloc((size_t)g->n_t + 1, sizeof *p->host);
-    if (!p->root || !p->offset || !p->keep || !p->fuse || !p->cptr || !p->host)
+    p->stale = calloc((size_t)g->n_t + 1, 1);
+    if (!p->root || !p->offset || !p->keep || !p->fuse || !p->cptr || !p->host || !p->stale)
         goto fail;
     if ((st = mark_keep(p, opts, err)) != FX_OK)
         goto fail;
@@ -357,6 +358,7 @@ void fx_plan_destroy(fx_plan *p)
     if (p->be)
         p->be->destroy(p->bectx);
     free(p->host);
+    free(p->stale);
     free(p->cptr);
     free(p->root);
     free(p->offset);
@@ -486,10 +488,10 @@ fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err)
                          err)) != FX_OK ||
         (st = run_nodes(p, err)) != FX_OK)
         return st;
+    /* Host copies are made when read (fx_plan_host): what nobody reads
+     * (most of a CAM region's tensors on a GPU) never crosses. */
     for (int t = 0; !be->host_memory && t < g->n_t; t++)
-        if (p->host[t] && (st = be->download(p->bectx, p->host[t], fx_plan_buffer(p, t),
-                                             fx_shape_numel(&g->t[t].shape), err)) != FX_OK)
-            return st;
+        p->stale[t] = p->host[t] != NULL;
     return be->sync(p->bectx, err);
 }
 
@@ -497,6 +499,20 @@ fx_status fx_plan_rerun(fx_plan *p, fx_error *err)
 {
     fx_status st = run_nodes(p, err);
     return st != FX_OK ? st : p->be->sync(p->bectx, err);
+}
+
+const float *fx_plan_host(const fx_plan *p, int t, fx_error *err)
+{
+    fx_plan *q = (fx_plan *)p; /* the copy is a cache of the device's values */
+    if (p->be->host_memory)
+        return fx_plan_buffer(p, t);
+    if (q->stale[t]) {
+        if (p->be->download(p->bectx, p->host[t], fx_plan_buffer(p, t),
+                            fx_shape_numel(&p->g->t[t].shape), err) != FX_OK)
+            return NULL;
+        q->stale[t] = 0;
+    }
+    return p->host[t];
 }
 
 const float *fx_plan_tensor(const fx_plan *p, const char *name, fx_shape *shape)
@@ -508,7 +524,7 @@ const float *fx_plan_tensor(const fx_plan *p, const char *name, fx_shape *shape)
         *shape = p->g->t[t].shape;
     if (p->g->t[t].kind == FX_T_CONST)
         return p->g->t[t].data; /* the graph's host copy, on every backend */
-    return p->be->host_memory ? fx_plan_buffer(p, t) : p->host[t];
+    return fx_plan_host(p, t, NULL);
 }
 
 size_t fx_plan_peak_bytes(const fx_plan *p)

@@ -35,6 +35,7 @@ struct fx_plan {
     size_t esz;        /* bytes per float activation element on that backend */
     const void **cptr; /* per tensor: a constant's pointer in the backend's memory */
     float **host;      /* per tensor: host copy of a kept tensor (device backends) */
+    char *stale;       /* per tensor: host[t] not yet copied since the last run */
     int *root;         /* per tensor: the tensor whose buffer it uses (views alias), -1: none */
     size_t *offset;    /* per root tensor: byte offset in the arena */
     char *keep;        /* per tensor: readable after run (outputs, opts->keep) */
@@ -68,6 +69,11 @@ void fx_plan_fusion(fx_plan *p);
 /* Where tensor t lives in the backend's memory: a constant's copy, or
  * its root's place in the arena (NULL for an unplanned tensor). */
 void *fx_plan_buffer(const fx_plan *p, int t);
+
+/* Kept tensor t's values in host memory: the arena itself on a host
+ * backend, else its host copy, copied from the device on first use after
+ * each run (NULL when that copy fails, the reason in err). */
+const float *fx_plan_host(const fx_plan *p, int t, fx_error *err);
 
 /* backward.c: the backward of opts->grad, planned after the forward
  * (p->bw), and freed before the backend goes. */

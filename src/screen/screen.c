@@ -9,6 +9,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "cam/cam_hd.h"
+#include "cam/cam_internal.h"
 #include "fxscreen/cam.h"
 #include "fxscreen/fsutil.h"
 #include "fxscreen/grad.h"
@@ -41,6 +43,11 @@ struct fx_screen {
     float *cam;   /* (batch, H, W) */
     int *targets; /* (batch) */
     double *p;    /* (K) one image's class probabilities */
+#ifdef FX_HAVE_CUDA
+    fx_cam_gpu *cg; /* a CUDA plan's maps on the GPU (NULL: on the CPU) */
+#endif
+    uint8_t *heat; /* (batch, H, W) from the GPU */
+    fx_cam_px *px; /* (batch) */
 };
 
 /* ---- settings ------------------------------------------------------------------ */
@@ -263,8 +270,9 @@ static fx_status screen_load(fx_screen *m, const char *model, const char *config
 }
 
 /* The plan on the device asked for (auto: CUDA when it runs the whole
- * model, else the CPU with a notice).  The forward may run on the GPU; the
- * CAM backward reads the kept tensors on the host. */
+ * model, else the CPU with a notice).  On a GPU the plan runs the backward
+ * there too (where its backend has every VJP), and the maps are made there
+ * (src/cam/cam_gpu.c) unless FX_CUDA_HOST_CAM is set. */
 static fx_status screen_plan(fx_screen *m, const fx_screen_opts *o, fx_error *err)
 {
     char notice[FX_ERROR_MSG_MAX] = "";
@@ -277,7 +285,13 @@ static fx_status screen_plan(fx_screen *m, const fx_screen_opts *o, fx_error *er
                        .device = m->device,
                        .device_index = o->device_index,
                        .precision = o->precision};
-    return fx_plan_create(m->g, &po, &m->plan, err);
+    if ((st = fx_plan_create(m->g, &po, &m->plan, err)) != FX_OK)
+        return st;
+#ifdef FX_HAVE_CUDA
+    if (m->device == FX_DEVICE_CUDA && !getenv("FX_CUDA_HOST_CAM"))
+        return fx_cam_gpu_create(m->plan, m->gr, m->H, m->W, &m->cg, err);
+#endif
+    return FX_OK;
 }
 
 static fx_status scratch_alloc(fx_screen *m, fx_error *err)
@@ -289,7 +303,9 @@ static fx_status scratch_alloc(fx_screen *m, fx_error *err)
     m->cam = malloc(b * (size_t)m->H * (size_t)m->W * sizeof(float));
     m->targets = malloc(b * sizeof(int));
     m->p = malloc((size_t)m->K * sizeof(double));
-    if (!m->x || !m->dA || !m->low || !m->cam || !m->targets || !m->p)
+    m->heat = malloc(b * (size_t)m->H * (size_t)m->W);
+    m->px = malloc(b * sizeof *m->px);
+    if (!m->x || !m->dA || !m->low || !m->cam || !m->targets || !m->p || !m->heat || !m->px)
         return fx_error_set(err, FX_ERR_NOMEM, "out of memory for the engine buffers");
     for (size_t i = 0; i < b; i++)
         m->targets[i] = m->target;
@@ -324,6 +340,9 @@ void fx_screen_destroy(fx_screen *m)
 {
     if (!m)
         return;
+#ifdef FX_HAVE_CUDA
+    fx_cam_gpu_destroy(m->cg);
+#endif
     fx_plan_destroy(m->plan);
     fx_grad_destroy(m->gr);
     fx_graph_destroy(m->g);
@@ -333,6 +352,8 @@ void fx_screen_destroy(fx_screen *m)
     free(m->cam);
     free(m->targets);
     free(m->p);
+    free(m->heat);
+    free(m->px);
     free(m);
 }
 
@@ -399,6 +420,36 @@ static void error_row(const fx_screen *m, const fx_screen_out *o, int i)
         o->bbox[4 * i + k] = NAN;
 }
 
+/* The batch's maps after the forward: the uint8 heat (m->heat) and each
+ * map's peak and box in model pixels (m->px), on the GPU for a CUDA plan
+ * (only those cross), else on the CPU. */
+static fx_status screen_maps(fx_screen *m, fx_cam_method method, double frac, fx_error *err)
+{
+    size_t hw = (size_t)m->H * m->W;
+#ifdef FX_HAVE_CUDA
+    if (m->cg)
+        return fx_cam_gpu_run(m->cg, method, m->targets, frac, m->heat, m->px, err);
+#endif
+    fx_status st = FX_OK;
+    if (fx_cam_method_needs_grad(method) &&
+        (st = fx_grad_run(m->gr, m->plan, m->targets, 1, m->dA, err)) != FX_OK)
+        return st;
+    const float *A = fx_plan_tensor(m->plan, m->layer, NULL);
+    if (!A)
+        return fx_error_set(err, FX_ERR_INTERNAL, "screen: the plan did not keep the CAM layer");
+    if ((st = fx_cam_compute(method, A, m->dA, m->batch, m->lc, m->lh, m->lw, m->low)) != FX_OK)
+        return fx_error_set(err, st, "screen: %s failed", fx_cam_method_name(method));
+    fx_cam_normalize(m->low, m->batch, m->lh, m->lw);
+    fx_cam_upsample(m->low, m->batch, m->lh, m->lw, m->cam, m->H, m->W);
+    for (int i = 0; i < m->batch; i++) {
+        const float *c = m->cam + (size_t)i * hw;
+        for (size_t q = 0; q < hw; q++)
+            m->heat[(size_t)i * hw + q] = fx_hd_cam_quant(c[q]);
+        fx_cam_px_find(c, m->H, m->W, frac, &m->px[i]);
+    }
+    return FX_OK;
+}
+
 fx_status fx_screen_run(fx_screen *m, const fx_run_config *eff, const float *x, int count,
                         const int8_t *status, const fx_prep_geom *geom, const fx_screen_out *o,
                         fx_screen_times *t, fx_error *err)
@@ -418,19 +469,14 @@ fx_status fx_screen_run(fx_screen *m, const fx_run_config *eff, const float *x, 
     double t1 = fx_now_s();
     if (t)
         t->infer += t1 - t0;
-    if (st == FX_OK && fx_cam_method_needs_grad(method))
-        st = fx_grad_run(m->gr, m->plan, m->targets, 1, m->dA, err);
+    if (st == FX_OK)
+        st = screen_maps(m, method, eff->box_fraction, err);
     if (st != FX_OK)
         return st;
     const float *logits = fx_plan_tensor(m->plan, m->logits, NULL);
     const float *score = fx_plan_tensor(m->plan, m->output, NULL);
-    const float *A = fx_plan_tensor(m->plan, m->layer, NULL);
-    if (!logits || !score || !A)
+    if (!logits || !score)
         return fx_error_set(err, FX_ERR_INTERNAL, "screen: the plan did not keep the CAM tensors");
-    if ((st = fx_cam_compute(method, A, m->dA, m->batch, m->lc, m->lh, m->lw, m->low)) != FX_OK)
-        return fx_error_set(err, st, "screen: %s failed", fx_cam_method_name(method));
-    fx_cam_normalize(m->low, m->batch, m->lh, m->lw);
-    fx_cam_upsample(m->low, m->batch, m->lh, m->lw, m->cam, m->H, m->W);
     for (int i = 0; i < count; i++) {
         if (status && status[i] != FX_OK) {
             error_row(m, o, i);
@@ -443,15 +489,13 @@ fx_status fx_screen_run(fx_screen *m, const fx_run_config *eff, const float *x, 
         for (int k = 0; o->classes && k < m->K; k++)
             o->classes[(size_t)i * m->K + k] = (float)m->p[k];
         o->pred[i] = (int8_t)(o->prob[i] >= eff->threshold);
-        const float *c = m->cam + (size_t)i * hw;
-        uint8_t *h = o->heat + (size_t)i * hw;
-        for (size_t q = 0; q < hw; q++) {
-            float v = c[q] * 255.0f + 0.5f;
-            h[q] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-        }
-        fx_cam_region r;
+        memcpy(o->heat + (size_t)i * hw, m->heat + (size_t)i * hw, hw);
         float *pk = o->peak + 2 * i, *bx = o->bbox + 4 * i;
-        if (fx_cam_locate(c, m->H, m->W, &geom[i], eff->box_fraction, &r) == FX_OK) {
+        const fx_prep_geom *gi = &geom[i];
+        if (eff->box_fraction > 0.0 && eff->box_fraction <= 1.0 && gi->scale_x > 0 &&
+            gi->scale_y > 0) {
+            fx_cam_region r;
+            fx_cam_px_region(&m->px[i], m->W, m->H, gi, &r);
             pk[0] = (float)r.peak_x, pk[1] = (float)r.peak_y;
             bx[0] = (float)r.x0, bx[1] = (float)r.y0, bx[2] = (float)r.x1, bx[3] = (float)r.y1;
         } else {

@@ -67,6 +67,21 @@ def devices(tmp, images):
         dp = max(abs(float(x["probability"]) - float(y["probability"])) for x, y in zip(a, b))
         check("run: the same prediction on every row (%d of %d)" % (same, len(a)), same == len(a))
         check("run: probabilities within 1e-3 (max %.2g)" % dp, dp <= 1e-3)
+        # The maps (made on the GPU from its backward, or the shortcut):
+        # the stored uint8 heat maps and the peaks against the CPU's.
+        with h5py.File(os.path.join(tmp, "run_cpu", "results.h5"), "r") as fc, \
+                h5py.File(os.path.join(tmp, "run_" + GPU, "results.h5"), "r") as fg:
+            hc, hg = fc["heatmap"][:].astype(np.float64), fg["heatmap"][:].astype(np.float64)
+            rs = [np.corrcoef(hc[i].ravel(), hg[i].ravel())[0, 1] if hc[i].std() > 0 else 1.0
+                  for i in range(hc.shape[0])]
+            dpk = np.abs(fc["peak_xy"][:] - fg["peak_xy"][:]).max(axis=1)
+            px = 512.0 / fc["heatmap"].shape[1]  # one model pixel, in the 512 px originals
+            same_peak = int(np.sum(dpk <= px + 1e-3))
+            dq = int(np.abs(hc - hg).max())
+        check("run: heat maps, min Pearson r %.5f (limit 0.999), max |d| %d of 255" % (min(rs), dq),
+              min(rs) >= 0.999)
+        check("run: the same peak (within a model pixel) on %d of %d maps (limit 99%%)"
+              % (same_peak, len(rs)), same_peak >= 0.99 * len(rs))
 
 
 def kills(tmp, images, n):

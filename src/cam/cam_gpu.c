@@ -1,0 +1,165 @@
+/* Grad-CAM on the GPU for a CUDA plan (see cam_internal.h): the layer's
+ * activations are read where the forward left them, the gradient where the
+ * backward left it (or made here from the shortcut's per-channel values),
+ * and only the uint8 heat and the peaks and boxes cross to the host.  All
+ * work is queued on the plan's stream, so it orders after the forward and
+ * the backward without a device-wide synchronisation; the one wait is the
+ * download at the end.  Only compiled with FX_HAVE_CUDA. */
+#ifdef FX_HAVE_CUDA
+#include <cuda_runtime.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cam/cam_internal.h"
+#include "model/grad_internal.h"
+#include "model/plan_internal.h"
+
+struct fx_cam_gpu {
+    fx_plan *p;
+    const fx_grad *gr;
+    void *stream;
+    fx_cu_dtype dt;
+    int dev, layer, n, c, h, w, H, W;
+    const void *A; /* the layer in the plan's arena */
+    /* device: */
+    float *dA;  /* (n, c, h, w): the shortcut's or a host backward's gradient */
+    float *v;   /* (n, c): the shortcut's values */
+    double *wt; /* (n, c) */
+    float *low; /* (n, h, w) */
+    float *cam; /* (n, H, W) */
+    uint8_t *heat;
+    fx_cam_px *px;
+    /* host: */
+    float *host; /* the shortcut's values, a host backward's dA or EigenCAM's maps */
+};
+
+#define CG_CHECK(call)                                                                             \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess)                                                                     \
+            return fx_error_set(err, FX_ERR_DEVICE, "cam (GPU): %s: %s", #call,                    \
+                                cudaGetErrorString(e_));                                           \
+    } while (0)
+
+void fx_cam_gpu_destroy(fx_cam_gpu *cg)
+{
+    if (!cg)
+        return;
+    cudaFree(cg->dA);
+    cudaFree(cg->v);
+    cudaFree(cg->wt);
+    cudaFree(cg->low);
+    cudaFree(cg->cam);
+    cudaFree(cg->heat);
+    cudaFree(cg->px);
+    free(cg->host);
+    free(cg);
+}
+
+static fx_status reserve(fx_cam_gpu *cg, fx_error *err)
+{
+    CG_CHECK(cudaSetDevice(cg->dev));
+    size_t nc = (size_t)cg->n * cg->c, hw = (size_t)cg->h * cg->w, HW = (size_t)cg->H * cg->W;
+    CG_CHECK(cudaMalloc((void **)&cg->dA, nc * hw * sizeof(float)));
+    CG_CHECK(cudaMalloc((void **)&cg->v, nc * sizeof(float)));
+    CG_CHECK(cudaMalloc((void **)&cg->wt, nc * sizeof(double)));
+    CG_CHECK(cudaMalloc((void **)&cg->low, (size_t)cg->n * hw * sizeof(float)));
+    CG_CHECK(cudaMalloc((void **)&cg->cam, (size_t)cg->n * HW * sizeof(float)));
+    CG_CHECK(cudaMalloc((void **)&cg->heat, (size_t)cg->n * HW));
+    CG_CHECK(cudaMalloc((void **)&cg->px, (size_t)cg->n * sizeof(fx_cam_px)));
+    if (!(cg->host = malloc(nc * hw * sizeof(float))))
+        return fx_error_set(err, FX_ERR_NOMEM, "cam (GPU): out of memory");
+    return FX_OK;
+}
+
+fx_status fx_cam_gpu_create(fx_plan *p, const fx_grad *gr, int H, int W, fx_cam_gpu **out,
+                            fx_error *err)
+{
+    *out = NULL;
+    if (!p->be->queue || p->be->host_memory || !p->bw || H < 1 || W < 1)
+        return fx_error_set(err, FX_ERR_UNSUPPORTED,
+                            "cam (GPU): the plan is not on a CUDA device with this gradient");
+    const fx_shape *a = &p->g->t[gr->layer].shape;
+    if (a->rank != 4)
+        return fx_error_set(err, FX_ERR_UNSUPPORTED, "cam (GPU): the layer is not 4-D");
+    fx_cam_gpu *cg = calloc(1, sizeof *cg);
+    if (!cg)
+        return fx_error_set(err, FX_ERR_NOMEM, "cam (GPU): out of memory");
+    int storage;
+    p->be->queue(p->bectx, &cg->stream, &storage, &cg->dev);
+    cg->p = p, cg->gr = gr, cg->dt = (fx_cu_dtype)storage, cg->layer = gr->layer;
+    cg->n = (int)a->d[0], cg->c = (int)a->d[1], cg->h = (int)a->d[2], cg->w = (int)a->d[3];
+    cg->H = H, cg->W = W;
+    cg->A = fx_plan_buffer(p, gr->layer);
+    fx_status st = reserve(cg, err);
+    if (st != FX_OK) {
+        fx_cam_gpu_destroy(cg);
+        return st;
+    }
+    *out = cg;
+    return FX_OK;
+}
+
+/* dA on the device for the method: the shortcut's planes, the backward's
+ * own buffer, or a host backward's result uploaded. */
+static fx_status gradient(fx_cam_gpu *cg, const int *targets, const float **G, fx_error *err)
+{
+    size_t nc = (size_t)cg->n * cg->c, hw = (size_t)cg->h * cg->w;
+    cudaStream_t s = cg->stream;
+    if (fx_grad_has_shortcut(cg->gr)) {
+        fx_grad_shortcut_values(cg->gr, targets, cg->host);
+        CG_CHECK(cudaMemcpyAsync(cg->v, cg->host, nc * sizeof(float), cudaMemcpyHostToDevice, s));
+        *G = cg->dA;
+        return fx_cu_cam_expand(cg->stream, (int64_t)nc, (int)hw, cg->v, cg->dA, err);
+    }
+    const float *dev = fx_plan_backward_grad(cg->p);
+    fx_status st = fx_plan_backward_run(cg->p, cg->gr, targets, dev ? NULL : cg->host, err);
+    if (st != FX_OK)
+        return st;
+    if (dev) {
+        *G = dev;
+        return FX_OK;
+    }
+    CG_CHECK(cudaMemcpyAsync(cg->dA, cg->host, nc * hw * sizeof(float), cudaMemcpyHostToDevice, s));
+    *G = cg->dA;
+    return FX_OK;
+}
+
+fx_status fx_cam_gpu_run(fx_cam_gpu *cg, fx_cam_method m, const int *targets, double frac,
+                         uint8_t *heat, fx_cam_px *px, fx_error *err)
+{
+    int hw = cg->h * cg->w;
+    cudaStream_t s = cg->stream;
+    fx_status st = FX_OK;
+    CG_CHECK(cudaSetDevice(cg->dev)); /* this thread may not be the creating one */
+    if (m == FX_CAM_EIGENCAM) {       /* the projection on the CPU, the rest here */
+        const float *A = fx_plan_host(cg->p, cg->layer, err);
+        if (!A)
+            return FX_ERR_DEVICE;
+        if ((st = fx_cam_compute(m, A, NULL, cg->n, cg->c, cg->h, cg->w, cg->host)) != FX_OK)
+            return fx_error_set(err, st, "cam (GPU): eigencam failed");
+        CG_CHECK(cudaMemcpyAsync(cg->low, cg->host, (size_t)cg->n * hw * sizeof(float),
+                                 cudaMemcpyHostToDevice, s));
+    } else {
+        const float *G = NULL;
+        if (fx_cam_method_needs_grad(m) && (st = gradient(cg, targets, &G, err)) != FX_OK)
+            return st;
+        st = fx_cu_cam_map(s, cg->dt, m, cg->n, cg->c, hw, cg->A, G, cg->wt, cg->low, err);
+    }
+    if (st == FX_OK)
+        st = fx_cu_cam_normalize(s, cg->n, hw, cg->low, err);
+    if (st == FX_OK)
+        st = fx_cu_cam_upsample(s, cg->n, cg->h, cg->w, cg->H, cg->W, cg->low, cg->cam, cg->heat,
+                                err);
+    if (st == FX_OK)
+        st = fx_cu_cam_locate(s, cg->n, cg->H, cg->W, frac, cg->cam, cg->px, err);
+    if (st != FX_OK)
+        return st;
+    CG_CHECK(
+        cudaMemcpyAsync(heat, cg->heat, (size_t)cg->n * cg->H * cg->W, cudaMemcpyDeviceToHost, s));
+    CG_CHECK(
+        cudaMemcpyAsync(px, cg->px, (size_t)cg->n * sizeof(fx_cam_px), cudaMemcpyDeviceToHost, s));
+    CG_CHECK(cudaStreamSynchronize(s));
+    return FX_OK;
+}
+#endif
