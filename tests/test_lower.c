@@ -526,6 +526,33 @@ static void test_device_precision_parse(void)
     CHECK(fx_precision_parse("tf32", &p) == 0 && p == FX_PREC_TF32);
     CHECK(fx_precision_parse("fp8", &p) == -1 && p == FX_PREC_TF32);
     CHECK(!strcmp(fx_precision_name(FX_PREC_FP16), "fp16"));
+    /* Engine lists: parsed, spelled back the same, and bad lists refused */
+    static const char *const good[] = {"cuda:0,1", "cuda:2,0,2", "cuda:all", "cuda:3",
+                                       "cpu",      "auto",       "cuda"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        fx_device_list l;
+        char back[64];
+        CHECK_MSG(fx_device_parse_list(good[i], &k, &l) == 0, "%s", good[i]);
+        fx_device_list_spec(k, &l, back, sizeof back);
+        CHECK_MSG(!strcmp(back, good[i]), "%s spelled back as %s", good[i], back);
+    }
+    fx_device_list l = {0};
+    CHECK(fx_device_parse_list("cuda:0,0", &k, &l) == 0 && l.n == 2 && l.index[1] == 0 && !l.all);
+    CHECK(fx_device_parse_list("cuda:all", &k, &l) == 0 && l.all && l.n == 0);
+    CHECK(fx_device_parse_list("cuda:1", &k, &l) == 0 && l.n == 1 && l.index[0] == 1);
+    static const char *const bad[] = {
+        "cuda:0,",   "cuda:,1",   "cuda:0,,1",
+        "cuda:0,64", "cuda:0,-1", "cuda:a,1",
+        "cpu:0,1",   "cuda:alll", "cuda:0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        k = FX_DEVICE_AUTO;
+        CHECK_MSG(fx_device_parse_list(bad[i], &k, &l) == -1 && k == FX_DEVICE_AUTO, "%s", bad[i]);
+    }
+    l = (fx_device_list){0, 1, {0}};
+    fx_error e = {0};
+    fx_status rs = fx_device_list_resolve(&l, &e);
+    CHECK_MSG(rs == FX_OK ? l.n >= 1 && !l.all : rs == FX_ERR_DEVICE && strstr(e.msg, "cuda:all"),
+              "%d %s", rs, e.msg);
 }
 
 int main(void)

@@ -24,6 +24,30 @@ int fx_device_parse(const char *s, fx_device_kind *out);
 /* The same, also giving the ordinal (0 unless "cuda:N"); index may be NULL. */
 int fx_device_parse_spec(const char *s, fx_device_kind *out, int *index);
 
+/* The engines of a `run` (issue 12): one per listed CUDA ordinal, fed by
+ * one reader pool and written by one writer.  An ordinal may repeat
+ * ("cuda:0,0": two engines on one GPU); "cuda:all" is one per device
+ * found when the run starts (all = 1, n = 0 until fx_device_list_resolve). */
+#define FX_MAX_ENGINES 16
+typedef struct fx_device_list {
+    int n;
+    int all;
+    int index[FX_MAX_ENGINES];
+} fx_device_list;
+
+/* Parse what fx_device_parse_spec takes plus "cuda:N,M,..." and
+ * "cuda:all" into *kind and *list (n = 1, index 0 for a single device).
+ * 0, or -1 (both left alone) for anything else. */
+int fx_device_parse_list(const char *s, fx_device_kind *kind, fx_device_list *list);
+
+/* The spelling --device takes back ("cuda:0,1", "cuda:all", "cpu"). */
+void fx_device_list_spec(fx_device_kind kind, const fx_device_list *list, char *out, size_t n);
+
+/* "cuda:all": one entry per device the CUDA runtime reports (at most
+ * FX_MAX_ENGINES); FX_ERR_DEVICE naming why when none answers.  Any other
+ * list is left as it is. */
+fx_status fx_device_list_resolve(fx_device_list *list, fx_error *err);
+
 /* The engine's arithmetic on a GPU: activations and weights stored as
  * float32 (FP32: TF32 tensor cores off; TF32: on), or as fp16 / bf16 with
  * fp32 accumulation.  The CPU engine always computes in float32.

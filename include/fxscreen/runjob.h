@@ -121,7 +121,8 @@ typedef struct fx_run_job {
     int overlay_size;         /* their longer side at most this (area average); 0: 1024
                                  (FX_OVERLAY_SIZE_DEFAULT), -1: the original's size */
     fx_device_kind device;    /* auto: CUDA if it runs the model, else the CPU (notice) */
-    int device_index;         /* cuda:N */
+    fx_device_list devices;   /* CUDA: one engine per entry (cuda:N, cuda:0,1, cuda:all);
+                                 n = 0: cuda:0 */
     fx_precision precision;   /* on the GPU; FX_PREC_DEFAULT: FX_PREC_GPU_DEFAULT */
     fx_shard shard;           /* count 0: every input (see shard.h) */
     /* Where, and how. */

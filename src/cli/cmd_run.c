@@ -47,7 +47,9 @@ static void run_usage(FILE *f)
             "  --overlay-size N|full  the overlays' longer side at most N pixels (area\n"
             "                average; default 1024), or the original's size\n"
             "  --device D    auto (default: the GPU when one answers and runs the model,\n"
-            "                else the CPU with a notice), cpu, cuda or cuda:N\n"
+            "                else the CPU with a notice), cpu, cuda or cuda:N; cuda:N,M,...\n"
+            "                or cuda:all run one engine per GPU listed (an ordinal may repeat),\n"
+            "                fed by the same readers and written in input order\n"
             "  --precision P the GPU's arithmetic: fp32 (default), tf32, fp16 or bf16\n"
             "  --shard I/N   process only inputs I, I+N, I+2N, ... of the list (0 <= I < N),\n"
             "                for `fxscreen merge`; `--shard slurm` takes I and N from a Slurm\n"
@@ -117,7 +119,13 @@ int fx_cli_run_option(const char *cmd, int c, const char **arg, int argc, char *
             return -1;
         }
         return 1;
-    case 'd': return fx_cli_device(cmd, v, &job->device, &job->device_index) ? 1 : -1;
+    case 'd':
+        if (!fx_device_parse_list(v, &job->device, &job->devices))
+            return 1;
+        fprintf(stderr,
+                "%s: --device '%s': use auto, cpu, cuda, cuda:N, cuda:N,M,... or cuda:all\n", cmd,
+                v);
+        return -1;
     case 'P': return fx_cli_precision(cmd, v, &job->precision) ? 1 : -1;
     default: return 0;
     }

@@ -40,6 +40,80 @@ int fx_device_parse_spec(const char *s, fx_device_kind *out, int *index)
     return -1;
 }
 
+int fx_device_parse_list(const char *s, fx_device_kind *kind, fx_device_list *list)
+{
+    fx_device_list l = {1, 0, {0}};
+    fx_device_kind k;
+    if (s && !strcmp(s, "cuda:all")) {
+        *kind = FX_DEVICE_CUDA;
+        *list = (fx_device_list){0, 1, {0}};
+        return 0;
+    }
+    if (s && !strncmp(s, "cuda:", 5) && strchr(s, ',')) {
+        l.n = 0;
+        for (const char *p = s + 5;; p++) {
+            char *end;
+            long v = strtol(p, &end, 10);
+            if (*p < '0' || *p > '9' || v > 63 || l.n == FX_MAX_ENGINES || (*end && *end != ','))
+                return -1;
+            l.index[l.n++] = (int)v;
+            if (!*end)
+                break;
+            p = end;
+        }
+        *kind = FX_DEVICE_CUDA;
+        *list = l;
+        return 0;
+    }
+    if (fx_device_parse_spec(s, &k, &l.index[0]))
+        return -1;
+    *kind = k;
+    *list = l;
+    return 0;
+}
+
+void fx_device_list_spec(fx_device_kind kind, const fx_device_list *list, char *out, size_t n)
+{
+    if (kind != FX_DEVICE_CUDA || (!list->all && list->n == 1 && list->index[0] == 0)) {
+        snprintf(out, n, "%s", fx_device_name(kind));
+        return;
+    }
+    if (list->all) {
+        snprintf(out, n, "cuda:all");
+        return;
+    }
+    size_t len = (size_t)snprintf(out, n, "cuda:");
+    for (int i = 0; i < list->n && len < n; i++)
+        len += (size_t)snprintf(out + len, n - len, "%s%d", i ? "," : "", list->index[i]);
+}
+
+fx_status fx_device_list_resolve(fx_device_list *list, fx_error *err)
+{
+    if (!list->all)
+        return FX_OK;
+#ifdef FX_HAVE_CUDA
+    int count = 0;
+    fx_status st = fx_cuda_device_count(&count, err);
+    if (st != FX_OK) {
+        fx_error_prefix(err, "--device cuda:all");
+        return st;
+    }
+    if (count < 1)
+        return fx_error_set(err, FX_ERR_DEVICE,
+                            "--device cuda:all: the CUDA runtime reports 0 devices; use --device "
+                            "cpu or auto");
+    list->n = count < FX_MAX_ENGINES ? count : FX_MAX_ENGINES;
+    for (int i = 0; i < list->n; i++)
+        list->index[i] = i;
+    list->all = 0;
+    return FX_OK;
+#else
+    return fx_error_set(err, FX_ERR_DEVICE,
+                        "--device cuda:all: this build has no CUDA support; use --device cpu or "
+                        "auto");
+#endif
+}
+
 const char *fx_device_name(fx_device_kind k)
 {
     switch (k) {

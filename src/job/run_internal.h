@@ -17,7 +17,7 @@ typedef struct run_params {
     fx_overlay_mode overlays;
     int overlay_size; /* longer side of the overlays; 0: the original's */
     fx_device_kind device;
-    int device_index;       /* cuda:N */
+    fx_device_list devices; /* cuda:N, cuda:N,M,..., cuda:all */
     fx_precision precision; /* on the GPU */
     /* What the run was started with (run.json; checked on resume). */
     char *model_sha, *effective;

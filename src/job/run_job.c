@@ -1,9 +1,12 @@
 /* The run job: see include/fxscreen/runjob.h.
  *
- * Threads: the pool's readers; the calling thread (consumer: engine + CAM);
- * one writer thread (HDF5 + CSV).  The consumer hands a finished batch to
- * the writer through two output slots: it fills slot k % 2 only once the
- * writer has finished batch k - 2, so at most two batches wait. */
+ * Threads: the pool's readers; one thread per engine (--device cuda:0,1:
+ * two; usually one), each taking the pool's next batch and running the
+ * model and Grad-CAM on it; one writer thread (HDF5 + CSV).  An engine
+ * hands its finished batch k to the writer in result slot k % S (S = 2 x
+ * engines), which it may fill only once the writer has finished batch
+ * k - S; the writer takes the slots in batch order, so rows land in input
+ * order whichever engine finishes first, and a kill leaves a prefix. */
 #include "fxscreen/runjob.h"
 
 #include <dirent.h>
@@ -70,10 +73,13 @@ static fx_status run_batch(fx_screen *m, const fx_run_config *eff, const fx_batc
 typedef struct writer {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    fx_result_batch slot[2];
-    size_t produced, written; /* batches handed over / made durable */
-    int closing;              /* no more batches will come */
-    fx_status st;             /* first write failure */
+    fx_result_batch slot[2 * FX_MAX_ENGINES];
+    char ready[2 * FX_MAX_ENGINES]; /* slot k % nslots holds batch k, complete */
+    int nslots;
+    size_t written; /* batches made durable (the next to write) */
+    int closing;    /* no more batches will come */
+    int aborted;    /* an engine failed: acquire gives nothing more */
+    fx_status st;   /* first write failure */
     fx_error err;
     fx_results *out;
     /* Overlays (set before the thread starts; counters only the writer touches). */
@@ -139,11 +145,12 @@ static void *writer_main(void *arg)
     writer *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (w->written == w->produced && !w->closing)
+        size_t k = w->written % (size_t)w->nslots;
+        while (!w->ready[k] && !w->closing)
             pthread_cond_wait(&w->cv, &w->mu);
-        if (w->written == w->produced)
+        if (!w->ready[k])
             break;
-        fx_result_batch *b = &w->slot[w->written % 2];
+        fx_result_batch *b = &w->slot[k];
         pthread_mutex_unlock(&w->mu);
         fx_error e = {0};
         double t0 = fx_now_s();
@@ -159,6 +166,7 @@ static void *writer_main(void *arg)
             w->st = st;
             w->err = e;
         }
+        w->ready[k] = 0;
         w->written++;
         pthread_cond_broadcast(&w->cv);
     }
@@ -166,24 +174,139 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* The slot the consumer may fill next (waits while two batches are pending);
- * NULL once the writer has failed. */
-static fx_result_batch *writer_acquire(writer *w)
+/* The slot for batch k (waits while batch k - nslots is not yet written);
+ * NULL once the writer has failed or an engine has. */
+static fx_result_batch *writer_acquire(writer *w, size_t k)
 {
     pthread_mutex_lock(&w->mu);
-    while (w->produced - w->written >= 2 && w->st == FX_OK)
+    while (k - w->written >= (size_t)w->nslots && w->st == FX_OK && !w->aborted)
         pthread_cond_wait(&w->cv, &w->mu);
-    fx_result_batch *b = w->st == FX_OK ? &w->slot[w->produced % 2] : NULL;
+    fx_result_batch *b = w->st == FX_OK && !w->aborted ? &w->slot[k % (size_t)w->nslots] : NULL;
     pthread_mutex_unlock(&w->mu);
     return b;
 }
 
-static void writer_submit(writer *w)
+static void writer_submit(writer *w, size_t k)
 {
     pthread_mutex_lock(&w->mu);
-    w->produced++;
+    w->ready[k % (size_t)w->nslots] = 1;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
+}
+
+static void writer_abort(writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->aborted = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- the engines ------------------------------------------------------------------ */
+
+/* What the engine threads share. */
+typedef struct engines {
+    pthread_mutex_t take; /* one thread at a time asks the pool for its next batch */
+    pthread_mutex_t mu;   /* the counts, progress and the first failure */
+    fx_pool *pool;
+    writer *w;
+    const fx_run_job *job;
+    const run_params *p;
+    const fx_run_config *eff;
+    fx_run_job_result *res;
+    long total;
+    double t0;
+    fx_status st;
+    fx_error err;
+} engines;
+
+typedef struct engine {
+    engines *all;
+    fx_screen *m;
+    fx_screen_times times;
+    pthread_t tid;
+    int started;
+} engine;
+
+/* One engine's thread: batches from the pool until it is empty, cancelled,
+ * or something failed. */
+static void *engine_main(void *arg)
+{
+    engine *e = arg;
+    engines *a = e->all;
+    fx_run_job_result *res = a->res;
+    for (;;) {
+        pthread_mutex_lock(&a->take);
+        fx_batch *b = fx_pool_next_polled(a->pool, a->job->cancel, &res->cancelled);
+        pthread_mutex_unlock(&a->take);
+        if (!b)
+            break;
+        fx_result_batch *o = writer_acquire(a->w, b->number);
+        fx_error err = {0};
+        fx_status st = o ? run_batch(e->m, a->eff, b, o, &e->times, &err) : FX_OK;
+        if (o && st == FX_OK) {
+            size_t ok = 0, bad = 0;
+            double dec = 0, prep = 0;
+            o->row0 = res->resumed_from + b->first;
+            for (int r = 0; r < b->count; r++) {
+                o->index[r] = (int64_t)fx_shard_input(a->p->shard, o->row0 + (size_t)r);
+                ok += b->items[r].status == FX_OK, bad += b->items[r].status != FX_OK;
+                dec += b->items[r].decode_s, prep += b->items[r].prep_s;
+            }
+            writer_submit(a->w, b->number);
+            pthread_mutex_lock(&a->mu);
+            res->ok += ok, res->errors += bad, res->total += (size_t)b->count;
+            res->decode_s += dec, res->prep_s += prep;
+            if (a->job->progress) {
+                fx_progress pr = {res->total, a->total, res->errors, fx_now_s() - a->t0};
+                a->job->progress(a->job->progress_ctx, &pr);
+            }
+            pthread_mutex_unlock(&a->mu);
+        } else if (o)
+            fx_result_batch_clear(o);
+        fx_pool_release(a->pool, b);
+        if (!o || st != FX_OK) {
+            pthread_mutex_lock(&a->mu);
+            if (st != FX_OK && a->st == FX_OK)
+                a->st = st, a->err = err;
+            pthread_mutex_unlock(&a->mu);
+            writer_abort(a->w);
+            fx_pool_cancel(a->pool);
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* The engines of the run's device list (FX_RUN_ENGINES=N: the first N
+ * times over, what cuda:0,0 does on one GPU, so that tests run several
+ * engines on any machine); notices from the first only. */
+static fx_status engines_create(const run_params *p, const fx_run_job *job, fx_prep_config *prep,
+                                fx_run_config *eff, engine *eng, int *n, fx_error *err)
+{
+    fx_device_list list = p->devices;
+    fx_status st = p->device == FX_DEVICE_CUDA ? fx_device_list_resolve(&list, err) : FX_OK;
+    if (st != FX_OK)
+        return st;
+    *n = p->device == FX_DEVICE_CUDA && list.n > 1 ? list.n : 1;
+    const char *env = getenv("FX_RUN_ENGINES");
+    int want = env ? atoi(env) : 0;
+    if (want > 1 && want <= FX_MAX_ENGINES && *n == 1)
+        for (*n = want; list.n < want; list.n++)
+            list.index[list.n] = list.index[0];
+    for (int i = 0; i < *n && st == FX_OK; i++) {
+        fx_screen_opts so = {.batch = p->batch,
+                             .device = p->device,
+                             .device_index = list.n > 0 ? list.index[i] : 0,
+                             .precision = p->precision,
+                             .log = i == 0 ? job->log : NULL,
+                             .log_prefix = "run"};
+        st = fx_screen_create(p->model, p->config, prep, eff, &so, &eng[i].m, err);
+    }
+    if (st == FX_OK && *n > 1 && job->log)
+        fprintf(job->log, "run: %d engines (%s)\n", *n,
+                fx_device_name(p->device == FX_DEVICE_CUDA ? FX_DEVICE_CUDA : FX_DEVICE_CPU));
+    return st;
 }
 
 /* A kill while an overlay was being written leaves NAME.png.tmp.PID (the
@@ -260,18 +383,20 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
 {
     memset(res, 0, sizeof *res);
     run_params p;
-    fx_screen *m = NULL;
+    engine eng[FX_MAX_ENGINES] = {{0}};
+    int n_eng = 0;
+    fx_screen *m = NULL; /* the first engine's: the run's model, layer and shapes */
     int C = 0, H = 0, W = 0, S = 0;
     fx_results out;
     writer w = {.out = &out};
     fx_run_config eff;
-    fx_screen_times times = {0};
     fx_source *src = NULL;
     fx_pool *pool = NULL;
     char *yaml = NULL;
     int writer_started = 0;
     double t0 = 0;
     pthread_t tid;
+    engines all = {.w = &w, .job = job, .p = &p, .eff = &eff, .res = res, .total = -1};
     fx_results_init(&out, job->out_dir);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     fx_status st =
@@ -281,23 +406,18 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
         st = run_params_check_cwd(&p, err);
     if (st == FX_OK)
         st = fx_screen_settings_load(p.config, p.method, p.layer, p.threshold, &pc.prep, &eff, err);
+    if (st == FX_OK)
+        st = engines_create(&p, job, &pc.prep, &eff, eng, &n_eng, err);
     if (st == FX_OK) {
-        fx_screen_opts so = {.batch = p.batch,
-                             .device = p.device,
-                             .device_index = p.device_index,
-                             .precision = p.precision,
-                             .log = job->log,
-                             .log_prefix = "run"};
-        st = fx_screen_create(p.model, p.config, &pc.prep, &eff, &so, &m, err);
-    }
-    if (st == FX_OK) {
+        m = eng[0].m;
         fx_screen_input(m, &C, &H, &W);
         S = fx_screen_score_width(m);
     }
-    for (int i = 0; i < 2 && st == FX_OK; i++)
+    w.nslots = 2 * (n_eng > 0 ? n_eng : 1);
+    for (int i = 0; i < w.nslots && st == FX_OK; i++)
         st = fx_result_batch_alloc(&w.slot[i], p.batch, S, H, W, err);
     pc.overlay_side = p.overlays != FX_OVERLAY_NONE ? p.overlay_size : 0;
-    for (int i = 0; i < 2 && st == FX_OK && pc.overlay_side > 0; i++) {
+    for (int i = 0; i < w.nslots && st == FX_OK && pc.overlay_side > 0; i++) {
         fx_result_batch *o = &w.slot[i];
         o->ov_bytes = (size_t)pc.overlay_side * (size_t)pc.overlay_side;
         o->ovbase = malloc(o->ov_bytes * (size_t)p.batch);
@@ -363,12 +483,17 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
     } else if ((st = run_params_save(&p, job->out_dir, err)) != FX_OK ||
                (st = fx_results_create(&out, &meta, err)) != FX_OK)
         goto done;
-    long total = -1;
     if (job->count_first) {
-        total = p.shard.count > 0 ? (long)fx_shard_rows(p.shard, p.inputs)
-                                  : fx_source_count((const char *const *)p.sources, p.nsources);
+        long total = p.shard.count > 0
+                         ? (long)fx_shard_rows(p.shard, p.inputs)
+                         : fx_source_count((const char *const *)p.sources, p.nsources);
         if (total >= 0)
-            total = total > (long)res->resumed_from ? total - (long)res->resumed_from : 0;
+            all.total = total > (long)res->resumed_from ? total - (long)res->resumed_from : 0;
+    }
+    if (n_eng > 1) { /* the engines hold batches too: keep the readers' slots */
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        int readers = p.threads > 0 ? p.threads : (online > 0 ? (int)online : 1);
+        pc.queue = 2 + n_eng + (readers + p.batch - 1) / p.batch;
     }
     if ((st = fx_pool_create(&pc, src, &pool, err)) != FX_OK)
         goto done;
@@ -380,37 +505,27 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
     }
     writer_started = 1;
     t0 = fx_now_s();
-    for (;;) {
-        fx_batch *b = fx_pool_next_polled(pool, job->cancel, &res->cancelled);
-        if (!b)
-            break;
-        fx_result_batch *o = writer_acquire(&w);
-        if (o)
-            st = run_batch(m, &eff, b, o, &times, err);
-        if (o && st == FX_OK) {
-            o->row0 = res->resumed_from + b->first;
-            for (int r = 0; r < b->count; r++) {
-                o->index[r] = (int64_t)fx_shard_input(p.shard, o->row0 + (size_t)r);
-                if (b->items[r].status == FX_OK)
-                    res->ok++;
-                else
-                    res->errors++;
-                res->decode_s += b->items[r].decode_s;
-                res->prep_s += b->items[r].prep_s;
-            }
-            res->total += (size_t)b->count;
-            writer_submit(&w);
-        } else if (o)
-            fx_result_batch_clear(o);
-        fx_pool_release(pool, b);
-        if (!o || st != FX_OK) {
+    all.pool = pool, all.t0 = t0;
+    pthread_mutex_init(&all.take, NULL);
+    pthread_mutex_init(&all.mu, NULL);
+    for (int i = 0; i < n_eng; i++) {
+        eng[i].all = &all;
+        if (pthread_create(&eng[i].tid, NULL, engine_main, &eng[i]) != 0) {
+            st = fx_error_set(err, FX_ERR_NOMEM, "run: cannot start an engine thread");
+            writer_abort(&w);
             fx_pool_cancel(pool);
             break;
         }
-        if (job->progress) {
-            fx_progress pr = {res->total, total, res->errors, fx_now_s() - t0};
-            job->progress(job->progress_ctx, &pr);
-        }
+        eng[i].started = 1;
+    }
+    for (int i = 0; i < n_eng; i++)
+        if (eng[i].started)
+            pthread_join(eng[i].tid, NULL);
+    pthread_mutex_destroy(&all.take);
+    pthread_mutex_destroy(&all.mu);
+    if (st == FX_OK && all.st != FX_OK) {
+        st = all.st;
+        *err = all.err;
     }
 done:
     fx_pool_destroy(pool);
@@ -429,8 +544,8 @@ done:
     }
     if (t0 > 0) /* until the writer has made the last batch durable */
         res->seconds = fx_now_s() - t0;
-    res->infer_s = times.infer;
-    res->cam_s = times.cam;
+    for (int i = 0; i < n_eng; i++) /* engine-seconds: summed over engines */
+        res->infer_s += eng[i].times.infer, res->cam_s += eng[i].times.cam;
     res->write_s = w.write_s;
     res->overlay_s = w.overlay_s;
     res->overlays = w.overlays_written;
@@ -456,10 +571,11 @@ done:
         }
     } else
         fx_results_close(&out);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2 * FX_MAX_ENGINES; i++)
         fx_result_batch_free(&w.slot[i]);
     fx_source_destroy(src);
-    fx_screen_destroy(m);
+    for (int i = 0; i < n_eng; i++)
+        fx_screen_destroy(eng[i].m);
     free(yaml);
     run_params_free(&p);
     return st;

@@ -100,7 +100,7 @@ static int params_from_json(const cJSON *o, run_params *p)
         p->method = (int)cm;
     else if (method)
         ok = 0;
-    if (ok && device && fx_device_parse_spec(device, &p->device, &p->device_index))
+    if (ok && device && fx_device_parse_list(device, &p->device, &p->devices))
         ok = 0;
     if (ok && precision && fx_precision_parse(precision, &p->precision))
         ok = 0;

@@ -58,19 +58,11 @@ fx_status run_params_from_job(const fx_run_job *job, run_params *p, fx_error *er
                       : job->overlay_size < 0 ? 0
                                               : job->overlay_size;
     p->device = job->device;
-    p->device_index = job->device_index;
+    p->devices =
+        job->devices.n > 0 || job->devices.all ? job->devices : (fx_device_list){1, 0, {0}};
     p->precision = job->precision;
     p->shard = job->shard;
     return FX_OK;
-}
-
-/* The device as --device spells it ("cuda:1", "auto"). */
-static void device_spec(const run_params *p, char *out, size_t n)
-{
-    if (p->device == FX_DEVICE_CUDA && p->device_index)
-        snprintf(out, n, "cuda:%d", p->device_index);
-    else
-        snprintf(out, n, "%s", fx_device_name(p->device));
 }
 
 /* A string, or null for NULL. */
@@ -81,8 +73,8 @@ static cJSON *str_or_null(const char *s)
 
 static cJSON *params_json(const run_params *p)
 {
-    char dev[32];
-    device_spec(p, dev, sizeof dev);
+    char dev[8 + 3 * FX_MAX_ENGINES]; /* as --device spells it */
+    fx_device_list_spec(p->device, &p->devices, dev, sizeof dev);
     cJSON *o = cJSON_CreateObject(), *src = cJSON_CreateArray();
     if (!o || !src) {
         cJSON_Delete(o);

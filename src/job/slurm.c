@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/jsonutil.h"
+#include "fxscreen/device.h"
 #include "fxscreen/fsutil.h"
 #include "fxscreen/h5util.h"
 #include "fxscreen/loader.h"
@@ -128,8 +129,13 @@ static fx_status write_scripts(const fx_slurm_submit *s, const char *fx, const c
     fprintf(f, " run --quiet --shard \"$SLURM_ARRAY_TASK_ID/%d\" --model ", s->shards);
     sh_word(f, model);
     fputs(" --out \"$out\"", f);
-    for (int i = 0; i < s->nrun_args; i++)
+    int has_device = 0;
+    for (int i = 0; i < s->nrun_args; i++) {
         fputc(' ', f), sh_word(f, s->run_args[i]);
+        has_device |= !strcmp(s->run_args[i], "--device");
+    }
+    if (s->gpus_per_task > 1 && !has_device) /* one engine per GPU Slurm gives the task */
+        fputs(" --device cuda:all", f);
     fputs(" --", f);
     for (int i = 0; i < s->nsources; i++)
         fputc(' ', f), sh_word(f, s->sources[i]);
@@ -323,11 +329,11 @@ fx_status fx_slurm_submit_run(const fx_slurm_submit *s, fx_slurm_jobs *jobs, fx_
     if (s->shards < 1 || s->shards > FX_SHARD_MAX)
         return fx_error_set(err, FX_ERR_USAGE, "slurm submit: --shards %d: give 1..%d", s->shards,
                             FX_SHARD_MAX);
-    if (s->gpus_per_task > 1)
+    if (s->gpus_per_task > FX_MAX_ENGINES)
         return fx_error_set(err, FX_ERR_USAGE,
-                            "slurm submit: --gpus-per-task %d: a task runs one engine on one "
-                            "GPU; ask for 1 and more --shards instead",
-                            s->gpus_per_task);
+                            "slurm submit: --gpus-per-task %d: a task runs at most %d engines; "
+                            "ask for fewer and more --shards instead",
+                            s->gpus_per_task, FX_MAX_ENGINES);
     if ((s->partition && check_value("--partition", s->partition, err) != FX_OK) ||
         (s->time && check_value("--time", s->time, err) != FX_OK))
         return FX_ERR_USAGE;

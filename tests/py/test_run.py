@@ -257,6 +257,52 @@ def main():
           [r["path"] for r in krows] == bigpaths, len(krows))
     check("after kills: probability equals the uninterrupted run",
           np.array_equal(kprob, ref_prob), np.abs(kprob - ref_prob).max())
+    # Several engines (what --device cuda:0,1 or cuda:0,0 runs on GPUs;
+    # FX_RUN_ENGINES=3 runs three CPU engines): one reader pool, one writer,
+    # rows in input order, the same values as one engine, and kills resumed.
+    env3 = dict(os.environ, FX_RUN_ENGINES="3")
+    multi = os.path.join(tmp, "multi")
+    p = subprocess.run([FX, "run", "--model", model, "--config", cfg, "--out", multi, "--batch",
+                        "4", "--threads", "2", big], capture_output=True, text=True, env=env3,
+                       timeout=1800)
+    check("3 engines: exit 0, said so", p.returncode == 0 and "3 engines" in p.stderr,
+          (p.returncode, p.stderr[-300:]))
+    with h5py.File(os.path.join(multi, "results.h5"), "r") as mh, \
+            h5py.File(os.path.join(ref, "results.h5"), "r") as rh:
+        mpaths = [x.decode() if isinstance(x, bytes) else x for x in mh["path"][:]]
+        same = all(np.array_equal(mh[k][:], rh[k][:])
+                   for k in ("probability", "prediction", "heatmap", "peak_xy", "bbox", "index"))
+    check("3 engines: the one engine's rows, in input order", mpaths == bigpaths and same)
+    mkill = os.path.join(tmp, "multi_kill")
+    cmd = [FX, "run", "--model", model, "--config", cfg, "--out", mkill, "--batch", "4",
+           "--threads", "2", "--quiet", big]
+    csv_path = os.path.join(mkill, "summary.csv")
+    done_kills = 0
+    for attempt, target in enumerate(sorted(rnd.sample(range(20, nbig - 20), 2))):
+        p = subprocess.Popen(cmd if attempt == 0 else [FX, "run", "--resume", mkill, "--quiet"],
+                             stderr=subprocess.DEVNULL, env=env3)
+        while p.poll() is None:
+            try:
+                with open(csv_path) as f:
+                    rows = sum(1 for _ in f) - 1
+            except OSError:
+                rows = 0
+            if rows >= target:
+                time.sleep(rnd.uniform(0.0, 0.02))
+                break
+            time.sleep(0.005)
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            done_kills += 1
+        p.wait()
+    p = subprocess.run([FX, "run", "--resume", mkill, "--quiet"], capture_output=True, text=True,
+                       env=env3, timeout=1800)
+    with h5py.File(os.path.join(mkill, "results.h5"), "r") as kh:
+        kpaths = [x.decode() if isinstance(x, bytes) else x for x in kh["path"][:]]
+        kprob = kh["probability"][:]
+    check("3 engines, %d SIGKILLs and resumes: every input once, in order, the same values"
+          % done_kills, p.returncode == 0 and done_kills >= 1 and kpaths == bigpaths and
+          np.array_equal(kprob, ref_prob), (p.returncode, len(kpaths), p.stderr[-300:]))
     print("# %.1f s" % (time.time() - t_start))
     if not failures:
         shutil.rmtree(tmp, ignore_errors=True)

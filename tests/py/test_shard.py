@@ -363,7 +363,7 @@ def step_dry_run_scripts(tmp):
     rc, out = fx("slurm", "submit", "--model", MODEL, "--out", "job", "--shards", 3, "--dry-run",
                  *src)
     check("slurm submit refuses a DIR that holds a run", rc == 2 and "fresh --out" in out, out)
-    for args, want in [(["--shards", "2", "--gpus-per-task", "2"], "more --shards"),
+    for args, want in [(["--shards", "2", "--gpus-per-task", "17"], "more --shards"),
                        (["--shards", "2", "--batch", "0"], "--batch '0'"),
                        (["--shards", "2", "--time", "1 day"], "without spaces"),
                        (["--shards", "2", "--sbatch-arg", "account"], "an sbatch option"),
@@ -376,6 +376,11 @@ def step_dry_run_scripts(tmp):
     check("slurm submit --gpus-per-task 1: one GPU per task, the run on it",
           "#SBATCH --gpus-per-task=1" in script and "#SBATCH --cpus-per-task=6" in script and
           "'--device' 'cuda'" in script, script)
+    rc, out = fx("slurm", "submit", "--model", MODEL, "--out", "job5", "--shards", 2,
+                 "--gpus-per-task", 2, "--dry-run", *src)
+    script = open("job5/slurm/shard.sbatch").read() if rc == 0 else out
+    check("slurm submit --gpus-per-task 2: one engine per GPU of the task (--device cuda:all)",
+          "#SBATCH --gpus-per-task=2" in script and " --device cuda:all" in script, script)
     rc, out = fx("slurm", "submit", "--model", MODEL, "--out", "job3", "--shards", 2, *src,
                  env={"PATH": "/nonexistent"})
     check("slurm submit without sbatch: says so, scripts kept",
