@@ -16,3 +16,20 @@ extern "C" fx_status fx_cuda_device_count(int *count, fx_error *err)
     *count = n;
     return FX_OK;
 }
+
+extern "C" fx_status fx_cuda_pin(void *ptr, size_t bytes, fx_error *err)
+{
+    cudaError_t e = cudaHostRegister(ptr, bytes, cudaHostRegisterPortable);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return fx_error_set(err, FX_ERR_DEVICE, "cudaHostRegister of %zu bytes: %s", bytes,
+                            cudaGetErrorString(e));
+    }
+    return FX_OK;
+}
+
+extern "C" void fx_cuda_unpin(void *ptr)
+{
+    if (cudaHostUnregister(ptr) != cudaSuccess)
+        (void)cudaGetLastError(); /* not pinned: nothing to undo */
+}

@@ -18,6 +18,12 @@ extern "C" {
  * driver's reason when the runtime cannot be queried (no driver, no device). */
 fx_status fx_cuda_device_count(int *count, fx_error *err);
 
+/* Page-lock host memory once (cudaHostRegister), so that copies from it to
+ * a GPU are asynchronous DMA; unpin before freeing it.  Unpinning memory
+ * that was not pinned is a no-op. */
+fx_status fx_cuda_pin(void *ptr, size_t bytes, fx_error *err);
+void fx_cuda_unpin(void *ptr);
+
 /* GPU buffers for fx_prep_resize_norm_cuda, grown on demand and reused
  * across calls (one per worker thread; not thread-safe).  Creating one does
  * not touch the GPU; destroy frees everything (NULL is fine). */

@@ -89,6 +89,13 @@ void fx_pool_cancel(fx_pool *p);
  * fx_pool_next does, NULL at the end. */
 fx_batch *fx_pool_next_polled(fx_pool *p, const volatile sig_atomic_t *cancel, int *cancelled);
 
+/* The pool's batch slots: count, and slot i's tensor (batch x C x H x W
+ * floats, page-aligned, fixed for the pool's life) with its size in bytes,
+ * for a GPU stage to pin once (fx_cuda_pin) and unpin before
+ * fx_pool_destroy. */
+int fx_pool_num_slots(const fx_pool *p);
+float *fx_pool_slot_tensor(const fx_pool *p, int i, size_t *bytes);
+
 /* Inputs claimed so far (for progress). */
 size_t fx_pool_claimed(fx_pool *p);
 

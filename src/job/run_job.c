@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fxscreen/cuda_kernels.h"
 #include "fxscreen/fsutil.h"
 #include "fxscreen/h5util.h"
 #include "fxscreen/overlay.h"
@@ -278,6 +279,44 @@ static void *engine_main(void *arg)
     return NULL;
 }
 
+/* On a GPU the pool's batch tensors are page-locked once, so that each
+ * upload is DMA rather than a staged copy.  A refusal (a limit on locked
+ * memory) is a notice: the copies then go the slower way.  1 if pinned. */
+static int pin_slots(fx_pool *pool, const fx_screen *m, FILE *log)
+{
+#ifdef FX_HAVE_CUDA
+    if (fx_screen_device(m) != FX_DEVICE_CUDA)
+        return 0;
+    for (int i = 0; i < fx_pool_num_slots(pool); i++) {
+        size_t bytes;
+        float *t = fx_pool_slot_tensor(pool, i, &bytes);
+        fx_error e = {0};
+        if (fx_cuda_pin(t, bytes, &e) != FX_OK) {
+            while (i-- > 0)
+                fx_cuda_unpin(fx_pool_slot_tensor(pool, i, &bytes));
+            if (log)
+                fprintf(log, "run: batch buffers not pinned (%s)\n", e.msg);
+            return 0;
+        }
+    }
+    return 1;
+#else
+    (void)pool, (void)m, (void)log;
+    return 0;
+#endif
+}
+
+static void unpin_slots(fx_pool *pool)
+{
+#ifdef FX_HAVE_CUDA
+    size_t bytes;
+    for (int i = 0; i < fx_pool_num_slots(pool); i++)
+        fx_cuda_unpin(fx_pool_slot_tensor(pool, i, &bytes));
+#else
+    (void)pool;
+#endif
+}
+
 /* The engines of the run's device list (FX_RUN_ENGINES=N: the first N
  * times over, what cuda:0,0 does on one GPU, so that tests run several
  * engines on any machine); notices from the first only. */
@@ -393,7 +432,7 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
     fx_source *src = NULL;
     fx_pool *pool = NULL;
     char *yaml = NULL;
-    int writer_started = 0;
+    int writer_started = 0, pinned = 0;
     double t0 = 0;
     pthread_t tid;
     engines all = {.w = &w, .job = job, .p = &p, .eff = &eff, .res = res, .total = -1};
@@ -497,6 +536,7 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
     }
     if ((st = fx_pool_create(&pc, src, &pool, err)) != FX_OK)
         goto done;
+    pinned = pin_slots(pool, m, job->log);
     pthread_mutex_init(&w.mu, NULL);
     pthread_cond_init(&w.cv, NULL);
     if (pthread_create(&tid, NULL, writer_main, &w) != 0) {
@@ -528,6 +568,8 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
         *err = all.err;
     }
 done:
+    if (pinned) /* the readers are idle from here: every batch was released */
+        unpin_slots(pool);
     fx_pool_destroy(pool);
     if (writer_started) {
         pthread_mutex_lock(&w.mu);

@@ -329,6 +329,17 @@ void fx_pool_cancel(fx_pool *p)
     pthread_mutex_unlock(&p->mu);
 }
 
+int fx_pool_num_slots(const fx_pool *p)
+{
+    return p->nslots;
+}
+
+float *fx_pool_slot_tensor(const fx_pool *p, int i, size_t *bytes)
+{
+    *bytes = sizeof(float) * p->item_floats * (size_t)p->cfg.batch;
+    return i >= 0 && i < p->nslots ? p->slots[i].b.tensor : NULL;
+}
+
 size_t fx_pool_claimed(fx_pool *p)
 {
     pthread_mutex_lock(&p->mu);
