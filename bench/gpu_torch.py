@@ -12,6 +12,20 @@
                                      fp16/bf16), torch-eager-graphs (the same
                                      captured in a CUDA graph) and torch-compile
                                      (default mode) where --compile-at says
+  gpu_torch.py cam DIR NAME HxW --batch 64 --precision fp32
+                                     the model + Grad-CAM stage as PyTorch users
+                                     write it, one JSON line per engine: the
+                                     input uploaded from pinned memory, the
+                                     forward, the predicted class, dA at the layer
+                                     fxscreen suggests by torch.autograd.grad,
+                                     Grad-CAM, ReLU, min-max, bilinear upsampling
+                                     to the input, uint8 heat and peak, heat and
+                                     peaks copied back: torch-cam-eager,
+                                     torch-cam-compile (body and head compiled,
+                                     the backward through AOTAutograd) and
+                                     pytorch-grad-cam (its GradCAM, which does
+                                     its post-processing on the CPU; skipped
+                                     with the reason when not installed)
   gpu_torch.py ceilings              measured ceilings: an 8192^3 matrix product
                                      per precision (TFLOP/s) and a 4 GiB
                                      device-to-device copy (TB/s)
@@ -124,6 +138,95 @@ def time_model(out_dir, name, size, batches, precs, compile_at):
                                   "ips": round(b / (ms / 1e3), 2)}), flush=True)
 
 
+def split(model, name):
+    """(body, head): body(x) is the layer fxscreen suggests for Grad-CAM (the
+    last 4-D activation before global pooling), head(A) the logits."""
+    nn = torch.nn
+    if name == "resnet50":
+        m = model
+        body = nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3,
+                             m.layer4)
+        head = nn.Sequential(m.avgpool, nn.Flatten(1), m.fc)
+    elif name == "densenet121":
+        body = nn.Sequential(model.features, nn.ReLU())
+        head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), model.classifier)
+    else:
+        body = model.features
+        head = nn.Sequential(model.avgpool, nn.Flatten(1), model.classifier)
+    return body, head
+
+
+def cam_step(body, head, x_host, prec, hw):
+    import torch.nn.functional as F
+    H, W = hw
+
+    def step():
+        x = x_host.cuda(non_blocking=True).to(memory_format=torch.channels_last)
+        ctx = torch.autocast("cuda", dtype=DTYPES[prec]) if prec in DTYPES else \
+            torch.autocast("cuda", enabled=False)
+        with ctx:
+            A = body(x)
+            logits = head(A)
+        t = logits.argmax(1)
+        dA, = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), A)
+        w = dA.float().mean((2, 3), keepdim=True)
+        cam = torch.relu((w * A.float()).sum(1, keepdim=True))
+        cam = cam - cam.amin((2, 3), keepdim=True)
+        cam = cam / (cam.amax((2, 3), keepdim=True) + 1e-7)
+        cam = F.interpolate(cam, size=(H, W), mode="bilinear", align_corners=False)
+        heat = (cam * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+        peak = cam.flatten(1).argmax(1)
+        return heat.cpu(), peak.cpu()
+    return step
+
+
+def time_cam(out_dir, name, size, batch, prec):
+    import os
+    import time
+    h, w = (int(v) for v in size.split("x"))
+    model = build(name)
+    model.load_state_dict(torch.load(os.path.join(out_dir, name + ".pt")))
+    model = model.cuda().to(memory_format=torch.channels_last)
+    set_precision(prec)
+    x_host = torch.randn(batch, 3, h, w).pin_memory()
+    body, head = split(model, name)
+
+    def emit(engine, ms, extra=None):
+        row = {"engine": engine, "model": name, "size": size, "batch": batch, "precision": prec,
+               "median_ms": round(ms, 3), "ips": round(batch / (ms / 1e3), 2) if ms else 0}
+        row.update(extra or {})
+        print(json.dumps(row), flush=True)
+
+    emit("torch-cam-eager", time_fn(cam_step(body, head, x_host, prec, (h, w)), 20, warmup=3))
+    try:
+        cb, ch = torch.compile(body), torch.compile(head)
+        emit("torch-cam-compile", time_fn(cam_step(cb, ch, x_host, prec, (h, w)), 20, warmup=3))
+    except Exception as e:  # a compiler failure is a result too
+        emit("torch-cam-compile", 0, {"error": str(e)[:200]})
+    try:
+        from pytorch_grad_cam import GradCAM
+        layer = {"resnet50": model.layer4, "densenet121": model.features}.get(name, model.features)
+        cam = GradCAM(model=model, target_layers=[layer])
+
+        def pgc():
+            x = x_host.cuda(non_blocking=True)
+            with (torch.autocast("cuda", dtype=DTYPES[prec]) if prec in DTYPES else
+                  torch.autocast("cuda", enabled=False)):
+                g = cam(input_tensor=x)  # numpy (N, H, W) in [0, 1], made on the CPU
+            return (g * 255 + 0.5).clip(0, 255).astype("uint8")
+        for _ in range(2):
+            pgc()
+        ts = []
+        for _ in range(10):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            pgc()
+            ts.append((time.perf_counter() - t0) * 1e3)
+        emit("pytorch-grad-cam", statistics.median(ts))
+    except Exception as e:
+        emit("pytorch-grad-cam", 0, {"error": ("%s: %s" % (type(e).__name__, e))[:200]})
+
+
 def ceilings():
     n = 8192
     out = {}
@@ -149,6 +252,10 @@ def main():
         return export(a[1])
     if a[:1] == ["ceilings"]:
         return ceilings()
+    if a[:1] == ["cam"] and len(a) >= 4:
+        opts = dict(zip(a[4::2], a[5::2]))
+        return time_cam(a[1], a[2], a[3], int(opts.get("--batch", "64")),
+                        opts.get("--precision", "fp32"))
     if a[:1] == ["time"] and len(a) >= 4:
         opts = dict(zip(a[4::2], a[5::2]))
         batches = [int(v) for v in opts.get("--batches", "1,16,128").split(",")]

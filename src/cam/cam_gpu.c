@@ -102,11 +102,12 @@ fx_status fx_cam_gpu_create(fx_plan *p, const fx_grad *gr, int H, int W, fx_cam_
 
 /* dA on the device for the method: the shortcut's planes, the backward's
  * own buffer, or a host backward's result uploaded. */
-static fx_status gradient(fx_cam_gpu *cg, const int *targets, const float **G, fx_error *err)
+static fx_status gradient(fx_cam_gpu *cg, const int *targets, int use_shortcut, const float **G,
+                          fx_error *err)
 {
     size_t nc = (size_t)cg->n * cg->c, hw = (size_t)cg->h * cg->w;
     cudaStream_t s = cg->stream;
-    if (fx_grad_has_shortcut(cg->gr)) {
+    if (use_shortcut && fx_grad_has_shortcut(cg->gr)) {
         fx_grad_shortcut_values(cg->gr, targets, cg->host);
         CG_CHECK(cudaMemcpyAsync(cg->v, cg->host, nc * sizeof(float), cudaMemcpyHostToDevice, s));
         *G = cg->dA;
@@ -125,8 +126,8 @@ static fx_status gradient(fx_cam_gpu *cg, const int *targets, const float **G, f
     return FX_OK;
 }
 
-fx_status fx_cam_gpu_run(fx_cam_gpu *cg, fx_cam_method m, const int *targets, double frac,
-                         uint8_t *heat, fx_cam_px *px, fx_error *err)
+fx_status fx_cam_gpu_run(fx_cam_gpu *cg, fx_cam_method m, const int *targets, int use_shortcut,
+                         double frac, uint8_t *heat, fx_cam_px *px, fx_error *err)
 {
     int hw = cg->h * cg->w;
     cudaStream_t s = cg->stream;
@@ -142,7 +143,8 @@ fx_status fx_cam_gpu_run(fx_cam_gpu *cg, fx_cam_method m, const int *targets, do
                                  cudaMemcpyHostToDevice, s));
     } else {
         const float *G = NULL;
-        if (fx_cam_method_needs_grad(m) && (st = gradient(cg, targets, &G, err)) != FX_OK)
+        if (fx_cam_method_needs_grad(m) &&
+            (st = gradient(cg, targets, use_shortcut, &G, err)) != FX_OK)
             return st;
         st = fx_cu_cam_map(s, cg->dt, m, cg->n, cg->c, hw, cg->A, G, cg->wt, cg->low, err);
     }

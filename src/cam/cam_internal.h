@@ -58,13 +58,12 @@ fx_status fx_cam_gpu_create(fx_plan *p, const fx_grad *gr, int H, int W, fx_cam_
 void fx_cam_gpu_destroy(fx_cam_gpu *cg);
 
 /* One batch after fx_plan_run: the gradient for per-image targets (the
- * shortcut where it applies, else the plan's backward, kept on the device
- * when it runs there), the method, ReLU and min-max, upsampling; only the
- * uint8 heat (n, H, W) and the peaks and boxes px (n) come back.  EigenCAM
- * takes its projection on the CPU from the layer's host copy (the rest
- * still runs here). */
-fx_status fx_cam_gpu_run(fx_cam_gpu *cg, fx_cam_method m, const int *targets, double frac,
-                         uint8_t *heat, fx_cam_px *px, fx_error *err);
+ * shortcut where it applies and use_shortcut is set, else the plan's
+ * backward, kept on the device when it runs there), the method, ReLU and min-max, upsampling; only
+ * the uint8 heat (n, H, W) and the peaks and boxes px (n) come back.  EigenCAM takes its projection
+ * on the CPU from the layer's host copy (the rest still runs here). */
+fx_status fx_cam_gpu_run(fx_cam_gpu *cg, fx_cam_method m, const int *targets, int use_shortcut,
+                         double frac, uint8_t *heat, fx_cam_px *px, fx_error *err);
 
 #ifdef __cplusplus
 }

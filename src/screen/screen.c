@@ -428,7 +428,7 @@ static fx_status screen_maps(fx_screen *m, fx_cam_method method, double frac, fx
     size_t hw = (size_t)m->H * m->W;
 #ifdef FX_HAVE_CUDA
     if (m->cg)
-        return fx_cam_gpu_run(m->cg, method, m->targets, frac, m->heat, m->px, err);
+        return fx_cam_gpu_run(m->cg, method, m->targets, 1, frac, m->heat, m->px, err);
 #endif
     fx_status st = FX_OK;
     if (fx_cam_method_needs_grad(method) &&
