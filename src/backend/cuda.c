@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backend/cuda_internal.h"
+#include "model/ops_common.h"
 
 static cu_ctx *ctx_of(void *p)
 {
@@ -230,27 +231,6 @@ static fx_status cu_prepare_node(void *ctx, int s, const fx_node *n, const fx_ex
     return FX_OK;
 }
 
-static fx_unary_kind unary_kind(const char *op)
-{
-    static const struct {
-        const char *op;
-        fx_unary_kind k;
-    } t[] = {{"Relu", FX_U_RELU},
-             {"LeakyRelu", FX_U_LEAKY},
-             {"Clip", FX_U_CLIP},
-             {"Sigmoid", FX_U_SIGMOID},
-             {"HardSigmoid", FX_U_HSIGMOID},
-             {"HardSwish", FX_U_HSWISH},
-             {"Tanh", FX_U_TANH},
-             {"Elu", FX_U_ELU},
-             {"Selu", FX_U_SELU},
-             {"Gelu", FX_U_GELU}};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        if (!strcmp(op, t[i].op))
-            return t[i].k;
-    return FX_U_NONE;
-}
-
 static const fx_shape *shape_in(const fx_exec_fast *x, const fx_node *n, int k)
 {
     return &x->x.g->t[n->in[k]].shape;
@@ -319,7 +299,7 @@ static fx_status dispatch(cu_ctx *c, int s, const fx_node *n, const fx_exec_fast
     const char *op = n->op_type;
     const void *in0 = x->x.in[0];
     void *out0 = x->x.out[0];
-    fx_unary_kind u = unary_kind(op);
+    fx_unary_kind u = fx_op_unary_kind(op);
     if (u != FX_U_NONE)
         return fx_cu_unary(c->stream, c->dt, n->b.u.act.n, u, n->b.u.act.alpha, n->b.u.act.beta,
                            in0, out0, err);

@@ -10,28 +10,8 @@
 #include <string.h>
 
 #include "backend/cuda_internal.h"
+#include "model/ops_common.h"
 #include "model/vjp.h"
-
-static fx_unary_kind unary_kind_of(const char *op)
-{
-    static const struct {
-        const char *op;
-        fx_unary_kind k;
-    } t[] = {{"Relu", FX_U_RELU},
-             {"LeakyRelu", FX_U_LEAKY},
-             {"Clip", FX_U_CLIP},
-             {"Sigmoid", FX_U_SIGMOID},
-             {"HardSigmoid", FX_U_HSIGMOID},
-             {"HardSwish", FX_U_HSWISH},
-             {"Tanh", FX_U_TANH},
-             {"Elu", FX_U_ELU},
-             {"Selu", FX_U_SELU},
-             {"Gelu", FX_U_GELU}};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        if (!strcmp(op, t[i].op))
-            return t[i].k;
-    return FX_U_NONE;
-}
 
 static int is_op(const fx_node *n, const char *const *ops, size_t count)
 {
@@ -197,7 +177,7 @@ fx_status cu_run_vjp(void *ctx, int s, const fx_node *n, const fx_vjp_io *io, fx
     const fx_shape *out = &io->g->t[n->out[0]].shape;
     if (fx_vjp_is_view(n) || !strcmp(op, "Cast"))
         return fx_cu_acc(c->stream, fx_shape_numel(out), 1.0f, dy, dx, err);
-    fx_unary_kind u = unary_kind_of(op);
+    fx_unary_kind u = fx_op_unary_kind(op);
     if (u != FX_U_NONE) {
         int reads_y = u == FX_U_SIGMOID || u == FX_U_TANH;
         return fx_cu_unary_vjp(c->stream, c->dt, n->b.u.act.n, u, n->b.u.act.alpha, n->b.u.act.beta,

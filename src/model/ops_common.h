@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "model/graph_internal.h"
+#include "ops/hd.h"
 
 /* Error naming the node: "node 'a' (Conv): <reason>". */
 #define NODE_ERR(err, n, code, ...) fx_node_error((err), (n), (code), __VA_ARGS__)
@@ -12,8 +13,7 @@ fx_status fx_node_error(fx_error *err, const fx_node *n, fx_status code, const c
     __attribute__((format(printf, 4, 5)));
 
 /* Require input k present with a known shape (and float dtype if want_float). */
-fx_status fx_need_input(const fx_graph *g, const fx_node *n, int k, int want_float,
-                        fx_error *err);
+fx_status fx_need_input(const fx_graph *g, const fx_node *n, int k, int want_float, fx_error *err);
 
 /* Constant int64 input k as (vals, count); FX_ERR_UNSUPPORTED if it is not
  * a constant int64 tensor.  vals is borrowed from the graph. */
@@ -35,6 +35,29 @@ int fx_opset(const fx_graph *g);
 /* Set output k's dtype and shape. */
 void fx_set_out(fx_graph *g, const fx_node *n, int k, fx_dtype dt, const fx_shape *s);
 
+/* The fx_hd_unary kind of an activation op type ("Relu", ...), FX_U_NONE
+ * for any other op (the CPU VJPs and the CUDA backend's both ways). */
+static inline fx_unary_kind fx_op_unary_kind(const char *op)
+{
+    static const struct {
+        const char *op;
+        fx_unary_kind k;
+    } t[] = {{"Relu", FX_U_RELU},
+             {"LeakyRelu", FX_U_LEAKY},
+             {"Clip", FX_U_CLIP},
+             {"Sigmoid", FX_U_SIGMOID},
+             {"HardSigmoid", FX_U_HSIGMOID},
+             {"HardSwish", FX_U_HSWISH},
+             {"Tanh", FX_U_TANH},
+             {"Elu", FX_U_ELU},
+             {"Selu", FX_U_SELU},
+             {"Gelu", FX_U_GELU}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (!strcmp(op, t[i].op))
+            return t[i].k;
+    return FX_U_NONE;
+}
+
 /* Normalise an axis against rank; -1 if out of range. */
 static inline int fx_axis(int64_t axis, int rank)
 {
@@ -50,7 +73,7 @@ static inline const fx_shape *in_shape(const fx_exec *x, const fx_node *n, int k
 
 /* Binders and executors, one pair per op family. */
 #define FX_DECL_OP(stem)                                                                           \
-    fx_status fx_bind_##stem(fx_graph *g, fx_node *n, fx_error *err);                             \
+    fx_status fx_bind_##stem(fx_graph *g, fx_node *n, fx_error *err);                              \
     fx_status fx_exec_##stem(const fx_node *n, const fx_exec *x)
 FX_DECL_OP(conv);
 FX_DECL_OP(batchnorm);

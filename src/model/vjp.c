@@ -184,16 +184,22 @@ static fx_unary_kind unary_of(fx_vjp_act_kind k)
     return (unsigned)k < sizeof u / sizeof u[0] ? u[k] : FX_U_NONE;
 }
 
-fx_status fx_vjp_act(fx_vjp_act_kind k, const fx_act_params *p, const float *x, const float *y,
-                     const float *dy, float *dx)
+fx_status fx_vjp_unary(fx_unary_kind u, const fx_act_params *p, const float *x, const float *y,
+                       const float *dy, float *dx)
 {
-    int reads_y = k == FX_VJP_SIGMOID || k == FX_VJP_TANH;
+    int reads_y = u == FX_U_SIGMOID || u == FX_U_TANH;
     if (p->n < 0 || (reads_y ? !y : !x))
         return FX_ERR_USAGE;
     for (int64_t i = 0; i < p->n; i++)
-        dx[i] += fx_hd_unary_vjp(unary_of(k), p->alpha, p->beta, reads_y ? 0.0f : x[i],
-                                 reads_y ? y[i] : 0.0f, dy[i]);
+        dx[i] += fx_hd_unary_vjp(u, p->alpha, p->beta, reads_y ? 0.0f : x[i], reads_y ? y[i] : 0.0f,
+                                 dy[i]);
     return FX_OK;
+}
+
+fx_status fx_vjp_act(fx_vjp_act_kind k, const fx_act_params *p, const float *x, const float *y,
+                     const float *dy, float *dx)
+{
+    return fx_vjp_unary(unary_of(k), p, x, y, dy, dx);
 }
 
 fx_status fx_vjp_prelu(const fx_binary_params *p, const float *x, const float *slope,

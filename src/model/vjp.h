@@ -21,6 +21,7 @@
 
 #include "backend/backend.h"
 #include "fxscreen/ops.h"
+#include "ops/hd.h"
 
 /* Conv w.r.t. its input: the transposed convolution of dy with w
  * (groups, stride, dilation, asymmetric pads).  w: (C_out, C_in/g, kH, kW),
@@ -54,6 +55,10 @@ typedef enum fx_vjp_act_kind {
  * (Sigmoid and Tanh read y, the others x; the unused one may be NULL). */
 fx_status fx_vjp_act(fx_vjp_act_kind k, const fx_act_params *p, const float *x, const float *y,
                      const float *dy, float *dx);
+
+/* The same by fx_hd_unary's kind (src/ops/hd.h; FX_U_SILU too). */
+fx_status fx_vjp_unary(fx_unary_kind u, const fx_act_params *p, const float *x, const float *y,
+                       const float *dy, float *dx);
 
 /* PRelu y = x < 0 ? slope * x : x (p->a: x's shape, p->b: slope's).
  * dslope (slope's shape) may be NULL (weights are not differentiated). */

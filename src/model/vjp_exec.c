@@ -51,27 +51,6 @@ int fx_vjp_supported(const fx_graph *g, const fx_node *n, const char *need, char
     return 0;
 }
 
-static fx_status vjp_act(const fx_node *n, const fx_vjp_io *io, const float *dy, float *dx)
-{
-    static const struct {
-        const char *op;
-        fx_vjp_act_kind k;
-    } kinds[] = {{"Relu", FX_VJP_RELU},
-                 {"LeakyRelu", FX_VJP_LEAKY_RELU},
-                 {"Clip", FX_VJP_CLIP},
-                 {"Sigmoid", FX_VJP_SIGMOID},
-                 {"HardSigmoid", FX_VJP_HARD_SIGMOID},
-                 {"HardSwish", FX_VJP_HARD_SWISH},
-                 {"Tanh", FX_VJP_TANH},
-                 {"Elu", FX_VJP_ELU},
-                 {"Selu", FX_VJP_SELU},
-                 {"Gelu", FX_VJP_GELU}};
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (!strcmp(n->op_type, kinds[i].op))
-            return fx_vjp_act(kinds[i].k, &n->b.u.act, io->x[0], io->y[0], dy, dx);
-    return FX_ERR_INTERNAL;
-}
-
 static fx_status vjp_concat(const fx_graph *g, const fx_node *n, const fx_vjp_io *io,
                             const float *dy)
 {
@@ -140,5 +119,7 @@ fx_status fx_vjp_exec(const fx_node *n, const fx_vjp_io *io)
         return fx_vjp_reduce_mean(&n->b.u.red, dy, dx);
     if (!strcmp(t, "Softmax"))
         return fx_vjp_softmax(&n->b.u.sm, io->y[0], dy, dx);
-    return vjp_act(n, io, dy, dx);
+    fx_unary_kind u = fx_op_unary_kind(t);
+    return u != FX_U_NONE ? fx_vjp_unary(u, &n->b.u.act, io->x[0], io->y[0], dy, dx)
+                          : FX_ERR_INTERNAL;
 }

@@ -37,6 +37,32 @@ def run(args, timeout=300):
     return p.returncode, p.stdout, p.stderr
 
 
+def kill_and_resume(cmd, out, targets, rnd, env=None):
+    """Runs cmd, then `run --resume out` once per further target, killing each
+    with SIGKILL once summary.csv has passed its row target (plus a random
+    few ms, so the kill lands anywhere inside a batch; a kill then always
+    hits a running process, however fast the machine).  Returns the kills."""
+    csv_path, kills = os.path.join(out, "summary.csv"), 0
+    for attempt, target in enumerate(targets):
+        p = subprocess.Popen(cmd if attempt == 0 else [FX, "run", "--resume", out, "--quiet"],
+                             stderr=subprocess.DEVNULL, env=env)
+        while p.poll() is None:
+            try:
+                with open(csv_path) as f:
+                    rows = sum(1 for _ in f) - 1
+            except OSError:
+                rows = 0
+            if rows >= target:
+                time.sleep(rnd.uniform(0.0, 0.02))
+                break
+            time.sleep(0.005)
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait()
+    return kills
+
+
 def make_model(torch, path):
     torch.manual_seed(1234)
     nn = torch.nn
@@ -219,29 +245,7 @@ def main():
     rnd = random.Random(int(os.environ.get("FX_TEST_SEED", "42")))
     cmd = [FX, "run", "--model", model, "--config", cfg, "--out", kill, "--batch", "4",
            "--threads", "1", "--quiet", big]
-    done_kills = 0
-    # Kill once the CSV has passed a random row target (plus a random few ms,
-    # so the kill can land anywhere inside a batch): a kill then always hits
-    # a running process, however fast the machine.
-    csv_path = os.path.join(kill, "summary.csv")
-    targets = sorted(rnd.sample(range(20, nbig - 20), nkills))
-    for attempt, target in enumerate(targets):
-        p = subprocess.Popen(cmd if attempt == 0 else [FX, "run", "--resume", kill, "--quiet"],
-                             stderr=subprocess.DEVNULL)
-        while p.poll() is None:
-            try:
-                with open(csv_path) as f:
-                    rows = sum(1 for _ in f) - 1
-            except OSError:
-                rows = 0
-            if rows >= target:
-                time.sleep(rnd.uniform(0.0, 0.02))
-                break
-            time.sleep(0.005)
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            done_kills += 1
-        p.wait()
+    done_kills = kill_and_resume(cmd, kill, sorted(rnd.sample(range(20, nbig - 20), nkills)), rnd)
     rc, _, err = run(["run", "--resume", kill, "--quiet"], timeout=1800)
     check("resume after %d SIGKILLs exits 0" % done_kills,
           rc == 0 and done_kills >= min(2, nkills), (rc, err))
@@ -276,25 +280,8 @@ def main():
     mkill = os.path.join(tmp, "multi_kill")
     cmd = [FX, "run", "--model", model, "--config", cfg, "--out", mkill, "--batch", "4",
            "--threads", "2", "--quiet", big]
-    csv_path = os.path.join(mkill, "summary.csv")
-    done_kills = 0
-    for attempt, target in enumerate(sorted(rnd.sample(range(20, nbig - 20), 2))):
-        p = subprocess.Popen(cmd if attempt == 0 else [FX, "run", "--resume", mkill, "--quiet"],
-                             stderr=subprocess.DEVNULL, env=env3)
-        while p.poll() is None:
-            try:
-                with open(csv_path) as f:
-                    rows = sum(1 for _ in f) - 1
-            except OSError:
-                rows = 0
-            if rows >= target:
-                time.sleep(rnd.uniform(0.0, 0.02))
-                break
-            time.sleep(0.005)
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            done_kills += 1
-        p.wait()
+    done_kills = kill_and_resume(cmd, mkill, sorted(rnd.sample(range(20, nbig - 20), 2)), rnd,
+                                 env3)
     p = subprocess.run([FX, "run", "--resume", mkill, "--quiet"], capture_output=True, text=True,
                        env=env3, timeout=1800)
     with h5py.File(os.path.join(mkill, "results.h5"), "r") as kh:
