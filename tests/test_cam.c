@@ -629,7 +629,8 @@ static void node(fx_graph *g, const char *op, const char **in, int n_in, const c
  * itself (no VJP: only a Conv's data input may carry a gradient);
  * tail 4: Cast (float to float) -> Gather of channels 3, 0, 0, -2;
  * tail 3: ShuffleNet's channel split: Slice channels 0-1 and 2-3, Conv 1x1
- * on the second half, Concat(conv, first half). */
+ * on the second half, Concat(conv, first half); tail 5: Reshape (with its
+ * constant shape) instead of Flatten. */
 static fx_graph *build(int tail)
 {
     fx_graph *g = fx_graph_create();
@@ -684,7 +685,13 @@ static fx_graph *build(int tail)
         last = "cat";
     }
     node(g, "GlobalAveragePool", (const char *[]){last}, 1, "gap", NULL, 0);
-    node(g, "Flatten", (const char *[]){"gap"}, 1, "f", NULL, 0);
+    if (tail == 5) { /* a view with a constant input (never given a device copy) */
+        fx_shape two = {1, {2}};
+        int64_t sh[2] = {2, 4};
+        CHECK(fx_graph_add_constant(g, "rs", FX_DT_INT64, &two, sh, &err) == FX_OK);
+        node(g, "Reshape", (const char *[]){"gap", "rs"}, 2, "f", NULL, 0);
+    } else
+        node(g, "Flatten", (const char *[]){"gap"}, 1, "f", NULL, 0);
     node(g, "Gemm", (const char *[]){"f", "fw", "fb"}, 3, "y", &ga, 1);
     fx_graph_add_output(g, "y", &err);
     CHECK_MSG(fx_graph_prepare(g, 2, 6, 6, &err) == FX_OK, "%s", err.msg);
@@ -780,6 +787,7 @@ static void test_graph_backward_slice_gather(void)
 {
     graph_backward_tail(3);
     graph_backward_tail(4);
+    graph_backward_tail(5);
 }
 
 static void test_shortcut_and_errors(void)

@@ -198,9 +198,12 @@ static const void *value(const fx_plan *p, const plan_bw *b, int t, fx_error *er
     if (t < 0)
         return NULL;
     const fx_tensor *x = &p->g->t[t];
-    if (!b->host_copies || p->be->host_memory)
-        return fx_plan_buffer(p, t);
-    return x->kind == FX_T_CONST ? x->data : fx_plan_host(p, t, err);
+    if (b->host_copies && !p->be->host_memory) /* fx_plan_host says why it failed */
+        return x->kind == FX_T_CONST ? x->data : fx_plan_host(p, t, err);
+    const void *v = fx_plan_buffer(p, t);
+    if (!v && x->kind != FX_T_CONST)
+        fx_error_set(err, FX_ERR_INTERNAL, "grad: the forward value of '%s' is not kept", x->name);
+    return v;
 }
 
 static float *grad_of(const plan_bw *b, int t)
@@ -229,7 +232,8 @@ fx_status fx_plan_backward_run(fx_plan *p, const fx_grad *gr, const int *targets
             if (t >= 0 && gr->need[t] && b->first[t] == s &&
                 (st = be->zero(b->ctx, grad_of(b, t), grad_bytes(g, t), err)) != FX_OK)
                 break;
-            if (t >= 0 && !(b->x[k] = value(p, b, t, err)))
+            /* a view's shape constant has no device copy: never read */
+            if (!(b->x[k] = value(p, b, t, err)) && t >= 0 && g->t[t].kind != FX_T_CONST)
                 st = FX_ERR_DEVICE;
             b->dx[k] = grad_of(b, t);
         }
