@@ -201,16 +201,19 @@ void fx_plan_destroy(fx_plan *p);
 fx_status fx_plan_run(fx_plan *p, const float *input, fx_error *err);
 
 /* The forward again on the input the last fx_plan_run put in the plan's
- * memory, without the host transfers (no upload, kept tensors not copied
- * back; fx_plan_tensor still gives the last fx_plan_run's values), and
- * waits for it: the forward alone, for benchmarks.  Keep the graph input
+ * memory, without the host transfers (no upload; a device plan copies kept
+ * tensors to the host only when fx_plan_tensor reads them, so what is read
+ * after a rerun is the rerun's), and waits for it: the forward alone, for
+ * benchmarks.  Keep the graph input
  * (opts.keep) for its values to survive the run; otherwise the same work
  * runs on whatever the memory then holds. */
 fx_status fx_plan_rerun(fx_plan *p, fx_error *err);
 
 /* A graph output or kept tensor after fx_plan_run: pointer into the plan's
  * memory (valid until the next run or destroy) and its shape. NULL if the
- * name is neither an output nor kept. */
+ * name is neither an output nor kept (or, on a GPU, its copy to the host
+ * failed).  On a GPU the first read after a run copies the tensor to the
+ * host: not for two threads at once. */
 const float *fx_plan_tensor(const fx_plan *p, const char *name, fx_shape *shape);
 
 /* Where the plan's backward runs (opts.grad): the backend's name, with
