@@ -53,6 +53,10 @@
 
 #include "fxscreen/cam.h"
 #include "fxscreen/device.h"
+
+/* Engines per GPU when --streams is not given: two, so that one engine's
+ * upload and download overlap the other's compute (issue 12). */
+#define FX_RUN_STREAMS 2
 #include "fxscreen/pool.h"
 #include "fxscreen/prepjob.h"
 #include "fxscreen/shard.h"
@@ -124,6 +128,8 @@ typedef struct fx_run_job {
     fx_device_list devices;   /* CUDA: one engine per entry (cuda:N, cuda:0,1, cuda:all);
                                  n = 0: cuda:0 */
     fx_precision precision;   /* on the GPU; FX_PREC_DEFAULT: FX_PREC_GPU_DEFAULT */
+    int streams;              /* CUDA: engines (each its own stream) per listed GPU, so one's
+                                 transfers overlap another's compute; 0: 2 (FX_RUN_STREAMS) */
     fx_shard shard;           /* count 0: every input (see shard.h) */
     /* Where, and how. */
     const char *out_dir;                               /* created if missing */

@@ -51,6 +51,8 @@ static void run_usage(FILE *f)
             "                or cuda:all run one engine per GPU listed (an ordinal may repeat),\n"
             "                fed by the same readers and written in input order\n"
             "  --precision P the GPU's arithmetic: fp32 (default), tf32, fp16 or bf16\n"
+            "  --streams S   engines per GPU, each on its own stream, so that one's\n"
+            "                transfers overlap another's compute (default 2; 1..8)\n"
             "  --shard I/N   process only inputs I, I+N, I+2N, ... of the list (0 <= I < N),\n"
             "                for `fxscreen merge`; `--shard slurm` takes I and N from a Slurm\n"
             "                job array task, `--shard k8s --shards N` I from a Kubernetes\n"
@@ -127,6 +129,11 @@ int fx_cli_run_option(const char *cmd, int c, const char **arg, int argc, char *
                 v);
         return -1;
     case 'P': return fx_cli_precision(cmd, v, &job->precision) ? 1 : -1;
+    case 'E':
+        if (fx_cli_parse_int(v, 1, 8, &job->streams))
+            return 1;
+        fprintf(stderr, "%s: --streams '%s': give 1..8 engines per GPU\n", cmd, v);
+        return -1;
     default: return 0;
     }
 }
@@ -144,6 +151,7 @@ int fx_cmd_run(int argc, char **argv)
                                          {"device", required_argument, 0, 'd'},
                                          {"resume", required_argument, 0, 'r'},
                                          {"precision", required_argument, 0, 'P'},
+                                         {"streams", required_argument, 0, 'E'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {"overlays", optional_argument, 0, 'O'},
@@ -183,10 +191,11 @@ int fx_cmd_run(int argc, char **argv)
     if (resume) {
         if (job.model || job.out_dir || job.config || optind < argc || job.overlays ||
             job.method >= 0 || job.layer || !isnan(job.threshold) || shard || shards ||
-            job.overlay_size) {
+            job.overlay_size || job.streams) {
             fprintf(stderr, "run: --resume DIR takes everything from DIR/run.json; give no "
                             "--model, --out, --config, --overlays, --method, --layer, "
-                            "--threshold, --shard, --overlay-size or SOURCES with it\n");
+                            "--threshold, --shard, --overlay-size, --streams or SOURCES with "
+                            "it\n");
             return FX_EXIT_USAGE;
         }
         job.out_dir = resume;

@@ -57,6 +57,7 @@ static int cmd_submit(int argc, char **argv, const char *self)
                                          {"overlays", optional_argument, 0, 'O'},
                                          {"device", required_argument, 0, 'd'},
                                          {"precision", required_argument, 0, 'P'},
+                                         {"streams", required_argument, 0, 'E'},
                                          {"overlay-size", required_argument, 0, 'Z'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -114,6 +115,7 @@ static int cmd_submit(int argc, char **argv, const char *self)
         case 'O':
         case 'd':
         case 'P':
+        case 'E':
         case 'Z': {
             const char *arg = optarg;
             /* Checked as run will take it, so that a bad value stops here and

@@ -327,24 +327,40 @@ static fx_status engines_create(const run_params *p, const fx_run_job *job, fx_p
     fx_status st = p->device == FX_DEVICE_CUDA ? fx_device_list_resolve(&list, err) : FX_OK;
     if (st != FX_OK)
         return st;
-    *n = p->device == FX_DEVICE_CUDA && list.n > 1 ? list.n : 1;
-    const char *env = getenv("FX_RUN_ENGINES");
+    if (list.n < 1)
+        list = (fx_device_list){1, 0, {0}};
+    /* The first engine decides where the run goes (auto may fall back to
+     * the CPU); on a GPU each listed device then gets `streams` engines. */
+    fx_screen_opts so = {.batch = p->batch,
+                         .device = p->device,
+                         .device_index = list.index[0],
+                         .precision = p->precision,
+                         .log = job->log,
+                         .log_prefix = "run"};
+    if ((st = fx_screen_create(p->model, p->config, prep, eff, &so, &eng[0].m, err)) != FX_OK) {
+        *n = 1;
+        return st;
+    }
+    int gpu = fx_screen_device(eng[0].m) == FX_DEVICE_CUDA;
+    int per = gpu ? (p->streams > 0 ? p->streams : FX_RUN_STREAMS) : 1;
+    const char *env = getenv("FX_RUN_ENGINES"); /* tests: N engines on any device */
     int want = env ? atoi(env) : 0;
-    if (want > 1 && want <= FX_MAX_ENGINES && *n == 1)
-        for (*n = want; list.n < want; list.n++)
-            list.index[list.n] = list.index[0];
-    for (int i = 0; i < *n && st == FX_OK; i++) {
-        fx_screen_opts so = {.batch = p->batch,
-                             .device = p->device,
-                             .device_index = list.n > 0 ? list.index[i] : 0,
-                             .precision = p->precision,
-                             .log = i == 0 ? job->log : NULL,
-                             .log_prefix = "run"};
+    *n = gpu ? list.n * per : 1;
+    if (want > 1 && !gpu)
+        *n = want;
+    if (*n > FX_MAX_ENGINES)
+        *n = FX_MAX_ENGINES;
+    so.log = NULL; /* one notice is enough */
+    so.device = gpu ? FX_DEVICE_CUDA : FX_DEVICE_CPU;
+    for (int i = 1; i < *n && st == FX_OK; i++) {
+        so.device_index = gpu ? list.index[(i / per) % list.n] : 0;
         st = fx_screen_create(p->model, p->config, prep, eff, &so, &eng[i].m, err);
     }
-    if (st == FX_OK && *n > 1 && job->log)
-        fprintf(job->log, "run: %d engines (%s)\n", *n,
-                fx_device_name(p->device == FX_DEVICE_CUDA ? FX_DEVICE_CUDA : FX_DEVICE_CPU));
+    if (st == FX_OK && *n > 1 && job->log && gpu)
+        fprintf(job->log, "run: %d engines (%d GPU%s x %d stream%s)\n", *n, list.n,
+                list.n == 1 ? "" : "s", per, per == 1 ? "" : "s");
+    else if (st == FX_OK && *n > 1 && job->log)
+        fprintf(job->log, "run: %d engines (cpu)\n", *n);
     return st;
 }
 

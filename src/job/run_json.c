@@ -67,6 +67,7 @@ static int shard_from_json(const cJSON *sh, run_params *p)
 static int params_from_json(const cJSON *o, run_params *p)
 {
     double batch = 16, threads = 0, overlays = FX_OVERLAY_NONE, threshold = NAN, ovsize = 0;
+    double streams = 0; /* absent (runs before it existed): the default */
     char *method = NULL, *device = NULL, *precision = NULL;
     const cJSON *src = cJSON_GetObjectItemCaseSensitive(o, "sources"), *s;
     const cJSON *th = cJSON_GetObjectItemCaseSensitive(o, "threshold");
@@ -78,6 +79,7 @@ static int params_from_json(const cJSON *o, run_params *p)
              get_num(o, "batch", 1, 4096, &batch) && get_num(o, "threads", 0, 1024, &threads) &&
              get_num(o, "overlays", FX_OVERLAY_NONE, FX_OVERLAY_ALL, &overlays) &&
              get_num(o, "overlay_size", 0, 65536, &ovsize) &&
+             get_num(o, "streams", 0, FX_MAX_ENGINES, &streams) &&
              (!th || cJSON_IsNull(th) || get_num(o, "threshold", 0, 1, &threshold)) &&
              cJSON_IsArray(src) && cJSON_GetArraySize(src) >= 1;
     if (ok && !(p->sources = calloc((size_t)cJSON_GetArraySize(src), sizeof *p->sources)))
@@ -94,6 +96,7 @@ static int params_from_json(const cJSON *o, run_params *p)
     p->batch = (int)batch, p->threads = (int)threads, p->threshold = threshold;
     p->overlays = (fx_overlay_mode)overlays;
     p->overlay_size = (int)ovsize; /* absent (runs before it existed): full size */
+    p->streams = (int)streams;
     fx_cam_method cm;
     p->method = -1;
     if (ok && method && fx_cam_method_parse(method, &cm, NULL) == FX_OK)

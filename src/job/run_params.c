@@ -61,6 +61,7 @@ fx_status run_params_from_job(const fx_run_job *job, run_params *p, fx_error *er
     p->devices =
         job->devices.n > 0 || job->devices.all ? job->devices : (fx_device_list){1, 0, {0}};
     p->precision = job->precision;
+    p->streams = job->streams;
     p->shard = job->shard;
     return FX_OK;
 }
@@ -101,6 +102,7 @@ static cJSON *params_json(const run_params *p)
     ok &= cJSON_AddNumberToObject(o, "overlay_size", p->overlay_size) != NULL;
     ok &= cJSON_AddStringToObject(o, "device", dev) != NULL;
     ok &= cJSON_AddStringToObject(o, "precision", fx_precision_name(p->precision)) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "streams", p->streams) != NULL;
     ok &= cJSON_AddItemToObject(o, "model_sha256", str_or_null(p->model_sha));
     ok &= cJSON_AddItemToObject(o, "effective_config", str_or_null(p->effective));
     if (p->shard.count > 0) {

@@ -54,14 +54,26 @@ def main():
         name = " ".join(cmd[:2]) if cmd[0] == "model" else "run"
         rc, _, err = run(cmd + ["--device", "gpu"])
         check("%s --device gpu: exit 2 naming the values" % name,
-              rc == 2 and "use auto, cpu, cuda or cuda:N" in err, (rc, err))
+              rc == 2 and "use auto, cpu, cuda" in err and "cuda:N" in err, (rc, err))
         rc, _, err = run(cmd + ["--precision", "fp8"])
         check("%s --precision fp8: exit 2 naming the values" % name,
               rc == 2 and "use fp32, tf32, fp16 or bf16" in err, (rc, err))
 
+    # run's engine lists: bad lists and --streams values stop before any output
+    for extra, want in ((["--device", "cuda:0,"], "cuda:N,M,..."), (["--device", "cpu:0,1"], "cuda:all"),
+                        (["--streams", "0"], "--streams '0'"), (["--streams", "x"], "1..8")):
+        o = os.path.join(tmp, "bad_list")
+        rc, _, err = run(["run", "--model", MODEL, "--out", o] + extra + [tmp])
+        check("run %s: exit 2 naming the values, no output" % " ".join(extra),
+              rc == 2 and want in err and not os.path.exists(o), (rc, err))
     if gpu:
         print("SKIP test_device no-GPU expectations: a CUDA device answers here")
         return
+    o = os.path.join(tmp, "all")
+    rc, _, err = run(["run", "--model", MODEL, "--out", o, "--device", "cuda:all", tmp])
+    check("run --device cuda:all without a GPU: exit 2 naming it, no rows",
+          rc == 2 and "--device cuda:all" in err and
+          not os.path.exists(os.path.join(o, "results.h5")), (rc, err))
     out_cpu, out_auto = os.path.join(tmp, "cpu.h5"), os.path.join(tmp, "auto.h5")
     rc, _, err = run(["model", "run", MODEL, "--input", inp, "--output", out_cpu, "--device", "cpu"])
     check("model run --device cpu", rc == 0 and "no CUDA device" not in err, (rc, err))
