@@ -225,3 +225,156 @@ extern "C" fx_status fx_cu_cam_locate(void *stream, int n, int H, int W, double 
     k_cam_locate<<<(unsigned)n, CAM_THREADS, 0, FX_CU_STREAM(stream)>>>(H, W, frac, cam, out);
     return fx_cu_launched("cam_locate", err);
 }
+
+// ---- EigenCAM: the projection of fx_cam_compute's eigen_one, in double ----------
+// Per image: X = A as (hw, c) minus its column means; the top eigenvector u
+// of the smaller Gram matrix (X X^T when hw <= c, else X^T X) by power
+// iteration from the column with the largest diagonal (the CPU's start and
+// stopping rule); v = X^T u (or u itself); the map X v / |v|, signed so that
+// sum(v) >= 0.
+
+// One block per (image, channel): Xc = A minus the channel's mean, (n, c, hw).
+template <typename T> __global__ void k_eig_center(int hw, const T *A, double *Xc)
+{
+    __shared__ double sh[CAM_THREADS];
+    int64_t base = (int64_t)blockIdx.x * hw;
+    double s = 0.0;
+    for (int j = threadIdx.x; j < hw; j += CAM_THREADS)
+        s += fx_ld(A, base + j);
+    double mean = block_sum(s, sh) / hw;
+    for (int j = threadIdx.x; j < hw; j += CAM_THREADS)
+        Xc[base + j] = fx_ld(A, base + j) - mean;
+}
+
+// G (n, d, d): entry (a, b) summed over the other dimension.
+__global__ void k_eig_gram(int n, int c, int hw, int d, const double *Xc, double *G)
+{
+    FX_CU_LOOP(e, (int64_t)n * d * d)
+    {
+        int64_t i = e / ((int64_t)d * d);
+        int a = (int)((e / d) % d), b = (int)(e % d);
+        const double *x = Xc + i * c * hw;
+        double s = 0.0;
+        if (d == hw)
+            for (int k = 0; k < c; k++)
+                s += x[(int64_t)k * hw + a] * x[(int64_t)k * hw + b];
+        else
+            for (int k = 0; k < hw; k++)
+                s += x[(int64_t)a * hw + k] * x[(int64_t)b * hw + k];
+        G[e] = s;
+    }
+}
+
+// One block per image: power iteration on G into u (n, d); tmp: (n, d).
+__global__ void k_eig_power(int d, const double *Gall, double *uall, double *tall)
+{
+    __shared__ double sh[CAM_THREADS];
+    __shared__ int best;
+    const double *G = Gall + (int64_t)blockIdx.x * d * d;
+    double *v = uall + (int64_t)blockIdx.x * d, *tmp = tall + (int64_t)blockIdx.x * d;
+    if (threadIdx.x == 0) {
+        best = 0;
+        for (int i = 1; i < d; i++)
+            if (G[(int64_t)i * d + i] > G[(int64_t)best * d + best])
+                best = i;
+    }
+    __syncthreads();
+    double nrm = 0.0;
+    for (int i = threadIdx.x; i < d; i += CAM_THREADS)
+        nrm += G[(int64_t)i * d + best] * G[(int64_t)i * d + best];
+    nrm = sqrt(block_sum(nrm, sh));
+    for (int i = threadIdx.x; i < d; i += CAM_THREADS)
+        v[i] = nrm > 0 ? G[(int64_t)i * d + best] / nrm : (i == 0);
+    __syncthreads();
+    for (int it = 0; it < 20000; it++) {
+        double n2 = 0.0;
+        for (int i = threadIdx.x; i < d; i += CAM_THREADS) {
+            double s = 0.0;
+            for (int j = 0; j < d; j++)
+                s += G[(int64_t)i * d + j] * v[j];
+            tmp[i] = s, n2 += s * s;
+        }
+        n2 = sqrt(block_sum(n2, sh)); // its barriers also publish tmp
+        if (n2 == 0.0)
+            return;
+        double diff = 0.0;
+        for (int i = threadIdx.x; i < d; i += CAM_THREADS) {
+            double x = tmp[i] / n2;
+            diff += (x - v[i]) * (x - v[i]);
+            v[i] = x;
+        }
+        if (block_sum(diff, sh) < 1e-26)
+            return;
+    }
+}
+
+// v (n, c): X^T u over the pixels when d == hw, else u itself.
+__global__ void k_eig_v(int n, int c, int hw, int d, const double *Xc, const double *u, double *v)
+{
+    FX_CU_LOOP(e, (int64_t)n * c)
+    {
+        int64_t i = e / c, k = e % c;
+        double s = 0.0;
+        if (d == hw)
+            for (int j = 0; j < hw; j++)
+                s += Xc[(i * c + k) * hw + j] * u[i * d + j];
+        else
+            s = u[i * d + k];
+        v[e] = s;
+    }
+}
+
+// One block per image: sum(v) and |v| into st (n, 2).
+__global__ void k_eig_norm(int c, const double *v, double *st)
+{
+    __shared__ double sh[CAM_THREADS];
+    const double *p = v + (int64_t)blockIdx.x * c;
+    double s = 0.0, q = 0.0;
+    for (int k = threadIdx.x; k < c; k += CAM_THREADS)
+        s += p[k], q += p[k] * p[k];
+    s = block_sum(s, sh);
+    q = block_sum(q, sh);
+    if (threadIdx.x == 0)
+        st[2 * blockIdx.x] = s, st[2 * blockIdx.x + 1] = sqrt(q);
+}
+
+// The map low (n, hw): sign * X v / |v|.
+__global__ void k_eig_map(int n, int c, int hw, const double *Xc, const double *v, const double *st,
+                          float *low)
+{
+    FX_CU_LOOP(e, (int64_t)n * hw)
+    {
+        int64_t i = e / hw, j = e % hw;
+        double s = 0.0;
+        for (int k = 0; k < c; k++)
+            s += Xc[(i * c + k) * hw + j] * v[i * c + k];
+        double vn = st[2 * i + 1], sign = st[2 * i] < 0.0 ? -1.0 : 1.0;
+        low[e] = vn > 0.0 ? (float)(sign * s / vn) : 0.0f;
+    }
+}
+
+extern "C" size_t fx_cu_cam_eigen_bytes(int n, int c, int hw)
+{
+    size_t d = (size_t)(hw <= c ? hw : c);
+    return sizeof(double) * ((size_t)n * c * hw + (size_t)n * d * d + 2 * (size_t)n * d +
+                             (size_t)n * c + 2 * (size_t)n);
+}
+
+extern "C" fx_status fx_cu_cam_eigen(void *stream, fx_cu_dtype dt, int n, int c, int hw,
+                                     const void *A, void *scratch, float *low, fx_error *err)
+{
+    if (n < 1 || c < 1 || hw < 1)
+        return FX_OK;
+    int d = hw <= c ? hw : c;
+    double *Xc = (double *)scratch, *G = Xc + (size_t)n * c * hw, *u = G + (size_t)n * d * d;
+    double *tmp = u + (size_t)n * d, *v = tmp + (size_t)n * d, *st = v + (size_t)n * c;
+    cudaStream_t s = FX_CU_STREAM(stream);
+    FX_CU_DISPATCH(
+        dt, (k_eig_center<T><<<(unsigned)(n * c), CAM_THREADS, 0, s>>>(hw, (const T *)A, Xc)));
+    k_eig_gram<<<fx_cu_blocks((int64_t)n * d * d), FX_CU_THREADS, 0, s>>>(n, c, hw, d, Xc, G);
+    k_eig_power<<<(unsigned)n, CAM_THREADS, 0, s>>>(d, G, u, tmp);
+    k_eig_v<<<fx_cu_blocks((int64_t)n * c), FX_CU_THREADS, 0, s>>>(n, c, hw, d, Xc, u, v);
+    k_eig_norm<<<(unsigned)n, CAM_THREADS, 0, s>>>(c, v, st);
+    k_eig_map<<<fx_cu_blocks((int64_t)n * hw), FX_CU_THREADS, 0, s>>>(n, c, hw, Xc, v, st, low);
+    return fx_cu_launched("cam_eigen", err);
+}

@@ -1,7 +1,8 @@
 /* Grad-CAM on the GPU for a CUDA plan (see cam_internal.h): the layer's
  * activations are read where the forward left them, the gradient where the
  * backward left it (or made here from the shortcut's per-channel values),
- * and only the uint8 heat and the peaks and boxes cross to the host.  All
+ * EigenCAM's SVD by power iteration there too, and only the uint8 heat and
+ * the peaks and boxes cross to the host.  All
  * work is queued on the plan's stream, so it orders after the forward and
  * the backward without a device-wide synchronisation; the one wait is the
  * download at the end.  Only compiled with FX_HAVE_CUDA. */
@@ -29,8 +30,9 @@ struct fx_cam_gpu {
     float *cam; /* (n, H, W) */
     uint8_t *heat;
     fx_cam_px *px;
+    void *eig; /* EigenCAM's scratch (fx_cu_cam_eigen_bytes) */
     /* host: */
-    float *host; /* the shortcut's values, a host backward's dA or EigenCAM's maps */
+    float *host; /* the shortcut's values or a host backward's dA */
 };
 
 #define CG_CHECK(call)                                                                             \
@@ -52,6 +54,7 @@ void fx_cam_gpu_destroy(fx_cam_gpu *cg)
     cudaFree(cg->cam);
     cudaFree(cg->heat);
     cudaFree(cg->px);
+    cudaFree(cg->eig);
     free(cg->host);
     free(cg);
 }
@@ -67,6 +70,7 @@ static fx_status reserve(fx_cam_gpu *cg, fx_error *err)
     CG_CHECK(cudaMalloc((void **)&cg->cam, (size_t)cg->n * HW * sizeof(float)));
     CG_CHECK(cudaMalloc((void **)&cg->heat, (size_t)cg->n * HW));
     CG_CHECK(cudaMalloc((void **)&cg->px, (size_t)cg->n * sizeof(fx_cam_px)));
+    CG_CHECK(cudaMalloc(&cg->eig, fx_cu_cam_eigen_bytes(cg->n, cg->c, (int)hw)));
     if (!(cg->host = malloc(nc * hw * sizeof(float))))
         return fx_error_set(err, FX_ERR_NOMEM, "cam (GPU): out of memory");
     return FX_OK;
@@ -133,15 +137,9 @@ fx_status fx_cam_gpu_run(fx_cam_gpu *cg, fx_cam_method m, const int *targets, in
     cudaStream_t s = cg->stream;
     fx_status st = FX_OK;
     CG_CHECK(cudaSetDevice(cg->dev)); /* this thread may not be the creating one */
-    if (m == FX_CAM_EIGENCAM) {       /* the projection on the CPU, the rest here */
-        const float *A = fx_plan_host(cg->p, cg->layer, err);
-        if (!A)
-            return FX_ERR_DEVICE;
-        if ((st = fx_cam_compute(m, A, NULL, cg->n, cg->c, cg->h, cg->w, cg->host)) != FX_OK)
-            return fx_error_set(err, st, "cam (GPU): eigencam failed");
-        CG_CHECK(cudaMemcpyAsync(cg->low, cg->host, (size_t)cg->n * hw * sizeof(float),
-                                 cudaMemcpyHostToDevice, s));
-    } else {
+    if (m == FX_CAM_EIGENCAM)
+        st = fx_cu_cam_eigen(s, cg->dt, cg->n, cg->c, hw, cg->A, cg->eig, cg->low, err);
+    else {
         const float *G = NULL;
         if (fx_cam_method_needs_grad(m) &&
             (st = gradient(cg, targets, use_shortcut, &G, err)) != FX_OK)

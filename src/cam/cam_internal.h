@@ -29,14 +29,19 @@ void fx_cam_px_region(const fx_cam_px *px, int W, int H, const fx_prep_geom *geo
 
 /* ---- kernels/cam.cu (queued on stream, never waited for) ------------------ */
 
-/* The raw map low (n, hw) from A (n, c, hw; storage type dt) and G (dA,
- * float32; unread by EigenCAM, which is not run here); wt: n x c doubles
- * of scratch. */
+/* The raw map low (n, hw) of a gradient method from A (n, c, hw; storage
+ * type dt) and G (dA, float32); wt: n x c doubles of scratch. */
 fx_status fx_cu_cam_map(void *stream, fx_cu_dtype dt, fx_cam_method m, int n, int c, int hw,
                         const void *A, const float *G, double *wt, float *low, fx_error *err);
 /* dA (nc, hw) = v (nc) broadcast: the shortcut's gradient. */
 fx_status fx_cu_cam_expand(void *stream, int64_t nc, int hw, const float *v, float *dA,
                            fx_error *err);
+/* EigenCAM's raw map low (n, hw) from A, as fx_cam_compute computes it
+ * (double; power iteration with the CPU's start, stopping rule and sign);
+ * scratch: fx_cu_cam_eigen_bytes of device memory. */
+size_t fx_cu_cam_eigen_bytes(int n, int c, int hw);
+fx_status fx_cu_cam_eigen(void *stream, fx_cu_dtype dt, int n, int c, int hw, const void *A,
+                          void *scratch, float *low, fx_error *err);
 /* fx_cam_normalize of (n, hw) in place. */
 fx_status fx_cu_cam_normalize(void *stream, int n, int hw, float *low, fx_error *err);
 /* fx_cam_upsample to cam (n, H, W) and its uint8 heat. */
@@ -59,9 +64,9 @@ void fx_cam_gpu_destroy(fx_cam_gpu *cg);
 
 /* One batch after fx_plan_run: the gradient for per-image targets (the
  * shortcut where it applies and use_shortcut is set, else the plan's
- * backward, kept on the device when it runs there), the method, ReLU and min-max, upsampling; only
- * the uint8 heat (n, H, W) and the peaks and boxes px (n) come back.  EigenCAM takes its projection
- * on the CPU from the layer's host copy (the rest still runs here). */
+ * backward, kept on the device when it runs there), the method, ReLU and
+ * min-max, upsampling; only the uint8 heat (n, H, W) and the peaks and
+ * boxes px (n) come back. */
 fx_status fx_cam_gpu_run(fx_cam_gpu *cg, fx_cam_method m, const int *targets, int use_shortcut,
                          double frac, uint8_t *heat, fx_cam_px *px, fx_error *err);
 
