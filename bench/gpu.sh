@@ -152,19 +152,24 @@ if part e2e; then
     rm -rf "$work/e2e_prep"
     "$build/fxscreen" prep "$imgs" --out "$work/e2e_prep" --config "$cfg" --threads 16 --store uint8 --quiet
     t_prep=$(secs "$s0")
-    rm -rf "$work/e2e_run"
+    rm -rf "$work/e2e_run" "$work/e2e_run_gp"
     s0=$(date +%s.%N)
     "$build/fxscreen" run --model "$work/resnet50.onnx" --config "$cfg" --out "$work/e2e_run" --threads 16 \
         --batch 64 --device cuda --precision fp32 --quiet "$imgs" 2>"$work/e2e_run.txt"
     t_run=$(secs "$s0")
+    s0=$(date +%s.%N) # the same with the readers' preprocessing on the GPU
+    "$build/fxscreen" run --model "$work/resnet50.onnx" --config "$cfg" --out "$work/e2e_run_gp" --threads 16 \
+        --batch 64 --device cuda --precision fp32 --prep-device cuda --quiet "$imgs" 2>"$work/e2e_run_gp.txt"
+    t_run_gp=$(secs "$s0")
     peer=$(python3 "$root/bench/gpu_run_peer.py" --work "$work" --model resnet50 --size 224x224 \
         --workers 16 --batch 64 --out "$work/e2e_peer.h5" "$imgs" 2>"$work/e2e_peer.txt" || echo '{}')
     mc=$("$build/bench/infer_fx" "$work/resnet50.onnx" --batch 64 --size 224x224 --device cuda \
         --precision fp32 --cam gradcam --warmup 2 --reps 10 --min-seconds 0.5 2>/dev/null || echo '{}')
-    e2etable=$(python3 - "$n" "$t_prep" "$t_run" "$peer" "$mc" <<'PY'
+    e2etable=$(python3 - "$n" "$t_prep" "$t_run" "$peer" "$mc" "$t_run_gp" <<'PY'
 import json, sys
 n, tp, tr = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 peer, mc = json.loads(sys.argv[4] or "{}"), json.loads(sys.argv[5] or "{}")
+tg = float(sys.argv[6])
 readers, run, camr, pips = n / tp, n / tr, mc.get("ips", 0), peer.get("ips", 0)
 bound = min(readers, camr) if camr else readers
 print("| images | readers alone (prep, 16 threads) img/s | model+CAM img/s | fxscreen run img/s | run / min(readers, model+CAM) | DataLoader job img/s | run / DataLoader |")
@@ -172,6 +177,8 @@ print("|---|---|---|---|---|---|---|")
 print("| %d | %.1f | %.1f | %.1f | %.2f | %s | %s |" % (n, readers, camr, run, run / bound if bound else 0,
       "%.1f" % pips if pips else "-", "%.2f" % (run / pips) if pips else "-"))
 print()
+print("- preprocessing on the GPU (--prep-device cuda): %.1f img/s, %.2fx the CPU's; %s" % (
+    n / tg, tr / tg, "faster: a case for making it the default" if tg < tr else "not faster: the CPU stays the default"))
 print("- end to end: %.0f%% of min(readers, model+CAM) (target 90%%) %s; %s the DataLoader job (target 2x) %s" % (
     100 * run / bound if bound else 0, "HOLDS" if bound and run >= 0.9 * bound else "MISSED",
     "%.2fx" % (run / pips) if pips else "no", "HOLDS" if pips and run >= 2 * pips else "MISSED"))

@@ -17,6 +17,17 @@ extern "C" fx_status fx_cuda_device_count(int *count, fx_error *err)
     return FX_OK;
 }
 
+extern "C" fx_status fx_cuda_use_device(int index, fx_error *err)
+{
+    cudaError_t e = cudaSetDevice(index);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return fx_error_set(err, FX_ERR_DEVICE, "cudaSetDevice(%d): %s", index,
+                            cudaGetErrorString(e));
+    }
+    return FX_OK;
+}
+
 extern "C" fx_status fx_cuda_pin(void *ptr, size_t bytes, fx_error *err)
 {
     cudaError_t e = cudaHostRegister(ptr, bytes, cudaHostRegisterPortable);

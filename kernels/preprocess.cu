@@ -34,6 +34,15 @@ struct fx_cuda_prep {
     dev_plan dx, dy;
     float *d_src = nullptr, *d_tmp = nullptr, *d_out = nullptr;
     size_t cap_src = 0, cap_tmp = 0, cap_out = 0; // floats
+    // fx_prep_run_cuda: the raw plane, its histogram, the window table,
+    // the windowed plane
+    void *d_raw = nullptr;
+    unsigned *d_hist = nullptr;
+    float *d_lut = nullptr, *d_plane = nullptr;
+    size_t cap_raw = 0, cap_hist = 0, cap_lut = 0, cap_plane = 0;
+    uint64_t *h_hist = nullptr; // 65536
+    unsigned *h_hist32 = nullptr;
+    float *h_lut = nullptr;
     cudaStream_t stream = nullptr;
 };
 
@@ -148,6 +157,13 @@ extern "C" void fx_cuda_prep_destroy(fx_cuda_prep *c)
     cudaFree(c->dy.first);
     cudaFree(c->dy.count);
     cudaFree(c->dy.w);
+    cudaFree(c->d_raw);
+    cudaFree(c->d_hist);
+    cudaFree(c->d_lut);
+    cudaFree(c->d_plane);
+    free(c->h_hist);
+    free(c->h_hist32);
+    free(c->h_lut);
     if (c->stream)
         cudaStreamDestroy(c->stream);
     fx_axis_plan_free(&c->hx);
@@ -240,5 +256,100 @@ extern "C" fx_status fx_prep_resize_norm_cuda(fx_cuda_prep *c, const float *src,
     FX_CK(cudaStreamSynchronize(s));
     if (geom)
         *geom = g;
+    return FX_OK;
+}
+
+// ---- the whole of fx_prep_run on the GPU (integer planes) --------------------------
+
+// 65536 (or 256) bins; shared-memory bins when they fit, else global atomics.
+template <typename T> __global__ void k_hist(const T *p, size_t n, unsigned *hist)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        atomicAdd(&hist[p[i]], 1u);
+}
+
+// plane[i] = lut[raw[i]]: the window (and invert) of fx_prep_window_lut.
+template <typename T> __global__ void k_window(const T *p, size_t n, const float *lut, float *out)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        out[i] = lut[p[i]];
+}
+
+extern "C" int fx_prep_cuda_eligible(const fx_image *img, const fx_prep_config *cfg)
+{
+    (void)cfg;
+    return img && (img->info.type == FX_PIX_U8 || img->info.type == FX_PIX_U16);
+}
+
+extern "C" fx_status fx_prep_run_cuda(fx_cuda_prep *c, const fx_image *img,
+                                      const fx_prep_config *cfg, fx_prep_scratch *s, float *out,
+                                      fx_prep_geom *geom, fx_image_stats *stats, fx_error *err)
+{
+    if (!c || !img || !img->pixels || !cfg || !s || !out || !fx_prep_cuda_eligible(img, cfg))
+        return fx_error_set(err, FX_ERR_USAGE, "fx_prep_run_cuda: bad arguments");
+    int w = img->info.width, h = img->info.height;
+    if (w < 1 || h < 1)
+        return fx_error_set(err, FX_ERR_USAGE, "fx_prep_run_cuda: bad image %d x %d", w, h);
+    fx_status st = fx_prep_check(img, cfg, err);
+    if (st)
+        return st;
+    int u8 = img->info.type == FX_PIX_U8;
+    size_t n = (size_t)w * (size_t)h, bins = u8 ? 256 : 65536, es = u8 ? 1 : 2;
+    if (!c->h_hist && !(c->h_hist = (uint64_t *)malloc(65536 * sizeof(uint64_t))))
+        return fx_error_set(err, FX_ERR_NOMEM, "fx_prep_run_cuda: out of memory");
+    if (!c->h_hist32 && !(c->h_hist32 = (unsigned *)malloc(65536 * sizeof(unsigned))))
+        return fx_error_set(err, FX_ERR_NOMEM, "fx_prep_run_cuda: out of memory");
+    if (!c->h_lut && !(c->h_lut = (float *)malloc(65536 * sizeof(float))))
+        return fx_error_set(err, FX_ERR_NOMEM, "fx_prep_run_cuda: out of memory");
+    if (n > 0xffffffffu)
+        return fx_error_set(err, FX_ERR_LIMIT, "fx_prep_run_cuda: over 2^32 pixels");
+    if (!c->stream)
+        FX_CK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    cudaStream_t q = c->stream;
+    if ((st = grow((char **)&c->d_raw, &c->cap_raw, n * es, err)) ||
+        (st = grow(&c->d_hist, &c->cap_hist, 65536, err)) ||
+        (st = grow(&c->d_lut, &c->cap_lut, 65536, err)) ||
+        (st = grow(&c->d_plane, &c->cap_plane, n, err)))
+        return st;
+    // 1. the decoded plane as it was stored (1 or 2 bytes a pixel) ...
+    FX_CK(cudaMemcpyAsync(c->d_raw, img->pixels, n * es, cudaMemcpyHostToDevice, q));
+    unsigned blocks = grid_dim(n, 256, 65535u * 8);
+    // ... its histogram there, back for the exact percentiles and the stats
+    // (the same host functions as fx_prep_run: fx_prep_bounds, _hist_stats)
+    int hist = stats || fx_prep_needs_hist(img, cfg);
+    if (hist) {
+        FX_CK(cudaMemsetAsync(c->d_hist, 0, bins * sizeof(unsigned), q));
+        if (u8)
+            k_hist<<<blocks, 256, 0, q>>>((const uint8_t *)c->d_raw, n, c->d_hist);
+        else
+            k_hist<<<blocks, 256, 0, q>>>((const uint16_t *)c->d_raw, n, c->d_hist);
+        FX_CK(cudaGetLastError());
+        FX_CK(cudaMemcpyAsync(c->h_hist32, c->d_hist, bins * sizeof(unsigned),
+                              cudaMemcpyDeviceToHost, q));
+        FX_CK(cudaStreamSynchronize(q));
+        for (size_t v = 0; v < bins; v++)
+            c->h_hist[v] = c->h_hist32[v];
+        if (stats)
+            fx_prep_hist_stats(c->h_hist, bins, n, stats);
+    }
+    double lo, hi;
+    if ((st = fx_prep_bounds(img, cfg, hist ? c->h_hist : NULL, bins, s, &lo, &hi, err)))
+        return st;
+    // 2. the window (and invert) through fx_prep_window_lut's table
+    fx_prep_window_lut(bins, lo, hi, cfg->invert, c->h_lut);
+    FX_CK(cudaMemcpyAsync(c->d_lut, c->h_lut, bins * sizeof(float), cudaMemcpyHostToDevice, q));
+    if (u8)
+        k_window<<<blocks, 256, 0, q>>>((const uint8_t *)c->d_raw, n, c->d_lut, c->d_plane);
+    else
+        k_window<<<blocks, 256, 0, q>>>((const uint16_t *)c->d_raw, n, c->d_lut, c->d_plane);
+    FX_CK(cudaGetLastError());
+    // 3-6. resize, pad / crop, normalise, channels, into out on the host
+    // (the same stream: it waits for the window)
+    if ((st = fx_prep_resize_norm_cuda(c, c->d_plane, h, w, 1, cfg, out, 0, geom, err)))
+        return st;
+    if (geom)
+        geom->win_lo = lo, geom->win_hi = hi;
     return FX_OK;
 }

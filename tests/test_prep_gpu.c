@@ -1,6 +1,9 @@
 /* GPU resize+normalise (kernels/preprocess.cu) against the C reference
  * (fx_prep_run on the same [0,1] plane with window none) on random inputs of
- * odd sizes.  Tolerance |gpu - ref| <= 1e-5 + 1e-5*|ref|.  The output is
+ * odd sizes; then the whole of fx_prep_run on the GPU (fx_prep_run_cuda:
+ * histogram, percentile / fixed / none windows, invert, resize, pad or
+ * crop, normalise) on 8- and 16-bit planes against fx_prep_run, with the
+ * same geometry, window bounds and stats.  Tolerance |gpu - ref| <= 1e-5 + 1e-5*|ref|.  The output is
  * poisoned with NaN first so an element the kernel forgot fails.
  * Exits 77 with "SKIP test_prep_gpu: why" without CUDA or without a device. */
 #include <math.h>
@@ -154,6 +157,76 @@ done:
     return fails;
 }
 
+/* fx_prep_run_cuda against fx_prep_run on one integer plane. */
+static int run_full(fx_cuda_prep *ctx, int sh, int sw, int u16, fx_window_mode win, int invert,
+                    fx_fit_mode fit, int channels)
+{
+    char name[160];
+    static const char *const wn[] = {"percentile", "fixed", "none", "dicom"};
+    snprintf(name, sizeof name, "gpu_full_%dx%d_%s_%s%s_%s_c%d", sw, sh, u16 ? "u16" : "u8",
+             wn[win < 4 ? win : 0], invert ? "_inv" : "", fit == FX_FIT_CROP ? "crop" : "pad",
+             channels);
+    fx_prep_config cfg;
+    fx_prep_config_default(&cfg);
+    cfg.window = win;
+    cfg.p_lo = 1.5, cfg.p_hi = 97.25;
+    cfg.w_lo = u16 ? 300 : 20, cfg.w_hi = u16 ? 3500 : 230;
+    cfg.invert = invert;
+    cfg.out_h = 224, cfg.out_w = 256, cfg.fit = fit, cfg.channels = channels;
+    cfg.max_megapixels = 0;
+    size_t n = (size_t)sh * sw, nout = (size_t)channels * cfg.out_h * cfg.out_w;
+    void *px = malloc(n * (u16 ? 2 : 1));
+    float *ref = malloc(nout * sizeof *ref), *got = malloc(nout * sizeof *got);
+    fx_prep_scratch *s = fx_prep_scratch_create();
+    int fails = 0;
+    if (!px || !ref || !got || !s) {
+        printf("FAIL %s: out of memory\n", name);
+        fails = 1;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) { /* a 12-bit ramp with noise, or 8-bit */
+        double v = (double)(i % (size_t)sw) / sw * 0.7 + 0.3 * frand();
+        if (u16)
+            ((uint16_t *)px)[i] = (uint16_t)(v * 4095);
+        else
+            ((uint8_t *)px)[i] = (uint8_t)(v * 255);
+    }
+    fx_image img;
+    memset(&img, 0, sizeof img);
+    img.info.width = sw, img.info.height = sh;
+    img.info.type = u16 ? FX_PIX_U16 : FX_PIX_U8;
+    img.pixels = px;
+    fx_error err = {0};
+    fx_prep_geom gr, gg;
+    fx_image_stats sr, sg;
+    if (fx_prep_run(&img, &cfg, s, ref, NULL, &gr, &sr, &err) != FX_OK) {
+        printf("FAIL %s: reference: %s\n", name, err.msg);
+        fails = 1;
+        goto done;
+    }
+    for (size_t i = 0; i < nout; i++)
+        got[i] = NAN;
+    if (fx_prep_run_cuda(ctx, &img, &cfg, s, got, &gg, &sg, &err) != FX_OK) {
+        printf("FAIL %s: %s\n", name, err.msg);
+        fails = 1;
+        goto done;
+    }
+    if (gg.new_w != gr.new_w || gg.new_h != gr.new_h || gg.off_x != gr.off_x ||
+        gg.off_y != gr.off_y || gg.win_lo != gr.win_lo || gg.win_hi != gr.win_hi ||
+        sg.min != sr.min || sg.max != sr.max || sg.mean != sr.mean) {
+        printf("FAIL %s: geometry, window or stats differ (window %g..%g vs %g..%g)\n", name,
+               gg.win_lo, gg.win_hi, gr.win_lo, gr.win_hi);
+        fails++;
+    }
+    fails += compare(name, got, ref, nout);
+done:
+    free(px);
+    free(ref);
+    free(got);
+    fx_prep_scratch_destroy(s);
+    return fails;
+}
+
 int main(void)
 {
     fx_error err = {0};
@@ -183,6 +256,12 @@ int main(void)
     int fails = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         fails += run_case(ctx, &cases[i]);
+    fails += run_full(ctx, 2048, 2048, 1, FX_WINDOW_PERCENTILE, 0, FX_FIT_PAD, 1);
+    fails += run_full(ctx, 1999, 1501, 1, FX_WINDOW_PERCENTILE, 1, FX_FIT_CROP, 3);
+    fails += run_full(ctx, 777, 1001, 0, FX_WINDOW_PERCENTILE, 0, FX_FIT_PAD, 3);
+    fails += run_full(ctx, 513, 300, 1, FX_WINDOW_FIXED, 0, FX_FIT_PAD, 1);
+    fails += run_full(ctx, 300, 513, 0, FX_WINDOW_NONE, 1, FX_FIT_CROP, 1);
+    fails += run_full(ctx, 100, 90, 1, FX_WINDOW_NONE, 0, FX_FIT_PAD, 1); /* enlarged */
     fx_cuda_prep_destroy(ctx);
     return fails ? 1 : 0;
 }

@@ -18,6 +18,9 @@ extern "C" {
  * driver's reason when the runtime cannot be queried (no driver, no device). */
 fx_status fx_cuda_device_count(int *count, fx_error *err);
 
+/* Make device `index` this thread's current one (cudaSetDevice). */
+fx_status fx_cuda_use_device(int index, fx_error *err);
+
 /* Page-lock host memory once (cudaHostRegister), so that copies from it to
  * a GPU are asynchronous DMA; unpin before freeing it.  Unpinning memory
  * that was not pinned is a no-op. */
@@ -30,6 +33,17 @@ void fx_cuda_unpin(void *ptr);
 typedef struct fx_cuda_prep fx_cuda_prep;
 fx_cuda_prep *fx_cuda_prep_create(void);
 void fx_cuda_prep_destroy(fx_cuda_prep *ctx);
+
+/* The whole of fx_prep_run on the GPU for an integer plane (U8 / U16;
+ * fx_prep_cuda_eligible): the plane uploaded as stored, its histogram made
+ * there and read back for the exact percentiles and the stats (the host
+ * functions fx_prep_run uses), the window table applied there, then
+ * fx_prep_resize_norm_cuda into out (host memory).  Same outputs as
+ * fx_prep_run (no plane01) within 1e-5.  s: fx_prep_run's scratch. */
+int fx_prep_cuda_eligible(const fx_image *img, const fx_prep_config *cfg);
+fx_status fx_prep_run_cuda(fx_cuda_prep *ctx, const fx_image *img, const fx_prep_config *cfg,
+                           fx_prep_scratch *s, float *out, fx_prep_geom *geom,
+                           fx_image_stats *stats, fx_error *err);
 
 /* Steps 3-6 of fxscreen/prep.h on the GPU: resize (same weight tables as
  * the C reference, src/prep/resize.c), pad/crop, normalise, replicate.

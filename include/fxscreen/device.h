@@ -68,6 +68,10 @@ const char *fx_precision_name(fx_precision p);
 /* "auto", "cpu" or "cuda". Never NULL. */
 const char *fx_device_name(fx_device_kind k);
 
+/* Why CUDA cannot be used here (no CUDA in this build, no driver, no
+ * device), or "" when it can. */
+void fx_device_cuda_why(char *why, size_t n);
+
 /* Decide where to run.
  *   CPU  -> CPU.
  *   AUTO -> CUDA when the build has CUDA and at least one device answers,

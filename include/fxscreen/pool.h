@@ -36,7 +36,11 @@ typedef struct fx_pool_config {
     int overlay_side;      /* > 0: also make each item's overlay base (fx_overlay_base, at
                               most this many pixels on its longer side) in fx_item.ov */
     size_t max_file_bytes; /* refuse larger files; 0 = 1 GiB */
-    fx_prep_config prep;   /* output size/channels, windowing, megapixel limit */
+    int prep_cuda;         /* 1: preprocess integer planes on CUDA device prep_cuda_device
+                              (fx_prep_run_cuda); others, plane01 and device failures on
+                              the CPU (fx_pool_prep_fallbacks) */
+    int prep_cuda_device;
+    fx_prep_config prep; /* output size/channels, windowing, megapixel limit */
 } fx_pool_config;
 
 /* One input's outcome. Strings are owned by the batch. */
@@ -96,6 +100,11 @@ fx_batch *fx_pool_next_polled(fx_pool *p, const volatile sig_atomic_t *cancel, i
 int fx_pool_num_slots(const fx_pool *p);
 float *fx_pool_slot_tensor(const fx_pool *p, int i, size_t *bytes);
 
+/* prep_cuda: items the GPU failed to preprocess (the CPU did), and the
+ * first failure's message into first[0..cap); counted as workers finish
+ * items. */
+size_t fx_pool_prep_fallbacks(fx_pool *p, char *first, size_t cap);
+
 /* Inputs claimed so far (for progress). */
 size_t fx_pool_claimed(fx_pool *p);
 
@@ -109,6 +118,9 @@ typedef struct fx_worker_buf {
     void *plane; /* decoded plane, grown as needed */
     size_t plane_cap;
     fx_prep_scratch *scratch;
+    struct fx_cuda_prep *cuda;        /* prep_cuda: this thread's GPU buffers and stream */
+    size_t gpu_fallbacks;             /* items the GPU failed on and the CPU preprocessed */
+    char gpu_error[FX_ERROR_MSG_MAX]; /* the first such failure */
 } fx_worker_buf;
 void fx_pool_process_one(const fx_pool_config *cfg, const char *path, fx_worker_buf *buf,
                          float *out, float *plane01, fx_item *item);

@@ -115,22 +115,24 @@ typedef struct fx_run_job {
                                    M.yaml if it exists, else the defaults) */
     const char *const *sources; /* specs, see source.h ("-" cannot be resumed) */
     int nsources;
-    FILE *stdin_fp;           /* for "-" */
-    int batch;                /* engine and pool batch, >= 1 */
-    int threads;              /* reader threads; <= 0: online cores */
-    int method;               /* fx_cam_method; -1: the config's, else gradcam */
-    const char *layer;        /* CAM layer or NULL: the config's, else fx_graph_cam_layer */
-    double threshold;         /* on /probability; NaN: the config's, else 0.5 */
-    fx_overlay_mode overlays; /* DIR/overlays/NNNNNNNN_NAME.png (see above) */
-    int overlay_size;         /* their longer side at most this (area average); 0: 1024
-                                 (FX_OVERLAY_SIZE_DEFAULT), -1: the original's size */
-    fx_device_kind device;    /* auto: CUDA if it runs the model, else the CPU (notice) */
-    fx_device_list devices;   /* CUDA: one engine per entry (cuda:N, cuda:0,1, cuda:all);
-                                 n = 0: cuda:0 */
-    fx_precision precision;   /* on the GPU; FX_PREC_DEFAULT: FX_PREC_GPU_DEFAULT */
-    int streams;              /* CUDA: engines (each its own stream) per listed GPU, so one's
-                                 transfers overlap another's compute; 0: 2 (FX_RUN_STREAMS) */
-    fx_shard shard;           /* count 0: every input (see shard.h) */
+    FILE *stdin_fp;             /* for "-" */
+    int batch;                  /* engine and pool batch, >= 1 */
+    int threads;                /* reader threads; <= 0: online cores */
+    int method;                 /* fx_cam_method; -1: the config's, else gradcam */
+    const char *layer;          /* CAM layer or NULL: the config's, else fx_graph_cam_layer */
+    double threshold;           /* on /probability; NaN: the config's, else 0.5 */
+    fx_overlay_mode overlays;   /* DIR/overlays/NNNNNNNN_NAME.png (see above) */
+    int overlay_size;           /* their longer side at most this (area average); 0: 1024
+                                   (FX_OVERLAY_SIZE_DEFAULT), -1: the original's size */
+    fx_device_kind device;      /* auto: CUDA if it runs the model, else the CPU (notice) */
+    fx_device_list devices;     /* CUDA: one engine per entry (cuda:N, cuda:0,1, cuda:all);
+                                   n = 0: cuda:0 */
+    fx_precision precision;     /* on the GPU; FX_PREC_DEFAULT: FX_PREC_GPU_DEFAULT */
+    fx_device_kind prep_device; /* the readers' preprocessing: CPU (AUTO too) or CUDA (the
+                                   first listed GPU; integer planes; issue 12) */
+    int streams;                /* CUDA: engines (each its own stream) per listed GPU, so one's
+                                   transfers overlap another's compute; 0: 2 (FX_RUN_STREAMS) */
+    fx_shard shard;             /* count 0: every input (see shard.h) */
     /* Where, and how. */
     const char *out_dir;                               /* created if missing */
     int resume;                                        /* 1: continue the run recorded in out_dir */

@@ -53,6 +53,9 @@ static void run_usage(FILE *f)
             "  --precision P the GPU's arithmetic: fp32 (default), tf32, fp16 or bf16\n"
             "  --streams S   engines per GPU, each on its own stream, so that one's\n"
             "                transfers overlap another's compute (default 2; 1..8)\n"
+            "  --prep-device cpu|cuda  where the readers preprocess (window, resize, pad,\n"
+            "                normalise) 8/16-bit images (default cpu; cuda: the first\n"
+            "                listed GPU, within 1e-5 of the CPU)\n"
             "  --shard I/N   process only inputs I, I+N, I+2N, ... of the list (0 <= I < N),\n"
             "                for `fxscreen merge`; `--shard slurm` takes I and N from a Slurm\n"
             "                job array task, `--shard k8s --shards N` I from a Kubernetes\n"
@@ -129,6 +132,13 @@ int fx_cli_run_option(const char *cmd, int c, const char **arg, int argc, char *
                 v);
         return -1;
     case 'P': return fx_cli_precision(cmd, v, &job->precision) ? 1 : -1;
+    case 'G':
+        if (!strcmp(v, "cpu") || !strcmp(v, "cuda")) {
+            job->prep_device = v[1] == 'p' ? FX_DEVICE_CPU : FX_DEVICE_CUDA;
+            return 1;
+        }
+        fprintf(stderr, "%s: --prep-device '%s': use cpu or cuda\n", cmd, v);
+        return -1;
     case 'E':
         if (fx_cli_parse_int(v, 1, 8, &job->streams))
             return 1;
@@ -152,6 +162,7 @@ int fx_cmd_run(int argc, char **argv)
                                          {"resume", required_argument, 0, 'r'},
                                          {"precision", required_argument, 0, 'P'},
                                          {"streams", required_argument, 0, 'E'},
+                                         {"prep-device", required_argument, 0, 'G'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {"overlays", optional_argument, 0, 'O'},
@@ -191,11 +202,11 @@ int fx_cmd_run(int argc, char **argv)
     if (resume) {
         if (job.model || job.out_dir || job.config || optind < argc || job.overlays ||
             job.method >= 0 || job.layer || !isnan(job.threshold) || shard || shards ||
-            job.overlay_size || job.streams) {
+            job.overlay_size || job.streams || job.prep_device) {
             fprintf(stderr, "run: --resume DIR takes everything from DIR/run.json; give no "
                             "--model, --out, --config, --overlays, --method, --layer, "
-                            "--threshold, --shard, --overlay-size, --streams or SOURCES with "
-                            "it\n");
+                            "--threshold, --shard, --overlay-size, --streams, --prep-device or "
+                            "SOURCES with it\n");
             return FX_EXIT_USAGE;
         }
         job.out_dir = resume;

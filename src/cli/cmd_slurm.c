@@ -58,6 +58,7 @@ static int cmd_submit(int argc, char **argv, const char *self)
                                          {"device", required_argument, 0, 'd'},
                                          {"precision", required_argument, 0, 'P'},
                                          {"streams", required_argument, 0, 'E'},
+                                         {"prep-device", required_argument, 0, 'G'},
                                          {"overlay-size", required_argument, 0, 'Z'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -116,6 +117,7 @@ static int cmd_submit(int argc, char **argv, const char *self)
         case 'd':
         case 'P':
         case 'E':
+        case 'G':
         case 'Z': {
             const char *arg = optarg;
             /* Checked as run will take it, so that a bad value stops here and

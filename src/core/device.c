@@ -124,8 +124,7 @@ const char *fx_device_name(fx_device_kind k)
     return "?";
 }
 
-/* Why CUDA cannot be used, or "" when it can. */
-static void cuda_unavailable(char *why, size_t n)
+void fx_device_cuda_why(char *why, size_t n)
 {
 #ifdef FX_HAVE_CUDA
     fx_error e = {0};
@@ -153,7 +152,7 @@ fx_status fx_device_resolve(fx_device_kind want, fx_device_kind *got, char *noti
     if (want != FX_DEVICE_AUTO && want != FX_DEVICE_CUDA)
         return fx_error_set(err, FX_ERR_USAGE, "device: unknown kind %d", (int)want);
     char why[FX_ERROR_MSG_MAX - 64];
-    cuda_unavailable(why, sizeof why);
+    fx_device_cuda_why(why, sizeof why);
     if (!why[0]) {
         *got = FX_DEVICE_CUDA;
         return FX_OK;

@@ -463,6 +463,15 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
         st = fx_screen_settings_load(p.config, p.method, p.layer, p.threshold, &pc.prep, &eff, err);
     if (st == FX_OK)
         st = engines_create(&p, job, &pc.prep, &eff, eng, &n_eng, err);
+    if (st == FX_OK && p.prep_device == FX_DEVICE_CUDA) { /* before any output */
+        char why[FX_ERROR_MSG_MAX - 64];
+        fx_device_cuda_why(why, sizeof why);
+        if (why[0])
+            st = fx_error_set(err, FX_ERR_DEVICE, "--prep-device cuda: %s; use --prep-device cpu",
+                              why);
+        pc.prep_cuda = 1;
+        pc.prep_cuda_device = p.devices.n > 0 && !p.devices.all ? p.devices.index[0] : 0;
+    }
     if (st == FX_OK) {
         m = eng[0].m;
         fx_screen_input(m, &C, &H, &W);
@@ -586,6 +595,11 @@ fx_status fx_run_job_run(const fx_run_job *job, fx_run_job_result *res, fx_error
 done:
     if (pinned) /* the readers are idle from here: every batch was released */
         unpin_slots(pool);
+    char gpu_first[FX_ERROR_MSG_MAX];
+    size_t fallbacks = pool ? fx_pool_prep_fallbacks(pool, gpu_first, sizeof gpu_first) : 0;
+    if (fallbacks && job->log)
+        fprintf(job->log, "run: %zu images preprocessed on the CPU after the GPU failed (%s)\n",
+                fallbacks, gpu_first);
     fx_pool_destroy(pool);
     if (writer_started) {
         pthread_mutex_lock(&w.mu);

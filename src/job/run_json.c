@@ -68,7 +68,7 @@ static int params_from_json(const cJSON *o, run_params *p)
 {
     double batch = 16, threads = 0, overlays = FX_OVERLAY_NONE, threshold = NAN, ovsize = 0;
     double streams = 0; /* absent (runs before it existed): the default */
-    char *method = NULL, *device = NULL, *precision = NULL;
+    char *method = NULL, *device = NULL, *precision = NULL, *prep_device = NULL;
     const cJSON *src = cJSON_GetObjectItemCaseSensitive(o, "sources"), *s;
     const cJSON *th = cJSON_GetObjectItemCaseSensitive(o, "threshold");
     int ok = cJSON_IsObject(o) && get_str(o, "model", 0, &p->model) &&
@@ -76,7 +76,8 @@ static int params_from_json(const cJSON *o, run_params *p)
              get_str(o, "layer", 1, &p->layer) && get_str(o, "model_sha256", 1, &p->model_sha) &&
              get_str(o, "effective_config", 1, &p->effective) && get_str(o, "method", 1, &method) &&
              get_str(o, "device", 1, &device) && get_str(o, "precision", 1, &precision) &&
-             get_num(o, "batch", 1, 4096, &batch) && get_num(o, "threads", 0, 1024, &threads) &&
+             get_str(o, "prep_device", 1, &prep_device) && get_num(o, "batch", 1, 4096, &batch) &&
+             get_num(o, "threads", 0, 1024, &threads) &&
              get_num(o, "overlays", FX_OVERLAY_NONE, FX_OVERLAY_ALL, &overlays) &&
              get_num(o, "overlay_size", 0, 65536, &ovsize) &&
              get_num(o, "streams", 0, FX_MAX_ENGINES, &streams) &&
@@ -107,9 +108,14 @@ static int params_from_json(const cJSON *o, run_params *p)
         ok = 0;
     if (ok && precision && fx_precision_parse(precision, &p->precision))
         ok = 0;
+    p->prep_device = FX_DEVICE_CPU; /* absent (runs before it existed): the CPU */
+    if (ok && prep_device &&
+        (fx_device_parse(prep_device, &p->prep_device) || p->prep_device == FX_DEVICE_AUTO))
+        ok = 0;
     free(method);
     free(device);
     free(precision);
+    free(prep_device);
     return ok && shard_from_json(cJSON_GetObjectItemCaseSensitive(o, "shard"), p);
 }
 

@@ -62,6 +62,7 @@ fx_status run_params_from_job(const fx_run_job *job, run_params *p, fx_error *er
         job->devices.n > 0 || job->devices.all ? job->devices : (fx_device_list){1, 0, {0}};
     p->precision = job->precision;
     p->streams = job->streams;
+    p->prep_device = job->prep_device == FX_DEVICE_CUDA ? FX_DEVICE_CUDA : FX_DEVICE_CPU;
     p->shard = job->shard;
     return FX_OK;
 }
@@ -103,6 +104,7 @@ static cJSON *params_json(const run_params *p)
     ok &= cJSON_AddStringToObject(o, "device", dev) != NULL;
     ok &= cJSON_AddStringToObject(o, "precision", fx_precision_name(p->precision)) != NULL;
     ok &= cJSON_AddNumberToObject(o, "streams", p->streams) != NULL;
+    ok &= cJSON_AddStringToObject(o, "prep_device", fx_device_name(p->prep_device)) != NULL;
     ok &= cJSON_AddItemToObject(o, "model_sha256", str_or_null(p->model_sha));
     ok &= cJSON_AddItemToObject(o, "effective_config", str_or_null(p->effective));
     if (p->shard.count > 0) {

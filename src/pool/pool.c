@@ -6,6 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef FX_HAVE_CUDA
+#include "fxscreen/cuda_kernels.h"
+#endif
 #include "fxscreen/fsutil.h"
 #include "fxscreen/loader.h"
 #include "fxscreen/overlay.h"
@@ -37,6 +40,8 @@ struct fx_pool {
     size_t item_floats;  /* C*H*W */
     size_t plane_floats; /* H*W */
     size_t ov_bytes;     /* overlay_side^2: one item's overlay base */
+    size_t gpu_fallbacks;
+    char gpu_error[FX_ERROR_MSG_MAX];
 };
 
 static void *aligned_alloc_zero(size_t bytes)
@@ -55,6 +60,9 @@ void fx_worker_buf_free(fx_worker_buf *buf)
 {
     free(buf->plane);
     fx_prep_scratch_destroy(buf->scratch);
+#ifdef FX_HAVE_CUDA
+    fx_cuda_prep_destroy(buf->cuda);
+#endif
     memset(buf, 0, sizeof *buf);
 }
 
@@ -102,6 +110,38 @@ void fx_pool_process_one(const fx_pool_config *cfg, const char *path, fx_worker_
     fx_pool_process_bytes(cfg, path, NULL, 0, buf, out, plane01, item);
 }
 
+/* prep_cuda: the item preprocessed on the GPU (1), or not (0: not asked,
+ * not an integer plane, plane01 wanted, or the device failed, which is
+ * counted and left to the CPU: the image is not at fault). */
+static int prep_on_gpu(const fx_pool_config *cfg, const fx_image *img, float *plane01,
+                       fx_worker_buf *buf, float *out, fx_item *item)
+{
+#ifdef FX_HAVE_CUDA
+    if (!cfg->prep_cuda || plane01 || !fx_prep_cuda_eligible(img, &cfg->prep))
+        return 0;
+    fx_error e = {0};
+    fx_status st = FX_OK;
+    if (!buf->cuda) {
+        if ((st = fx_cuda_use_device(cfg->prep_cuda_device, &e)) == FX_OK &&
+            !(buf->cuda = fx_cuda_prep_create()))
+            st = fx_error_set(&e, FX_ERR_NOMEM, "out of memory");
+    }
+    if (st == FX_OK)
+        st = fx_prep_run_cuda(buf->cuda, img, &cfg->prep, buf->scratch, out, &item->geom,
+                              &item->stats, &e);
+    if (st == FX_OK)
+        return 1;
+    if (st != FX_ERR_DEVICE && st != FX_ERR_NOMEM)
+        return 0; /* the image's own problem (a limit): the CPU says it the same way */
+    if (!buf->gpu_fallbacks++)
+        snprintf(buf->gpu_error, sizeof buf->gpu_error, "%s", e.msg);
+    return 0;
+#else
+    (void)cfg, (void)img, (void)plane01, (void)buf, (void)out, (void)item;
+    return 0;
+#endif
+}
+
 void fx_pool_process_bytes(const fx_pool_config *cfg, const char *path, const uint8_t *data,
                            size_t size, fx_worker_buf *buf, float *out, float *plane01,
                            fx_item *item)
@@ -120,7 +160,7 @@ void fx_pool_process_bytes(const fx_pool_config *cfg, const char *path, const ui
         item->info = img.info;
         if (!buf->scratch && !(buf->scratch = fx_prep_scratch_create()))
             st = fx_error_set(&err, FX_ERR_NOMEM, "out of memory for preprocessing scratch");
-        else
+        else if (!prep_on_gpu(cfg, &img, plane01, buf, out, item))
             st = fx_prep_run(&img, &cfg->prep, buf->scratch, out, plane01, &item->geom,
                              &item->stats, &err);
         /* The overlay's base while the plane is decoded; a failure leaves
@@ -197,6 +237,12 @@ static void *worker_main(void *arg)
         free(src.data); /* an archive member's bytes, decoded now */
 
         pthread_mutex_lock(&p->mu);
+        if (buf.gpu_fallbacks) { /* moved to the pool's count */
+            if (!p->gpu_fallbacks)
+                snprintf(p->gpu_error, sizeof p->gpu_error, "%s", buf.gpu_error);
+            p->gpu_fallbacks += buf.gpu_fallbacks;
+            buf.gpu_fallbacks = 0;
+        }
         sl->done++;
         pthread_cond_broadcast(&p->ready);
     }
@@ -327,6 +373,16 @@ void fx_pool_cancel(fx_pool *p)
     pthread_cond_broadcast(&p->slot_free);
     pthread_cond_broadcast(&p->ready);
     pthread_mutex_unlock(&p->mu);
+}
+
+size_t fx_pool_prep_fallbacks(fx_pool *p, char *first, size_t cap)
+{
+    pthread_mutex_lock(&p->mu);
+    size_t n = p->gpu_fallbacks;
+    if (cap)
+        snprintf(first, cap, "%s", p->gpu_error);
+    pthread_mutex_unlock(&p->mu);
+    return n;
 }
 
 int fx_pool_num_slots(const fx_pool *p)

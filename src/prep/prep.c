@@ -70,6 +70,59 @@ void fx_prep_geometry(int orig_w, int orig_h, const fx_prep_config *cfg, fx_prep
     g->scale_y = (double)g->new_h / orig_h;
 }
 
+fx_status fx_prep_check(const fx_image *img, const fx_prep_config *cfg, fx_error *err)
+{
+    fx_status st = fx_prep_config_validate(cfg, err);
+    if (st != FX_OK)
+        return st;
+    int w = img->info.width, h = img->info.height;
+    double mp = (double)w * (double)h / 1e6;
+    if (cfg->max_megapixels > 0 && mp > cfg->max_megapixels)
+        return fx_error_set(err, FX_ERR_LIMIT,
+                            "image is %d x %d = %.1f MP, over limits.max_megapixels %.1f", w, h, mp,
+                            cfg->max_megapixels);
+    return FX_OK;
+}
+
+/* The window mode that applies: DICOM's falls back to percentiles when the
+ * file has no window. */
+static fx_window_mode window_mode(const fx_image *img, const fx_prep_config *cfg)
+{
+    return cfg->window == FX_WINDOW_DICOM && !img->info.has_window ? FX_WINDOW_PERCENTILE
+                                                                   : cfg->window;
+}
+
+int fx_prep_needs_hist(const fx_image *img, const fx_prep_config *cfg)
+{
+    return window_mode(img, cfg) == FX_WINDOW_PERCENTILE;
+}
+
+fx_status fx_prep_bounds(const fx_image *img, const fx_prep_config *cfg, const uint64_t *hist,
+                         size_t bins, fx_prep_scratch *s, double *lo, double *hi, fx_error *err)
+{
+    fx_pixtype t = img->info.type;
+    *lo = 0, *hi = 1;
+    switch (window_mode(img, cfg)) {
+    case FX_WINDOW_DICOM: /* DICOM PS3.3 C.11.2.1.2.1, the linear VOI function */
+        *lo = img->info.win_center - 0.5 - (img->info.win_width - 1) / 2;
+        *hi = img->info.win_center - 0.5 + (img->info.win_width - 1) / 2;
+        break;
+    case FX_WINDOW_PERCENTILE:
+        if (hist)
+            fx_prep_hist_percentiles(hist, bins, (size_t)img->info.width * (size_t)img->info.height,
+                                     cfg->p_lo, cfg->p_hi, lo, hi);
+        else
+            return fx_prep_percentiles2(img, cfg->p_lo, cfg->p_hi, s, lo, hi, err);
+        break;
+    case FX_WINDOW_FIXED:
+        *lo = cfg->w_lo;
+        *hi = cfg->w_hi;
+        break;
+    case FX_WINDOW_NONE: *hi = t == FX_PIX_U8 ? 255.0 : t == FX_PIX_U16 ? 65535.0 : 1.0; break;
+    }
+    return FX_OK;
+}
+
 fx_status fx_prep_run(const fx_image *img, const fx_prep_config *cfg, fx_prep_scratch *s,
                       float *out, float *plane01, fx_prep_geom *geom, fx_image_stats *stats,
                       fx_error *err)
@@ -81,48 +134,21 @@ fx_status fx_prep_run(const fx_image *img, const fx_prep_config *cfg, fx_prep_sc
     if (w < 1 || h < 1 || (t != FX_PIX_U8 && t != FX_PIX_U16 && t != FX_PIX_F32))
         return fx_error_set(err, FX_ERR_USAGE, "fx_prep_run: bad image %d x %d type %d", w, h,
                             (int)t);
-    fx_status st = fx_prep_config_validate(cfg, err);
+    fx_status st = fx_prep_check(img, cfg, err);
     if (st != FX_OK)
         return st;
-    double mp = (double)w * (double)h / 1e6;
-    if (cfg->max_megapixels > 0 && mp > cfg->max_megapixels)
-        return fx_error_set(err, FX_ERR_LIMIT,
-                            "image is %d x %d = %.1f MP, over limits.max_megapixels %.1f", w, h, mp,
-                            cfg->max_megapixels);
 
     /* 1. window bounds in stored units.  Integer planes get one histogram
      * pass that serves both the percentiles and the stats. */
     double lo = 0, hi = 1;
     size_t bins = 0;
-    fx_window_mode mode = cfg->window;
-    if (mode == FX_WINDOW_DICOM && !img->info.has_window)
-        mode = FX_WINDOW_PERCENTILE; /* no window in the file */
-    int use_hist = t != FX_PIX_F32 && (stats || mode == FX_WINDOW_PERCENTILE);
+    int use_hist = t != FX_PIX_F32 && (stats || fx_prep_needs_hist(img, cfg));
     if (use_hist && (st = fx_prep_histogram(img, s, &bins, stats, err)) != FX_OK)
         return st;
     if (stats && !use_hist)
         fx_image_stats_compute(img, stats);
-    switch (mode) {
-    case FX_WINDOW_DICOM: /* DICOM PS3.3 C.11.2.1.2.1, the linear VOI function */
-        lo = img->info.win_center - 0.5 - (img->info.win_width - 1) / 2;
-        hi = img->info.win_center - 0.5 + (img->info.win_width - 1) / 2;
-        break;
-    case FX_WINDOW_PERCENTILE:
-        if (use_hist)
-            fx_prep_hist_percentiles(s->hist, bins, (size_t)w * (size_t)h, cfg->p_lo, cfg->p_hi,
-                                     &lo, &hi);
-        else if ((st = fx_prep_percentiles2(img, cfg->p_lo, cfg->p_hi, s, &lo, &hi, err)) != FX_OK)
-            return st;
-        break;
-    case FX_WINDOW_FIXED:
-        lo = cfg->w_lo;
-        hi = cfg->w_hi;
-        break;
-    case FX_WINDOW_NONE:
-        lo = 0;
-        hi = t == FX_PIX_U8 ? 255.0 : t == FX_PIX_U16 ? 65535.0 : 1.0;
-        break;
-    }
+    if ((st = fx_prep_bounds(img, cfg, use_hist ? s->hist : NULL, bins, s, &lo, &hi, err)) != FX_OK)
+        return st;
 
     fx_prep_geom g;
     fx_prep_geometry(w, h, cfg, &g);

@@ -79,6 +79,17 @@ void fx_prep_hist_percentiles(const uint64_t *h, size_t bins, size_t n, double p
 fx_status fx_prep_percentiles2(const fx_image *img, double p_lo, double p_hi, fx_prep_scratch *s,
                                double *lo, double *hi, fx_error *err);
 
+/* fx_prep_run's steps, shared with the GPU path (kernels/preprocess.cu):
+ * the config and megapixel checks; whether the window needs the histogram
+ * (percentiles); the window bounds in stored units (from hist when given,
+ * else computed); min/max/mean from an integer plane's histogram of n
+ * pixels. */
+fx_status fx_prep_check(const fx_image *img, const fx_prep_config *cfg, fx_error *err);
+int fx_prep_needs_hist(const fx_image *img, const fx_prep_config *cfg);
+fx_status fx_prep_bounds(const fx_image *img, const fx_prep_config *cfg, const uint64_t *hist,
+                         size_t bins, fx_prep_scratch *s, double *lo, double *hi, fx_error *err);
+void fx_prep_hist_stats(const uint64_t *hist, size_t bins, size_t n, fx_image_stats *stats);
+
 /* Window (and invert) source row y into out (width floats).  lut holds the
  * 65536-entry table from fx_prep_window_lut for U8/U16 (unused for F32). */
 void fx_prep_window_row(const fx_image *img, int y, double lo, double hi, int invert,

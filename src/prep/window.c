@@ -147,20 +147,26 @@ fx_status fx_prep_histogram(const fx_image *img, fx_prep_scratch *s, size_t *bin
             s->hist[v] += h[v];
     }
     *bins = nb;
-    if (stats && n > 0) {
-        size_t v0 = 0, v1 = nb - 1;
-        while (s->hist[v0] == 0)
-            v0++;
-        while (s->hist[v1] == 0)
-            v1--;
-        uint64_t sum = 0; /* < 2^16 * 2^47 pixels: no overflow */
-        for (size_t v = v0; v <= v1; v++)
-            sum += (uint64_t)v * s->hist[v];
-        stats->min = (double)v0;
-        stats->max = (double)v1;
-        stats->mean = (double)sum / (double)n;
-    }
+    if (stats)
+        fx_prep_hist_stats(s->hist, nb, n, stats);
     return FX_OK;
+}
+
+void fx_prep_hist_stats(const uint64_t *hist, size_t bins, size_t n, fx_image_stats *stats)
+{
+    if (n == 0)
+        return;
+    size_t v0 = 0, v1 = bins - 1;
+    while (hist[v0] == 0)
+        v0++;
+    while (hist[v1] == 0)
+        v1--;
+    uint64_t sum = 0; /* < 2^16 * 2^47 pixels: no overflow */
+    for (size_t v = v0; v <= v1; v++)
+        sum += (uint64_t)v * hist[v];
+    stats->min = (double)v0;
+    stats->max = (double)v1;
+    stats->mean = (double)sum / (double)n;
 }
 
 void fx_prep_hist_percentiles(const uint64_t *h, size_t bins, size_t n, double p_lo, double p_hi,

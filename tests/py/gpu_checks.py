@@ -11,6 +11,7 @@
    rows, each time resumed: every input exactly once, in order, in
    results.h5 and summary.csv, and the predictions of the uninterrupted GPU
    run.
+   `run --prep-device cuda` (preprocessing on the GPU): the same predictions.
 3. `fxscreen model cam --device cuda` against --device cpu for every
    method, the backward pass forced (--no-shortcut), on a conformance model
    (resnet18) when one is given: Pearson r >= 0.999 per map, the same peak
@@ -82,6 +83,23 @@ def devices(tmp, images):
               min(rs) >= 0.999)
         check("run: the same peak (within a model pixel) on %d of %d maps (limit 99%%)"
               % (same_peak, len(rs)), same_peak >= 0.99 * len(rs))
+
+
+def prep_device(tmp, images):
+    """run --prep-device cuda (the readers' window, resize and normalise on
+    the GPU) against the CPU's preprocessing: the same predictions."""
+    d = os.path.join(tmp, "run_prepgpu")
+    rc, _, err = run(["run", "--model", MODEL, "--out", d, "--device", GPU, "--prep-device", GPU,
+                      "--quiet", images])
+    check("run --prep-device %s exits 0, no CPU fallback" % GPU,
+          rc == 0 and "preprocessed on the CPU after the GPU failed" not in err, err[-400:])
+    if rc != 0:
+        return
+    a, b = csv_rows(os.path.join(tmp, "run_cpu", "summary.csv")), csv_rows(os.path.join(d, "summary.csv"))
+    dp = max(abs(float(x["probability"]) - float(y["probability"])) for x, y in zip(a, b))
+    check("run --prep-device: the CPU preprocessing's predictions, probabilities within 1e-3 "
+          "(max %.2g)" % dp, [x["prediction"] for x in a] == [y["prediction"] for y in b] and
+          dp <= 1e-3)
 
 
 def kills(tmp, images, n):
@@ -162,6 +180,7 @@ def main():
         check("synth %d images" % n, rc == 0, err[-400:])
         if rc == 0:
             devices(tmp, images)
+            prep_device(tmp, images)
             kills(tmp, images, n)
         if len(sys.argv) > 1 and os.path.isdir(sys.argv[1]):
             cam_cli(tmp, sys.argv[1])

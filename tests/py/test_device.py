@@ -61,7 +61,8 @@ def main():
 
     # run's engine lists: bad lists and --streams values stop before any output
     for extra, want in ((["--device", "cuda:0,"], "cuda:N,M,..."), (["--device", "cpu:0,1"], "cuda:all"),
-                        (["--streams", "0"], "--streams '0'"), (["--streams", "x"], "1..8")):
+                        (["--streams", "0"], "--streams '0'"), (["--streams", "x"], "1..8"),
+                        (["--prep-device", "gpu"], "use cpu or cuda")):
         o = os.path.join(tmp, "bad_list")
         rc, _, err = run(["run", "--model", MODEL, "--out", o] + extra + [tmp])
         check("run %s: exit 2 naming the values, no output" % " ".join(extra),
@@ -74,6 +75,11 @@ def main():
     check("run --device cuda:all without a GPU: exit 2 naming it, no rows",
           rc == 2 and "--device cuda:all" in err and
           not os.path.exists(os.path.join(o, "results.h5")), (rc, err))
+    o = os.path.join(tmp, "prep_gpu")
+    rc, _, err = run(["run", "--model", MODEL, "--out", o, "--prep-device", "cuda", tmp])
+    check("run --prep-device cuda without a GPU: exit 2 naming the fix, no output",
+          rc == 2 and "--prep-device cuda:" in err and "use --prep-device cpu" in err and
+          not os.path.exists(o), (rc, err))
     out_cpu, out_auto = os.path.join(tmp, "cpu.h5"), os.path.join(tmp, "auto.h5")
     rc, _, err = run(["model", "run", MODEL, "--input", inp, "--output", out_cpu, "--device", "cpu"])
     check("model run --device cpu", rc == 0 and "no CUDA device" not in err, (rc, err))

@@ -36,7 +36,7 @@ KEYS = {"fxscreen_version": str, "model": str, "config": (str, type(None)), "cwd
         "sources": list, "batch": int, "threads": int, "method": (str, type(None)),
         "layer": (str, type(None)), "threshold": (float, int, type(None)), "overlays": int,
         "device": str, "precision": str, "model_sha256": str, "effective_config": str,
-        "overlay_size": int, "streams": int}
+        "overlay_size": int, "streams": int, "prep_device": str}
 
 
 def main():
