@@ -4,7 +4,8 @@
  *   1. fx_grad_* (fxscreen/grad.h, part of the engine): the gradient dL/dA
  *      of L = sum over the batch of one chosen logit per image w.r.t. a
  *      named intermediate tensor A, by reverse-mode vector-Jacobian products
- *      (src/model/vjp.c) over the nodes between A and the logits.  Only
+ *      over the nodes between A and the logits, run by the plan's backend
+ *      (src/model/backward.c).  Only
  *      activations are differentiated, never weights.
  *      When the head after A is global average pooling (or ReduceMean over
  *      H, W), views and one Gemm, the gradient is taken exactly from the
@@ -17,12 +18,13 @@
  *   3. fx_cam_run: forward + targets + gradient + method + upsample for one
  *      batch (what `fxscreen model cam` calls).
  *
- * How the backward pass reads forward values: the caller's plan is built
- * with fx_plan_opts.keep = fx_grad_keep(), every float tensor a node
- * between A and the logits reads or writes.  The fast plan never fuses a
- * kept tensor away (src/model/plan.c), so the backward sees exactly the
- * values the fused forward would have produced, while everything before A
- * still runs fused.  Not thread-safe per object; no global state. */
+ * How the backward pass reads forward values: the caller's plan is made
+ * with fx_plan_opts.grad, which keeps fx_grad_keep(), every float tensor a
+ * node between A and the logits reads or writes, and plans the backward
+ * beside the forward (fxscreen/grad.h).  The fast plan never fuses a kept
+ * tensor away (src/model/plan.c), so the backward sees exactly the values
+ * the fused forward would have produced, while everything before A still
+ * runs fused.  Not thread-safe per object; no global state. */
 #ifndef FXSCREEN_CAM_H
 #define FXSCREEN_CAM_H
 
