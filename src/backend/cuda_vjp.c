@@ -206,6 +206,7 @@ fx_status cu_run_vjp(void *ctx, int s, const fx_node *n, const fx_vjp_io *io, fx
 fx_status cu_zero(void *ctx, void *ptr, size_t bytes, fx_error *err)
 {
     cu_ctx *c = ctx;
+    CU_CHECK(cudaSetDevice(c->dev)); /* the thread's current device may be another */
     CU_CHECK(cudaMemsetAsync(ptr, 0, bytes, c->stream));
     return FX_OK;
 }
@@ -213,6 +214,7 @@ fx_status cu_zero(void *ctx, void *ptr, size_t bytes, fx_error *err)
 fx_status cu_copy_in(void *ctx, void *dst, const void *src, size_t bytes, fx_error *err)
 {
     cu_ctx *c = ctx;
+    CU_CHECK(cudaSetDevice(c->dev)); /* the thread's current device may be another */
     CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
     CU_CHECK(cudaStreamSynchronize(c->stream)); /* the host buffer is rewritten by the next run */
     return FX_OK;
@@ -221,6 +223,7 @@ fx_status cu_copy_in(void *ctx, void *dst, const void *src, size_t bytes, fx_err
 fx_status cu_copy_out(void *ctx, void *dst, const void *src, size_t bytes, fx_error *err)
 {
     cu_ctx *c = ctx;
+    CU_CHECK(cudaSetDevice(c->dev)); /* the thread's current device may be another */
     CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
     CU_CHECK(cudaStreamSynchronize(c->stream));
     return FX_OK;
