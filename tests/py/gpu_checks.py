@@ -19,14 +19,15 @@
 Prints PASS / FAIL / SKIP lines; exit 1 when something failed."""
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 import h5py
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_run import kill_and_resume  # noqa: E402  (its FX is FX_BUILD's, as here)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("FX_BUILD", os.path.join(ROOT, "build"))
@@ -111,25 +112,7 @@ def kills(tmp, images, n):
     kill = os.path.join(tmp, "gpu_kill")
     cmd = [FX, "run", "--model", MODEL, "--out", kill, "--device", GPU, "--batch", "4",
            "--quiet", images]
-    csv_path = os.path.join(kill, "summary.csv")
-    done = 0
-    for attempt, target in enumerate(sorted(rnd.sample(range(20, n - 20), 3))):
-        p = subprocess.Popen(cmd if attempt == 0 else [FX, "run", "--resume", kill, "--quiet"],
-                             stderr=subprocess.DEVNULL)
-        while p.poll() is None:
-            try:
-                with open(csv_path) as f:
-                    rows = sum(1 for _ in f) - 1
-            except OSError:
-                rows = 0
-            if rows >= target:
-                time.sleep(rnd.uniform(0.0, 0.02))
-                break
-            time.sleep(0.002)
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            done += 1
-        p.wait()
+    done = kill_and_resume(cmd, kill, sorted(rnd.sample(range(20, n - 20), 3)), rnd)
     rc, _, err = run(["run", "--resume", kill, "--quiet"])
     check("GPU run resumed after %d SIGKILLs exits 0" % done, rc == 0 and done >= 2, (rc, err[-400:]))
     if rc != 0:
