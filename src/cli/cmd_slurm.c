@@ -32,7 +32,7 @@ static void slurm_usage(FILE *f)
                "  --dry-run          write DIR/slurm/*.sbatch, submit nothing\n"
                "  run's options, passed to every task: --config, --batch, --threads, --method,\n"
                "  --layer, --threshold, --overlays[=all|positives], --overlay-size, --device,\n"
-               "  --precision\n"
+               "  --precision, --streams, --prep-device\n"
                "status: each shard's rows and state from its outputs, and Slurm's state of\n"
                "  its task while squeue lists it.\n");
 }
