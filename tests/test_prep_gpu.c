@@ -3,9 +3,9 @@
  * odd sizes; then the whole of fx_prep_run on the GPU (fx_prep_run_cuda:
  * histogram, percentile / fixed / none windows, invert, resize, pad or
  * crop, normalise) on 8- and 16-bit planes against fx_prep_run, with the
- * same geometry, window bounds and stats.  Tolerance |gpu - ref| <= 1e-5 + 1e-5*|ref|.  The output is
- * poisoned with NaN first so an element the kernel forgot fails.
- * Exits 77 with "SKIP test_prep_gpu: why" without CUDA or without a device. */
+ * same geometry, window bounds and stats.  Tolerance |gpu - ref| <= 1e-5 + 1e-5*|ref|.  The output
+ * is poisoned with NaN first so an element the kernel forgot fails. Exits 77 with "SKIP
+ * test_prep_gpu: why" without CUDA or without a device. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -17,10 +17,10 @@ typedef struct run_params {
     fx_overlay_mode overlays;
     int overlay_size; /* longer side of the overlays; 0: the original's */
     fx_device_kind device;
-    fx_device_list devices; /* cuda:N, cuda:N,M,..., cuda:all */
-    int streams;            /* engines per listed GPU; 0: FX_RUN_STREAMS */
+    fx_device_list devices;     /* cuda:N, cuda:N,M,..., cuda:all */
+    int streams;                /* engines per listed GPU; 0: FX_RUN_STREAMS */
     fx_device_kind prep_device; /* CPU or CUDA */
-    fx_precision precision; /* on the GPU */
+    fx_precision precision;     /* on the GPU */
     /* What the run was started with (run.json; checked on resume). */
     char *model_sha, *effective;
     /* A sharded run: the shard and the whole list's size and digest
