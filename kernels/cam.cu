@@ -150,7 +150,11 @@ __global__ void k_cam_upsample(int n, int h, int w, int H, int W, const float *l
     FX_CU_LOOP(e, (int64_t)n * H * W)
     {
         int64_t i = e / ((int64_t)H * W), r = e % ((int64_t)H * W);
-        float v = fx_hd_cam_bilinear(low + i * h * w, h, w, H, W, (int)(r / W), (int)(r % W));
+        int y0, y1, x0, x1;
+        float ly, lx;
+        fx_hd_cam_src((int)(r / W), h, H, &y0, &y1, &ly);
+        fx_hd_cam_src((int)(r % W), w, W, &x0, &x1, &lx);
+        float v = fx_hd_cam_lerp2(low + i * h * w, w, y0, y1, ly, x0, x1, lx);
         cam[e] = v;
         heat[e] = fx_hd_cam_quant(v);
     }

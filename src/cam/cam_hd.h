@@ -61,13 +61,11 @@ FX_HD void fx_hd_cam_src(int dst, int in, int out, int *i0, int *i1, float *l1)
     *l1 = s - (float)*i0;
 }
 
-/* Pixel (y, x) of the (h, w) map s upsampled to (H, W), bilinear. */
-FX_HD float fx_hd_cam_bilinear(const float *s, int h, int w, int H, int W, int y, int x)
+/* The bilinear value between source rows y0, y1 (weight ly on y1) and
+ * columns x0, x1 (weight lx on x1) of the w-wide map s. */
+FX_HD float fx_hd_cam_lerp2(const float *s, int w, int y0, int y1, float ly, int x0, int x1,
+                            float lx)
 {
-    int y0, y1, x0, x1;
-    float ly, lx;
-    fx_hd_cam_src(y, h, H, &y0, &y1, &ly);
-    fx_hd_cam_src(x, w, W, &x0, &x1, &lx);
     float top = (1.0f - lx) * s[y0 * w + x0] + lx * s[y0 * w + x1];
     float bot = (1.0f - lx) * s[y1 * w + x0] + lx * s[y1 * w + x1];
     return (1.0f - ly) * top + ly * bot;

@@ -199,9 +199,15 @@ void fx_cam_upsample(const float *src, int n, int h, int w, float *dst, int H, i
     for (int i = 0; i < n; i++) {
         const float *s = src + (int64_t)i * h * w;
         float *d = dst + (int64_t)i * H * W;
-        for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++)
-                d[(int64_t)y * W + x] = fx_hd_cam_bilinear(s, h, w, H, W, y, x);
+        for (int y = 0; y < H; y++) { /* the row's source once, the columns' per pixel */
+            int y0, y1, x0, x1;
+            float ly, lx;
+            fx_hd_cam_src(y, h, H, &y0, &y1, &ly);
+            for (int x = 0; x < W; x++) {
+                fx_hd_cam_src(x, w, W, &x0, &x1, &lx);
+                d[(int64_t)y * W + x] = fx_hd_cam_lerp2(s, w, y0, y1, ly, x0, x1, lx);
+            }
+        }
     }
 }
 
