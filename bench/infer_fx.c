@@ -33,7 +33,6 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "cam/cam_hd.h"
 #include "cam/cam_internal.h"
 #include "fxscreen/cam.h"
 #include "fxscreen/graph.h"
@@ -69,18 +68,8 @@ static fx_status cam_step(cam_stage *cs, fx_plan *p, fx_error *err)
     if (fx_cam_method_needs_grad(cs->method) &&
         (st = fx_grad_run(cs->gr, p, cs->targets, cs->use_shortcut, cs->dA, err)) != FX_OK)
         return st;
-    const float *A = fx_plan_tensor(p, cs->layer, NULL);
-    if ((st = fx_cam_compute(cs->method, A, cs->dA, cs->n, cs->c, cs->h, cs->w, cs->low)) != FX_OK)
-        return st;
-    fx_cam_normalize(cs->low, cs->n, cs->h, cs->w);
-    fx_cam_upsample(cs->low, cs->n, cs->h, cs->w, cs->cam, cs->H, cs->W);
-    size_t hw = (size_t)cs->H * cs->W;
-    for (int i = 0; i < cs->n; i++) {
-        for (size_t q = 0; q < hw; q++)
-            cs->heat[i * hw + q] = fx_hd_cam_quant(cs->cam[i * hw + q]);
-        fx_cam_px_find(cs->cam + i * hw, cs->H, cs->W, 0.5, &cs->px[i]);
-    }
-    return FX_OK;
+    return fx_cam_heat(cs->method, fx_plan_tensor(p, cs->layer, NULL), cs->dA, cs->n, cs->c, cs->h,
+                       cs->w, cs->H, cs->W, 0.5, cs->low, cs->cam, cs->heat, cs->px);
 }
 
 static double now(void)

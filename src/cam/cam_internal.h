@@ -27,6 +27,14 @@ void fx_cam_px_find(const float *map, int H, int W, double frac, fx_cam_px *px);
 void fx_cam_px_region(const fx_cam_px *px, int W, int H, const fx_prep_geom *geom,
                       fx_cam_region *r);
 
+/* From (A, dA) to what a run keeps, on the CPU: fx_cam_compute, then
+ * normalise and upsample into the scratch low (n, h, w) and cam (n, H, W),
+ * then each map's uint8 heat (n, H, W) and its peak and box (px, n).  The
+ * same steps as fx_cam_gpu_run; fx_cam_compute's errors. */
+fx_status fx_cam_heat(fx_cam_method m, const float *A, const float *dA, int n, int c, int h, int w,
+                      int H, int W, double frac, float *low, float *cam, uint8_t *heat,
+                      fx_cam_px *px);
+
 /* ---- kernels/cam.cu (queued on stream, never waited for) ------------------ */
 
 /* The raw map low (n, hw) of a gradient method from A (n, c, hw; storage

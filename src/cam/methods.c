@@ -233,6 +233,25 @@ void fx_cam_px_find(const float *map, int H, int W, double frac, fx_cam_px *px)
     *px = (fx_cam_px){peak, at, bx0, by0, bx1, by1};
 }
 
+fx_status fx_cam_heat(fx_cam_method m, const float *A, const float *dA, int n, int c, int h, int w,
+                      int H, int W, double frac, float *low, float *cam, uint8_t *heat,
+                      fx_cam_px *px)
+{
+    fx_status st = fx_cam_compute(m, A, dA, n, c, h, w, low);
+    if (st != FX_OK)
+        return st;
+    fx_cam_normalize(low, n, h, w);
+    fx_cam_upsample(low, n, h, w, cam, H, W);
+    size_t hw = (size_t)H * W;
+    for (int i = 0; i < n; i++) {
+        const float *ci = cam + (size_t)i * hw;
+        for (size_t q = 0; q < hw; q++)
+            heat[(size_t)i * hw + q] = fx_hd_cam_quant(ci[q]);
+        fx_cam_px_find(ci, H, W, frac, &px[i]);
+    }
+    return FX_OK;
+}
+
 void fx_cam_px_region(const fx_cam_px *px, int W, int H, const fx_prep_geom *geom, fx_cam_region *r)
 {
     double sx = geom ? geom->scale_x : 1.0, sy = geom ? geom->scale_y : 1.0;

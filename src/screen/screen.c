@@ -9,7 +9,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "cam/cam_hd.h"
 #include "cam/cam_internal.h"
 #include "fxscreen/cam.h"
 #include "fxscreen/fsutil.h"
@@ -425,7 +424,6 @@ static void error_row(const fx_screen *m, const fx_screen_out *o, int i)
  * (only those cross), else on the CPU. */
 static fx_status screen_maps(fx_screen *m, fx_cam_method method, double frac, fx_error *err)
 {
-    size_t hw = (size_t)m->H * m->W;
 #ifdef FX_HAVE_CUDA
     if (m->cg)
         return fx_cam_gpu_run(m->cg, method, m->targets, 1, frac, m->heat, m->px, err);
@@ -437,16 +435,9 @@ static fx_status screen_maps(fx_screen *m, fx_cam_method method, double frac, fx
     const float *A = fx_plan_tensor(m->plan, m->layer, NULL);
     if (!A)
         return fx_error_set(err, FX_ERR_INTERNAL, "screen: the plan did not keep the CAM layer");
-    if ((st = fx_cam_compute(method, A, m->dA, m->batch, m->lc, m->lh, m->lw, m->low)) != FX_OK)
+    if ((st = fx_cam_heat(method, A, m->dA, m->batch, m->lc, m->lh, m->lw, m->H, m->W, frac, m->low,
+                          m->cam, m->heat, m->px)) != FX_OK)
         return fx_error_set(err, st, "screen: %s failed", fx_cam_method_name(method));
-    fx_cam_normalize(m->low, m->batch, m->lh, m->lw);
-    fx_cam_upsample(m->low, m->batch, m->lh, m->lw, m->cam, m->H, m->W);
-    for (int i = 0; i < m->batch; i++) {
-        const float *c = m->cam + (size_t)i * hw;
-        for (size_t q = 0; q < hw; q++)
-            m->heat[(size_t)i * hw + q] = fx_hd_cam_quant(c[q]);
-        fx_cam_px_find(c, m->H, m->W, frac, &m->px[i]);
-    }
     return FX_OK;
 }
 
