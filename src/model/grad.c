@@ -243,32 +243,38 @@ fx_status fx_grad_targets(const fx_grad *gr, const fx_plan *p, int *targets, fx_
     return FX_OK;
 }
 
-void fx_grad_shortcut_values(const fx_grad *gr, const int *targets, float *v)
+/* The shortcut's gradient of image i, channel ch: alpha W[t_i, ch] / (H W). */
+static float shortcut_value(const fx_grad *gr, const int *targets, int64_t i, int64_t ch)
 {
     const fx_graph *g = gr->g;
     const fx_node *n = &g->nodes[gr->sc_gemm];
     const fx_gemm_params *p = &n->b.u.gemm;
     const fx_shape *a = &g->t[gr->layer].shape;
     const float *w = fx_in(g, n, 1)->data;
-    int64_t c = a->d[1], hw = a->d[2] * a->d[3];
-    for (int64_t i = 0; i < a->d[0]; i++)
-        for (int64_t ch = 0; ch < c; ch++) {
-            int64_t t = targets[i];
-            float wv = p->trans_b ? w[t * p->k + ch] : w[ch * p->n + t];
-            v[i * c + ch] = (float)((double)p->alpha * wv / (double)hw);
-        }
+    int64_t t = targets[i];
+    float wv = p->trans_b ? w[t * p->k + ch] : w[ch * p->n + t];
+    return (float)((double)p->alpha * wv / (double)(a->d[2] * a->d[3]));
 }
 
-/* The exact gradient through GAP -> views -> Gemm: each (image, channel)
- * plane is one value, written after the values (dA holds them first). */
+void fx_grad_shortcut_values(const fx_grad *gr, const int *targets, float *v)
+{
+    const fx_shape *a = &gr->g->t[gr->layer].shape;
+    for (int64_t i = 0; i < a->d[0]; i++)
+        for (int64_t ch = 0; ch < a->d[1]; ch++)
+            v[i * a->d[1] + ch] = shortcut_value(gr, targets, i, ch);
+}
+
+/* The exact gradient through GAP -> views -> Gemm: one value per plane. */
 static void run_shortcut(const fx_grad *gr, const int *targets, float *dA)
 {
     const fx_shape *a = &gr->g->t[gr->layer].shape;
-    int64_t nc = a->d[0] * a->d[1], hw = a->d[2] * a->d[3];
-    fx_grad_shortcut_values(gr, targets, dA);
-    for (int64_t q = nc - 1; q >= 0; q--) /* backwards: plane q starts at or after value q */
-        for (int64_t j = hw - 1; j >= 0; j--)
-            dA[q * hw + j] = dA[q];
+    int64_t c = a->d[1], hw = a->d[2] * a->d[3];
+    for (int64_t i = 0; i < a->d[0]; i++)
+        for (int64_t ch = 0; ch < c; ch++) {
+            float v = shortcut_value(gr, targets, i, ch);
+            for (int64_t j = 0; j < hw; j++)
+                dA[(i * c + ch) * hw + j] = v;
+        }
 }
 
 fx_status fx_grad_run(fx_grad *gr, fx_plan *p, const int *targets, int use_shortcut, float *dA,
