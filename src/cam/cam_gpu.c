@@ -7,10 +7,10 @@
  * the backward without a device-wide synchronisation; the one wait is the
  * download at the end.  Only compiled with FX_HAVE_CUDA. */
 #ifdef FX_HAVE_CUDA
-#include <cuda_runtime.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cuda_internal.h"
 #include "cam/cam_internal.h"
 #include "model/grad_internal.h"
 #include "model/plan_internal.h"
@@ -35,14 +35,6 @@ struct fx_cam_gpu {
     float *host; /* the shortcut's values or a host backward's dA */
 };
 
-#define CG_CHECK(call)                                                                             \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess)                                                                     \
-            return fx_error_set(err, FX_ERR_DEVICE, "cam (GPU): %s: %s", #call,                    \
-                                cudaGetErrorString(e_));                                           \
-    } while (0)
-
 void fx_cam_gpu_destroy(fx_cam_gpu *cg)
 {
     if (!cg)
@@ -61,16 +53,16 @@ void fx_cam_gpu_destroy(fx_cam_gpu *cg)
 
 static fx_status reserve(fx_cam_gpu *cg, fx_error *err)
 {
-    CG_CHECK(cudaSetDevice(cg->dev));
+    CU_CHECK(cudaSetDevice(cg->dev));
     size_t nc = (size_t)cg->n * cg->c, hw = (size_t)cg->h * cg->w, HW = (size_t)cg->H * cg->W;
-    CG_CHECK(cudaMalloc((void **)&cg->dA, nc * hw * sizeof(float)));
-    CG_CHECK(cudaMalloc((void **)&cg->v, nc * sizeof(float)));
-    CG_CHECK(cudaMalloc((void **)&cg->wt, nc * sizeof(double)));
-    CG_CHECK(cudaMalloc((void **)&cg->low, (size_t)cg->n * hw * sizeof(float)));
-    CG_CHECK(cudaMalloc((void **)&cg->cam, (size_t)cg->n * HW * sizeof(float)));
-    CG_CHECK(cudaMalloc((void **)&cg->heat, (size_t)cg->n * HW));
-    CG_CHECK(cudaMalloc((void **)&cg->px, (size_t)cg->n * sizeof(fx_cam_px)));
-    CG_CHECK(cudaMalloc(&cg->eig, fx_cu_cam_eigen_bytes(cg->n, cg->c, (int)hw)));
+    CU_CHECK(cudaMalloc((void **)&cg->dA, nc * hw * sizeof(float)));
+    CU_CHECK(cudaMalloc((void **)&cg->v, nc * sizeof(float)));
+    CU_CHECK(cudaMalloc((void **)&cg->wt, nc * sizeof(double)));
+    CU_CHECK(cudaMalloc((void **)&cg->low, (size_t)cg->n * hw * sizeof(float)));
+    CU_CHECK(cudaMalloc((void **)&cg->cam, (size_t)cg->n * HW * sizeof(float)));
+    CU_CHECK(cudaMalloc((void **)&cg->heat, (size_t)cg->n * HW));
+    CU_CHECK(cudaMalloc((void **)&cg->px, (size_t)cg->n * sizeof(fx_cam_px)));
+    CU_CHECK(cudaMalloc(&cg->eig, fx_cu_cam_eigen_bytes(cg->n, cg->c, (int)hw)));
     if (!(cg->host = malloc(nc * hw * sizeof(float))))
         return fx_error_set(err, FX_ERR_NOMEM, "cam (GPU): out of memory");
     return FX_OK;
@@ -113,7 +105,7 @@ static fx_status gradient(fx_cam_gpu *cg, const int *targets, int use_shortcut, 
     cudaStream_t s = cg->stream;
     if (use_shortcut && fx_grad_has_shortcut(cg->gr)) {
         fx_grad_shortcut_values(cg->gr, targets, cg->host);
-        CG_CHECK(cudaMemcpyAsync(cg->v, cg->host, nc * sizeof(float), cudaMemcpyHostToDevice, s));
+        CU_CHECK(cudaMemcpyAsync(cg->v, cg->host, nc * sizeof(float), cudaMemcpyHostToDevice, s));
         *G = cg->dA;
         return fx_cu_cam_expand(cg->stream, (int64_t)nc, (int)hw, cg->v, cg->dA, err);
     }
@@ -125,7 +117,7 @@ static fx_status gradient(fx_cam_gpu *cg, const int *targets, int use_shortcut, 
         *G = dev;
         return FX_OK;
     }
-    CG_CHECK(cudaMemcpyAsync(cg->dA, cg->host, nc * hw * sizeof(float), cudaMemcpyHostToDevice, s));
+    CU_CHECK(cudaMemcpyAsync(cg->dA, cg->host, nc * hw * sizeof(float), cudaMemcpyHostToDevice, s));
     *G = cg->dA;
     return FX_OK;
 }
@@ -136,7 +128,7 @@ fx_status fx_cam_gpu_run(fx_cam_gpu *cg, fx_cam_method m, const int *targets, in
     int hw = cg->h * cg->w;
     cudaStream_t s = cg->stream;
     fx_status st = FX_OK;
-    CG_CHECK(cudaSetDevice(cg->dev)); /* this thread may not be the creating one */
+    CU_CHECK(cudaSetDevice(cg->dev)); /* this thread may not be the creating one */
     if (m == FX_CAM_EIGENCAM)
         st = fx_cu_cam_eigen(s, cg->dt, cg->n, cg->c, hw, cg->A, cg->eig, cg->low, err);
     else {
@@ -155,11 +147,11 @@ fx_status fx_cam_gpu_run(fx_cam_gpu *cg, fx_cam_method m, const int *targets, in
         st = fx_cu_cam_locate(s, cg->n, cg->H, cg->W, frac, cg->cam, cg->px, err);
     if (st != FX_OK)
         return st;
-    CG_CHECK(
+    CU_CHECK(
         cudaMemcpyAsync(heat, cg->heat, (size_t)cg->n * cg->H * cg->W, cudaMemcpyDeviceToHost, s));
-    CG_CHECK(
+    CU_CHECK(
         cudaMemcpyAsync(px, cg->px, (size_t)cg->n * sizeof(fx_cam_px), cudaMemcpyDeviceToHost, s));
-    CG_CHECK(cudaStreamSynchronize(s));
+    CU_CHECK(cudaStreamSynchronize(s));
     return FX_OK;
 }
 #endif
