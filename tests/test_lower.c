@@ -9,6 +9,7 @@
 #include "check.h"
 #include "fxscreen/device.h"
 #include "fxscreen/graph.h"
+#include "model/graph_internal.h"
 #include "model/vjp.h"
 
 static fx_error err;
@@ -463,6 +464,81 @@ static fx_graph *pad_slice_graph(void)
     return g;
 }
 
+/* fx_lower_copies, the node-level enumeration the CUDA forward copies
+ * along and its backward accumulates back along: through the host executor
+ * on a reference plan's own values, every copy node of a graph (Transpose,
+ * Split, Concat, Slice, Gather with a repeated and a negative index) gives
+ * the plan's output exactly. */
+typedef struct copies_ctx {
+    const float *const *in;
+    float *const *out;
+} copies_ctx;
+
+static fx_status copy_host(void *ctx, const fx_cu_map *m, int in, int out, fx_error *e)
+{
+    (void)e;
+    const copies_ctx *c = ctx;
+    fx_cu_map_host(m, c->in[in], c->out[out]);
+    return FX_OK;
+}
+
+static void test_lower_copies(void)
+{
+    fx_graph *g = fx_graph_create();
+    fx_graph_set_opset(g, 13);
+    fx_shape in = {4, {-1, 4, 5, 6}}, s1 = {1, {1}}, s2 = {1, {2}}, s3 = {1, {3}};
+    int64_t perm[4] = {0, 3, 1, 2}, sizes[2] = {2, 4}, st = 1, en = 5, ax = 2, ix[3] = {2, -1, 2};
+    CHECK(fx_graph_add_input(g, "x", FX_DT_FLOAT, &in, &err) == FX_OK);
+    CHECK(fx_graph_add_constant(g, "sizes", FX_DT_INT64, &s2, sizes, &err) == FX_OK);
+    CHECK(fx_graph_add_constant(g, "st", FX_DT_INT64, &s1, &st, &err) == FX_OK);
+    CHECK(fx_graph_add_constant(g, "en", FX_DT_INT64, &s1, &en, &err) == FX_OK);
+    CHECK(fx_graph_add_constant(g, "ax", FX_DT_INT64, &s1, &ax, &err) == FX_OK);
+    CHECK(fx_graph_add_constant(g, "ix", FX_DT_INT64, &s3, ix, &err) == FX_OK);
+    fx_attr pa = {.name = "perm", .type = FX_ATTR_INTS, .ints = perm, .n = 4};
+    fx_attr a1 = {.name = "axis", .type = FX_ATTR_INT, .i = 1};
+    fx_attr a3 = {.name = "axis", .type = FX_ATTR_INT, .i = 3};
+    CHECK(fx_graph_add_node(g, "tr", "Transpose", (const char *[]){"x"}, 1, (const char *[]){"t"},
+                            1, &pa, 1, &err) == FX_OK); /* (N,6,4,5) */
+    CHECK(fx_graph_add_node(g, "sp", "Split", (const char *[]){"t", "sizes"}, 2,
+                            (const char *[]){"s0", "s1"}, 2, &a1, 1, &err) == FX_OK);
+    CHECK(fx_graph_add_node(g, "cat", "Concat", (const char *[]){"s1", "s0"}, 2,
+                            (const char *[]){"c"}, 1, &a1, 1, &err) == FX_OK);
+    CHECK(fx_graph_add_node(g, "sl", "Slice", (const char *[]){"c", "st", "en", "ax"}, 4,
+                            (const char *[]){"l"}, 1, NULL, 0, &err) == FX_OK);
+    CHECK(fx_graph_add_node(g, "ga", "Gather", (const char *[]){"l", "ix"}, 2,
+                            (const char *[]){"y"}, 1, &a3, 1, &err) == FX_OK);
+    CHECK(fx_graph_add_output(g, "y", &err) == FX_OK);
+    CHECK_MSG(fx_graph_prepare(g, 2, 5, 6, &err) == FX_OK, "%s", err.msg);
+    const char *keep[] = {"t", "s0", "s1", "c", "l"};
+    fx_plan_opts o = {.keep = keep, .n_keep = 5, .use_reference = 1};
+    fx_plan *p = NULL;
+    CHECK_MSG(fx_plan_create(g, &o, &p, &err) == FX_OK, "%s", err.msg);
+    static float x[2 * 4 * 5 * 6], got[2][2 * 4 * 5 * 6];
+    fill(x, 2 * 4 * 5 * 6);
+    CHECK(p && fx_plan_run(p, x, &err) == FX_OK);
+    int checked = 0;
+    for (int i = 0; p && i < g->n_nodes; i++) {
+        const fx_node *n = &g->nodes[i];
+        const float *ins[2] = {NULL, NULL};
+        float *outs[2] = {got[0], got[1]};
+        for (int k = 0; k < n->n_in && k < 2; k++)
+            ins[k] = g->t[n->in[k]].kind == FX_T_INPUT
+                         ? x
+                         : fx_plan_tensor(p, g->t[n->in[k]].name, NULL);
+        copies_ctx c = {ins, outs};
+        CHECK_MSG(fx_lower_copies(g, n, copy_host, &c, &err) == FX_OK, "%s: %s", n->name, err.msg);
+        for (int k = 0; k < n->n_out; k++) {
+            fx_shape s;
+            const float *want = fx_plan_tensor(p, g->t[n->out[k]].name, &s);
+            CHECK_MSG(want && same(got[k], want, fx_shape_numel(&s)), "%s output %d", n->name, k);
+        }
+        checked++;
+    }
+    CHECK(checked == 5);
+    fx_plan_destroy(p);
+    fx_graph_destroy(g);
+}
+
 static void test_unsupported_and_fallback(void)
 {
     fx_graph *ps = pad_slice_graph();
@@ -563,6 +639,7 @@ int main(void)
     RUN(test_lower_slice_gather);
     RUN(test_lower_binary);
     RUN(test_lower_vjp);
+    RUN(test_lower_copies);
     RUN(test_lower_matmul);
     RUN(test_lower_axes);
     RUN(test_unsupported_and_fallback);

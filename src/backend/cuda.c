@@ -242,47 +242,21 @@ static const fx_shape *shape_out(const fx_exec_fast *x, const fx_node *n, int k)
 }
 
 /* Concat, Split, Transpose, Slice, Gather: strided copies (lower.c). */
+typedef struct copy_ctx {
+    cu_ctx *c;
+    const fx_exec_fast *x;
+} copy_ctx;
+
+static fx_status copy_one(void *ctx, const fx_cu_map *m, int in, int out, fx_error *err)
+{
+    const copy_ctx *k = ctx;
+    return fx_cu_map_copy(k->c->stream, k->c->dt, m, k->x->x.in[in], k->x->x.out[out], err);
+}
+
 static fx_status run_copies(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, fx_error *err)
 {
-    const char *op = n->op_type;
-    fx_cu_map m;
-    fx_status st = FX_OK;
-    const fx_shape *o = shape_out(x, n, 0);
-    if (!strcmp(op, "Concat")) {
-        int64_t off = 0;
-        for (int k = 0; k < n->n_in && st == FX_OK; k++) {
-            const fx_shape *in = shape_in(x, n, k);
-            if ((st = fx_lower_concat(o, n->b.axis, in, off, &m)) == FX_OK)
-                st = fx_cu_map_copy(c->stream, c->dt, &m, x->x.in[k], x->x.out[0], err);
-            off += in->d[n->b.axis];
-        }
-    } else if (!strcmp(op, "Split")) {
-        int64_t off = 0;
-        for (int k = 0; k < n->n_out && st == FX_OK; k++) {
-            if ((st = fx_lower_split(shape_in(x, n, 0), n->b.axis, shape_out(x, n, k), off, &m)) ==
-                FX_OK)
-                st = fx_cu_map_copy(c->stream, c->dt, &m, x->x.in[0], x->x.out[k], err);
-            off += n->b.ints[k];
-        }
-    } else if (!strcmp(op, "Transpose")) {
-        if ((st = fx_lower_transpose(&n->b.u.tr, &m)) == FX_OK)
-            st = fx_cu_map_copy(c->stream, c->dt, &m, x->x.in[0], x->x.out[0], err);
-    } else if (!strcmp(op, "Slice")) {
-        if ((st = fx_lower_slice(shape_in(x, n, 0), o, n->b.ints, n->b.ints + FX_OPS_MAX_RANK,
-                                 &m)) == FX_OK)
-            st = fx_cu_map_copy(c->stream, c->dt, &m, x->x.in[0], x->x.out[0], err);
-    } else { /* Gather: constant indices, read on the host */
-        const fx_tensor *it = &x->x.g->t[n->in[1]];
-        const int64_t *ix = it->data;
-        int64_t ni = fx_shape_numel(&it->shape), dim = shape_in(x, n, 0)->d[n->b.axis];
-        for (int64_t i = 0; i < ni && st == FX_OK; i++)
-            if ((st = fx_lower_gather(shape_in(x, n, 0), n->b.axis, ix[i] < 0 ? ix[i] + dim : ix[i],
-                                      i, ni, &m)) == FX_OK)
-                st = fx_cu_map_copy(c->stream, c->dt, &m, x->x.in[0], x->x.out[0], err);
-    }
-    if (st == FX_ERR_UNSUPPORTED && err && !err->msg[0])
-        fx_error_set(err, st, "cuda: %s beyond the kernels' rank", op);
-    return st;
+    copy_ctx k = {c, x};
+    return fx_lower_copies(x->x.g, n, copy_one, &k, err);
 }
 
 static fx_status copy_whole(cu_ctx *c, const fx_node *n, const fx_exec_fast *x, fx_error *err)

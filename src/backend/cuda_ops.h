@@ -99,6 +99,16 @@ fx_status fx_lower_reduce(const fx_reduce_params *p, fx_cu_red *d);
  * ReduceMean over a contiguous run of axes). */
 void fx_lower_axes3(const fx_shape *x, int lo, int hi, int64_t *outer, int64_t *len,
                     int64_t *inner);
+/* The strided copies a Concat, Split, Transpose, Slice or Gather (constant
+ * indices) node of g is made of, in order: each(ctx, m, in, out, err) with
+ * the node's input and output indices the map reads and writes; stops at
+ * the first failure.  The CUDA forward copies along them, the backward
+ * accumulates back along them. */
+struct fx_graph;
+struct fx_node;
+typedef fx_status (*fx_cu_map_fn)(void *ctx, const fx_cu_map *m, int in, int out, fx_error *err);
+fx_status fx_lower_copies(const struct fx_graph *g, const struct fx_node *n, fx_cu_map_fn each,
+                          void *ctx, fx_error *err);
 /* Host executors of the descriptors: what the kernels compute, on floats. */
 void fx_cu_map_host(const fx_cu_map *m, const float *x, float *y);
 void fx_cu_bin_host(const fx_cu_bin *b, const float *a, const float *bb, float *y);

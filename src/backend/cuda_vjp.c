@@ -88,59 +88,25 @@ fx_status cu_prepare_vjp(void *ctx, int s, const fx_node *n, fx_error *err)
     return cu_conv_vjp_prepare(c, n, c->nodes[s].conv, err);
 }
 
-static const fx_shape *shape_in(const fx_vjp_io *io, const fx_node *n, int k)
+/* Concat, Split, Transpose, Slice, Gather: the forward's strided copies
+ * (lower.c) run backwards, where both gradients exist. */
+typedef struct copy_ctx {
+    cu_ctx *c;
+    const fx_vjp_io *io;
+} copy_ctx;
+
+static fx_status copy_back(void *ctx, const fx_cu_map *m, int in, int out, fx_error *err)
 {
-    return &io->g->t[n->in[k]].shape;
+    const copy_ctx *k = ctx;
+    if (!k->io->dx[in] || !k->io->dy[out])
+        return FX_OK;
+    return fx_cu_map_vjp(k->c->stream, m, k->io->dy[out], k->io->dx[in], err);
 }
 
-/* Concat, Split, Transpose, Slice, Gather: the forward's strided copies
- * (lower.c) run backwards. */
 static fx_status copies_vjp(cu_ctx *c, const fx_node *n, const fx_vjp_io *io, fx_error *err)
 {
-    const char *op = n->op_type;
-    const fx_shape *o = &io->g->t[n->out[0]].shape;
-    fx_cu_map m;
-    fx_status st = FX_OK;
-    if (!strcmp(op, "Concat")) {
-        int64_t off = 0;
-        for (int k = 0; k < n->n_in && st == FX_OK; k++) {
-            const fx_shape *in = shape_in(io, n, k);
-            if (io->dx[k] && (st = fx_lower_concat(o, n->b.axis, in, off, &m)) == FX_OK)
-                st = fx_cu_map_vjp(c->stream, &m, io->dy[0], io->dx[k], err);
-            off += in->d[n->b.axis];
-        }
-        return st;
-    }
-    if (!strcmp(op, "Split")) {
-        int64_t off = 0;
-        for (int k = 0; k < n->n_out && st == FX_OK; k++) {
-            const fx_shape *ok = &io->g->t[n->out[k]].shape;
-            if (io->dy[k] &&
-                (st = fx_lower_split(shape_in(io, n, 0), n->b.axis, ok, off, &m)) == FX_OK)
-                st = fx_cu_map_vjp(c->stream, &m, io->dy[k], io->dx[0], err);
-            off += n->b.ints[k];
-        }
-        return st;
-    }
-    if (!strcmp(op, "Transpose")) {
-        if ((st = fx_lower_transpose(&n->b.u.tr, &m)) == FX_OK)
-            st = fx_cu_map_vjp(c->stream, &m, io->dy[0], io->dx[0], err);
-        return st;
-    }
-    if (!strcmp(op, "Slice")) {
-        if ((st = fx_lower_slice(shape_in(io, n, 0), o, n->b.ints, n->b.ints + FX_OPS_MAX_RANK,
-                                 &m)) == FX_OK)
-            st = fx_cu_map_vjp(c->stream, &m, io->dy[0], io->dx[0], err);
-        return st;
-    }
-    const fx_tensor *it = &io->g->t[n->in[1]]; /* Gather: constant indices */
-    const int64_t *ix = it->data;
-    int64_t ni = fx_shape_numel(&it->shape), dim = shape_in(io, n, 0)->d[n->b.axis];
-    for (int64_t i = 0; i < ni && st == FX_OK; i++)
-        if ((st = fx_lower_gather(shape_in(io, n, 0), n->b.axis, ix[i] < 0 ? ix[i] + dim : ix[i], i,
-                                  ni, &m)) == FX_OK)
-            st = fx_cu_map_vjp(c->stream, &m, io->dy[0], io->dx[0], err);
-    return st;
+    copy_ctx k = {c, io};
+    return fx_lower_copies(io->g, n, copy_back, &k, err);
 }
 
 static fx_status binary_vjp(cu_ctx *c, const fx_node *n, const fx_vjp_io *io, fx_error *err)

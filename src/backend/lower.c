@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backend/cuda_ops.h"
+#include "model/graph_internal.h"
 #include "ops/ops_internal.h"
 
 static fx_status map_init(fx_cu_map *m, const fx_shape *dims)
@@ -232,4 +233,46 @@ void fx_cu_red_host(const fx_cu_red *d, const float *x, float *y)
             s += x[base + fx_hd_offset(r, d->nred, d->rdims, d->rstr)];
         y[e] = (float)(s / (double)d->n_red);
     }
+}
+
+fx_status fx_lower_copies(const fx_graph *g, const fx_node *n, fx_cu_map_fn each, void *ctx,
+                          fx_error *err)
+{
+    const char *op = n->op_type;
+    const fx_shape *x = &g->t[n->in[0]].shape, *o = &g->t[n->out[0]].shape;
+    fx_cu_map m;
+    fx_status st = FX_OK;
+    if (!strcmp(op, "Concat")) {
+        int64_t off = 0;
+        for (int k = 0; k < n->n_in && st == FX_OK; k++) {
+            const fx_shape *in = &g->t[n->in[k]].shape;
+            if ((st = fx_lower_concat(o, n->b.axis, in, off, &m)) == FX_OK)
+                st = each(ctx, &m, k, 0, err);
+            off += in->d[n->b.axis];
+        }
+    } else if (!strcmp(op, "Split")) {
+        int64_t off = 0;
+        for (int k = 0; k < n->n_out && st == FX_OK; k++) {
+            if ((st = fx_lower_split(x, n->b.axis, &g->t[n->out[k]].shape, off, &m)) == FX_OK)
+                st = each(ctx, &m, 0, k, err);
+            off += n->b.ints[k];
+        }
+    } else if (!strcmp(op, "Transpose")) {
+        if ((st = fx_lower_transpose(&n->b.u.tr, &m)) == FX_OK)
+            st = each(ctx, &m, 0, 0, err);
+    } else if (!strcmp(op, "Slice")) {
+        if ((st = fx_lower_slice(x, o, n->b.ints, n->b.ints + FX_OPS_MAX_RANK, &m)) == FX_OK)
+            st = each(ctx, &m, 0, 0, err);
+    } else { /* Gather: constant indices, read on the host */
+        const fx_tensor *it = &g->t[n->in[1]];
+        const int64_t *ix = it->data;
+        int64_t ni = fx_shape_numel(&it->shape), dim = x->d[n->b.axis];
+        for (int64_t i = 0; i < ni && st == FX_OK; i++)
+            if ((st = fx_lower_gather(x, n->b.axis, ix[i] < 0 ? ix[i] + dim : ix[i], i, ni, &m)) ==
+                FX_OK)
+                st = each(ctx, &m, 0, 0, err);
+    }
+    if (st == FX_ERR_UNSUPPORTED && err && !err->msg[0])
+        fx_error_set(err, st, "cuda: %s beyond the kernels' rank", op);
+    return st;
 }
