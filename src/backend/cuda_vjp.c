@@ -145,7 +145,7 @@ fx_status cu_run_vjp(void *ctx, int s, const fx_node *n, const fx_vjp_io *io, fx
         return fx_cu_acc(c->stream, fx_shape_numel(out), 1.0f, dy, dx, err);
     fx_unary_kind u = fx_op_unary_kind(op);
     if (u != FX_U_NONE) {
-        int reads_y = u == FX_U_SIGMOID || u == FX_U_TANH;
+        int reads_y = fx_hd_unary_vjp_reads_y(u);
         return fx_cu_unary_vjp(c->stream, c->dt, n->b.u.act.n, u, n->b.u.act.alpha, n->b.u.act.beta,
                                reads_y ? NULL : io->x[0], reads_y ? io->y[0] : NULL, dy, dx, err);
     }

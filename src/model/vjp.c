@@ -176,30 +176,16 @@ fx_status fx_vjp_matmul(const fx_matmul_params *p, const float *a, const float *
 /* ---- activations ------------------------------------------------------------- */
 
 /* The arithmetic is src/ops/hd.h's, shared with the CUDA backend's kernel. */
-static fx_unary_kind unary_of(fx_vjp_act_kind k)
-{
-    static const fx_unary_kind u[] = {FX_U_RELU,     FX_U_LEAKY,  FX_U_CLIP, FX_U_SIGMOID,
-                                      FX_U_HSIGMOID, FX_U_HSWISH, FX_U_TANH, FX_U_ELU,
-                                      FX_U_SELU,     FX_U_GELU};
-    return (unsigned)k < sizeof u / sizeof u[0] ? u[k] : FX_U_NONE;
-}
-
 fx_status fx_vjp_unary(fx_unary_kind u, const fx_act_params *p, const float *x, const float *y,
                        const float *dy, float *dx)
 {
-    int reads_y = u == FX_U_SIGMOID || u == FX_U_TANH;
+    int reads_y = fx_hd_unary_vjp_reads_y(u);
     if (p->n < 0 || (reads_y ? !y : !x))
         return FX_ERR_USAGE;
     for (int64_t i = 0; i < p->n; i++)
         dx[i] += fx_hd_unary_vjp(u, p->alpha, p->beta, reads_y ? 0.0f : x[i], reads_y ? y[i] : 0.0f,
                                  dy[i]);
     return FX_OK;
-}
-
-fx_status fx_vjp_act(fx_vjp_act_kind k, const fx_act_params *p, const float *x, const float *y,
-                     const float *dy, float *dx)
-{
-    return fx_vjp_unary(unary_of(k), p, x, y, dy, dx);
 }
 
 fx_status fx_vjp_prelu(const fx_binary_params *p, const float *x, const float *slope,

@@ -38,25 +38,10 @@ fx_status fx_vjp_gemm(const fx_gemm_params *p, const float *a, const float *b, c
 fx_status fx_vjp_matmul(const fx_matmul_params *p, const float *a, const float *b, const float *dy,
                         float *da, float *db);
 
-typedef enum fx_vjp_act_kind {
-    FX_VJP_RELU = 0,
-    FX_VJP_LEAKY_RELU,   /* alpha = slope */
-    FX_VJP_CLIP,         /* alpha = lo, beta = hi */
-    FX_VJP_SIGMOID,      /* reads y */
-    FX_VJP_HARD_SIGMOID, /* alpha, beta */
-    FX_VJP_HARD_SWISH,
-    FX_VJP_TANH, /* reads y */
-    FX_VJP_ELU,  /* alpha */
-    FX_VJP_SELU, /* alpha, beta = gamma */
-    FX_VJP_GELU,
-} fx_vjp_act_kind;
-
-/* Unary activations on p->n elements.  x: the input, y: the output
- * (Sigmoid and Tanh read y, the others x; the unused one may be NULL). */
-fx_status fx_vjp_act(fx_vjp_act_kind k, const fx_act_params *p, const float *x, const float *y,
-                     const float *dy, float *dx);
-
-/* The same by fx_hd_unary's kind (src/ops/hd.h; FX_U_SILU too). */
+/* Unary activations by fx_hd_unary's kind (src/ops/hd.h; alpha, beta as
+ * there) on p->n elements.  x: the input, y: the output (Sigmoid and Tanh
+ * read y, the others x: fx_hd_unary_vjp_reads_y; the unused one may be
+ * NULL). */
 fx_status fx_vjp_unary(fx_unary_kind u, const fx_act_params *p, const float *x, const float *y,
                        const float *dy, float *dx);
 

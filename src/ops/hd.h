@@ -65,6 +65,13 @@ FX_HD float fx_hd_unary(fx_unary_kind k, float x, float alpha, float beta)
     return x;
 }
 
+/* 1 for the kinds whose VJP reads the output y (Sigmoid, Tanh), 0 for
+ * those that read the input x. */
+FX_HD int fx_hd_unary_vjp_reads_y(fx_unary_kind k)
+{
+    return k == FX_U_SIGMOID || k == FX_U_TANH;
+}
+
 /* The VJP of fx_hd_unary: g (dL/dy) times dy/dx, from the input x or, for
  * Sigmoid and Tanh, the output y.  Kinks as PyTorch's autograd: Relu
  * passes where x > 0, Clip (hardtanh) where alpha < x < beta. */
