@@ -56,28 +56,23 @@ static const fx_node *step_node(const fx_grad *gr, int s)
 static void choose_backend(const fx_plan *p, plan_bw *b)
 {
     const fx_grad *gr = b->gr;
-    b->be = p->be, b->ctx = p->bectx;
-    if (p->be->host_memory && p->be->supports_vjp) {
+    const fx_node *bad = NULL;
+    char why[120] = "";
+    for (int s = 0; p->be->supports_vjp && s < gr->n_region && !bad; s++)
+        if (!p->be->supports_vjp(p->bectx, gr->g, step_node(gr, s), gr->need, why, sizeof why))
+            bad = step_node(gr, s);
+    if (p->be->supports_vjp && !bad) {
+        b->be = p->be, b->ctx = p->bectx;
         snprintf(b->where, sizeof b->where, "%s", p->be->name);
         return;
     }
-    char why[120] = "no backward";
-    for (int s = 0; p->be->supports_vjp && s < gr->n_region; s++) {
-        const fx_node *n = step_node(gr, s);
-        if (!p->be->supports_vjp(p->bectx, gr->g, n, gr->need, why, sizeof why)) {
-            char tmp[120];
-            snprintf(tmp, sizeof tmp, "%s", why);
-            snprintf(why, sizeof why, "%s (node '%s'): %s", n->op_type, n->name, tmp);
-            goto host;
-        }
-        if (s == gr->n_region - 1) {
-            snprintf(b->where, sizeof b->where, "%s", p->be->name);
-            return;
-        }
-    }
-host:
     b->be = &fx_backend_cpu, b->ctx = NULL, b->host_copies = 1;
-    snprintf(b->where, sizeof b->where, "cpu (host copies; the %s backend: %s)", p->be->name, why);
+    if (bad)
+        snprintf(b->where, sizeof b->where, "cpu (host copies; the %s backend: %s (node '%s'): %s)",
+                 p->be->name, bad->op_type, bad->name, why);
+    else
+        snprintf(b->where, sizeof b->where, "cpu (host copies; the %s backend has no backward)",
+                 p->be->name);
 }
 
 /* Offsets by liveness over the steps (see the top comment). */
